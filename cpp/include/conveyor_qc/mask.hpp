@@ -1,0 +1,121 @@
+// Object masks without machine learning, as in the seed: colour thresholds
+// (the chroma-key idea) minus a shadow mask minus a dilated Canny edge mask,
+// then morphology. Or `Auto`: learn the belt from the first frames and take as
+// object whatever differs from it, dark-on-light and light-on-dark alike.
+#pragma once
+
+#include "conveyor_qc/types.hpp"
+
+#include <opencv2/core.hpp>
+
+#include <string>
+
+namespace cqc {
+
+enum class MaskMode {
+    Auto,       // learn the belt's colour from the first frames (no hand-set thresholds)
+    Threshold,  // fixed colour range (object_space / object_lower / object_upper)
+};
+
+enum class ColorSpace {
+    Gray,  // channel 0 only; ranges use element [0]
+    HSV,   // OpenCV 8-bit HSV: H in [0, 180), S and V in [0, 255]
+    Lab,   // OpenCV 8-bit Lab: L, a, b in [0, 255] (a, b offset by 128)
+};
+
+const char* to_string(MaskMode m);
+MaskMode mask_mode_from_string(const std::string& s);
+const char* to_string(ColorSpace c);
+ColorSpace color_space_from_string(const std::string& s);
+
+// All sizes are in pixels of the frame the mask is built on (the frame after
+// downscaling by track.downscale), because that is where the work happens.
+struct MaskParams {
+    MaskMode mode = MaskMode::Auto;
+
+    // --- Threshold mode: the object is every pixel inside [object_lower, object_upper]
+    // in object_space (inclusive). For a grey level with polarity, use Gray and
+    // [0, T] for dark objects on a light belt, [T, 255] for light on dark.
+    ColorSpace object_space = ColorSpace::Gray;
+    cv::Scalar object_lower{0, 0, 0};
+    cv::Scalar object_upper{100, 255, 255};
+
+    // --- Shadow: pixels in this range are removed from the object mask. Threshold
+    // mode uses the range below; Auto mode instead treats as shadow a pixel with
+    // the belt's chroma whose lightness is between shadow_min_ratio and
+    // shadow_max_ratio of the belt's.
+    bool shadow_enabled = true;
+    ColorSpace shadow_space = ColorSpace::HSV;
+    cv::Scalar shadow_lower{0, 0, 0};
+    cv::Scalar shadow_upper{180, 60, 140};
+    double shadow_min_ratio = 0.35;  // lightness ratio to the belt, (0, 1)
+    double shadow_max_ratio = 0.92;  // (shadow_min_ratio, 1]
+    double shadow_chroma = 4.0;      // max chroma distance to the belt, in belt noise sigmas
+
+    // --- Edges: a Canny edge mask, dilated, is removed from the object mask so
+    // that objects touching each other fall apart into two components.
+    bool edges_enabled = true;
+    double canny_low = 60.0;     // [0, canny_high]
+    double canny_high = 160.0;   // [canny_low, 1000]
+    int edge_dilate = 1;         // dilation iterations of the edge mask (3x3), [0, 10]
+
+    // --- Auto mode: belt model learnt from the first auto_learn_frames frames
+    // (one frame in every auto_learn_stride), then a pixel is object when its
+    // Lab distance to the belt exceeds auto_threshold robust sigmas.
+    int auto_learn_frames = 8;       // [1, 1000]
+    int auto_learn_stride = 4;       // [1, 1000]
+    double auto_threshold = 6.0;     // (0, 100]
+    double auto_min_sigma = 3.0;     // floor of the belt noise sigma, 8-bit Lab units, (0, 100]
+
+    // --- Morphology, applied in this order: open, erode, dilate, close.
+    int blur = 3;                // median blur aperture before thresholding, odd in [1, 15] (1 = off)
+    int kernel_size = 3;         // elliptic structuring element, odd in [1, 31]
+    int open_iterations = 1;     // [0, 20]
+    int erode_iterations = 0;    // [0, 20]
+    int dilate_iterations = 0;   // [0, 20]
+    int close_iterations = 0;    // [0, 20]
+
+    void validate() const;  // throws ParamError naming "mask.<field>"
+};
+
+// Builds the binary object mask (CV_8U, 0 or 255) of a BGR frame. Owns its
+// buffers, so in the steady state building a mask allocates nothing.
+class MaskBuilder {
+public:
+    explicit MaskBuilder(const MaskParams& params);  // validates
+
+    // Feed a frame. In Auto mode the first frames also teach the belt model;
+    // until it has seen one frame the mask is empty. `mask` is resized as
+    // needed and has the size of `bgr`.
+    void build(const cv::Mat& bgr, cv::Mat& mask);
+
+    // True once Auto mode has learnt all its frames (always true in Threshold mode).
+    bool ready() const;
+    // Forget the learnt belt (e.g. after a camera change).
+    void reset();
+
+    const MaskParams& params() const { return params_; }
+
+    // Intermediate masks of the last build(), for debugging and docs.
+    const cv::Mat& object_mask() const { return object_; }
+    const cv::Mat& shadow_mask() const { return shadow_; }
+    const cv::Mat& edge_mask() const { return edges_; }
+
+private:
+    void learn(const cv::Mat& lab);
+    void build_auto(const cv::Mat& bgr);
+    void build_threshold(const cv::Mat& bgr);
+
+    MaskParams params_;
+    // Reused buffers.
+    cv::Mat blurred_, converted_, lab_, gray_, object_, shadow_, edges_, kernel_, edge_kernel_;
+    cv::Mat dist_, tmp_f_, tmp_u8_;
+    // Belt model (Auto mode).
+    int frames_seen_ = 0;
+    int frames_learnt_ = 0;
+    cv::Mat samples_;          // pooled Lab samples, CV_8UC3 rows
+    cv::Vec3f belt_mean_{0, 0, 0};
+    cv::Vec3f belt_sigma_{1, 1, 1};
+};
+
+}  // namespace cqc

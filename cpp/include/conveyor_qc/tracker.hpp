@@ -1,0 +1,129 @@
+// A multi-object tracker over OpenCV's single-object trackers, as the seed
+// describes it, plus a tracker-free mode.
+//
+// How a frame is handled (MultiTracker::update):
+//  1. every live track is moved: by its OpenCV tracker (KCF, CSRT, ...) on the
+//     downscaled frame, or, with TrackerKind::None, by its predicted motion;
+//  2. on a detection frame, detections are matched one-to-one to tracks by the
+//     distance between centroids (Hungarian assignment, gated by max_distance);
+//     a matched track takes the detection's box when the tracker has none
+//     (None mode) or when the detection is larger while the object is still
+//     entering (grow_ratio); an unmatched detection in the entry strip starts
+//     a new track;
+//  3. a track ends when its box has left through the exit edge (judged from
+//     its motion, never from the OpenCV tracker, which keeps saying "found"
+//     after the object has gone) or after max_misses frames without being seen.
+#pragma once
+
+#include "conveyor_qc/types.hpp"
+
+#include <opencv2/core.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cqc {
+
+enum class TrackerKind { None, KCF, CSRT, MOSSE, MedianFlow, MIL };
+const char* to_string(TrackerKind k);
+TrackerKind tracker_kind_from_string(const std::string& s);
+
+struct TrackParams {
+    // Which OpenCV single-object tracker follows each object. None: detect on
+    // every frame and match by predicted position (no OpenCV tracker at all).
+    TrackerKind kind = TrackerKind::None;
+    // R: every frame is downscaled by this before tracking and detection. (0, 1]
+    double downscale = 0.5;
+    // X: with an OpenCV tracker, detection runs once every X frames (None mode
+    // detects on every frame). [1, 1000]
+    int detect_every = 20;
+    // Fraction of the frame along the belt, from the entry edge, where new
+    // objects are detected (with an OpenCV tracker) and where new tracks may
+    // start (all modes). (0, 1]
+    double entry_strip = 0.35;
+    Direction direction = Direction::LeftToRight;
+    // Largest distance, in full-resolution pixels, between a track's predicted
+    // centroid and a detection's centroid for them to be the same object. (0, 1e5]
+    double max_distance = 60.0;
+    // A track ends after this many consecutive frames without being seen
+    // (tracker failure, or no matching detection in None mode). [0, 1000]
+    int max_misses = 4;
+    // A track is reported (counted) once it has been seen on this many frames. [1, 1000]
+    int min_hits = 3;
+    // While an object enters, its box is replaced by a detection this many
+    // times larger (area). [1, 10]
+    double grow_ratio = 1.15;
+    // A box within this many full-resolution pixels of a frame edge touches it. [0, 100]
+    double edge_margin = 2.0;
+    // Two live tracks whose boxes overlap by more than this IoU follow the same
+    // object; the younger one is dropped. (0, 1]
+    double duplicate_iou = 0.6;
+    // Update OpenCV trackers on several threads (they are independent).
+    bool parallel = true;
+
+    void validate() const;  // throws ParamError naming "track.<field>"
+};
+
+// A live track as the caller sees it after a frame.
+struct TrackState {
+    int id = 0;                // stable number; confirmed tracks are numbered 1, 2, 3... in order of confirmation
+    cv::Rect2f box;            // current box (visible part, clipped to the frame), full resolution
+    bool confirmed = false;    // seen on >= min_hits frames; unconfirmed tracks have id 0 and are never reported
+    bool whole = false;        // box touches no frame edge: the whole object is in view
+    bool best_updated = false; // this frame's box became the track's best (largest whole) box
+    bool detected = false;     // a detection matched this track on this frame
+};
+
+// One box of a track's history.
+struct TrackPoint {
+    int frame = 0;  // 0-based frame index
+    cv::Rect2f box;
+};
+
+// A track that has ended (left the frame, was lost, or the stream ended).
+struct FinishedTrack {
+    int id = 0;
+    int first_frame = 0;
+    int last_frame = 0;
+    std::vector<TrackPoint> history;  // one point per frame the track was live
+    cv::Rect2f best_box;              // largest box seen while whole in view (largest box at all if never whole)
+    int best_frame = 0;
+    bool ever_whole = false;
+    Detection shape;                  // the largest detection matched to the track (shape figures)
+    enum class End { Exited, Lost, StreamEnd } end = End::Exited;
+};
+
+class MultiTracker {
+public:
+    static std::unique_ptr<MultiTracker> create(const TrackParams& params);  // validates
+    virtual ~MultiTracker() = default;
+
+    // Advance by one frame.
+    //  frame_index: 0-based index of this frame
+    //  small: the frame downscaled by params().downscale (BGR, CV_8UC3)
+    //  full_size: size of the full-resolution frame
+    //  detections: this frame's detections in full-resolution pixels, or
+    //              nullptr when this is not a detection frame
+    virtual void update(int frame_index, const cv::Mat& small, cv::Size full_size,
+                        const std::vector<Detection>* detections) = 0;
+
+    // Whether update() wants detections on this frame.
+    virtual bool is_detection_frame(int frame_index) const = 0;
+
+    // Live tracks after the last update (confirmed and unconfirmed).
+    virtual const std::vector<TrackState>& tracks() const = 0;
+
+    // Tracks confirmed and ended since the last call (moved out).
+    virtual void take_finished(std::vector<FinishedTrack>& out) = 0;
+
+    // End every live track (end of stream). Confirmed ones become finished.
+    virtual void finish_all() = 0;
+
+    // Number of confirmed tracks so far (finished and live): the running count.
+    virtual int confirmed_count() const = 0;
+
+    virtual const TrackParams& params() const = 0;
+};
+
+}  // namespace cqc
