@@ -1,0 +1,78 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each installs
+# what it needs: Debian's OpenCV C++ development files (with contrib tracking),
+# a virtual environment at .venv, and the package built into it.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+SHARED ?= $(abspath ../shared)
+export CONVEYOR_QC_SHARED ?= $(SHARED)
+
+SOURCES := $(shell find cpp python -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.py' -o -name '*.pyi' -o -name '*.html' -o -name '*.js' -o -name '*.css' \) 2>/dev/null) CMakeLists.txt pyproject.toml
+
+.PHONY: all demo test test-cpp bench sysdeps clean help
+all: $(VENV)/.installed
+
+help:
+	@echo "make demo   build everything, make the synthetic demo video and run the pipeline on it (out/demo/)"
+	@echo "make test   build everything and run all tests (C++ and Python)"
+	@echo "make bench  run the throughput benchmarks (bench/)"
+	@echo "make clean  remove build outputs and the virtual environment"
+
+# OpenCV's C++ headers and the contrib tracking module.
+sysdeps: build/.sysdeps
+build/.sysdeps:
+	@mkdir -p build
+	@if pkg-config --exists opencv4 2>/dev/null && [ -f "$$(pkg-config --variable=includedir opencv4)/opencv2/tracking.hpp" ]; then \
+	  true; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing OpenCV C++ development files (libopencv-dev) with apt-get..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    libopencv-dev pkg-config g++ make >/dev/null || exit 1; \
+	else \
+	  echo "error: OpenCV's C++ development files are missing." >&2; \
+	  echo "  Install them with:  sudo apt-get install libopencv-dev" >&2; \
+	  exit 1; \
+	fi
+	@touch $@
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	@touch $@
+
+# Build requirements live in the venv so that rebuilds are incremental
+# (no build isolation: the persistent build/ directory is reused).
+$(VENV)/.deps: pyproject.toml $(VENV)/.created
+	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
+	$(PIP) install -q numpy "opencv-contrib-python-headless>=4.8" "boto3>=1.34" "tomli-w>=1.0" \
+	  "pytest>=8" "hypothesis>=6" "pytest-benchmark>=4"
+	@touch $@
+
+$(VENV)/.installed: build/.sysdeps $(VENV)/.deps $(SOURCES)
+	$(PIP) install -q --no-build-isolation --no-deps .
+	@touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/conveyor-qc synth out/demo-video --preset cookies --seed 1 --seconds 20
+	$(VENV)/bin/conveyor-qc run out/demo-video/video.mp4 --out out/demo
+	@$(PY) -m conveyor_qc.demo_summary out/demo out/demo-video
+
+# The core on its own, from C++ with no Python: library, tests, example.
+build/cpp/test_core: build/.sysdeps $(VENV)/.deps $(SOURCES)
+	$(VENV)/bin/cmake -S . -B build/cpp -G Ninja -DCQC_BUILD_PYTHON=OFF -DCQC_BUILD_TESTS=ON \
+	  -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	$(VENV)/bin/cmake --build build/cpp -j2
+
+test-cpp: $(VENV)/.deps build/cpp/test_core
+	cd build/cpp && ../../$(VENV)/bin/ctest --output-on-failure
+
+test: $(VENV)/.installed test-cpp
+	$(PY) -m pytest -q tests
+
+bench: $(VENV)/.installed
+	$(PY) -m pytest bench --benchmark-only -q
+
+clean:
+	rm -rf build out $(VENV) dist

@@ -1,0 +1,307 @@
+// Thin pybind11 bindings of the core. Frames cross from NumPy to cv::Mat
+// without a copy, the GIL is released while the core works, and every
+// parameter struct is exposed field by field (with the list of field names, so
+// the Python config loader can reject unknown keys without a second list).
+#include "conveyor_qc/pipeline.hpp"
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+namespace py = pybind11;
+using namespace cqc;
+
+namespace {
+
+// A cv::Mat header over a NumPy array's memory: no copy. Only uint8 HxWx3
+// C-contiguous arrays are accepted; anything else is a Python exception.
+cv::Mat frame_view(const py::array& a, const char* what = "frame") {
+    if (!py::isinstance<py::array_t<uint8_t>>(a) || a.dtype().kind() != 'u' || a.itemsize() != 1) {
+        throw py::type_error(std::string(what) + " must be a uint8 array (got dtype " +
+                             py::str(a.dtype()).cast<std::string>() + ")");
+    }
+    if (a.ndim() != 3 || a.shape(2) != 3) {
+        std::string shape = "(";
+        for (py::ssize_t i = 0; i < a.ndim(); ++i) shape += (i ? ", " : "") + std::to_string(a.shape(i));
+        shape += a.ndim() == 1 ? ",)" : ")";
+        throw py::value_error(std::string(what) + " must have shape (height, width, 3), got " + shape);
+    }
+    if (!(a.flags() & py::array::c_style)) {
+        throw py::value_error(std::string(what) +
+                              " must be C-contiguous (use numpy.ascontiguousarray to make it so)");
+    }
+    if (a.shape(0) < 1 || a.shape(1) < 1) throw py::value_error(std::string(what) + " is empty");
+    return cv::Mat(static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), CV_8UC3,
+                   const_cast<void*>(a.data()), static_cast<size_t>(a.strides(0)));
+}
+
+cv::Mat mask_view(const py::array& a) {
+    if (a.dtype().kind() != 'u' || a.itemsize() != 1 || a.ndim() != 2 || !(a.flags() & py::array::c_style)) {
+        throw py::value_error("mask must be a C-contiguous 2-D uint8 array");
+    }
+    return cv::Mat(static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), CV_8UC1,
+                   const_cast<void*>(a.data()), static_cast<size_t>(a.strides(0)));
+}
+
+py::array_t<uint8_t> mask_to_numpy(const cv::Mat& m) {
+    py::array_t<uint8_t> out({m.rows, m.cols});
+    for (int y = 0; y < m.rows; ++y) std::memcpy(out.mutable_data(y, 0), m.ptr(y), static_cast<size_t>(m.cols));
+    return out;
+}
+
+py::tuple rect_tuple(const cv::Rect2f& r) { return py::make_tuple(r.x, r.y, r.width, r.height); }
+
+py::dict detection_dict(const Detection& d) {
+    py::dict o;
+    o["box"] = rect_tuple(d.box);
+    o["centroid"] = py::make_tuple(d.centroid.x, d.centroid.y);
+    o["area"] = d.area;
+    o["solidity"] = d.solidity;
+    o["circularity"] = d.circularity;
+    return o;
+}
+
+// Detections as columns: boxes (N, 4) x, y, w, h; centroids (N, 2); area,
+// solidity, circularity (N,). One allocation per column, no Python objects per row.
+py::dict detections_columns(const std::vector<Detection>& ds) {
+    const py::ssize_t n = static_cast<py::ssize_t>(ds.size());
+    py::array_t<float> boxes({n, py::ssize_t(4)}), cents({n, py::ssize_t(2)});
+    py::array_t<float> area(n), solidity(n), circ(n);
+    auto b = boxes.mutable_unchecked<2>();
+    auto c = cents.mutable_unchecked<2>();
+    auto a = area.mutable_unchecked<1>(), s = solidity.mutable_unchecked<1>(), k = circ.mutable_unchecked<1>();
+    for (py::ssize_t i = 0; i < n; ++i) {
+        const auto& d = ds[static_cast<size_t>(i)];
+        b(i, 0) = d.box.x; b(i, 1) = d.box.y; b(i, 2) = d.box.width; b(i, 3) = d.box.height;
+        c(i, 0) = d.centroid.x; c(i, 1) = d.centroid.y;
+        a(i) = d.area; s(i) = d.solidity; k(i) = d.circularity;
+    }
+    py::dict o;
+    o["boxes"] = boxes; o["centroids"] = cents; o["area"] = area; o["solidity"] = solidity; o["circularity"] = circ;
+    return o;
+}
+
+const char* end_name(FinishedTrack::End e) {
+    switch (e) {
+        case FinishedTrack::End::Exited: return "exited";
+        case FinishedTrack::End::Lost: return "lost";
+        case FinishedTrack::End::StreamEnd: return "stream_end";
+    }
+    return "exited";
+}
+
+py::dict finished_dict(const FinishedTrack& t) {
+    const py::ssize_t n = static_cast<py::ssize_t>(t.history.size());
+    py::array_t<int32_t> frames(n);
+    py::array_t<float> boxes({n, py::ssize_t(4)});
+    auto f = frames.mutable_unchecked<1>();
+    auto b = boxes.mutable_unchecked<2>();
+    for (py::ssize_t i = 0; i < n; ++i) {
+        const auto& p = t.history[static_cast<size_t>(i)];
+        f(i) = p.frame;
+        b(i, 0) = p.box.x; b(i, 1) = p.box.y; b(i, 2) = p.box.width; b(i, 3) = p.box.height;
+    }
+    py::dict o;
+    o["id"] = t.id;
+    o["first_frame"] = t.first_frame;
+    o["last_frame"] = t.last_frame;
+    o["frames"] = frames;
+    o["boxes"] = boxes;
+    o["best_box"] = rect_tuple(t.best_box);
+    o["best_frame"] = t.best_frame;
+    o["ever_whole"] = t.ever_whole;
+    o["shape"] = detection_dict(t.shape);
+    o["end"] = end_name(t.end);
+    return o;
+}
+
+// Binds one parameter struct: each field becomes a property, and its name is
+// recorded in the class attribute `FIELDS` (in declaration order).
+template <class T>
+struct ParamsBinder {
+    py::class_<T> cls;
+    std::vector<std::string> names;
+    ParamsBinder(py::module_& m, const char* name, const char* doc) : cls(m, name, doc) {
+        cls.def(py::init<>());
+        cls.def("validate", &T::validate, "Raise ParamError naming the first out-of-range field.");
+    }
+    template <class M>
+    ParamsBinder& field(const char* name, M T::*member) {
+        cls.def_readwrite(name, member);
+        names.emplace_back(name);
+        return *this;
+    }
+    // Enum fields read and write as the strings the config file uses.
+    template <class E>
+    ParamsBinder& enum_field(const char* name, E T::*member, E (*parse)(const std::string&)) {
+        cls.def_property(
+            name, [member](const T& p) { return std::string(to_string(p.*member)); },
+            [member, parse](T& p, const std::string& v) { p.*member = parse(v); });
+        names.emplace_back(name);
+        return *this;
+    }
+    ParamsBinder& scalar_field(const char* name, cv::Scalar T::*member) {
+        cls.def_property(
+            name, [member](const T& p) { const auto& s = p.*member; return std::vector<double>{s[0], s[1], s[2]}; },
+            [member, name](T& p, const std::vector<double>& v) {
+                if (v.size() != 3) throw ParamError(std::string(name) + " must be a list of 3 numbers");
+                p.*member = cv::Scalar(v[0], v[1], v[2]);
+            });
+        names.emplace_back(name);
+        return *this;
+    }
+    void done() { cls.attr("FIELDS") = py::tuple(py::cast(names)); }
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "conveyor-qc's C++ core: masks, connected components and the multi-tracker.";
+
+    auto param_error = py::register_exception<ParamError>(m, "ParamError", PyExc_ValueError);
+    py::register_exception<InputError>(m, "InputError", PyExc_ValueError);
+    (void)param_error;
+
+    ParamsBinder<MaskParams>(m, "MaskParams", "Object mask settings (see mask.hpp).")
+        .enum_field("mode", &MaskParams::mode, &mask_mode_from_string)
+        .enum_field("object_space", &MaskParams::object_space, &color_space_from_string)
+        .scalar_field("object_lower", &MaskParams::object_lower)
+        .scalar_field("object_upper", &MaskParams::object_upper)
+        .field("shadow_enabled", &MaskParams::shadow_enabled)
+        .enum_field("shadow_space", &MaskParams::shadow_space, &color_space_from_string)
+        .scalar_field("shadow_lower", &MaskParams::shadow_lower)
+        .scalar_field("shadow_upper", &MaskParams::shadow_upper)
+        .field("shadow_min_ratio", &MaskParams::shadow_min_ratio)
+        .field("shadow_max_ratio", &MaskParams::shadow_max_ratio)
+        .field("shadow_chroma", &MaskParams::shadow_chroma)
+        .field("edges_enabled", &MaskParams::edges_enabled)
+        .field("canny_low", &MaskParams::canny_low)
+        .field("canny_high", &MaskParams::canny_high)
+        .field("edge_dilate", &MaskParams::edge_dilate)
+        .field("auto_learn_frames", &MaskParams::auto_learn_frames)
+        .field("auto_learn_stride", &MaskParams::auto_learn_stride)
+        .field("auto_threshold", &MaskParams::auto_threshold)
+        .field("auto_min_sigma", &MaskParams::auto_min_sigma)
+        .field("blur", &MaskParams::blur)
+        .field("kernel_size", &MaskParams::kernel_size)
+        .field("open_iterations", &MaskParams::open_iterations)
+        .field("erode_iterations", &MaskParams::erode_iterations)
+        .field("dilate_iterations", &MaskParams::dilate_iterations)
+        .field("close_iterations", &MaskParams::close_iterations)
+        .done();
+
+    ParamsBinder<DetectParams>(m, "DetectParams", "Connected-component settings (see detector.hpp).")
+        .field("min_area", &DetectParams::min_area)
+        .field("max_area", &DetectParams::max_area)
+        .field("split_solidity", &DetectParams::split_solidity)
+        .done();
+
+    ParamsBinder<TrackParams>(m, "TrackParams", "Multi-tracker settings (see tracker.hpp).")
+        .enum_field("kind", &TrackParams::kind, &tracker_kind_from_string)
+        .field("downscale", &TrackParams::downscale)
+        .field("detect_every", &TrackParams::detect_every)
+        .field("entry_strip", &TrackParams::entry_strip)
+        .enum_field("direction", &TrackParams::direction, &direction_from_string)
+        .field("max_distance", &TrackParams::max_distance)
+        .field("max_misses", &TrackParams::max_misses)
+        .field("min_hits", &TrackParams::min_hits)
+        .field("grow_ratio", &TrackParams::grow_ratio)
+        .field("edge_margin", &TrackParams::edge_margin)
+        .field("duplicate_iou", &TrackParams::duplicate_iou)
+        .field("parallel", &TrackParams::parallel)
+        .done();
+
+    py::class_<PipelineParams>(m, "PipelineParams")
+        .def(py::init<>())
+        .def_readwrite("mask", &PipelineParams::mask)
+        .def_readwrite("detect", &PipelineParams::detect)
+        .def_readwrite("track", &PipelineParams::track)
+        .def("validate", &PipelineParams::validate);
+
+    py::class_<MaskBuilder>(m, "MaskBuilder", "Builds object masks; keeps the learnt belt model between frames.")
+        .def(py::init<const MaskParams&>())
+        .def("build",
+             [](MaskBuilder& self, const py::array& frame) {
+                 cv::Mat view = frame_view(frame), mask;
+                 {
+                     py::gil_scoped_release release;
+                     self.build(view, mask);
+                 }
+                 return mask_to_numpy(mask);
+             },
+             py::arg("frame"), "Object mask (uint8, 0 or 255) of a BGR frame.")
+        .def_property_readonly("ready", &MaskBuilder::ready);
+
+    py::class_<Detector>(m, "Detector", "Connected components to detections.")
+        .def(py::init<const DetectParams&>())
+        .def("detect",
+             [](Detector& self, const py::array& mask, std::vector<int> roi, double scale) {
+                 cv::Mat view = mask_view(mask);
+                 if (!roi.empty() && roi.size() != 4) throw py::value_error("roi must be (x, y, w, h) or empty");
+                 cv::Rect r = roi.empty() ? cv::Rect() : cv::Rect(roi[0], roi[1], roi[2], roi[3]);
+                 std::vector<Detection> out;
+                 {
+                     py::gil_scoped_release release;
+                     self.detect(view, r, scale, out);
+                 }
+                 return detections_columns(out);
+             },
+             py::arg("mask"), py::arg("roi") = std::vector<int>{}, py::arg("scale") = 1.0,
+             "Detections as columns: boxes (N,4 x,y,w,h), centroids, area, solidity, circularity.");
+
+    py::class_<Pipeline>(m, "Pipeline", "The core's per-frame job: downscale, mask, components, tracking.")
+        .def(py::init<const PipelineParams&>())
+        .def("process",
+             [](Pipeline& self, const py::array& frame) {
+                 cv::Mat view = frame_view(frame);
+                 const FrameResult* r;
+                 {
+                     py::gil_scoped_release release;
+                     r = &self.process(view);
+                 }
+                 const py::ssize_t n = static_cast<py::ssize_t>(r->tracks.size());
+                 py::array_t<int32_t> ids(n);
+                 py::array_t<float> boxes({n, py::ssize_t(4)});
+                 py::array_t<bool> confirmed(n), whole(n), best(n), detected(n);
+                 auto i_ = ids.mutable_unchecked<1>();
+                 auto b_ = boxes.mutable_unchecked<2>();
+                 auto c_ = confirmed.mutable_unchecked<1>(), w_ = whole.mutable_unchecked<1>();
+                 auto be_ = best.mutable_unchecked<1>(), d_ = detected.mutable_unchecked<1>();
+                 for (py::ssize_t i = 0; i < n; ++i) {
+                     const auto& t = r->tracks[static_cast<size_t>(i)];
+                     i_(i) = t.id;
+                     b_(i, 0) = t.box.x; b_(i, 1) = t.box.y; b_(i, 2) = t.box.width; b_(i, 3) = t.box.height;
+                     c_(i) = t.confirmed; w_(i) = t.whole; be_(i) = t.best_updated; d_(i) = t.detected;
+                 }
+                 py::dict o;
+                 o["frame_index"] = r->frame_index;
+                 o["detection_frame"] = r->detection_frame;
+                 o["ids"] = ids;
+                 o["boxes"] = boxes;
+                 o["confirmed"] = confirmed;
+                 o["whole"] = whole;
+                 o["best_updated"] = best;
+                 o["detected"] = detected;
+                 o["count"] = r->count;
+                 o["detections"] = detections_columns(r->detections);
+                 return o;
+             },
+             py::arg("frame"),
+             "Process the next BGR frame (uint8, HxWx3, C-contiguous; not copied). Returns the live tracks.")
+        .def("take_finished",
+             [](Pipeline& self) {
+                 std::vector<FinishedTrack> done;
+                 self.take_finished(done);
+                 py::list out;
+                 for (const auto& t : done) out.append(finished_dict(t));
+                 return out;
+             },
+             "Tracks confirmed and ended since the last call.")
+        .def("finish", &Pipeline::finish, "End of stream: every live confirmed track becomes finished.")
+        .def_property_readonly("frames_processed", &Pipeline::frames_processed)
+        .def("last_mask", [](const Pipeline& self) { return mask_to_numpy(self.last_mask()); },
+             "The object mask of the last detection frame (at the downscaled size).");
+}

@@ -1,0 +1,76 @@
+#include "conveyor_qc/pipeline.hpp"
+
+#include <opencv2/imgproc.hpp>
+
+#include <string>
+
+namespace cqc {
+
+void PipelineParams::validate() const {
+    mask.validate();
+    detect.validate();
+    track.validate();
+}
+
+Pipeline::Pipeline(const PipelineParams& params)
+    : params_(params),
+      mask_((params.validate(), params.mask)),
+      detector_(params.detect),
+      tracker_(MultiTracker::create(params.track)) {}
+
+const FrameResult& Pipeline::process(const cv::Mat& bgr) {
+    if (bgr.empty() || bgr.type() != CV_8UC3) {
+        throw InputError("frame must be a non-empty 8-bit BGR image (CV_8UC3), got type " +
+                         std::to_string(bgr.type()) + " of size " + std::to_string(bgr.cols) + "x" +
+                         std::to_string(bgr.rows));
+    }
+    if (next_frame_ == 0) {
+        frame_size_ = bgr.size();
+    } else if (bgr.size() != frame_size_) {
+        throw InputError("frame size changed mid-stream: " + std::to_string(bgr.cols) + "x" +
+                         std::to_string(bgr.rows) + " after " + std::to_string(frame_size_.width) + "x" +
+                         std::to_string(frame_size_.height));
+    }
+
+    // One downscale per frame: tracking and detection both work on it.
+    const double r = params_.track.downscale;
+    if (r < 1.0) {
+        cv::resize(bgr, small_, cv::Size(), r, r, cv::INTER_AREA);
+    } else {
+        small_ = bgr;  // header only, no copy
+    }
+
+    const int index = next_frame_++;
+    result_.frame_index = index;
+    result_.detection_frame = tracker_->is_detection_frame(index);
+    result_.detections.clear();
+
+    // Auto mode must see the belt on its learning frames even when detection
+    // does not run on them.
+    const bool learning = !mask_.ready() && params_.mask.mode == MaskMode::Auto;
+    if (result_.detection_frame || learning) {
+        mask_.build(small_, mask_img_);
+    }
+    if (result_.detection_frame) {
+        // With an OpenCV tracker, look for new objects only in the entry strip;
+        // without one, detections must cover the whole frame to move tracks.
+        cv::Rect roi;  // empty = whole mask
+        if (params_.track.kind != TrackerKind::None) {
+            BeltAxis axis{params_.track.direction, small_.size()};
+            roi = axis.entry_strip(params_.track.entry_strip) & cv::Rect(0, 0, small_.cols, small_.rows);
+        }
+        detector_.detect(mask_img_, roi, r, result_.detections);
+    }
+    tracker_->update(index, small_, frame_size_, result_.detection_frame ? &result_.detections : nullptr);
+
+    const auto& live = tracker_->tracks();
+    result_.tracks.assign(live.begin(), live.end());
+    result_.count = tracker_->confirmed_count();
+    return result_;
+}
+
+void Pipeline::take_finished(std::vector<FinishedTrack>& out) { tracker_->take_finished(out); }
+
+void Pipeline::finish() { tracker_->finish_all(); }
+
+}  // namespace cqc

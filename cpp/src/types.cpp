@@ -1,0 +1,30 @@
+#include "conveyor_qc/types.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace cqc {
+
+const char* to_string(Direction d) {
+    switch (d) {
+        case Direction::LeftToRight: return "left_to_right";
+        case Direction::RightToLeft: return "right_to_left";
+        case Direction::TopToBottom: return "top_to_bottom";
+        case Direction::BottomToTop: return "bottom_to_top";
+    }
+    return "left_to_right";
+}
+
+Direction direction_from_string(const std::string& s) {
+    std::string v(s);
+    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::replace(v.begin(), v.end(), '-', '_');
+    for (Direction d : {Direction::LeftToRight, Direction::RightToLeft, Direction::TopToBottom,
+                        Direction::BottomToTop}) {
+        if (v == to_string(d)) return d;
+    }
+    throw ParamError("track.direction must be one of left_to_right, right_to_left, top_to_bottom, "
+                     "bottom_to_top, got '" + s + "'");
+}
+
+}  // namespace cqc

@@ -1,0 +1,216 @@
+"""Settings of a run, loaded from and saved to TOML with validation.
+
+The core's parameter structs (``mask``, ``detect``, ``track``) are the single
+source of truth for their fields, defaults and ranges: this module only maps
+TOML tables onto them and lets the core validate. ``output`` is the Python
+layer's own section (crops, annotated video).
+
+An unknown key or an out-of-range value is a :class:`ConfigError` that names
+the key (``track.downscale``) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from . import _core
+from .atomic import atomic_write_bytes
+
+__all__ = ["Config", "ConfigError", "OutputParams"]
+
+
+class ConfigError(ValueError):
+    """A setting is unknown, of the wrong type or out of range."""
+
+
+@dataclass
+class OutputParams:
+    """What ``run`` writes besides tracks, objects and the summary."""
+
+    #: Side of the square crops, in pixels (the seed's Lookout for Vision size).
+    crop_size: int = 384
+    #: Save a crop of each object every this many frames while it is whole in view
+    #: (its best crop is always kept). Crops of consecutive frames are near-duplicates.
+    crop_every: int = 10
+    #: Grow each box by this fraction on every side before cropping (the seed grows by 10%).
+    crop_margin: float = 0.1
+    #: Write crops/<track_id>/<frame>.png.
+    crops: bool = True
+    #: Write annotated.mp4.
+    video: bool = True
+
+    _ranges = {
+        "crop_size": (16, 4096),
+        "crop_every": (1, 100000),
+        "crop_margin": (0.0, 2.0),
+    }
+
+    def validate(self) -> None:
+        for name, (lo, hi) in self._ranges.items():
+            value = getattr(self, name)
+            if not (lo <= value <= hi):
+                raise ConfigError(f"output.{name} must be in [{lo}, {hi}], got {value}")
+
+
+SECTIONS = ("mask", "detect", "track", "output")
+
+
+def _default_core_params() -> _core.PipelineParams:
+    return _core.PipelineParams()
+
+
+@dataclass
+class Config:
+    """All settings of a run. ``Config()`` gives the documented defaults."""
+
+    core: _core.PipelineParams = field(default_factory=_default_core_params)
+    output: OutputParams = field(default_factory=OutputParams)
+
+    # Convenience views of the core's sections.
+    @property
+    def mask(self) -> _core.MaskParams:
+        return self.core.mask
+
+    @property
+    def detect(self) -> _core.DetectParams:
+        return self.core.detect
+
+    @property
+    def track(self) -> _core.TrackParams:
+        return self.core.track
+
+    # --- building -----------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "Config":
+        """Build from nested tables ``{"track": {"kind": "kcf"}, ...}``; missing keys keep defaults."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a table of sections, got {type(data).__name__}")
+        config = cls()
+        for section, table in data.items():
+            if section not in SECTIONS:
+                raise ConfigError(
+                    f"{source}: unknown section [{section}] (known: {', '.join(SECTIONS)})"
+                )
+            if not isinstance(table, dict):
+                raise ConfigError(f"{source}: [{section}] must be a table of settings")
+            for key, value in table.items():
+                config.set(f"{section}.{key}", value, source=source)
+        config.validate(source)
+        return config
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        """Read a TOML file. Errors name the file and the key."""
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        return cls.from_dict(data, source=str(path))
+
+    def set(self, dotted_key: str, value: Any, source: str = "config") -> None:
+        """Set one setting by its dotted name, checking name and type."""
+        section, _, key = dotted_key.partition(".")
+        if section not in SECTIONS or not key:
+            raise ConfigError(f"{source}: unknown key '{dotted_key}' (sections: {', '.join(SECTIONS)})")
+        target = self._section(section)
+        known = self._fields(section)
+        if key not in known:
+            raise ConfigError(
+                f"{source}: unknown key '{dotted_key}' (known in [{section}]: {', '.join(known)})"
+            )
+        current = getattr(target, key)
+        value = _check_type(f"{section}.{key}", current, value, source)
+        try:
+            setattr(target, key, value)
+        except ValueError as exc:  # enum strings are parsed (and refused) by the core
+            raise ConfigError(f"{source}: {exc}") from None
+
+    def validate(self, source: str = "config") -> None:
+        try:
+            self.core.validate()
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        try:
+            self.output.validate()
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    # --- reading back -------------------------------------------------------
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {
+            section: {key: getattr(self._section(section), key) for key in self._fields(section)}
+            for section in SECTIONS
+        }
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def save(self, path: str | Path, header: str = "") -> None:
+        """Write as TOML, atomically. ``header`` becomes leading comment lines."""
+        comment = "".join(f"# {line}\n" for line in header.splitlines())
+        atomic_write_bytes(Path(path), (comment + self.to_toml()).encode("utf-8"))
+
+    def copy(self) -> "Config":
+        return Config.from_dict(self.to_dict())
+
+    # --- helpers --------------------------------------------------------------
+
+    def _section(self, section: str) -> Any:
+        return self.output if section == "output" else getattr(self.core, section)
+
+    @staticmethod
+    def _fields(section: str) -> tuple[str, ...]:
+        if section == "output":
+            return tuple(f.name for f in dataclasses.fields(OutputParams))
+        return tuple(getattr(_core, f"{section.capitalize()}Params").FIELDS)
+
+
+def _check_type(key: str, current: Any, value: Any, source: str) -> Any:
+    """The new value must be of the kind the default is (ints stay ints...)."""
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{source}: {key} must be {expected}, got {value!r}")
+
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if isinstance(current, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        if not math.isfinite(value):
+            raise bad("a finite number")
+        return float(value)
+    if isinstance(current, str):
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if isinstance(current, list):
+        if (
+            not isinstance(value, list)
+            or len(value) != len(current)
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        ):
+            raise bad(f"a list of {len(current)} numbers")
+        return [float(v) for v in value]
+    return value

@@ -1,0 +1,175 @@
+"""The embedding API: give frames, get tracked boxes and finished objects.
+
+    from conveyor_qc import Config, Pipeline
+
+    pipeline = Pipeline(Config())
+    for frame in frames:                      # BGR uint8 HxWx3 arrays
+        update = pipeline.process(frame)
+        for track_id, box in update.tracks:   # confirmed objects in view
+            ...
+        for obj in update.finished:           # objects that have left
+            print(obj.track_id, obj.best_box, obj.best_crop.shape)
+    for obj in pipeline.finish():             # objects still in view at the end
+        ...
+
+All detection and tracking happens in the C++ core (``_core.Pipeline``);
+this class adds what needs the frame pixels in Python: the letterboxed crops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _core
+from .config import Config
+from .crops import cut_out
+
+__all__ = ["Pipeline", "Tracks", "ObjectEvent", "FrameUpdate", "Crop"]
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """The confirmed objects in view on one frame, one row per object.
+
+    A column per field (like supervision's Detections): ``ids`` (N,) int32,
+    ``boxes`` (N, 4) float32 x, y, w, h in full-resolution pixels, ``whole``
+    (N,) bool, True where the object is wholly in view.
+    """
+
+    frame_index: int
+    ids: np.ndarray
+    boxes: np.ndarray
+    whole: np.ndarray
+    #: Objects counted so far (finished and in view).
+    count: int
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def __iter__(self) -> Iterator[tuple[int, tuple[float, float, float, float]]]:
+        for i in range(len(self)):
+            yield int(self.ids[i]), tuple(float(v) for v in self.boxes[i])
+
+
+@dataclass(frozen=True)
+class Crop:
+    track_id: int
+    frame_index: int
+    image: np.ndarray
+
+
+@dataclass
+class ObjectEvent:
+    """An object that has left the frame (or was in view when the stream ended)."""
+
+    track_id: int
+    #: 0-based index of the first and last frame the object was tracked on.
+    first_frame: int
+    last_frame: int
+    #: (M,) frame indices and (M, 4) boxes: the object's path.
+    frames: np.ndarray
+    boxes: np.ndarray
+    #: Its largest box while wholly in view (largest at all if it never was), and that frame.
+    best_box: tuple[float, float, float, float]
+    best_frame: int
+    ever_whole: bool
+    #: The object cut out on its best frame, letterboxed (None if it never was in view whole).
+    best_crop: np.ndarray | None
+    #: Shape figures of its largest detection: area, solidity, circularity, ...
+    shape: dict = field(default_factory=dict)
+    #: "exited", "lost" or "stream_end".
+    end: str = "exited"
+    label: str = "unknown"
+    score: float = float("nan")
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.frames.shape[0])
+
+
+@dataclass(frozen=True)
+class FrameUpdate:
+    tracks: Tracks
+    finished: list[ObjectEvent]
+    #: Crops cut on this frame (when ``keep_crops`` is on): every ``output.crop_every`` frames per object.
+    crops: list[Crop]
+
+
+class Pipeline:
+    """Frames in, tracked objects out. See the module docstring."""
+
+    def __init__(self, config: Config | None = None, keep_crops: bool = False):
+        self.config = config if config is not None else Config()
+        self.config.validate()
+        self._core = _core.Pipeline(self.config.core)
+        self._keep_crops = keep_crops
+        self._best_crops: dict[int, np.ndarray] = {}
+        self._first_whole: dict[int, int] = {}
+
+    @property
+    def frames_processed(self) -> int:
+        return self._core.frames_processed
+
+    def process(self, frame: np.ndarray) -> FrameUpdate:
+        """Process the next frame: BGR, uint8, HxWx3, C-contiguous (not copied)."""
+        r = self._core.process(frame)
+        index = r["frame_index"]
+        confirmed = r["confirmed"]
+        ids, boxes, whole = r["ids"][confirmed], r["boxes"][confirmed], r["whole"][confirmed]
+        best = r["best_updated"][confirmed]
+        crops = self._cut_crops(frame, index, ids, boxes, whole, best)
+        tracks = Tracks(frame_index=index, ids=ids, boxes=boxes, whole=whole, count=r["count"])
+        return FrameUpdate(tracks=tracks, finished=self._finished(), crops=crops)
+
+    def finish(self) -> list[ObjectEvent]:
+        """End of stream: the objects still in view, as finished objects."""
+        self._core.finish()
+        return self._finished()
+
+    def last_mask(self) -> np.ndarray:
+        return self._core.last_mask()
+
+    # -------------------------------------------------------------------------
+
+    def _cut_crops(self, frame, index, ids, boxes, whole, best) -> list[Crop]:
+        out = self.config.output
+        crops: list[Crop] = []
+        for i in np.flatnonzero(whole):
+            tid = int(ids[i])
+            first = self._first_whole.setdefault(tid, index)
+            periodic = self._keep_crops and (index - first) % out.crop_every == 0
+            if not (periodic or best[i]):
+                continue
+            image = cut_out(frame, boxes[i], out.crop_size, out.crop_margin)
+            if image is None:
+                continue
+            if best[i]:
+                self._best_crops[tid] = image
+            if periodic:
+                crops.append(Crop(tid, index, image))
+        return crops
+
+    def _finished(self) -> list[ObjectEvent]:
+        events = []
+        for t in self._core.take_finished():
+            tid = t["id"]
+            self._first_whole.pop(tid, None)
+            events.append(
+                ObjectEvent(
+                    track_id=tid,
+                    first_frame=t["first_frame"],
+                    last_frame=t["last_frame"],
+                    frames=t["frames"],
+                    boxes=t["boxes"],
+                    best_box=tuple(float(v) for v in t["best_box"]),
+                    best_frame=t["best_frame"],
+                    ever_whole=t["ever_whole"],
+                    best_crop=self._best_crops.pop(tid, None),
+                    shape=t["shape"],
+                    end=t["end"],
+                )
+            )
+        return events

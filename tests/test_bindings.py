@@ -1,0 +1,74 @@
+"""The compiled module given bad arrays: a clear Python exception, never a crash."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conveyor_qc import _core
+
+
+@pytest.fixture
+def core():
+    return _core.Pipeline(_core.PipelineParams())
+
+
+def frame(h=120, w=160):
+    return np.full((h, w, 3), 200, np.uint8)
+
+
+@pytest.mark.parametrize(
+    "bad, error, words",
+    [
+        (np.zeros((120, 160, 3), np.float32), TypeError, "uint8"),
+        (np.zeros((120, 160, 3), np.int8), TypeError, "uint8"),
+        (np.zeros((120, 160), np.uint8), ValueError, "(height, width, 3)"),
+        (np.zeros((120, 160, 4), np.uint8), ValueError, "(height, width, 3)"),
+        (np.zeros((160,), np.uint8), ValueError, "(height, width, 3)"),
+        (np.zeros((120, 160, 3), np.uint8)[:, ::2], ValueError, "C-contiguous"),
+        (np.zeros((120, 160, 3), np.uint8).transpose(1, 0, 2), ValueError, "C-contiguous"),
+        (np.zeros((0, 160, 3), np.uint8), ValueError, "empty"),
+    ],
+)
+def test_bad_frames_raise(core, bad, error, words):
+    with pytest.raises(error, match=".*" + __import__("re").escape(words)):
+        core.process(bad)
+    # The pipeline is still usable afterwards.
+    core.process(frame())
+
+
+def test_not_an_array(core):
+    with pytest.raises(TypeError):
+        core.process("frame.png")
+    with pytest.raises(TypeError):
+        core.process(None)
+
+
+def test_frame_size_change_is_an_error(core):
+    core.process(frame())
+    with pytest.raises(ValueError, match="frame size changed"):
+        core.process(frame(100, 100))
+
+
+def test_param_errors_are_value_errors():
+    p = _core.TrackParams()
+    p.downscale = 0.0
+    with pytest.raises(ValueError, match="track.downscale"):
+        p.validate()
+    params = _core.PipelineParams()
+    params.track = p
+    with pytest.raises(_core.ParamError):
+        _core.Pipeline(params)
+    with pytest.raises(ValueError, match="track.kind"):
+        p.kind = "nope"
+
+
+def test_frames_are_not_copied_or_modified(core):
+    f = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    before = f.copy()
+    core.process(f)
+    assert np.array_equal(f, before)
+    # A read-only view is accepted too (the core never writes to frames).
+    g = f.copy()
+    g.flags.writeable = False
+    core.process(g)

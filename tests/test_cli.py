@@ -1,0 +1,166 @@
+"""`conveyor-qc` end to end: outputs and their formats, and bad input that
+gets a clear error with nothing written half-way."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import read_mot
+
+CLI = [sys.executable, "-m", "conveyor_qc"]
+
+
+def cli(*args, **kw):
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=600, **kw)
+
+
+@pytest.fixture(scope="module")
+def short_clip(make_clip):
+    return make_clip("cookies", seed=5, seconds=4)
+
+
+@pytest.fixture(scope="module")
+def full_run(short_clip, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full") / "out"
+    r = cli("run", short_clip.video, "--out", out)
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
+def test_run_writes_every_output(full_run, short_clip):
+    out, r = full_run
+    for name in ("tracks.txt", "objects.csv", "annotated.mp4", "summary.json", "crops"):
+        assert (out / name).exists(), name
+    assert not list(out.glob(".*partial*")), "temporary files left behind"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["objects"] > 0 and summary["frames"] == 120
+    assert summary["complete"] is True
+    assert summary["config"]["track"]["kind"] == "none"
+    assert f"{summary['objects']} objects" in r.stdout
+
+    tracks = read_mot(out / "tracks.txt")
+    assert tracks.shape[1] == 10
+    assert tracks[:, 0].min() >= 1 and tracks[:, 0].max() <= 120
+    assert set(tracks[:, 6]) == {1.0} and set(tracks[:, 7]) == {-1.0}
+    with open(out / "objects.csv", newline="") as fh:
+        objects = list(csv.DictReader(fh))
+    assert list(objects[0]) == ["track_id", "first_frame", "last_frame", "frames", "x", "y", "w", "h", "label", "score"]
+    assert len(objects) == summary["objects"] == len(np.unique(tracks[:, 1]))
+    assert {o["label"] for o in objects} == {"unknown"}
+
+    crops = sorted((out / "crops").glob("*/*.png"))
+    assert crops and summary["crops_written"] == len(crops)
+    ids = {int(o["track_id"]) for o in objects}
+    for p in crops[:20]:
+        assert int(p.parent.name) in ids
+        img = cv2.imread(str(p))
+        assert img.shape == (384, 384, 3)
+        frame = int(p.stem)
+        assert 1 <= frame <= 120
+
+    cap = cv2.VideoCapture(str(out / "annotated.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 120
+    ok, img = cap.read()
+    assert ok and img.shape == (720, 1280, 3)
+
+
+def test_no_video_no_crops(short_clip, tmp_path):
+    out = tmp_path / "o"
+    r = cli("run", short_clip.video, "--out", out, "--no-video", "--no-crops", "-q")
+    assert r.returncode == 0, r.stderr
+    assert not (out / "annotated.mp4").exists() and not (out / "crops").exists()
+    assert (out / "tracks.txt").stat().st_size > 0
+
+
+@pytest.mark.parametrize("command", ["", "run", "synth", "config"])
+def test_help(command):
+    r = cli(*([command] if command else []), "--help")
+    assert r.returncode == 0 and "usage:" in r.stdout
+
+
+def _no_output(out):
+    return not out.exists() or not any(out.iterdir())
+
+
+def test_missing_video(tmp_path):
+    out = tmp_path / "o"
+    r = cli("run", tmp_path / "nope.mp4", "--out", out)
+    assert r.returncode == 1
+    assert "video not found" in r.stderr and "nope.mp4" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert _no_output(out)
+
+
+def test_empty_and_non_video_files(tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 100)
+    for path, words in ((empty, "empty"), (text, "notes.mp4")):
+        out = tmp_path / f"o-{path.stem}"
+        r = cli("run", path, "--out", out)
+        assert r.returncode == 1, r.stderr
+        assert words in r.stderr and "Traceback" not in r.stderr
+        assert _no_output(out)
+
+
+def test_truncated_video(short_clip, tmp_path):
+    data = short_clip.video.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "o"
+    r = cli("run", cut, "--out", out, "--no-video")
+    assert "Traceback" not in r.stderr
+    if r.returncode == 1:  # the container's index was lost: nothing readable, nothing written
+        assert "cut.mp4" in r.stderr
+        assert _no_output(out)
+    else:  # the frames that could be read, and the exit code that says so
+        assert r.returncode == 3, r.stderr
+        assert "ended before" in r.stderr
+        assert (out / "summary.json").exists()
+
+
+def test_bad_config_writes_nothing(short_clip, tmp_path):
+    conf = tmp_path / "c.toml"
+    conf.write_text("[track]\ndownscale = 3\n")
+    out = tmp_path / "o"
+    r = cli("run", short_clip.video, "--out", out, "--config", conf)
+    assert r.returncode == 1
+    assert "track.downscale" in r.stderr and "Traceback" not in r.stderr
+    assert _no_output(out)
+    r = cli("run", short_clip.video, "--out", out, "--set", "track.kind=kfc")
+    assert r.returncode == 1 and "track.kind" in r.stderr
+
+
+def test_unwritable_output(short_clip, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = cli("run", short_clip.video, "--out", blocker / "sub")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "output folder" in r.stderr or "sub" in r.stderr
+
+
+def test_config_command_round_trip(tmp_path):
+    out = tmp_path / "c.toml"
+    r = cli("config", "--set", "track.kind=csrt", "--set", "track.downscale=0.4", "--out", out)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert 'kind = "csrt"' in text and "downscale = 0.4" in text
+    r = cli("config", "--config", out)
+    assert r.returncode == 0 and 'kind = "csrt"' in r.stdout
+
+
+def test_synth_cli(tmp_path):
+    r = cli("synth", tmp_path / "s", "--seconds", "1", "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "s" / "video.mp4").exists()
+    r = cli("synth", tmp_path / "t", "--preset", "nope")
+    assert r.returncode == 1 and "cookies" in r.stderr
