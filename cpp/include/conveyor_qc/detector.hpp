@@ -6,6 +6,7 @@
 
 #include <opencv2/core.hpp>
 
+#include <utility>
 #include <vector>
 
 namespace cqc {
@@ -38,10 +39,36 @@ public:
     const DetectParams& params() const { return params_; }
 
 private:
+    struct Peak {
+        float value;
+        cv::Point pt;
+    };
+    struct Part {
+        double area, sx, sy;
+        int x0, y0, x1, y1;
+    };
+
+    // Zero-bordered binary image of component `label` (box in ROI coordinates),
+    // written into component_; returns the (w+2)x(h+2) view.
+    cv::Mat component_view(const cv::Rect& box, int label);
+    // Solidity and circularity of the largest outer contour of `bin` (0/255, zero border).
+    void shape(const cv::Mat& bin, double area_px, float& solidity, float& circularity);
+    // Cuts the component (already in component_) into one detection per
+    // distance-transform peak. Returns false when it has fewer than two peaks.
+    bool split(const cv::Rect& box, int label, const cv::Rect& roi, double scale, std::vector<Detection>& out);
+    void emit(const cv::Rect& box_roi, double area_px, double cx, double cy, float solidity, float circularity,
+              const cv::Rect& roi, double scale, std::vector<Detection>& out) const;
+
     DetectParams params_;
     cv::Mat labels_, stats_, centroids_, component_;
     std::vector<std::vector<cv::Point>> contours_;
     std::vector<cv::Point> hull_;
+    // Split buffers.
+    cv::Mat dist_, parts_map_;
+    std::vector<Peak> peaks_;
+    std::vector<Part> parts_;
+    std::vector<std::pair<float, int>> order_;  // flooding order of the distance map
+    std::vector<int> uf_, uf_peak_;             // union-find over its pixels
 };
 
 }  // namespace cqc

@@ -8,6 +8,8 @@
 
 #include <opencv2/core.hpp>
 
+#include <array>
+#include <cstdint>
 #include <string>
 
 namespace cqc {
@@ -73,7 +75,7 @@ struct MaskParams {
     int open_iterations = 1;     // [0, 20]
     int erode_iterations = 0;    // [0, 20]
     int dilate_iterations = 0;   // [0, 20]
-    int close_iterations = 0;    // [0, 20]
+    int close_iterations = 1;    // [0, 20]; more than 1 can re-join touching objects the edges split
 
     void validate() const;  // throws ParamError naming "mask.<field>"
 };
@@ -109,13 +111,18 @@ private:
     MaskParams params_;
     // Reused buffers.
     cv::Mat blurred_, converted_, lab_, gray_, object_, shadow_, edges_, kernel_, edge_kernel_;
-    cv::Mat dist_, tmp_f_, tmp_u8_;
+    cv::Mat tmp_u8_;
     // Belt model (Auto mode).
     int frames_seen_ = 0;
     int frames_learnt_ = 0;
-    cv::Mat samples_;          // pooled Lab samples, CV_8UC3 rows
     cv::Vec3f belt_mean_{0, 0, 0};
     cv::Vec3f belt_sigma_{1, 1, 1};
+    // Per-channel histograms of the pooled Lab samples (exact median and MAD
+    // without sorting), and per-level look-up tables derived from the model.
+    std::array<std::array<std::uint32_t, 256>, 3> hist_{};
+    std::array<std::array<float, 256>, 3> lut_{};        // ((v - mean_c) / sigma_c)^2
+    std::array<std::uint8_t, 256> shadow_l_{};           // L level within the shadow ratio band
+    void update_model();
 };
 
 }  // namespace cqc

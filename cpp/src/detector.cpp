@@ -1,0 +1,273 @@
+#include "conveyor_qc/detector.hpp"
+
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+
+namespace cqc {
+
+namespace {
+
+std::string num(double v) {
+    std::ostringstream os;
+    os << v;
+    return os.str();
+}
+
+[[noreturn]] void fail(const std::string& field, const std::string& range, double got) {
+    throw ParamError("detect." + field + " must be " + range + ", got " + num(got));
+}
+
+// A distance-transform peak is a separate object only when the straight path
+// to an already accepted peak drops below this fraction of the lower peak.
+constexpr float kNeckFraction = 0.75f;
+// ... and by at least this many pixels (keeps small ragged objects whole).
+constexpr float kNeckMinDrop = 2.0f;
+// Peaks are local maxima of at least this fraction of the component's maximum.
+constexpr float kPeakFraction = 0.5f;
+// At most this many parts per component (the part map is 8-bit).
+constexpr std::size_t kMaxParts = 250;
+
+}  // namespace
+
+void DetectParams::validate() const {
+    if (!(min_area >= 0.0 && min_area <= max_area))
+        fail("min_area", "in [0, max_area=" + num(max_area) + "]", min_area);
+    if (!(max_area >= min_area && max_area <= 1e9))
+        fail("max_area", "in [min_area=" + num(min_area) + ", 1e+09]", max_area);
+    if (!(split_solidity >= 0.0 && split_solidity <= 1.0)) fail("split_solidity", "in [0, 1]", split_solidity);
+}
+
+Detector::Detector(const DetectParams& params) : params_(params) { params_.validate(); }
+
+cv::Mat Detector::component_view(const cv::Rect& box, int label) {
+    cv::Mat view = component_(cv::Rect(0, 0, box.width + 2, box.height + 2));
+    view.setTo(0);
+    cv::Mat inner = view(cv::Rect(1, 1, box.width, box.height));
+    cv::compare(labels_(box), static_cast<double>(label), inner, cv::CMP_EQ);  // same size and type: no reallocation
+    return view;
+}
+
+void Detector::shape(const cv::Mat& bin, double area_px, float& solidity, float& circularity) {
+    cv::findContours(bin, contours_, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE);
+    std::size_t best = 0;
+    bool found = false;
+    for (std::size_t k = 0; k < contours_.size(); ++k) {
+        if (!found || contours_[k].size() > contours_[best].size()) {
+            best = k;
+            found = true;
+        }
+    }
+    solidity = 1.f;
+    circularity = 1.f;
+    if (!found || contours_[best].size() < 3) return;
+    const std::vector<cv::Point>& contour = contours_[best];
+
+    // The hull passes through pixel centres; the pixels it covers number about
+    // area + perimeter / 2 + 1 (Pick), which is what the pixel count compares to.
+    cv::convexHull(contour, hull_);
+    const double hull_px = cv::contourArea(hull_) + 0.5 * cv::arcLength(hull_, true) + 1.0;
+    if (hull_px > 0.0) solidity = static_cast<float>(std::min(1.0, area_px / hull_px));
+
+    const double perimeter = cv::arcLength(contour, true);
+    if (perimeter > 0.0)
+        circularity = static_cast<float>(std::min(1.0, 4.0 * CV_PI * area_px / (perimeter * perimeter)));
+    solidity = std::max(solidity, 1e-6f);
+    circularity = std::max(circularity, 1e-6f);
+}
+
+void Detector::emit(const cv::Rect& b, double area_px, double cx, double cy, float solidity, float circularity,
+                    const cv::Rect& roi, double scale, std::vector<Detection>& out) const {
+    const double area = area_px / (scale * scale);
+    if (area < params_.min_area || area > params_.max_area) return;
+    Detection d;
+    d.box = cv::Rect2f(static_cast<float>((roi.x + b.x) / scale), static_cast<float>((roi.y + b.y) / scale),
+                       static_cast<float>(b.width / scale), static_cast<float>(b.height / scale));
+    // Pixel i covers [i, i + 1) in the mask, i.e. [i / scale, (i + 1) / scale) at full resolution.
+    d.centroid = cv::Point2f(static_cast<float>((roi.x + cx + 0.5) / scale - 0.5),
+                             static_cast<float>((roi.y + cy + 0.5) / scale - 0.5));
+    d.area = static_cast<float>(area);
+    d.solidity = solidity;
+    d.circularity = circularity;
+    out.push_back(d);
+}
+
+void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale, std::vector<Detection>& out) {
+    out.clear();
+    if (mask.empty() || mask.type() != CV_8UC1) {
+        throw InputError("detector mask must be a non-empty 8-bit single-channel image (CV_8UC1), got type " +
+                         std::to_string(mask.type()) + " of size " + std::to_string(mask.cols) + "x" +
+                         std::to_string(mask.rows));
+    }
+    if (!(scale > 0.0 && std::isfinite(scale))) {
+        throw InputError("detector scale must be a positive finite number, got " + num(scale));
+    }
+    const cv::Rect full(0, 0, mask.cols, mask.rows);
+    const cv::Rect roi = roi_in.empty() ? full : (roi_in & full);
+    if (roi.empty()) return;
+
+    const int n = cv::connectedComponentsWithStats(mask(roi), labels_, stats_, centroids_, 8, CV_32S);
+    if (n <= 1) return;
+
+    // Grow-only scratch of the ROI's size plus a 1 px border.
+    if (component_.rows < roi.height + 2 || component_.cols < roi.width + 2) {
+        component_.create(std::max(component_.rows, roi.height + 2), std::max(component_.cols, roi.width + 2),
+                          CV_8UC1);
+    }
+
+    const bool inner_left = roi.x > 0;
+    const bool inner_top = roi.y > 0;
+    const bool inner_right = roi.x + roi.width < mask.cols;
+    const bool inner_bottom = roi.y + roi.height < mask.rows;
+    const double px_to_full = 1.0 / (scale * scale);
+    const bool may_split = params_.split_solidity > 0.0;
+
+    for (int i = 1; i < n; ++i) {
+        const int* st = stats_.ptr<int>(i);
+        const cv::Rect box(st[cv::CC_STAT_LEFT], st[cv::CC_STAT_TOP], st[cv::CC_STAT_WIDTH], st[cv::CC_STAT_HEIGHT]);
+        const double area_px = st[cv::CC_STAT_AREA];
+        // Touching a side of the ROI inside the frame: the object is cut by the
+        // strip, it belongs to the part of the frame outside.
+        if ((inner_left && box.x == 0) || (inner_top && box.y == 0) ||
+            (inner_right && box.x + box.width == roi.width) || (inner_bottom && box.y + box.height == roi.height))
+            continue;
+        const double area = area_px * px_to_full;
+        if (area < params_.min_area) continue;
+        if (!may_split && area > params_.max_area) continue;
+
+        const cv::Mat bin = component_view(box, i);
+        float solidity = 1.f, circularity = 1.f;
+        shape(bin, area_px, solidity, circularity);
+        if (may_split && solidity < params_.split_solidity && split(box, i, roi, scale, out)) continue;
+
+        const double* c = centroids_.ptr<double>(i);
+        emit(box, area_px, c[0], c[1], solidity, circularity, roi, scale, out);
+    }
+}
+
+bool Detector::split(const cv::Rect& box, int label, const cv::Rect& roi, double scale, std::vector<Detection>& out) {
+    const int w = box.width + 2, h = box.height + 2;
+    if (dist_.rows < component_.rows || dist_.cols < component_.cols) {
+        dist_.create(component_.size(), CV_32F);
+        parts_map_.create(component_.size(), CV_8UC1);
+    }
+    const cv::Rect r(0, 0, w, h);
+    cv::Mat bin = component_(r);
+    cv::Mat dist = dist_(r), parts = parts_map_(r);
+    // Peaks come from the component with its holes filled (texture such as
+    // chips leaves holes in the mask that would otherwise make false necks);
+    // contours_ still holds the component's outer contours from shape().
+    for (std::size_t k = 0; k < contours_.size(); ++k)
+        cv::drawContours(bin, contours_, static_cast<int>(k), cv::Scalar(255), cv::FILLED);
+    cv::distanceTransform(bin, dist, cv::DIST_L2, cv::DIST_MASK_5, CV_32F);
+    double maxv = 0.0;
+    cv::minMaxLoc(dist, nullptr, &maxv);
+    if (maxv <= 0.0) return false;
+
+    // Peaks by flooding the distance map from the top (0-dimensional
+    // persistence): pixels enter in decreasing distance; when two regions meet
+    // at a saddle, the lower one is a separate object if the saddle is a real
+    // neck (well below its peak) and its peak is at least half the maximum.
+    // A plateau or a ridge (an ellipse, a notched disc) stays one region.
+    const float floor_v = kPeakFraction * static_cast<float>(maxv);
+    order_.clear();
+    for (int y = 1; y < h - 1; ++y) {
+        const float* d = dist.ptr<float>(y);
+        for (int x = 1; x < w - 1; ++x)
+            if (d[x] > 0.f) order_.push_back({d[x], y * w + x});
+    }
+    std::sort(order_.begin(), order_.end(), [](const std::pair<float, int>& a, const std::pair<float, int>& b) {
+        return a.first > b.first || (a.first == b.first && a.second < b.second);
+    });
+    uf_.assign(static_cast<std::size_t>(w) * h, -1);  // -1: not flooded yet; else parent
+    uf_peak_.resize(static_cast<std::size_t>(w) * h);  // valid at roots: the region's peak pixel
+    const float* dd = dist.ptr<float>(0);  // a view of dist_: rows are step1() floats apart
+    const std::size_t step = dist.step1();
+    auto value = [&](int idx) { return dd[(idx / w) * step + idx % w]; };
+    auto find = [&](int i) {
+        while (uf_[i] != i) {
+            uf_[i] = uf_[uf_[i]];
+            i = uf_[i];
+        }
+        return i;
+    };
+    peaks_.clear();
+    const int nb[8] = {-w - 1, -w, -w + 1, -1, 1, w - 1, w, w + 1};
+    for (const auto& e : order_) {
+        const int i = e.second;
+        uf_[i] = i;
+        uf_peak_[i] = i;
+        for (int k = 0; k < 8; ++k) {
+            const int j = i + nb[k];
+            if (uf_[j] < 0) continue;  // the zero border is never flooded
+            int a = find(i), b = find(j);
+            if (a == b) continue;
+            // a: the region with the higher peak.
+            if (value(uf_peak_[b]) > value(uf_peak_[a])) std::swap(a, b);
+            const int lower = uf_peak_[b];
+            const float vb = value(lower), saddle = e.first;
+            if (vb >= floor_v && saddle < kNeckFraction * vb && vb - saddle >= kNeckMinDrop &&
+                peaks_.size() + 1 < kMaxParts) {
+                peaks_.push_back({vb, cv::Point(lower % w, lower / w)});
+            }
+            uf_[b] = a;
+        }
+    }
+    if (!peaks_.empty()) {
+        // The highest peak of all survives every merge.
+        const int top = uf_peak_[find(order_.front().second)];
+        peaks_.push_back({value(top), cv::Point(top % w, top / w)});
+    }
+    if (peaks_.size() < 2) return false;
+
+    // Nearest peak in the power distance |p - c|^2 - r^2: exact cut for
+    // overlapping discs (their radical axis).
+    parts_.assign(peaks_.size(), Part{0.0, 0.0, 0.0, w, h, -1, -1});
+    parts.setTo(0);
+    for (int y = 1; y < h - 1; ++y) {
+        const int* lab = labels_.ptr<int>(box.y + y - 1) + box.x;
+        std::uint8_t* pm = parts.ptr<std::uint8_t>(y);
+        for (int x = 1; x < w - 1; ++x) {
+            if (lab[x - 1] != label) continue;  // the component's own pixels, holes excluded
+            std::size_t best = 0;
+            float best_d = 0.f;
+            for (std::size_t k = 0; k < peaks_.size(); ++k) {
+                const float dx = static_cast<float>(x - peaks_[k].pt.x), dy = static_cast<float>(y - peaks_[k].pt.y);
+                const float dd = dx * dx + dy * dy - peaks_[k].value * peaks_[k].value;
+                if (k == 0 || dd < best_d) {
+                    best_d = dd;
+                    best = k;
+                }
+            }
+            pm[x] = static_cast<std::uint8_t>(best + 1);
+            Part& part = parts_[best];
+            part.area += 1.0;
+            part.sx += x;
+            part.sy += y;
+            part.x0 = std::min(part.x0, x);
+            part.y0 = std::min(part.y0, y);
+            part.x1 = std::max(part.x1, x);
+            part.y1 = std::max(part.y1, y);
+        }
+    }
+
+    // One detection per part; the component view is reused for each part's mask.
+    for (std::size_t k = 0; k < parts_.size(); ++k) {
+        const Part& part = parts_[k];
+        if (part.area <= 0.0) continue;
+        cv::Mat part_bin = component_(r);
+        cv::compare(parts, static_cast<double>(k + 1), part_bin, cv::CMP_EQ);
+        float solidity = 1.f, circularity = 1.f;
+        shape(part_bin, part.area, solidity, circularity);
+        // Part coordinates are in the padded view: subtract the 1 px border.
+        const cv::Rect pbox(box.x + part.x0 - 1, box.y + part.y0 - 1, part.x1 - part.x0 + 1, part.y1 - part.y0 + 1);
+        const double cx = box.x + part.sx / part.area - 1.0, cy = box.y + part.sy / part.area - 1.0;
+        emit(pbox, part.area, cx, cy, solidity, circularity, roi, scale, out);
+    }
+    return true;
+}
+
+}  // namespace cqc

@@ -1,0 +1,291 @@
+// Detector tests on masks drawn with exactly known components.
+#include "check.hpp"
+
+#include "conveyor_qc/detector.hpp"
+
+#include <opencv2/imgproc.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+using namespace cqc;
+
+namespace {
+
+cv::Mat blank(cv::Size s = cv::Size(640, 360)) { return cv::Mat(s, CV_8UC1, cv::Scalar(0)); }
+
+void disc(cv::Mat& m, cv::Point c, int r) { cv::circle(m, c, r, cv::Scalar(255), cv::FILLED, cv::LINE_8); }
+
+std::vector<Detection> detect(const cv::Mat& mask, const DetectParams& p = DetectParams(), cv::Rect roi = cv::Rect(),
+                              double scale = 1.0) {
+    Detector d(p);
+    std::vector<Detection> out;
+    d.detect(mask, roi, scale, out);
+    return out;
+}
+
+const Detection* at(const std::vector<Detection>& ds, cv::Point2f p) {
+    for (const auto& d : ds)
+        if (d.box.contains(p)) return &d;
+    return nullptr;
+}
+
+bool close_to(double a, double b, double tol) { return std::abs(a - b) <= tol; }
+
+std::string error_of(const DetectParams& p) {
+    try {
+        p.validate();
+    } catch (const ParamError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("detector: validate names the field") {
+    DetectParams().validate();
+    DetectParams p;
+    p.min_area = -1;
+    CHECK_EQ(error_of(p), std::string("detect.min_area must be in [0, max_area=1e+06], got -1"));
+    p = DetectParams();
+    p.min_area = 5000;
+    p.max_area = 100;
+    CHECK(error_of(p).rfind("detect.min_area", 0) == 0);
+    p = DetectParams();
+    p.max_area = 2e9;
+    CHECK(error_of(p).rfind("detect.max_area must be in [min_area=400, ", 0) == 0);
+    p = DetectParams();
+    p.split_solidity = 1.5;
+    CHECK_EQ(error_of(p), std::string("detect.split_solidity must be in [0, 1], got 1.5"));
+    CHECK_THROWS(Detector{p}, ParamError);
+}
+
+TEST_CASE("detector: exact geometry of drawn discs") {
+    cv::Mat m = blank();
+    const cv::Point c[3] = {{100, 100}, {320, 200}, {540, 120}};
+    const int r[3] = {40, 45, 30};
+    for (int i = 0; i < 3; ++i) disc(m, c[i], r[i]);
+    const auto ds = detect(m);
+    CHECK_EQ(ds.size(), std::size_t(3));
+    for (int i = 0; i < 3; ++i) {
+        const Detection* d = at(ds, cv::Point2f(c[i]));
+        CHECK(d != nullptr);
+        CHECK(d->box == cv::Rect2f(float(c[i].x - r[i]), float(c[i].y - r[i]), float(2 * r[i] + 1), float(2 * r[i] + 1)));
+        CHECK(close_to(d->centroid.x, c[i].x, 0.01) && close_to(d->centroid.y, c[i].y, 0.01));
+        cv::Mat one = blank();
+        disc(one, c[i], r[i]);
+        CHECK_EQ(d->area, float(cv::countNonZero(one)));
+        CHECK(d->circularity > 0.8f && d->circularity <= 1.f);
+        CHECK(d->solidity > 0.95f && d->solidity <= 1.f);
+    }
+    // Empty mask: nothing, and `out` is cleared.
+    Detector det{DetectParams()};
+    std::vector<Detection> out(5);
+    det.detect(blank(), cv::Rect(), 1.0, out);
+    CHECK(out.empty());
+}
+
+TEST_CASE("detector: shape figures") {
+    cv::Mat full = blank(), wedge = blank(), square = blank(), bar = blank();
+    disc(full, cv::Point(200, 180), 50);
+    disc(wedge, cv::Point(200, 180), 50);
+    // Cut a 90-degree wedge out of the second disc.
+    const std::vector<cv::Point> cut = {{200, 180}, {260, 180}, {260, 120}, {200, 120}};
+    cv::fillConvexPoly(wedge, cut, cv::Scalar(0));
+    cv::rectangle(square, cv::Rect(100, 100, 80, 80), cv::Scalar(255), cv::FILLED);
+    cv::rectangle(bar, cv::Rect(100, 100, 200, 20), cv::Scalar(255), cv::FILLED);
+    const auto f = detect(full), w = detect(wedge), s = detect(square), b = detect(bar);
+    CHECK(f.size() == 1 && w.size() == 1 && s.size() == 1 && b.size() == 1);
+    CHECK(f[0].circularity > 0.8f);
+    CHECK(w[0].solidity < f[0].solidity - 0.1f);
+    CHECK(close_to(w[0].solidity, 0.75 * CV_PI / (0.75 * CV_PI + 0.5), 0.04));  // 3/4 disc over its hull
+    CHECK(s[0].solidity > 0.98f);
+    CHECK(s[0].circularity < f[0].circularity);
+    CHECK(b[0].circularity < 0.5f);
+    for (const auto* v : {&f, &w, &s, &b}) {
+        CHECK((*v)[0].solidity > 0.f && (*v)[0].solidity <= 1.f);
+        CHECK((*v)[0].circularity > 0.f && (*v)[0].circularity <= 1.f);
+    }
+    // A tiny component still has figures in (0, 1].
+    cv::Mat dot = blank();
+    dot.at<std::uint8_t>(10, 10) = 255;
+    DetectParams any;
+    any.min_area = 0;
+    const auto d = detect(dot, any);
+    CHECK_EQ(d.size(), std::size_t(1));
+    CHECK(d[0].solidity > 0.f && d[0].solidity <= 1.f && d[0].circularity > 0.f && d[0].circularity <= 1.f);
+}
+
+TEST_CASE("detector: area filters in full-resolution px^2") {
+    cv::Mat m = blank();
+    disc(m, cv::Point(100, 100), 8);    // ~ 200 px
+    disc(m, cv::Point(300, 100), 20);   // ~ 1250 px
+    disc(m, cv::Point(500, 200), 60);   // ~ 11300 px
+    CHECK_EQ(detect(m).size(), std::size_t(2));  // min_area 400 drops the small one
+    DetectParams p;
+    p.min_area = 100;
+    p.max_area = 5000;
+    auto ds = detect(m, p);
+    CHECK_EQ(ds.size(), std::size_t(2));
+    CHECK(at(ds, cv::Point2f(500, 200)) == nullptr);
+    // At scale 0.5 every mask pixel is 4 full-resolution px^2.
+    p.min_area = 900;
+    p.max_area = 20000;
+    ds = detect(m, p, cv::Rect(), 0.5);
+    CHECK_EQ(ds.size(), std::size_t(1));
+    CHECK(at(ds, cv::Point2f(600, 200)) != nullptr);  // the r=20 disc, at full resolution
+}
+
+TEST_CASE("detector: ROI drops components cut by its inner sides, keeps frame borders") {
+    cv::Mat m = blank();
+    disc(m, cv::Point(100, 180), 40);   // inside the strip
+    disc(m, cv::Point(195, 60), 30);    // crosses the strip's right side (x = 200): past the strip
+    disc(m, cv::Point(10, 300), 30);    // cut by the frame's left border: kept
+    disc(m, cv::Point(120, 5), 30);     // cut by the frame's top border: kept
+    disc(m, cv::Point(400, 180), 40);   // outside the strip entirely
+    const cv::Rect strip(0, 0, 200, 360);
+    auto ds = detect(m, DetectParams(), strip);
+    CHECK_EQ(ds.size(), std::size_t(3));
+    CHECK(at(ds, cv::Point2f(100, 180)) != nullptr);
+    CHECK(at(ds, cv::Point2f(5, 300)) != nullptr);
+    CHECK(at(ds, cv::Point2f(120, 5)) != nullptr);
+    CHECK(at(ds, cv::Point2f(190, 60)) == nullptr);
+
+    // A strip on the right side of the frame (right-to-left belt): its left side is inner.
+    cv::Mat n = blank();
+    disc(n, cv::Point(450, 180), 40);  // crosses x = 440
+    disc(n, cv::Point(630, 100), 40);  // cut by the right frame border
+    disc(n, cv::Point(540, 280), 40);  // inside
+    const cv::Rect right(440, 0, 200, 360);
+    ds = detect(n, DetectParams(), right);
+    CHECK_EQ(ds.size(), std::size_t(2));
+    const Detection* d = at(ds, cv::Point2f(540, 280));
+    CHECK(d != nullptr);
+    // Geometry is in frame coordinates, not ROI coordinates.
+    CHECK(d->box == cv::Rect2f(500, 240, 81, 81));
+    CHECK(close_to(d->centroid.x, 540, 0.01));
+    // The disc's last column is x = 140: a ROI ending right after it [0, 141)
+    // has the disc on its inner side; one column more and the disc is inside.
+    cv::Mat t = blank();
+    disc(t, cv::Point(100, 180), 40);
+    CHECK_EQ(detect(t, DetectParams(), cv::Rect(0, 0, 142, 360)).size(), std::size_t(1));
+    CHECK_EQ(detect(t, DetectParams(), cv::Rect(0, 0, 141, 360)).size(), std::size_t(0));
+    // A ROI partly outside the mask is clipped.
+    CHECK_EQ(detect(t, DetectParams(), cv::Rect(-50, -50, 1000, 1000)).size(), std::size_t(1));
+}
+
+TEST_CASE("detector: scale converts geometry to full resolution") {
+    // Truth drawn at full resolution, the mask built at half resolution.
+    cv::Mat truth = blank(cv::Size(1280, 720));
+    const cv::Point c(501, 361);
+    const int r = 80;
+    disc(truth, c, r);
+    cv::Mat small, mask;
+    cv::resize(truth, small, cv::Size(), 0.5, 0.5, cv::INTER_AREA);
+    cv::threshold(small, mask, 127, 255, cv::THRESH_BINARY);
+    const auto ds = detect(mask, DetectParams(), cv::Rect(), 0.5);
+    CHECK_EQ(ds.size(), std::size_t(1));
+    const Detection& d = ds[0];
+    CHECK(close_to(d.box.x, c.x - r, 2) && close_to(d.box.y, c.y - r, 2));
+    CHECK(close_to(d.box.width, 2 * r + 1, 2) && close_to(d.box.height, 2 * r + 1, 2));
+    CHECK(close_to(d.centroid.x, c.x, 1.0) && close_to(d.centroid.y, c.y, 1.0));
+    const double area = cv::countNonZero(truth);
+    CHECK(close_to(d.area, area, 0.03 * area));
+
+    // With a ROI offset as well (the strip starting at mask x = 200).
+    const auto dr = detect(mask, DetectParams(), cv::Rect(200, 0, 440, 360), 0.5);
+    CHECK_EQ(dr.size(), std::size_t(1));
+    CHECK(close_to(dr[0].box.x, c.x - r, 2) && close_to(dr[0].centroid.x, c.x, 1.0));
+
+    // Scale 0.4: pixel i of the mask covers [i / 0.4, (i + 1) / 0.4).
+    cv::Mat m = blank(cv::Size(100, 100));
+    cv::rectangle(m, cv::Rect(10, 20, 30, 40), cv::Scalar(255), cv::FILLED);
+    DetectParams any;
+    any.min_area = 0;
+    const auto q = detect(m, any, cv::Rect(), 0.4);
+    CHECK_EQ(q.size(), std::size_t(1));
+    CHECK(close_to(q[0].box.x, 25, 1e-3) && close_to(q[0].box.y, 50, 1e-3));
+    CHECK(close_to(q[0].box.width, 75, 1e-3) && close_to(q[0].box.height, 100, 1e-3));
+    CHECK(close_to(q[0].area, 1200 / 0.16, 0.5));
+    CHECK(close_to(q[0].centroid.x, (24.5 + 0.5) / 0.4 - 0.5, 1e-3));
+}
+
+TEST_CASE("detector: split cuts merged discs at the neck, leaves single objects whole") {
+    const int r = 40;
+    cv::Mat pair = blank();
+    disc(pair, cv::Point(200, 180), r);
+    disc(pair, cv::Point(200 + 64, 180), r);  // centres 1.6 r apart: overlapping
+    cv::Mat tangent = blank();
+    disc(tangent, cv::Point(420, 100), r);
+    disc(tangent, cv::Point(420 + 2 * r, 100), r);  // touching, sharing a column
+    // Single objects with low solidity or a long ridge must stay whole.
+    cv::Mat singles = blank();
+    cv::ellipse(singles, cv::Point(150, 100), cv::Size(90, 30), 0, 0, 360, cv::Scalar(255), cv::FILLED);
+    disc(singles, cv::Point(450, 220), 50);
+    const std::vector<cv::Point> cut = {{450, 220}, {510, 220}, {510, 160}, {450, 160}};
+    cv::fillConvexPoly(singles, cut, cv::Scalar(0));
+    // A disc with holes (texture eaten by the edge mask) is still one object.
+    disc(singles, cv::Point(200, 280), 45);
+    for (int k = 0; k < 6; ++k)
+        cv::circle(singles, cv::Point(200, 280) + cv::Point(cvRound(25 * std::cos(k)), cvRound(25 * std::sin(k))), 5,
+                   cv::Scalar(0), 2);
+
+    CHECK_EQ(detect(pair).size(), std::size_t(1));  // split off by default
+    DetectParams p;
+    p.split_solidity = 0.95;
+    auto ds = detect(pair, p);
+    CHECK_EQ(ds.size(), std::size_t(2));
+    const Detection* a = at(ds, cv::Point2f(190, 180));
+    const Detection* b = at(ds, cv::Point2f(274, 180));
+    CHECK(a != nullptr && b != nullptr && a != b);
+    CHECK(close_to(a->centroid.x, 200 - 3, 5) && close_to(b->centroid.x, 264 + 3, 5));
+    CHECK(close_to(a->centroid.y, 180, 1) && close_to(b->centroid.y, 180, 1));
+    CHECK(close_to(a->area + b->area, float(cv::countNonZero(pair)), 0.5));
+    CHECK(a->box.width < 2 * r + 1 && a->box.width > r);
+    CHECK(close_to(a->box.height, 2 * r + 1, 1));
+
+    ds = detect(tangent, p);
+    CHECK_EQ(ds.size(), std::size_t(2));
+    a = at(ds, cv::Point2f(420, 100));
+    b = at(ds, cv::Point2f(420 + 2 * r, 100));
+    CHECK(a != nullptr && b != nullptr && a != b);
+    CHECK(close_to(a->box.width, 2 * r + 1, 2) && close_to(b->box.width, 2 * r + 1, 2));
+
+    p.split_solidity = 1.0;  // try to split everything
+    CHECK_EQ(detect(singles, p).size(), std::size_t(3));
+}
+
+TEST_CASE("detector: buffers and output reused") {
+    cv::Mat m = blank();
+    disc(m, cv::Point(100, 100), 40);
+    disc(m, cv::Point(300, 200), 40);
+    disc(m, cv::Point(364, 200), 40);
+    DetectParams p;
+    p.split_solidity = 0.95;
+    Detector d(p);
+    std::vector<Detection> out;
+    d.detect(m, cv::Rect(), 1.0, out);
+    CHECK_EQ(out.size(), std::size_t(3));
+    const Detection* data = out.data();
+    const std::vector<Detection> first = out;
+    for (int i = 0; i < 3; ++i) d.detect(m, cv::Rect(), 1.0, out);
+    CHECK(out.data() == data);
+    CHECK_EQ(out.size(), first.size());
+    for (std::size_t i = 0; i < out.size(); ++i) CHECK(out[i].box == first[i].box && out[i].area == first[i].area);
+}
+
+TEST_CASE("detector: bad input") {
+    Detector d{DetectParams()};
+    std::vector<Detection> out;
+    CHECK_THROWS(d.detect(cv::Mat(), cv::Rect(), 1.0, out), InputError);
+    CHECK_THROWS(d.detect(cv::Mat(10, 10, CV_8UC3, cv::Scalar(0)), cv::Rect(), 1.0, out), InputError);
+    CHECK_THROWS(d.detect(blank(), cv::Rect(), 0.0, out), InputError);
+    CHECK_THROWS(d.detect(blank(), cv::Rect(), -1.0, out), InputError);
+    // A ROI entirely outside the mask: no detections.
+    cv::Mat m = blank();
+    disc(m, cv::Point(100, 100), 40);
+    d.detect(m, cv::Rect(1000, 1000, 10, 10), 1.0, out);
+    CHECK(out.empty());
+}

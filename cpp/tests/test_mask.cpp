@@ -1,0 +1,463 @@
+// Mask builder tests on synthetic frames with exactly known objects: a light
+// grey belt with sensor noise, brown "cookies" with dark chips, shadows, and a
+// light-on-dark variant. Counting goes through the Detector with its defaults.
+#include "check.hpp"
+
+#include "conveyor_qc/detector.hpp"
+#include "conveyor_qc/mask.hpp"
+
+#include <opencv2/imgproc.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+using namespace cqc;
+
+namespace {
+
+const cv::Size kFrame(640, 360);
+const cv::Scalar kBelt(200, 200, 195);
+const cv::Scalar kCookie(40, 70, 120);
+const cv::Scalar kChip(15, 25, 45);
+const cv::Scalar kBiscuit(90, 150, 200);  // lighter than the cookie, still darker than the belt
+
+cv::Mat belt(const cv::Scalar& colour = kBelt) { return cv::Mat(kFrame, CV_8UC3, colour); }
+
+// A disc with dark chips inside (texture that Canny picks up). `rim` > 0 draws a
+// darker baked edge of that width, as the shading between touching cookies.
+void cookie(cv::Mat& img, cv::Point c, int r, const cv::Scalar& body = kCookie, int rim = 0) {
+    if (rim > 0) {
+        cv::circle(img, c, r, kChip, cv::FILLED, cv::LINE_8);
+        cv::circle(img, c, r - rim, body, cv::FILLED, cv::LINE_8);
+    } else {
+        cv::circle(img, c, r, body, cv::FILLED, cv::LINE_8);
+    }
+    const double off[5][2] = {{0.4, 0.2}, {-0.35, 0.3}, {0.1, -0.45}, {-0.2, -0.1}, {0.5, -0.3}};
+    for (const auto& o : off) {
+        cv::circle(img, c + cv::Point(cvRound(o[0] * r), cvRound(o[1] * r)), std::max(3, r / 8), kChip, cv::FILLED);
+    }
+}
+
+// A shadow: the belt, darker (same chroma).
+void shadow(cv::Mat& img, cv::Point c, cv::Size axes, double factor = 0.6, const cv::Scalar& colour = kBelt) {
+    cv::ellipse(img, c, axes, 0, 0, 360, colour * factor, cv::FILLED);
+}
+
+// Gaussian sensor noise with a fixed seed.
+cv::Mat noisy(const cv::Mat& clean, double sigma = 4.0, std::uint64_t seed = 12345) {
+    cv::RNG rng(seed);
+    cv::Mat noise(clean.size(), CV_16SC3), wide, out;
+    rng.fill(noise, cv::RNG::NORMAL, 0, sigma);
+    clean.convertTo(wide, CV_16SC3);
+    wide += noise;
+    wide.convertTo(out, CV_8UC3);
+    return out;
+}
+
+std::vector<Detection> detect(const cv::Mat& mask, double min_area = 400.0) {
+    DetectParams dp;
+    dp.min_area = min_area;
+    Detector detector(dp);
+    std::vector<Detection> out;
+    detector.detect(mask, cv::Rect(), 1.0, out);
+    return out;
+}
+
+std::vector<Detection> run(const MaskParams& p, const cv::Mat& frame, cv::Mat* mask_out = nullptr) {
+    MaskBuilder builder(p);
+    cv::Mat mask;
+    builder.build(frame, mask);
+    if (mask_out) *mask_out = mask;
+    return detect(mask);
+}
+
+// The detection whose box contains `p`, or nullptr.
+const Detection* at(const std::vector<Detection>& ds, cv::Point2f p) {
+    for (const auto& d : ds)
+        if (d.box.contains(p)) return &d;
+    return nullptr;
+}
+
+bool close_to(double a, double b, double tol) { return std::abs(a - b) <= tol; }
+
+MaskParams threshold_gray(double t) {
+    MaskParams p;
+    p.mode = MaskMode::Threshold;
+    p.object_space = ColorSpace::Gray;
+    p.object_lower = cv::Scalar(0, 0, 0);
+    p.object_upper = cv::Scalar(t, 255, 255);
+    return p;
+}
+
+std::string error_of(const MaskParams& p) {
+    try {
+        p.validate();
+    } catch (const ParamError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("mask: mode and colour space strings round-trip, case-insensitive") {
+    CHECK_EQ(std::string(to_string(MaskMode::Auto)), std::string("auto"));
+    CHECK_EQ(std::string(to_string(MaskMode::Threshold)), std::string("threshold"));
+    CHECK(mask_mode_from_string("AUTO") == MaskMode::Auto);
+    CHECK(mask_mode_from_string("Threshold") == MaskMode::Threshold);
+    CHECK_EQ(std::string(to_string(ColorSpace::Gray)), std::string("gray"));
+    CHECK_EQ(std::string(to_string(ColorSpace::HSV)), std::string("hsv"));
+    CHECK_EQ(std::string(to_string(ColorSpace::Lab)), std::string("lab"));
+    CHECK(color_space_from_string("HSV") == ColorSpace::HSV);
+    CHECK(color_space_from_string("lab") == ColorSpace::Lab);
+    CHECK(color_space_from_string("Gray") == ColorSpace::Gray);
+    CHECK_THROWS(mask_mode_from_string("chroma"), ParamError);
+    CHECK_THROWS(color_space_from_string("rgb"), ParamError);
+    try {
+        color_space_from_string("rgb");
+    } catch (const ParamError& e) {
+        const std::string m = e.what();
+        CHECK(contains(m, "gray") && contains(m, "hsv") && contains(m, "lab") && contains(m, "rgb"));
+    }
+    try {
+        mask_mode_from_string("x");
+    } catch (const ParamError& e) {
+        CHECK(contains(e.what(), "auto") && contains(e.what(), "threshold"));
+    }
+}
+
+TEST_CASE("mask: validate names the field, its range and the value") {
+    MaskParams ok;
+    ok.validate();  // defaults are valid
+
+    MaskParams p;
+    p.canny_low = 300;
+    CHECK_EQ(error_of(p), std::string("mask.canny_low must be in [0, canny_high=160], got 300"));
+    CHECK_THROWS(MaskBuilder{p}, ParamError);
+
+    p = MaskParams();
+    p.canny_high = 2000;
+    CHECK(contains(error_of(p), "mask.canny_high must be in [canny_low=60, 1000], got 2000"));
+
+    struct Case {
+        const char* field;
+        void (*set)(MaskParams&);
+    };
+    const Case cases[] = {
+        {"mask.blur", [](MaskParams& q) { q.blur = 4; }},
+        {"mask.blur", [](MaskParams& q) { q.blur = 17; }},
+        {"mask.kernel_size", [](MaskParams& q) { q.kernel_size = 0; }},
+        {"mask.edge_dilate", [](MaskParams& q) { q.edge_dilate = 11; }},
+        {"mask.open_iterations", [](MaskParams& q) { q.open_iterations = -1; }},
+        {"mask.erode_iterations", [](MaskParams& q) { q.erode_iterations = 21; }},
+        {"mask.dilate_iterations", [](MaskParams& q) { q.dilate_iterations = 21; }},
+        {"mask.close_iterations", [](MaskParams& q) { q.close_iterations = 99; }},
+        {"mask.auto_learn_frames", [](MaskParams& q) { q.auto_learn_frames = 0; }},
+        {"mask.auto_learn_stride", [](MaskParams& q) { q.auto_learn_stride = 1001; }},
+        {"mask.auto_threshold", [](MaskParams& q) { q.auto_threshold = 0; }},
+        {"mask.auto_min_sigma", [](MaskParams& q) { q.auto_min_sigma = -1; }},
+        {"mask.auto_threshold", [](MaskParams& q) { q.auto_threshold = std::nan(""); }},
+        {"mask.shadow_min_ratio", [](MaskParams& q) { q.shadow_min_ratio = 0; }},
+        {"mask.shadow_max_ratio", [](MaskParams& q) { q.shadow_max_ratio = 0.2; }},
+        {"mask.shadow_max_ratio", [](MaskParams& q) { q.shadow_max_ratio = 1.5; }},
+        {"mask.shadow_chroma", [](MaskParams& q) { q.shadow_chroma = 0; }},
+        {"mask.object_upper[0]", [](MaskParams& q) { q.object_upper[0] = 300; }},
+        {"mask.object_lower[0]", [](MaskParams& q) { q.object_lower[0] = 150; }},  // above upper (100)
+        {"mask.object_lower[0]", [](MaskParams& q) {  // HSV hue tops at 180
+             q.object_space = ColorSpace::HSV;
+             q.object_lower = cv::Scalar(190, 0, 0);
+             q.object_upper = cv::Scalar(180, 255, 255);
+         }},
+        {"mask.object_upper[2]", [](MaskParams& q) {
+             q.object_space = ColorSpace::Lab;
+             q.object_upper = cv::Scalar(255, 255, 256);
+         }},
+        {"mask.shadow_upper[0]", [](MaskParams& q) { q.shadow_upper[0] = 181; }},  // HSV by default
+        {"mask.shadow_lower[1]", [](MaskParams& q) { q.shadow_lower[1] = 61; }},   // above upper[1] = 60
+    };
+    for (const auto& c : cases) {
+        MaskParams q;
+        c.set(q);
+        const std::string m = error_of(q);
+        if (m.rfind(c.field, 0) != 0) {
+            std::cout << "     expected '" << c.field << "', got '" << m << "'\n";
+        }
+        CHECK(m.rfind(c.field, 0) == 0);  // the message starts with the field
+        CHECK(contains(m, " must be "));
+        CHECK(contains(m, ", got "));
+    }
+    // Gray uses element [0] only: the other elements are not checked against each other.
+    MaskParams g = threshold_gray(120);
+    g.object_lower = cv::Scalar(0, 200, 200);
+    g.object_upper = cv::Scalar(120, 0, 0);
+    g.validate();
+    // The range mentions the allowed values.
+    p = MaskParams();
+    p.blur = 4;
+    CHECK_EQ(error_of(p), std::string("mask.blur must be odd in [1, 15], got 4"));
+}
+
+TEST_CASE("mask: auto mode counts dark cookies on a light belt, boxes stay whole") {
+    cv::Mat clean = belt();
+    const cv::Point c[3] = {{100, 100}, {330, 200}, {540, 120}};
+    const int r[3] = {40, 45, 30};
+    for (int i = 0; i < 3; ++i) cookie(clean, c[i], r[i]);
+    const cv::Mat frame = noisy(clean);
+
+    cv::Mat mask;
+    const auto ds = run(MaskParams(), frame, &mask);
+    CHECK_EQ(ds.size(), std::size_t(3));
+    for (int i = 0; i < 3; ++i) {
+        const Detection* d = at(ds, cv::Point2f(c[i]));
+        CHECK(d != nullptr);
+        // The edge band eats ~2 px of outline on each side, not more.
+        CHECK(close_to(d->box.width, 2 * r[i] + 1, 6));
+        CHECK(close_to(d->box.height, 2 * r[i] + 1, 6));
+        CHECK(close_to(d->centroid.x, c[i].x, 2.0));
+        CHECK(close_to(d->centroid.y, c[i].y, 2.0));
+    }
+    // Nothing on the belt away from the cookies.
+    CHECK_EQ(cv::countNonZero(mask(cv::Rect(150, 280, 100, 70))), 0);
+    CHECK_EQ(mask.type(), CV_8UC1);
+    CHECK(mask.size() == frame.size());
+}
+
+TEST_CASE("mask: auto mode works light-on-dark too") {
+    cv::Mat clean = belt(cv::Scalar(40, 40, 40));
+    const cv::Scalar light(190, 205, 215);
+    const cv::Point c[4] = {{90, 90}, {260, 250}, {420, 110}, {560, 270}};
+    for (const auto& p : c) cookie(clean, p, 38, light);
+    const auto ds = run(MaskParams(), noisy(clean, 3.0, 99));
+    CHECK_EQ(ds.size(), std::size_t(4));
+    for (const auto& p : c) {
+        const Detection* d = at(ds, cv::Point2f(p));
+        CHECK(d != nullptr);
+        CHECK(close_to(d->box.width, 77, 6));
+    }
+}
+
+TEST_CASE("mask: auto mode learns the belt with objects in the first frames") {
+    // Objects cover a good share of every learning frame and move between them.
+    MaskParams p;
+    p.auto_learn_frames = 3;
+    p.auto_learn_stride = 2;
+    MaskBuilder builder(p);
+    cv::Mat mask;
+    CHECK(!builder.ready());
+    for (int f = 0; f < 5; ++f) {
+        cv::Mat clean = belt();
+        for (int k = 0; k < 6; ++k) cookie(clean, cv::Point(60 + 100 * k + 10 * f, 100 + 30 * (k % 2)), 45);
+        builder.build(noisy(clean, 4.0, 100 + f), mask);
+        // Learnt frames: 0, 2, 4 -> ready after the 5th frame.
+        CHECK_EQ(builder.ready(), f >= 4);
+        // Usable from the first frame on.
+        CHECK_EQ(detect(mask).size(), std::size_t(6));
+    }
+    builder.reset();
+    CHECK(!builder.ready());
+    cv::Mat clean = belt();
+    cookie(clean, cv::Point(320, 180), 40);
+    builder.build(noisy(clean), mask);
+    CHECK_EQ(detect(mask).size(), std::size_t(1));
+
+    MaskBuilder threshold(threshold_gray(120));
+    CHECK(threshold.ready());
+}
+
+TEST_CASE("mask: auto belt model switches polarity after reset") {
+    MaskBuilder builder(MaskParams{});
+    cv::Mat mask;
+    cv::Mat light = belt();
+    cookie(light, cv::Point(200, 180), 40);
+    builder.build(noisy(light), mask);
+    CHECK_EQ(detect(mask).size(), std::size_t(1));
+    // A dark belt after a camera change: without reset the whole belt differs.
+    builder.reset();
+    cv::Mat dark = belt(cv::Scalar(45, 45, 45));
+    cookie(dark, cv::Point(400, 180), 40, cv::Scalar(200, 210, 220));
+    builder.build(noisy(dark), mask);
+    const auto ds = detect(mask);
+    CHECK_EQ(ds.size(), std::size_t(1));
+    CHECK(at(ds, cv::Point2f(400, 180)) != nullptr);
+}
+
+TEST_CASE("mask: touching objects are split by the edges") {
+    // Centres 2r apart. Edges split them where the image shows a boundary:
+    // two different products, or a dark baked rim (the crease between cookies).
+    for (int variant = 0; variant < 2; ++variant) {
+        cv::Mat clean = belt();
+        const int r = 40;
+        const cv::Point a(200, 180), b(200 + 2 * r, 180);
+        if (variant == 0) {
+            cookie(clean, a, r);
+            cookie(clean, b, r, kBiscuit);
+        } else {
+            cookie(clean, a, r, kCookie, 3);
+            cookie(clean, b, r, kCookie, 3);
+        }
+        cookie(clean, cv::Point(480, 120), 35);  // and a lone one
+        const cv::Mat frame = noisy(clean);
+        for (int mode = 0; mode < 2; ++mode) {
+            MaskParams p = mode == 0 ? MaskParams() : threshold_gray(170);
+            const auto ds = run(p, frame);
+            CHECK_EQ(ds.size(), std::size_t(3));
+            const Detection* da = at(ds, cv::Point2f(a));
+            const Detection* db = at(ds, cv::Point2f(b));
+            CHECK(da != nullptr && db != nullptr && da != db);
+            CHECK(da->box.width < 2 * r + 2 && db->box.width < 2 * r + 2);
+            CHECK(da->box.width > 2 * r - 14 && db->box.width > 2 * r - 14);
+        }
+    }
+}
+
+TEST_CASE("mask: without the edge mask touching objects merge") {
+    cv::Mat clean = belt();
+    cookie(clean, cv::Point(200, 180), 40);
+    cookie(clean, cv::Point(280, 180), 40, kBiscuit);
+    MaskParams p;
+    p.edges_enabled = false;
+    cv::Mat mask;
+    const auto ds = run(p, noisy(clean), &mask);
+    CHECK_EQ(ds.size(), std::size_t(1));
+    MaskBuilder builder(p);
+    builder.build(noisy(clean), mask);
+    CHECK_EQ(cv::countNonZero(builder.edge_mask()), 0);
+}
+
+TEST_CASE("mask: shadows are neither objects nor part of the object's box") {
+    cv::Mat clean = belt();
+    const int r = 40;
+    const cv::Point c(180, 170);
+    // A shadow cast to the lower right of the cookie, and a shadow alone.
+    shadow(clean, c + cv::Point(18, 12), cv::Size(r + 6, r));
+    cookie(clean, c, r);
+    shadow(clean, cv::Point(470, 200), cv::Size(50, 35));
+    const cv::Mat frame = noisy(clean);
+
+    MaskParams thr = threshold_gray(130);  // the shadow (gray ~120) is inside [0, 130]: HSV shadow range removes it
+    for (int mode = 0; mode < 2; ++mode) {
+        const MaskParams p = mode == 0 ? MaskParams() : thr;
+        MaskBuilder builder(p);
+        cv::Mat mask;
+        builder.build(frame, mask);
+        const auto ds = detect(mask);
+        CHECK_EQ(ds.size(), std::size_t(1));
+        const Detection& d = ds[0];
+        CHECK(d.box.contains(cv::Point2f(c)));
+        CHECK(close_to(d.box.width, 2 * r + 1, 6));
+        CHECK(close_to(d.box.height, 2 * r + 1, 6));
+        CHECK(close_to(d.centroid.x, c.x, 2.0));
+        // The shadow mask sees both shadows.
+        CHECK(builder.shadow_mask().at<std::uint8_t>(200, 470) == 255);
+        CHECK(builder.shadow_mask().at<std::uint8_t>(c.y + 12 + r - 5, c.x + 18) == 255);
+        // Nothing of the lone shadow is left in the mask.
+        CHECK_EQ(cv::countNonZero(mask(cv::Rect(420, 165, 100, 70))), 0);
+    }
+    // With shadow removal off, the shadows become objects (the attached one
+    // is cut from the cookie by the edge between them).
+    MaskParams off;
+    off.shadow_enabled = false;
+    const auto with_shadows = run(off, frame);
+    CHECK(with_shadows.size() >= 2);
+    CHECK(at(with_shadows, cv::Point2f(470, 200)) != nullptr);
+}
+
+TEST_CASE("mask: threshold gray [0, T] finds dark discs, [T, 255] light ones") {
+    cv::Mat clean = belt();
+    const cv::Point c[4] = {{80, 80}, {240, 260}, {400, 90}, {560, 250}};
+    for (const auto& p : c) cookie(clean, p, 35);
+    const cv::Mat frame = noisy(clean);
+    MaskParams p = threshold_gray(110);
+    CHECK_EQ(run(p, frame).size(), std::size_t(4));
+    p.blur = 1;  // no blur: noise does not break the discs
+    CHECK_EQ(run(p, frame).size(), std::size_t(4));
+    // Threshold below the cookie's grey (~82): only chips pass, all too small.
+    CHECK_EQ(run(threshold_gray(50), frame).size(), std::size_t(0));
+
+    cv::Mat dark = belt(cv::Scalar(40, 40, 40));
+    for (const auto& q : c) cookie(dark, q, 35, cv::Scalar(200, 200, 200));
+    MaskParams light;
+    light.mode = MaskMode::Threshold;
+    light.object_space = ColorSpace::Gray;
+    light.object_lower = cv::Scalar(150);
+    light.object_upper = cv::Scalar(255);
+    CHECK_EQ(run(light, noisy(dark)).size(), std::size_t(4));
+}
+
+TEST_CASE("mask: threshold in HSV picks objects by colour") {
+    cv::Mat clean = belt();
+    cookie(clean, cv::Point(150, 180), 40);                        // brown: hue ~13
+    cookie(clean, cv::Point(450, 180), 40, cv::Scalar(160, 60, 40));  // blue: hue ~110
+    MaskParams p;
+    p.mode = MaskMode::Threshold;
+    p.object_space = ColorSpace::HSV;
+    p.object_lower = cv::Scalar(90, 80, 40);
+    p.object_upper = cv::Scalar(130, 255, 255);
+    const auto ds = run(p, noisy(clean));
+    CHECK_EQ(ds.size(), std::size_t(1));
+    CHECK(at(ds, cv::Point2f(450, 180)) != nullptr);
+}
+
+TEST_CASE("mask: morphology parameters act in order") {
+    cv::Mat clean = belt();
+    cookie(clean, cv::Point(320, 180), 40);
+    const cv::Mat frame = noisy(clean);
+    MaskParams p = threshold_gray(110);
+    cv::Mat base, eroded, dilated;
+    run(p, frame, &base);
+    p.erode_iterations = 3;
+    run(p, frame, &eroded);
+    p.erode_iterations = 0;
+    p.dilate_iterations = 3;
+    run(p, frame, &dilated);
+    CHECK(cv::countNonZero(eroded) < cv::countNonZero(base));
+    CHECK(cv::countNonZero(dilated) > cv::countNonZero(base));
+    p = threshold_gray(110);
+    p.open_iterations = 0;
+    p.close_iterations = 0;
+    p.kernel_size = 1;
+    p.edges_enabled = false;
+    p.shadow_enabled = false;
+    p.blur = 1;
+    cv::Mat raw;
+    MaskBuilder builder(p);
+    builder.build(frame, raw);
+    // No post-processing at all: the mask is the threshold itself.
+    cv::Mat gray, expect;
+    cv::cvtColor(frame, gray, cv::COLOR_BGR2GRAY);
+    cv::inRange(gray, cv::Scalar(0), cv::Scalar(110), expect);
+    CHECK_EQ(cv::countNonZero(raw != expect), 0);
+    CHECK_EQ(cv::countNonZero(builder.object_mask() != expect), 0);
+}
+
+TEST_CASE("mask: buffers are reused in the steady state") {
+    cv::Mat clean = belt();
+    cookie(clean, cv::Point(320, 180), 40);
+    const cv::Mat frame = noisy(clean);
+    for (int mode = 0; mode < 2; ++mode) {
+        MaskBuilder builder(mode == 0 ? MaskParams() : threshold_gray(110));
+        cv::Mat mask;
+        builder.build(frame, mask);
+        builder.build(frame, mask);
+        const uchar* m = mask.data;
+        const uchar* o = builder.object_mask().data;
+        const uchar* e = builder.edge_mask().data;
+        const uchar* s = builder.shadow_mask().data;
+        for (int i = 0; i < 5; ++i) builder.build(frame, mask);
+        CHECK(mask.data == m);
+        CHECK(builder.object_mask().data == o);
+        CHECK(builder.edge_mask().data == e);
+        CHECK(builder.shadow_mask().data == s);
+    }
+}
+
+TEST_CASE("mask: wrong input type is an InputError") {
+    MaskBuilder builder(MaskParams{});
+    cv::Mat mask;
+    CHECK_THROWS(builder.build(cv::Mat(), mask), InputError);
+    CHECK_THROWS(builder.build(cv::Mat(10, 10, CV_8UC1, cv::Scalar(0)), mask), InputError);
+    CHECK_THROWS(builder.build(cv::Mat(10, 10, CV_32FC3, cv::Scalar(0)), mask), InputError);
+}
