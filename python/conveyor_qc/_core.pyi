@@ -1,0 +1,92 @@
+"""Type stubs of the compiled core (cpp/python/bindings.cpp)."""
+
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+class ParamError(ValueError): ...
+class InputError(ValueError): ...
+
+class MaskParams:
+    FIELDS: ClassVar[tuple[str, ...]]
+    mode: str  # "auto" | "threshold"
+    object_space: str  # "gray" | "hsv" | "lab"
+    object_lower: list[float]
+    object_upper: list[float]
+    shadow_enabled: bool
+    shadow_space: str
+    shadow_lower: list[float]
+    shadow_upper: list[float]
+    shadow_min_ratio: float
+    shadow_max_ratio: float
+    shadow_chroma: float
+    edges_enabled: bool
+    canny_low: float
+    canny_high: float
+    edge_dilate: int
+    auto_learn_frames: int
+    auto_learn_stride: int
+    auto_threshold: float
+    auto_min_sigma: float
+    blur: int
+    kernel_size: int
+    open_iterations: int
+    erode_iterations: int
+    dilate_iterations: int
+    close_iterations: int
+    def __init__(self) -> None: ...
+    def validate(self) -> None: ...
+
+class DetectParams:
+    FIELDS: ClassVar[tuple[str, ...]]
+    min_area: float
+    max_area: float
+    split_solidity: float
+    def __init__(self) -> None: ...
+    def validate(self) -> None: ...
+
+class TrackParams:
+    FIELDS: ClassVar[tuple[str, ...]]
+    kind: str  # "none" | "kcf" | "csrt" | "mosse" | "medianflow" | "mil"
+    downscale: float
+    detect_every: int
+    entry_strip: float
+    direction: str  # "left_to_right" | "right_to_left" | "top_to_bottom" | "bottom_to_top"
+    max_distance: float
+    max_misses: int
+    min_hits: int
+    grow_ratio: float
+    edge_margin: float
+    duplicate_iou: float
+    parallel: bool
+    def __init__(self) -> None: ...
+    def validate(self) -> None: ...
+
+class PipelineParams:
+    mask: MaskParams
+    detect: DetectParams
+    track: TrackParams
+    def __init__(self) -> None: ...
+    def validate(self) -> None: ...
+
+class MaskBuilder:
+    def __init__(self, params: MaskParams) -> None: ...
+    def build(self, frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]: ...
+    @property
+    def ready(self) -> bool: ...
+
+class Detector:
+    def __init__(self, params: DetectParams) -> None: ...
+    def detect(
+        self, mask: npt.NDArray[np.uint8], roi: list[int] = ..., scale: float = 1.0
+    ) -> dict[str, npt.NDArray[np.float32]]: ...
+
+class Pipeline:
+    def __init__(self, params: PipelineParams) -> None: ...
+    def process(self, frame: npt.NDArray[np.uint8]) -> dict[str, Any]: ...
+    def take_finished(self) -> list[dict[str, Any]]: ...
+    def finish(self) -> None: ...
+    @property
+    def frames_processed(self) -> int: ...
+    def last_mask(self) -> npt.NDArray[np.uint8]: ...

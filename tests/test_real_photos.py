@@ -1,0 +1,58 @@
+"""Detection on the real cookie photos (light cookies on a dark baking tray,
+AWS Lookout for Vision samples, CC BY-SA 4.0): the `auto` mask finds the
+cookie with no hand-set threshold."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conveyor_qc import _core
+
+
+def photos(cookies_dir, label):
+    for line in (cookies_dir / "train.manifest").read_text().splitlines():
+        rec = json.loads(line)
+        meta = next(v for k, v in rec.items() if k.endswith("-metadata"))
+        if meta["class-name"] == label:
+            yield cookies_dir / rec["source-ref"]
+
+
+def detect(image):
+    mask_params = _core.MaskParams()
+    mask_params.auto_learn_frames = 1
+    builder = _core.MaskBuilder(mask_params)
+    mask = builder.build(image)
+    params = _core.DetectParams()
+    params.min_area = 0.03 * image.shape[0] * image.shape[1]
+    params.max_area = float(image.shape[0] * image.shape[1])
+    return _core.Detector(params).detect(mask)
+
+
+@pytest.mark.parametrize("label", ["normal", "anomaly"])
+def test_auto_mask_finds_the_cookie(cookies_dir, label):
+    paths = list(photos(cookies_dir, label))
+    assert len(paths) >= 30
+    found = 0
+    for path in paths:
+        image = cv2.imread(str(path))
+        assert image is not None, path
+        d = detect(image)
+        if len(d["area"]) == 0:
+            continue
+        # The largest component holds the middle of the photo, where the cookie lies.
+        i = int(np.argmax(d["area"]))
+        x, y, w, h = d["boxes"][i]
+        cx, cy = image.shape[1] / 2, image.shape[0] / 2
+        if x <= cx <= x + w and y <= cy <= y + h and d["area"][i] > 0.1 * image.size / 3:
+            found += 1
+    assert found == len(paths), f"{label}: cookie found in {found} of {len(paths)} photos"
+
+
+def test_normal_cookie_is_one_object(cookies_dir):
+    """A whole cookie is one component, chocolate chips and cracks included."""
+    counts = [len(detect(cv2.imread(str(p)))["area"]) for p in photos(cookies_dir, "normal")]
+    assert sum(c == 1 for c in counts) >= 0.9 * len(counts), counts
