@@ -191,6 +191,7 @@ PYBIND11_MODULE(_core, m) {
         .field("erode_iterations", &MaskParams::erode_iterations)
         .field("dilate_iterations", &MaskParams::dilate_iterations)
         .field("close_iterations", &MaskParams::close_iterations)
+        .field("fill_holes", &MaskParams::fill_holes)
         .done();
 
     ParamsBinder<DetectParams>(m, "DetectParams", "Connected-component settings (see detector.hpp).")

@@ -355,6 +355,14 @@ void MaskBuilder::build(const cv::Mat& bgr, cv::Mat& mask) {
     if (params_.dilate_iterations > 0) cv::dilate(mask, mask, kernel_, anchor, params_.dilate_iterations);
     if (params_.close_iterations > 0)
         cv::morphologyEx(mask, mask, cv::MORPH_CLOSE, kernel_, anchor, params_.close_iterations);
+    if (params_.fill_holes) {
+        // Background is what a flood from outside the frame reaches; every
+        // other zero pixel is a hole inside an object.
+        cv::copyMakeBorder(mask, padded_, 1, 1, 1, 1, cv::BORDER_CONSTANT, cv::Scalar(0));
+        cv::floodFill(padded_, cv::Point(0, 0), cv::Scalar(255));
+        cv::compare(padded_(cv::Rect(1, 1, mask.cols, mask.rows)), 0, holes_, cv::CMP_EQ);
+        mask.setTo(255, holes_);
+    }
 }
 
 }  // namespace cqc

@@ -35,6 +35,7 @@ class MaskParams:
     erode_iterations: int
     dilate_iterations: int
     close_iterations: int
+    fill_holes: bool
     def __init__(self) -> None: ...
     def validate(self) -> None: ...
 

@@ -76,6 +76,10 @@ struct MaskParams {
     int erode_iterations = 0;    // [0, 20]
     int dilate_iterations = 0;   // [0, 20]
     int close_iterations = 1;    // [0, 20]; more than 1 can re-join touching objects the edges split
+    // Fill holes enclosed by an object (chocolate chips, specular spots, a
+    // printed label): objects are solid things, and a hole would cut their
+    // area, shape figures and, with edges, their very outline.
+    bool fill_holes = true;
 
     void validate() const;  // throws ParamError naming "mask.<field>"
 };
@@ -110,6 +114,7 @@ private:
 
     MaskParams params_;
     // Reused buffers.
+    cv::Mat padded_, holes_;
     cv::Mat blurred_, converted_, lab_, gray_, object_, shadow_, edges_, kernel_, edge_kernel_;
     cv::Mat tmp_u8_;
     // Belt model (Auto mode).
