@@ -20,6 +20,8 @@
 //    it is not matched on; a matched detection re-initialises the tracker.
 //  - Leaving boxes (coasting) move at >= 1 px/frame so that they always leave.
 //  - Velocities are clamped to >= 0 along the belt for prediction.
+//  - A detection touching both the entry and the exit edge starts no track:
+//    it is a fixed structure (rail, belt edge), not an object passing by.
 //  - An unmatched detection mostly (> 50 %) inside a live track's box starts
 //    no track.
 //  - Duplicates: a confirmed track beats an unconfirmed one, between confirmed
@@ -347,6 +349,7 @@ private:
     // --- bookkeeping ----------------------------------------------------------
     void finish(Track& t, FinishedTrack::End end) {
         t.dead = true;
+        if (end != FinishedTrack::End::Lost) confirm(t, true);
         if (!t.confirmed) return;  // never reported: dropped silently
         FinishedTrack f;
         f.id = t.id;
@@ -364,8 +367,13 @@ private:
         live_.erase(std::remove_if(live_.begin(), live_.end(), [](const Track& t) { return t.dead; }),
                     live_.end());
     }
-    void confirm(Track& t) {
-        if (!t.confirmed && t.hits >= params_.min_hits) {
+    // Counted once seen on min_hits frames and wholly in view: pieces of an
+    // object that enters in fragments never become whole, merge into one
+    // detection and are lost, uncounted. An object that is never whole (wider
+    // than the view, riding along a side edge, or in view when the stream
+    // ends) is counted when it leaves or the stream ends.
+    void confirm(Track& t, bool ending = false) {
+        if (!t.confirmed && t.hits >= params_.min_hits && (t.ever_whole || ending)) {
             t.confirmed = true;
             t.id = ++next_id_;
         }
@@ -630,6 +638,9 @@ void MultiTrackerImpl::start_tracks(int frame_index, const std::vector<Detection
         const Detection& d = dets[j];
         const cv::Rect2f& db = det_boxes_[j];
         if (area(db) <= 0.f || exited(db)) continue;
+        // Something that spans the frame from the entry edge to the exit edge
+        // (a rail, the belt's own edge) can neither enter nor leave: not an object.
+        if (touches_entry(db) && touches_exit(db)) continue;
         // Objects already on the belt when the stream starts are taken
         // anywhere; afterwards objects appear in the entry strip only.
         if (had_detection_frame_ && !in_entry_strip(d.centroid)) continue;
@@ -706,6 +717,7 @@ void MultiTrackerImpl::record(int frame_index) {
             t.ever_whole = t.ever_whole || whole;
             t.best_updated = true;
         }
+        confirm(t);
         TrackState s;
         s.id = t.id;
         s.box = t.box;

@@ -18,7 +18,7 @@ struct DetectParams {
     // Split components that are several touching objects: a distance-transform
     // peak search cuts a component whose solidity is below split_solidity into
     // one part per peak. 0 disables.
-    double split_solidity = 0.0;  // [0, 1]
+    double split_solidity = 0.93;  // [0, 1]; a lone round or square object has solidity > 0.95, two touching ones < 0.9
 
     void validate() const;  // throws ParamError naming "detect.<field>"
 };

@@ -56,7 +56,7 @@ struct MaskParams {
 
     // --- Edges: a Canny edge mask, dilated, is removed from the object mask so
     // that objects touching each other fall apart into two components.
-    bool edges_enabled = true;
+    bool edges_enabled = false;  // off by default: on textured objects the edges cut objects apart more often than they split touching pairs (docs/architecture.md)
     double canny_low = 60.0;     // [0, canny_high]
     double canny_high = 160.0;   // [canny_low, 1000]
     int edge_dilate = 1;         // dilation iterations of the edge mask (3x3), [0, 10]
@@ -71,11 +71,11 @@ struct MaskParams {
 
     // --- Morphology, applied in this order: open, erode, dilate, close.
     int blur = 3;                // median blur aperture before thresholding, odd in [1, 15] (1 = off)
-    int kernel_size = 3;         // elliptic structuring element, odd in [1, 31]
+    int kernel_size = 5;         // elliptic structuring element, odd in [1, 31]
     int open_iterations = 1;     // [0, 20]
     int erode_iterations = 0;    // [0, 20]
     int dilate_iterations = 0;   // [0, 20]
-    int close_iterations = 1;    // [0, 20]; more than 1 can re-join touching objects the edges split
+    int close_iterations = 2;    // [0, 20]; closes cracks in broken objects; with edges on, more than 1 can re-join touching objects the edges split
     // Fill holes enclosed by an object (chocolate chips, specular spots, a
     // printed label): objects are solid things, and a hole would cut their
     // area, shape figures and, with edges, their very outline.

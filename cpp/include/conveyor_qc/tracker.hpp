@@ -49,7 +49,9 @@ struct TrackParams {
     // A track ends after this many consecutive frames without being seen
     // (tracker failure, or no matching detection in None mode). [0, 1000]
     int max_misses = 4;
-    // A track is reported (counted) once it has been seen on this many frames. [1, 1000]
+    // A track is counted (and numbered) once it has been seen on this many
+    // frames and has been wholly in view; one that never is (wider than the
+    // view, along a side edge) is counted when it leaves. [1, 1000]
     int min_hits = 3;
     // While an object enters, its box is replaced by a detection this many
     // times larger (area). [1, 10]
