@@ -105,6 +105,7 @@ py::dict finished_dict(const FinishedTrack& t) {
         b(i, 0) = p.box.x; b(i, 1) = p.box.y; b(i, 2) = p.box.width; b(i, 3) = p.box.height;
     }
     py::dict o;
+    o["key"] = t.key;
     o["id"] = t.id;
     o["first_frame"] = t.first_frame;
     o["last_frame"] = t.last_frame;
@@ -264,16 +265,17 @@ PYBIND11_MODULE(_core, m) {
                      r = &self.process(view);
                  }
                  const py::ssize_t n = static_cast<py::ssize_t>(r->tracks.size());
-                 py::array_t<int32_t> ids(n);
+                 py::array_t<int32_t> ids(n), keys(n);
                  py::array_t<float> boxes({n, py::ssize_t(4)});
                  py::array_t<bool> confirmed(n), whole(n), best(n), detected(n);
-                 auto i_ = ids.mutable_unchecked<1>();
+                 auto i_ = ids.mutable_unchecked<1>(), k_ = keys.mutable_unchecked<1>();
                  auto b_ = boxes.mutable_unchecked<2>();
                  auto c_ = confirmed.mutable_unchecked<1>(), w_ = whole.mutable_unchecked<1>();
                  auto be_ = best.mutable_unchecked<1>(), d_ = detected.mutable_unchecked<1>();
                  for (py::ssize_t i = 0; i < n; ++i) {
                      const auto& t = r->tracks[static_cast<size_t>(i)];
                      i_(i) = t.id;
+                     k_(i) = t.key;
                      b_(i, 0) = t.box.x; b_(i, 1) = t.box.y; b_(i, 2) = t.box.width; b_(i, 3) = t.box.height;
                      c_(i) = t.confirmed; w_(i) = t.whole; be_(i) = t.best_updated; d_(i) = t.detected;
                  }
@@ -281,6 +283,7 @@ PYBIND11_MODULE(_core, m) {
                  o["frame_index"] = r->frame_index;
                  o["detection_frame"] = r->detection_frame;
                  o["ids"] = ids;
+                 o["keys"] = keys;
                  o["boxes"] = boxes;
                  o["confirmed"] = confirmed;
                  o["whole"] = whole;

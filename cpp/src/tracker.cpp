@@ -352,6 +352,7 @@ private:
         if (end != FinishedTrack::End::Lost) confirm(t, true);
         if (!t.confirmed) return;  // never reported: dropped silently
         FinishedTrack f;
+        f.key = t.uid;
         f.id = t.id;
         f.first_frame = t.first_frame;
         f.last_frame = t.history.empty() ? t.first_frame : t.history.back().frame;
@@ -719,6 +720,7 @@ void MultiTrackerImpl::record(int frame_index) {
         }
         confirm(t);
         TrackState s;
+        s.key = t.uid;
         s.id = t.id;
         s.box = t.box;
         s.confirmed = t.confirmed;

@@ -118,11 +118,22 @@ class Pipeline:
         r = self._core.process(frame)
         index = r["frame_index"]
         confirmed = r["confirmed"]
-        ids, boxes, whole = r["ids"][confirmed], r["boxes"][confirmed], r["whole"][confirmed]
-        best = r["best_updated"][confirmed]
-        crops = self._cut_crops(frame, index, ids, boxes, whole, best)
-        tracks = Tracks(frame_index=index, ids=ids, boxes=boxes, whole=whole, count=r["count"])
-        return FrameUpdate(tracks=tracks, finished=self._finished(), crops=crops)
+        crops = self._cut_crops(frame, index, r)
+        tracks = Tracks(
+            frame_index=index,
+            ids=r["ids"][confirmed],
+            boxes=r["boxes"][confirmed],
+            whole=r["whole"][confirmed],
+            count=r["count"],
+        )
+        finished = self._finished()
+        if len(self._best_crops) > len(r["keys"]):
+            # Tracks that ended uncounted (fragments, noise) leave crops behind: forget them.
+            live = set(r["keys"].tolist())
+            for key in [k for k in self._best_crops if k not in live]:
+                del self._best_crops[key]
+                self._first_whole.pop(key, None)
+        return FrameUpdate(tracks=tracks, finished=finished, crops=crops)
 
     def finish(self) -> list[ObjectEvent]:
         """End of stream: the objects still in view, as finished objects."""
@@ -134,20 +145,25 @@ class Pipeline:
 
     # -------------------------------------------------------------------------
 
-    def _cut_crops(self, frame, index, ids, boxes, whole, best) -> list[Crop]:
+    def _cut_crops(self, frame: np.ndarray, index: int, r: dict) -> list[Crop]:
+        """Best crops of every track (an object can be at its largest before it
+        is counted), and every crop_every frames a crop of each counted object."""
         out = self.config.output
         crops: list[Crop] = []
-        for i in np.flatnonzero(whole):
-            tid = int(ids[i])
-            first = self._first_whole.setdefault(tid, index)
-            periodic = self._keep_crops and (index - first) % out.crop_every == 0
+        whole, best, confirmed = r["whole"], r["best_updated"], r["confirmed"]
+        for i in np.flatnonzero(whole & (best | confirmed)):
+            key, tid = int(r["keys"][i]), int(r["ids"][i])
+            periodic = False
+            if self._keep_crops and confirmed[i]:
+                first = self._first_whole.setdefault(key, index)
+                periodic = (index - first) % out.crop_every == 0
             if not (periodic or best[i]):
                 continue
-            image = cut_out(frame, boxes[i], out.crop_size, out.crop_margin)
+            image = cut_out(frame, r["boxes"][i], out.crop_size, out.crop_margin)
             if image is None:
                 continue
             if best[i]:
-                self._best_crops[tid] = image
+                self._best_crops[key] = image
             if periodic:
                 crops.append(Crop(tid, index, image))
         return crops
@@ -155,8 +171,8 @@ class Pipeline:
     def _finished(self) -> list[ObjectEvent]:
         events = []
         for t in self._core.take_finished():
-            tid = t["id"]
-            self._first_whole.pop(tid, None)
+            tid, key = t["id"], t["key"]
+            self._first_whole.pop(key, None)
             events.append(
                 ObjectEvent(
                     track_id=tid,
@@ -167,7 +183,7 @@ class Pipeline:
                     best_box=tuple(float(v) for v in t["best_box"]),
                     best_frame=t["best_frame"],
                     ever_whole=t["ever_whole"],
-                    best_crop=self._best_crops.pop(tid, None),
+                    best_crop=self._best_crops.pop(key, None),
                     shape=t["shape"],
                     end=t["end"],
                 )

@@ -37,8 +37,10 @@ class VideoInfo:
     is_file: bool
 
 
-def _describe(source: str | int) -> tuple[str | int, bool]:
+def _describe(source: str | int | os.PathLike) -> tuple[str | int, bool]:
     """Camera index, URL or file path; checks a file exists and is not empty."""
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
     if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
         return int(source), False
     if _URL.match(source):
@@ -64,7 +66,7 @@ class VideoReader:
     gave fewer frames than it announced (a truncated or damaged file).
     """
 
-    def __init__(self, source: str | int, prefetch: int = 4):
+    def __init__(self, source: str | int | os.PathLike, prefetch: int = 4):
         target, is_file = _describe(source)
         self._cap = cv2.VideoCapture(target)
         if not self._cap.isOpened():
@@ -160,5 +162,5 @@ class VideoReader:
         self.close()
 
 
-def open_source(source: str | int) -> VideoReader:
+def open_source(source: str | int | os.PathLike) -> VideoReader:
     return VideoReader(source)

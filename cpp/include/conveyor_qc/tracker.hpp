@@ -69,6 +69,7 @@ struct TrackParams {
 
 // A live track as the caller sees it after a frame.
 struct TrackState {
+    int key = 0;               // internal number of every track, confirmed or not (ids go to confirmed ones only)
     int id = 0;                // stable number; confirmed tracks are numbered 1, 2, 3... in order of confirmation
     cv::Rect2f box;            // current box (visible part, clipped to the frame), full resolution
     bool confirmed = false;    // seen on >= min_hits frames; unconfirmed tracks have id 0 and are never reported
@@ -85,6 +86,7 @@ struct TrackPoint {
 
 // A track that has ended (left the frame, was lost, or the stream ended).
 struct FinishedTrack {
+    int key = 0;                      // the TrackState::key it had while live
     int id = 0;
     int first_frame = 0;
     int last_frame = 0;
