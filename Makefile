@@ -63,7 +63,7 @@ demo: $(VENV)/.installed
 build/cpp/test_core: build/.sysdeps $(VENV)/.deps $(SOURCES)
 	$(VENV)/bin/cmake -S . -B build/cpp -G Ninja -DCQC_BUILD_PYTHON=OFF -DCQC_BUILD_TESTS=ON \
 	  -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) -DCMAKE_BUILD_TYPE=Release >/dev/null
-	$(VENV)/bin/cmake --build build/cpp -j2
+	$(VENV)/bin/cmake --build build/cpp -j2 >/dev/null
 
 test-cpp: $(VENV)/.deps build/cpp/test_core
 	cd build/cpp && ../../$(VENV)/bin/ctest --output-on-failure

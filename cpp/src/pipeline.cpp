@@ -52,16 +52,8 @@ const FrameResult& Pipeline::process(const cv::Mat& bgr) {
         mask_.build(small_, mask_img_);
     }
     if (result_.detection_frame) {
-        // With an OpenCV tracker, look for new objects only in the entry strip;
-        // without one, detections must cover the whole frame to move tracks.
-        // The first detection frame looks everywhere: objects already on the belt.
-        cv::Rect roi;  // empty = whole mask
-        if (params_.track.kind != TrackerKind::None && searched_once_) {
-            BeltAxis axis{params_.track.direction, small_.size()};
-            roi = axis.entry_strip(params_.track.entry_strip) & cv::Rect(0, 0, small_.cols, small_.rows);
-        }
+        const cv::Rect roi = tracker_->detection_roi(small_.size());
         detector_.detect(mask_img_, roi, r, result_.detections);
-        searched_once_ = true;
     }
     tracker_->update(index, small_, frame_size_, result_.detection_frame ? &result_.detections : nullptr);
 

@@ -184,6 +184,24 @@ public:
         live_.clear();
         states_.clear();
     }
+    cv::Rect detection_roi(cv::Size size) const override {
+        if (params_.kind == TrackerKind::None || !had_detection_frame_) return cv::Rect();
+        const cv::Rect frame_rect(0, 0, size.width, size.height);
+        BeltAxis small_axis{params_.direction, size};
+        cv::Rect roi = small_axis.entry_strip(params_.entry_strip) & frame_rect;
+        if (frame_.width <= 0) return roi;
+        const float fx = static_cast<float>(size.width) / frame_.width;
+        const float fy = static_cast<float>(size.height) / frame_.height;
+        for (const auto& t : live_) {
+            if (!t.partial_entry) continue;
+            // Half a box of slack on every side: it moved since the last frame.
+            const cv::Rect2f& b = t.box;
+            const cv::Rect grown(cvFloor((b.x - 0.5f * b.width) * fx), cvFloor((b.y - 0.5f * b.height) * fy),
+                                 cvCeil(2.f * b.width * fx) + 1, cvCeil(2.f * b.height * fy) + 1);
+            roi |= grown & frame_rect;
+        }
+        return roi;
+    }
     int confirmed_count() const override { return next_id_; }
     const TrackParams& params() const override { return params_; }
 
@@ -727,6 +745,7 @@ void MultiTrackerImpl::record(int frame_index) {
         s.whole = whole;
         s.best_updated = t.best_updated;
         s.detected = t.detected;
+        s.entering = t.partial_entry;
         states_.push_back(s);
     }
 }

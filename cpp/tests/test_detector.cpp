@@ -232,7 +232,10 @@ TEST_CASE("detector: split cuts merged discs at the neck, leaves single objects 
         cv::circle(singles, cv::Point(200, 280) + cv::Point(cvRound(25 * std::cos(k)), cvRound(25 * std::sin(k))), 5,
                    cv::Scalar(0), 2);
 
-    CHECK_EQ(detect(pair).size(), std::size_t(1));  // split off by default
+    DetectParams off;
+    off.split_solidity = 0.0;
+    CHECK_EQ(detect(pair, off).size(), std::size_t(1));
+    CHECK_EQ(detect(pair).size(), std::size_t(2));  // split on by default
     DetectParams p;
     p.split_solidity = 0.95;
     auto ds = detect(pair, p);

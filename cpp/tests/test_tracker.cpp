@@ -114,7 +114,6 @@ struct Scene {
         cv::Mat img, small;
         std::vector<Detection> dets, all;
         std::map<int, int> disc_to_id;
-        const cv::Rect strip = axis.entry_strip(params.entry_strip);
         for (int f = 0; f < frames; ++f) {
             const bool det_frame = tracker->is_detection_frame(f);
             draw(discs, f, size, img);
@@ -122,7 +121,7 @@ struct Scene {
                 cv::resize(img, small, cv::Size(), params.downscale, params.downscale, cv::INTER_AREA);
             }
             if (det_frame) {
-                detect(img, opencv ? strip : cv::Rect(), all);
+                detect(img, tracker->detection_roi(size), all);  // full-res size: a full-res ROI
                 dets.clear();
                 for (const auto& d : all) {
                     const int k = nearest_disc(f, d.centroid);
@@ -580,7 +579,7 @@ TEST_CASE("none mode: whole, best_updated and detected flags while entering") {
     CHECK(!t->tracks()[0].whole);
     CHECK(t->tracks()[0].best_updated);
     CHECK(t->tracks()[0].detected);
-    CHECK_EQ(t->tracks()[0].id, 1);
+    CHECK_EQ(t->tracks()[0].id, 0);  // counted only once wholly in view
     at(0, 26);
     t->update(1, cv::Mat(), kFrame, &dets);
     CHECK(!t->tracks()[0].whole);
@@ -593,6 +592,7 @@ TEST_CASE("none mode: whole, best_updated and detected flags while entering") {
     at(10, 61);
     t->update(3, cv::Mat(), kFrame, &dets);
     CHECK(t->tracks()[0].whole);
+    CHECK_EQ(t->tracks()[0].id, 1);
     CHECK(t->tracks()[0].best_updated);
     at(16, 67);
     t->update(4, cv::Mat(), kFrame, &dets);

@@ -64,7 +64,6 @@ private:
     std::unique_ptr<MultiTracker> tracker_;
     cv::Size frame_size_;
     int next_frame_ = 0;
-    bool searched_once_ = false;
     cv::Mat small_, mask_img_;
     FrameResult result_;
 };

@@ -76,6 +76,7 @@ struct TrackState {
     bool whole = false;        // box touches no frame edge: the whole object is in view
     bool best_updated = false; // this frame's box became the track's best (largest whole) box
     bool detected = false;     // a detection matched this track on this frame
+    bool entering = false;     // its box is still the visible part of an entering object (full size unknown)
 };
 
 // One box of a track's history.
@@ -114,6 +115,14 @@ public:
 
     // Whether update() wants detections on this frame.
     virtual bool is_detection_frame(int frame_index) const = 0;
+
+    // Where detection should look on this frame, in pixels of a frame of
+    // `size` (the downscaled frame); an empty rect means everywhere. Without
+    // an OpenCV tracker, and on the first detection frame (objects already on
+    // the belt), everywhere; otherwise the entry strip, grown to cover the
+    // objects still entering, whose full box only a detection clear of the
+    // entry edge can give.
+    virtual cv::Rect detection_roi(cv::Size size) const = 0;
 
     // Live tracks after the last update (confirmed and unconfirmed).
     virtual const std::vector<TrackState>& tracks() const = 0;
