@@ -199,6 +199,7 @@ PYBIND11_MODULE(_core, m) {
         .field("min_area", &DetectParams::min_area)
         .field("max_area", &DetectParams::max_area)
         .field("split_solidity", &DetectParams::split_solidity)
+        .field("split_min_part", &DetectParams::split_min_part)
         .done();
 
     ParamsBinder<TrackParams>(m, "TrackParams", "Multi-tracker settings (see tracker.hpp).")

@@ -39,6 +39,7 @@ void DetectParams::validate() const {
     if (!(max_area >= min_area && max_area <= 1e9))
         fail("max_area", "in [min_area=" + num(min_area) + ", 1e+09]", max_area);
     if (!(split_solidity >= 0.0 && split_solidity <= 1.0)) fail("split_solidity", "in [0, 1]", split_solidity);
+    if (!(split_min_part >= 0.0 && split_min_part <= 1.0)) fail("split_min_part", "in [0, 1]", split_min_part);
 }
 
 Detector::Detector(const DetectParams& params) : params_(params) { params_.validate(); }
@@ -145,7 +146,24 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
 
         const double* c = centroids_.ptr<double>(i);
         emit(box, area_px, c[0], c[1], solidity, circularity, roi, scale, out);
+        const bool on_border = box.x == 0 || box.y == 0 || box.x + box.width == roi.width ||
+                               box.y + box.height == roi.height;
+        if (!on_border && solidity >= params_.split_solidity) note_typical(static_cast<float>(area));
     }
+}
+
+void Detector::note_typical(float area) {
+    typical_[static_cast<std::size_t>(typical_seen_ % kTypical)] = area;
+    ++typical_seen_;
+}
+
+float Detector::typical_area() {
+    const int n = std::min(typical_seen_, kTypical);
+    if (n < kTypicalMin) return 0.f;
+    std::copy(typical_.begin(), typical_.begin() + n, typical_scratch_.begin());
+    auto mid = typical_scratch_.begin() + n / 2;
+    std::nth_element(typical_scratch_.begin(), mid, typical_scratch_.begin() + n);
+    return *mid;
 }
 
 bool Detector::split(const cv::Rect& box, int label, const cv::Rect& roi, double scale, std::vector<Detection>& out) {
@@ -252,6 +270,15 @@ bool Detector::split(const cv::Rect& box, int label, const cv::Rect& roi, double
             part.x1 = std::max(part.x1, x);
             part.y1 = std::max(part.y1, y);
         }
+    }
+
+    // Parts much smaller than a single object are pieces of one (a broken
+    // object), not objects that touch: keep the component whole.
+    const float typical = typical_area();
+    if (typical > 0.f && params_.split_min_part > 0.0) {
+        const double px_to_full = 1.0 / (scale * scale);
+        for (const Part& part : parts_)
+            if (part.area > 0.0 && part.area * px_to_full < params_.split_min_part * typical) return false;
     }
 
     // One detection per part; the component view is reused for each part's mask.

@@ -292,3 +292,35 @@ TEST_CASE("detector: bad input") {
     d.detect(m, cv::Rect(1000, 1000, 10, 10), 1.0, out);
     CHECK(out.empty());
 }
+
+TEST_CASE("detector: a broken object is not split into halves once the typical size is known") {
+    DetectParams p;  // split on (defaults)
+    Detector d(p);
+    std::vector<Detection> out;
+    // A belt of single discs teaches the detector a typical object (r = 40).
+    cv::Mat singles(360, 640, CV_8UC1, cv::Scalar(0));
+    for (int k = 0; k < 6; ++k) disc(singles, cv::Point(60 + 100 * k, 80), 40);
+    d.detect(singles, cv::Rect(), 1.0, out);
+    CHECK_EQ(out.size(), std::size_t(6));
+
+    // A disc of the same size cracked almost through: two half discs joined
+    // by a short bridge, the shape of two touching objects, but each half is
+    // half an object.
+    cv::Mat broken(360, 640, CV_8UC1, cv::Scalar(0));
+    disc(broken, cv::Point(200, 200), 40);
+    cv::line(broken, cv::Point(200, 150), cv::Point(200, 232), cv::Scalar(0), 7);
+    d.detect(broken, cv::Rect(), 1.0, out);
+    CHECK_EQ(out.size(), std::size_t(1));
+
+    // Two touching whole discs are still cut apart.
+    cv::Mat pair(360, 640, CV_8UC1, cv::Scalar(0));
+    disc(pair, cv::Point(200, 200), 40);
+    disc(pair, cv::Point(278, 200), 40);
+    d.detect(pair, cv::Rect(), 1.0, out);
+    CHECK_EQ(out.size(), std::size_t(2));
+
+    // A fresh detector, with no typical size yet, splits the cracked disc.
+    Detector fresh(p);
+    fresh.detect(broken, cv::Rect(), 1.0, out);
+    CHECK_EQ(out.size(), std::size_t(2));
+}

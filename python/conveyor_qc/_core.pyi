@@ -44,6 +44,7 @@ class DetectParams:
     min_area: float
     max_area: float
     split_solidity: float
+    split_min_part: float
     def __init__(self) -> None: ...
     def validate(self) -> None: ...
 

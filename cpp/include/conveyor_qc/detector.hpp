@@ -7,6 +7,7 @@
 #include <opencv2/core.hpp>
 
 #include <utility>
+#include <array>
 #include <vector>
 
 namespace cqc {
@@ -18,6 +19,11 @@ struct DetectParams {
     // Split components that are several touching objects: a distance-transform
     // peak search cuts a component whose solidity is below split_solidity into
     // one part per peak. 0 disables.
+    // A split is kept only when every part is at least this fraction of a
+    // typical single object (the median area of recent compact detections):
+    // a cookie broken along a deep crack looks like two touching ones, but
+    // its halves are half-sized. 0 keeps every split. [0, 1]
+    double split_min_part = 0.6;
     double split_solidity = 0.93;  // [0, 1]; a lone round or square object has solidity > 0.95, two touching ones < 0.9
 
     void validate() const;  // throws ParamError naming "detect.<field>"
@@ -58,6 +64,15 @@ private:
     bool split(const cv::Rect& box, int label, const cv::Rect& roi, double scale, std::vector<Detection>& out);
     void emit(const cv::Rect& box_roi, double area_px, double cx, double cy, float solidity, float circularity,
               const cv::Rect& roi, double scale, std::vector<Detection>& out) const;
+
+    // Typical area (full-resolution px^2) of a single object: median of the
+    // last kTypical compact, whole detections; 0 until kTypicalMin are seen.
+    static constexpr int kTypical = 64, kTypicalMin = 5;
+    void note_typical(float area);
+    float typical_area();
+    std::array<float, kTypical> typical_{};
+    std::array<float, kTypical> typical_scratch_{};
+    int typical_seen_ = 0;
 
     DetectParams params_;
     cv::Mat labels_, stats_, centroids_, component_;
