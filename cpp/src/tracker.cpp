@@ -141,7 +141,19 @@ float iou(const cv::Rect2f& a, const cv::Rect2f& b) {
 
 cv::Ptr<cv::Tracker> make_opencv_tracker(TrackerKind kind) {
     switch (kind) {
-        case TrackerKind::KCF: return cv::TrackerKCF::create();
+        case TrackerKind::KCF: {
+            // Grey features only: OpenCV's default adds colour names (CN)
+            // compressed by PCA, which costs about 3x per update, and products
+            // differ from the belt by brightness far more than by hue. (Other
+            // grey-only settings crash in OpenCV 4.6 and 5.0: without a PCA
+            // descriptor, or with compressed_size above the 1 channel of GRAY.)
+            cv::TrackerKCF::Params p;
+            p.desc_npca = cv::TrackerKCF::GRAY;
+            p.desc_pca = cv::TrackerKCF::GRAY;
+            p.compress_feature = false;
+            p.compressed_size = 1;
+            return cv::TrackerKCF::create(p);
+        }
         case TrackerKind::CSRT: return cv::TrackerCSRT::create();
         case TrackerKind::MIL: return cv::TrackerMIL::create();
         case TrackerKind::MOSSE: return cv::legacy::upgradeTrackingAPI(cv::legacy::TrackerMOSSE::create());
