@@ -42,6 +42,8 @@ $(VENV)/.created:
 	$(PIP) install -q --upgrade pip
 	@touch $@
 
+# The package is installed editable: Python files are used from python/ as they
+# are, and a change to the C++ sources rebuilds the module on the next make.
 # Build requirements live in the venv so that rebuilds are incremental
 # (no build isolation: the persistent build/ directory is reused).
 $(VENV)/.deps: pyproject.toml $(VENV)/.created
@@ -51,7 +53,7 @@ $(VENV)/.deps: pyproject.toml $(VENV)/.created
 	@touch $@
 
 $(VENV)/.installed: build/.sysdeps $(VENV)/.deps $(SOURCES)
-	$(PIP) install -q --no-build-isolation --no-deps .
+	$(PIP) install -q --no-build-isolation --no-deps --editable .
 	@touch $@
 
 demo: $(VENV)/.installed
