@@ -72,3 +72,16 @@ def test_every_core_field_is_reachable():
 
     for section, cls in (("mask", _core.MaskParams), ("detect", _core.DetectParams), ("track", _core.TrackParams)):
         assert set(d[section]) == set(cls.FIELDS)
+
+
+def test_every_setting_is_documented():
+    """docs/settings.md names every key of every section (so the docs cannot fall behind)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "settings.md").read_text()
+    missing = []
+    for section, keys in Config().to_dict().items():
+        if f"## [{section}]" not in text:
+            missing.append(f"[{section}]")
+        missing += [f"{section}.{k}" for k in keys if f"`{k}`" not in text]
+    assert not missing, f"not in docs/settings.md: {missing}"
