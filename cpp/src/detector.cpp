@@ -1,5 +1,7 @@
 #include "conveyor_qc/detector.hpp"
 
+#include "params_check.hpp"
+
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
@@ -11,14 +13,10 @@ namespace cqc {
 
 namespace {
 
-std::string num(double v) {
-    std::ostringstream os;
-    os << v;
-    return os.str();
-}
+std::string num(double v) { return detail::format_number(v); }
 
 [[noreturn]] void fail(const std::string& field, const std::string& range, double got) {
-    throw ParamError("detect." + field + " must be " + range + ", got " + num(got));
+    detail::param_error("detect", field, range, got);
 }
 
 // A distance-transform peak is a separate object only when the straight path

@@ -1,5 +1,7 @@
 #include "conveyor_qc/mask.hpp"
 
+#include "params_check.hpp"
+
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
@@ -11,15 +13,7 @@ namespace cqc {
 
 // ---------------------------------------------------------------- strings
 
-namespace {
-
-std::string lower_case(const std::string& s) {
-    std::string v(s);
-    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
-    return v;
-}
-
-}  // namespace
+using detail::format_number;
 
 const char* to_string(MaskMode m) {
     switch (m) {
@@ -30,7 +24,7 @@ const char* to_string(MaskMode m) {
 }
 
 MaskMode mask_mode_from_string(const std::string& s) {
-    const std::string v = lower_case(s);
+    const std::string v = detail::normalise_name(s);
     for (MaskMode m : {MaskMode::Auto, MaskMode::Threshold}) {
         if (v == to_string(m)) return m;
     }
@@ -47,7 +41,7 @@ const char* to_string(ColorSpace c) {
 }
 
 ColorSpace color_space_from_string(const std::string& s) {
-    const std::string v = lower_case(s);
+    const std::string v = detail::normalise_name(s);
     for (ColorSpace c : {ColorSpace::Gray, ColorSpace::HSV, ColorSpace::Lab}) {
         if (v == to_string(c)) return c;
     }
@@ -58,14 +52,10 @@ ColorSpace color_space_from_string(const std::string& s) {
 
 namespace {
 
-std::string num(double v) {
-    std::ostringstream os;
-    os << v;
-    return os.str();
-}
+std::string num(double v) { return format_number(v); }
 
 [[noreturn]] void fail(const std::string& field, const std::string& range, double got) {
-    throw ParamError("mask." + field + " must be " + range + ", got " + num(got));
+    detail::param_error("mask", field, range, got);
 }
 
 // Closed interval [lo, hi]; lo_name / hi_name replace the bound by "name=value"

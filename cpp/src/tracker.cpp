@@ -36,6 +36,7 @@
 #include "conveyor_qc/tracker.hpp"
 
 #include "conveyor_qc/assignment.hpp"
+#include "params_check.hpp"
 
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgproc.hpp>
@@ -57,9 +58,7 @@ namespace cqc {
 namespace {
 
 [[noreturn]] void range_error(const char* field, const char* range, double value) {
-    std::ostringstream os;
-    os << "track." << field << " must be in " << range << ", got " << value;
-    throw ParamError(os.str());
+    detail::param_error("track", field, std::string("in ") + range, value);
 }
 
 const char* const kKindNames = "none, kcf, csrt, mosse, medianflow, mil";

@@ -1,9 +1,33 @@
 #include "conveyor_qc/types.hpp"
 
+#include "params_check.hpp"
+
 #include <algorithm>
 #include <cctype>
+#include <sstream>
 
 namespace cqc {
+
+namespace detail {
+
+std::string format_number(double v) {
+    std::ostringstream os;
+    os << v;
+    return os.str();
+}
+
+void param_error(const char* section, const std::string& field, const std::string& range, double got) {
+    throw ParamError(std::string(section) + "." + field + " must be " + range + ", got " + format_number(got));
+}
+
+std::string normalise_name(const std::string& s) {
+    std::string v(s);
+    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::replace(v.begin(), v.end(), '-', '_');
+    return v;
+}
+
+}  // namespace detail
 
 const char* to_string(Direction d) {
     switch (d) {
@@ -16,9 +40,7 @@ const char* to_string(Direction d) {
 }
 
 Direction direction_from_string(const std::string& s) {
-    std::string v(s);
-    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
-    std::replace(v.begin(), v.end(), '-', '_');
+    const std::string v = detail::normalise_name(s);
     for (Direction d : {Direction::LeftToRight, Direction::RightToLeft, Direction::TopToBottom,
                         Direction::BottomToTop}) {
         if (v == to_string(d)) return d;
