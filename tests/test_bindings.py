@@ -72,3 +72,39 @@ def test_frames_are_not_copied_or_modified(core):
     g = f.copy()
     g.flags.writeable = False
     core.process(g)
+
+
+def test_gil_is_released_while_the_core_works():
+    """With a switch interval far longer than the test, the main thread gives
+    up the GIL only where it blocks: here, only inside the core. A second
+    thread that counts can therefore count only while the core works."""
+    import sys
+    import threading
+    import time
+
+    core = _core.Pipeline(_core.PipelineParams())
+    big = np.random.default_rng(1).integers(0, 255, (1080, 1920, 3), dtype=np.uint8)
+    core.process(big)  # warm up
+    counter = [0]
+    go, stop = threading.Event(), threading.Event()
+
+    def spin():
+        go.wait()
+        while not stop.is_set():
+            counter[0] += 1
+            time.sleep(0)  # hand the GIL back at once
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(30.0)
+    try:
+        go.set()
+        for _ in range(5):
+            core.process(big)
+        seen = counter[0]  # read before this thread blocks anywhere else
+    finally:
+        stop.set()
+        sys.setswitchinterval(old)
+        spinner.join()
+    assert seen > 0
