@@ -37,6 +37,21 @@ build/.sysdeps:
 	fi
 	@touch $@
 
+# A real browser for the labelling page's tests (tests/test_label.py): Debian's
+# chromium and its chromedriver, driven by Selenium (no browser download).
+build/.browser:
+	@mkdir -p build
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  touch $@; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing chromium and chromium-driver with apt-get (browser tests of the labelling page)..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver >/dev/null && touch $@ || exit 1; \
+	else \
+	  echo "warning: chromium is missing: the labelling page's browser tests will be skipped." >&2; \
+	  echo "  Install it with:  sudo apt-get install chromium chromium-driver" >&2; \
+	fi
+
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
@@ -48,8 +63,11 @@ $(VENV)/.created:
 # (no build isolation: the persistent build/ directory is reused).
 $(VENV)/.deps: pyproject.toml $(VENV)/.created
 	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
-	$(PIP) install -q numpy "opencv-contrib-python-headless>=4.8" "boto3>=1.34" "tomli-w>=1.0" \
-	  "pytest>=8" "hypothesis>=6" "pytest-benchmark>=4"
+	$(PIP) install -q numpy "scipy>=1.10" "opencv-contrib-python-headless>=4.8" "boto3>=1.34" "tomli-w>=1.0" \
+	  "pytest>=8" "hypothesis>=6" "pytest-benchmark>=4" "selenium>=4"
+# TrackEval (conveyor-qc eval) declares opencv-python, which must never sit next to
+# opencv-contrib-python-headless; its metrics need only numpy and scipy.
+	$(PIP) install -q --no-deps "trackeval>=1.3"
 	@touch $@
 
 $(VENV)/.installed: build/.sysdeps $(VENV)/.deps $(SOURCES)
@@ -70,7 +88,7 @@ build/cpp/test_core: build/.sysdeps $(VENV)/.deps $(SOURCES)
 test-cpp: $(VENV)/.deps build/cpp/test_core
 	cd build/cpp && ../../$(VENV)/bin/ctest --output-on-failure
 
-test: $(VENV)/.installed test-cpp
+test: $(VENV)/.installed test-cpp build/.browser
 	$(PY) -m pytest -q tests
 
 bench: $(VENV)/.installed

@@ -7,8 +7,9 @@ import csv
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from conveyor_qc.evaluate import read_mot  # noqa: F401  (tests import it from here)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,13 +42,6 @@ class Clip:
         return set(self.labels)
 
 
-def read_mot(path: Path) -> np.ndarray:
-    """MOTChallenge rows as an (N, >=6) float array: frame, id, x, y, w, h, ..."""
-    rows = [list(map(float, line.split(",")))
-            for line in Path(path).read_text().splitlines() if line.strip()]
-    return np.array(rows, dtype=float).reshape(-1, len(rows[0]) if rows else 10)
-
-
 @pytest.fixture(scope="session")
 def make_clip(tmp_path_factory):
     """make_clip(preset, seed, seconds) -> Clip, cached for the session."""
@@ -64,37 +58,3 @@ def make_clip(tmp_path_factory):
         return cache[key]
 
     return make
-
-
-def iou(a, b) -> float:
-    ax0, ay0, aw, ah = a
-    bx0, by0, bw, bh = b
-    ix = max(0.0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
-    iy = max(0.0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
-
-
-def match_tracks(gt: np.ndarray, tracks: np.ndarray, min_iou: float = 0.5, min_share: float = 0.5):
-    """Pair each ground-truth id with the track id whose boxes overlap it
-    (IoU >= min_iou) on the most frames; a pair needs that on >= min_share of
-    the frames the ground-truth object is tracked. Returns (pairs, per-gt
-    overlap counts) where pairs maps gt id -> list of track ids that qualify."""
-    by_frame: dict[int, list] = {}
-    for row in tracks:
-        by_frame.setdefault(int(row[0]), []).append(row)
-    hits: dict[int, dict[int, int]] = {}
-    frames_of: dict[int, int] = {}
-    for row in gt:
-        f, gid = int(row[0]), int(row[1])
-        if len(row) > 8 and row[8] < 0.5:  # objects mostly outside the frame are not judged
-            continue
-        frames_of[gid] = frames_of.get(gid, 0) + 1
-        for t in by_frame.get(f, []):
-            if iou(row[2:6], t[2:6]) >= min_iou:
-                hits.setdefault(gid, {}).setdefault(int(t[1]), 0)
-                hits[gid][int(t[1])] += 1
-    pairs = {gid: [tid for tid, n in hits.get(gid, {}).items() if n >= min_share * frames_of[gid]]
-             for gid in frames_of}
-    return pairs, hits

@@ -9,8 +9,9 @@ import csv
 import numpy as np
 import pytest
 
-from conftest import iou, match_tracks, read_mot
+from conftest import read_mot
 from conveyor_qc import Config
+from conveyor_qc.evaluate import object_metrics
 from conveyor_qc.run import run_video
 
 
@@ -40,42 +41,19 @@ def judged_ids(clip, grace: int = 0) -> set[int]:
     return {g for g, f in first_seen.items() if f <= last - grace}
 
 
-def track_owner(gt, tracks):
-    """For each track id, the ground-truth ids it overlaps (IoU >= 0.5) on most of its frames."""
-    gt_by_frame: dict[int, list] = {}
-    for row in gt:
-        gt_by_frame.setdefault(int(row[0]), []).append(row)
-    owners: dict[int, dict[int, int]] = {}
-    lengths: dict[int, int] = {}
-    for t in tracks:
-        tid = int(t[1])
-        lengths[tid] = lengths.get(tid, 0) + 1
-        for g in gt_by_frame.get(int(t[0]), []):
-            if iou(g[2:6], t[2:6]) >= 0.5:
-                owners.setdefault(tid, {}).setdefault(int(g[1]), 0)
-                owners[tid][int(g[1])] += 1
-    return {tid: {gid for gid, n in owners.get(tid, {}).items() if n >= 0.5 * lengths[tid]} for tid in lengths}
-
-
 def assert_each_counted_once(clip, tracks, objects, grace: int = 0):
+    """conveyor_qc.evaluate's object-level pairing (IoU >= 0.5 on most shared frames, one to one):
+    every judged object paired, and no joined, split, duplicate or ghost track."""
     must = judged_ids(clip, grace)
-    pairs, _ = match_tracks(clip.gt, tracks)
-    missed = sorted(g for g in must if not pairs.get(g))
-    split = {g: p for g, p in pairs.items() if len(p) > 1}
-    owners = track_owner(clip.gt, tracks)
-    ghosts = sorted(t for t, g in owners.items() if not g)
-    shared = {}
-    for tid, gids in owners.items():
-        for gid in gids:
-            shared.setdefault(gid, []).append(tid)
-    duplicates = {g: t for g, t in shared.items() if len(t) > 1}
+    report = object_metrics(clip.gt, tracks)
+    missed = sorted(must - set(report.track_of))
     assert not missed, f"objects never tracked: {missed}"
-    assert not split, f"objects tracked under several numbers: {split}"
-    assert not ghosts, f"tracks that follow no object: {ghosts}"
-    assert not duplicates, f"objects counted twice: {duplicates}"
+    assert not report.split, f"objects tracked under several numbers: {report.split}"
+    assert not report.joined, f"tracks over several objects: {report.joined}"
+    assert not report.ghosts, f"tracks that follow no object: {report.ghosts}"
+    assert not report.duplicates, f"objects counted twice: {report.duplicates}"
     # Every counted object is a real one, and every judged one is counted.
-    assert len(objects) == len(owners)
-    assert must <= set(shared), "some objects have no track"
+    assert len(objects) == report.tracks == report.paired
     assert len(objects) <= len(clip.ids)
 
 
@@ -108,7 +86,7 @@ def test_light_objects_on_dark_belt(make_clip, tmp_path, cookies_dir):
 def test_entering_objects_grow_to_full_box(make_clip, tmp_path):
     clip = make_clip("cookies", seed=1, seconds=8)
     _, tracks, objects = run_clip(clip, tmp_path)
-    owners = track_owner(clip.gt, tracks)
+    object_of = object_metrics(clip.gt, tracks).object_of  # track id -> its ground-truth id
     full = {}  # gt id -> its full box size (where visibility is 1)
     for row in clip.gt:
         if row[8] >= 0.999:
@@ -117,10 +95,10 @@ def test_entering_objects_grow_to_full_box(make_clip, tmp_path):
     # distance-transform split can lend one object a strip of its neighbour.
     checked = close = 0
     for obj in objects:
-        gids = owners.get(int(obj["track_id"]))
-        if not gids or next(iter(gids)) not in full:
+        gid = object_of.get(int(obj["track_id"]))
+        if gid is None or gid not in full:
             continue
-        w, h = full[next(iter(gids))]
+        w, h = full[gid]
         dw, dh = abs(float(obj["w"]) - w), abs(float(obj["h"]) - h)
         assert dw <= 0.25 * w and dh <= 0.25 * h, obj
         close += dw <= max(6, 0.1 * w) and dh <= max(6, 0.1 * h)
@@ -143,12 +121,10 @@ def test_hard_preset_recall(make_clip, tmp_path):
     clip = make_clip("hard", seed=4, seconds=6)
     _, tracks, objects = run_clip(clip, tmp_path)
     must = judged_ids(clip)
-    pairs, _ = match_tracks(clip.gt, tracks)
-    found = sum(1 for g in must if pairs.get(g))
-    owners = track_owner(clip.gt, tracks)
-    ghosts = sum(1 for g in owners.values() if not g)
+    report = object_metrics(clip.gt, tracks)
+    found = len(must & set(report.track_of))
     assert found >= 0.85 * len(must), (found, len(must))
-    assert ghosts <= 0.1 * len(owners) + 1
+    assert len(report.ghosts) <= 0.1 * report.tracks + 1, report.ghosts
 
 
 def test_right_to_left_belt(make_clip):
