@@ -1,0 +1,279 @@
+// conveyor-qc label: the page. Plain script, no build step, no dependencies.
+// The server (label_server.py) holds the truth: every change is POSTed at once,
+// one request after another, and the page shows what the server saved.
+"use strict";
+
+const STRIP = 8; // crops shown per object, spread across its frames
+const LABELS = ["normal", "anomaly"];
+
+const state = {
+  objects: [],        // in track order; each {track_id, ..., label (shown), saved (server), pending}
+  byId: new Map(),
+  current: null,      // track id of the selected object
+  filter: false,      // show only unlabelled objects (and the selected one)
+  queue: Promise.resolve(),
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k.startsWith("data-") || k.startsWith("aria-")) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function fmtTime(s) {
+  if (s === null || s === undefined) return null;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  return `${m}:${(s - 60 * m).toFixed(1).padStart(4, "0")}`;
+}
+
+function fmtNum(v) {
+  return Number.isInteger(v) ? String(v) : v.toFixed(1);
+}
+
+function spread(list, n) {
+  if (list.length <= n) return list;
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(list[Math.round((i * (list.length - 1)) / (n - 1))]);
+  return out;
+}
+
+// --- rendering ---------------------------------------------------------------
+
+function card(o) {
+  const when = `frames ${o.first_frame}–${o.last_frame}`;
+  const t0 = fmtTime(o.start_seconds), t1 = fmtTime(o.end_seconds);
+  const [x, y, w, h] = o.box;
+  const buttons = LABELS.map((label) =>
+    el("button", {
+      type: "button", class: `mark ${label}`, "data-label": label, "aria-pressed": "false",
+      title: `Mark object ${o.track_id} ${label} (${label[0].toUpperCase()}); again to clear`,
+    }, label === "normal" ? "Normal " : "Anomaly ", el("kbd", { text: label[0].toUpperCase() })));
+  const strip = el("div", { class: "strip" });
+  const crops = spread(o.crops, STRIP);
+  if (!crops.length) strip.append(el("p", { class: "nocrops", text: "no crops (never wholly in view)" }));
+  for (const url of crops) {
+    const frame = parseInt(url.split("/").pop(), 10);
+    strip.append(el("figure", {},
+      el("img", { src: url, loading: "lazy", decoding: "async", width: 120, height: 120, alt: `object ${o.track_id}, frame ${frame}` }),
+      el("figcaption", { text: String(frame) })));
+  }
+  const predicted = o.predicted && o.predicted !== "unknown"
+    ? el("span", { class: "predicted", text: `model: ${o.predicted}${o.score !== null ? ` (${o.score.toFixed(2)})` : ""}` })
+    : "";
+  const art = el("article", { class: "obj", id: `obj-${o.track_id}`, tabIndex: -1, "data-id": o.track_id,
+                              "aria-label": `object ${o.track_id}` },
+    el("div", { class: "info" },
+      el("h2", {}, el("span", { class: "num", text: `#${o.track_id}` }), el("span", { class: "badge" })),
+      el("p", { class: "when", text: t0 !== null ? `${when} (${t0} – ${t1})` : when }),
+      el("p", { class: "where", text: `box at ${fmtNum(x)}, ${fmtNum(y)} · ${fmtNum(w)}×${fmtNum(h)} px` }),
+      predicted,
+      el("div", { class: "buttons", role: "group", "aria-label": "label" }, ...buttons)),
+    strip);
+  art.addEventListener("click", (e) => {
+    const b = e.target.closest("button.mark");
+    select(o.track_id, { focus: !b });
+    if (b) toggle(o.track_id, b.dataset.label, { advance: false });
+  });
+  o.node = art;
+  return art;
+}
+
+function paint(o) {
+  const n = o.node;
+  n.dataset.label = o.label || "";
+  n.classList.toggle("saving", o.pending > 0);
+  n.querySelector(".badge").textContent = o.label || "unlabelled";
+  for (const b of n.querySelectorAll("button.mark")) b.setAttribute("aria-pressed", String(b.dataset.label === o.label));
+}
+
+function paintCounter() {
+  const total = state.objects.length;
+  const normal = state.objects.filter((o) => o.label === "normal").length;
+  const anomaly = state.objects.filter((o) => o.label === "anomaly").length;
+  const left = total - normal - anomaly;
+  $("counter").textContent = total === 0 ? "no objects"
+    : `${left ? `${left} of ${total} left` : `all ${total} labelled`} · ${normal} normal · ${anomaly} anomaly`;
+  $("counter").dataset.left = String(left);
+}
+
+function visible(o) {
+  return !state.filter || o.label === null || o.track_id === state.current;
+}
+
+function applyFilter() {
+  for (const o of state.objects) o.node.hidden = !visible(o);
+  const f = $("filter");
+  f.setAttribute("aria-pressed", String(state.filter));
+  const shown = state.objects.filter(visible).length;
+  $("empty").hidden = shown > 0;
+  $("empty").textContent = state.objects.length === 0 ? "This run has no objects."
+    : "Every object is labelled. Press F to show them all.";
+}
+
+// --- moving ------------------------------------------------------------------
+
+function select(id, { focus = true } = {}) {
+  const prev = state.byId.get(state.current);
+  if (prev) { prev.node.classList.remove("current"); prev.node.tabIndex = -1; }
+  state.current = id;
+  const o = state.byId.get(id);
+  if (!o) return;
+  applyFilter();
+  o.node.classList.add("current");
+  o.node.tabIndex = 0;
+  if (focus) o.node.focus({ preventScroll: true });
+  o.node.scrollIntoView({ block: "nearest" });
+}
+
+function neighbour(step) {
+  const list = state.objects;
+  const i = list.findIndex((o) => o.track_id === state.current);
+  for (let j = i + step; j >= 0 && j < list.length; j += step) {
+    const o = list[j];
+    if (!state.filter || o.label === null) return o.track_id;
+  }
+  return null;
+}
+
+function move(step) {
+  const id = neighbour(step);
+  if (id !== null) select(id);
+  else if (state.filter) applyFilter(); // the selected one may now be hidden... keep it
+}
+
+// --- saving ------------------------------------------------------------------
+
+function showError(text) {
+  const box = $("error");
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+function status(text) {
+  $("status").textContent = text;
+}
+
+function save(id, label) {
+  const o = state.byId.get(id);
+  o.label = label;
+  o.pending += 1;
+  paint(o);
+  paintCounter();
+  status(`saving #${id}…`);
+  state.queue = state.queue.then(async () => {
+    try {
+      const r = await fetch(`/api/labels/${id}`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ label }),
+      });
+      const body = await r.json().catch(() => ({}));
+      if (!r.ok) throw new Error(body.error || `the server answered ${r.status}`);
+      o.saved = body.label;
+      showError("");
+      status(`saved #${id}: ${body.label || "unlabelled"}`);
+    } catch (err) {
+      const why = err instanceof TypeError ? "the server does not answer (is `conveyor-qc label` still running?)" : err.message;
+      showError(`Object #${id} not saved: ${why}. It shows its last saved label.`);
+      status("");
+      o.label = o.saved;
+    } finally {
+      o.pending -= 1;
+      if (o.pending === 0) o.label = o.saved;
+      paint(o);
+      paintCounter();
+    }
+  });
+}
+
+function toggle(id, label, { advance }) {
+  const o = state.byId.get(id);
+  if (!o) return;
+  if (o.label === label) { save(id, null); return; }
+  const next = advance ? neighbour(1) : null;
+  save(id, label);
+  if (next !== null) select(next);
+  else applyFilter();
+}
+
+// --- keys --------------------------------------------------------------------
+
+function onKey(e) {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.target.closest && e.target.closest("input, textarea, select")) return;
+  const id = state.current;
+  const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
+  switch (key) {
+    case "n": if (id !== null) toggle(id, "normal", { advance: true }); break;
+    case "a": if (id !== null) toggle(id, "anomaly", { advance: true }); break;
+    case "u": case "Backspace": case "Delete":
+      if (id !== null && state.byId.get(id).label !== null) save(id, null); break;
+    case "ArrowDown": case "ArrowRight": case "j": move(1); break;
+    case "ArrowUp": case "ArrowLeft": case "k": move(-1); break;
+    case "Home": if (state.objects.length) select(state.objects[0].track_id); break;
+    case "End": if (state.objects.length) select(state.objects[state.objects.length - 1].track_id); break;
+    case "f": toggleFilter(); break;
+    default: return;
+  }
+  e.preventDefault();
+}
+
+function toggleFilter() {
+  state.filter = !state.filter;
+  const cur = state.byId.get(state.current);
+  if (state.filter && cur && cur.label !== null) {
+    const next = neighbour(1) ?? neighbour(-1);
+    if (next !== null) { select(next); return; }
+  }
+  applyFilter();
+  if (cur) cur.node.scrollIntoView({ block: "nearest" });
+}
+
+// --- start -------------------------------------------------------------------
+
+async function start() {
+  let data;
+  try {
+    const r = await fetch("/api/objects", { cache: "no-store" });
+    if (!r.ok) throw new Error(`the server answered ${r.status}`);
+    data = await r.json();
+  } catch (err) {
+    $("counter").textContent = "";
+    showError(`Cannot load the objects: ${err.message}. Is \`conveyor-qc label\` running?`);
+    return;
+  }
+  $("run").textContent = data.run;
+  $("labels-file").textContent = data.labels_file;
+  document.title = `${data.run} · conveyor-qc label`;
+  if (data.warnings.length) {
+    const box = $("warnings");
+    box.querySelector("summary").textContent = `${data.warnings.length} warning${data.warnings.length > 1 ? "s" : ""} about this run`;
+    box.querySelector("ul").append(...data.warnings.map((w) => el("li", { text: w })));
+    box.hidden = false;
+  }
+  const main = $("objects");
+  for (const o of data.objects) {
+    o.saved = o.label;
+    o.pending = 0;
+    state.objects.push(o);
+    state.byId.set(o.track_id, o);
+    main.append(card(o));
+    paint(o);
+  }
+  paintCounter();
+  $("filter").addEventListener("click", () => { toggleFilter(); $("filter").blur(); });
+  document.addEventListener("keydown", onKey);
+  const first = state.objects.find((o) => o.label === null) || state.objects[0];
+  if (first) select(first.track_id);
+  else applyFilter();
+  document.body.dataset.ready = "1";
+}
+
+start();

@@ -1,0 +1,430 @@
+"""`conveyor-qc label`: the labelling page and its server.
+
+The server tests run everywhere; the page is driven in a real headless browser
+(Debian's chromium and chromedriver, through Selenium), skipped with the reason
+when those are missing (`make test` installs them).
+"""
+
+from __future__ import annotations
+
+import csv
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from conveyor_qc.cli import main
+from conveyor_qc.label_server import LabelError, LabelStore, make_server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+# --- fixtures and helpers ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def source_run(make_clip, tmp_path_factory) -> Path:
+    """A real run of a short synthetic clip (made once for this file)."""
+    from conveyor_qc.run import run_video
+
+    clip = make_clip("cookies", seed=5, seconds=4)
+    out = tmp_path_factory.mktemp("label-run") / "run"
+    run_video(clip.video, out, video=False)
+    return out
+
+
+@pytest.fixture
+def run_dir(source_run, tmp_path) -> Path:
+    """A fresh copy of the run for one test (labels.csv is written into it)."""
+    dst = tmp_path / "run"
+    shutil.copytree(source_run, dst)
+    return dst
+
+
+def object_ids(run: Path) -> list[int]:
+    with open(run / "objects.csv", newline="") as fh:
+        return [int(r["track_id"]) for r in csv.DictReader(fh)]
+
+
+def with_crops(run: Path) -> list[int]:
+    return [t for t in object_ids(run) if any((run / "crops" / str(t)).glob("*.png"))]
+
+
+def read_labels(run: Path) -> dict[str, str]:
+    path = run / "labels.csv"
+    if not path.exists():
+        return {}
+    with open(path, newline="") as fh:
+        return {r["track_id"]: r["label"] for r in csv.DictReader(fh)}
+
+
+def snapshot(run: Path) -> dict[str, bytes]:
+    """Every file of the run folder and its bytes."""
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+@contextmanager
+def serving(run: Path):
+    server = make_server(run, port=0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def request(server, method: str, path: str, body: bytes | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """One raw request (the path is sent exactly as given)."""
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        hdrs = {"Host": f"127.0.0.1:{port}", **(headers or {})}
+        if body is not None:
+            hdrs.setdefault("Content-Length", str(len(body)))
+        for k, v in hdrs.items():
+            conn.putheader(k, v)
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def post_label(server, track, label, ctype="application/json") -> tuple[int, bytes]:
+    return request(server, "POST", f"/api/labels/{track}", json.dumps({"label": label}).encode(),
+                   {"Content-Type": ctype})
+
+
+def wait_for(check, timeout: float = 5.0, what: str = "condition"):
+    end = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+# --- the server, without a browser -------------------------------------------------
+
+
+def test_api_lists_objects_and_saves_each_change(run_dir):
+    ids = object_ids(run_dir)
+    with serving(run_dir) as server:
+        with urllib.request.urlopen(server.url + "api/objects", timeout=5) as r:
+            data = json.load(r)
+        assert [o["track_id"] for o in data["objects"]] == ids
+        first = data["objects"][0]
+        assert first["start_seconds"] == pytest.approx((first["first_frame"] - 1) / data["video_fps"], abs=1e-3)
+        assert data["counts"] == {"total": len(ids), "normal": 0, "anomaly": 0, "left": len(ids)}
+        crop = next(o["crops"][0] for o in data["objects"] if o["crops"])
+        with urllib.request.urlopen(server.url + crop.lstrip("/"), timeout=5) as r:
+            assert r.headers["Content-Type"] == "image/png" and r.read(8) == b"\x89PNG\r\n\x1a\n"
+        with urllib.request.urlopen(server.url, timeout=5) as r:
+            assert b"app.js" in r.read()
+
+        status, body = post_label(server, ids[0], "normal")
+        assert status == 200 and json.loads(body)["label"] == "normal"
+        assert read_labels(run_dir) == {str(ids[0]): "normal"}
+        status, _ = request(server, "PUT", f"/api/labels/{ids[1]}", b'{"label": "anomaly"}',
+                            {"Content-Type": "application/json; charset=utf-8"})
+        assert status == 200
+        assert read_labels(run_dir) == {str(ids[0]): "normal", str(ids[1]): "anomaly"}
+        status, body = post_label(server, ids[0], None)
+        assert status == 200 and json.loads(body)["counts"]["left"] == len(ids) - 1
+        assert read_labels(run_dir) == {str(ids[1]): "anomaly"}
+    assert not [p for p in run_dir.iterdir() if ".tmp" in p.name]  # no temporary files left
+
+
+def test_concurrent_changes_all_saved(run_dir):
+    ids = object_ids(run_dir)
+    with serving(run_dir) as server:
+        results = []
+        threads = [threading.Thread(target=lambda t=t, i=i: results.append(
+            post_label(server, t, "normal" if i % 2 else "anomaly")[0])) for i, t in enumerate(ids)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert results == [200] * len(ids)
+    assert read_labels(run_dir) == {str(t): "normal" if i % 2 else "anomaly" for i, t in enumerate(ids)}
+
+
+def test_bad_requests_are_refused_and_change_nothing(run_dir):
+    ids = object_ids(run_dir)
+    (run_dir / "labels.csv").write_text(f"track_id,label\n{ids[0]},normal\n")
+    outside = run_dir.parent / "secret.txt"
+    outside.write_text("secret")
+    tid = with_crops(run_dir)[0]
+    real = sorted((run_dir / "crops" / str(tid)).glob("*.png"))[0].name
+    (run_dir / "crops" / str(tid) / "999998.png").symlink_to(outside)           # a link out of the run
+    (run_dir / "crops" / str(tid) / "999997.png").symlink_to(run_dir / "summary.json")  # out of crops/
+    before = snapshot(run_dir)
+    js = {"Content-Type": "application/json"}
+    with serving(run_dir) as server:
+        assert post_label(server, 99999, "normal")[0] == 404            # unknown track
+        assert post_label(server, ids[1], "broken")[0] == 400           # bad label
+        assert post_label(server, ids[1], "Normal")[0] == 400
+        assert post_label(server, ids[1], 1)[0] == 400
+        assert post_label(server, ids[1], "normal", ctype="text/plain")[0] == 415
+        assert post_label(server, ids[1], "normal", ctype="application/x-www-form-urlencoded")[0] == 415
+        assert request(server, "POST", f"/api/labels/{ids[1]}", b"{label: normal", js)[0] == 400
+        assert request(server, "POST", f"/api/labels/{ids[1]}", b"\xff\xfe", js)[0] == 400
+        assert request(server, "POST", f"/api/labels/{ids[1]}", b'["normal"]', js)[0] == 400
+        assert request(server, "POST", f"/api/labels/{ids[1]}", b'{"lab": "normal"}', js)[0] == 400
+        assert request(server, "POST", f"/api/labels/{ids[1]}", b"x" * 10000, js)[0] == 413
+        assert request(server, "POST", "/api/labels/-1", b'{"label": "normal"}', js)[0] == 404
+        assert request(server, "POST", f"/api/labels/{ids[1]}/../{ids[2]}", b'{"label": "normal"}', js)[0] == 404
+        assert request(server, "POST", "/api/objects", b'{"label": "normal"}', js)[0] == 404
+        assert request(server, "DELETE", f"/api/labels/{ids[0]}")[0] == 405
+        # a page elsewhere: another origin, or DNS rebinding to 127.0.0.1
+        assert request(server, "POST", f"/api/labels/{ids[1]}", b'{"label": "normal"}',
+                       {**js, "Origin": "http://evil.example"})[0] == 403
+        assert request(server, "POST", f"/api/labels/{ids[1]}", b'{"label": "normal"}',
+                       {**js, "Host": "evil.example"})[0] == 403
+        assert request(server, "GET", "/api/objects", headers={"Host": "evil.example:80"})[0] == 403
+
+        assert request(server, "GET", f"/crops/{tid}/{real}")[0] == 200
+        for path in ["/crops/../objects.csv", "/crops/%2e%2e/objects.csv", "/crops/%2E%2E/summary.json",
+                     f"/crops/{tid}/../../summary.json", f"/crops/{tid}/..%2f..%2fsummary.json",
+                     f"/crops/{tid}/%2e%2e%2f%2e%2e%2fsummary.json", "/crops//etc/passwd", "/crops/%2fetc%2fpasswd",
+                     f"/crops/{tid}/..\\..\\summary.json", "/crops/../../../../etc/passwd",
+                     f"/crops/{tid}/999998.png", f"/crops/{tid}/999997.png", f"/crops/{tid}/{real[:-4]}.PNG",
+                     f"/crops/99999/{real}", f"/crops/{tid}", "/crops/", "/objects.csv", "/labels.csv",
+                     "/../objects.csv", "/%2e%2e/objects.csv", "/web/app.js", "/label_server.py",
+                     "http://127.0.0.1/objects.csv", "/etc/passwd"]:
+            status, body = request(server, "GET", path)
+            assert 400 <= status < 500, path
+            assert b"secret" not in body and b"video_fps" not in body and b"track_id,first" not in body, path
+        # a crop swapped for a link after the server started is not served either
+        crop = run_dir / "crops" / str(tid) / real
+        crop.unlink()
+        crop.symlink_to(outside)
+        assert request(server, "GET", f"/crops/{tid}/{real}")[0] == 404
+        crop.unlink()
+        (run_dir / "crops" / str(tid) / real).write_bytes(before[f"crops/{tid}/{real}"])
+    assert snapshot(run_dir) == before
+
+
+def test_user_labels_loaded_bad_rows_warned_and_kept(run_dir):
+    ids = object_ids(run_dir)
+    (run_dir / "labels.csv").write_text(
+        "\ufeffTrack_ID,Label,note\n"
+        f"{ids[0]},normal,first\n"
+        f"{ids[1]}, Anomaly ,\n"
+        f"{ids[2]},broken,chipped?\n"
+        "4242,anomaly,from another run\n"
+        "x7,normal,\n"
+        f"{ids[3]},unknown,\n"
+        "\n")
+    store = LabelStore(run_dir)
+    assert store.labels == {ids[0]: "normal", ids[1]: "anomaly"}
+    text = "\n".join(store.warnings)
+    assert "'broken'" in text and "4242" in text and "'x7'" in text and len(store.warnings) == 3
+    with serving(run_dir) as server:
+        assert post_label(server, ids[2], "anomaly")[0] == 200  # replaces the bad row, keeps its note
+        assert post_label(server, ids[4], "normal")[0] == 200
+    rows = list(csv.reader((run_dir / "labels.csv").open(newline="")))
+    assert rows == [["track_id", "label", "note"],
+                    [str(ids[0]), "normal", "first"], [str(ids[1]), "anomaly", ""],
+                    [str(ids[2]), "anomaly", "chipped?"], [str(ids[4]), "normal", ""],
+                    ["4242", "anomaly", "from another run"], ["x7", "normal", ""]]
+
+
+def test_unusable_run_folders_exit_1(run_dir, tmp_path, capsys):
+    assert main(["label", str(tmp_path / "nowhere")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    no_objects = tmp_path / "no-objects"
+    no_objects.mkdir()
+    assert main(["label", str(no_objects)]) == 1
+    assert "objects.csv is missing" in capsys.readouterr().err
+    shutil.rmtree(run_dir / "crops")
+    assert main(["label", str(run_dir)]) == 1
+    assert "crops is missing" in capsys.readouterr().err
+    (run_dir / "crops").mkdir()
+    (run_dir / "labels.csv").write_text("id,label,kind\n1,normal,ok\n")  # synth's ground truth, not ours
+    assert main(["label", str(run_dir)]) == 1
+    assert "track_id,label" in capsys.readouterr().err
+    assert (run_dir / "labels.csv").read_text() == "id,label,kind\n1,normal,ok\n"
+    with pytest.raises(LabelError):
+        LabelStore(run_dir)
+
+
+def test_command_prints_url_and_stops_on_ctrl_c(run_dir):
+    proc = subprocess.Popen([sys.executable, "-m", "conveyor_qc", "label", str(run_dir), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        second = proc.stdout.readline()
+        assert "objects" in first and "left" in first, first
+        url = second.split()[1]
+        assert url.startswith("http://127.0.0.1:"), second
+        ids = object_ids(run_dir)
+        req = urllib.request.Request(url + f"api/labels/{ids[0]}", data=b'{"label": "anomaly"}', method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert r.status == 200
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped: 1 labelled" in out
+    assert read_labels(run_dir) == {str(ids[0]): "anomaly"}
+
+
+# --- the page, in a real browser ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.skip("no chromium/chromedriver (apt-get install chromium chromium-driver; `make test` does it)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install selenium)")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,900", "--no-first-run", "--disable-extensions"):
+        opts.add_argument(arg)
+    opts.binary_location = CHROMIUM
+    # The driver's path is given: Selenium Manager is never asked to download anything.
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+def open_page(driver, server):
+    driver.get(server.url)
+    wait_for(lambda: driver.execute_script("return document.body.dataset.ready === '1'"), what="page ready")
+
+
+def keys(driver, text: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(driver).send_keys(text).perform()
+
+
+def page_labels(driver) -> dict[str, str]:
+    return driver.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('article.obj')]"
+        ".map(a => [a.dataset.id, a.dataset.label]))")
+
+
+def current(driver) -> int:
+    return int(driver.execute_script("return document.querySelector('article.obj.current').dataset.id"))
+
+
+def test_page_labels_with_keys_and_clicks_and_keeps_them(browser, run_dir):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    ids = object_ids(run_dir)
+    n = len(ids)
+    with serving(run_dir) as server:
+        open_page(browser, server)
+        assert current(browser) == ids[0]
+        assert browser.find_element(By.ID, "counter").text.startswith(f"{n} of {n} left")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "article.obj")) == n
+        strip = browser.find_elements(By.CSS_SELECTOR, f"#obj-{with_crops(run_dir)[0]} .strip img")
+        assert 1 <= len(strip) <= 8
+
+        keys(browser, "n")   # normal, and on to the next
+        wait_for(lambda: read_labels(run_dir) == {str(ids[0]): "normal"}, what="labels.csv after N")
+        assert current(browser) == ids[1]
+        keys(browser, "a")
+        wait_for(lambda: read_labels(run_dir).get(str(ids[1])) == "anomaly", what="labels.csv after A")
+        keys(browser, Keys.ARROW_DOWN + "j" + "k" + Keys.ARROW_UP)  # to ids[4] and back to ids[2]
+        assert current(browser) == ids[2]
+        keys(browser, "a")
+        wait_for(lambda: read_labels(run_dir).get(str(ids[2])) == "anomaly", what="labels.csv after A")
+        keys(browser, Keys.ARROW_UP + Keys.ARROW_UP)  # back to ids[1]: clear it
+        assert current(browser) == ids[1]
+        keys(browser, "u")
+        wait_for(lambda: str(ids[1]) not in read_labels(run_dir), what="labels.csv after U")
+        keys(browser, "a" + Keys.ARROW_UP + Keys.ARROW_UP + Keys.BACK_SPACE)  # ids[1] anomaly; ids[0] cleared
+        wait_for(lambda: read_labels(run_dir) == {str(ids[1]): "anomaly", str(ids[2]): "anomaly"},
+                 what="labels.csv after Backspace")
+        keys(browser, "n")  # ids[0] normal again
+        wait_for(lambda: read_labels(run_dir).get(str(ids[0])) == "normal", what="labels.csv after N")
+        # clicks: the Normal button of ids[4], then the same button again clears it
+        button = browser.find_element(By.CSS_SELECTOR, f"#obj-{ids[4]} button.mark.normal")
+        button.click()
+        wait_for(lambda: read_labels(run_dir).get(str(ids[4])) == "normal", what="labels.csv after a click")
+        assert button.get_attribute("aria-pressed") == "true"
+        button.click()
+        wait_for(lambda: str(ids[4]) not in read_labels(run_dir), what="labels.csv after a second click")
+        browser.find_element(By.CSS_SELECTOR, f"#obj-{ids[5]} button.mark.anomaly").click()
+        want = {str(ids[0]): "normal", str(ids[1]): "anomaly", str(ids[2]): "anomaly", str(ids[5]): "anomaly"}
+        wait_for(lambda: read_labels(run_dir) == want, what="labels.csv after a click")
+        wait_for(lambda: browser.find_element(By.ID, "counter").text.startswith(f"{n - 4} of {n} left"),
+                 what="counter")
+
+        # the filter: only unlabelled objects
+        keys(browser, Keys.HOME + "f")
+        shown = [int(e.get_attribute("data-id")) for e in browser.find_elements(By.CSS_SELECTOR, "article.obj")
+                 if e.is_displayed()]
+        assert shown == [t for t in ids if str(t) not in want]
+        keys(browser, "f")
+
+        browser.refresh()
+        wait_for(lambda: browser.execute_script("return document.body.dataset.ready === '1'"), what="reload")
+        assert {k: v for k, v in page_labels(browser).items() if v} == want
+        assert current(browser) == ids[3]  # the first one not labelled yet
+        assert browser.find_element(By.ID, "counter").text.startswith(f"{n - 4} of {n} left")
+    assert read_labels(run_dir) == want
+
+    # the server killed and started again: still there
+    with serving(run_dir) as server:
+        open_page(browser, server)
+        assert {k: v for k, v in page_labels(browser).items() if v} == want
+        assert browser.find_element(By.CSS_SELECTOR, f"#obj-{ids[1]} .badge").text.lower() == "anomaly"
+
+        # a save that fails (server gone) is shown, and the page keeps the saved label
+        server.shutdown()
+        server.server_close()
+        keys(browser, "a")
+        error = wait_for(lambda: browser.find_element(By.ID, "error").text, what="save error shown")
+        assert "not saved" in error
+        wait_for(lambda: page_labels(browser)[str(ids[3])] == "", what="label reverted")
+    assert read_labels(run_dir) == want
+
+
+def test_page_shows_labels_the_user_brought(browser, run_dir):
+    from selenium.webdriver.common.by import By
+
+    ids = object_ids(run_dir)
+    (run_dir / "labels.csv").write_text(f"track_id,label\n{ids[0]},anomaly\n{ids[2]},normal\n4242,normal\n"
+                                        f"{ids[1]},maybe\n")
+    with serving(run_dir) as server:
+        open_page(browser, server)
+        labels = page_labels(browser)
+        assert labels[str(ids[0])] == "anomaly" and labels[str(ids[2])] == "normal" and labels[str(ids[1])] == ""
+        warnings = browser.find_element(By.ID, "warnings")
+        assert warnings.is_displayed() and "2 warnings" in warnings.text
+        assert current(browser) == ids[1]  # the first one not labelled
+        keys(browser, "n")
+        wait_for(lambda: read_labels(run_dir).get(str(ids[1])) == "normal", what="labels.csv after N")
+        browser.find_element(By.CSS_SELECTOR, f"#obj-{ids[0]} button.mark.normal").click()
+        wait_for(lambda: read_labels(run_dir).get(str(ids[0])) == "normal", what="labels.csv after a click")
+    assert read_labels(run_dir) == {str(ids[0]): "normal", str(ids[1]): "normal", str(ids[2]): "normal",
+                                    "4242": "normal"}
