@@ -36,7 +36,7 @@ def test_partial_file_keeps_defaults(tmp_path):
     [
         ("[track]\ndownscale = 1.5\n", ["track.downscale", "(0, 1]", "1.5"]),
         ("[track]\nfoo = 1\n", ["track.foo", "known in [track]", "downscale"]),
-        ("[belt]\nspeed = 1\n", ["[belt]", "mask, detect, track, output"]),
+        ("[belt]\nspeed = 1\n", ["[belt]", "mask, detect, track, count, output"]),
         ('[track]\nkind = "kfc"\n', ["track.kind", "kcf", "kfc"]),
         ('[track]\ndirection = "sideways"\n', ["track.direction", "left_to_right"]),
         ("[track]\ndetect_every = 2.5\n", ["track.detect_every", "integer"]),

@@ -1,6 +1,7 @@
 // Counting objects on a conveyor video with the C++ core alone (no Python):
 //   count_objects VIDEO [kind]
-// prints one line per object as it leaves, and the total.
+// prints one line per object as it leaves, and the total counted at the
+// counting line (the exit edge by default).
 #include "conveyor_qc/pipeline.hpp"
 
 #include <opencv2/videoio.hpp>
@@ -30,16 +31,15 @@ int main(int argc, char** argv) {
             }
             done.clear();
         };
-        int count = 0;
         while (video.read(frame)) {
-            count = pipeline.process(frame).count;
+            pipeline.process(frame);
             pipeline.take_finished(done);
             report();
         }
-        pipeline.finish();
+        const int counted = pipeline.finish().counted;
         pipeline.take_finished(done);
         report();
-        std::cout << count << " objects in " << pipeline.frames_processed() << " frames\n";
+        std::cout << counted << " objects counted at the line in " << pipeline.frames_processed() << " frames\n";
     } catch (const std::exception& e) {
         std::cerr << "error: " << e.what() << "\n";
         return 1;

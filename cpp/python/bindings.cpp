@@ -52,6 +52,13 @@ py::array_t<uint8_t> mask_to_numpy(const cv::Mat& m) {
     return out;
 }
 
+py::array_t<int32_t> ids_array(const std::vector<int>& ids) {
+    py::array_t<int32_t> out(static_cast<py::ssize_t>(ids.size()));
+    auto o = out.mutable_unchecked<1>();
+    for (size_t i = 0; i < ids.size(); ++i) o(static_cast<py::ssize_t>(i)) = ids[i];
+    return out;
+}
+
 py::tuple rect_tuple(const cv::Rect2f& r) { return py::make_tuple(r.x, r.y, r.width, r.height); }
 
 py::dict detection_dict(const Detection& d) {
@@ -160,7 +167,7 @@ struct ParamsBinder {
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-    m.doc() = "conveyor-qc's C++ core: masks, connected components and the multi-tracker.";
+    m.doc() = "conveyor-qc's C++ core: masks, connected components, the multi-tracker and the counting line.";
 
     auto param_error = py::register_exception<ParamError>(m, "ParamError", PyExc_ValueError);
     py::register_exception<InputError>(m, "InputError", PyExc_ValueError);
@@ -217,11 +224,16 @@ PYBIND11_MODULE(_core, m) {
         .field("parallel", &TrackParams::parallel)
         .done();
 
+    ParamsBinder<CountParams>(m, "CountParams", "Counting line settings (see counter.hpp).")
+        .field("line", &CountParams::line)
+        .done();
+
     py::class_<PipelineParams>(m, "PipelineParams")
         .def(py::init<>())
         .def_readwrite("mask", &PipelineParams::mask)
         .def_readwrite("detect", &PipelineParams::detect)
         .def_readwrite("track", &PipelineParams::track)
+        .def_readwrite("count", &PipelineParams::count)
         .def("validate", &PipelineParams::validate);
 
     py::class_<MaskBuilder>(m, "MaskBuilder", "Builds object masks; keeps the learnt belt model between frames.")
@@ -291,6 +303,8 @@ PYBIND11_MODULE(_core, m) {
                  o["best_updated"] = best;
                  o["detected"] = detected;
                  o["count"] = r->count;
+                 o["crossed"] = ids_array(r->crossed);
+                 o["counted"] = r->counted;
                  o["detections"] = detections_columns(r->detections);
                  return o;
              },
@@ -305,7 +319,18 @@ PYBIND11_MODULE(_core, m) {
                  return out;
              },
              "Tracks confirmed and ended since the last call.")
-        .def("finish", &Pipeline::finish, "End of stream: every live confirmed track becomes finished.")
+        .def("finish",
+             [](Pipeline& self) {
+                 const FrameResult& r = self.finish();
+                 py::dict o;
+                 o["crossed"] = ids_array(r.crossed);
+                 o["counted"] = r.counted;
+                 o["count"] = r.count;
+                 return o;
+             },
+             "End of stream: every live confirmed track becomes finished (take them with take_finished). "
+             "Returns {'crossed': ids counted at the line at the stream end, 'counted': the line's final "
+             "count, 'count': confirmed objects}.")
         .def_property_readonly("frames_processed", &Pipeline::frames_processed)
         .def("last_mask", [](const Pipeline& self) { return mask_to_numpy(self.last_mask()); },
              "The object mask of the last detection frame (at the downscaled size).");

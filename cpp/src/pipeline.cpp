@@ -2,6 +2,7 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <string>
 
 namespace cqc {
@@ -10,13 +11,33 @@ void PipelineParams::validate() const {
     mask.validate();
     detect.validate();
     track.validate();
+    count.validate();
 }
 
 Pipeline::Pipeline(const PipelineParams& params)
     : params_(params),
       mask_((params.validate(), params.mask)),
       detector_(params.detect),
-      tracker_(MultiTracker::create(params.track)) {}
+      tracker_(MultiTracker::create(params.track)),
+      counter_(params.count, params.track.direction, static_cast<float>(params.track.edge_margin)) {
+    result_.crossed.reserve(16);
+    ended_.reserve(16);
+    finished_.reserve(16);
+}
+
+// The counting line sees the tracks that ended on this frame before the caller
+// takes them: they move from the tracker to ended_, past the counter, then to
+// finished_ (handed over by take_finished).
+void Pipeline::count_frame(bool stream_end) {
+    ended_.clear();
+    tracker_->take_finished(ended_);
+    counter_.update(std::max(next_frame_ - 1, 0), frame_size_, tracker_->tracks(), ended_, stream_end);
+    for (auto& f : ended_) finished_.push_back(std::move(f));
+    ended_.clear();
+    const auto& crossed = counter_.crossed();
+    result_.crossed.assign(crossed.begin(), crossed.end());
+    result_.counted = counter_.count();
+}
 
 const FrameResult& Pipeline::process(const cv::Mat& bgr) {
     if (bgr.empty() || bgr.type() != CV_8UC3) {
@@ -60,11 +81,23 @@ const FrameResult& Pipeline::process(const cv::Mat& bgr) {
     const auto& live = tracker_->tracks();
     result_.tracks.assign(live.begin(), live.end());
     result_.count = tracker_->confirmed_count();
+    count_frame(false);
     return result_;
 }
 
-void Pipeline::take_finished(std::vector<FinishedTrack>& out) { tracker_->take_finished(out); }
+void Pipeline::take_finished(std::vector<FinishedTrack>& out) {
+    for (auto& f : finished_) out.push_back(std::move(f));
+    finished_.clear();
+}
 
-void Pipeline::finish() { tracker_->finish_all(); }
+const FrameResult& Pipeline::finish() {
+    tracker_->finish_all();
+    result_.detection_frame = false;
+    result_.tracks.clear();
+    result_.detections.clear();
+    result_.count = tracker_->confirmed_count();
+    count_frame(true);
+    return result_;
+}
 
 }  // namespace cqc

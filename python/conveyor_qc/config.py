@@ -1,6 +1,6 @@
 """Settings of a run, loaded from and saved to TOML with validation.
 
-The core's parameter structs (``mask``, ``detect``, ``track``) are the single
+The core's parameter structs (``mask``, ``detect``, ``track``, ``count``) are the single
 source of truth for their fields, defaults and ranges: this module only maps
 TOML tables onto them and lets the core validate. ``output`` is the Python
 layer's own section (crops, annotated video).
@@ -59,7 +59,7 @@ class OutputParams:
                 raise ConfigError(f"output.{name} must be in [{lo}, {hi}], got {value}")
 
 
-SECTIONS = ("mask", "detect", "track", "output")
+SECTIONS = ("mask", "detect", "track", "count", "output")
 
 
 def _default_core_params() -> _core.PipelineParams:
@@ -85,6 +85,10 @@ class Config:
     @property
     def track(self) -> _core.TrackParams:
         return self.core.track
+
+    @property
+    def count(self) -> _core.CountParams:
+        return self.core.count
 
     # --- building -----------------------------------------------------------
 

@@ -26,7 +26,7 @@ import numpy as np
 from .atomic import atomic_write_bytes, atomic_write_text
 from .pipeline import Crop, ObjectEvent, Tracks
 
-__all__ = ["RunWriter", "OBJECT_COLUMNS", "draw_tracks", "OutputError"]
+__all__ = ["RunWriter", "OBJECT_COLUMNS", "draw_tracks", "count_line_segment", "OutputError"]
 
 OBJECT_COLUMNS = ["track_id", "first_frame", "last_frame", "frames", "x", "y", "w", "h", "label", "score"]
 
@@ -35,6 +35,7 @@ LABEL_COLOURS = {  # BGR
     "anomaly": (40, 40, 230),
     "unknown": (0, 200, 255),
 }
+LINE_COLOUR = (255, 0, 255)  # BGR magenta: the counting line
 
 
 class OutputError(OSError):
@@ -62,10 +63,28 @@ def object_row(obj: ObjectEvent) -> list[str]:
     ]
 
 
-def draw_tracks(frame: np.ndarray, tracks: Tracks, labels: dict[int, str], counts: dict[str, int]) -> None:
-    """Draw boxes, numbers and running counts onto ``frame`` in place."""
+def count_line_segment(frame_size: tuple[int, int], line: float, direction: str
+                       ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """End points (pixels) of the counting line across a ``(width, height)`` frame:
+    ``line`` of the frame along the belt from the entry edge (``count.line``),
+    kept inside the frame (the exit edge, 1.0, is its last row or column)."""
+    w, h = frame_size
+    horizontal = direction in ("left_to_right", "right_to_left")
+    length = w if horizontal else h
+    pos = min(max(int(round(line * length)), 0), length - 1)
+    if direction in ("right_to_left", "bottom_to_top"):
+        pos = length - 1 - pos
+    return ((pos, 0), (pos, h - 1)) if horizontal else ((0, pos), (w - 1, pos))
+
+
+def draw_tracks(frame: np.ndarray, tracks: Tracks, labels: dict[int, str], counts: dict[str, int],
+                line: tuple[tuple[int, int], tuple[int, int]] | None = None) -> None:
+    """Draw the counting line (end points, see count_line_segment), boxes, numbers
+    and running counts onto ``frame`` in place."""
     scale = max(0.5, frame.shape[0] / 720)
     thick = max(1, round(2 * scale))
+    if line is not None:
+        cv2.line(frame, line[0], line[1], LINE_COLOUR, thick, cv2.LINE_8)
     for tid, (x, y, w, h) in tracks:
         colour = LABEL_COLOURS.get(labels.get(tid, "unknown"), LABEL_COLOURS["unknown"])
         p0, p1 = (int(x), int(y)), (int(x + w), int(y + h))

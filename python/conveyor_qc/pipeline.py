@@ -9,8 +9,11 @@
             ...
         for obj in update.finished:           # objects that have left
             print(obj.track_id, obj.best_box, obj.best_crop.shape)
+        update.tracks.crossed                 # ids counted at the counting line on this frame
     for obj in pipeline.finish():             # objects still in view at the end
         ...
+    pipeline.finish_crossed                   # ids counted at the line at the stream end
+    pipeline.counted                          # objects counted at the line in all
 
 All detection and tracking happens in the C++ core (``_core.Pipeline``);
 this class adds what needs the frame pixels in Python: the letterboxed crops.
@@ -45,6 +48,11 @@ class Tracks:
     whole: np.ndarray
     #: Objects counted so far (finished and in view).
     count: int
+    #: (K,) int32 ids of the objects counted at the counting line on this frame
+    #: (``count.line``, the exit edge by default). An id crosses at most once.
+    crossed: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    #: Objects counted at the counting line so far.
+    counted: int = 0
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -108,10 +116,18 @@ class Pipeline:
         self._keep_crops = keep_crops
         self._best_crops: dict[int, np.ndarray] = {}
         self._first_whole: dict[int, int] = {}
+        self._counted = 0
+        #: Ids counted at the counting line at the stream end (set by finish()).
+        self.finish_crossed = np.zeros(0, np.int32)
 
     @property
     def frames_processed(self) -> int:
         return self._core.frames_processed
+
+    @property
+    def counted(self) -> int:
+        """Objects counted at the counting line so far (``count.line``)."""
+        return self._counted
 
     def process(self, frame: np.ndarray) -> FrameUpdate:
         """Process the next frame: BGR, uint8, HxWx3, C-contiguous (not copied)."""
@@ -119,12 +135,16 @@ class Pipeline:
         index = r["frame_index"]
         confirmed = r["confirmed"]
         crops = self._cut_crops(frame, index, r)
+        crossed = r["crossed"]
+        self._counted = r["counted"]
         tracks = Tracks(
             frame_index=index,
             ids=r["ids"][confirmed],
             boxes=r["boxes"][confirmed],
             whole=r["whole"][confirmed],
             count=r["count"],
+            crossed=crossed,
+            counted=r["counted"],
         )
         finished = self._finished()
         if len(self._best_crops) > len(r["keys"]):
@@ -136,8 +156,13 @@ class Pipeline:
         return FrameUpdate(tracks=tracks, finished=finished, crops=crops)
 
     def finish(self) -> list[ObjectEvent]:
-        """End of stream: the objects still in view, as finished objects."""
-        self._core.finish()
+        """End of stream: the objects still in view, as finished objects.
+
+        The objects counted at the line at the stream end (those past it that
+        had not counted yet) are in ``finish_crossed``."""
+        r = self._core.finish()
+        self.finish_crossed = r["crossed"]
+        self._counted = r["counted"]
         return self._finished()
 
     def last_mask(self) -> np.ndarray:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config
-from .outputs import RunWriter, draw_tracks
+from .counts import LineCounts
+from .outputs import RunWriter, count_line_segment, draw_tracks
 from .pipeline import Pipeline
 from .video import VideoReader
 
@@ -56,7 +57,10 @@ def run_video(
     pipeline = Pipeline(config, keep_crops=write_crops)
     writer = RunWriter(out_dir, info.fps, (info.width, info.height), video=write_video, crops=write_crops)
 
-    labels: dict[int, str] = {}
+    # Objects counted at the counting line, by label (the label lookup an
+    # anomaly model fills as objects finish) and by video time.
+    counts = LineCounts(info.fps)
+    line = count_line_segment((info.width, info.height), config.count.line, config.track.direction)
     interrupted = False
     start = time.perf_counter()
     frames = 0
@@ -66,8 +70,11 @@ def run_video(
                 update = pipeline.process(frame)
                 writer.add_crops(update.crops)
                 writer.add_objects(update.finished)
+                for obj in update.finished:
+                    counts.set_label(obj.track_id, obj.label)
+                counts.add_crossed(update.tracks.crossed, update.tracks.frame_index)
                 if write_video:
-                    draw_tracks(frame, update.tracks, labels, {"objects": update.tracks.count})
+                    draw_tracks(frame, update.tracks, counts.labels, counts.running(), line=line)
                     writer.add_frame(frame)
                 frames += 1
                 if progress is not None and (frames % 10 == 0):
@@ -77,7 +84,11 @@ def run_video(
                     break
         except KeyboardInterrupt:
             interrupted = True
-        writer.add_objects(pipeline.finish())
+        last = pipeline.finish()
+        writer.add_objects(last)
+        for obj in last:
+            counts.set_label(obj.track_id, obj.label)
+        counts.add_crossed(pipeline.finish_crossed, max(frames - 1, 0))  # counted at the stream end
         elapsed = time.perf_counter() - start
         objects = writer.objects
         summary = {
@@ -87,6 +98,9 @@ def run_video(
             "anomalies": sum(1 for o in objects if o.label == "anomaly"),
             "normal": sum(1 for o in objects if o.label == "normal"),
             "unknown": sum(1 for o in objects if o.label == "unknown"),
+            # Objects counted at the counting line (count.line; the exit edge by default).
+            "counts": counts.counts(),
+            "counts_over_time": counts.over_time(frames),
             "frames": frames,
             "video_seconds": round(frames / info.fps, 3),
             "width": info.width,

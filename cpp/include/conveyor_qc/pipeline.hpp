@@ -1,17 +1,21 @@
 // The whole per-frame job of the core: downscale, build the mask, find
-// components, track. Usable from C++ with no Python at all:
+// components, track, count at the counting line. Usable from C++ with no
+// Python at all:
 //
 //     cqc::Pipeline pipeline(cqc::PipelineParams{});
 //     cv::Mat frame;
 //     while (video.read(frame)) {
 //         const cqc::FrameResult& r = pipeline.process(frame);
 //         for (const auto& t : r.tracks) if (t.confirmed) draw(t.id, t.box);
+//         for (int id : r.crossed) tally(id);   // counted at the line on this frame
 //         std::vector<cqc::FinishedTrack> done;
 //         pipeline.take_finished(done);
 //     }
-//     pipeline.finish();
+//     const cqc::FrameResult& end = pipeline.finish();  // end.crossed: counted at the stream end
+//     // end.counted: objects counted at the line in all
 #pragma once
 
+#include "conveyor_qc/counter.hpp"
 #include "conveyor_qc/detector.hpp"
 #include "conveyor_qc/mask.hpp"
 #include "conveyor_qc/tracker.hpp"
@@ -26,6 +30,7 @@ struct PipelineParams {
     MaskParams mask;
     DetectParams detect;
     TrackParams track;
+    CountParams count;
     void validate() const;
 };
 
@@ -35,6 +40,8 @@ struct FrameResult {
     std::vector<TrackState> tracks;      // live tracks (confirmed and not)
     std::vector<Detection> detections;   // this frame's detections (empty when none ran)
     int count = 0;                       // confirmed objects so far
+    std::vector<int> crossed;            // ids counted at the counting line on this frame
+    int counted = 0;                     // objects counted at the counting line so far
 };
 
 class Pipeline {
@@ -46,13 +53,18 @@ public:
     const FrameResult& process(const cv::Mat& bgr);
 
     // Tracks that ended since the last call, moved into `out` (appended).
+    // The counting line has already seen them.
     void take_finished(std::vector<FinishedTrack>& out);
 
-    // End of stream: every live confirmed track becomes finished.
-    void finish();
+    // End of stream: every live confirmed track becomes finished (take them
+    // with take_finished). Returns the last frame's result with no live
+    // tracks, `crossed` the ids counted at the stream end, and `counted` the
+    // final count. Further calls do nothing more.
+    const FrameResult& finish();
 
     const PipelineParams& params() const { return params_; }
     const MaskBuilder& mask_builder() const { return mask_; }
+    const LineCounter& counter() const { return counter_; }
     // The mask of the last detection frame (downscaled frame size).
     const cv::Mat& last_mask() const { return mask_img_; }
     int frames_processed() const { return next_frame_; }
@@ -62,10 +74,14 @@ private:
     MaskBuilder mask_;
     Detector detector_;
     std::unique_ptr<MultiTracker> tracker_;
+    LineCounter counter_;
     cv::Size frame_size_;
     int next_frame_ = 0;
     cv::Mat small_, mask_img_;
     FrameResult result_;
+    std::vector<FinishedTrack> ended_;     // tracks that ended on this frame (scratch)
+    std::vector<FinishedTrack> finished_;  // ended and counted, not yet taken
+    void count_frame(bool stream_end);
 };
 
 }  // namespace cqc
