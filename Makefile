@@ -64,7 +64,8 @@ $(VENV)/.created:
 $(VENV)/.deps: pyproject.toml $(VENV)/.created
 	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
 	$(PIP) install -q numpy "scipy>=1.10" "opencv-contrib-python-headless>=4.8" "boto3>=1.34" "tomli-w>=1.0" \
-	  "pytest>=8" "hypothesis>=6" "pytest-benchmark>=4" "selenium>=4"
+	  "pytest>=8" "hypothesis>=6" "pytest-benchmark>=4" "selenium>=4" \
+	  "moto[s3]>=5" "flask>=3" "flask-cors>=4"
 # TrackEval (conveyor-qc eval) declares opencv-python, which must never sit next to
 # opencv-contrib-python-headless; its metrics need only numpy and scipy.
 	$(PIP) install -q --no-deps "trackeval>=1.3"

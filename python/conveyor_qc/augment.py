@@ -1,0 +1,272 @@
+"""More training images that look like what changes on a production line (``conveyor-qc augment``).
+
+``augment_dataset(DATASET_DIR, OUT, factor=N)`` writes a new dataset folder:
+every image and manifest line of DATASET_DIR (images hard-linked), plus N new
+images per original train image, next to it as ``<frame>-augNN.png``, each
+with a train.manifest line that keeps its object's label and object and names
+its source image (``conveyor-qc-source-ref``) and what was done
+(``conveyor-qc-augmentation``). The test side is copied as it is: augmenting
+it would grade a model on images made from its own training data.
+
+The transforms are written with OpenCV and NumPy (docs/dataset.md says why not
+albumentations). Photometric and sensor changes are applied to the object's
+part of the letterboxed square only, so the padding stays pure black as in
+every crop the line produces; then the whole square is flipped, rotated,
+scaled and shifted, with black filling what comes in from outside.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import __version__
+from .atomic import atomic_write_text
+from .dataset import REPORT_NAME, DatasetError, build_then_swap
+from .manifest import AUGMENT_KEY, SOURCE_KEY, ManifestEntry, ManifestError, read_manifest, write_manifest
+
+__all__ = ["augment_image", "augment_dataset", "AugmentReport", "content_rect"]
+
+
+# --------------------------------------------------------------------------- one image
+
+
+def content_rect(img: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the image without its letterbox padding (pure black rows/columns at the edges)."""
+    nz = img.reshape(img.shape[0], img.shape[1], -1).max(axis=2) > 0
+    rows, cols = np.flatnonzero(nz.any(axis=1)), np.flatnonzero(nz.any(axis=0))
+    if rows.size == 0:
+        return 0, 0, img.shape[1], img.shape[0]
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _motion_kernel(length: int, angle: float) -> np.ndarray:
+    k = np.zeros((length, length), np.float32)
+    c = (length - 1) / 2
+    dx, dy = math.cos(math.radians(angle)) * c, math.sin(math.radians(angle)) * c
+    cv2.line(k, (round(c - dx), round(c - dy)), (round(c + dx), round(c + dy)), 1.0, 1, cv2.LINE_AA)
+    return k / max(float(k.sum()), 1e-6)
+
+
+def augment_image(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """One random variation of a BGR uint8 image (same size) and a description of it."""
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = content_rect(img)
+    c = img[y0:y1, x0:x1].astype(np.float32)
+    done: list[str] = []
+
+    # Lighting: exposure and contrast (around the mean), sometimes gamma.
+    if rng.random() < 0.9:
+        gain, contrast = rng.uniform(0.75, 1.25), rng.uniform(0.8, 1.2)
+        mean = c.mean(axis=(0, 1), keepdims=True)
+        c = (c - mean) * contrast + mean * gain
+        done.append(f"exposure x{gain:.2f} contrast x{contrast:.2f}")
+    if rng.random() < 0.3:
+        gamma = rng.uniform(0.8, 1.25)
+        c = 255.0 * (np.clip(c, 0, 255) / 255.0) ** gamma
+        done.append(f"gamma {gamma:.2f}")
+    # White balance: warmer or cooler light (blue against red), a slight green tint.
+    if rng.random() < 0.7:
+        t, g = rng.uniform(-0.1, 0.1), rng.uniform(-0.04, 0.04)
+        c = c * np.array([1 - t, 1 + g, 1 + t], np.float32)
+        done.append(f"white balance {t:+.2f}/{g:+.2f}")
+    c = np.clip(c, 0, 255).astype(np.uint8)
+    # Focus and motion: a slight Gaussian blur or a motion blur along a random direction.
+    r = rng.random()
+    if r < 0.2:
+        sigma = rng.uniform(0.5, 1.5)
+        c = cv2.GaussianBlur(c, (0, 0), sigma)
+        done.append(f"blur {sigma:.1f}px")
+    elif r < 0.4:
+        length, angle = int(rng.integers(3, 12)), rng.uniform(0, 180)
+        c = cv2.filter2D(c, -1, _motion_kernel(length, angle), borderType=cv2.BORDER_REFLECT)
+        done.append(f"motion blur {length}px {angle:.0f}deg")
+    # Sensor noise.
+    if rng.random() < 0.5:
+        sigma = rng.uniform(2, 8)
+        c = np.clip(c.astype(np.float32) + rng.normal(0, sigma, c.shape).astype(np.float32), 0, 255).astype(np.uint8)
+        done.append(f"noise {sigma:.1f}")
+    # Compression.
+    if rng.random() < 0.5:
+        q = int(rng.integers(35, 91))
+        ok, buf = cv2.imencode(".jpg", c, [cv2.IMWRITE_JPEG_QUALITY, q])
+        if ok:
+            c = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).reshape(c.shape)
+            done.append(f"jpeg {q}")
+    out = np.zeros_like(img)
+    out[y0:y1, x0:x1] = c
+
+    # Geometry: flips, quarter turns, then a small rotation, scale and shift.
+    if rng.random() < 0.5:
+        out = cv2.flip(out, 1)
+        done.append("hflip")
+    if rng.random() < 0.5:
+        out = cv2.flip(out, 0)
+        done.append("vflip")
+    if h == w:
+        k = int(rng.integers(0, 4))
+        if k:
+            out = np.ascontiguousarray(np.rot90(out, k))
+            done.append(f"rot{90 * k}")
+    if rng.random() < 0.9:
+        angle, scale = rng.uniform(-15, 15), rng.uniform(0.85, 1.05)
+        dx, dy = rng.uniform(-0.05, 0.05) * w, rng.uniform(-0.05, 0.05) * h
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+        m[:, 2] += (dx, dy)
+        out = cv2.warpAffine(out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=(0, 0, 0))
+        done.append(f"rotate {angle:+.1f}deg scale x{scale:.2f} shift {dx:+.0f},{dy:+.0f}px")
+    return out, ", ".join(done) or "none"
+
+
+# --------------------------------------------------------------------------- a dataset
+
+
+@dataclass
+class AugmentReport:
+    out: Path
+    train_images: int  # originals on the train side
+    new_images: int
+    test_images: int
+    by_class: dict[str, int]  # new images per class
+    upload: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {"written_by": f"conveyor-qc {__version__} augment", "train_images": self.train_images,
+                "new_images": self.new_images, "test_images": self.test_images, "new_by_class": self.by_class,
+                "upload": self.upload}
+
+
+def _rel(entry: ManifestEntry, root: Path, manifest: Path) -> str:
+    """Where the entry's image goes in the new dataset: the same relative path
+    when it is inside the dataset folder, else under images/external/."""
+    if entry.path is None:
+        raise DatasetError(f"{manifest}:{entry.line}: {entry.source_ref} is not a local file; augment needs "
+                           "the images on disk")
+    p = entry.path.resolve()
+    try:
+        return p.relative_to(root).as_posix()
+    except ValueError:
+        tag = hashlib.sha1(str(p).encode()).hexdigest()[:8]
+        return f"images/external/{tag}-{p.name}"
+
+
+def augment_dataset(dataset_dir: str | Path, out: str | Path, *, factor: int, seed: int = 0,
+                    workers: int | None = None, progress: Callable[[int, int, str], None] | None = None,
+                    s3: str | None = None, s3_endpoint: str | None = None) -> AugmentReport:
+    """Write ``out``: the dataset of ``dataset_dir`` plus ``factor`` new images per train
+    image; with ``s3``, also its s3 manifests, and upload it there."""
+    root = Path(dataset_dir).resolve()
+    out = Path(out)
+    if factor < 1:
+        raise DatasetError(f"--factor must be at least 1, got {factor}")
+    if out.resolve() == root:
+        raise DatasetError("--out must be another folder than the dataset (the dataset is left as it is)")
+    if s3 is not None:
+        from .s3 import parse_s3_url
+
+        parse_s3_url(s3)
+    train_path, test_path = root / "train.manifest", root / "test.manifest"
+    if not train_path.exists():
+        raise DatasetError(f"{dataset_dir}: no train.manifest (make the dataset with conveyor-qc dataset)")
+    try:
+        train = read_manifest(train_path, check_files=True)
+        test = read_manifest(test_path, check_files=True) if test_path.exists() else []
+    except ManifestError as exc:
+        raise DatasetError(str(exc)) from None
+
+    train_rel = [_rel(e, root, train_path) for e in train]
+    test_rel = [_rel(e, root, test_path) for e in test]
+    sources = [i for i, e in enumerate(train) if e.augmented_from is None]  # never augment an augmented image
+    taken = set(train_rel) | set(test_rel)
+    jobs: list[tuple[int, int, str]] = []  # (train index, k, new rel path)
+    for i in sources:
+        stem, parent = Path(train_rel[i]).stem, Path(train_rel[i]).parent
+        k, made = 0, 0
+        while made < factor:
+            k += 1
+            rel = (parent / f"{stem}-aug{k:02d}.png").as_posix()
+            if rel in taken:  # made by an earlier augment run: keep counting
+                continue
+            taken.add(rel)
+            jobs.append((i, k, rel))
+            made += 1
+    total = len(jobs)
+    workers = workers or min(2, os.cpu_count() or 1)
+
+    def build(tmp: Path) -> None:
+        for e, rel in list(zip(train, train_rel)) + list(zip(test, test_rel)):
+            dst = tmp / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if not dst.exists():
+                try:
+                    os.link(e.path, dst)
+                except OSError:
+                    dst.write_bytes(Path(e.path).read_bytes())
+
+        def make(job: tuple[int, int, str]) -> ManifestEntry:
+            i, k, rel = job
+            src = train[i]
+            img = cv2.imread(str(src.path), cv2.IMREAD_COLOR)
+            if img is None:
+                raise DatasetError(f"{train_path}:{src.line}: {src.path} is not a readable image")
+            rng = np.random.default_rng([seed, i, k])
+            new, what = augment_image(img, rng)
+            ok, png = cv2.imencode(".png", new)
+            if not ok:
+                raise DatasetError(f"cannot encode an augmented image of {src.path}")
+            (tmp / rel).write_bytes(png.tobytes())
+            extra = dict(src.extra)
+            extra[SOURCE_KEY] = train_rel[i]
+            extra[AUGMENT_KEY] = what
+            return ManifestEntry(source_ref=rel, label=src.label, label_key=src.label_key,
+                                 human_annotated=src.human_annotated, creation_date=src.creation_date,
+                                 job_name=src.job_name, metadata_extra=dict(src.metadata_extra), extra=extra)
+
+        new_entries: list[ManifestEntry] = []
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="augment") as pool:
+            for n, entry in enumerate(pool.map(make, jobs), start=1):
+                new_entries.append(entry)
+                if progress is not None and (n % 20 == 0 or n == total):
+                    progress(n, total, "augmenting")
+
+        def moved(entries: list[ManifestEntry], rels: list[str]) -> list[ManifestEntry]:
+            res = []
+            for e, rel in zip(entries, rels):
+                res.append(ManifestEntry(source_ref=rel, label=e.label, label_key=e.label_key,
+                                         human_annotated=e.human_annotated, creation_date=e.creation_date,
+                                         job_name=e.job_name, metadata_extra=dict(e.metadata_extra),
+                                         extra=dict(e.extra)))
+            return res
+
+        sides = {"train": moved(train, train_rel) + new_entries}
+        if test_path.exists():
+            sides["test"] = moved(test, test_rel)
+        for side, entries in sides.items():
+            write_manifest(tmp / f"{side}.manifest", entries)
+            if s3 is not None:
+                from .s3 import s3_entries
+
+                write_manifest(tmp / f"{side}.s3.manifest", s3_entries(entries, s3))
+        by_class = {c: sum(1 for e in new_entries if e.label == c) for c in ("normal", "anomaly")}
+        report.by_class = by_class
+        atomic_write_text(tmp / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
+
+    report = AugmentReport(out=out, train_images=len(sources), new_images=total, test_images=len(test),
+                           by_class={})
+    build_then_swap(out, build)
+    if s3 is not None:
+        from .s3 import upload_dataset
+
+        report.upload = upload_dataset(out, s3, endpoint_url=s3_endpoint, progress=progress).to_dict()
+        atomic_write_text(out / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
+    return report

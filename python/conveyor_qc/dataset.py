@@ -1,0 +1,499 @@
+"""From labelled runs to a train/test image dataset (``conveyor-qc dataset``).
+
+Inputs are run folders (``conveyor-qc run`` outputs plus a ``labels.csv`` of
+``track_id,label``) or Ground Truth classification manifests written by
+anyone. The dataset folder gets::
+
+    images/<video>/<track_id>/<frame>.png   up to K crops per object, 384x384
+    train.manifest, test.manifest          one line per image (source-ref relative to the folder)
+    train.s3.manifest, test.s3.manifest    with --s3: the same lines with s3:// paths
+    report.json                            counts per side and class, objects left out, warnings
+
+The split is by object: every image of an object is on the same side. It is
+stratified by class, so each side gets both classes whenever a class has two
+objects or more. The folder is built as a hidden sibling and swapped into
+place at the end, so a re-run replaces it whole. docs/dataset.md has the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import shutil
+import struct
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import __version__
+from .atomic import atomic_write_text
+from .crops import letterbox
+from .manifest import CLASSES, OBJECT_KEY, ManifestEntry, ManifestError, format_date, read_manifest, write_manifest
+
+__all__ = [
+    "DatasetError",
+    "SourceObject",
+    "DatasetReport",
+    "IMAGE_SIZE",
+    "LOOKOUT_MINIMUMS",
+    "read_run_labels",
+    "collect_run",
+    "collect_manifest",
+    "pick_frames",
+    "split_objects",
+    "check_minimums",
+    "export_dataset",
+    "format_report",
+    "place_image",
+    "build_then_swap",
+]
+
+IMAGE_SIZE = 384
+MIN_FRAME_GAP = 3  # chosen crops of one object are at least this many frames apart
+REPORT_NAME = "report.json"
+#: Lookout for Vision's minimum image counts (per class) for a project to train.
+LOOKOUT_MINIMUMS = {
+    "single": {"train": {"normal": 20, "anomaly": 10}},
+    "separate": {"train": {"normal": 10}, "test": {"normal": 10, "anomaly": 10}},
+}
+
+#: progress(done, total, what)
+Progress = Callable[[int, int, str], None]
+
+
+class DatasetError(ValueError):
+    """An input or output of a dataset cannot be used; the message names it."""
+
+
+@dataclass
+class SourceObject:
+    """One object: its images (path, frame or None) and its class."""
+
+    video: str
+    name: str  # track id for runs, the image's name for manifests
+    label: str
+    images: list[tuple[Path, int | None]]
+    creation_date: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.video}/{self.name}"
+
+
+@dataclass
+class DatasetReport:
+    out: Path
+    single: bool
+    videos: dict[str, str]  # video name -> input path
+    counts: dict[str, dict[str, dict[str, int]]]  # side -> class -> {"objects", "images"}
+    left_out: list[dict]
+    warnings: list[str]
+    upload: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "written_by": f"conveyor-qc {__version__} dataset",
+            "single_dataset": self.single,
+            "videos": self.videos,
+            "counts": self.counts,
+            "left_out": self.left_out,
+            "warnings": self.warnings,
+            "upload": self.upload,
+        }
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def read_run_labels(path: str | Path) -> dict[int, str]:
+    """``labels.csv`` of a run (``track_id,label``) -> {track id: normal | anomaly | unknown}.
+    An empty label is ``unknown``; extra columns are ignored."""
+    path = Path(path)
+    out: dict[int, str] = {}
+    try:
+        fh = open(path, newline="", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DatasetError(f"{path} not found: label the run's objects first (a CSV with header "
+                           "track_id,label; label normal, anomaly or unknown)") from None
+    with fh:
+        reader = csv.DictReader(fh)
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        if "track_id" not in cols or "label" not in cols:
+            hint = " (that is a synthetic clip's ground truth: its ids are not track ids)" if "id" in cols else ""
+            raise DatasetError(f"{path}:1: header must have columns track_id,label, got "
+                               f"{','.join(cols) or 'nothing'}{hint}")
+        reader.fieldnames = cols
+        for row in reader:
+            n = reader.line_num
+            raw = (row.get("track_id") or "").strip()
+            try:
+                tid = int(raw)
+            except ValueError:
+                raise DatasetError(f"{path}:{n}: track_id {raw!r} is not an integer") from None
+            label = (row.get("label") or "").strip().lower() or "unknown"
+            if label not in ("normal", "anomaly", "unknown"):
+                raise DatasetError(f"{path}:{n}: label {label!r} is not normal, anomaly or unknown")
+            if tid in out and out[tid] != label:
+                raise DatasetError(f"{path}:{n}: track {tid} labelled both {out[tid]} and {label}")
+            out[tid] = label
+    return out
+
+
+def collect_run(run_dir: str | Path, video: str) -> tuple[list[SourceObject], list[dict]]:
+    """The labelled objects of a run folder with their crops, and those left out (with why)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DatasetError(f"{run_dir}: not a folder (give a run folder or a .manifest file)")
+    labels_path = run_dir / "labels.csv"
+    if not labels_path.exists():
+        raise DatasetError(f"{run_dir}: no labels.csv (a CSV with header track_id,label; label normal, "
+                           "anomaly or unknown): label the run's objects first")
+    labels = read_run_labels(labels_path)
+    crops_dir = run_dir / "crops"
+    if not crops_dir.is_dir():
+        raise DatasetError(f"{run_dir}: no crops/ folder (was the run made with --no-crops?)")
+    crops: dict[int, list[tuple[Path, int]]] = {}
+    for d in crops_dir.iterdir():
+        if not (d.is_dir() and d.name.isdigit()):
+            continue
+        frames = [(p, int(p.stem)) for p in d.glob("*.png") if p.stem.isdigit()]
+        if frames:
+            crops[int(d.name)] = sorted(frames, key=lambda t: t[1])
+    known: set[int] = set(crops)
+    if (run_dir / "objects.csv").exists():
+        with open(run_dir / "objects.csv", newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                if (row.get("track_id") or "").strip().isdigit():
+                    known.add(int(row["track_id"]))
+    date = format_date(labels_path.stat().st_mtime)
+    objects, left_out = [], []
+    for tid in sorted(known | set(labels)):
+        label = labels.get(tid)
+        if label is None or label == "unknown":
+            left_out.append({"video": video, "object": str(tid),
+                             "reason": "not labelled" if label is None else "labelled unknown"})
+        elif tid not in crops:
+            left_out.append({"video": video, "object": str(tid), "reason": f"labelled {label} but has no crops"})
+        else:
+            objects.append(SourceObject(video, str(tid), label, crops[tid], creation_date=date))
+    return objects, left_out
+
+
+def collect_manifest(path: str | Path, video: str) -> list[SourceObject]:
+    """Every line of a manifest as an object of its own (one image each)."""
+    entries = read_manifest(path, check_files=True)
+    objects: list[SourceObject] = []
+    names: set[str] = set()
+    for e in entries:
+        if e.path is None:
+            raise DatasetError(f"{path}:{e.line}: {e.source_ref} is not a local file (download it first)")
+        name = _unique(_safe_name(e.path.stem), names)
+        objects.append(SourceObject(video, name, e.label, [(e.path, None)], creation_date=e.creation_date))
+    return objects
+
+
+def _safe_name(s: str) -> str:
+    s = "".join(c if c.isalnum() or c in "-_." else "_" for c in s).strip("._")
+    return s or "x"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    out, n = name, 1
+    while out in taken:
+        n += 1
+        out = f"{name}-{n}"
+    taken.add(out)
+    return out
+
+
+# --------------------------------------------------------------------------- choosing and splitting
+
+
+def pick_frames(frames: list[int], k: int, min_gap: int = MIN_FRAME_GAP) -> list[int]:
+    """Up to ``k`` of ``frames`` (sorted ints), spread evenly over the object's
+    frames and at least ``min_gap`` apart: never consecutive near-duplicates.
+    Returns positions into ``frames``."""
+    if k <= 0 or not frames:
+        return []
+    kept = [0]
+    for i in range(1, len(frames)):
+        if frames[i] - frames[kept[-1]] >= min_gap:
+            kept.append(i)
+    if len(kept) <= k:
+        return kept
+    # k targets evenly spaced in time; each takes the nearest free kept frame.
+    targets = np.linspace(frames[kept[0]], frames[kept[-1]], k)
+    chosen: list[int] = []
+    free = list(kept)
+    for t in targets:
+        j = min(free, key=lambda i: (abs(frames[i] - t), i))
+        chosen.append(j)
+        free.remove(j)
+    return sorted(chosen)
+
+
+def split_objects(objects: list[SourceObject], test_fraction: float, seed: int
+                  ) -> tuple[list[SourceObject], list[SourceObject]]:
+    """(train, test) by object, stratified by class: a class with two objects or
+    more has at least one on each side (when ``test_fraction`` > 0)."""
+    if not 0.0 <= test_fraction < 1.0:
+        raise DatasetError(f"--test-fraction must be in [0, 1), got {test_fraction}")
+    rng = random.Random(seed)
+    train: list[SourceObject] = []
+    test: list[SourceObject] = []
+    for cls in CLASSES:
+        group = sorted((o for o in objects if o.label == cls), key=lambda o: (o.video, _natural(o.name)))
+        rng.shuffle(group)
+        n = len(group)
+        k = int(round(n * test_fraction)) if test_fraction > 0 else 0
+        if test_fraction > 0 and n >= 2:
+            k = min(max(k, 1), n - 1)
+        test.extend(group[:k])
+        train.extend(group[k:])
+    return train, test
+
+
+def _natural(name: str):
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+def check_minimums(counts: dict, single: bool) -> list[str]:
+    """Warnings for each side and class below Lookout for Vision's minimum image counts."""
+    warnings = []
+    rules = LOOKOUT_MINIMUMS["single" if single else "separate"]
+    what = "a single dataset" if single else "separate train and test datasets"
+    for side, need in rules.items():
+        for cls, n_min in need.items():
+            have = counts.get(side, {}).get(cls, {}).get("images", 0)
+            if have < n_min:
+                warnings.append(f"{side} has {have} {cls} image(s); Lookout for Vision needs at least {n_min} "
+                                f"for {what}")
+    return warnings
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header, or None if it is not a PNG."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
+def place_image(src: Path, dst: Path, size: int = IMAGE_SIZE) -> None:
+    """Put ``src`` at ``dst`` as a ``size`` x ``size`` PNG: hard-linked (or copied)
+    when it already is one, otherwise decoded and letterboxed."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if _png_size(src) == (size, size):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+        return
+    img = cv2.imread(str(src), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DatasetError(f"{src}: not a readable image")
+    if img.shape[:2] != (size, size):
+        img = letterbox(img, size)
+    ok, png = cv2.imencode(".png", img)
+    if not ok:
+        raise DatasetError(f"cannot encode {src} as PNG")
+    dst.write_bytes(png.tobytes())
+
+
+def build_then_swap(out: Path, build: Callable[[Path], None], marker: str = REPORT_NAME) -> None:
+    """Run ``build(tmp)`` on a hidden sibling of ``out``, then put it in ``out``'s
+    place (the old folder is removed). ``out`` must be missing, empty, or an
+    earlier conveyor-qc dataset (it holds ``marker``): never a user's folder."""
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise DatasetError(f"{out} exists and is not a folder")
+        if any(out.iterdir()) and not (out / marker).exists():
+            raise DatasetError(f"{out} exists and is not a dataset written by conveyor-qc (no {marker}): "
+                               "choose a new or empty folder")
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot create {parent}: {exc.strerror}") from None
+    tmp = parent / f".{out.name}.tmp-{os.getpid()}"
+    old = parent / f".{out.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        build(tmp)
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out.exists():
+            old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _video_names(inputs: list[Path]) -> list[str]:
+    taken: set[str] = set()
+    names = []
+    for p in inputs:
+        p = p.resolve()
+        base = p.parent.name if p.is_file() else p.name
+        names.append(_unique(_safe_name(base), taken))
+    return names
+
+
+def export_dataset(
+    inputs: list[str | Path],
+    out: str | Path,
+    *,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    per_object: int = 5,
+    s3: str | None = None,
+    s3_endpoint: str | None = None,
+    progress: Progress | None = None,
+) -> DatasetReport:
+    """Build the dataset folder ``out`` from run folders and manifests (see the module doc)."""
+    if per_object < 1:
+        raise DatasetError(f"--per-object must be at least 1, got {per_object}")
+    if not inputs:
+        raise DatasetError("give at least one run folder or manifest")
+    paths = [Path(p) for p in inputs]
+    out = Path(out)
+    for p in paths:
+        if not p.exists():
+            raise DatasetError(f"{p} not found")
+        if p.resolve() == out.resolve():
+            raise DatasetError(f"--out {out} is also an input")
+    if s3 is not None:
+        from .s3 import parse_s3_url
+
+        parse_s3_url(s3)  # a bad URL fails before any work
+
+    videos = _video_names(paths)
+    objects: list[SourceObject] = []
+    left_out: list[dict] = []
+    for p, video in zip(paths, videos):
+        try:
+            if p.is_file():
+                objects.extend(collect_manifest(p, video))
+            else:
+                objs, lo = collect_run(p, video)
+                objects.extend(objs)
+                left_out.extend(lo)
+        except ManifestError as exc:
+            raise DatasetError(str(exc)) from None
+    if not objects:
+        raise DatasetError("no labelled object with images in " + ", ".join(str(p) for p in paths))
+
+    single = test_fraction == 0
+    train, test = split_objects(objects, test_fraction, seed)
+    sides = {"train": train} if single else {"train": train, "test": test}
+    plan: dict[str, list[tuple[SourceObject, Path, str]]] = {}
+    for side, objs in sides.items():
+        rows = []
+        for o in sorted(objs, key=lambda o: (o.video, _natural(o.name))):
+            if o.images[0][1] is None:  # a photo from a manifest: one image, named after it
+                chosen = [(o.images[0][0], f"images/{o.video}/{o.name}/{o.name}.png")]
+            else:
+                frames = [f for _, f in o.images]
+                chosen = [(o.images[i][0], f"images/{o.video}/{o.name}/{frames[i]:06d}.png")
+                          for i in pick_frames(frames, per_object)]
+            rows.extend((o, src, rel) for src, rel in chosen)
+        plan[side] = rows
+
+    counts = {side: {cls: {"objects": sum(1 for o in objs if o.label == cls),
+                           "images": sum(1 for o, _, _ in plan[side] if o.label == cls)}
+                     for cls in CLASSES} for side, objs in sides.items()}
+    warnings = []
+    for cls in CLASSES:
+        n = sum(1 for o in objects if o.label == cls)
+        if not single and n == 1:
+            warnings.append(f"only one {cls} object: it is on the train side, the test side has none")
+    warnings += check_minimums(counts, single)
+    report = DatasetReport(out=out, single=single, videos={v: str(p) for v, p in zip(videos, paths)},
+                           counts=counts, left_out=left_out, warnings=warnings)
+    total = sum(len(r) for r in plan.values())
+
+    def build(tmp: Path) -> None:
+        done = 0
+        for side, rows in plan.items():
+            entries = []
+            for o, src, rel in rows:
+                place_image(src, tmp / rel)
+                entries.append(ManifestEntry(source_ref=rel, label=o.label, creation_date=o.creation_date or
+                                             format_date(), extra={OBJECT_KEY: o.key}))
+                done += 1
+                if progress is not None and (done % 20 == 0 or done == total):
+                    progress(done, total, "images")
+            write_manifest(tmp / f"{side}.manifest", entries)
+            if s3 is not None:
+                from .s3 import s3_entries
+
+                write_manifest(tmp / f"{side}.s3.manifest", s3_entries(entries, s3))
+        atomic_write_text(tmp / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
+
+    build_then_swap(out, build)
+    if s3 is not None:
+        from .s3 import upload_dataset
+
+        res = upload_dataset(out, s3, endpoint_url=s3_endpoint, progress=progress)
+        report.upload = res.to_dict()
+        atomic_write_text(out / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
+    return report
+
+
+def format_report(report: DatasetReport) -> str:
+    """The counts table, left-out objects and the upload, for people."""
+    lines = []
+    n_obj = sum(c["objects"] for side in report.counts.values() for c in side.values())
+    n_img = sum(c["images"] for side in report.counts.values() for c in side.values())
+    lines.append(f"{len(report.videos)} input(s), {n_obj} objects, {n_img} images -> {report.out}"
+                 + ("  (single dataset: --test-fraction 0)" if report.single else ""))
+    lines.append(f"{'':8}{'objects':>18}{'images':>18}")
+    lines.append(f"{'':8}{'normal':>9}{'anomaly':>9}{'normal':>9}{'anomaly':>9}")
+    for side, c in report.counts.items():
+        lines.append(f"{side:8}{c['normal']['objects']:>9}{c['anomaly']['objects']:>9}"
+                     f"{c['normal']['images']:>9}{c['anomaly']['images']:>9}")
+    if report.left_out:
+        reasons: dict[str, int] = {}
+        for r in report.left_out:
+            reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+        lines.append(f"left out {len(report.left_out)} object(s): "
+                     + ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+                     + " (listed in report.json)")
+    if report.upload:
+        u = report.upload
+        lines.append(f"uploaded {u['uploaded']} file(s) ({u['bytes']} bytes), {u['skipped']} already there "
+                     f"-> {u['url']}")
+    return "\n".join(lines)
+
+
+def terminal_progress(stream=sys.stderr) -> Progress | None:
+    """A one-line progress counter on a terminal; None when stderr is not one."""
+    if not stream.isatty():
+        return None
+
+    def show(done: int, total: int, what: str) -> None:
+        stream.write(f"\r{what}: {done}/{total} ")
+        if done >= total:
+            stream.write("\n")
+        stream.flush()
+
+    return show
