@@ -150,6 +150,51 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
     }
 }
 
+void Detector::merge_small_parts(cv::Mat& parts, double min_area_px) {
+    const int n = static_cast<int>(parts_.size());
+    border_.resize(static_cast<std::size_t>(n));
+    for (;;) {
+        int k = -1;  // the smallest part below the bound
+        for (int i = 0; i < n; ++i) {
+            const double a = parts_[static_cast<std::size_t>(i)].area;
+            if (a > 0.0 && a < min_area_px && (k < 0 || a < parts_[static_cast<std::size_t>(k)].area)) k = i;
+        }
+        if (k < 0) return;
+        Part& small = parts_[static_cast<std::size_t>(k)];
+        std::fill(border_.begin(), border_.end(), 0);
+        const auto own = static_cast<std::uint8_t>(k + 1);
+        for (int y = small.y0; y <= small.y1; ++y) {
+            const std::uint8_t* row = parts.ptr<std::uint8_t>(y);
+            for (int x = small.x0; x <= small.x1; ++x) {
+                if (row[x] != own) continue;
+                // The map has a zero border, so the 4 neighbours are always inside.
+                for (const std::uint8_t other : {row[x - 1], row[x + 1], parts.ptr<std::uint8_t>(y - 1)[x],
+                                                 parts.ptr<std::uint8_t>(y + 1)[x]}) {
+                    if (other != 0 && other != own) ++border_[static_cast<std::size_t>(other - 1)];
+                }
+            }
+        }
+        const auto best = std::max_element(border_.begin(), border_.end());
+        if (*best == 0) return;  // touches no other part (cannot happen in one component)
+        const int j = static_cast<int>(best - border_.begin());
+        Part& into = parts_[static_cast<std::size_t>(j)];
+        const auto to = static_cast<std::uint8_t>(j + 1);
+        for (int y = small.y0; y <= small.y1; ++y) {
+            std::uint8_t* row = parts.ptr<std::uint8_t>(y);
+            for (int x = small.x0; x <= small.x1; ++x)
+                if (row[x] == own) row[x] = to;
+        }
+        into.area += small.area;
+        into.sx += small.sx;
+        into.sy += small.sy;
+        into.x0 = std::min(into.x0, small.x0);
+        into.y0 = std::min(into.y0, small.y0);
+        into.x1 = std::max(into.x1, small.x1);
+        into.y1 = std::max(into.y1, small.y1);
+        small.area = 0.0;
+    }
+}
+
 void Detector::note_typical(float area) {
     typical_[static_cast<std::size_t>(typical_seen_ % kTypical)] = area;
     ++typical_seen_;
@@ -270,13 +315,15 @@ bool Detector::split(const cv::Rect& box, int label, const cv::Rect& roi, double
         }
     }
 
-    // Parts much smaller than a single object are pieces of one (a broken
-    // object), not objects that touch: keep the component whole.
+    // Parts much smaller than a single object are pieces of one (half of a
+    // broken object, a lobe of a stacked one), not objects of their own:
+    // each joins the neighbouring part it shares the longest border with,
+    // smallest first. A component left in one part stays whole.
     const float typical = typical_area();
     if (typical > 0.f && params_.split_min_part > 0.0) {
-        const double px_to_full = 1.0 / (scale * scale);
-        for (const Part& part : parts_)
-            if (part.area > 0.0 && part.area * px_to_full < params_.split_min_part * typical) return false;
+        merge_small_parts(parts, params_.split_min_part * typical * scale * scale);
+        const auto alive = std::count_if(parts_.begin(), parts_.end(), [](const Part& p) { return p.area > 0.0; });
+        if (alive < 2) return false;
     }
 
     // One detection per part; the component view is reused for each part's mask.

@@ -19,10 +19,11 @@ struct DetectParams {
     // Split components that are several touching objects: a distance-transform
     // peak search cuts a component whose solidity is below split_solidity into
     // one part per peak. 0 disables.
-    // A split is kept only when every part is at least this fraction of a
-    // typical single object (the median area of recent compact detections):
-    // a cookie broken along a deep crack looks like two touching ones, but
-    // its halves are half-sized. 0 keeps every split. [0, 1]
+    // A part of a split smaller than this fraction of a typical single object
+    // (the median area of recent compact detections) is a piece, not an
+    // object: it joins its neighbouring part. A cookie broken along a deep
+    // crack looks like two touching ones, but its halves are half-sized.
+    // 0 keeps every split. [0, 1]
     double split_min_part = 0.6;
     double split_solidity = 0.93;  // [0, 1]; a lone round or square object has solidity > 0.95, two touching ones < 0.9
 
@@ -69,6 +70,11 @@ private:
     // last kTypical compact, whole detections; 0 until kTypicalMin are seen.
     static constexpr int kTypical = 64, kTypicalMin = 5;
     void note_typical(float area);
+    // Joins every part smaller than min_area_px (mask pixels) to the neighbour
+    // it shares the longest border with, smallest first; `parts` is the
+    // zero-bordered map of part numbers (1-based).
+    void merge_small_parts(cv::Mat& parts, double min_area_px);
+    std::vector<int> border_;
     float typical_area();
     std::array<float, kTypical> typical_{};
     std::array<float, kTypical> typical_scratch_{};

@@ -1,0 +1,123 @@
+"""`conveyor-qc tune`: a bad start is repaired, the written config loads and
+carries its scores, Ctrl-C keeps the best so far, --split reports held-out
+scores, and bad input fails clearly. Small budgets on a 4-second clip."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conveyor_qc.config import Config
+from conveyor_qc.tune import tune
+
+CLI = [sys.executable, "-m", "conveyor_qc"]
+
+
+@pytest.fixture(scope="module")
+def clip(make_clip):
+    return make_clip("cookies", seed=5, seconds=4)
+
+
+def bad_start() -> Config:
+    config = Config()
+    config.set("mask.auto_threshold", 40.0)  # most of every cookie is taken for belt
+    return config
+
+
+def test_bad_start_is_repaired_and_written(clip, tmp_path):
+    out = tmp_path / "best.toml"
+    result = tune(clip.video, clip.video.parent / "gt.txt", out, start=bad_start(), budget=30, quiet=True)
+    assert result.start_scores.f1 < 0.9, result.start_scores
+    assert result.scores.f1 >= 0.95, result.header
+    assert result.scores.rank() >= result.start_scores.rank()
+    assert not result.interrupted
+
+    loaded = Config.load(out)
+    assert loaded.to_dict() == result.config.to_dict()
+    assert loaded.mask.auto_threshold != 40.0 or loaded.mask.mode != "auto"
+    text = out.read_text()
+    header = [line for line in text.splitlines() if line.startswith("#")]
+    joined = "\n".join(header)
+    for needle in ("object F1", "precision", "recall", "MOTA", "count error", "budget 30 s", str(clip.video),
+                   "start config on the whole clip"):
+        assert needle in joined, needle
+    assert f"object F1 {result.scores.f1:.4f}" in joined
+
+
+def test_grid_search_never_returns_worse_than_start(clip, tmp_path):
+    start = Config()
+    result = tune(clip.video, clip.video.parent / "gt.txt", tmp_path / "grid.toml", start=start, budget=12,
+                  search="grid", quiet=True)
+    assert result.scores.rank() >= result.start_scores.rank()
+    assert "search: grid" in result.header
+
+
+def test_split_reports_held_out_scores(clip, tmp_path):
+    out = tmp_path / "split.toml"
+    result = tune(clip.video, clip.video.parent / "gt.txt", out, budget=12, split=0.55, quiet=True)
+    assert result.heldout is not None
+    assert result.heldout.frames == 120 - 66
+    assert 0.0 <= result.heldout.f1 <= 1.0 and result.heldout.objects > 0
+    text = out.read_text()
+    assert "split 0.55: tuned on frames 1-66, held out frames 67-120" in text
+    assert "held-out frames: object F1" in text
+
+
+def test_ctrl_c_writes_best_so_far(clip, tmp_path):
+    out = tmp_path / "interrupted.toml"
+    proc = subprocess.Popen(
+        [*CLI, "tune", str(clip.video), "--gt", str(clip.video.parent / "gt.txt"), "--out", str(out),
+         "--budget", "120", "--start", str(_write(tmp_path / "start.toml", bad_start()))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Wait until the start config has been scored, then search a little longer.
+        deadline = time.monotonic() + 60
+        for line in proc.stderr:
+            if "] best:" in line:
+                break
+            assert time.monotonic() < deadline, "no candidate scored within 60 s"
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert out.exists()
+    config = Config.load(out)
+    assert config.mask.mode in ("auto", "threshold")
+    text = out.read_text()
+    assert "INTERRUPTED" in text and "object F1" in text
+    assert str(out) in stdout
+
+
+def _write(path, config: Config):
+    config.save(path)
+    return path
+
+
+@pytest.mark.parametrize("what", ["video", "gt"])
+def test_missing_input_is_a_clear_error(clip, tmp_path, what):
+    video = tmp_path / "nope.mp4" if what == "video" else clip.video
+    gt = tmp_path / "nope.txt" if what == "gt" else clip.video.parent / "gt.txt"
+    out = tmp_path / "out.toml"
+    r = subprocess.run([*CLI, "tune", str(video), "--gt", str(gt), "--out", str(out), "--budget", "5"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    message = r.stderr.strip().splitlines()[-1]
+    assert message.startswith("conveyor-qc tune: error:")
+    assert ("video not found" if what == "video" else "ground truth not found") in message
+    assert "nope" in message
+    assert not out.exists()
+
+
+def test_bad_split_is_a_clear_error(clip, tmp_path):
+    r = subprocess.run([*CLI, "tune", str(clip.video), "--gt", str(clip.video.parent / "gt.txt"),
+                        "--out", str(tmp_path / "o.toml"), "--split", "1.5"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1 and "--split" in r.stderr
