@@ -1,0 +1,902 @@
+"""Amazon Lookout for Vision as an anomaly-model backend, with boto3.
+
+The whole lifecycle, one function per step (docs/lookout.md):
+
+    create_project      idempotent: DescribeProject, CreateProject only if missing
+    upload_manifests    images and Ground Truth manifests to S3 (conveyor_qc.s3's uploader)
+    create_datasets     train (and test) datasets from the manifests in S3; waits for CREATE_COMPLETE
+    train_model         CreateModel; waits through TRAINING for TRAINED
+    start_model         StartModel (min inference units); waits for HOSTED
+    detect_anomalies    DetectAnomalies on one PNG/JPEG image
+    stop_model          StopModel; waits for TRAINED
+    hosted(...)         a context manager: start, yield, and ALWAYS stop (error, Ctrl-C) if it started it
+
+Every wait polls DescribeX with a timeout and a progress callback; a failed
+status (CREATE_FAILED, TRAINING_FAILED, HOSTING_FAILED) is a LookoutError that
+carries AWS's StatusMessage. Throttling (5 requests per second per API) and
+transient errors are retried by botocore's retry modes (``standard`` by
+default, ``adaptive`` adds client-side rate limiting).
+
+botocore dropped the ``lookoutvision`` client in 1.40.61 (AWS discontinued
+the service on 2025-10-31). Point ``AWS_DATA_PATH`` (or ``data_path=``) at a
+folder holding ``lookoutvision/2020-11-20/service-2.json.gz`` (the shared
+folder's ``aws-models``) to get it back; without it the client factory says so.
+
+``train_lookout`` chains project, upload, datasets and training and writes
+``MODEL_DIR/model.json``; ``LookoutModel`` is the model-interface side
+(``predict(images) -> [Verdict]``, ``close()``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "LookoutError",
+    "SERVICE",
+    "lookout_client",
+    "retry_config",
+    "wait_for",
+    "create_project",
+    "upload_manifests",
+    "create_datasets",
+    "train_model",
+    "start_model",
+    "stop_model",
+    "hosted",
+    "encode_image",
+    "detect_anomalies",
+    "anomaly_score",
+    "project_status",
+    "train_lookout",
+    "write_model_json",
+    "LookoutModel",
+]
+
+SERVICE = "lookoutvision"
+API_VERSION = "2020-11-20"
+MODEL_FORMAT = "conveyor-qc-model"
+DEFAULT_POLL = 20.0  # seconds between DescribeX calls while waiting
+DEFAULT_TIMEOUTS = {"dataset": 30 * 60.0, "train": 24 * 3600.0, "start": 60 * 60.0, "stop": 30 * 60.0}
+DEFAULT_IMAGE_SIZE = (384, 384)  # (width, height) of conveyor-qc's crops
+MAX_IMAGE_BYTES = 4 * 1024 * 1024  # DetectAnomalies' limit on the body
+
+#: progress(message): one line of progress while waiting
+Progress = Callable[[str], None]
+
+
+class LookoutError(ValueError):
+    """A Lookout for Vision step failed; the message says which and why (AWS's own message when it gave one)."""
+
+
+# --------------------------------------------------------------------------- the client
+
+
+def _missing_model_message() -> str:
+    here = Path(__file__).resolve()
+    candidates = [Path(os.environ["CONVEYOR_QC_SHARED"]) / "aws-models"] if os.environ.get("CONVEYOR_QC_SHARED") else []
+    candidates.append(here.parents[3] / "shared" / "aws-models" if len(here.parents) > 3 else Path("../shared/aws-models"))
+    found = next((c for c in candidates if (c / SERVICE / API_VERSION).is_dir()), None)
+    import botocore
+
+    hint = (f"a copy is at {found}: export AWS_DATA_PATH={found}" if found else
+            "export AWS_DATA_PATH=DIR, DIR holding lookoutvision/2020-11-20/service-2.json.gz (botocore 1.40.60 "
+            "shipped the last one; the project's shared folder has it in aws-models/)")
+    return (f"the installed botocore {botocore.__version__} has no '{SERVICE}' API description (botocore removed "
+            f"Lookout for Vision in 1.40.61, after AWS discontinued it on 2025-10-31); {hint}")
+
+
+def retry_config(mode: str = "standard", max_attempts: int = 10, **extra):
+    """botocore Config with ``mode`` retries (standard or adaptive) and ``max_attempts`` tries in all."""
+    from botocore.config import Config
+
+    if mode not in ("standard", "adaptive", "legacy"):
+        raise LookoutError(f"retry mode {mode!r} is not standard or adaptive")
+    extra.setdefault("connect_timeout", 10)
+    extra.setdefault("read_timeout", 60)
+    return Config(retries={"mode": mode, "max_attempts": max_attempts}, **extra)
+
+
+def lookout_client(region: str | None = None, endpoint_url: str | None = None, *, retry_mode: str = "standard",
+                   max_attempts: int = 10, data_path: str | os.PathLike | None = None):
+    """A boto3 ``lookoutvision`` client with botocore retries.
+
+    ``data_path``: a folder with the API description, searched before
+    ``AWS_DATA_PATH`` and botocore's own data. ``endpoint_url`` (``--endpoint-url``)
+    overrides AWS; botocore also honours ``AWS_ENDPOINT_URL_LOOKOUTVISION``.
+    """
+    import boto3
+    import botocore.session
+    from botocore.exceptions import NoRegionError, UnknownServiceError
+
+    bsession = botocore.session.get_session()
+    if data_path:
+        loader = bsession.get_component("data_loader")
+        loader.search_paths.insert(0, str(Path(data_path).expanduser()))
+    session = boto3.session.Session(botocore_session=bsession, region_name=region or None)
+    try:
+        return session.client(SERVICE, endpoint_url=endpoint_url or None,
+                              config=retry_config(retry_mode, max_attempts))
+    except UnknownServiceError:
+        raise LookoutError(_missing_model_message()) from None
+    except NoRegionError:
+        raise LookoutError("no AWS region: give --region or set AWS_DEFAULT_REGION (Lookout for Vision ran in "
+                           "us-east-1, us-east-2, us-west-2, eu-west-1, eu-central-1, ap-northeast-1, "
+                           "ap-northeast-2)") from None
+
+
+def _code(exc: Exception) -> str | None:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code")
+    return None
+
+
+def _explain(exc: Exception, what: str) -> LookoutError:
+    from botocore.exceptions import (ClientError, EndpointConnectionError, NoCredentialsError,
+                                     PartialCredentialsError)
+
+    if isinstance(exc, LookoutError):
+        return exc
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return LookoutError("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
+    if isinstance(exc, EndpointConnectionError):
+        return LookoutError(f"cannot reach Lookout for Vision to {what}: {exc}")
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        msg = err.get("Message") or ""
+        return LookoutError(f"Lookout for Vision refused to {what}: {err.get('Code', '?')}: {msg}".rstrip(": "))
+    return LookoutError(f"{what} failed: {exc}")
+
+
+@contextlib.contextmanager
+def _calling(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (KeyboardInterrupt, LookoutError):
+        raise
+    except Exception as exc:  # noqa: BLE001  (botocore's errors, explained in one line)
+        raise _explain(exc, what) from None
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+def wait_for(describe: Callable[[], dict], *, what: str, done: tuple[str, ...], failed: tuple[str, ...],
+             timeout: float, poll: float = DEFAULT_POLL, progress: Progress | None = None,
+             sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Call ``describe()`` (-> a dict with ``Status`` and maybe ``StatusMessage``) every ``poll``
+    seconds until the status is in ``done`` (returned) or ``failed`` (LookoutError with AWS's
+    message), or ``timeout`` seconds pass (LookoutError). ``progress`` gets a line per change."""
+    start = time.monotonic()
+    last = None
+    while True:
+        desc = describe()
+        status = desc.get("Status", "?")
+        elapsed = time.monotonic() - start
+        if progress is not None and status != last:
+            progress(f"{what}: {status} ({elapsed:.0f} s)")
+        last = status
+        if status in done:
+            return desc
+        if status in failed:
+            msg = desc.get("StatusMessage") or "no message"
+            raise LookoutError(f"{what}: {status}: {msg}")
+        if elapsed + poll > timeout:
+            raise LookoutError(f"{what}: still {status} after {elapsed:.0f} s (timeout {timeout:.0f} s); "
+                               "it goes on in AWS: check with `conveyor-qc lookout status`")
+        sleep(poll)
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def create_project(client, project: str) -> dict:
+    """The project, created if missing: {"ProjectName", "ProjectArn", "created": bool}."""
+    with _calling(f"describe project {project}"):
+        try:
+            d = client.describe_project(ProjectName=project)["ProjectDescription"]
+            return {"ProjectName": project, "ProjectArn": d.get("ProjectArn"), "created": False}
+        except Exception as exc:  # noqa: BLE001
+            if _code(exc) != "ResourceNotFoundException":
+                raise
+    with _calling(f"create project {project}"):
+        try:
+            m = client.create_project(ProjectName=project)["ProjectMetadata"]
+            return {"ProjectName": project, "ProjectArn": m.get("ProjectArn"), "created": True}
+        except Exception as exc:  # noqa: BLE001
+            if _code(exc) != "ConflictException":  # made meanwhile by someone else: fine
+                raise
+    return {"ProjectName": project, "ProjectArn": None, "created": False}
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise LookoutError(f"{path}: not an image OpenCV can read")
+    return int(img.shape[1]), int(img.shape[0])
+
+
+def upload_manifests(train_manifest: str | Path, s3_url: str, *, test_manifest: str | Path | None = None,
+                     s3_endpoint: str | None = None, workers: int = 8, progress=None) -> dict:
+    """Upload the images of local Ground Truth manifests and the manifests themselves (with s3://
+    source-refs) under ``s3_url``: images to ``PREFIX/<source-ref>`` (or ``PREFIX/images/<name>`` for a
+    source-ref outside the manifest's folder), then ``PREFIX/train.manifest`` and ``PREFIX/test.manifest``.
+    Unchanged files are skipped (conveyor_qc.s3). Returns the S3 locations, the image size and counts."""
+    from .manifest import ManifestError, read_manifest, write_manifest
+    from .s3 import S3Error, _key, parse_s3_url, s3_client, s3_entries, upload_files
+
+    bucket, prefix = parse_s3_url(s3_url)
+    sides = {"train": Path(train_manifest)}
+    if test_manifest is not None:
+        sides["test"] = Path(test_manifest)
+    files: list[tuple[Path, str]] = []
+    seen: dict[str, Path] = {}
+    size = None
+    counts = {}
+    with tempfile.TemporaryDirectory(prefix="conveyor-qc-lookout-") as tmp:
+        manifests = []
+        for side, mpath in sides.items():
+            try:
+                entries = read_manifest(mpath, check_files=True)
+            except ManifestError as exc:
+                raise LookoutError(str(exc)) from None
+            if not entries:
+                raise LookoutError(f"{mpath}: no lines")
+            rel_entries = []
+            for e in entries:
+                if e.path is None:  # already s3://: kept as is
+                    rel_entries.append(e)
+                    continue
+                ref = Path(e.source_ref)
+                rel = ref.as_posix() if not ref.is_absolute() and ".." not in ref.parts else f"images/{ref.name}"
+                if rel in seen and seen[rel].resolve() != e.path.resolve():
+                    raise LookoutError(f"{mpath}:{e.line}: two different images would both be {rel} in S3")
+                if rel not in seen:
+                    seen[rel] = e.path
+                    files.append((e.path, _key(prefix, rel)))
+                    if size is None:
+                        size = _image_size(e.path)
+                e2 = type(e)(**{**e.__dict__, "source_ref": rel, "path": None, "line": None})
+                rel_entries.append(e2)
+            counts[side] = {c: sum(1 for e in entries if e.label == c) for c in ("normal", "anomaly")}
+            local = Path(tmp) / f"{side}.manifest"
+            write_manifest(local, s3_entries(rel_entries, s3_url))
+            manifests.append((local, _key(prefix, f"{side}.manifest")))
+        try:
+            res = upload_files(files + manifests, bucket, client=s3_client(s3_endpoint, workers=workers),
+                               prefix=prefix, workers=workers, progress=progress, url=s3_url.rstrip("/"))
+        except S3Error as exc:
+            raise LookoutError(str(exc)) from None
+    out = {"bucket": bucket, "prefix": prefix, "train_manifest": f"s3://{bucket}/{_key(prefix, 'train.manifest')}",
+           "test_manifest": f"s3://{bucket}/{_key(prefix, 'test.manifest')}" if "test" in sides else None,
+           "image_size": list(size or DEFAULT_IMAGE_SIZE), "counts": counts, "upload": res.to_dict()}
+    return out
+
+
+def _split_s3(url: str) -> tuple[str, str]:
+    from .s3 import parse_s3_url
+
+    bucket, key = parse_s3_url(url)
+    if not key:
+        raise LookoutError(f"{url}: no object key")
+    return bucket, key
+
+
+def _describe_dataset(client, project: str, side: str) -> dict | None:
+    with _calling(f"describe the {side} dataset of {project}"):
+        try:
+            return client.describe_dataset(ProjectName=project, DatasetType=side)["DatasetDescription"]
+        except Exception as exc:  # noqa: BLE001
+            if _code(exc) == "ResourceNotFoundException":
+                return None
+            raise
+
+
+def create_datasets(client, project: str, train_manifest: str, test_manifest: str | None = None, *,
+                    replace: bool = False, poll: float = DEFAULT_POLL, timeout: float = DEFAULT_TIMEOUTS["dataset"],
+                    progress: Progress | None = None) -> dict[str, dict]:
+    """The train (and test) datasets from Ground Truth manifests at s3:// URLs; waits for CREATE_COMPLETE.
+    An existing dataset is kept (its status checked) unless ``replace``: then it is deleted first.
+    Returns {side: DatasetDescription}."""
+    sides = {"train": train_manifest}
+    if test_manifest:
+        sides["test"] = test_manifest
+    out = {}
+    for side, url in sides.items():
+        bucket, key = _split_s3(url)
+        have = _describe_dataset(client, project, side)
+        if have is not None and replace:
+            with _calling(f"delete the {side} dataset of {project}"):
+                client.delete_dataset(ProjectName=project, DatasetType=side)
+            wait_for(lambda: _describe_dataset(client, project, side) or {"Status": "DELETE_COMPLETE"},
+                     what=f"deleting the {side} dataset", done=("DELETE_COMPLETE",), failed=("DELETE_FAILED",),
+                     timeout=timeout, poll=poll, progress=progress)
+            have = None
+        if have is None:
+            with _calling(f"create the {side} dataset of {project} from {url}"):
+                client.create_dataset(ProjectName=project, DatasetType=side, DatasetSource={
+                    "GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Key": key}}})
+        out[side] = wait_for(lambda: _describe_dataset(client, project, side) or {"Status": "?"},
+                             what=f"{side} dataset", done=("CREATE_COMPLETE", "UPDATE_COMPLETE"),
+                             failed=("CREATE_FAILED", "UPDATE_FAILED_ROLLBACK_COMPLETE", "DELETE_COMPLETE",
+                                     "DELETE_FAILED"),
+                             timeout=timeout, poll=poll, progress=progress)
+    return out
+
+
+def _describe_model(client, project: str, version: str) -> dict:
+    with _calling(f"describe model {version} of {project}"):
+        return client.describe_model(ProjectName=project, ModelVersion=str(version))["ModelDescription"]
+
+
+def train_model(client, project: str, output_s3: str, *, description: str | None = None, wait: bool = True,
+                poll: float = DEFAULT_POLL, timeout: float = DEFAULT_TIMEOUTS["train"],
+                progress: Progress | None = None) -> dict:
+    """CreateModel (training output under ``output_s3``) and wait through TRAINING for TRAINED.
+    Returns the ModelDescription (``ModelVersion``, ``Performance``, ...)."""
+    from .s3 import parse_s3_url
+
+    bucket, prefix = parse_s3_url(output_s3)
+    loc = {"Bucket": bucket}
+    if prefix:
+        loc["Prefix"] = prefix + "/"
+    kwargs = {"ProjectName": project, "OutputConfig": {"S3Location": loc}}
+    if description:
+        kwargs["Description"] = re.sub(r"[^0-9A-Za-z.\-_]", "-", description)[:500]
+    with _calling(f"train a model in {project}"):
+        meta = client.create_model(**kwargs)["ModelMetadata"]
+    version = meta["ModelVersion"]
+    if progress is not None:
+        progress(f"model {version}: training started (this takes from 30 minutes to some hours in AWS)")
+    if not wait:
+        return {**meta}
+    return wait_for(lambda: _describe_model(client, project, version), what=f"model {version}",
+                    done=("TRAINED", "HOSTED"), failed=("TRAINING_FAILED",), timeout=timeout, poll=poll,
+                    progress=progress)
+
+
+def start_model(client, project: str, version: str, *, min_units: int = 1, max_units: int | None = None,
+                poll: float = DEFAULT_POLL, timeout: float = DEFAULT_TIMEOUTS["start"],
+                progress: Progress | None = None) -> bool:
+    """Host the model (``min_units`` inference units) and wait for HOSTED. True if this call started it,
+    False if it was hosted already. Hosting is billed by the hour until stop_model."""
+    desc = _describe_model(client, project, version)
+    if desc.get("Status") == "HOSTED":
+        return False
+    started = False
+    if desc.get("Status") != "STARTING_HOSTING":
+        kwargs = {"ProjectName": project, "ModelVersion": str(version), "MinInferenceUnits": int(min_units)}
+        if max_units:
+            kwargs["MaxInferenceUnits"] = int(max_units)
+        with _calling(f"start model {version} of {project}"):
+            client.start_model(**kwargs)
+        started = True
+    try:
+        wait_for(lambda: _describe_model(client, project, version), what=f"hosting model {version}",
+                 done=("HOSTED",), failed=("HOSTING_FAILED", "TRAINING_FAILED"), timeout=timeout, poll=poll,
+                 progress=progress)
+    except BaseException:
+        if started:  # half started is billed too
+            with contextlib.suppress(Exception):
+                stop_model(client, project, version, wait=False)
+        raise
+    return started
+
+
+def stop_model(client, project: str, version: str, *, wait: bool = True, poll: float = DEFAULT_POLL,
+               timeout: float = DEFAULT_TIMEOUTS["stop"], progress: Progress | None = None) -> dict:
+    """Stop hosting; with ``wait``, until the model is TRAINED again. Stopping a model that is not
+    hosted is not an error."""
+    desc = _describe_model(client, project, version)
+    if desc.get("Status") in ("HOSTED", "STARTING_HOSTING", "HOSTING_FAILED"):
+        with _calling(f"stop model {version} of {project}"):
+            client.stop_model(ProjectName=project, ModelVersion=str(version))
+    elif desc.get("Status") != "STOPPING_HOSTING":
+        return desc
+    if not wait:
+        return desc
+    return wait_for(lambda: _describe_model(client, project, version), what=f"stopping model {version}",
+                    done=("TRAINED",), failed=("HOSTING_FAILED",), timeout=timeout, poll=poll, progress=progress)
+
+
+@contextlib.contextmanager
+def hosted(client, project: str, version: str, *, min_units: int = 1, max_units: int | None = None,
+           poll: float = DEFAULT_POLL, start_timeout: float = DEFAULT_TIMEOUTS["start"],
+           progress: Progress | None = None) -> Iterator[bool]:
+    """Host the model for the ``with`` block and stop it afterwards, whatever happens in the block
+    (an error, Ctrl-C), if this block started it. Yields whether it started it."""
+    started = start_model(client, project, version, min_units=min_units, max_units=max_units, poll=poll,
+                          timeout=start_timeout, progress=progress)
+    try:
+        yield started
+    except BaseException:
+        if started:
+            _stop_quietly(client, project, version, progress)
+        raise
+    if started:
+        if progress is not None:
+            progress(f"stopping model {version} (hosting is billed by the hour)")
+        stop_model(client, project, version, wait=False)
+
+
+def _stop_quietly(client, project: str, version: str, progress: Progress | None) -> None:
+    """Stop hosting while another error is on its way up: a failure to stop is told, not raised over it."""
+    import sys
+
+    if progress is not None:
+        progress(f"stopping model {version} (hosting is billed by the hour)")
+    try:
+        stop_model(client, project, version, wait=False)
+    except BaseException as exc:  # noqa: BLE001
+        print(f"warning: could not stop hosting model {version} of {project} ({exc}); it is billed until stopped: "
+              f"conveyor-qc lookout stop --project {project} --model-version {version}", file=sys.stderr)
+
+
+def encode_image(image: "np.ndarray", size: tuple[int, int] = DEFAULT_IMAGE_SIZE, fmt: str = "png") -> tuple[bytes, str]:
+    """A BGR crop at the training size (letterboxed when the training images are square), encoded as
+    PNG (lossless, default) or JPEG. -> (bytes, content type)."""
+    import cv2
+
+    from .crops import letterbox
+
+    w, h = int(size[0]), int(size[1])
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[1] != w or image.shape[0] != h:
+        image = letterbox(image, w) if w == h else cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    fmt = fmt.lower()
+    if fmt == "png":
+        ok, buf = cv2.imencode(".png", image)
+        ctype = "image/png"
+    elif fmt in ("jpg", "jpeg"):
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        ctype = "image/jpeg"
+    else:
+        raise LookoutError(f"image format {fmt!r} is not png or jpeg")
+    if not ok:
+        raise LookoutError("could not encode the image")
+    data = buf.tobytes()
+    if len(data) > MAX_IMAGE_BYTES:
+        raise LookoutError(f"the encoded image is {len(data)} bytes, more than the 4 MB DetectAnomalies takes")
+    return data, ctype
+
+
+def anomaly_score(result: dict) -> float:
+    """The probability of ``anomaly`` in [0, 1] from a DetectAnomalyResult: Lookout's Confidence is its
+    confidence in the verdict it gave, so the score is Confidence if IsAnomalous, else 1 - Confidence."""
+    conf = float(result.get("Confidence", 0.0))
+    conf = min(1.0, max(0.0, conf))
+    return conf if result.get("IsAnomalous") else 1.0 - conf
+
+
+def detect_anomalies(client, project: str, version: str, body: bytes, content_type: str = "image/png") -> dict:
+    """DetectAnomalies on one encoded image -> the DetectAnomalyResult (IsAnomalous, Confidence, ...)."""
+    with _calling(f"detect anomalies with model {version} of {project}"):
+        return client.detect_anomalies(ProjectName=project, ModelVersion=str(version), Body=body,
+                                       ContentType=content_type)["DetectAnomalyResult"]
+
+
+def project_status(client, project: str) -> dict:
+    """The project's datasets and models with their statuses."""
+    with _calling(f"describe project {project}"):
+        d = client.describe_project(ProjectName=project)["ProjectDescription"]
+        models = []
+        for page in client.get_paginator("list_models").paginate(ProjectName=project):
+            models.extend(page.get("Models", []))
+    return {"project": project, "arn": d.get("ProjectArn"),
+            "datasets": [{"type": x.get("DatasetType"), "status": x.get("Status"),
+                          "message": x.get("StatusMessage")} for x in d.get("Datasets", [])],
+            "models": [{"version": m.get("ModelVersion"), "status": m.get("Status"),
+                        "message": m.get("StatusMessage"), "performance": m.get("Performance")} for m in models]}
+
+
+# --------------------------------------------------------------------------- model interface
+
+
+def _env_poll() -> float:
+    """Seconds between status checks: $CONVEYOR_QC_LOOKOUT_POLL, default DEFAULT_POLL."""
+    raw = os.environ.get("CONVEYOR_QC_LOOKOUT_POLL")
+    try:
+        return float(raw) if raw else DEFAULT_POLL
+    except ValueError:
+        raise LookoutError(f"CONVEYOR_QC_LOOKOUT_POLL={raw!r} is not a number of seconds") from None
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def write_model_json(model_dir: str | Path, meta: dict) -> Path:
+    from .atomic import atomic_write_text
+
+    d = Path(model_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / "model.json"
+    atomic_write_text(path, json.dumps(meta, indent=2, default=str) + "\n")
+    return path
+
+
+def _project_name(out_dir: Path) -> str:
+    name = re.sub(r"[^a-zA-Z0-9_\-]", "-", out_dir.resolve().name).strip("-_") or "model"
+    return ("conveyor-qc-" + name)[:255]
+
+
+def train_lookout(manifest, out_dir, test_manifest=None, *, s3: str | None = None, project: str | None = None,
+                  region: str | None = None, endpoint_url: str | None = None, s3_endpoint: str | None = None,
+                  output_s3: str | None = None, replace_datasets: bool = True, poll: float | None = None,
+                  dataset_timeout: float = DEFAULT_TIMEOUTS["dataset"], train_timeout: float = DEFAULT_TIMEOUTS["train"],
+                  min_inference_units: int = 1, retry_mode: str = "standard", data_path=None,
+                  progress: Progress | None = None, client=None, **unknown) -> dict:
+    """Project (idempotent), upload (images + manifests under ``s3``), datasets, training; then write
+    ``out_dir/model.json`` and return its content. Hosting is not started (it is billed by the hour):
+    LookoutModel starts it on first use and stops it on close()."""
+    if unknown:
+        raise LookoutError(f"unknown lookout option(s): {', '.join(sorted(unknown))}")
+    out = Path(out_dir)
+    s3 = s3 or os.environ.get("CONVEYOR_QC_LOOKOUT_S3")
+    if not s3:
+        raise LookoutError("the lookout backend needs an S3 place for the images and manifests: s3=s3://BUCKET/PREFIX "
+                           "(or the environment variable CONVEYOR_QC_LOOKOUT_S3)")
+    project = project or os.environ.get("CONVEYOR_QC_LOOKOUT_PROJECT") or _project_name(out)
+    if poll is None:
+        poll = _env_poll()
+    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_LOOKOUTVISION")
+    client = client or lookout_client(region, endpoint_url, retry_mode=retry_mode, data_path=data_path)
+    if progress is None:
+        import sys
+
+        if sys.stderr.isatty():  # training takes hours: show where it is
+            progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    say = progress or (lambda _m: None)
+    proj = create_project(client, project)
+    say(f"project {project}: {'created' if proj['created'] else 'exists'}")
+    up = upload_manifests(manifest, s3, test_manifest=test_manifest, s3_endpoint=s3_endpoint)
+    u = up["upload"]
+    say(f"uploaded {u['uploaded']} file(s), {u['skipped']} already there -> {u['url']}")
+    datasets = create_datasets(client, project, up["train_manifest"], up["test_manifest"], replace=replace_datasets,
+                               poll=poll, timeout=dataset_timeout, progress=progress)
+    output = output_s3 or (s3.rstrip("/") + "/model-output")
+    desc = train_model(client, project, output, poll=poll, timeout=train_timeout, progress=progress)
+    meta = {
+        "format": MODEL_FORMAT, "version": 1, "backend": "lookout", "conveyor_qc_version": _version(),
+        "project": project, "model_version": str(desc["ModelVersion"]),
+        "model_arn": desc.get("ModelArn"),
+        "region": client.meta.region_name,
+        "s3": {"dataset": s3.rstrip("/"), "train_manifest": up["train_manifest"],
+               "test_manifest": up["test_manifest"], "output": output},
+        "image_size": up["image_size"],
+        "min_inference_units": int(min_inference_units),
+        "performance": desc.get("Performance"),
+        "counts": up["counts"],
+        "datasets": {k: v.get("ImageStats") for k, v in datasets.items()},
+    }
+    if endpoint_url:
+        meta["endpoint"] = endpoint_url
+    if s3_endpoint:
+        meta["s3_endpoint"] = s3_endpoint
+    write_model_json(out, meta)
+    return meta
+
+
+@dataclass
+class _FallbackVerdict:  # until conveyor_qc.model exists
+    label: str
+    score: float
+
+
+def _verdict(label: str, score: float):
+    try:
+        from .model import Verdict  # type: ignore[attr-defined]
+    except ImportError:
+        Verdict = _FallbackVerdict
+    return Verdict(label=label, score=score)
+
+
+class LookoutModel:
+    """A Lookout for Vision model as a conveyor-qc model: ``predict(images)`` sends each BGR crop (as a PNG
+    at the training size) to DetectAnomalies; ``close()`` stops hosting if this object started it.
+
+    If the model is not hosted at the first predict(), it is started (``min_inference_units``) and waited
+    for; use it as a context manager (or call close()) so hosting stops. ``threshold`` turns the score
+    (probability of anomaly) into the label; None (default) keeps Lookout's own IsAnomalous."""
+
+    def __init__(self, client, project: str, version: str, *, image_size=DEFAULT_IMAGE_SIZE, min_units: int = 1,
+                 threshold: float | None = None, poll: float = DEFAULT_POLL, start_timeout: float = DEFAULT_TIMEOUTS["start"],
+                 image_format: str = "png", progress: Progress | None = None):
+        self.client = client
+        self.project = project
+        self.version = str(version)
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.min_units = int(min_units)
+        self.threshold = None if threshold is None else float(threshold)
+        self.poll = poll
+        self.start_timeout = start_timeout
+        self.image_format = image_format
+        self.progress = progress
+        self.started = False  # this object started hosting (and must stop it)
+        self._ready = False
+
+    @classmethod
+    def load(cls, model_dir, meta: dict | None = None, *, client=None, **options) -> "LookoutModel":
+        if meta is None:
+            meta = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
+        for k in ("project", "model_version"):
+            if not meta.get(k):
+                raise LookoutError(f"{Path(model_dir) / 'model.json'}: no {k!r}")
+        if client is None:
+            endpoint = os.environ.get("AWS_ENDPOINT_URL_LOOKOUTVISION") or meta.get("endpoint")
+            client = lookout_client(meta.get("region"), endpoint, data_path=options.pop("data_path", None))
+        options.setdefault("min_units", meta.get("min_inference_units", 1))
+        options.setdefault("poll", _env_poll())
+        return cls(client, meta["project"], meta["model_version"],
+                   image_size=meta.get("image_size") or DEFAULT_IMAGE_SIZE, **options)
+
+    def ensure_hosted(self) -> None:
+        if self._ready:
+            return
+        started = start_model(self.client, self.project, self.version, min_units=self.min_units, poll=self.poll,
+                              timeout=self.start_timeout, progress=self.progress)
+        self.started = self.started or started
+        self._ready = True
+
+    def predict(self, images: "list[np.ndarray]") -> list:
+        self.ensure_hosted()
+        out = []
+        for img in images:
+            body, ctype = encode_image(img, self.image_size, self.image_format)
+            res = detect_anomalies(self.client, self.project, self.version, body, ctype)
+            score = anomaly_score(res)
+            anomalous = bool(res.get("IsAnomalous")) if self.threshold is None else score >= self.threshold
+            out.append(_verdict("anomaly" if anomalous else "normal", score))
+        return out
+
+    def close(self) -> None:
+        if self.started:
+            self.started = False
+            self._ready = False
+            if self.progress is not None:
+                self.progress(f"stopping model {self.version} (hosting is billed by the hour)")
+            stop_model(self.client, self.project, self.version, wait=False)
+
+    def __enter__(self) -> "LookoutModel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # last resort; close() is the way
+        with contextlib.suppress(Exception):
+            if self.started:
+                self.close()
+
+
+# --------------------------------------------------------------------------- command line
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def add_parser(sub) -> None:
+    """``conveyor-qc lookout create-project|upload|create-datasets|train|start|detect|stop|status``."""
+    import argparse
+
+    lp = sub.add_parser("lookout", help="AWS Lookout for Vision: project, upload, datasets, training, hosting, "
+                                        "detection (discontinued by AWS on 2025-10-31; see docs/lookout.md)",
+                        description="Each step of the Lookout for Vision lifecycle as a command. Needs the "
+                                    "lookoutvision API description (AWS_DATA_PATH, docs/lookout.md). Hosting is "
+                                    "billed by the hour: `detect --start` stops it again whatever happens.")
+    steps = lp.add_subparsers(dest="lookout_command", metavar="STEP")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION / the profile's)")
+    common.add_argument("--endpoint-url", metavar="URL",
+                        help="another Lookout for Vision endpoint (default AWS, or $AWS_ENDPOINT_URL_LOOKOUTVISION)")
+    common.add_argument("--retry-mode", choices=("standard", "adaptive"), default="standard",
+                        help="botocore retry mode for throttling and transient errors (default standard; adaptive "
+                             "also rate-limits on the client)")
+    common.add_argument("--poll", type=float, default=DEFAULT_POLL, metavar="SECONDS",
+                        help=f"seconds between status checks while waiting (default {DEFAULT_POLL:g})")
+    common.add_argument("--timeout", type=float, metavar="SECONDS", help="give up waiting after this long "
+                        "(defaults: datasets 30 min, training 24 h, start 1 h, stop 30 min)")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    proj = argparse.ArgumentParser(add_help=False)
+    proj.add_argument("--project", required=True, help="Lookout for Vision project name")
+    version = argparse.ArgumentParser(add_help=False)
+    version.add_argument("--model-version", required=True, metavar="V", help="model version (1, 2, ...)")
+    s3ep = argparse.ArgumentParser(add_help=False)
+    s3ep.add_argument("--s3-endpoint", metavar="URL", help="another S3 API (default AWS, or $AWS_ENDPOINT_URL_S3)")
+
+    p = steps.add_parser("create-project", parents=[common, proj], help="create the project (nothing if it exists)")
+    p = steps.add_parser("upload", parents=[common, s3ep], help="upload a dataset's images and manifests to S3",
+                         description="Upload the images of DATASET_DIR/train.manifest (and test.manifest) and the "
+                                     "manifests with s3:// paths as PREFIX/train.manifest, PREFIX/test.manifest. "
+                                     "Unchanged files are skipped.")
+    p.add_argument("dataset", metavar="DATASET_DIR", help="a `conveyor-qc dataset` folder, or a train .manifest")
+    p.add_argument("--test", metavar="MANIFEST", help="the test manifest when DATASET_DIR is a manifest file")
+    p.add_argument("--s3", required=True, metavar="s3://BUCKET/PREFIX")
+    p = steps.add_parser("create-datasets", parents=[common, proj],
+                         help="create the train and test datasets from the manifests in S3 and wait for them")
+    p.add_argument("--s3", required=True, metavar="s3://BUCKET/PREFIX",
+                   help="where `upload` put them: PREFIX/train.manifest and PREFIX/test.manifest")
+    p.add_argument("--single", action="store_true", help="a train dataset only (Lookout splits it itself)")
+    p.add_argument("--replace", action="store_true", help="delete existing datasets first (default: keep them)")
+    p = steps.add_parser("train", parents=[common, proj], help="train a model and wait for it (30 min to hours)")
+    p.add_argument("--s3", required=True, metavar="s3://BUCKET/PREFIX",
+                   help="training output goes to PREFIX/model-output/")
+    p.add_argument("--out", metavar="MODEL_DIR", help="also write MODEL_DIR/model.json for `conveyor-qc run`")
+    p.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE[0], metavar="N",
+                   help="training image size, recorded in model.json (default 384)")
+    p.add_argument("--no-wait", action="store_true", help="return once training has started")
+    p = steps.add_parser("start", parents=[common, proj, version], help="host the model and wait for HOSTED "
+                         "(billed by the hour until `stop`)")
+    p.add_argument("--min-units", type=int, default=1, metavar="N", help="minimum inference units (default 1)")
+    p.add_argument("--max-units", type=int, metavar="N", help="maximum inference units (auto-scaling)")
+    p = steps.add_parser("detect", parents=[common, proj, version], help="detect anomalies in crops",
+                         description="Send each image (or every PNG/JPEG under a folder, e.g. a run's crops/) at "
+                                     "the training size to DetectAnomalies; print path, label and score (the "
+                                     "probability of anomaly). With --start, host the model for the run and stop "
+                                     "it afterwards, also after an error or Ctrl-C.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("--start", action="store_true", help="host the model for this run (stopped afterwards)")
+    p.add_argument("--min-units", type=int, default=1, metavar="N", help="with --start: inference units")
+    p.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE[0], metavar="N",
+                   help="training image size (default 384)")
+    p.add_argument("--format", choices=("png", "jpeg"), default="png", help="encoding sent (default png)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p = steps.add_parser("stop", parents=[common, proj, version], help="stop hosting the model")
+    p.add_argument("--no-wait", action="store_true", help="return once stopping has begun")
+    p = steps.add_parser("status", parents=[common, proj], help="datasets and models of the project")
+    p.add_argument("--json", action="store_true")
+    lp.set_defaults(func=cmd_lookout)
+
+
+def _collect_images(items: list[str]) -> list[Path]:
+    out = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file()))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise LookoutError(f"{p}: no such image or folder")
+    if not out:
+        raise LookoutError("no PNG or JPEG images in " + ", ".join(items))
+    return out
+
+
+def cmd_lookout(args) -> int:
+    import sys
+
+    step = getattr(args, "lookout_command", None)
+    if not step:
+        print("conveyor-qc lookout: give a step: create-project, upload, create-datasets, train, start, detect, "
+              "stop, status (see --help)", file=sys.stderr)
+        return 2
+    progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    say = progress or (lambda _m: None)
+    poll = args.poll
+    t = args.timeout
+
+    if step == "upload":
+        src = Path(args.dataset)
+        if src.is_dir():
+            train, test = src / "train.manifest", src / "test.manifest"
+            test = test if test.exists() else None
+        else:
+            train, test = src, Path(args.test) if args.test else None
+        res = upload_manifests(train, args.s3, test_manifest=test, s3_endpoint=args.s3_endpoint)
+        u = res["upload"]
+        print(f"uploaded {u['uploaded']} file(s) ({u['bytes']} bytes), {u['skipped']} already there -> {u['url']}")
+        print(f"train manifest: {res['train_manifest']}")
+        if res["test_manifest"]:
+            print(f"test manifest: {res['test_manifest']}")
+        return 0
+
+    client = lookout_client(args.region, args.endpoint_url, retry_mode=args.retry_mode)
+    if step == "create-project":
+        r = create_project(client, args.project)
+        print(f"project {args.project} {'created' if r['created'] else 'exists'}" +
+              (f": {r['ProjectArn']}" if r.get("ProjectArn") else ""))
+    elif step == "create-datasets":
+        base = args.s3.rstrip("/")
+        res = create_datasets(client, args.project, f"{base}/train.manifest",
+                              None if args.single else f"{base}/test.manifest", replace=args.replace, poll=poll,
+                              timeout=t or DEFAULT_TIMEOUTS["dataset"], progress=progress)
+        for side, d in res.items():
+            st = d.get("ImageStats") or {}
+            print(f"{side} dataset: {d.get('Status')}" + (f", {st.get('Total', 0)} images ({st.get('Normal', 0)} "
+                                                          f"normal, {st.get('Anomaly', 0)} anomaly)" if st else ""))
+    elif step == "train":
+        output = args.s3.rstrip("/") + "/model-output"
+        d = train_model(client, args.project, output, wait=not args.no_wait, poll=poll,
+                        timeout=t or DEFAULT_TIMEOUTS["train"], progress=progress)
+        perf = d.get("Performance") or {}
+        print(f"model {d['ModelVersion']}: {d.get('Status')}" +
+              (f", F1 {perf['F1Score']:.3f}, precision {perf.get('Precision', 0):.3f}, recall "
+               f"{perf.get('Recall', 0):.3f}" if "F1Score" in perf else ""))
+        if args.out:
+            meta = {"format": MODEL_FORMAT, "version": 1, "backend": "lookout", "conveyor_qc_version": _version(),
+                    "project": args.project,
+                    "model_version": str(d["ModelVersion"]), "model_arn": d.get("ModelArn"),
+                    "region": client.meta.region_name, "s3": {"dataset": args.s3.rstrip("/"), "output": output},
+                    "image_size": [args.image_size, args.image_size], "min_inference_units": 1,
+                    "performance": d.get("Performance")}
+            if args.endpoint_url:
+                meta["endpoint"] = args.endpoint_url
+            print(f"-> {write_model_json(args.out, meta)}")
+    elif step == "start":
+        started = start_model(client, args.project, args.model_version, min_units=args.min_units,
+                              max_units=args.max_units, poll=poll, timeout=t or DEFAULT_TIMEOUTS["start"],
+                              progress=progress)
+        print(f"model {args.model_version}: HOSTED{'' if started else ' (already)'}; billed by the hour until "
+              f"`conveyor-qc lookout stop --project {args.project} --model-version {args.model_version}`")
+    elif step == "stop":
+        d = stop_model(client, args.project, args.model_version, wait=not args.no_wait, poll=poll,
+                       timeout=t or DEFAULT_TIMEOUTS["stop"], progress=progress)
+        print(f"model {args.model_version}: {d.get('Status')}")
+    elif step == "status":
+        s = project_status(client, args.project)
+        if args.json:
+            print(json.dumps(s, default=str))
+        else:
+            print(f"project {s['project']}")
+            for d in s["datasets"]:
+                print(f"  {d['type']} dataset: {d['status']}" + (f" ({d['message']})" if d.get("message") else ""))
+            for m in s["models"]:
+                print(f"  model {m['version']}: {m['status']}" + (f" ({m['message']})" if m.get("message") else ""))
+    elif step == "detect":
+        return _cmd_detect(args, client, progress)
+    return 0
+
+
+def _cmd_detect(args, client, progress) -> int:
+    import cv2
+
+    images = _collect_images(args.images)
+    size = (args.image_size, args.image_size)
+    n_anomalous = 0
+
+    def run() -> None:
+        nonlocal n_anomalous
+        for path in images:
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is None:
+                raise LookoutError(f"{path}: not an image OpenCV can read")
+            body, ctype = encode_image(img, size, args.format)
+            res = detect_anomalies(client, args.project, args.model_version, body, ctype)
+            score = anomaly_score(res)
+            label = "anomaly" if res.get("IsAnomalous") else "normal"
+            n_anomalous += label == "anomaly"
+            if args.json:
+                print(json.dumps({"image": str(path), "label": label, "score": round(score, 6),
+                                  "confidence": res.get("Confidence")}), flush=True)
+            else:
+                print(f"{path}\t{label}\t{score:.4f}", flush=True)
+
+    if args.start:
+        with hosted(client, args.project, args.model_version, min_units=args.min_units, poll=args.poll,
+                    start_timeout=args.timeout or DEFAULT_TIMEOUTS["start"], progress=progress):
+            run()
+    else:
+        status = _describe_model(client, args.project, args.model_version).get("Status")
+        if status != "HOSTED":
+            raise LookoutError(f"model {args.model_version} is {status}, not hosted: run `conveyor-qc lookout start` "
+                               "first, or add --start (hosts it for this run only)")
+        run()
+    if progress is not None:
+        progress(f"{len(images)} image(s), {n_anomalous} anomalous")
+    return 0
