@@ -302,6 +302,9 @@ def _is_loopback(host: str) -> bool:
 class LabelServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # A page loads dozens of crops at once, one connection each (HTTP/1.0):
+    # socketserver's default backlog of 5 resets connections under load.
+    request_queue_size = 128
 
     def __init__(self, store: LabelStore, host: str = "127.0.0.1", port: int = 0):
         self.store = store
