@@ -50,12 +50,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         crops=False if args.no_crops else None,
         max_frames=args.max_frames,
         progress=progress,
+        model=args.model,
     )
     if progress is not None:
         sys.stderr.write("\n")
     s = result.summary
     print(
-        f"{s['objects']} objects ({s['anomalies']} anomalies) in {s['frames']} frames, "
+        f"{s['objects']} objects ({s['anomalies']} anomalies), {s['counts']['total']} counted at the line, "
+        f"in {s['frames']} frames, "
         f"{s['fps']:.1f} frames per second -> {args.out}"
     )
     if result.interrupted:
@@ -82,6 +84,110 @@ def cmd_synth(args: argparse.Namespace) -> int:
         sys.stderr.write("\n")
     print(f"{result.objects} objects ({result.anomalies} anomalies), {result.frames} frames "
           f"-> {Path(args.out_dir) / 'video.mp4'}")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .atomic import atomic_write_text
+    from .evaluate import evaluate, format_report
+
+    res = evaluate(args.gt, args.tracks, args.labels, args.objects, min_iou=args.min_iou,
+                   min_share=args.min_share, judge_visibility=args.judge_visibility,
+                   min_visibility=args.min_visibility)
+    text = json.dumps(res, indent=None, separators=(", ", ": ")) + "\n"
+    if args.out:
+        atomic_write_text(args.out, text)
+    sys.stdout.write(text if args.json else format_report(res) + "\n")
+    return EXIT_OK
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .tune import cli_main
+
+    return cli_main(args)
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from .label_server import LabelError, serve
+
+    try:
+        serve(args.run_dir, host=args.host, port=args.port)
+    except LabelError as exc:
+        print(f"conveyor-qc label: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK  # Ctrl-C is the way to stop it
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from .dataset import export_dataset, format_report, terminal_progress
+
+    report = export_dataset(args.inputs, args.out, test_fraction=args.test_fraction, seed=args.seed,
+                            per_object=args.per_object, s3=args.s3, s3_endpoint=args.s3_endpoint,
+                            progress=None if args.quiet else terminal_progress())
+    print(format_report(report))
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_augment(args: argparse.Namespace) -> int:
+    from .augment import augment_dataset
+    from .dataset import terminal_progress
+
+    r = augment_dataset(args.dataset_dir, args.out, factor=args.factor, seed=args.seed, s3=args.s3,
+                        s3_endpoint=args.s3_endpoint, progress=None if args.quiet else terminal_progress())
+    print(f"{r.new_images} new train images ({r.by_class.get('normal', 0)} normal, "
+          f"{r.by_class.get('anomaly', 0)} anomaly) from {r.train_images}; test side ({r.test_images} images) "
+          f"unchanged -> {args.out}")
+    if r.upload:
+        u = r.upload
+        print(f"uploaded {u['uploaded']} file(s) ({u['bytes']} bytes), {u['skipped']} already there -> {u['url']}")
+    return EXIT_OK
+
+
+def _print_evaluation(r: dict) -> None:
+    print(f"{r['images']} images: precision {r['precision']:.3f}  recall {r['recall']:.3f}  F1 {r['f1']:.3f}  "
+          f"(tp {r['tp']}, fp {r['fp']}, fn {r['fn']}, tn {r['tn']}; anomaly is positive)")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .model import train_model
+
+    options = {"one_class": True} if args.one_class else {}
+    meta = train_model(args.manifest, args.out, backend=args.backend, test_manifest=args.test_manifest, **options)
+    t = meta.get("trained_on", {})
+    extra = f" ({meta['mode']}, {t.get('normal', '?')} normal, {t.get('anomaly', '?')} anomaly images)" \
+        if "mode" in meta else ""
+    print(f"model ({meta.get('backend', args.backend)}){extra} -> {args.out}")
+    if isinstance(meta.get("test"), dict) and "tp" in meta["test"]:
+        _print_evaluation(meta["test"])
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from .model import load_model, read_image
+
+    with load_model(args.model) as model:
+        for path in args.images:
+            v = model.predict([read_image(path)])[0]
+            if args.json:
+                print(json.dumps({"path": path, "label": v.label, "score": round(v.score, 4)}))
+            else:
+                print(f"{path}\t{v.label}\t{v.score:.4f}")
+    return EXIT_OK
+
+
+def cmd_evaluate_model(args: argparse.Namespace) -> int:
+    import json
+
+    from .model import evaluate_model
+
+    r = evaluate_model(args.model, args.manifest)
+    print(json.dumps(r, indent=2) if args.json else "", end="\n" if args.json else "")
+    if not args.json:
+        _print_evaluation(r)
     return EXIT_OK
 
 
@@ -119,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-video", action="store_true", help="do not write annotated.mp4")
     p.add_argument("--no-crops", action="store_true", help="do not write crops/")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--model", metavar="MODEL_DIR", help="anomaly model (`conveyor-qc train`): label and score every "
+                   "object in objects.csv from its crops, colour the video by verdict")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
@@ -131,6 +239,139 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None, help="length in seconds (preset's default if omitted)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("eval", help="compare tracks with ground truth: counting, MOT metrics, anomaly verdicts",
+                       description="Compare a run's tracks.txt with MOTChallenge ground truth (as `synth` writes it): "
+                                   "objects paired one to one (precision, recall, F1; missed, ghost, joined, split "
+                                   "and duplicate tracks listed), MOTA/MOTP/IDF1/HOTA by TrackEval, and with "
+                                   "--labels and --objects the anomaly verdicts. See docs/evaluation.md.")
+    p.add_argument("--gt", required=True, metavar="GT.txt", help="ground truth, MOTChallenge rows "
+                   "frame,id,x,y,w,h,conf,class,visibility (conf 0: ignored)")
+    p.add_argument("--tracks", required=True, metavar="TRACKS.txt", help="the run's tracks.txt")
+    p.add_argument("--labels", metavar="LABELS.csv", help="ground-truth labels (id,label,kind); needs --objects")
+    p.add_argument("--objects", metavar="OBJECTS.csv", help="the run's objects.csv; needs --labels")
+    p.add_argument("--json", action="store_true", help="print one flat JSON object instead of the report")
+    p.add_argument("--out", metavar="FILE", help="also write the JSON object to FILE (atomically)")
+    p.add_argument("--min-iou", type=float, default=0.5, metavar="F",
+                   help="IoU that makes a frame of an object-track pair good (default 0.5)")
+    p.add_argument("--min-share", type=float, default=0.5, metavar="F",
+                   help="share of the frames an object and a track share that must be good to pair them "
+                        "(default 0.5)")
+    p.add_argument("--judge-visibility", type=float, default=0.5, metavar="F",
+                   help="an object is judged (must be counted) if one of its boxes is at least this visible "
+                        "(default 0.5)")
+    p.add_argument("--min-visibility", type=float, default=0.0, metavar="F",
+                   help="MOT metrics: ignore ground-truth boxes less visible than this, with the track box "
+                        "matched to them (default 0: all are evaluated)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("tune", help="search the settings for the best object F1, then MOTA, on a clip with ground truth",
+                       description="Search mask, detection and tracker settings for the best object-level F1 "
+                                   "(then MOTA) on VIDEO against GT.txt and write the best as TOML with its "
+                                   "scores in a comment. Ctrl-C stops and keeps the best found. See docs/tuning.md.")
+    p.add_argument("video", help="video file with ground truth")
+    p.add_argument("--gt", required=True, metavar="GT.txt", help="MOTChallenge ground truth (as `synth` writes it)")
+    p.add_argument("--out", required=True, metavar="CONFIG.toml", help="where to write the best config")
+    p.add_argument("--start", metavar="CONFIG.toml", help="config to start from (default: the defaults); "
+                   "the result never scores worse than it")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                   help="override one setting of the start config, e.g. --set track.direction=top_to_bottom")
+    p.add_argument("--budget", type=float, default=240.0, metavar="SECONDS",
+                   help="wall time for the whole job, decoding included (default 240)")
+    p.add_argument("--search", choices=("halving", "random", "grid"), default="halving",
+                   help="halving: random candidates raced by successive halving (default); random: each "
+                        "candidate on all sampled frames; grid: every combination of a few values, as the seed")
+    p.add_argument("--split", type=float, metavar="F",
+                   help="tune on the first F of the frames (e.g. 0.55) and report the held-out rest")
+    p.add_argument("--kinds", metavar="K1,K2", help="tracker kinds to try (default: the start config's), "
+                   "e.g. none,kcf")
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="candidates run at once (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the search")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("label", help="label the objects of a run as normal or anomaly in a local web page",
+                       description="Serve a web page for the objects of a `run` output folder: each object as a "
+                                   "strip of its crops; keys or clicks mark it normal or anomaly. Every change is "
+                                   "saved at once, atomically, to RUN_DIR/labels.csv (track_id,label). "
+                                   "See docs/labelling.md.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of `conveyor-qc run`")
+    p.add_argument("--port", type=int, default=8765, metavar="N", help="port to listen on (default 8765; 0: any free one)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, this machine only; anything else lets others "
+                        "see the crops and change the labels)")
+    p.set_defaults(func=cmd_label)
+
+    def add_s3_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--s3", metavar="s3://BUCKET/PREFIX",
+                       help="also upload images and manifests there (unchanged files are skipped), and write "
+                            "train.s3.manifest/test.s3.manifest with s3:// paths (uploaded as train.manifest, "
+                            "test.manifest)")
+        p.add_argument("--s3-endpoint", metavar="URL",
+                       help="another S3 API (MinIO, on-premises); default AWS, or $AWS_ENDPOINT_URL_S3")
+
+    p = sub.add_parser("dataset", help="make a train/test image dataset (Lookout for Vision manifests) from labelled runs",
+                       description="Collect the labelled objects of run folders (each with labels.csv: "
+                                   "track_id,label) and of existing Ground Truth manifests into DATASET_DIR: "
+                                   "images/<video>/<track_id>/<frame>.png (384x384), train.manifest and "
+                                   "test.manifest, split by object and stratified by class, and report.json. "
+                                   "See docs/dataset.md.")
+    p.add_argument("inputs", nargs="+", metavar="RUN_DIR", help="run folder with labels.csv, or a .manifest file")
+    p.add_argument("--out", required=True, metavar="DATASET_DIR",
+                   help="dataset folder (created, or replaced if it holds an earlier dataset)")
+    p.add_argument("--test-fraction", type=float, default=0.3, metavar="F",
+                   help="share of each class's objects on the test side (default 0.3; 0: a single dataset, "
+                        "train.manifest only)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the split (default 0)")
+    p.add_argument("--per-object", type=int, default=5, metavar="K",
+                   help="at most K crops per object, spread over its frames (default 5)")
+    add_s3_args(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    p.set_defaults(func=cmd_dataset)
+
+    p = sub.add_parser("augment", help="add augmented train images (lighting, blur, noise, JPEG, rotation, ...) "
+                                       "to a dataset",
+                       description="Write DIR: the dataset DATASET_DIR plus N new images per train image that "
+                                   "simulate a production line's changes (lighting and white balance, blur and "
+                                   "motion blur, noise, JPEG loss, flips and rotation, small shifts and scale "
+                                   "changes). The test side is copied unchanged. See docs/dataset.md.")
+    p.add_argument("dataset_dir", metavar="DATASET_DIR", help="a folder with train.manifest (and test.manifest)")
+    p.add_argument("--out", required=True, metavar="DIR", help="new dataset folder (replaced if it holds one)")
+    p.add_argument("--factor", type=int, required=True, metavar="N", help="new images per train image")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same images)")
+    add_s3_args(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    p.set_defaults(func=cmd_augment)
+
+    p = sub.add_parser("train", help="train an anomaly model from a labelled manifest (docs/anomaly.md)",
+                       description="Train an anomaly model from a Ground Truth classification manifest into "
+                                   "MODEL_DIR. The local backend is embedded (no download); with no anomalies "
+                                   "in the manifest, or --one-class, it learns the normal objects only.")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder (created if missing)")
+    p.add_argument("--backend", choices=("local", "lookout"), default="local", help="default: local")
+    p.add_argument("--test-manifest", metavar="MANIFEST", help="evaluate on this labelled manifest after training")
+    p.add_argument("--one-class", action="store_true", help="local: learn from the normal images only")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="label images with an anomaly model",
+                       description="One line per image: path, label (normal|anomaly), score in [0, 1].")
+    p.add_argument("model", metavar="MODEL_DIR")
+    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("--json", action="store_true", help="one JSON object per line: path, label, score")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate-model", help="precision, recall, F1 and confusion counts of a model on a manifest",
+                       description="Image-level precision, recall and F1 of the anomaly class, and the "
+                                   "confusion counts, on a labelled manifest.")
+    p.add_argument("model", metavar="MODEL_DIR")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=cmd_evaluate_model)
+
+    from .lookout import add_parser as add_lookout_parser  # conveyor-qc lookout STEP (docs/lookout.md)
+
+    add_lookout_parser(sub)
 
     p = sub.add_parser("config", help="print or save the settings (defaults, or a file with overrides)",
                        description="Print the full settings as TOML: the defaults, or --config FILE with --set "

@@ -92,6 +92,10 @@ class ObjectEvent:
     end: str = "exited"
     label: str = "unknown"
     score: float = float("nan")
+    #: Crops cut while it was wholly in view (every ``output.crop_every`` frames, at most
+    #: ``object_crops`` of them, evenly thinned), kept only when the pipeline is asked to
+    #: (``Pipeline(object_crops=N)``: an anomaly model judges the object from them).
+    crops: list = field(default_factory=list)
 
     @property
     def frame_count(self) -> int:
@@ -104,16 +108,21 @@ class FrameUpdate:
     finished: list[ObjectEvent]
     #: Crops cut on this frame (when ``keep_crops`` is on): every ``output.crop_every`` frames per object.
     crops: list[Crop]
+    #: With ``object_crops``: the crops cut on this frame for judging objects (wholly in view,
+    #: every ``output.crop_every`` frames), so a model can give a verdict while the object is in view.
+    judge_crops: list[Crop] = field(default_factory=list)
 
 
 class Pipeline:
     """Frames in, tracked objects out. See the module docstring."""
 
-    def __init__(self, config: Config | None = None, keep_crops: bool = False):
+    def __init__(self, config: Config | None = None, keep_crops: bool = False, object_crops: int = 0):
         self.config = config if config is not None else Config()
         self.config.validate()
         self._core = _core.Pipeline(self.config.core)
         self._keep_crops = keep_crops
+        self._object_crops = int(object_crops)
+        self._crop_lists: dict[int, list[np.ndarray]] = {}
         self._best_crops: dict[int, np.ndarray] = {}
         self._first_whole: dict[int, int] = {}
         self._counted = 0
@@ -134,7 +143,8 @@ class Pipeline:
         r = self._core.process(frame)
         index = r["frame_index"]
         confirmed = r["confirmed"]
-        crops = self._cut_crops(frame, index, r)
+        judge: list[Crop] = []
+        crops = self._cut_crops(frame, index, r, judge)
         crossed = r["crossed"]
         self._counted = r["counted"]
         tracks = Tracks(
@@ -153,7 +163,11 @@ class Pipeline:
             for key in [k for k in self._best_crops if k not in live]:
                 del self._best_crops[key]
                 self._first_whole.pop(key, None)
-        return FrameUpdate(tracks=tracks, finished=finished, crops=crops)
+        if len(self._crop_lists) > len(r["keys"]):
+            live = set(r["keys"].tolist())
+            for key in [k for k in self._crop_lists if k not in live]:
+                del self._crop_lists[key]
+        return FrameUpdate(tracks=tracks, finished=finished, crops=crops, judge_crops=judge)
 
     def finish(self) -> list[ObjectEvent]:
         """End of stream: the objects still in view, as finished objects.
@@ -170,7 +184,7 @@ class Pipeline:
 
     # -------------------------------------------------------------------------
 
-    def _cut_crops(self, frame: np.ndarray, index: int, r: dict) -> list[Crop]:
+    def _cut_crops(self, frame: np.ndarray, index: int, r: dict, judge: list[Crop]) -> list[Crop]:
         """Best crops of every track (an object can be at its largest before it
         is counted), and every crop_every frames a crop of each counted object."""
         out = self.config.output
@@ -179,7 +193,7 @@ class Pipeline:
         for i in np.flatnonzero(whole & (best | confirmed)):
             key, tid = int(r["keys"][i]), int(r["ids"][i])
             periodic = False
-            if self._keep_crops and confirmed[i]:
+            if (self._keep_crops or self._object_crops) and confirmed[i]:
                 first = self._first_whole.setdefault(key, index)
                 periodic = (index - first) % out.crop_every == 0
             if not (periodic or best[i]):
@@ -189,8 +203,14 @@ class Pipeline:
                 continue
             if best[i]:
                 self._best_crops[key] = image
-            if periodic:
+            if periodic and self._keep_crops:
                 crops.append(Crop(tid, index, image))
+            if periodic and self._object_crops:
+                kept = self._crop_lists.setdefault(key, [])
+                kept.append(image)
+                judge.append(Crop(tid, index, image))
+                if len(kept) > 2 * self._object_crops:
+                    del kept[1::2]  # thin evenly: every other crop, so the views still span the object's path
         return crops
 
     def _finished(self) -> list[ObjectEvent]:
@@ -211,6 +231,7 @@ class Pipeline:
                     best_crop=self._best_crops.pop(key, None),
                     shape=t["shape"],
                     end=t["end"],
+                    crops=self._crop_lists.pop(key, []),
                 )
             )
         return events

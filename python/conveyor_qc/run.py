@@ -17,6 +17,9 @@ from .video import VideoReader
 
 __all__ = ["run_video", "RunResult", "Progress"]
 
+#: Crops per object an anomaly model judges it from (at most; evenly spread over its path).
+OBJECT_CROPS = 8
+
 #: progress(frames_done, frames_total_or_0, objects_counted, fps)
 Progress = Callable[[int, int, int, float], None]
 
@@ -39,12 +42,15 @@ def run_video(
     crops: bool | None = None,
     max_frames: int | None = None,
     progress: Progress | None = None,
+    model=None,
 ) -> RunResult:
     """Run the pipeline over ``source`` and write its outputs into ``out_dir``.
 
     The source is opened (and its first frame decoded) before anything is
     written, so a missing or unreadable video leaves no output behind.
     Ctrl-C stops reading and still writes complete files for what was seen.
+    ``model`` (a folder or an :class:`~conveyor_qc.model.AnomalyModel`) labels each
+    finished object from its crops taken while wholly in view (``combine_verdicts``).
     """
     config = config if config is not None else Config()
     config.validate()
@@ -52,13 +58,53 @@ def run_video(
     write_video = out.video if video is None else video
     write_crops = out.crops if crops is None else crops
 
-    reader = VideoReader(source)
+    own_model = False
+    if model is not None and not hasattr(model, "predict"):
+        from .model import load_model
+
+        model, own_model = load_model(model), True  # a damaged model fails before anything is written
+    try:
+        reader = VideoReader(source)
+    except BaseException:
+        if own_model:
+            model.close()
+        raise
     info = reader.info
-    pipeline = Pipeline(config, keep_crops=write_crops)
+    pipeline = Pipeline(config, keep_crops=write_crops, object_crops=OBJECT_CROPS if model is not None else 0)
+
+    # Each crop of an object wholly in view is judged as it is cut, so the annotated video shows
+    # the verdict so far (combine_verdicts over the crops seen); the object's final verdict is the
+    # same combination over all of them when it finishes.
+    seen: dict[int, list] = {}
+
+    def judge_crops(crops) -> None:
+        if model is None or not crops:
+            return
+        from .model import combine_verdicts
+
+        for crop, verdict in zip(crops, model.predict([c.image for c in crops])):
+            seen.setdefault(crop.track_id, []).append(verdict)
+        for tid in {c.track_id for c in crops}:
+            counts.set_label(tid, combine_verdicts(seen[tid]).label)
+
+    def judge(objects) -> None:
+        if model is None:
+            return
+        from .model import combine_verdicts
+
+        for obj in objects:
+            verdicts = seen.pop(obj.track_id, [])
+            if not verdicts and obj.ever_whole and obj.best_crop is not None:
+                verdicts = model.predict([obj.best_crop])  # left before its first periodic crop
+            verdict = combine_verdicts(verdicts)
+            if verdict is not None:
+                obj.label, obj.score = verdict.label, verdict.score
+            obj.crops = []  # the pixels are not needed any more
+
     writer = RunWriter(out_dir, info.fps, (info.width, info.height), video=write_video, crops=write_crops)
 
     # Objects counted at the counting line, by label (the label lookup an
-    # anomaly model fills as objects finish) and by video time.
+    # anomaly model fills as objects are judged) and by video time.
     counts = LineCounts(info.fps)
     line = count_line_segment((info.width, info.height), config.count.line, config.track.direction)
     interrupted = False
@@ -68,6 +114,8 @@ def run_video(
         try:
             for frame in reader:
                 update = pipeline.process(frame)
+                judge_crops(update.judge_crops)
+                judge(update.finished)
                 writer.add_crops(update.crops)
                 writer.add_objects(update.finished)
                 for obj in update.finished:
@@ -85,6 +133,7 @@ def run_video(
         except KeyboardInterrupt:
             interrupted = True
         last = pipeline.finish()
+        judge(last)
         writer.add_objects(last)
         for obj in last:
             counts.set_label(obj.track_id, obj.label)
@@ -121,6 +170,8 @@ def run_video(
         raise
     finally:
         reader.close()
+        if own_model:
+            model.close()
     return RunResult(summary=summary, ended_early=reader.ended_early, interrupted=interrupted)
 
 
