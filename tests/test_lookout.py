@@ -376,15 +376,14 @@ def test_bad_manifest_is_create_failed_with_message(standin, s3_endpoint, datase
 
 
 def test_cli_train_backend_lookout_and_predict(standin, s3_endpoint, dataset, tmp_path, capsys, monkeypatch):
-    """`conveyor-qc train --backend lookout` (model.py's command) with the S3 place and endpoints from the
-    environment, then `predict`, which hosts the model for the run and stops it after."""
-    monkeypatch.setenv("CONVEYOR_QC_LOOKOUT_S3", f"s3://{BUCKET}/cli")
-    monkeypatch.setenv("CONVEYOR_QC_LOOKOUT_PROJECT", "cli")
+    """`conveyor-qc train --backend lookout` (model.py's command) with the S3 place and endpoints given as
+    options, then `predict` (endpoint from the environment), which hosts the model for the run and stops it."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_LOOKOUTVISION", standin.url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
     monkeypatch.setenv("CONVEYOR_QC_LOOKOUT_POLL", "0.01")
     code, out, err = _cli(["train", str(dataset / "train.manifest"), "--out", str(tmp_path / "m"), "--backend",
-                           "lookout", "--test-manifest", str(dataset / "test.manifest")], capsys)
+                           "lookout", "--test-manifest", str(dataset / "test.manifest"),
+                           "--s3", f"s3://{BUCKET}/cli", "--project", "cli", "--endpoint-url", standin.url,
+                           "--s3-endpoint", s3_endpoint], capsys)
     assert code == 0, err
     assert json.loads((tmp_path / "m" / "model.json").read_text())["project"] == "cli"
     img = tmp_path / "dark.png"

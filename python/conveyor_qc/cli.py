@@ -154,6 +154,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .model import train_model
 
     options = {"one_class": True} if args.one_class else {}
+    if args.backend == "lookout":
+        lookout = {"s3": args.s3, "project": args.project, "region": args.region,
+                   "endpoint_url": args.endpoint_url, "s3_endpoint": args.s3_endpoint}
+        options.update({k: v for k, v in lookout.items() if v is not None})
+    elif any(v is not None for v in (args.s3, args.project, args.region, args.endpoint_url, args.s3_endpoint)):
+        raise ValueError("--s3, --project, --region, --endpoint-url and --s3-endpoint are for --backend lookout")
     meta = train_model(args.manifest, args.out, backend=args.backend, test_manifest=args.test_manifest, **options)
     t = meta.get("trained_on", {})
     extra = f" ({meta['mode']}, {t.get('normal', '?')} normal, {t.get('anomaly', '?')} anomaly images)" \
@@ -352,6 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("local", "lookout"), default="local", help="default: local")
     p.add_argument("--test-manifest", metavar="MANIFEST", help="evaluate on this labelled manifest after training")
     p.add_argument("--one-class", action="store_true", help="local: learn from the normal images only")
+    lk = p.add_argument_group("lookout backend (docs/lookout.md; environment variables work too)")
+    lk.add_argument("--s3", metavar="s3://BUCKET/PREFIX", help="where images and manifests go "
+                    "(or CONVEYOR_QC_LOOKOUT_S3)")
+    lk.add_argument("--project", help="Lookout for Vision project (or CONVEYOR_QC_LOOKOUT_PROJECT)")
+    lk.add_argument("--region", help="AWS region (default: the AWS configuration's)")
+    lk.add_argument("--endpoint-url", metavar="URL", help="Lookout for Vision endpoint (or AWS_ENDPOINT_URL_LOOKOUTVISION)")
+    lk.add_argument("--s3-endpoint", metavar="URL", help="S3 endpoint (or AWS_ENDPOINT_URL_S3)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="label images with an anomaly model",
