@@ -58,3 +58,32 @@ def make_clip(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+def moto_s3_server(bucket: str):
+    """A real S3 API on loopback (moto's server mode) with one bucket, and dummy
+    credentials so nothing can reach a real account. A generator for
+    module-scoped fixtures: yields the endpoint URL, stops the server after."""
+    moto_server = pytest.importorskip("moto.server", reason="moto[s3] with flask is needed (make test installs it)")
+    import socket
+
+    import boto3
+
+    mp = pytest.MonkeyPatch()
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        mp.setenv(k, v)
+    for k in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        mp.delenv(k, raising=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        boto3.client("s3", endpoint_url=url).create_bucket(Bucket=bucket)
+        yield url
+    finally:
+        server.stop()
+        mp.undo()

@@ -10,14 +10,13 @@
 from __future__ import annotations
 
 import json
-import socket
 from datetime import datetime, timezone
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import shared_dir
+from conftest import moto_s3_server, shared_dir
 from conveyor_qc import lookout as lv
 from conveyor_qc.cli import main
 from conveyor_qc.manifest import ManifestEntry, write_manifest
@@ -199,23 +198,7 @@ def test_encode_image_at_training_size():
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    moto_server = pytest.importorskip("moto.server", reason="moto[s3] with flask is needed")
-    mp = pytest.MonkeyPatch()
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        mp.setenv(k, v)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    import boto3
-
-    boto3.client("s3", endpoint_url=url).create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
-    mp.undo()
+    yield from moto_s3_server(BUCKET)
 
 
 @pytest.fixture()

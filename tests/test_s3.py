@@ -4,40 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 
 import pytest
 
+from conftest import moto_s3_server
 from conveyor_qc.cli import main
 from conveyor_qc.manifest import read_manifest
 from conveyor_qc.s3 import S3Error, parse_s3_url, upload_dataset
-
-moto_server = pytest.importorskip("moto.server", reason="moto[s3] with flask is needed (make test installs it)")
 
 BUCKET = "conveyor-qc-test"
 
 
 @pytest.fixture(scope="module")
 def endpoint():
-    mp = pytest.MonkeyPatch()
-    # Dummy credentials and region: nothing may reach a real account.
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        mp.setenv(k, v)
-    for k in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        mp.delenv(k, raising=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    import boto3
-
-    boto3.client("s3", endpoint_url=url).create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
-    mp.undo()
+    yield from moto_s3_server(BUCKET)
 
 
 @pytest.fixture()
