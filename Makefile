@@ -15,7 +15,7 @@ SOURCES := $(shell find cpp python -type f \( -name '*.cpp' -o -name '*.hpp' -o 
 all: $(VENV)/.installed
 
 help:
-	@echo "make demo   build everything, make the synthetic demo video and run the pipeline on it (out/demo/)"
+	@echo "make demo   build everything and run the whole loop on synthetic footage: run, label, dataset, train, run with the model (out/demo/)"
 	@echo "make test   build everything and run all tests (C++ and Python)"
 	@echo "make bench  run the throughput benchmarks (bench/)"
 	@echo "make clean  remove build outputs and the virtual environment"
@@ -75,10 +75,20 @@ $(VENV)/.installed: build/.sysdeps $(VENV)/.deps $(SOURCES)
 	$(PIP) install -q --no-build-isolation --no-deps --editable .
 	@touch $@
 
+# The whole loop on synthetic footage: a training clip is run and its objects
+# labelled (from its ground truth, standing in for `conveyor-qc label`), a
+# dataset and an anomaly model are made from it, and the demo clip is run with
+# that model.
+QC := $(VENV)/bin/conveyor-qc
 demo: $(VENV)/.installed
-	$(VENV)/bin/conveyor-qc synth out/demo-video --preset cookies --seed 1 --seconds 20
-	$(VENV)/bin/conveyor-qc run out/demo-video/video.mp4 --out out/demo
-	@$(PY) -m conveyor_qc.demo_summary out/demo out/demo-video
+	$(QC) synth out/demo-video --preset cookies --seed 1 --seconds 20 -q
+	$(QC) synth out/demo-train --preset cookies --seed 2 --seconds 20 -q
+	$(QC) run out/demo-train/video.mp4 --out out/demo-train-run --no-video -q
+	$(PY) -m conveyor_qc.demo label out/demo-train-run out/demo-train
+	$(QC) dataset out/demo-train-run --out out/demo-dataset --test-fraction 0 --per-object 20 -q
+	$(QC) train out/demo-dataset/train.manifest --out out/demo-model
+	$(QC) run out/demo-video/video.mp4 --out out/demo --model out/demo-model
+	@$(PY) -m conveyor_qc.demo summary out/demo out/demo-video
 
 # The core on its own, from C++ with no Python: library, tests, example.
 build/cpp/test_core: build/.sysdeps $(VENV)/.deps $(SOURCES)

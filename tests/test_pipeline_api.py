@@ -38,3 +38,26 @@ def test_embed_without_cli(make_clip):
     assert any(o.end == "exited" for o in finished)
     for obj in finished:  # objects in view at the end are reported as such, and only those
         assert (obj.end == "stream_end") == (obj.last_frame == last), obj.end
+
+
+def test_demo_steps(make_clip, tmp_path, capsys):
+    """The Python steps of `make demo`: labels from the ground truth, then the summary."""
+    import csv
+
+    from conveyor_qc import demo
+    from conveyor_qc.run import run_video
+
+    clip = make_clip("cookies", seed=5, seconds=4)
+    run = tmp_path / "run"
+    run_video(clip.video, run, video=False, crops=False)
+    assert demo.main(["label", str(run), str(clip.folder)]) == 0
+    with open(run / "labels.csv", newline="") as fh:
+        labels = list(csv.DictReader(fh))
+    with open(run / "objects.csv", newline="") as fh:
+        tracks = {r["track_id"] for r in csv.DictReader(fh)}
+    assert labels and {r["track_id"] for r in labels} <= tracks
+    assert {r["label"] for r in labels} <= {"normal", "anomaly"}
+    assert demo.main(["summary", str(run), str(clip.folder)]) == 0
+    out = capsys.readouterr().out
+    assert "objects counted" in out and "each counted once: yes" in out
+    assert demo.main(["nonsense"]) == 2

@@ -1,0 +1,61 @@
+"""The two Python steps of `make demo` (the rest are CLI commands, see the Makefile).
+
+    python -m conveyor_qc.demo label RUN_DIR SYNTH_DIR    # labels.csv from the synthetic ground truth
+    python -m conveyor_qc.demo summary RUN_DIR SYNTH_DIR  # the short summary the demo ends with
+
+`label` stands in for a person using `conveyor-qc label`: each track paired with
+a ground-truth object (conveyor_qc.evaluate) gets that object's label.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+from .atomic import atomic_write_text
+from .evaluate import evaluate, object_metrics
+
+
+def label_from_truth(run_dir: str, synth_dir: str) -> int:
+    run, synth = Path(run_dir), Path(synth_dir)
+    report = object_metrics(synth / "gt.txt", run / "tracks.txt")
+    with open(synth / "labels.csv", newline="") as fh:
+        truth = {int(r["id"]): r["label"] for r in csv.DictReader(fh)}
+    rows = "".join(f"{track},{truth[gt]}\n" for gt, track in sorted(report.pairs, key=lambda p: p[1]))
+    atomic_write_text(run / "labels.csv", "track_id,label\n" + rows)
+    print(f"labelled {len(report.pairs)} objects of {run} from the ground truth of {synth}")
+    return 0
+
+
+def summary(run_dir: str, synth_dir: str) -> int:
+    run, synth = Path(run_dir), Path(synth_dir)
+    s = json.loads((run / "summary.json").read_text())
+    r = evaluate(synth / "gt.txt", run / "tracks.txt", synth / "labels.csv", run / "objects.csv", mot=False)
+    with open(synth / "labels.csv", newline="") as fh:
+        true_anomalies = sum(1 for row in csv.DictReader(fh) if row["label"] == "anomaly")
+    print()
+    print(f"demo: {run}/  (annotated.mp4, tracks.txt, objects.csv, crops/, summary.json)")
+    print(f"  objects counted : {s['objects']} (ground truth: {r['objects']}; object F1 {r['f1']:.3f}, "
+          f"each counted once: {'yes' if r['f1'] == 1.0 else 'no'})")
+    if s["unknown"] == s["objects"]:
+        print("  anomalies       : no anomaly model given (objects are labelled 'unknown')")
+    else:
+        f1 = r.get("anomaly_f1")
+        print(f"  anomalies       : {s['anomalies']} flagged (ground truth: {true_anomalies}; "
+              f"anomaly F1 {f1:.3f})" if f1 is not None else f"  anomalies       : {s['anomalies']} flagged")
+    print(f"  speed           : {s['fps']:.0f} frames per second ({s['frames']} frames of "
+          f"{s['width']}x{s['height']}, with annotated video, crops and the anomaly model)")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[0] not in ("label", "summary"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    return (label_from_truth if argv[0] == "label" else summary)(argv[1], argv[2])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
