@@ -314,3 +314,16 @@ def test_cli_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["eval", "--help"])
     assert exc.value.code == 0 and "--min-visibility" in capsys.readouterr().out
+
+
+def test_mota_alone_equals_the_full_report(make_clip, tmp_path):
+    """`mota` (what tune calls in its loop) is the MOTA of mot_metrics."""
+    from conveyor_qc.evaluate import mot_metrics, mota, read_mot
+    from conveyor_qc.run import run_video
+
+    clip = make_clip("cookies", seed=5, seconds=4)
+    run_video(clip.video, tmp_path / "r", video=False, crops=False)
+    gt, tracks = read_mot(clip.folder / "gt.txt"), read_mot(tmp_path / "r" / "tracks.txt")
+    tracks = tracks[tracks[:, 0] % 3 != 0]  # some misses, so MOTA is not 1
+    assert abs(mota(gt, tracks) - mot_metrics(gt, tracks)["mota"]) < 1e-12
+    assert mota(gt, tracks) < 0.9

@@ -505,6 +505,15 @@ def trackeval_data(gt, tracks, *, min_visibility: float = 0.0, num_frames: int |
     }
 
 
+def mota(gt, tracks, *, min_visibility: float = 0.0, num_frames: int | None = None) -> float:
+    """MOTA alone, as ``mot_metrics`` reports it (TrackEval's CLEAR on the same data), for
+    callers in a loop such as ``tune``: IDF1 and HOTA cost about 5x more."""
+    CLEAR = _trackeval_metrics()[0]
+    data = trackeval_data(gt, tracks, min_visibility=min_visibility, num_frames=num_frames)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return float(CLEAR({"PRINT_CONFIG": False}).eval_sequence(data)["MOTA"])
+
+
 def mot_metrics(gt, tracks, *, min_visibility: float = 0.0, num_frames: int | None = None) -> dict:
     """MOTA, MOTP, IDF1, HOTA and their parts, by TrackEval's CLEAR, Identity and HOTA classes.
 

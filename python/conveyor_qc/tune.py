@@ -35,9 +35,7 @@ search and still writes the best config scored so far.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import io
 import math
 import random
 import sys
@@ -137,16 +135,7 @@ def _score(gt: np.ndarray, tracks: np.ndarray, frames: int, with_mota: bool = Fa
 
 
 def _mota(gt: np.ndarray, tracks: np.ndarray) -> float:
-    """MOTA as ``evaluate.mot_metrics`` reports it, by TrackEval's CLEAR class alone on the same
-    data dict (IDF1 and HOTA, which the tuner does not need, cost 5x more)."""
-    ev = _eval_module()
-    try:
-        clear = ev._trackeval_metrics()[0]
-        data = ev.trackeval_data(gt, tracks)
-    except AttributeError:  # the evaluation module changed: take the long way
-        return float(ev.mot_metrics(gt, tracks)["mota"])
-    with contextlib.redirect_stdout(io.StringIO()):
-        return float(clear({"PRINT_CONFIG": False}).eval_sequence(data)["MOTA"])
+    return _eval_module().mota(gt, tracks)
 
 
 # ----------------------------------------------------------------------------- clip
