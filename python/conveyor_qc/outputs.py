@@ -46,11 +46,24 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}".rstrip("0").rstrip(".")
 
 
+def mot_block(track_id: int, frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """One track as MOTChallenge rows ``frame,id,x,y,w,h,conf,-1,-1,-1``: frames
+    1-based (the core's are 0-based), conf 1. An (N, 10) float array."""
+    block = np.empty((frames.shape[0], 10))
+    block[:, 0] = frames + 1
+    block[:, 1] = track_id
+    block[:, 2:6] = boxes
+    block[:, 6] = 1
+    block[:, 7:] = -1
+    return block
+
+
 def mot_rows(obj: ObjectEvent) -> list[tuple[int, int, str]]:
-    """MOTChallenge rows ``frame,id,x,y,w,h,conf,-1,-1,-1`` (frames 1-based)."""
+    """The lines of tracks.txt for one object, with their (frame, id) sort keys."""
     rows = []
-    for f, (x, y, w, h) in zip(obj.frames.tolist(), obj.boxes.tolist()):
-        rows.append((f + 1, obj.track_id, f"{f + 1},{obj.track_id},{_fmt(x)},{_fmt(y)},{_fmt(w)},{_fmt(h)},1,-1,-1,-1"))
+    for f, _, x, y, w, h, *_ in mot_block(obj.track_id, obj.frames, obj.boxes).tolist():
+        f = int(f)
+        rows.append((f, obj.track_id, f"{f},{obj.track_id},{_fmt(x)},{_fmt(y)},{_fmt(w)},{_fmt(h)},1,-1,-1,-1"))
     return rows
 
 

@@ -52,6 +52,7 @@ import numpy as np
 
 from . import _core
 from .config import Config, ConfigError
+from .outputs import mot_block
 from .video import VideoReader
 
 __all__ = ["TuneError", "Scores", "TuneResult", "tune", "DEFAULT_BUDGET", "SEARCHES"]
@@ -661,16 +662,7 @@ class _Tuner:
                 self._check()
             core.process(frames[i])
         core.finish()
-        rows = []
-        for t in core.take_finished():
-            n = t["frames"].shape[0]
-            block = np.empty((n, 10))
-            block[:, 0] = t["frames"] + 1
-            block[:, 1] = t["id"]
-            block[:, 2:6] = t["boxes"]
-            block[:, 6] = 1
-            block[:, 7:] = -1
-            rows.append(block)
+        rows = [mot_block(t["id"], t["frames"], t["boxes"]) for t in core.take_finished()]
         return np.concatenate(rows) if rows else np.empty((0, 10))
 
     def full_eval(self, entry: _Entry) -> _Entry:
