@@ -9,20 +9,18 @@ a ground-truth object (conveyor_qc.evaluate) gets that object's label.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
 
 from .atomic import atomic_write_text
-from .evaluate import evaluate, object_metrics
+from .evaluate import evaluate, object_metrics, read_labels
 
 
 def label_from_truth(run_dir: str, synth_dir: str) -> int:
     run, synth = Path(run_dir), Path(synth_dir)
     report = object_metrics(synth / "gt.txt", run / "tracks.txt")
-    with open(synth / "labels.csv", newline="") as fh:
-        truth = {int(r["id"]): r["label"] for r in csv.DictReader(fh)}
+    truth = read_labels(synth / "labels.csv")
     rows = "".join(f"{track},{truth[gt]}\n" for gt, track in sorted(report.pairs, key=lambda p: p[1]))
     atomic_write_text(run / "labels.csv", "track_id,label\n" + rows)
     print(f"labelled {len(report.pairs)} objects of {run} from the ground truth of {synth}")
@@ -33,8 +31,7 @@ def summary(run_dir: str, synth_dir: str) -> int:
     run, synth = Path(run_dir), Path(synth_dir)
     s = json.loads((run / "summary.json").read_text())
     r = evaluate(synth / "gt.txt", run / "tracks.txt", synth / "labels.csv", run / "objects.csv", mot=False)
-    with open(synth / "labels.csv", newline="") as fh:
-        true_anomalies = sum(1 for row in csv.DictReader(fh) if row["label"] == "anomaly")
+    true_anomalies = sum(1 for label in read_labels(synth / "labels.csv").values() if label == "anomaly")
     print()
     print(f"demo: {run}/  (annotated.mp4, tracks.txt, objects.csv, crops/, summary.json)")
     print(f"  objects counted : {s['objects']} (ground truth: {r['objects']}; object F1 {r['f1']:.3f}, "

@@ -153,34 +153,29 @@ def _read_csv(path: str | Path, columns: tuple[str, ...]) -> list[tuple[int, dic
         return [(reader.line_num, row) for row in reader]
 
 
+def _read_id_labels(path: str | Path, id_column: str, allowed: tuple[str, ...]) -> dict[int, str]:
+    """{id: label} from a CSV with an integer id column and a label column."""
+    out: dict[int, str] = {}
+    for n, row in _read_csv(path, (id_column, "label")):
+        try:
+            key = int(row[id_column])
+        except (TypeError, ValueError):
+            raise EvalError(f"{path}:{n}: {id_column} {row[id_column]!r} is not an integer") from None
+        label = (row["label"] or "").strip()
+        if label not in allowed:
+            raise EvalError(f"{path}:{n}: label {label!r} is not {', '.join(allowed[:-1])} or {allowed[-1]}")
+        out[key] = label
+    return out
+
+
 def read_labels(path: str | Path) -> dict[int, str]:
     """``labels.csv`` as written by ``synth`` (``id,label,kind``) -> {ground-truth id: "normal" | "anomaly"}."""
-    out: dict[int, str] = {}
-    for n, row in _read_csv(path, ("id", "label")):
-        try:
-            oid = int(row["id"])
-        except (TypeError, ValueError):
-            raise EvalError(f"{path}:{n}: id {row['id']!r} is not an integer") from None
-        label = (row["label"] or "").strip()
-        if label not in ("normal", "anomaly"):
-            raise EvalError(f"{path}:{n}: label {label!r} is not normal or anomaly")
-        out[oid] = label
-    return out
+    return _read_id_labels(path, "id", ("normal", "anomaly"))
 
 
 def read_objects(path: str | Path) -> dict[int, str]:
     """``objects.csv`` as written by ``run`` -> {track id: "normal" | "anomaly" | "unknown"}."""
-    out: dict[int, str] = {}
-    for n, row in _read_csv(path, ("track_id", "label")):
-        try:
-            tid = int(row["track_id"])
-        except (TypeError, ValueError):
-            raise EvalError(f"{path}:{n}: track_id {row['track_id']!r} is not an integer") from None
-        label = (row["label"] or "").strip()
-        if label not in ("normal", "anomaly", "unknown"):
-            raise EvalError(f"{path}:{n}: label {label!r} is not normal, anomaly or unknown")
-        out[tid] = label
-    return out
+    return _read_id_labels(path, "track_id", ("normal", "anomaly", "unknown"))
 
 
 # --------------------------------------------------------------------------- ground-truth columns
