@@ -24,6 +24,10 @@ std::string num(double v) { return detail::format_number(v); }
 constexpr float kNeckFraction = 0.75f;
 // ... and by at least this many pixels (keeps small ragged objects whole).
 constexpr float kNeckMinDrop = 2.0f;
+// A component whose area holds more objects than its clear necks say (a small
+// broken object pressed against a whole one) is also cut at shallower necks,
+// down to this fraction, the deepest first.
+constexpr float kShallowNeckFraction = 0.85f;
 // Peaks are local maxima of at least this fraction of the component's maximum.
 constexpr float kPeakFraction = 0.5f;
 // At most this many parts per component (the part map is 8-bit).
@@ -140,7 +144,7 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
         const cv::Mat bin = component_view(box, i);
         float solidity = 1.f, circularity = 1.f;
         shape(bin, area_px, solidity, circularity);
-        if (may_split && solidity < params_.split_solidity && split(box, i, roi, scale, out)) continue;
+        if (may_split && solidity < params_.split_solidity && split(box, i, area_px, roi, scale, out)) continue;
 
         const double* c = centroids_.ptr<double>(i);
         emit(box, area_px, c[0], c[1], solidity, circularity, roi, scale, out);
@@ -150,10 +154,12 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
     }
 }
 
-void Detector::merge_small_parts(cv::Mat& parts, double min_area_px) {
+void Detector::merge_small_parts(cv::Mat& parts, double min_area_px, int keep) {
     const int n = static_cast<int>(parts_.size());
     border_.resize(static_cast<std::size_t>(n));
-    for (;;) {
+    for (int alive = static_cast<int>(std::count_if(parts_.begin(), parts_.end(),
+                                                    [](const Part& p) { return p.area > 0.0; }));
+         alive > keep; --alive) {
         int k = -1;  // the smallest part below the bound
         for (int i = 0; i < n; ++i) {
             const double a = parts_[static_cast<std::size_t>(i)].area;
@@ -209,7 +215,8 @@ float Detector::typical_area() {
     return *mid;
 }
 
-bool Detector::split(const cv::Rect& box, int label, const cv::Rect& roi, double scale, std::vector<Detection>& out) {
+bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::Rect& roi, double scale,
+                     std::vector<Detection>& out) {
     const int w = box.width + 2, h = box.height + 2;
     if (dist_.rows < component_.rows || dist_.cols < component_.cols) {
         dist_.create(component_.size(), CV_32F);
@@ -270,17 +277,26 @@ bool Detector::split(const cv::Rect& box, int label, const cv::Rect& roi, double
             if (value(uf_peak_[b]) > value(uf_peak_[a])) std::swap(a, b);
             const int lower = uf_peak_[b];
             const float vb = value(lower), saddle = e.first;
-            if (vb >= floor_v && saddle < kNeckFraction * vb && vb - saddle >= kNeckMinDrop &&
+            if (vb >= floor_v && saddle < kShallowNeckFraction * vb && vb - saddle >= kNeckMinDrop &&
                 peaks_.size() + 1 < kMaxParts) {
-                peaks_.push_back({vb, cv::Point(lower % w, lower / w)});
+                peaks_.push_back({vb, cv::Point(lower % w, lower / w), saddle / vb});
             }
             uf_[b] = a;
         }
     }
+    // Clear necks always cut; shallow ones only while the component's area
+    // says it holds more objects than that (area / typical area, rounded).
+    std::sort(peaks_.begin(), peaks_.end(), [](const Peak& p, const Peak& q) { return p.neck < q.neck; });
+    const auto clear = static_cast<std::size_t>(
+        std::count_if(peaks_.begin(), peaks_.end(), [](const Peak& p) { return p.neck < kNeckFraction; }));
+    const float typical = typical_area();
+    const std::size_t by_area =
+        typical > 0.f ? static_cast<std::size_t>(std::lround(area_px / (typical * scale * scale))) : 0;
+    peaks_.resize(std::max(clear, std::min(peaks_.size(), by_area > 0 ? by_area - 1 : 0)));
     if (!peaks_.empty()) {
         // The highest peak of all survives every merge.
         const int top = uf_peak_[find(order_.front().second)];
-        peaks_.push_back({value(top), cv::Point(top % w, top / w)});
+        peaks_.push_back({value(top), cv::Point(top % w, top / w), 0.f});
     }
     if (peaks_.size() < 2) return false;
 
@@ -319,9 +335,13 @@ bool Detector::split(const cv::Rect& box, int label, const cv::Rect& roi, double
     // broken object, a lobe of a stacked one), not objects of their own:
     // each joins the neighbouring part it shares the longest border with,
     // smallest first. A component left in one part stays whole.
-    const float typical = typical_area();
     if (typical > 0.f && params_.split_min_part > 0.0) {
-        merge_small_parts(parts, params_.split_min_part * typical * scale * scale);
+        // The component's area says how many objects it holds at least: a
+        // component of twice a typical area is two objects even when one of
+        // them is small (a broken cookie against a stacked one), so merging
+        // stops there.
+        const int keep = std::max(1, static_cast<int>(by_area));
+        merge_small_parts(parts, params_.split_min_part * typical * scale * scale, keep);
         const auto alive = std::count_if(parts_.begin(), parts_.end(), [](const Part& p) { return p.area > 0.0; });
         if (alive < 2) return false;
     }

@@ -324,3 +324,38 @@ TEST_CASE("detector: a broken object is not split into halves once the typical s
     fresh.detect(broken, cv::Rect(), 1.0, out);
     CHECK_EQ(out.size(), std::size_t(2));
 }
+
+TEST_CASE("detector: a small broken object pressed against a whole one stays apart") {
+    DetectParams p;
+    Detector d(p);
+    std::vector<Detection> out;
+    cv::Mat singles(360, 640, CV_8UC1, cv::Scalar(0));
+    for (int k = 0; k < 6; ++k) disc(singles, cv::Point(60 + 100 * k, 80), 40);
+    d.detect(singles, cv::Rect(), 1.0, out);  // typical object: r = 40
+    CHECK_EQ(out.size(), std::size_t(6));
+
+    // A whole disc and, touching it, a small piece (0.57 of a typical
+    // object, under split_min_part): the piece alone would rejoin its
+    // neighbour, but the component holds 1.55 typical areas: two objects.
+    cv::Mat m(360, 640, CV_8UC1, cv::Scalar(0));
+    disc(m, cv::Point(200, 200), 40);
+    cv::ellipse(m, cv::Point(260, 200), cv::Size(24, 37), 0, 0, 360, cv::Scalar(255), cv::FILLED);
+    const double ratio = cv::countNonZero(m) / (CV_PI * 40 * 40);
+    CHECK(ratio > 1.5 && ratio < 1.6);
+    d.detect(m, cv::Rect(), 1.0, out);
+    CHECK_EQ(out.size(), std::size_t(2));
+    if (out.size() == 2) {
+        const Detection* whole = at(out, cv::Point2f(195, 200));
+        const Detection* half = at(out, cv::Point2f(270, 200));
+        CHECK(whole != nullptr && half != nullptr && whole != half);
+        if (whole && half) CHECK(half->area < 0.6f * whole->area);
+    }
+
+    // The same small part on a component of one typical area (a broken
+    // cookie's two pieces) is still merged.
+    cv::Mat broken(360, 640, CV_8UC1, cv::Scalar(0));
+    disc(broken, cv::Point(200, 200), 40);
+    cv::line(broken, cv::Point(200, 150), cv::Point(200, 232), cv::Scalar(0), 7);
+    d.detect(broken, cv::Rect(), 1.0, out);
+    CHECK_EQ(out.size(), std::size_t(1));
+}

@@ -23,7 +23,10 @@ struct DetectParams {
     // (the median area of recent compact detections) is a piece, not an
     // object: it joins its neighbouring part. A cookie broken along a deep
     // crack looks like two touching ones, but its halves are half-sized.
-    // 0 keeps every split. [0, 1]
+    // Merging stops at the number of objects the component's area holds
+    // (area / typical area, rounded), and such a component is also cut at
+    // shallower necks: a small broken object pressed against a whole one
+    // stays apart. 0 keeps every split. [0, 1]
     double split_min_part = 0.6;
     double split_solidity = 0.93;  // [0, 1]; a lone round or square object has solidity > 0.95, two touching ones < 0.9
 
@@ -49,6 +52,7 @@ private:
     struct Peak {
         float value;
         cv::Point pt;
+        float neck;  // saddle to the higher region / value: lower is a clearer cut
     };
     struct Part {
         double area, sx, sy;
@@ -62,7 +66,8 @@ private:
     void shape(const cv::Mat& bin, double area_px, float& solidity, float& circularity);
     // Cuts the component (already in component_) into one detection per
     // distance-transform peak. Returns false when it has fewer than two peaks.
-    bool split(const cv::Rect& box, int label, const cv::Rect& roi, double scale, std::vector<Detection>& out);
+    bool split(const cv::Rect& box, int label, double area_px, const cv::Rect& roi, double scale,
+               std::vector<Detection>& out);
     void emit(const cv::Rect& box_roi, double area_px, double cx, double cy, float solidity, float circularity,
               const cv::Rect& roi, double scale, std::vector<Detection>& out) const;
 
@@ -71,9 +76,10 @@ private:
     static constexpr int kTypical = 64, kTypicalMin = 5;
     void note_typical(float area);
     // Joins every part smaller than min_area_px (mask pixels) to the neighbour
-    // it shares the longest border with, smallest first; `parts` is the
-    // zero-bordered map of part numbers (1-based).
-    void merge_small_parts(cv::Mat& parts, double min_area_px);
+    // it shares the longest border with, smallest first, while more than
+    // `keep` parts are left; `parts` is the zero-bordered map of part numbers
+    // (1-based).
+    void merge_small_parts(cv::Mat& parts, double min_area_px, int keep);
     std::vector<int> border_;
     float typical_area();
     std::array<float, kTypical> typical_{};
