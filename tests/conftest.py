@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,11 @@ def moto_s3_server(bucket: str):
     finally:
         server.stop()
         mp.undo()
+
+
+def popen_interruptible(args, **kwargs) -> subprocess.Popen:
+    """Popen for a child the test stops with SIGINT (Ctrl-C). A shell starting a job in the
+    background sets SIGINT to "ignore", children inherit that, and Python then installs no
+    KeyboardInterrupt handler: restore the default so the test does not depend on how
+    pytest itself was started."""
+    return subprocess.Popen(args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)

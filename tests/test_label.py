@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import popen_interruptible
 
 from conveyor_qc.cli import main
 from conveyor_qc.label_server import LabelError, LabelStore, make_server
@@ -268,7 +269,7 @@ def test_unusable_run_folders_exit_1(run_dir, tmp_path, capsys):
 
 
 def test_command_prints_url_and_stops_on_ctrl_c(run_dir):
-    proc = subprocess.Popen([sys.executable, "-m", "conveyor_qc", "label", str(run_dir), "--port", "0"],
+    proc = popen_interruptible([sys.executable, "-m", "conveyor_qc", "label", str(run_dir), "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = proc.stdout.readline()

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from conftest import popen_interruptible
 
 from conveyor_qc.config import Config
 from conveyor_qc.tune import tune
@@ -69,7 +70,7 @@ def test_split_reports_held_out_scores(clip, tmp_path):
 
 def test_ctrl_c_writes_best_so_far(clip, tmp_path):
     out = tmp_path / "interrupted.toml"
-    proc = subprocess.Popen(
+    proc = popen_interruptible(
         [*CLI, "tune", str(clip.video), "--gt", str(clip.video.parent / "gt.txt"), "--out", str(out),
          "--budget", "120", "--start", str(_write(tmp_path / "start.toml", bad_start()))],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
