@@ -146,6 +146,7 @@ bool MaskBuilder::ready() const {
 void MaskBuilder::reset() {
     frames_seen_ = 0;
     frames_learnt_ = 0;
+    bgr_lut_ready_ = false;
     for (auto& h : hist_) h.fill(0);
     belt_mean_ = cv::Vec3f(0, 0, 0);
     belt_sigma_ = cv::Vec3f(1, 1, 1);
@@ -228,18 +229,73 @@ void MaskBuilder::update_model() {
 }
 
 void MaskBuilder::build_auto(const cv::Mat& bgr) {
-    cv::cvtColor(bgr, lab_, cv::COLOR_BGR2Lab);
-    const int stride = params_.auto_learn_stride;
-    if (frames_learnt_ < params_.auto_learn_frames && frames_seen_ % stride == 0) learn(lab_);
-    ++frames_seen_;
-
     object_.create(bgr.size(), CV_8UC1);
     shadow_.create(bgr.size(), CV_8UC1);
+    const int stride = params_.auto_learn_stride;
+    const bool learning = frames_learnt_ < params_.auto_learn_frames;
+    if (!learning) {
+        if (!bgr_lut_ready_) build_bgr_lut();
+        ++frames_seen_;
+        classify_bgr(bgr);
+        return;
+    }
+    cv::cvtColor(bgr, lab_, cv::COLOR_BGR2Lab);
+    if (frames_seen_ % stride == 0) learn(lab_);
+    ++frames_seen_;
     if (frames_learnt_ == 0) {  // cannot happen after the first frame, kept for safety
         object_.setTo(0);
         shadow_.setTo(0);
         return;
     }
+    classify_lab(lab_);
+}
+
+void MaskBuilder::build_bgr_lut() {
+    constexpr int n = 1 << kLutBits, shift = 8 - kLutBits, centre = 1 << (shift - 1);
+    // Every bin's centre colour as one n*n x n image, converted to Lab once.
+    cv::Mat bins(n * n, n, CV_8UC3);
+    for (int b = 0; b < n; ++b)
+        for (int g = 0; g < n; ++g) {
+            cv::Vec3b* row = bins.ptr<cv::Vec3b>(b * n + g);
+            for (int r = 0; r < n; ++r)
+                row[r] = cv::Vec3b(static_cast<std::uint8_t>((b << shift) | centre),
+                                   static_cast<std::uint8_t>((g << shift) | centre),
+                                   static_cast<std::uint8_t>((r << shift) | centre));
+        }
+    cv::Mat lab;
+    cv::cvtColor(bins, lab, cv::COLOR_BGR2Lab);
+    cv::Mat object(bins.size(), CV_8UC1), shadow(bins.size(), CV_8UC1);
+    std::swap(lab_, lab);  // classify_lab works on lab_ into object_/shadow_
+    std::swap(object_, object);
+    std::swap(shadow_, shadow);
+    classify_lab(lab_);
+    bgr_lut_.resize(static_cast<std::size_t>(n) * n * n);
+    const std::uint8_t* o = object_.ptr<std::uint8_t>(0);  // continuous: freshly allocated
+    const std::uint8_t* s = shadow_.ptr<std::uint8_t>(0);
+    for (std::size_t i = 0; i < bgr_lut_.size(); ++i)
+        bgr_lut_[i] = static_cast<std::uint8_t>((o[i] ? 1 : 0) | (s[i] ? 2 : 0));
+    std::swap(lab_, lab);
+    std::swap(object_, object);
+    std::swap(shadow_, shadow);
+    bgr_lut_ready_ = true;
+}
+
+void MaskBuilder::classify_bgr(const cv::Mat& bgr) {
+    constexpr int shift = 8 - kLutBits;
+    const std::uint8_t* lut = bgr_lut_.data();
+    for (int y = 0; y < bgr.rows; ++y) {
+        const std::uint8_t* p = bgr.ptr<std::uint8_t>(y);
+        std::uint8_t* o = object_.ptr<std::uint8_t>(y);
+        std::uint8_t* s = shadow_.ptr<std::uint8_t>(y);
+        for (int x = 0; x < bgr.cols; ++x, p += 3) {
+            const std::uint8_t f = lut[((p[0] >> shift) << (2 * kLutBits)) | ((p[1] >> shift) << kLutBits) | (p[2] >> shift)];
+            o[x] = (f & 1) ? 255 : 0;
+            s[x] = (f & 2) ? 255 : 0;
+        }
+    }
+}
+
+void MaskBuilder::classify_lab(const cv::Mat& lab) {
     const float thr2 = static_cast<float>(params_.auto_threshold * params_.auto_threshold);
     const float chroma2 = static_cast<float>(params_.shadow_chroma * params_.shadow_chroma);
     const bool shadows = params_.shadow_enabled;
@@ -247,11 +303,11 @@ void MaskBuilder::build_auto(const cv::Mat& bgr) {
     const float* l1 = lut_[1].data();
     const float* l2 = lut_[2].data();
     const std::uint8_t* sl = shadow_l_.data();
-    for (int y = 0; y < lab_.rows; ++y) {
-        const cv::Vec3b* p = lab_.ptr<cv::Vec3b>(y);
+    for (int y = 0; y < lab.rows; ++y) {
+        const cv::Vec3b* p = lab.ptr<cv::Vec3b>(y);
         std::uint8_t* o = object_.ptr<std::uint8_t>(y);
         std::uint8_t* s = shadow_.ptr<std::uint8_t>(y);
-        for (int x = 0; x < lab_.cols; ++x) {
+        for (int x = 0; x < lab.cols; ++x) {
             const float chroma = l1[p[x][1]] + l2[p[x][2]];
             const float d2 = l0[p[x][0]] + chroma;
             const bool shadow = shadows && sl[p[x][0]] && chroma < chroma2;

@@ -459,6 +459,48 @@ TEST_CASE("mask: buffers are reused in the steady state") {
     }
 }
 
+TEST_CASE("mask: auto mode's BGR table after learning agrees with the exact Lab decision") {
+    // Every colour of a 64-level grid per channel, on one 512x512 frame.
+    cv::Mat ramp(512, 512, CV_8UC3);
+    for (int i = 0; i < 512 * 512; ++i) {
+        const int b = i >> 12, g = (i >> 6) & 63, r = i & 63;
+        ramp.at<cv::Vec3b>(i / 512, i % 512) = cv::Vec3b(static_cast<uchar>(b * 4 + 1), static_cast<uchar>(g * 4 + 2),
+                                                         static_cast<uchar>(r * 4 + 3));
+    }
+    cv::Mat clean(512, 512, CV_8UC3, cv::Scalar(60, 140, 210));  // a coloured belt: B and R play different parts
+    const cv::Mat belt_frame = noisy(clean);
+    MaskParams p;
+    p.blur = 1;
+    p.open_iterations = p.close_iterations = 0;
+    p.fill_holes = false;
+    // `table` has learnt everything after one frame and classifies through its
+    // table; `exact` is still learning (its next learning frame is far away),
+    // so it converts to Lab: both hold the model of the same single frame.
+    MaskParams pt = p, pe = p;
+    pt.auto_learn_frames = 1;
+    pe.auto_learn_frames = 2;
+    pe.auto_learn_stride = 1000;
+    MaskBuilder table(pt), exact(pe);
+    cv::Mat mt, me;
+    table.build(belt_frame, mt);
+    exact.build(belt_frame, me);
+    table.build(ramp, mt);
+    exact.build(ramp, me);
+    CHECK(table.ready() && !exact.ready());
+    const int n = 512 * 512;
+    const int objects = cv::countNonZero(exact.object_mask()), shadows = cv::countNonZero(exact.shadow_mask());
+    CHECK(objects > n / 20 && objects < n - 50);  // the belt's colours and their neighbours are no objects
+    CHECK(shadows > 0);
+    cv::Mat diff;
+    cv::compare(table.object_mask(), exact.object_mask(), diff, cv::CMP_NE);
+    const int object_diff = cv::countNonZero(diff);
+    cv::compare(table.shadow_mask(), exact.shadow_mask(), diff, cv::CMP_NE);
+    const int shadow_diff = cv::countNonZero(diff);
+    // Only colours within 2 levels of the boundary may differ.
+    CHECK(object_diff < n / 100);
+    CHECK(shadow_diff < n / 100);
+}
+
 TEST_CASE("mask: wrong input type is an InputError") {
     MaskBuilder builder(MaskParams{});
     cv::Mat mask;

@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace cqc {
 
@@ -127,6 +128,17 @@ private:
     std::array<std::array<std::uint32_t, 256>, 3> hist_{};
     std::array<std::array<float, 256>, 3> lut_{};        // ((v - mean_c) / sigma_c)^2
     std::array<std::uint8_t, 256> shadow_l_{};           // L level within the shadow ratio band
+    // Once the belt model is learnt, the whole decision per pixel as a table
+    // over BGR at kLutBits bits per channel: bit 0 object, bit 1 shadow. It
+    // replaces the per-frame BGR->Lab conversion (the largest cost of the
+    // mask); 6 bits (error <= 2 levels per channel) sit well under the belt's
+    // noise (auto_min_sigma >= 1 Lab level spans several BGR levels).
+    static constexpr int kLutBits = 6;
+    std::vector<std::uint8_t> bgr_lut_;
+    bool bgr_lut_ready_ = false;
+    void build_bgr_lut();
+    void classify_lab(const cv::Mat& lab);  // the exact path, from Lab
+    void classify_bgr(const cv::Mat& bgr);  // the table path
     void update_model();
 };
 
