@@ -183,7 +183,7 @@ public:
                 const std::vector<Detection>* detections) override;
 
     bool is_detection_frame(int frame_index) const override {
-        return params_.kind == TrackerKind::None || frame_index % params_.detect_every == 0;
+        return frame_index % params_.detect_every == 0;
     }
     const std::vector<TrackState>& tracks() const override { return states_; }
     void take_finished(std::vector<FinishedTrack>& out) override {

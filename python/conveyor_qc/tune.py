@@ -419,8 +419,8 @@ class _Space:
         }
         kind = rng.choice(kinds)
         d["track.kind"] = kind
-        if kind != "none":
-            d["track.detect_every"] = rng.choice((3, 5, 8, 10, 15, 20, 30))
+        # Without an OpenCV tracker objects only move by their velocity between detections.
+        d["track.detect_every"] = rng.choice((3, 5, 8, 10, 15, 20, 30) if kind != "none" else (1, 2, 2, 3))
         return d
 
     def tracking_grid(self, kinds: tuple[str, ...]) -> list[dict]:
@@ -429,13 +429,11 @@ class _Space:
             for md in (2.0, 4.0, 7.0):
                 for hits in (2, 3, 5):
                     for misses in (2, 4, 8):
-                        xs = (10, 20) if kind != "none" else (None,)
+                        xs = (10, 20) if kind != "none" else (1, 2)
                         for x in xs:
-                            d = {"track.kind": kind, "track.max_distance": _r(max(10.0, self.s.speed * md)),
-                                 "track.min_hits": hits, "track.max_misses": misses}
-                            if x is not None:
-                                d["track.detect_every"] = x
-                            out.append(d)
+                            out.append({"track.kind": kind, "track.max_distance": _r(max(10.0, self.s.speed * md)),
+                                        "track.min_hits": hits, "track.max_misses": misses,
+                                        "track.detect_every": x})
         return out
 
 
