@@ -80,6 +80,32 @@ def test_same_seed_same_images_and_again_on_augmented(augmented, tmp_path):
                                                                      if e.augmented_from is None}
 
 
+def test_new_images_keep_their_source_format(augmented):
+    """The photos are JPEGs, so the dataset's images are, and so are the images made from them."""
+    from conveyor_qc.crops import image_header
+
+    out, _ = augmented
+    new = [e for e in read_manifest(out / "train.manifest") if e.augmented_from is not None]
+    assert new
+    for e in new:
+        assert e.source_ref.endswith(".jpg") and e.augmented_from.endswith(".jpg")
+        assert image_header(e.path) == ("jpg", 384, 384)
+
+
+def test_content_rect_ignores_jpeg_ringing(cookies_dir):
+    """A JPEG crop's padding is near black next to the object, not black: still padding."""
+    from conveyor_qc.crops import encode_crop
+
+    photo = cv2.imread(str(next((cookies_dir / "images").glob("normal-*.jpg"))))
+    for part in (photo[:, :200], photo[:150]):  # padded left and right, top and bottom
+        img = letterbox(part, 384)
+        exact = content_rect(img, tolerance=0)
+        jpeg = cv2.imdecode(np.frombuffer(encode_crop(img, "jpg", 95), np.uint8), cv2.IMREAD_COLOR)
+        assert content_rect(img) == exact
+        assert max(abs(a - b) for a, b in zip(content_rect(jpeg), exact)) <= 2
+        assert max(abs(a - b) for a, b in zip(content_rect(jpeg, tolerance=0), exact)) > 4  # what it guards against
+
+
 def test_deterministic(cookies_dir):
     img = letterbox(cv2.imread(str(next((cookies_dir / "images").glob("normal-*.jpg")))), 384)
     a, da = augment_image(img, np.random.default_rng(11))

@@ -56,11 +56,14 @@ def test_run_writes_every_output(full_run, short_clip):
     assert len(objects) == summary["objects"] == len(np.unique(tracks[:, 1]))
     assert {o["label"] for o in objects} == {"unknown"}
 
-    crops = sorted((out / "crops").glob("*/*.png"))
+    crops = sorted((out / "crops").glob("*/*.jpg"))  # JPEG by default (output.crop_format)
     assert crops and summary["crops_written"] == len(crops)
+    assert sorted(p for p in (out / "crops").rglob("*") if p.is_file()) == crops
+    assert summary["config"]["output"]["crop_format"] == "jpg" and summary["config"]["output"]["crop_quality"] == 95
     ids = {int(o["track_id"]) for o in objects}
     for p in crops[:20]:
         assert int(p.parent.name) in ids
+        assert p.read_bytes()[:3] == b"\xff\xd8\xff"
         img = cv2.imread(str(p))
         assert img.shape == (384, 384, 3)
         frame = int(p.stem)
@@ -126,6 +129,46 @@ def test_truncated_video(short_clip, tmp_path):
         assert r.returncode == 3, r.stderr
         assert "ended before" in r.stderr
         assert (out / "summary.json").exists()
+
+
+def test_png_crops_on_request(short_clip, full_run, tmp_path):
+    """--set output.crop_format=png: the same crops, lossless, as .png files."""
+    out = tmp_path / "o"
+    r = cli("run", short_clip.video, "--out", out, "--no-video", "-q", "--set", "output.crop_format=png")
+    assert r.returncode == 0, r.stderr
+    pngs = sorted((out / "crops").rglob("*.png"))
+    assert pngs and sorted(p for p in (out / "crops").rglob("*") if p.is_file()) == pngs
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["crops_written"] == len(pngs) and summary["config"]["output"]["crop_format"] == "png"
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    # the same objects and frames as the JPEG run; PNG is lossless, JPEG at quality 95 close to it
+    jpgs = sorted((full_run[0] / "crops").rglob("*.jpg"))
+    rel = lambda ps, root: [p.relative_to(root).with_suffix("").as_posix() for p in ps]  # noqa: E731
+    assert rel(pngs, out / "crops") == rel(jpgs, full_run[0] / "crops")
+    a, b = cv2.imread(str(pngs[0])), cv2.imread(str(jpgs[0]))
+    assert a.shape == b.shape == (384, 384, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
+    assert sum(p.stat().st_size for p in jpgs) < 0.5 * sum(p.stat().st_size for p in pngs)
+
+
+@pytest.mark.parametrize("setting, words", [
+    ("output.crop_format=gif", ["output.crop_format", "jpg, png", "'gif'"]),
+    ("output.crop_format=jpeg", ["output.crop_format", "jpg, png", "'jpeg'"]),
+    ("output.crop_format=1", ["output.crop_format", "a string"]),
+    ("output.crop_quality=49", ["output.crop_quality", "[50, 100]", "49"]),
+    ("output.crop_quality=101", ["output.crop_quality", "[50, 100]", "101"]),
+    ("output.crop_quality=90.5", ["output.crop_quality", "integer"]),
+])
+def test_bad_crop_setting_names_the_key(short_clip, tmp_path, capsys, setting, words):
+    from conveyor_qc.cli import main
+
+    out = tmp_path / "o"
+    assert main(["run", str(short_clip.video), "--out", str(out), "-q", "--set", setting]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("conveyor-qc run: error: --set: ") and err.count("\n") == 1, err
+    for w in words:
+        assert w in err, err
+    assert _no_output(out)
 
 
 def test_bad_config_writes_nothing(short_clip, tmp_path):

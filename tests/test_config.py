@@ -45,6 +45,11 @@ def test_partial_file_keeps_defaults(tmp_path):
         ("[mask]\nobject_lower = [1, 2]\n", ["mask.object_lower", "3 numbers"]),
         ("[detect]\nmin_area = -5.0\n", ["detect.min_area", "-5"]),
         ("[output]\ncrop_size = 2\n", ["output.crop_size", "[16, 4096]"]),
+        ('[output]\ncrop_format = "webp"\n', ["output.crop_format", "one of jpg, png", "'webp'"]),
+        ('[output]\ncrop_format = "PNG"\n', ["output.crop_format", "one of jpg, png", "'PNG'"]),
+        ("[output]\ncrop_format = 1\n", ["output.crop_format", "a string"]),
+        ("[output]\ncrop_quality = 40\n", ["output.crop_quality", "[50, 100]", "40"]),
+        ("[output]\ncrop_quality = 95.0\n", ["output.crop_quality", "integer"]),
         ("[track]\nparallel = 1\n", ["track.parallel", "true or false"]),
         ("this is not toml", ["not valid TOML"]),
     ],
@@ -58,6 +63,17 @@ def test_bad_values_name_the_key(tmp_path, text, words):
     assert str(path) in message
     for w in words:
         assert w in message, message
+
+
+def test_crop_format_and_quality(tmp_path):
+    """JPEG at quality 95 by default; PNG, or another quality, on request; both round-trip."""
+    assert (Config().output.crop_format, Config().output.crop_quality) == ("jpg", 95)
+    path = tmp_path / "c.toml"
+    path.write_text('[output]\ncrop_format = "png"\ncrop_quality = 80\n')
+    config = Config.load(path)
+    assert (config.output.crop_format, config.output.crop_quality) == ("png", 80)
+    config.save(path)
+    assert Config.load(path).to_dict()["output"] == config.to_dict()["output"]
 
 
 def test_missing_file():

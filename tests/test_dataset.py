@@ -18,8 +18,9 @@ import pytest
 
 from conveyor_qc.cli import main
 from conveyor_qc.config import Config
+from conveyor_qc.crops import image_header
 from conveyor_qc.dataset import (LOOKOUT_MINIMUMS, MIN_FRAME_GAP, DatasetError, SourceObject, check_minimums,
-                                 export_dataset, pick_frames, read_run_labels, split_objects)
+                                 export_dataset, pick_frames, place_image, read_run_labels, split_objects)
 from conveyor_qc.evaluate import object_metrics
 from conveyor_qc.manifest import CLASSIFICATION_TYPE, ManifestEntry, ManifestError, read_manifest, write_manifest
 from conveyor_qc.run import run_video
@@ -236,7 +237,7 @@ def test_export_images_are_384_spread_crops(exported, runs):
         assert all(b - a >= MIN_FRAME_GAP for a, b in zip(frames, frames[1:])), (key, frames)
         video, track = key.split("/")
         if video == "line3":
-            available = sorted(int(p.stem) for p in (run_dir / "crops" / track).glob("*.png"))
+            available = sorted(int(p.stem) for p in (run_dir / "crops" / track).glob("*.jpg"))
             if len(available) > PER_OBJECT:
                 assert len(frames) == PER_OBJECT
                 # spread over the object's crops: covers most of their span
@@ -296,3 +297,75 @@ def test_export_warns_below_lookout_minimums(runs, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "warning: test has" in err and "Lookout for Vision needs at least 10" in err
     assert os.path.exists(tmp_path / "ds" / "report.json")
+
+
+# --------------------------------------------------------------------------- image formats
+
+
+def _png_copy(run_dir: Path, dst: Path) -> Path:
+    """A copy of a run whose crops are PNGs, as runs wrote them before output.crop_format."""
+    import shutil
+
+    shutil.copytree(run_dir, dst)
+    for p in sorted((dst / "crops").rglob("*.jpg")):
+        assert cv2.imwrite(str(p.with_suffix(".png")), cv2.imread(str(p)))
+        p.unlink()
+    return dst
+
+
+def test_dataset_keeps_the_format_of_jpg_and_png_crops(runs, tmp_path):
+    """From a run with JPEG crops (the default) and from one with PNG crops: the same objects and
+    frames, each image in its crop's format, hard-linked (never re-encoded), named so by the manifests."""
+    jpg_run = runs[0][0]
+    png_run = _png_copy(jpg_run, tmp_path / "old" / "line3")
+    refs = {}
+    for kind, run_dir in (("jpg", jpg_run), ("png", png_run)):
+        out = tmp_path / f"ds-{kind}"
+        assert main(["dataset", str(run_dir), "--out", str(out), "--per-object", "3", "--seed", "4", "-q"]) == 0
+        entries = read_manifest(out / "train.manifest", check_files=True) + \
+            read_manifest(out / "test.manifest", check_files=True)
+        assert entries and all(e.source_ref.endswith(f".{kind}") for e in entries)
+        assert {p for p in (out / "images").rglob("*") if p.is_file()} == {e.path for e in entries}
+        for e in entries:
+            video, track, name = Path(e.source_ref).parts[1:]
+            crop = run_dir / "crops" / track / name
+            assert e.object_id == f"{video}/{track}" and os.path.samefile(e.path, crop)  # linked as it is
+            assert image_header(e.path) == (kind, 384, 384)
+        refs[kind] = sorted(e.source_ref.rsplit(".", 1)[0] for e in entries)
+    assert refs["jpg"] == refs["png"]
+    # Both runs in one dataset: each image keeps its own format.
+    both = tmp_path / "ds-both"
+    export_dataset([jpg_run, png_run], both, per_object=2, seed=4)
+    entries = read_manifest(both / "train.manifest", check_files=True) + \
+        read_manifest(both / "test.manifest", check_files=True)
+    suffixes = {e.object_id.split("/")[0]: Path(e.source_ref).suffix for e in entries}
+    assert suffixes == {"line3": ".jpg", "line3-2": ".png"}
+
+
+def test_place_image_reencodes_in_the_source_format(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 255, (150, 200, 3), dtype=np.uint8)
+    square = rng.integers(0, 255, (384, 384, 3), dtype=np.uint8)
+    for name, img in (("small.jpg", small), ("small.jpeg", small), ("small.png", small), ("small.bmp", small),
+                      ("square.jpg", square), ("square.png", square)):
+        cv2.imwrite(str(tmp_path / name), img)
+    # A crop of another size is letterboxed and re-encoded in its own format.
+    for src, dst, fmt in (("small.jpg", "a.jpg", "jpg"), ("small.png", "a.png", "png")):
+        place_image(tmp_path / src, tmp_path / "ds" / dst)
+        assert image_header(tmp_path / "ds" / dst) == (fmt, 384, 384)
+        assert not os.path.samefile(tmp_path / src, tmp_path / "ds" / dst)
+    # A 384x384 image in the format its name says is linked as it is.
+    for name in ("square.jpg", "square.png"):
+        place_image(tmp_path / name, tmp_path / "ds" / name)
+        assert os.path.samefile(tmp_path / name, tmp_path / "ds" / name)
+    # A file whose bytes are not what its new name says is re-encoded to match the name.
+    place_image(tmp_path / "square.jpg", tmp_path / "ds" / "b.png")
+    assert image_header(tmp_path / "ds" / "b.png") == ("png", 384, 384)
+    # Names in a dataset: .jpeg -> .jpg, a format Lookout for Vision does not take -> .png.
+    from conveyor_qc.dataset import image_suffix
+
+    assert [image_suffix(Path(n)) for n in ("a.jpg", "a.JPEG", "a.png", "a.bmp")] == [".jpg", ".jpg", ".png", ".png"]
+    place_image(tmp_path / "small.bmp", tmp_path / "ds" / "c.png")
+    assert image_header(tmp_path / "ds" / "c.png") == ("png", 384, 384)

@@ -59,7 +59,16 @@ def object_ids(run: Path) -> list[int]:
 
 
 def with_crops(run: Path) -> list[int]:
-    return [t for t in object_ids(run) if any((run / "crops" / str(t)).glob("*.png"))]
+    return [t for t in object_ids(run) if any((run / "crops" / str(t)).glob("*.jpg"))]
+
+
+def as_old_png_run(run: Path) -> None:
+    """Turn a run's crops into PNGs, as runs wrote them before output.crop_format."""
+    import cv2
+
+    for p in sorted((run / "crops").rglob("*.jpg")):
+        assert cv2.imwrite(str(p.with_suffix(".png")), cv2.imread(str(p)))
+        p.unlink()
 
 
 def read_labels(run: Path) -> dict[str, str]:
@@ -136,8 +145,9 @@ def test_api_lists_objects_and_saves_each_change(run_dir):
         assert first["start_seconds"] == pytest.approx((first["first_frame"] - 1) / data["video_fps"], abs=1e-3)
         assert data["counts"] == {"total": len(ids), "normal": 0, "anomaly": 0, "left": len(ids)}
         crop = next(o["crops"][0] for o in data["objects"] if o["crops"])
+        assert crop.endswith(".jpg")  # a run writes JPEG crops by default
         with urllib.request.urlopen(server.url + crop.lstrip("/"), timeout=5) as r:
-            assert r.headers["Content-Type"] == "image/png" and r.read(8) == b"\x89PNG\r\n\x1a\n"
+            assert r.headers["Content-Type"] == "image/jpeg" and r.read(3) == b"\xff\xd8\xff"
         with urllib.request.urlopen(server.url, timeout=5) as r:
             assert b"app.js" in r.read()
 
@@ -174,9 +184,12 @@ def test_bad_requests_are_refused_and_change_nothing(run_dir):
     outside = run_dir.parent / "secret.txt"
     outside.write_text("secret")
     tid = with_crops(run_dir)[0]
-    real = sorted((run_dir / "crops" / str(tid)).glob("*.png"))[0].name
+    real = sorted((run_dir / "crops" / str(tid)).glob("*.jpg"))[0].name
     (run_dir / "crops" / str(tid) / "999998.png").symlink_to(outside)           # a link out of the run
     (run_dir / "crops" / str(tid) / "999997.png").symlink_to(run_dir / "summary.json")  # out of crops/
+    (run_dir / "crops" / str(tid) / "999996.jpg").symlink_to(outside)
+    (run_dir / "crops" / str(tid) / "999995.jpeg").symlink_to(run_dir / "objects.csv")
+    (run_dir / "crops" / str(tid) / "999994.gif").write_bytes(b"GIF89a")       # not a crop's suffix
     before = snapshot(run_dir)
     js = {"Content-Type": "application/json"}
     with serving(run_dir) as server:
@@ -208,6 +221,10 @@ def test_bad_requests_are_refused_and_change_nothing(run_dir):
                      f"/crops/{tid}/%2e%2e%2f%2e%2e%2fsummary.json", "/crops//etc/passwd", "/crops/%2fetc%2fpasswd",
                      f"/crops/{tid}/..\\..\\summary.json", "/crops/../../../../etc/passwd",
                      f"/crops/{tid}/999998.png", f"/crops/{tid}/999997.png", f"/crops/{tid}/{real[:-4]}.PNG",
+                     f"/crops/{tid}/999996.jpg", f"/crops/{tid}/999995.jpeg", f"/crops/{tid}/999994.gif",
+                     f"/crops/{tid}/{real[:-4]}.JPG", f"/crops/{tid}/{real[:-4]}.png", f"/crops/{tid}/{real[:-4]}.jpeg",
+                     f"/crops/{tid}/{real}/", f"/crops/{tid}/{real}%00.png", f"/crops/{tid}/{real}.png",
+                     f"/crops/{tid}/../{tid}/{real}", f"/crops/{tid}/.%2e/{tid}/{real}",
                      f"/crops/99999/{real}", f"/crops/{tid}", "/crops/", "/objects.csv", "/labels.csv",
                      "/../objects.csv", "/%2e%2e/objects.csv", "/web/app.js", "/label_server.py",
                      "http://127.0.0.1/objects.csv", "/etc/passwd"]:
@@ -222,6 +239,42 @@ def test_bad_requests_are_refused_and_change_nothing(run_dir):
         crop.unlink()
         (run_dir / "crops" / str(tid) / real).write_bytes(before[f"crops/{tid}/{real}"])
     assert snapshot(run_dir) == before
+
+
+def test_old_run_with_png_crops(run_dir):
+    """A run from before output.crop_format (PNG crops) is listed and served as PNG."""
+    jpgs = sorted(p.relative_to(run_dir).with_suffix("").as_posix() for p in (run_dir / "crops").rglob("*.jpg"))
+    as_old_png_run(run_dir)
+    with serving(run_dir) as server:
+        with urllib.request.urlopen(server.url + "api/objects", timeout=5) as r:
+            data = json.load(r)
+        urls = [u for o in data["objects"] for u in o["crops"]]
+        assert sorted(u.lstrip("/").removesuffix(".png") for u in urls) == jpgs
+        assert all(u.endswith(".png") for u in urls)
+        with urllib.request.urlopen(server.url + urls[0].lstrip("/"), timeout=5) as r:
+            assert r.headers["Content-Type"] == "image/png" and r.read(8) == b"\x89PNG\r\n\x1a\n"
+        assert request(server, "GET", urls[0][:-4] + ".jpg")[0] == 404
+
+
+def test_crops_of_both_formats_in_frame_order(run_dir):
+    """.jpg, .jpeg and .png crops side by side (runs of both kinds copied together) are listed by
+    frame, each served with its own content type."""
+    tid = with_crops(run_dir)[0]
+    folder = run_dir / "crops" / str(tid)
+    first = sorted(folder.glob("*.jpg"))[0]
+    frame = int(first.stem)
+    (folder / f"{frame + 1:06d}.jpeg").write_bytes(first.read_bytes())
+    import cv2
+
+    cv2.imwrite(str(folder / f"{frame + 2:06d}.png"), cv2.imread(str(first)))
+    with serving(run_dir) as server:
+        obj = next(o for o in server.store.snapshot()["objects"] if o["track_id"] == tid)
+        names = [u.rsplit("/", 1)[1] for u in obj["crops"]]
+        assert names[:3] == [first.name, f"{frame + 1:06d}.jpeg", f"{frame + 2:06d}.png"]
+        assert [int(n.split(".")[0]) for n in names] == sorted(int(n.split(".")[0]) for n in names)
+        for name, ctype in zip(names[:3], ("image/jpeg", "image/jpeg", "image/png")):
+            with urllib.request.urlopen(f"{server.url}crops/{tid}/{name}", timeout=5) as r:
+                assert r.headers["Content-Type"] == ctype, name
 
 
 def test_user_labels_loaded_bad_rows_warned_and_kept(run_dir):

@@ -51,8 +51,8 @@ def test_dataset_upload_then_nothing_to_send(endpoint, client, cookies_dir, tmp_
     assert main(args) == 0
     assert "uploaded 65 file(s)" in capsys.readouterr().out  # 63 images + 2 manifests
     stored = _objects(client, "cookies/v1")
-    images = sorted(p for p in (out / "images").rglob("*.png"))
-    assert len(images) == 63
+    images = sorted(p for p in (out / "images").rglob("*") if p.is_file())
+    assert len(images) == 63 and {p.suffix for p in images} == {".jpg"}  # JPEG photos stay JPEG
     for p in images:
         assert stored[f"cookies/v1/{p.relative_to(out).as_posix()}"] == p.read_bytes()
     # The bucket's manifests name s3:// images that are there, with the labels of the local ones.
@@ -68,7 +68,7 @@ def test_dataset_upload_then_nothing_to_send(endpoint, client, cookies_dir, tmp_
     assert set(stored) == {f"cookies/v1/{p.relative_to(out).as_posix()}" for p in images} | {
         "cookies/v1/train.manifest", "cookies/v1/test.manifest"}
     head = client.head_object(Bucket=BUCKET, Key=f"cookies/v1/{images[0].relative_to(out).as_posix()}")
-    assert head["ContentType"] == "image/png"
+    assert head["ContentType"] == "image/jpeg"
     assert head["Metadata"]["md5"] == hashlib.md5(images[0].read_bytes()).hexdigest()
 
     # The same command again: the same files, nothing sent.
@@ -82,7 +82,7 @@ def test_changed_file_is_sent_again_and_env_endpoint(endpoint, client, cookies_d
     url = f"s3://{BUCKET}/env"
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)  # botocore reads it: no --s3-endpoint
     assert main(["dataset", str(cookies_dir / "train.manifest"), "--out", str(out), "--s3", url, "-q"]) == 0
-    one = sorted((out / "images").rglob("*.png"))[0]
+    one = sorted((out / "images").rglob("*.jpg"))[0]
     one.unlink()  # a hard link to the photo's copy: replace, never write through
     one.write_bytes(b"\x89PNG changed")
     res = upload_dataset(out, url)

@@ -224,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="detect, track and cut out the objects of a video",
                        description="Run the pipeline on a video file, a camera index or a stream URL and write "
-                                   "tracks.txt, objects.csv, crops/, annotated.mp4 and summary.json into --out.")
+                                   "tracks.txt, objects.csv, crops/ (<track_id>/<frame>.jpg; .png with --set "
+                                   "output.crop_format=png), annotated.mp4 and summary.json into --out.")
     p.add_argument("video", help="video file, camera index (0) or stream URL (rtsp://, http://)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     add_config_args(p)
@@ -319,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dataset", help="make a train/test image dataset (Lookout for Vision manifests) from labelled runs",
                        description="Collect the labelled objects of run folders (each with labels.csv: "
                                    "track_id,label) and of existing Ground Truth manifests into DATASET_DIR: "
-                                   "images/<video>/<track_id>/<frame>.png (384x384), train.manifest and "
+                                   "images/<video>/<track_id>/<frame>.jpg (384x384; .png for PNG crops: each "
+                                   "image keeps its crop's format), train.manifest and "
                                    "test.manifest, split by object and stratified by class, and report.json. "
                                    "See docs/dataset.md.")
     p.add_argument("inputs", nargs="+", metavar="RUN_DIR", help="run folder with labels.csv, or a .manifest file")

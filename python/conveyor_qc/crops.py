@@ -1,15 +1,34 @@
-"""Cutting objects out of frames, letterboxed to a square (384x384 by default).
+"""Cutting objects out of frames, letterboxed to a square (384x384 by default),
+and the image files crops are saved as.
 
 Lookout for Vision takes fixed-size images, so each crop keeps the object's
-aspect ratio and is padded (not stretched) to the square.
+aspect ratio and is padded (not stretched) to the square. It takes JPEG and PNG:
+``run`` writes JPEG by default (``output.crop_format``), and every reader of
+crops (dataset, label, lookout detect, predict) takes both, so older runs with
+PNG crops keep working.
 """
 
 from __future__ import annotations
 
+import struct
+from pathlib import Path
+
 import cv2
 import numpy as np
 
-__all__ = ["expand_box", "letterbox", "cut_out"]
+__all__ = [
+    "expand_box", "letterbox", "cut_out", "CROP_FORMATS", "CROP_CONTENT_TYPES", "CROP_SUFFIXES",
+    "JPEG_QUALITY", "encode_crop", "image_header",
+]
+
+#: What ``run`` can write crops as (``output.crop_format``): the file suffix without its dot.
+CROP_FORMATS = ("jpg", "png")
+#: The suffixes of crop files every reader takes, and their content types (``.jpeg`` is
+#: never written, only read).
+CROP_CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
+CROP_SUFFIXES = tuple(CROP_CONTENT_TYPES)
+#: JPEG quality of crops (``output.crop_quality``'s default) and of images re-encoded as JPEG.
+JPEG_QUALITY = 95
 
 
 def expand_box(box, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
@@ -44,3 +63,61 @@ def cut_out(frame: np.ndarray, box, size: int = 384, margin: float = 0.1) -> np.
     if w < 2 or h < 2:
         return None
     return letterbox(frame[y : y + h, x : x + w], size)
+
+
+def encode_crop(image: np.ndarray, fmt: str = "jpg", quality: int = JPEG_QUALITY) -> bytes:
+    """``image`` (BGR) as the bytes of a ``fmt`` file (``jpg`` at ``quality``, or lossless ``png``).
+    ValueError: an unknown format, or OpenCV could not encode it."""
+    if fmt == "jpg":
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    elif fmt == "png":
+        ok, buf = cv2.imencode(".png", image)
+    else:
+        raise ValueError(f"crop format {fmt!r} is not one of {', '.join(CROP_FORMATS)}")
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {image.shape} image as {fmt}")
+    return buf.tobytes()
+
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def image_header(path: str | Path) -> tuple[str, int, int] | None:
+    """``(format, width, height)`` of a PNG (``"png"``) or JPEG (``"jpg"``) file, read from its
+    header without decoding it; None for anything else (or an unreadable file)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+            if len(head) >= 24 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+                w, h = struct.unpack(">II", head[16:24])
+                return "png", w, h
+            if head[:3] != b"\xff\xd8\xff":
+                return None
+            # JPEG: walk the marker segments to the frame header (SOFn) that holds the size.
+            fh.seek(2)
+            while True:
+                if fh.read(1) != b"\xff":  # every segment starts with a marker
+                    return None
+                b = fh.read(1)
+                while b == b"\xff":  # fill bytes
+                    b = fh.read(1)
+                if not b or b[0] == 0xD9:  # the end, or EOI before any frame
+                    return None
+                marker = b[0]
+                if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM, RSTn: no length
+                    continue
+                seg = fh.read(2)
+                if len(seg) < 2:
+                    return None
+                length = struct.unpack(">H", seg)[0]
+                if marker in _JPEG_SOF:
+                    frame = fh.read(5)  # precision, height, width
+                    if len(frame) < 5:
+                        return None
+                    h, w = struct.unpack(">HH", frame[1:5])
+                    return "jpg", w, h
+                if length < 2:
+                    return None
+                fh.seek(length - 2, 1)
+    except OSError:
+        return None

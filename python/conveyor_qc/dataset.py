@@ -4,7 +4,7 @@ Inputs are run folders (``conveyor-qc run`` outputs plus a ``labels.csv`` of
 ``track_id,label``) or Ground Truth classification manifests written by
 anyone. The dataset folder gets::
 
-    images/<video>/<track_id>/<frame>.png   up to K crops per object, 384x384
+    images/<video>/<track_id>/<frame>.jpg   up to K crops per object, 384x384 (.png for PNG crops)
     train.manifest, test.manifest          one line per image (source-ref relative to the folder)
     train.s3.manifest, test.s3.manifest    with --s3: the same lines with s3:// paths
     report.json                            counts per side and class, objects left out, warnings
@@ -22,7 +22,6 @@ import json
 import os
 import random
 import shutil
-import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_write_text
-from .crops import letterbox
+from .crops import CROP_SUFFIXES, JPEG_QUALITY, encode_crop, image_header, letterbox
 from .manifest import CLASSES, OBJECT_KEY, ManifestEntry, ManifestError, format_date, read_manifest, write_manifest
 
 __all__ = [
@@ -51,6 +50,7 @@ __all__ = [
     "export_dataset",
     "format_report",
     "place_image",
+    "image_suffix",
     "build_then_swap",
 ]
 
@@ -163,9 +163,10 @@ def collect_run(run_dir: str | Path, video: str) -> tuple[list[SourceObject], li
     for d in crops_dir.iterdir():
         if not (d.is_dir() and d.name.isdigit()):
             continue
-        frames = [(p, int(p.stem)) for p in d.glob("*.png") if p.stem.isdigit()]
+        # <frame>.jpg, or .png (runs before output.crop_format, or with crop_format png)
+        frames = [(p, int(p.stem)) for p in d.iterdir() if p.suffix in CROP_SUFFIXES and p.stem.isdigit()]
         if frames:
-            crops[int(d.name)] = sorted(frames, key=lambda t: t[1])
+            crops[int(d.name)] = sorted(frames, key=lambda t: (t[1], t[0].name))
     known: set[int] = set(crops)
     if (run_dir / "objects.csv").exists():
         with open(run_dir / "objects.csv", newline="", encoding="utf-8") as fh:
@@ -281,23 +282,20 @@ def check_minimums(counts: dict, single: bool) -> list[str]:
 # --------------------------------------------------------------------------- writing
 
 
-def _png_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from a PNG's header, or None if it is not a PNG."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(24)
-    except OSError:
-        return None
-    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        return None
-    return struct.unpack(">II", head[16:24])
+def image_suffix(src: Path) -> str:
+    """The suffix of ``src``'s image in a dataset: an image keeps its format, so a JPEG
+    (``.jpg``, ``.jpeg``) stays ``.jpg`` and is never re-encoded as PNG; a PNG stays
+    ``.png``, and any other format (which Lookout for Vision does not take) becomes ``.png``."""
+    return ".jpg" if src.suffix.lower() in (".jpg", ".jpeg") else ".png"
 
 
 def place_image(src: Path, dst: Path, size: int = IMAGE_SIZE) -> None:
-    """Put ``src`` at ``dst`` as a ``size`` x ``size`` PNG: hard-linked (or copied)
-    when it already is one, otherwise decoded and letterboxed."""
+    """Put ``src`` at ``dst`` as a ``size`` x ``size`` image in the format ``dst``'s
+    suffix names (``.jpg`` or ``.png``): hard-linked (or copied) when it already is
+    one, otherwise decoded, letterboxed and encoded (JPEG at quality 95)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if _png_size(src) == (size, size):
+    fmt = "jpg" if dst.suffix.lower() in (".jpg", ".jpeg") else "png"
+    if image_header(src) == (fmt, size, size):
         try:
             os.link(src, dst)
         except OSError:
@@ -308,10 +306,10 @@ def place_image(src: Path, dst: Path, size: int = IMAGE_SIZE) -> None:
         raise DatasetError(f"{src}: not a readable image")
     if img.shape[:2] != (size, size):
         img = letterbox(img, size)
-    ok, png = cv2.imencode(".png", img)
-    if not ok:
-        raise DatasetError(f"cannot encode {src} as PNG")
-    dst.write_bytes(png.tobytes())
+    try:
+        dst.write_bytes(encode_crop(img, fmt, JPEG_QUALITY))
+    except ValueError:
+        raise DatasetError(f"cannot encode {src} as {fmt.upper()}") from None
 
 
 def build_then_swap(out: Path, build: Callable[[Path], None], marker: str = REPORT_NAME) -> None:
@@ -410,11 +408,12 @@ def export_dataset(
         rows = []
         for o in sorted(objs, key=lambda o: (o.video, _natural(o.name))):
             if o.images[0][1] is None:  # a photo from a manifest: one image, named after it
-                chosen = [(o.images[0][0], f"images/{o.video}/{o.name}/{o.name}.png")]
+                src = o.images[0][0]
+                chosen = [(src, f"images/{o.video}/{o.name}/{o.name}{image_suffix(src)}")]
             else:
                 frames = [f for _, f in o.images]
-                chosen = [(o.images[i][0], f"images/{o.video}/{o.name}/{frames[i]:06d}.png")
-                          for i in pick_frames(frames, per_object)]
+                chosen = [(src, f"images/{o.video}/{o.name}/{f:06d}{image_suffix(src)}")
+                          for src, f in (o.images[i] for i in pick_frames(frames, per_object))]
             rows.extend((o, src, rel) for src, rel in chosen)
         plan[side] = rows
 

@@ -11,7 +11,7 @@ API
     GET  /                     the page (also /app.js, /style.css)
     GET  /api/objects          the objects, their crops and current labels
     POST /api/labels/<id>      JSON {"label": "normal" | "anomaly" | null}; PUT too
-    GET  /crops/<id>/<n>.png   a crop of the run (only real files inside RUN_DIR/crops)
+    GET  /crops/<id>/<n>.jpg   a crop of the run (.jpg, .jpeg or .png: only real files inside RUN_DIR/crops)
 
 labels.csv rows the server does not understand (a track that is not an object of
 this run, a label other than normal/anomaly, a track id that is not a number)
@@ -37,6 +37,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .atomic import atomic_write_text
+from .crops import CROP_CONTENT_TYPES
 
 __all__ = ["LabelError", "LabelStore", "LabelServer", "make_server", "serve", "LABELS", "MAX_BODY"]
 
@@ -45,8 +46,11 @@ UNLABELLED = ("", "unknown")  # what a labels.csv may say for "not labelled yet"
 MAX_BODY = 4096  # bytes of a label request
 LABELS_FILE = "labels.csv"
 
-_CROP_NAME = re.compile(r"^[0-9]{1,12}\.png$")
-_CROP_PATH = re.compile(r"^/crops/([0-9]{1,12})/([0-9]{1,12}\.png)$")
+# A crop's file name: its frame number and one of the suffixes in CROP_CONTENT_TYPES (lower case,
+# as run writes them: .jpg, or .png in runs before output.crop_format or with crop_format png).
+_CROP_FILE = r"[0-9]{1,12}\.(?:" + "|".join(re.escape(s[1:]) for s in CROP_CONTENT_TYPES) + ")"
+_CROP_NAME = re.compile(rf"^{_CROP_FILE}$")
+_CROP_PATH = re.compile(rf"^/crops/([0-9]{{1,12}})/({_CROP_FILE})$")
 _LABEL_PATH = re.compile(r"^/api/labels/([0-9]{1,12})$")
 _STATIC = {  # URL path -> (file in web/, content type)
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -54,6 +58,16 @@ _STATIC = {  # URL path -> (file in web/, content type)
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
+
+
+def _crop_type(body: bytes, name: str) -> str:
+    """The content type of a crop: what its bytes are (a .png holding a JPEG is served as one),
+    else what its name says."""
+    if body.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if body.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    return CROP_CONTENT_TYPES[name[name.rindex("."):]]
 
 
 class LabelError(ValueError):
@@ -148,7 +162,7 @@ class LabelStore:
             for p in folder.iterdir():
                 if _CROP_NAME.match(p.name) and self.crop_file(tid, p.name, indexed=False) is not None:
                     names.append(p.name)
-            obj.crops = sorted(names, key=lambda n: int(n[:-4]))
+            obj.crops = sorted(names, key=lambda n: (int(n.partition(".")[0]), n))
 
     def crop_file(self, track_id: int, name: str, indexed: bool = True) -> Path | None:
         """The real path of crop ``name`` of ``track_id``, or None if it is not one."""
@@ -413,7 +427,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = real.read_bytes()
             except OSError:
                 return self._error(HTTPStatus.NOT_FOUND, "crop unreadable")
-            return self._send(HTTPStatus.OK, body, "image/png", {"Cache-Control": "max-age=3600"})
+            return self._send(HTTPStatus.OK, body, _crop_type(body, m.group(2)), {"Cache-Control": "max-age=3600"})
         if path == "/favicon.ico":
             return self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
         return self._error(HTTPStatus.NOT_FOUND, "not found")

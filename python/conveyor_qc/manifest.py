@@ -2,7 +2,7 @@
 
 One JSON object per line::
 
-    {"source-ref": "images/line3/12/000041.png",
+    {"source-ref": "images/line3/12/000041.jpg",
      "anomaly-label": 1,
      "anomaly-label-metadata": {"job-name": "conveyor-qc", "class-name": "anomaly",
                                 "human-annotated": "yes", "creation-date": "2026-11-27T10:00:00.000Z",

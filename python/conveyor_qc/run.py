@@ -101,7 +101,8 @@ def run_video(
                 obj.label, obj.score = verdict.label, verdict.score
             obj.crops = []  # the pixels are not needed any more
 
-    writer = RunWriter(out_dir, info.fps, (info.width, info.height), video=write_video, crops=write_crops)
+    writer = RunWriter(out_dir, info.fps, (info.width, info.height), video=write_video, crops=write_crops,
+                       crop_format=out.crop_format, crop_quality=out.crop_quality)
 
     # Objects counted at the counting line, by label (the label lookup an
     # anomaly model fills as objects are judged) and by video time.
