@@ -102,8 +102,12 @@ test-cpp: $(VENV)/.deps build/cpp/test_core
 test: $(VENV)/.installed test-cpp build/.browser
 	$(PY) -m pytest -q tests
 
+# Throughput table (issue 6): half an hour on 2 cores; BENCH_QUICK=1 for a reduced grid.
+# Writes bench/results/{raw,throughput}.json and throughput.md, and README's table.
 bench: $(VENV)/.installed
-	$(PY) -m pytest bench --benchmark-only -q
+	@mkdir -p bench/results
+	$(PY) -m pytest bench --benchmark-only -q -p no:cacheprovider --benchmark-json bench/results/raw.json
+	$(PY) bench/report.py bench/results/raw.json --readme README.md
 
 clean:
 	rm -rf build out $(VENV) dist

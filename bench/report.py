@@ -1,0 +1,168 @@
+"""Turns pytest-benchmark's JSON (bench/test_throughput.py) into the throughput table.
+
+    python bench/report.py bench/results/raw.json [--readme README.md]
+
+Writes bench/results/throughput.md and bench/results/throughput.json next to the raw
+JSON (atomically) and, with --readme, replaces the part of README between the
+`<!-- bench:start -->` and `<!-- bench:end -->` markers with the summary.
+Every ratio is between rows of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+DEFAULT_R, SEED_R, SEED_X = 0.5, 0.4, 20
+
+
+def _write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def load(raw: Path) -> tuple[list[dict], dict | None, dict]:
+    data = json.loads(raw.read_text())
+    rows, memory = [], None
+    for b in data["benchmarks"]:
+        info = b.get("extra_info", {})
+        if "row" in info:
+            rows.append(info["row"])
+        if "memory" in info:
+            memory = info["memory"]
+    return rows, memory, data
+
+
+def _find(rows, what, kind=None, r=None, x=None):
+    for row in rows:
+        if row["what"] == what and (kind is None or row["kind"] == kind) \
+                and (r is None or row["downscale"] == r) and (x is None or row["detect_every"] == x):
+            return row
+    return None
+
+
+def _f(v, digits=2):
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def targets(rows: list[dict], memory: dict | None) -> list[tuple[str, str, str, str]]:
+    """(target, figure, bound, met) for each target of issue 6 that the run can judge."""
+    out = []
+    dec = _find(rows, "decode")
+    ref = _find(rows, "reference", "kcf", SEED_R, SEED_X)
+    run = _find(rows, "run+crops")
+    full = _find(rows, "run+crops+video+model")
+    kcf = _find(rows, "ours", "kcf", SEED_R, SEED_X)
+    kcf1 = _find(rows, "ours", "kcf", 1.0, SEED_X)
+    ref1 = _find(rows, "reference", "kcf", 1.0, SEED_X)
+    if dec and run:
+        v = run["fps"] / dec["fps"]
+        out.append(("default `run` (crops, no video, no model) / decode-only", f"{v:.2f}", ">= 0.5", _yes(v >= 0.5)))
+    if ref and run:
+        v = run["fps"] / ref["fps"]
+        out.append(("default `run` / reference (KCF, R 0.4, X 20)", f"{v:.1f}x", ">= 10x", _yes(v >= 10)))
+        ok = (run["f1"] or 0) >= (ref["f1"] or 0)
+        out.append(("object F1: default `run` vs reference", f"{_f(run['f1'], 3)} vs {_f(ref['f1'], 3)}",
+                    ">= the reference's", _yes(ok)))
+    if kcf and ref:
+        v = kcf["fps"] / ref["fps"]
+        out.append(("ours KCF (R 0.4, X 20) / reference (same R, X)", f"{v:.1f}x", ">= 2x", _yes(v >= 2)))
+    if kcf and kcf1:
+        out.append(("ours KCF: R 0.4 / R 1.0 (X 20)", f"{kcf['fps'] / kcf1['fps']:.2f}x",
+                    "seed: \"more than 2x\"", "measured"))
+    if ref and ref1:
+        out.append(("reference: R 0.4 / R 1.0 (X 20)", f"{ref['fps'] / ref1['fps']:.2f}x",
+                    "seed: \"more than 2x\"", "measured"))
+    if dec and full:
+        v = full["fps"] / dec["fps"]
+        out.append(("`run` with crops, annotated video and local model / decode-only", f"{v:.2f}", ">= 0.25",
+                    _yes(v >= 0.25)))
+    if memory:
+        samples = memory["samples"]
+        steady = [mb for i, mb in samples if i >= memory["frames"] // 10] or [mb for _, mb in samples]
+        growth = max(steady) - min(steady)
+        hours = memory["frames"] / 30 / 3600
+        out.append((f"resident size over a {hours:.2g} h stream (30 fps), after the first tenth",
+                    f"{min(steady):.0f}-{max(steady):.0f} MB (spread {growth:.1f} MB)", "spread <= 20 MB",
+                    _yes(growth <= 20)))
+    return out
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def table(rows: list[dict]) -> str:
+    dec = _find(rows, "decode")
+    lines = ["| pipeline | tracker | R | X | frames/s | / decode | / reference | object F1 |",
+             "|---|---|---|---|---|---|---|---|"]
+    order = {"decode": 0, "run+crops": 1, "run+crops+video+model": 2, "ours": 3, "reference": 4}
+    for row in sorted(rows, key=lambda r: (order.get(r["what"], 9), r["kind"], -(r["downscale"] or 0),
+                                           r["detect_every"] or 0)):
+        ref = _find(rows, "reference", "kcf", row["downscale"], row["detect_every"])
+        ratio_ref = row["fps"] / ref["fps"] if ref and row["what"] != "reference" else None
+        lines.append("| {} | {} | {} | {} | {:.1f} | {} | {} | {} |".format(
+            row["what"], row["kind"], _f(row["downscale"]) if row["downscale"] else "-",
+            row["detect_every"] if row["detect_every"] else "-", row["fps"],
+            _f(row["fps"] / dec["fps"]) if dec else "-", _f(ratio_ref, 1) + "x" if ratio_ref else "-",
+            _f(row["f1"], 3)))
+    return "\n".join(lines)
+
+
+def machine(data: dict) -> str:
+    m, c = data.get("machine_info", {}), data.get("commit_info", {})
+    cpu = m.get("cpu", {}).get("brand_raw", "?")
+    cores = m.get("cpu", {}).get("count", "?")
+    return (f"{data.get('datetime', '?')[:19]} UTC, commit {str(c.get('id', '?'))[:10]}"
+            f"{' (uncommitted changes)' if c.get('dirty') else ''}, {cpu}, {cores} cores, "
+            f"Python {m.get('python_version', '?')}")
+
+
+def render(rows, memory, data) -> tuple[str, str]:
+    tg = targets(rows, memory)
+    head = ["| target | measured | bound | met |", "|---|---|---|---|"]
+    head += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in tg]
+    summary = (f"Measured {machine(data)}; `make bench` (a {rows[0]['frames'] if rows else '?'}-frame "
+               "1280x720 clip of the cookies preset, decode included, annotated video off unless named).\n\n"
+               + "\n".join(head))
+    full = "# Throughput\n\n" + summary + "\n\n## Every row\n\n" + table(rows) + "\n"
+    return summary, full
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("raw", type=Path, help="pytest-benchmark JSON (--benchmark-json)")
+    ap.add_argument("--readme", type=Path, help="README to update between the bench markers")
+    args = ap.parse_args(argv)
+    if not args.raw.is_file():
+        print(f"error: {args.raw}: no such file (run `make bench` first)", file=sys.stderr)
+        return 2
+    rows, memory, data = load(args.raw)
+    summary, full = render(rows, memory, data)
+    out = args.raw.parent
+    _write(out / "throughput.md", full)
+    _write(out / "throughput.json", json.dumps(
+        {"machine": machine(data), "rows": rows, "memory": memory,
+         "targets": [dict(zip(("target", "measured", "bound", "met"), t)) for t in targets(rows, memory)]},
+        indent=1) + "\n")
+    if args.readme:
+        text = args.readme.read_text()
+        if START not in text or END not in text:
+            print(f"error: {args.readme} has no {START} ... {END} section", file=sys.stderr)
+            return 2
+        before, rest = text.split(START, 1)
+        _, after = rest.split(END, 1)
+        _write(args.readme, before + START + "\n" + summary + "\n" + END + after)
+    print(full)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
