@@ -122,3 +122,29 @@ def test_bad_split_is_a_clear_error(clip, tmp_path):
                         "--out", str(tmp_path / "o.toml"), "--split", "1.5"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 1 and "--split" in r.stderr
+
+
+def test_final_choice_keeps_the_start_against_noise():
+    """A candidate that ties the start on F1 and count needs MIN_MOTA_GAIN more MOTA to win."""
+    from conveyor_qc import tune
+
+    def entry(f1, mota, counted, start=False):
+        e = tune._Entry.__new__(tune._Entry)
+        e.changes = {} if start else {"mask.blur": 1}
+        e.det_f1 = float("nan")
+        e.scores = tune.Scores(f1=f1, precision=f1, recall=f1, counted=counted, objects=79, mota=mota)
+        return e
+
+    class T:
+        entries = []
+
+    start = entry(1.0, 0.976, 79, start=True)
+    T.entries = [start, entry(1.0, 0.980, 79)]
+    assert tune._final_choice(T) is start  # +0.004 MOTA: noise
+    better = entry(1.0, 0.982, 79)
+    T.entries = [start, better]
+    assert tune._final_choice(T) is better  # +0.006 MOTA
+    more_f1 = entry(1.0, 0.970, 79)
+    start_low = entry(0.99, 0.976, 80, start=True)
+    T.entries = [start_low, more_f1]
+    assert tune._final_choice(T) is more_f1  # a better F1 always wins
