@@ -373,7 +373,8 @@ void MaskBuilder::build(const cv::Mat& bgr, cv::Mat& mask) {
 
     // Result = object & ~shadow & ~edges, then morphology.
     object_.copyTo(mask);
-    if (params_.shadow_enabled) mask.setTo(0, shadow_);
+    // 0/255 masks: subtracting clears the shadow pixels (setTo with a mask allocates every call).
+    if (params_.shadow_enabled) cv::subtract(mask, shadow_, mask);
 
     if (params_.edges_enabled) {
         // The gray image of the blurred frame: threshold mode in Gray already has it.
@@ -388,10 +389,9 @@ void MaskBuilder::build(const cv::Mat& bgr, cv::Mat& mask) {
         } else {
             cv::Canny(*gray, edges_, params_.canny_low, params_.canny_high);
         }
-        mask.setTo(0, edges_);
+        cv::subtract(mask, edges_, mask);
     } else {
-        edges_.create(bgr.size(), CV_8UC1);
-        edges_.setTo(0);
+        if (edges_.size() != bgr.size() || edges_.type() != CV_8UC1) edges_ = cv::Mat::zeros(bgr.size(), CV_8UC1);
     }
 
     const cv::Point anchor(-1, -1);
@@ -407,7 +407,7 @@ void MaskBuilder::build(const cv::Mat& bgr, cv::Mat& mask) {
         cv::copyMakeBorder(mask, padded_, 1, 1, 1, 1, cv::BORDER_CONSTANT, cv::Scalar(0));
         cv::floodFill(padded_, cv::Point(0, 0), cv::Scalar(255));
         cv::compare(padded_(cv::Rect(1, 1, mask.cols, mask.rows)), 0, holes_, cv::CMP_EQ);
-        mask.setTo(255, holes_);
+        cv::bitwise_or(mask, holes_, mask);
     }
 }
 
