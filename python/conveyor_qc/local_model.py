@@ -63,11 +63,21 @@ _DETECTOR = _core.Detector(_DETECT)
 
 def _content(image: np.ndarray) -> np.ndarray:
     """The crop without its black letterbox padding (rows/columns that are all near black)."""
-    nonblack = image.max(axis=2) > 8
-    rows, cols = np.flatnonzero(nonblack.any(axis=1)), np.flatnonzero(nonblack.any(axis=0))
+    h, w = image.shape[:2]
+    # "any channel > 8" per row and per column, without numpy's slow reduction over the 3 channels
+    _, nonblack = cv2.threshold(np.ascontiguousarray(image).reshape(h, w * 3), 8, 255, cv2.THRESH_BINARY)
+    rows = np.flatnonzero(nonblack.any(axis=1))
+    cols = np.flatnonzero(nonblack.any(axis=0).reshape(w, 3).any(axis=1))
     if len(rows) < 8 or len(cols) < 8:
         return image
     return image[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+
+
+_K3 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+_K5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+_K7 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+_K15 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
+_LEVELS = np.arange(256, dtype=np.float32)
 
 
 def _object_mask(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -78,14 +88,17 @@ def _object_mask(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3),
                              lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)]).astype(np.float32)
     bg = np.median(border, axis=0)
-    diff = lab.astype(np.float32) - bg
-    diff[..., 0] *= 0.6  # lightness varies with shadows and lighting more than hue does
-    raw = np.sqrt((diff ** 2).sum(axis=2))
+    # Each channel's squared (float32) difference to the background for all 256 levels, looked up
+    # per pixel: the same numbers as squaring lab - bg pixel by pixel, summed in the same order.
+    sq = _LEVELS[:, None] - bg
+    sq[:, 0] *= 0.6  # lightness varies with shadows and lighting more than hue does
+    sq *= sq
+    per = cv2.LUT(lab, sq.reshape(1, 256, 3))
+    raw = np.sqrt(per[..., 0] + per[..., 1] + per[..., 2])
     dist = cv2.GaussianBlur(raw, (5, 5), 0)
     d8 = np.clip(dist * (255.0 / max(float(dist.max()), 1e-6)), 0, 255).astype(np.uint8)
     _, mask = cv2.threshold(d8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, k)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _K3)
     n, cc, stats, cent = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
         return mask, raw
@@ -99,14 +112,15 @@ def _object_mask(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         v = area * math.exp(-4 * d * d)
         if v > best_v:
             best, best_v = i, v
-    keep = [best]
+    keep = np.zeros(n, np.uint8)
+    keep[best] = 255
     main_area = stats[best, cv2.CC_STAT_AREA]
     for i in range(1, n):
         x, y, bw, bh, area = stats[i]
         touches = x <= 0 or y <= 0 or x + bw >= w or y + bh >= h
         if i != best and area >= 0.15 * main_area and not touches:
-            keep.append(i)
-    return np.where(np.isin(cc, keep), 255, 0).astype(np.uint8), raw
+            keep[i] = 255
+    return keep[cc], raw
 
 
 def _fill(mask: np.ndarray) -> np.ndarray:
@@ -117,26 +131,52 @@ def _fill(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _outline_of(filled: np.ndarray) -> np.ndarray:
+def _outline_of(filled: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
     """One contour around several pieces: close the gaps between them, then take the outer contour
-    (the gap stays as a deep notch, a convexity defect)."""
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
-    closed = cv2.morphologyEx(filled, cv2.MORPH_CLOSE, k)
-    contours, _ = cv2.findContours(closed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    (the gap stays as a deep notch, a convexity defect). Contours are shifted by ``offset``.
+    ``filled`` may be cut from a larger image if it keeps 15 px of background around the pieces
+    (or the larger image's own edge): the closing gives the same there."""
+    closed = cv2.morphologyEx(filled, cv2.MORPH_CLOSE, _K15)
+    contours, _ = cv2.findContours(closed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=offset)
     return max(contours, key=cv2.contourArea)
 
 
 def _lbp_hist(gray: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """8-bin histogram of the number of neighbours brighter than the centre (a rotation-invariant LBP)."""
-    g = gray.astype(np.int16)
-    c = g[1:-1, 1:-1]
-    count = np.zeros_like(c, dtype=np.uint8)
+    """8-bin histogram, over the pixels of ``inside`` not on the image's edge, of the number of
+    neighbours brighter than the centre by more than 2 (a rotation-invariant LBP)."""
+    c = gray[1:-1, 1:-1]
+    # brighter than c + 2: saturating at 255 changes nothing (no pixel is brighter than 255)
+    c2 = cv2.add(c, 2)
+    count = np.zeros(c.shape, np.uint8)
+    h, w = gray.shape
     for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1)):
-        count += (g[1 + dy: g.shape[0] - 1 + dy, 1 + dx: g.shape[1] - 1 + dx] > c + 2).astype(np.uint8)
-    sel = inside[1:-1, 1:-1] > 0
-    vals = np.minimum(count[sel], 7)
+        count += gray[1 + dy: h - 1 + dy, 1 + dx: w - 1 + dx] > c2
+    vals = np.minimum(count[inside[1:-1, 1:-1] > 0], 7)
     hist = np.bincount(vals, minlength=8).astype(np.float64)
     return hist / max(hist.sum(), 1.0)
+
+
+def _u8_quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """np.percentile(values, q) (its default linear interpolation) of a non-empty uint8 array,
+    from its histogram instead of a sort. Equal to numpy's for q a multiple of 25 (what it is used
+    for): the interpolation weight is then 0, 1/4, 1/2 or 3/4 and every step is exact."""
+    cum = np.cumsum(np.bincount(values, minlength=256))
+    n = int(cum[-1])
+    out = []
+    for q in qs:
+        pos = (n - 1) * (q / 100.0)
+        k = int(math.floor(pos))
+        g = pos - k
+        a = float(np.searchsorted(cum, k, side="right"))  # the k-th smallest (0-based)
+        b = float(np.searchsorted(cum, min(k + 1, n - 1), side="right"))
+        out.append(a + (b - a) * g)
+    return out
+
+
+#: Background kept around the object when only its neighbourhood is measured: the 15 px closing
+#: of _outline_of needs 15 px around the pieces to give what it gives on the whole image (the
+#: erosions, Sobel and the LBP need 1-3 px).
+_MARGIN = 16
 
 
 def crop_features(image: np.ndarray) -> np.ndarray:
@@ -148,26 +188,38 @@ def crop_features(image: np.ndarray) -> np.ndarray:
     s = WORK_SIZE / max(h, w)
     region = cv2.resize(region, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
     lab = cv2.cvtColor(region, cv2.COLOR_BGR2LAB)
-    mask, dist = _object_mask(lab)
+    mask_full, dist_full = _object_mask(lab)
+    H, W = mask_full.shape
+    total = float(H * W)
+    # Everything from here on looks only at the object and its neighbourhood: the bounding box of
+    # the mask with a margin (every operation below gives there what it gives on the whole image).
+    x, y, bw, bh = cv2.boundingRect(mask_full)
+    if bw == 0 or bh == 0:
+        return np.zeros(len(FEATURE_NAMES))
+    x0, y0 = max(x - _MARGIN, 0), max(y - _MARGIN, 0)
+    x1, y1 = min(x + bw + _MARGIN, W), min(y + bh + _MARGIN, H)
+    off = (x0, y0)
+    mask = mask_full[y0:y1, x0:x1]
+    dist = dist_full[y0:y1, x0:x1]
     filled = _fill(mask)
     feats: dict[str, float] = {}
-    total = float(filled.shape[0] * filled.shape[1])
     fa = float(np.count_nonzero(filled))
     if fa < 20:
         return np.zeros(len(FEATURE_NAMES))
+    ma = float(np.count_nonzero(mask))
     d = _DETECTOR.detect(filled)
     i = int(np.argmax(d["area"])) if len(d["area"]) else -1
     feats["area_share"] = fa / total
     feats["solidity"] = float(d["solidity"][i]) if i >= 0 else 1.0
     feats["circularity"] = float(d["circularity"][i]) if i >= 0 else 1.0
-    feats["hole_share"] = 1.0 - float(np.count_nonzero(mask)) / fa
+    feats["hole_share"] = 1.0 - ma / fa
 
-    contours, _ = cv2.findContours(filled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contours, _ = cv2.findContours(filled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=off)
     feats["pieces"] = float(sum(1 for c in contours if cv2.contourArea(c) >= 0.02 * fa))
     # the outline of all the pieces together: a gap between two halves is a deep convexity defect
     cnt = np.vstack(contours) if len(contours) > 1 else contours[0]
     if len(contours) > 1:
-        cnt = cv2.convexHull(cnt) if len(cnt) < 5 else _outline_of(filled)
+        cnt = cv2.convexHull(cnt) if len(cnt) < 5 else _outline_of(filled, off)
     size = math.sqrt(fa)
     dmax = dsum = 0.0
     dcount = 0
@@ -183,10 +235,12 @@ def crop_features(image: np.ndarray) -> np.ndarray:
             dcount = int(np.count_nonzero(depth > 0.05))
     feats["defect_max"], feats["defect_sum"], feats["defect_count"] = dmax, dsum, float(dcount)
     hull_area = max(float(cv2.contourArea(cv2.convexHull(cnt))), 1.0)
-    feats["hull_gap"] = 1.0 - float(np.count_nonzero(mask)) / hull_area
+    feats["hull_gap"] = 1.0 - ma / hull_area
     # holes: chips are small and round, cracks and gaps large or long
     holes = cv2.bitwise_and(filled, cv2.bitwise_not(mask))
-    hn, _, hstats, _ = cv2.connectedComponentsWithStats(holes, connectivity=8)
+    hn, hstats = 1, None  # most objects have no hole: no labelling then
+    if cv2.countNonZero(holes):
+        hn, _, hstats, _ = cv2.connectedComponentsWithStats(holes, connectivity=8)
     hmax = helong = 0.0
     hcount = 0
     for j in range(1, hn):
@@ -200,22 +254,26 @@ def crop_features(image: np.ndarray) -> np.ndarray:
     feats["hole_max"], feats["hole_elong"], feats["hole_count"] = hmax / fa, helong, float(hcount)
     # cracks and gaps: pixels inside the outline with the background's own colour (the belt or
     # tray seen through the object; chocolate chips and creases are dark but not belt-coloured)
-    inner = cv2.erode(filled, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
-    ref = float(np.median(dist[mask > 0])) if np.count_nonzero(mask) else 1.0
-    crack = (inner & (dist < 0.4 * max(ref, 1e-6))).astype(np.uint8)
-    feats["crack_share"] = float(crack.sum()) / fa
-    cn, _, cstats, _ = cv2.connectedComponentsWithStats(crack, connectivity=8)
+    inner = cv2.erode(filled, _K7)
+    ref = float(np.median(dist[mask > 0])) if ma else 1.0
+    crack = cv2.bitwise_and(inner, (dist < 0.4 * max(ref, 1e-6)).view(np.uint8))
+    crack_px = cv2.countNonZero(crack)
+    feats["crack_share"] = float(crack_px) / fa
+    cn, cstats = 1, None
+    if crack_px:
+        cn, _, cstats, _ = cv2.connectedComponentsWithStats(crack, connectivity=8)
     lengths = [math.hypot(cstats[j, cv2.CC_STAT_WIDTH], cstats[j, cv2.CC_STAT_HEIGHT]) / size
                for j in range(1, cn)]
     feats["crack_len"] = max(lengths, default=0.0)
     feats["crack_count"] = float(sum(1 for v in lengths if v > 0.1))
     if len(cnt) >= 5:
-        (_, _), (ma, mb), _ = cv2.fitEllipse(cnt)
-        feats["axis_ratio"] = min(ma, mb) / max(ma, mb, 1e-6)
+        (_, _), (ea, eb), _ = cv2.fitEllipse(cnt)
+        feats["axis_ratio"] = min(ea, eb) / max(ea, eb, 1e-6)
     else:
         feats["axis_ratio"] = 1.0
     m = cv2.moments(filled, binaryImage=True)
-    cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
+    # the moments of a binary image are whole numbers: shifting them back to the whole image is exact
+    cx, cy = (m["m10"] + x0 * m["m00"]) / m["m00"], (m["m01"] + y0 * m["m00"]) / m["m00"]
     pts = cnt[:, 0, :].astype(np.float64)
     r = np.hypot(pts[:, 0] - cx, pts[:, 1] - cy)
     rm = max(float(r.mean()), 1e-6)
@@ -223,32 +281,39 @@ def crop_features(image: np.ndarray) -> np.ndarray:
     feats["radius_min"] = float(r.min()) / rm
     feats["radius_max"] = float(r.max()) / rm
 
-    inside = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    inside = cv2.erode(mask, _K5)
     if np.count_nonzero(inside) < 10:
         inside = mask
     sel = inside > 0
-    px = lab[sel].astype(np.float64)
+    labc = lab[y0:y1, x0:x1]
     for j, ch in enumerate("Lab"):
-        feats[f"{ch}_mean"] = float(px[:, j].mean())
-        feats[f"{ch}_std"] = float(px[:, j].std())
-    gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
-    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
-    gm = np.sqrt(gx * gx + gy * gy)[sel]
+        px = labc[..., j][sel].astype(np.float64)
+        feats[f"{ch}_mean"] = float(px.mean())
+        feats[f"{ch}_std"] = float(px.std())
+    gray_full = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
+    # Sobel at a selected pixel needs its 3x3 neighbourhood: the margin holds it
+    gray = gray_full[y0:y1, x0:x1]
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)[sel]
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)[sel]
+    gm = np.sqrt(gx * gx + gy * gy)
     feats["grad_mean"] = float(gm.mean())
     feats["grad_std"] = float(gm.std())
     feats["grad_p90"] = float(np.percentile(gm, 90))
-    edges = cv2.Canny(gray, 60, 150)
-    feats["edge_density"] = float(np.count_nonzero(edges[sel])) / max(int(sel.sum()), 1)
+    edges = cv2.Canny(gray_full, 60, 150)  # whole image: hysteresis follows edges anywhere
+    n_sel = max(int(np.count_nonzero(sel)), 1)
+    feats["edge_density"] = float(np.count_nonzero(edges[y0:y1, x0:x1][sel])) / n_sel
     # dark pixels inside the outline: cracks (belt or tray through the object), a stacked top's shadow
-    fsel = cv2.erode(filled, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
+    fsel = cv2.erode(filled, _K5) > 0
     if not fsel.any():
         fsel = filled > 0
-    L = lab[..., 0].astype(np.float64)
-    med = float(np.median(L[sel]))
-    spread = max(float(np.percentile(L[sel], 75) - np.percentile(L[sel], 25)), 4.0)
-    feats["dark_share"] = float(np.mean(L[fsel] < med - 2.0 * spread))
-    feats["dark_share_strong"] = float(np.mean(L[fsel] < med - 4.0 * spread))
+    L = labc[..., 0]
+    q25, med, q75 = _u8_quantiles(L[sel], (25, 50, 75))
+    spread = max(q75 - q25, 4.0)
+    Lf = L[fsel]
+    feats["dark_share"] = float(np.count_nonzero(Lf < med - 2.0 * spread)) / len(Lf)
+    feats["dark_share_strong"] = float(np.count_nonzero(Lf < med - 4.0 * spread)) / len(Lf)
+    # The crop's outer ring holds no selected pixel but on the image's own edge, which the LBP
+    # leaves out as it does on the whole image: the crop gives the same histogram.
     for j, v in enumerate(_lbp_hist(gray, inside)):
         feats[f"lbp_{j}"] = float(v)
     return np.array([feats[n] for n in FEATURE_NAMES], dtype=np.float64)
