@@ -66,3 +66,37 @@ def test_demo_steps(make_clip, tmp_path, capsys):
     assert m, out
     assert int(m.group(2)) - 1 <= int(m.group(1)) <= int(m.group(2)) and float(m.group(3)) >= 0.95
     assert demo.main(["nonsense"]) == 2
+
+
+def test_judge_crops_are_few_and_spread_over_the_path(make_clip):
+    """Pipeline(object_crops=N, judge_every=K): an object is judged from its first periodic crop
+    (output.crop_every frames apart, while wholly in view) and then every K-th, at most N times;
+    the crops written (keep_crops) are still every periodic one."""
+    import pytest
+
+    clip = make_clip("cookies", seed=1, seconds=8)
+    every = Config().output.crop_every
+    pipeline = Pipeline(Config(), keep_crops=True, object_crops=2, judge_every=3)
+    judged: dict[int, list[int]] = {}
+    written: dict[int, list[int]] = {}
+    finished: dict[int, ObjectEvent] = {}
+    with VideoReader(str(clip.video)) as reader:
+        for frame in reader:
+            update = pipeline.process(frame)
+            for c in update.judge_crops:
+                judged.setdefault(c.track_id, []).append(c.frame_index)
+            for c in update.crops:
+                written.setdefault(c.track_id, []).append(c.frame_index)
+            finished.update((o.track_id, o) for o in update.finished)
+    finished.update((o.track_id, o) for o in pipeline.finish())
+    assert judged and max(len(f) for f in judged.values()) == 2
+    for tid, frames in judged.items():
+        w = written[tid]
+        assert frames[0] == w[0] and set(frames) <= set(w)  # judged from its first whole view on
+        assert all(b - a == 3 * every for a, b in zip(frames, frames[1:]))
+        assert frames == [f for f in w if (f - w[0]) % (3 * every) == 0][:2]
+        assert len(finished[tid].crops) == len(frames)
+    # objects in view long enough have more crops written than judged
+    assert any(len(written[t]) > 2 * 3 for t in judged)
+    with pytest.raises(ValueError, match="judge_every"):
+        Pipeline(Config(), object_crops=3, judge_every=0)

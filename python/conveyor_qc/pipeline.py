@@ -92,8 +92,8 @@ class ObjectEvent:
     end: str = "exited"
     label: str = "unknown"
     score: float = float("nan")
-    #: Crops cut while it was wholly in view (every ``output.crop_every`` frames, at most
-    #: ``object_crops`` of them, evenly thinned), kept only when the pipeline is asked to
+    #: The crops cut for judging it (``FrameUpdate.judge_crops``: at most ``object_crops``, taken
+    #: while it was wholly in view), kept only when the pipeline is asked to
     #: (``Pipeline(object_crops=N)``: an anomaly model judges the object from them).
     crops: list = field(default_factory=list)
 
@@ -108,20 +108,28 @@ class FrameUpdate:
     finished: list[ObjectEvent]
     #: Crops cut on this frame (when ``keep_crops`` is on): every ``output.crop_every`` frames per object.
     crops: list[Crop]
-    #: With ``object_crops``: the crops cut on this frame for judging objects (wholly in view,
-    #: every ``output.crop_every`` frames), so a model can give a verdict while the object is in view.
+    #: With ``object_crops``: the crops cut on this frame for judging objects, so a model can give
+    #: a verdict while the object is in view. An object wholly in view is judged from its first
+    #: periodic crop (``output.crop_every``) and then every ``judge_every``-th, at most
+    #: ``object_crops`` times: a few views spread over its path.
     judge_crops: list[Crop] = field(default_factory=list)
 
 
 class Pipeline:
     """Frames in, tracked objects out. See the module docstring."""
 
-    def __init__(self, config: Config | None = None, keep_crops: bool = False, object_crops: int = 0):
+    def __init__(self, config: Config | None = None, keep_crops: bool = False, object_crops: int = 0,
+                 judge_every: int = 1):
+        """``object_crops``: judge each object from at most this many crops (``judge_crops``), its
+        periodic crops number 0, ``judge_every``, 2 * ``judge_every``, ... (0: judge nothing)."""
         self.config = config if config is not None else Config()
         self.config.validate()
+        if int(judge_every) < 1:
+            raise ValueError(f"judge_every must be at least 1, got {judge_every}")
         self._core = _core.Pipeline(self.config.core)
         self._keep_crops = keep_crops
         self._object_crops = int(object_crops)
+        self._judge_every = int(judge_every)
         self._crop_lists: dict[int, list[np.ndarray]] = {}
         self._best_crops: dict[int, np.ndarray] = {}
         self._first_whole: dict[int, int] = {}
@@ -192,11 +200,16 @@ class Pipeline:
         whole, best, confirmed = r["whole"], r["best_updated"], r["confirmed"]
         for i in np.flatnonzero(whole & (best | confirmed)):
             key, tid = int(r["keys"][i]), int(r["ids"][i])
-            periodic = False
+            periodic = judged = False
             if (self._keep_crops or self._object_crops) and confirmed[i]:
                 first = self._first_whole.setdefault(key, index)
                 periodic = (index - first) % out.crop_every == 0
-            if not (periodic or best[i]):
+                if periodic and self._object_crops:
+                    # every judge_every-th periodic crop, until the object has object_crops of them
+                    number = (index - first) // out.crop_every
+                    judged = (number % self._judge_every == 0
+                              and len(self._crop_lists.get(key, ())) < self._object_crops)
+            if not ((periodic and self._keep_crops) or judged or best[i]):
                 continue
             image = cut_out(frame, r["boxes"][i], out.crop_size, out.crop_margin)
             if image is None:
@@ -205,12 +218,9 @@ class Pipeline:
                 self._best_crops[key] = image
             if periodic and self._keep_crops:
                 crops.append(Crop(tid, index, image))
-            if periodic and self._object_crops:
-                kept = self._crop_lists.setdefault(key, [])
-                kept.append(image)
+            if judged:
+                self._crop_lists.setdefault(key, []).append(image)
                 judge.append(Crop(tid, index, image))
-                if len(kept) > 2 * self._object_crops:
-                    del kept[1::2]  # thin evenly: every other crop, so the views still span the object's path
         return crops
 
     def _finished(self) -> list[ObjectEvent]:

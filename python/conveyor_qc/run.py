@@ -17,8 +17,13 @@ from .video import VideoReader
 
 __all__ = ["run_video", "RunResult", "Progress"]
 
-#: Crops per object an anomaly model judges it from (at most; evenly spread over its path).
-OBJECT_CROPS = 8
+#: An anomaly model judges an object from at most OBJECT_CROPS crops spread over its path: its
+#: first crop while wholly in view, then every JUDGE_EVERY-th (crops are output.crop_every frames
+#: apart: 0, 50, 100 frames by default). A crop costs ~10 ms of CPU; judging every crop (~1.5 a
+#: frame on the cookies demo) made the model most of a run's time, and was no more accurate than
+#: these three views (docs/anomaly.md, "An object's verdict from several crops").
+OBJECT_CROPS = 3
+JUDGE_EVERY = 5
 
 #: progress(frames_done, frames_total_or_0, objects_counted, fps)
 Progress = Callable[[int, int, int, float], None]
@@ -70,7 +75,8 @@ def run_video(
             model.close()
         raise
     info = reader.info
-    pipeline = Pipeline(config, keep_crops=write_crops, object_crops=OBJECT_CROPS if model is not None else 0)
+    pipeline = Pipeline(config, keep_crops=write_crops, object_crops=OBJECT_CROPS if model is not None else 0,
+                        judge_every=JUDGE_EVERY)
 
     # Each crop of an object wholly in view is judged as it is cut, so the annotated video shows
     # the verdict so far (combine_verdicts over the crops seen); the object's final verdict is the
