@@ -140,11 +140,11 @@ def test_final_choice_keeps_the_start_against_noise():
 
     start = entry(1.0, 0.976, 79, start=True)
     T.entries = [start, entry(1.0, 0.980, 79)]
-    assert tune._final_choice(T) is start  # +0.004 MOTA: noise
+    assert tune._final_choice(T, start) is start  # +0.004 MOTA: noise
     better = entry(1.0, 0.982, 79)
     T.entries = [start, better]
-    assert tune._final_choice(T) is better  # +0.006 MOTA
+    assert tune._final_choice(T, start) is better  # +0.006 MOTA
     more_f1 = entry(1.0, 0.970, 79)
     start_low = entry(0.99, 0.976, 80, start=True)
     T.entries = [start_low, more_f1]
-    assert tune._final_choice(T) is more_f1  # a better F1 always wins
+    assert tune._final_choice(T, start_low) is more_f1  # a better F1 always wins

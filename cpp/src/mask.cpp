@@ -247,7 +247,7 @@ void MaskBuilder::build_auto(const cv::Mat& bgr) {
         shadow_.setTo(0);
         return;
     }
-    classify_lab(lab_);
+    classify_lab(lab_, object_, shadow_);
 }
 
 void MaskBuilder::build_bgr_lut() {
@@ -265,18 +265,12 @@ void MaskBuilder::build_bgr_lut() {
     cv::Mat lab;
     cv::cvtColor(bins, lab, cv::COLOR_BGR2Lab);
     cv::Mat object(bins.size(), CV_8UC1), shadow(bins.size(), CV_8UC1);
-    std::swap(lab_, lab);  // classify_lab works on lab_ into object_/shadow_
-    std::swap(object_, object);
-    std::swap(shadow_, shadow);
-    classify_lab(lab_);
+    classify_lab(lab, object, shadow);
     bgr_lut_.resize(static_cast<std::size_t>(n) * n * n);
-    const std::uint8_t* o = object_.ptr<std::uint8_t>(0);  // continuous: freshly allocated
-    const std::uint8_t* s = shadow_.ptr<std::uint8_t>(0);
+    const std::uint8_t* o = object.ptr<std::uint8_t>(0);  // continuous: freshly allocated
+    const std::uint8_t* s = shadow.ptr<std::uint8_t>(0);
     for (std::size_t i = 0; i < bgr_lut_.size(); ++i)
         bgr_lut_[i] = static_cast<std::uint8_t>((o[i] ? 1 : 0) | (s[i] ? 2 : 0));
-    std::swap(lab_, lab);
-    std::swap(object_, object);
-    std::swap(shadow_, shadow);
     bgr_lut_ready_ = true;
 }
 
@@ -295,7 +289,7 @@ void MaskBuilder::classify_bgr(const cv::Mat& bgr) {
     }
 }
 
-void MaskBuilder::classify_lab(const cv::Mat& lab) {
+void MaskBuilder::classify_lab(const cv::Mat& lab, cv::Mat& object, cv::Mat& shadow) const {
     const float thr2 = static_cast<float>(params_.auto_threshold * params_.auto_threshold);
     const float chroma2 = static_cast<float>(params_.shadow_chroma * params_.shadow_chroma);
     const bool shadows = params_.shadow_enabled;
@@ -305,13 +299,12 @@ void MaskBuilder::classify_lab(const cv::Mat& lab) {
     const std::uint8_t* sl = shadow_l_.data();
     for (int y = 0; y < lab.rows; ++y) {
         const cv::Vec3b* p = lab.ptr<cv::Vec3b>(y);
-        std::uint8_t* o = object_.ptr<std::uint8_t>(y);
-        std::uint8_t* s = shadow_.ptr<std::uint8_t>(y);
+        std::uint8_t* o = object.ptr<std::uint8_t>(y);
+        std::uint8_t* s = shadow.ptr<std::uint8_t>(y);
         for (int x = 0; x < lab.cols; ++x) {
             const float chroma = l1[p[x][1]] + l2[p[x][2]];
             const float d2 = l0[p[x][0]] + chroma;
-            const bool shadow = shadows && sl[p[x][0]] && chroma < chroma2;
-            s[x] = shadow ? 255 : 0;
+            s[x] = (shadows && sl[p[x][0]] && chroma < chroma2) ? 255 : 0;
             o[x] = d2 > thr2 ? 255 : 0;
         }
     }

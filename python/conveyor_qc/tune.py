@@ -958,7 +958,7 @@ def tune(
     start_entry = next((e for e in tuner.entries if e.is_start), None)
     if start_entry is None:
         raise KeyboardInterrupt  # nothing scored at all
-    best = _final_choice(tuner)
+    best = _final_choice(tuner, start_entry)
     heldout = None
     if split is not None and not interrupted:
         try:
@@ -990,13 +990,11 @@ def tune(
 MIN_MOTA_GAIN = 0.005
 
 
-def _final_choice(tuner: _Tuner) -> _Entry:
+def _final_choice(tuner: _Tuner, start: _Entry | None) -> _Entry:
     """Best object F1, then MOTA, then count error (every full run has all three), unless it
     only beats the start config by less than MIN_MOTA_GAIN of MOTA."""
-    done = [e for e in tuner.entries if e.scores is not None]
-    best = max(done, key=lambda e: e.rank())
-    start = next((e for e in done if e.is_start), None)
-    if start is None or best is start:
+    best = max((e for e in tuner.entries if e.scores is not None), key=lambda e: e.rank())
+    if start is None or start.scores is None or best is start:
         return best
     b, s = best.scores, start.scores
     ties = round(b.f1, 9) == round(s.f1, 9) and b.count_error == s.count_error

@@ -137,7 +137,8 @@ private:
     std::vector<std::uint8_t> bgr_lut_;
     bool bgr_lut_ready_ = false;
     void build_bgr_lut();
-    void classify_lab(const cv::Mat& lab);  // the exact path, from Lab
+    // The exact path: object and shadow masks (sized like `lab`) from Lab pixels.
+    void classify_lab(const cv::Mat& lab, cv::Mat& object, cv::Mat& shadow) const;
     void classify_bgr(const cv::Mat& bgr);  // the table path
     void update_model();
 };
