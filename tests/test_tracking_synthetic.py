@@ -19,8 +19,6 @@ def run_clip(clip, tmp_path, **settings):
     config = Config()
     for key, value in settings.items():
         config.set(key.replace("__", "."), value)
-    if clip.folder.name.startswith("clip-vertical"):
-        config.set("track.direction", "top_to_bottom")
     out = tmp_path / "run"
     result = run_video(clip.video, out, config, video=False, crops=False)
     tracks = read_mot(out / "tracks.txt")
@@ -129,37 +127,57 @@ def test_hard_preset_recall(make_clip, tmp_path):
     assert len(report.ghosts) <= 0.1 * report.tracks + 1, report.ghosts
 
 
-def test_right_to_left_belt(make_clip):
-    """The cookies clip mirrored: objects enter from the right. Same objects,
-    same count, with the direction set to right_to_left."""
+@pytest.mark.parametrize("preset, flip, direction", [
+    ("cookies", "mirror", "right_to_left"),
+    ("cookies", "mirror", "auto"),
+    ("vertical", "upside_down", "bottom_to_top"),
+    ("vertical", "upside_down", "auto"),
+])
+def test_reversed_belts(make_clip, preset, flip, direction):
+    """A clip mirrored (objects enter from the right) or turned upside down (from
+    the bottom): the same objects, each counted once, with the direction stated
+    or read from the footage (``auto``, the default)."""
     import cv2
 
     from conveyor_qc import Pipeline, VideoReader
     from conveyor_qc.outputs import mot_rows
 
-    clip = make_clip("cookies", seed=1, seconds=8)
-    width = 1280
+    clip = make_clip(preset, seed=1, seconds=8)
+    expected = "right_to_left" if flip == "mirror" else "bottom_to_top"
     gt = clip.gt.copy()
-    gt[:, 2] = width - gt[:, 2] - gt[:, 4]  # mirror the boxes
-    config = Config()
-    config.set("track.direction", "right_to_left")
-    pipeline = Pipeline(config)
-    objects = []
     with VideoReader(clip.video) as reader:
-        for frame in reader:
-            objects.extend(pipeline.process(np.ascontiguousarray(cv2.flip(frame, 1))).finished)
+        width, height = reader.info.width, reader.info.height
+        config = Config()
+        config.set("track.direction", direction)
+        pipeline = Pipeline(config)
+        objects, known_at = [], None
+        for i, frame in enumerate(reader):
+            frame = np.ascontiguousarray(cv2.flip(frame, 1 if flip == "mirror" else 0))
+            update = pipeline.process(frame)
+            if known_at is None and pipeline.direction != "auto":
+                known_at = i
+            if pipeline.direction == "auto":
+                assert len(update.tracks) == 0 and update.tracks.count == 0
+            objects.extend(update.finished)
     objects.extend(pipeline.finish())
+    assert pipeline.direction == expected
+    assert known_at is not None and known_at <= 4  # several objects in view: read on an early detection frame
+    if flip == "mirror":
+        gt[:, 2] = width - gt[:, 2] - gt[:, 4]
+    else:
+        gt[:, 3] = height - gt[:, 3] - gt[:, 5]
     rows = [list(map(float, r[2].split(","))) for o in objects for r in mot_rows(o)]
     tracks = np.array(rows)
 
-    class Mirrored:
+    class Flipped:
         pass
 
-    mirrored = Mirrored()
-    mirrored.gt, mirrored.ids = gt, clip.ids
+    flipped = Flipped()
+    flipped.gt, flipped.ids = gt, clip.ids
     listed = [{"track_id": o.track_id} for o in objects]
-    assert_each_counted_once(mirrored, tracks, listed)
-    # Objects move right to left.
+    assert_each_counted_once(flipped, tracks, listed)
+    # Objects move the way the belt runs.
+    axis = 0 if flip == "mirror" else 1
     for o in objects:
         if o.frame_count > 10:
-            assert o.boxes[-1][0] < o.boxes[0][0]
+            assert o.boxes[-1][axis] < o.boxes[0][axis]

@@ -332,6 +332,10 @@ PYBIND11_MODULE(_core, m) {
              "Returns {'crossed': ids counted at the line at the stream end, 'counted': the line's final "
              "count, 'count': confirmed objects}.")
         .def_property_readonly("frames_processed", &Pipeline::frames_processed)
+        .def_property_readonly(
+            "direction", [](const Pipeline& self) { return std::string(to_string(self.direction())); },
+            "The belt's direction: track.direction, or with 'auto' the direction read from the footage "
+            "once known ('auto' until then).")
         .def("last_mask", [](const Pipeline& self) { return mask_to_numpy(self.last_mask()); },
              "The object mask of the last detection frame (at the downscaled size).");
 }

@@ -14,15 +14,48 @@ void PipelineParams::validate() const {
     count.validate();
 }
 
+namespace {
+
+// The counting line needs a real direction; with auto, a placeholder until the
+// direction is read (nothing is counted meanwhile).
+Direction known_or_placeholder(Direction d) { return d == Direction::Auto ? Direction::LeftToRight : d; }
+
+}  // namespace
+
 Pipeline::Pipeline(const PipelineParams& params)
     : params_(params),
       mask_((params.validate(), params.mask)),
       detector_(params.detect),
-      tracker_(MultiTracker::create(params.track)),
-      counter_(params.count, params.track.direction, static_cast<float>(params.track.edge_margin)) {
+      direction_(params.track.direction),
+      counter_(params.count, known_or_placeholder(params.track.direction),
+               static_cast<float>(params.track.edge_margin)) {
+    if (direction_ == Direction::Auto) {
+        DirectionFinderParams fp;
+        fp.max_distance = params.track.max_distance;
+        finder_ = std::make_unique<DirectionFinder>(fp);
+        for (Direction d : {Direction::LeftToRight, Direction::RightToLeft, Direction::TopToBottom,
+                            Direction::BottomToTop}) {
+            TrackParams tp = params.track;
+            tp.direction = d;
+            candidates_.push_back(MultiTracker::create(tp));
+            candidates_.back()->hold_confirmation(true);
+        }
+    } else {
+        tracker_ = MultiTracker::create(params.track);
+    }
     result_.crossed.reserve(16);
     ended_.reserve(16);
     finished_.reserve(16);
+}
+
+// The direction is known: its candidate tracker goes on alone, free to confirm.
+void Pipeline::adopt(Direction d) {
+    tracker_ = std::move(candidates_[static_cast<size_t>(d)]);
+    candidates_.clear();
+    finder_.reset();
+    tracker_->hold_confirmation(false);
+    counter_ = LineCounter(params_.count, d, static_cast<float>(params_.track.edge_margin));
+    direction_ = d;
 }
 
 // The counting line sees the tracks that ended on this frame before the caller
@@ -62,21 +95,44 @@ const FrameResult& Pipeline::process(const cv::Mat& bgr) {
     }
 
     const int index = next_frame_++;
+    const MultiTracker& any = tracker_ ? *tracker_ : *candidates_.front();
     result_.frame_index = index;
-    result_.detection_frame = tracker_->is_detection_frame(index);
+    result_.detection_frame = any.is_detection_frame(index);
     result_.detections.clear();
 
     // Auto mode must see the belt on its learning frames even when detection
     // does not run on them.
     const bool learning = !mask_.ready() && params_.mask.mode == MaskMode::Auto;
-    if (result_.detection_frame || learning) {
+    // While the direction is read, detection runs on every frame: the finder
+    // follows objects from frame to frame, which X frames apart (the seed's
+    // X = 20 with KCF) may move farther than any gate can match.
+    const bool reading = finder_ != nullptr;
+    if (result_.detection_frame || learning || reading) {
         mask_.build(small_, mask_img_);
     }
     if (result_.detection_frame) {
-        const cv::Rect roi = tracker_->detection_roi(small_.size());
+        // While the direction is unknown, so is the entry strip: everywhere.
+        const cv::Rect roi = tracker_ ? tracker_->detection_roi(small_.size()) : cv::Rect();
         detector_.detect(mask_img_, roi, r, result_.detections);
+        if (reading && finder_->add(result_.detections)) adopt(finder_->direction());
+    } else if (reading) {
+        detector_.detect(mask_img_, cv::Rect(), r, reading_dets_);
+        if (finder_->add(reading_dets_)) adopt(finder_->direction());
     }
-    tracker_->update(index, small_, frame_size_, result_.detection_frame ? &result_.detections : nullptr);
+    const std::vector<Detection>* dets = result_.detection_frame ? &result_.detections : nullptr;
+
+    if (!tracker_) {
+        // Still reading the direction: every candidate follows the same
+        // detections; the caller sees the leading one's (unconfirmed) tracks.
+        for (auto& c : candidates_) c->update(index, small_, frame_size_, dets);
+        const auto& live = candidates_[static_cast<size_t>(finder_->direction())]->tracks();
+        result_.tracks.assign(live.begin(), live.end());
+        result_.count = 0;
+        result_.crossed.clear();
+        result_.counted = 0;
+        return result_;
+    }
+    tracker_->update(index, small_, frame_size_, dets);
 
     const auto& live = tracker_->tracks();
     result_.tracks.assign(live.begin(), live.end());
@@ -91,10 +147,19 @@ void Pipeline::take_finished(std::vector<FinishedTrack>& out) {
 }
 
 const FrameResult& Pipeline::finish() {
-    tracker_->finish_all();
     result_.detection_frame = false;
     result_.tracks.clear();
     result_.detections.clear();
+    if (!tracker_) {
+        // The stream ended before the belt was seen moving: nothing passed the
+        // line, and no track was confirmed.
+        for (auto& c : candidates_) c->finish_all();
+        result_.count = 0;
+        result_.crossed.clear();
+        result_.counted = 0;
+        return result_;
+    }
+    tracker_->finish_all();
     result_.count = tracker_->confirmed_count();
     count_frame(true);
     return result_;

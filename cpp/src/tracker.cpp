@@ -104,9 +104,9 @@ void TrackParams::validate() const {
     if (!(entry_strip > 0.0 && entry_strip <= 1.0)) range_error("entry_strip", "(0, 1]", entry_strip);
     switch (direction) {
         case Direction::LeftToRight: case Direction::RightToLeft:
-        case Direction::TopToBottom: case Direction::BottomToTop: break;
+        case Direction::TopToBottom: case Direction::BottomToTop: case Direction::Auto: break;
         default:
-            throw ParamError("track.direction must be one of left_to_right, right_to_left, top_to_bottom, "
+            throw ParamError("track.direction must be one of auto, left_to_right, right_to_left, top_to_bottom, "
                              "bottom_to_top, got " + std::to_string(static_cast<int>(direction)));
     }
     if (!(max_distance > 0.0 && max_distance <= 1e5)) range_error("max_distance", "(0, 100000]", max_distance);
@@ -214,6 +214,7 @@ public:
         return roi;
     }
     int confirmed_count() const override { return next_id_; }
+    void hold_confirmation(bool held) override { held_ = held; }
     const TrackParams& params() const override { return params_; }
 
 private:
@@ -268,6 +269,8 @@ private:
             case Direction::RightToLeft: return frame_.width - p.x;
             case Direction::TopToBottom: return p.y;
             case Direction::BottomToTop: return frame_.height - p.y;
+
+            case Direction::Auto: break;  // refused by create()
         }
         return p.x;
     }
@@ -283,6 +286,8 @@ private:
             case Direction::RightToLeft: r.x = frame_.width - f; r.width = len; break;
             case Direction::TopToBottom: r.y = n; r.height = len; break;
             case Direction::BottomToTop: r.y = frame_.height - f; r.height = len; break;
+
+            case Direction::Auto: break;  // refused by create()
         }
         return r;
     }
@@ -403,6 +408,7 @@ private:
     // than the view, riding along a side edge, or in view when the stream
     // ends) is counted when it leaves or the stream ends.
     void confirm(Track& t, bool ending = false) {
+        if (held_) return;
         if (!t.confirmed && t.hits >= params_.min_hits && (t.ever_whole || ending)) {
             t.confirmed = true;
             t.id = ++next_id_;
@@ -450,6 +456,7 @@ private:
     const cv::Mat* small_ = nullptr;
     int last_frame_ = -1;
     bool had_detection_frame_ = false;
+    bool held_ = false;  // hold_confirmation()
     int next_id_ = 0;
     int next_uid_ = 0;
     float belt_vel_ = 0.f;
@@ -765,6 +772,9 @@ void MultiTrackerImpl::record(int frame_index) {
 
 std::unique_ptr<MultiTracker> MultiTracker::create(const TrackParams& params) {
     params.validate();
+    if (params.direction == Direction::Auto)
+        throw ParamError("track.direction = auto is read from the footage by the Pipeline; a MultiTracker on its "
+                         "own needs one of left_to_right, right_to_left, top_to_bottom, bottom_to_top");
     return std::make_unique<MultiTrackerImpl>(params);
 }
 

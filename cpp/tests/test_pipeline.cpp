@@ -150,3 +150,137 @@ TEST_CASE("pipeline validates count.line") {
     params.count.line = 0.0;
     CHECK_THROWS(cqc::Pipeline p(params), cqc::ParamError);
 }
+
+// ---------------------------------------------------------------------------
+// track.direction = auto
+
+#include "conveyor_qc/direction.hpp"
+
+namespace {
+
+// `n` detections on a grid, moved by `step` px per call, plus `clutter`
+// standing ones that jitter by up to 1 px.
+std::vector<cqc::Detection> grid_detections(int call, cv::Point2f step, int n, int clutter, cv::RNG& rng) {
+    std::vector<cqc::Detection> out;
+    for (int k = 0; k < n; ++k) {
+        cqc::Detection d;
+        d.centroid = cv::Point2f(200.f + 150.f * (k % 4), 100.f + 150.f * (k / 4)) + step * static_cast<float>(call);
+        d.box = cv::Rect2f(d.centroid.x - 20, d.centroid.y - 20, 40, 40);
+        out.push_back(d);
+    }
+    for (int k = 0; k < clutter; ++k) {
+        cqc::Detection d;
+        d.centroid = cv::Point2f(130.f + 170.f * k, 620.f) +
+                     cv::Point2f(rng.uniform(-1.f, 1.f), rng.uniform(-1.f, 1.f));
+        d.box = cv::Rect2f(d.centroid.x - 10, d.centroid.y - 10, 20, 20);
+        out.push_back(d);
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("direction finder: every direction, from a few detection frames") {
+    const std::pair<cv::Point2f, cqc::Direction> cases[] = {
+        {{12.f, 0.5f}, cqc::Direction::LeftToRight},
+        {{-12.f, -0.5f}, cqc::Direction::RightToLeft},
+        {{0.3f, 12.f}, cqc::Direction::TopToBottom},
+        {{0.f, -12.f}, cqc::Direction::BottomToTop},
+    };
+    for (const auto& [step, expected] : cases) {
+        cv::RNG rng(3);
+        cqc::DirectionFinder finder;
+        int calls = 0;
+        while (!finder.add(grid_detections(calls, step, 8, 0, rng)) && calls < 20) ++calls;
+        CHECK(finder.decided());
+        CHECK(finder.direction() == expected);
+        CHECK(calls <= 2);  // 8 objects vote on the second frame already
+    }
+}
+
+TEST_CASE("direction finder: standing clutter never votes; a slow belt is read in time") {
+    cv::RNG rng(5);
+    cqc::DirectionFinder still;
+    for (int call = 0; call < 200; ++call) still.add(grid_detections(call, {0.f, 0.f}, 0, 6, rng));
+    CHECK(!still.decided());
+    int votes = 0;
+    for (int v : still.votes()) votes += v;
+    CHECK_EQ(votes, 0);
+
+    // Two objects at 1.5 px a detection frame among six jittering stains.
+    cqc::DirectionFinder slow;
+    int calls = 0;
+    while (!slow.add(grid_detections(calls, {0.f, 1.5f}, 2, 6, rng)) && calls < 200) ++calls;
+    CHECK(slow.decided());
+    CHECK(slow.direction() == cqc::Direction::TopToBottom);
+    CHECK(calls < 20);  // a vote per object every 3 frames: 3 votes each by frame 9
+
+    cqc::DirectionFinderParams bad;
+    bad.agreement = 0.5;
+    CHECK_THROWS(cqc::DirectionFinder f(bad), cqc::ParamError);
+}
+
+namespace {
+
+// The disc belt of belt_frame, turned so that it moves in `dir`.
+cv::Mat turned_belt_frame(int f, int n_objects, cv::RNG& rng, cqc::Direction dir) {
+    cv::Mat img = belt_frame(f, n_objects, rng), out;
+    switch (dir) {
+        case cqc::Direction::LeftToRight: return img;
+        case cqc::Direction::RightToLeft: cv::flip(img, out, 1); return out;
+        case cqc::Direction::TopToBottom: cv::transpose(img, out); return out;
+        case cqc::Direction::BottomToTop: cv::transpose(img, out); cv::flip(out, out, 0); return out;
+        case cqc::Direction::Auto: break;
+    }
+    return img;
+}
+
+}  // namespace
+
+TEST_CASE("pipeline with direction auto reads the belt's direction and counts each disc once, every direction") {
+    for (cqc::Direction dir : {cqc::Direction::LeftToRight, cqc::Direction::RightToLeft,
+                               cqc::Direction::TopToBottom, cqc::Direction::BottomToTop}) {
+        for (cqc::TrackerKind kind : {cqc::TrackerKind::None, cqc::TrackerKind::KCF}) {
+            cqc::PipelineParams params;
+            params.track.kind = kind;
+            CHECK(params.track.direction == cqc::Direction::Auto);  // the default
+            cqc::Pipeline pipeline(params);
+            CHECK(pipeline.direction() == cqc::Direction::Auto);
+            cv::RNG rng(7);
+            std::vector<cqc::FinishedTrack> done;
+            const int frames = 25 * 5 + 130;
+            int known_at = -1;
+            for (int f = 0; f < frames; ++f) {
+                const cqc::FrameResult& r = pipeline.process(turned_belt_frame(f, 6, rng, dir));
+                if (pipeline.direction() == cqc::Direction::Auto) {
+                    CHECK_EQ(r.count, 0);  // nothing is counted before the direction is known
+                    for (const auto& t : r.tracks) CHECK(!t.confirmed);
+                } else if (known_at < 0) {
+                    known_at = f;
+                }
+                pipeline.take_finished(done);
+            }
+            pipeline.finish();
+            pipeline.take_finished(done);
+            CHECK(pipeline.direction() == dir);
+            // One disc at a time, 12 px a detection frame: a vote each detection frame.
+            CHECK(known_at >= 0 && known_at <= 20);
+            CHECK_EQ(pipeline.counter().count(), 6);
+            CHECK_EQ(static_cast<int>(done.size()), 6);
+            for (const auto& t : done) {
+                CHECK(t.end == cqc::FinishedTrack::End::Exited);
+                CHECK_EQ(t.history.front().frame, t.first_frame);
+            }
+            // The first disc's track started before the direction was known and kept its history.
+            CHECK(!done.empty() && done.front().first_frame < known_at);
+        }
+    }
+}
+
+TEST_CASE("a tracker or counting line on its own refuses direction auto") {
+    cqc::TrackParams p;
+    CHECK_THROWS(cqc::MultiTracker::create(p), cqc::ParamError);
+    CHECK_THROWS(cqc::LineCounter(cqc::CountParams{}, cqc::Direction::Auto), cqc::ParamError);
+    CHECK(cqc::direction_from_string("auto") == cqc::Direction::Auto);
+    CHECK(std::string(cqc::to_string(cqc::Direction::Auto)) == "auto");
+}

@@ -32,6 +32,14 @@ struct Disc {
 
 const cv::Size kFrame(640, 360);
 
+// The tracker needs a real direction (auto is the Pipeline's job); these
+// scenes move left to right unless they say otherwise.
+TrackParams ltr_params() {
+    TrackParams p;
+    p.direction = Direction::LeftToRight;
+    return p;
+}
+
 void draw(const std::vector<Disc>& discs, int f, cv::Size size, cv::Mat& img) {
     img.create(size, CV_8UC3);
     img.setTo(cv::Scalar(200, 200, 200));
@@ -89,7 +97,7 @@ struct Run {
 
 struct Scene {
     std::vector<Disc> discs;
-    TrackParams params;
+    TrackParams params = ltr_params();
     cv::Size size = kFrame;
     int frames = 0;
     // Detections of disc `k` on frame `f` are withheld when this says so.
@@ -340,9 +348,9 @@ TEST_CASE("tracker params: validate names the field, range and value") {
         }
         return "";
     };
-    TrackParams ok;
+    TrackParams ok = ltr_params();
     CHECK(message(ok).empty());
-    TrackParams p;
+    TrackParams p = ltr_params();
     p.downscale = 1.5;
     CHECK_EQ(message(p), std::string("track.downscale must be in (0, 1], got 1.5"));
     p = ok; p.downscale = 0.0;
@@ -478,7 +486,7 @@ TEST_CASE("none mode: a detection missed for 2 frames keeps the id") {
 }
 
 TEST_CASE("none mode: lost after max_misses, unconfirmed tracks vanish silently") {
-    TrackParams p;
+    TrackParams p = ltr_params();
     p.max_misses = 2;
     auto t = MultiTracker::create(p);
     std::vector<Detection> dets(1), empty;
@@ -511,7 +519,7 @@ TEST_CASE("none mode: lost after max_misses, unconfirmed tracks vanish silently"
 }
 
 TEST_CASE("none mode: finish_all ends live confirmed tracks as StreamEnd") {
-    auto t = MultiTracker::create(TrackParams{});
+    auto t = MultiTracker::create(ltr_params());
     std::vector<Detection> dets(2);
     dets[0].box = cv::Rect2f(50, 50, 40, 40);
     dets[0].centroid = {70, 70};
@@ -536,7 +544,7 @@ TEST_CASE("none mode: finish_all ends live confirmed tracks as StreamEnd") {
 }
 
 TEST_CASE("none mode: duplicate detections of one object give one track") {
-    auto t = MultiTracker::create(TrackParams{});
+    auto t = MultiTracker::create(ltr_params());
     std::vector<Detection> dets(2);
     dets[0].box = cv::Rect2f(50, 50, 40, 40);
     dets[0].centroid = {70, 70};
@@ -564,7 +572,7 @@ TEST_CASE("none mode: two discs passing each other in lanes 60 px apart keep the
 }
 
 TEST_CASE("none mode: whole, best_updated and detected flags while entering") {
-    TrackParams p;
+    TrackParams p = ltr_params();
     p.min_hits = 1;
     auto t = MultiTracker::create(p);
     std::vector<Detection> dets(1), empty;
@@ -610,7 +618,7 @@ TEST_CASE("none mode: whole, best_updated and detected flags while entering") {
 }
 
 TEST_CASE("none mode: association is one-to-one and global, not first come") {
-    TrackParams p;  // max_distance 60
+    TrackParams p = ltr_params();  // max_distance 60
     auto t = MultiTracker::create(p);
     auto det = [](float x, float y) {
         Detection d;
@@ -692,7 +700,7 @@ TEST_CASE("mosse and medianflow follow a disc across the belt") {
 
 TEST_CASE("csrt and mil follow a disc (short: tens of ms per update)") {
     for (TrackerKind k : {TrackerKind::CSRT, TrackerKind::MIL}) {
-        TrackParams p;
+        TrackParams p = ltr_params();
         p.kind = k;
         p.detect_every = 10;
         p.downscale = 1.0;  // MIL drifts off an 11 px disc

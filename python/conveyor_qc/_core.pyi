@@ -54,7 +54,7 @@ class TrackParams:
     downscale: float
     detect_every: int
     entry_strip: float
-    direction: str  # "left_to_right" | "right_to_left" | "top_to_bottom" | "bottom_to_top"
+    direction: str  # "auto" | "left_to_right" | "right_to_left" | "top_to_bottom" | "bottom_to_top"
     max_distance: float
     max_misses: int
     min_hits: int
@@ -102,4 +102,7 @@ class Pipeline:
         """Keys: crossed (int32 ids counted at the stream end), counted, count."""
     @property
     def frames_processed(self) -> int: ...
+    @property
+    def direction(self) -> str:
+        """track.direction, or with "auto" the direction read from the footage once known ("auto" until then)."""
     def last_mask(self) -> npt.NDArray[np.uint8]: ...

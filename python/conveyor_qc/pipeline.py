@@ -142,6 +142,13 @@ class Pipeline:
         return self._core.frames_processed
 
     @property
+    def direction(self) -> str:
+        """The belt's direction: ``track.direction``, or with ``"auto"`` (the default) the
+        direction read from the first objects' motion, once known (``"auto"`` until then;
+        nothing is confirmed or counted before)."""
+        return self._core.direction
+
+    @property
     def counted(self) -> int:
         """Objects counted at the counting line so far (``count.line``)."""
         return self._counted

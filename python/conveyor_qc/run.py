@@ -113,7 +113,7 @@ def run_video(
     # Objects counted at the counting line, by label (the label lookup an
     # anomaly model fills as objects are judged) and by video time.
     counts = LineCounts(info.fps)
-    line = count_line_segment((info.width, info.height), config.count.line, config.track.direction)
+    line = None  # drawn once the belt's direction is known (read from the footage with track.direction = auto)
     interrupted = False
     start = time.perf_counter()
     frames = 0
@@ -129,6 +129,8 @@ def run_video(
                     counts.set_label(obj.track_id, obj.label)
                 counts.add_crossed(update.tracks.crossed, update.tracks.frame_index)
                 if write_video:
+                    if line is None and pipeline.direction != "auto":
+                        line = count_line_segment((info.width, info.height), config.count.line, pipeline.direction)
                     draw_tracks(frame, update.tracks, counts.labels, counts.running(), line=line)
                     writer.add_frame(frame)
                 frames += 1
@@ -157,6 +159,8 @@ def run_video(
             # Objects counted at the counting line (count.line; the exit edge by default).
             "counts": counts.counts(),
             "counts_over_time": counts.over_time(frames),
+            # track.direction, or the direction read from the footage ("auto": the belt never moved).
+            "direction": pipeline.direction,
             "frames": frames,
             "video_seconds": round(frames / info.fps, 3),
             "width": info.width,

@@ -13,10 +13,22 @@
 //     }
 //     const cqc::FrameResult& end = pipeline.finish();  // end.crossed: counted at the stream end
 //     // end.counted: objects counted at the line in all
+//
+// With track.direction = auto (the default), the belt's direction is read
+// from the first frames (direction.hpp: usually the second or third on a
+// moving belt; detection runs on every frame meanwhile, whatever X). Until it
+// is known, a tracker per direction runs on
+// the same detections with confirmation held: FrameResult::tracks are those
+// of the direction leading so far, none confirmed, and nothing is counted.
+// Once it is known, that direction's tracker goes on alone: its tracks keep
+// their history from the first frame, and those seen long enough are
+// confirmed on that frame. Objects that have already left the view by then
+// are not counted (on a moving belt: the few that were leaving at the start).
 #pragma once
 
 #include "conveyor_qc/counter.hpp"
 #include "conveyor_qc/detector.hpp"
+#include "conveyor_qc/direction.hpp"
 #include "conveyor_qc/mask.hpp"
 #include "conveyor_qc/tracker.hpp"
 #include "conveyor_qc/types.hpp"
@@ -68,12 +80,19 @@ public:
     // The mask of the last detection frame (downscaled frame size).
     const cv::Mat& last_mask() const { return mask_img_; }
     int frames_processed() const { return next_frame_; }
+    // The belt's direction: track.direction, or with auto the direction read
+    // from the footage once it is known (Direction::Auto until then).
+    Direction direction() const { return direction_; }
 
 private:
     PipelineParams params_;
     MaskBuilder mask_;
     Detector detector_;
-    std::unique_ptr<MultiTracker> tracker_;
+    Direction direction_;
+    std::unique_ptr<MultiTracker> tracker_;        // null while the direction is being read
+    std::unique_ptr<DirectionFinder> finder_;      // while the direction is being read
+    std::vector<std::unique_ptr<MultiTracker>> candidates_;  // one per direction, meanwhile
+    std::vector<Detection> reading_dets_;  // detections the trackers do not get (finder only)
     LineCounter counter_;
     cv::Size frame_size_;
     int next_frame_ = 0;
@@ -82,6 +101,7 @@ private:
     std::vector<FinishedTrack> ended_;     // tracks that ended on this frame (scratch)
     std::vector<FinishedTrack> finished_;  // ended and counted, not yet taken
     void count_frame(bool stream_end);
+    void adopt(Direction d);
 };
 
 }  // namespace cqc

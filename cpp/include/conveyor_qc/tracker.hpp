@@ -48,7 +48,10 @@ struct TrackParams {
     // objects are detected (with an OpenCV tracker) and where new tracks may
     // start (all modes). (0, 1]
     double entry_strip = 0.35;
-    Direction direction = Direction::LeftToRight;
+    // How the belt moves in the image. Auto (the default): the Pipeline reads
+    // it from the motion of the first objects (direction.hpp) before it
+    // counts anything; MultiTracker::create needs one of the other four.
+    Direction direction = Direction::Auto;
     // Largest distance, in full-resolution pixels, between a track's predicted
     // centroid and a detection's centroid for them to be the same object. (0, 1e5]
     double max_distance = 60.0;
@@ -141,6 +144,12 @@ public:
 
     // Number of confirmed tracks so far (finished and live): the running count.
     virtual int confirmed_count() const = 0;
+
+    // While held, no track is confirmed (none gets an id, none is reported
+    // finished); tracks keep their hits, and those that qualify are confirmed
+    // on the first update after the hold is lifted. The Pipeline holds the
+    // trackers it runs while the belt's direction is not known yet.
+    virtual void hold_confirmation(bool held) = 0;
 
     virtual const TrackParams& params() const = 0;
 };

@@ -11,7 +11,10 @@ namespace cqc {
 
 // The way the belt moves across the image. New objects appear at the entry
 // edge (left for LeftToRight) and leave at the opposite, exit edge.
-enum class Direction { LeftToRight, RightToLeft, TopToBottom, BottomToTop };
+// Auto: read from the footage by the Pipeline (direction.hpp) before any
+// object is counted; the tracker and the counting line themselves need one
+// of the four real directions (they refuse Auto), so BeltAxis never sees it.
+enum class Direction { LeftToRight, RightToLeft, TopToBottom, BottomToTop, Auto };
 
 // One object found in one frame. All geometry is in full-resolution pixels of
 // the input frame, whatever scale the core worked at internally.
@@ -53,6 +56,7 @@ struct BeltAxis {
             case Direction::RightToLeft: near_edge = frame.width - (b.x + b.width); far_edge = frame.width - b.x; break;
             case Direction::TopToBottom: near_edge = b.y; far_edge = b.y + b.height; break;
             case Direction::BottomToTop: near_edge = frame.height - (b.y + b.height); far_edge = frame.height - b.y; break;
+            case Direction::Auto: near_edge = b.x; far_edge = b.x + b.width; break;  // never reached
         }
     }
     // Unit vector of belt motion in image coordinates.
@@ -62,6 +66,7 @@ struct BeltAxis {
             case Direction::RightToLeft: return {-1.f, 0.f};
             case Direction::TopToBottom: return {0.f, 1.f};
             case Direction::BottomToTop: return {0.f, -1.f};
+            case Direction::Auto: break;  // never reached
         }
         return {1.f, 0.f};
     }
@@ -74,6 +79,7 @@ struct BeltAxis {
             case Direction::RightToLeft: { int s = cvRound(w * fraction); return {w - s, 0, s, h}; }
             case Direction::TopToBottom: return {0, 0, w, cvRound(h * fraction)};
             case Direction::BottomToTop: { int s = cvRound(h * fraction); return {0, h - s, w, s}; }
+            case Direction::Auto: break;  // never reached
         }
         return {0, 0, w, h};
     }
