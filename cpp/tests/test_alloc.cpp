@@ -882,6 +882,11 @@ Result run_scenario(const Scenario& sc) {
 
     cqc::PipelineParams params;
     params.track.kind = kind;
+    // Tracking's steady state, direction stated: with auto, a stopped belt never
+    // shows its direction, and the pipeline keeps reading it (detection on every
+    // frame, a tracker per direction; pipeline.hpp). The moving belt reads it on
+    // frame 1, long before the measured frames.
+    if (!moving) params.track.direction = cqc::Direction::LeftToRight;
     if (kind != cqc::TrackerKind::None) params.track.detect_every = 20;
     cqc::Pipeline pipeline(params);
     std::vector<cqc::FinishedTrack> done;
