@@ -108,3 +108,32 @@ def test_gil_is_released_while_the_core_works():
         sys.setswitchinterval(old)
         spinner.join()
     assert seen > 0
+
+
+def test_downscale_is_the_pipelines_own():
+    """tune searches detection settings on frames downscaled by _core.downscale: the same
+    size (and so the same mask) as the pipeline's own downscale, and bad factors refused."""
+    import numpy as np
+    import pytest
+
+    from conveyor_qc import _core
+    from conveyor_qc.config import Config
+
+    rng = np.random.default_rng(1)
+    frame = np.ascontiguousarray(rng.integers(0, 256, (361, 643, 3), dtype=np.uint8))
+    for r in (0.4, 0.5, 0.6):
+        config = Config()
+        config.set("track.downscale", r)
+        config.set("mask.mode", "threshold")
+        pipeline = _core.Pipeline(config.core)
+        pipeline.process(frame)
+        small = _core.downscale(frame, r)
+        assert small.shape == (round(361 * r), round(643 * r), 3)
+        assert pipeline.last_mask().shape == small.shape[:2]
+        builder = _core.MaskBuilder(config.core.mask)
+        assert np.array_equal(builder.build(small), pipeline.last_mask())
+    full = _core.downscale(frame, 1.0)
+    assert np.array_equal(full, frame) and full.ctypes.data != frame.ctypes.data
+    for bad in (0.0, -1.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="downscale"):
+            _core.downscale(frame, bad)

@@ -8,6 +8,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <climits>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -266,6 +268,25 @@ PYBIND11_MODULE(_core, m) {
              },
              py::arg("mask"), py::arg("roi") = std::vector<int>{}, py::arg("scale") = 1.0,
              "Detections as columns: boxes (N,4 x,y,w,h), centroids, area, solidity, circularity.");
+
+    m.def(
+        "downscale",
+        [](const py::array& frame, double r) {
+            if (!(r > 0.0 && r <= 1.0)) throw py::value_error("downscale factor must be in (0, 1]");
+            cv::Mat view = frame_view(frame), small, scratch;
+            {
+                py::gil_scoped_release release;
+                downscale_frame(view, r, small, scratch);
+            }
+            if (small.data == view.data) small = view.clone();  // r = 1: a copy the caller owns
+            py::array_t<uint8_t> out({static_cast<py::ssize_t>(small.rows), static_cast<py::ssize_t>(small.cols),
+                                      py::ssize_t(3)});
+            for (int y = 0; y < small.rows; ++y)
+                std::memcpy(out.mutable_data(y), small.ptr(y), static_cast<size_t>(small.cols) * 3);
+            return out;
+        },
+        py::arg("frame"), py::arg("r"),
+        "The BGR frame downscaled by r as the pipeline does it (track.downscale): same size, same pixels.");
 
     py::class_<Pipeline>(m, "Pipeline", "The core's per-frame job: downscale, mask, components, tracking.")
         .def(py::init<const PipelineParams&>())

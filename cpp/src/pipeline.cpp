@@ -1,11 +1,32 @@
 #include "conveyor_qc/pipeline.hpp"
 
+#include "params_check.hpp"
+
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 namespace cqc {
+
+void downscale_frame(const cv::Mat& src, double r, cv::Mat& dst, cv::Mat& scratch) {
+    if (r >= 1.0) {
+        dst = src;  // header only, no copy
+        return;
+    }
+    const cv::Size size(cvRound(src.cols * r), cvRound(src.rows * r));
+    const double inverse = 1.0 / r;
+    const int k = static_cast<int>(std::floor(inverse + 1e-9));
+    if (std::abs(inverse - k) < 1e-9) {
+        cv::resize(src, dst, size, 0, 0, cv::INTER_AREA);  // 1/k: INTER_AREA's exact, fast path
+    } else if (k >= 2) {
+        cv::resize(src, scratch, cv::Size(), 1.0 / k, 1.0 / k, cv::INTER_AREA);
+        cv::resize(scratch, dst, size, 0, 0, cv::INTER_LINEAR);
+    } else {
+        cv::resize(src, dst, size, 0, 0, cv::INTER_LINEAR);
+    }
+}
 
 void PipelineParams::validate() const {
     mask.validate();
@@ -88,11 +109,12 @@ const FrameResult& Pipeline::process(const cv::Mat& bgr) {
 
     // One downscale per frame: tracking and detection both work on it.
     const double r = params_.track.downscale;
-    if (r < 1.0) {
-        cv::resize(bgr, small_, cv::Size(), r, r, cv::INTER_AREA);
-    } else {
-        small_ = bgr;  // header only, no copy
+    if (r < 1.0 && (cvRound(bgr.cols * r) < 1 || cvRound(bgr.rows * r) < 1)) {
+        throw InputError("frame " + std::to_string(bgr.cols) + "x" + std::to_string(bgr.rows) +
+                         " is too small for track.downscale " + detail::format_number(r) +
+                         ": the downscaled frame would be empty");
     }
+    downscale_frame(bgr, r, small_, downscale_scratch_);
 
     const int index = next_frame_++;
     const MultiTracker& any = tracker_ ? *tracker_ : *candidates_.front();

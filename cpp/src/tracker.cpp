@@ -126,6 +126,10 @@ constexpr float kVelocityAlpha = 0.4f;   // EMA weight of a new velocity sample
 constexpr int kMinVelocitySamples = 2;   // below this, a track moves at the belt velocity
 constexpr float kMinCoastVelocity = 1.f; // px/frame: a leaving box always makes progress
 constexpr int kMinTrackerSide = 4;       // smallest box side (downscaled px) an OpenCV tracker gets
+// MIL draws random Haar features inside the box until one is valid: in a box
+// of 4x4 px none is, and OpenCV 4.6's loop never ends (rand() forever, found by
+// the bad-input tests). Below this side MIL objects move like in None mode.
+constexpr int kMinMilSide = 8;
 constexpr float kCoveredFraction = 0.5f; // a detection this much inside a live box starts no track
 
 cv::Point2f centre(const cv::Rect2f& b) { return {b.x + 0.5f * b.width, b.y + 0.5f * b.height}; }
@@ -349,7 +353,8 @@ private:
         const cv::Rect r = cv::Rect(cv::Point(cvFloor(b.x * sx_), cvFloor(b.y * sy_)),
                                     cv::Point(cvCeil((b.x + b.width) * sx_), cvCeil((b.y + b.height) * sy_))) &
                            cv::Rect(0, 0, small.cols, small.rows);
-        if (r.width < kMinTrackerSide || r.height < kMinTrackerSide) return false;
+        const int min_side = params_.kind == TrackerKind::MIL ? kMinMilSide : kMinTrackerSide;
+        if (r.width < min_side || r.height < min_side) return false;
         cv::Ptr<cv::Tracker> trk = make_opencv_tracker(params_.kind);
         try {
             trk->init(small, r);

@@ -284,3 +284,62 @@ TEST_CASE("a tracker or counting line on its own refuses direction auto") {
     CHECK(cqc::direction_from_string("auto") == cqc::Direction::Auto);
     CHECK(std::string(cqc::to_string(cqc::Direction::Auto)) == "auto");
 }
+
+TEST_CASE("pipeline refuses a frame too small for the downscale, naming it") {
+    cqc::PipelineParams params;
+    params.track.downscale = 0.5;
+    cqc::Pipeline pipeline(params);
+    std::string what;
+    try {
+        pipeline.process(cv::Mat(1, 1, CV_8UC3, cv::Scalar(0, 0, 0)));
+    } catch (const cqc::InputError& e) {
+        what = e.what();
+    }
+    CHECK(what.find("1x1") != std::string::npos && what.find("track.downscale 0.5") != std::string::npos);
+}
+
+TEST_CASE("MIL on specks of a few pixels returns from every frame") {
+    // OpenCV 4.6's MIL looped forever (rand() in its Haar feature sampler) on a
+    // 4x4 px box: such boxes now move without an OpenCV tracker.
+    cqc::PipelineParams params;
+    params.track.kind = cqc::TrackerKind::MIL;
+    params.track.downscale = 1.0;
+    params.track.min_hits = 1;
+    params.track.direction = cqc::Direction::LeftToRight;
+    params.detect.min_area = 0.5;
+    params.mask.kernel_size = 1;
+    params.mask.blur = 1;
+    cqc::Pipeline pipeline(params);
+    cv::RNG rng(0);
+    for (int f = 0; f < 30; ++f) {
+        cv::Mat frame(36, 48, CV_8UC3, cv::Scalar(200, 200, 200));
+        for (int y = 0; y < frame.rows; ++y)
+            for (int x = 0; x < frame.cols; ++x)
+                if (rng.uniform(0.f, 1.f) < 0.05f) frame.at<cv::Vec3b>(y, x) = cv::Vec3b(0, 0, 0);
+        // and a 4x4 dark square, the box MIL could not sample
+        frame(cv::Rect(10 + f % 20, 16, 4, 4)).setTo(cv::Scalar(0, 0, 0));
+        pipeline.process(frame);
+    }
+    CHECK_EQ(pipeline.frames_processed(), 30);
+}
+
+TEST_CASE("downscale_frame: INTER_AREA's pixels at 1/k, close to them in between, sizes round(w r)") {
+    cv::Mat frame(721, 1283, CV_8UC3);
+    cv::RNG rng(11);
+    rng.fill(frame, cv::RNG::UNIFORM, 0, 256);
+    cv::GaussianBlur(frame, frame, cv::Size(0, 0), 3.0);  // texture at the scale of real footage
+    cv::Mat small, scratch, area;
+    for (double r : {1.0, 0.5, 0.25, 0.4, 0.3, 0.6, 0.75}) {
+        cqc::downscale_frame(frame, r, small, scratch);
+        CHECK_EQ(small.cols, cvRound(frame.cols * r));
+        CHECK_EQ(small.rows, cvRound(frame.rows * r));
+        if (r == 1.0) {
+            CHECK(small.data == frame.data);  // no copy
+            continue;
+        }
+        cv::resize(frame, area, small.size(), 0, 0, cv::INTER_AREA);
+        const double diff = cv::norm(small, area, cv::NORM_L1) / static_cast<double>(area.total() * 3);
+        if (r == 0.5 || r == 0.25) CHECK_EQ(diff, 0.0);
+        else CHECK(diff < 1.5);  // grey levels, mean absolute difference
+    }
+}

@@ -91,6 +91,9 @@ class Detector:
         self, mask: npt.NDArray[np.uint8], roi: list[int] = ..., scale: float = 1.0
     ) -> dict[str, npt.NDArray[np.float32]]: ...
 
+def downscale(frame: npt.NDArray[np.uint8], r: float) -> npt.NDArray[np.uint8]:
+    """The BGR frame downscaled by r as the pipeline does it (track.downscale)."""
+
 class Pipeline:
     def __init__(self, params: PipelineParams) -> None: ...
     def process(self, frame: npt.NDArray[np.uint8]) -> dict[str, Any]:

@@ -708,7 +708,7 @@ class _Tuner:
         if f is None:
             f = self.clip.frames[i]
             if R < 1:
-                f = cv2.resize(f, None, fx=R, fy=R, interpolation=cv2.INTER_AREA)
+                f = _core.downscale(f, R)
             cache[i] = f
         return f
 
