@@ -2,10 +2,9 @@
 
 #include "params_check.hpp"
 
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <sstream>
 #include <string>
 
@@ -44,43 +43,44 @@ void DetectParams::validate() const {
     if (!(split_min_part >= 0.0 && split_min_part <= 1.0)) fail("split_min_part", "in [0, 1]", split_min_part);
 }
 
-Detector::Detector(const DetectParams& params) : params_(params) { params_.validate(); }
+Detector::Detector(const DetectParams& params) : params_(params) {
+    params_.validate();
+    // Bounded by kMaxParts: sized once.
+    peaks_.reserve(kMaxParts + 1);
+    parts_.reserve(kMaxParts + 1);
+    border_.reserve(kMaxParts + 1);
+}
 
 cv::Mat Detector::component_view(const cv::Rect& box, int label) {
     cv::Mat view = component_(cv::Rect(0, 0, box.width + 2, box.height + 2));
     view.setTo(0);
-    cv::Mat inner = view(cv::Rect(1, 1, box.width, box.height));
-    cv::compare(labels_(box), static_cast<double>(label), inner, cv::CMP_EQ);  // same size and type: no reallocation
+    const cv::Mat& labels = labeller_.labels();
+    for (int y = 0; y < box.height; ++y) {
+        const int* lab = labels.ptr<int>(box.y + y) + box.x;
+        std::uint8_t* bin = view.ptr<std::uint8_t>(y + 1) + 1;
+        for (int x = 0; x < box.width; ++x) bin[x] = lab[x] == label ? 255 : 0;
+    }
     return view;
 }
 
-void Detector::shape(const cv::Mat& bin, double area_px, float& solidity, float& circularity) {
-    cv::findContours(bin, contours_, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE);
-    std::size_t best = 0;
-    bool found = false;
-    for (std::size_t k = 0; k < contours_.size(); ++k) {
-        if (!found || contours_[k].size() > contours_[best].size()) {
-            best = k;
-            found = true;
-        }
-    }
+namespace {
+
+// Solidity and circularity from the outer contour's figures. The hull passes
+// through pixel centres; the pixels it covers number about area + perimeter /
+// 2 + 1 (Pick), which is what the pixel count compares to.
+void shape(const ContourFigures& f, double area_px, float& solidity, float& circularity) {
     solidity = 1.f;
     circularity = 1.f;
-    if (!found || contours_[best].size() < 3) return;
-    const std::vector<cv::Point>& contour = contours_[best];
-
-    // The hull passes through pixel centres; the pixels it covers number about
-    // area + perimeter / 2 + 1 (Pick), which is what the pixel count compares to.
-    cv::convexHull(contour, hull_);
-    const double hull_px = cv::contourArea(hull_) + 0.5 * cv::arcLength(hull_, true) + 1.0;
+    if (f.points < 3) return;
+    const double hull_px = f.hull_area + 0.5 * f.hull_perimeter + 1.0;
     if (hull_px > 0.0) solidity = static_cast<float>(std::min(1.0, area_px / hull_px));
-
-    const double perimeter = cv::arcLength(contour, true);
-    if (perimeter > 0.0)
-        circularity = static_cast<float>(std::min(1.0, 4.0 * CV_PI * area_px / (perimeter * perimeter)));
+    if (f.perimeter > 0.0)
+        circularity = static_cast<float>(std::min(1.0, 4.0 * CV_PI * area_px / (f.perimeter * f.perimeter)));
     solidity = std::max(solidity, 1e-6f);
     circularity = std::max(circularity, 1e-6f);
 }
+
+}  // namespace
 
 void Detector::emit(const cv::Rect& b, double area_px, double cx, double cy, float solidity, float circularity,
                     const cv::Rect& roi, double scale, std::vector<Detection>& out) const {
@@ -112,8 +112,9 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
     const cv::Rect roi = roi_in.empty() ? full : (roi_in & full);
     if (roi.empty()) return;
 
-    const int n = cv::connectedComponentsWithStats(mask(roi), labels_, stats_, centroids_, 8, CV_32S);
+    const int n = labeller_.label(mask(roi));
     if (n <= 1) return;
+    const cv::Mat& labels = labeller_.labels();
 
     // Grow-only scratch of the ROI's size plus a 1 px border.
     if (component_.rows < roi.height + 2 || component_.cols < roi.width + 2) {
@@ -129,9 +130,9 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
     const bool may_split = params_.split_solidity > 0.0;
 
     for (int i = 1; i < n; ++i) {
-        const int* st = stats_.ptr<int>(i);
-        const cv::Rect box(st[cv::CC_STAT_LEFT], st[cv::CC_STAT_TOP], st[cv::CC_STAT_WIDTH], st[cv::CC_STAT_HEIGHT]);
-        const double area_px = st[cv::CC_STAT_AREA];
+        const ComponentStats& st = labeller_.stats(i);
+        const cv::Rect box(st.left, st.top, st.width, st.height);
+        const double area_px = st.area;
         // Touching a side of the ROI inside the frame: the object is cut by the
         // strip, it belongs to the part of the frame outside.
         if ((inner_left && box.x == 0) || (inner_top && box.y == 0) ||
@@ -141,13 +142,15 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
         if (area < params_.min_area) continue;
         if (!may_split && area > params_.max_area) continue;
 
-        const cv::Mat bin = component_view(box, i);
+        // The component's outer contour starts at its first pixel in raster order.
+        const int* top = labels.ptr<int>(box.y);
+        int first = box.x;
+        while (top[first] != i) ++first;
         float solidity = 1.f, circularity = 1.f;
-        shape(bin, area_px, solidity, circularity);
+        shape(tracer_.component(labels, i, cv::Point(first, box.y)), area_px, solidity, circularity);
         if (may_split && solidity < params_.split_solidity && split(box, i, area_px, roi, scale, out)) continue;
 
-        const double* c = centroids_.ptr<double>(i);
-        emit(box, area_px, c[0], c[1], solidity, circularity, roi, scale, out);
+        emit(box, area_px, st.cx, st.cy, solidity, circularity, roi, scale, out);
         const bool on_border = box.x == 0 || box.y == 0 || box.x + box.width == roi.width ||
                                box.y + box.height == roi.height;
         if (!on_border && solidity >= params_.split_solidity) note_typical(static_cast<float>(area));
@@ -219,18 +222,21 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::R
                      std::vector<Detection>& out) {
     const int w = box.width + 2, h = box.height + 2;
     if (dist_.rows < component_.rows || dist_.cols < component_.cols) {
+        // The first split (or a larger ROI): 2-D buffers for any component of
+        // the ROI, so that a larger component does not allocate later.
         dist_.create(component_.size(), CV_32F);
         parts_map_.create(component_.size(), CV_8UC1);
+        distance_.reserve(component_.size());
+        tracer_.reserve(component_.size());
     }
     const cv::Rect r(0, 0, w, h);
-    cv::Mat bin = component_(r);
+    cv::Mat bin = component_view(box, label);
     cv::Mat dist = dist_(r), parts = parts_map_(r);
     // Peaks come from the component with its holes filled (texture such as
-    // chips leaves holes in the mask that would otherwise make false necks);
-    // contours_ still holds the component's outer contours from shape().
-    for (std::size_t k = 0; k < contours_.size(); ++k)
-        cv::drawContours(bin, contours_, static_cast<int>(k), cv::Scalar(255), cv::FILLED);
-    cv::distanceTransform(bin, dist, cv::DIST_L2, cv::DIST_MASK_5, CV_32F);
+    // chips leaves holes in the mask that would otherwise make false necks):
+    // what filling its outer contour gives.
+    holes_.fill(bin);
+    distance_.l2_mask5(bin, dist);
     double maxv = 0.0;
     cv::minMaxLoc(dist, nullptr, &maxv);
     if (maxv <= 0.0) return false;
@@ -250,8 +256,14 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::R
     std::sort(order_.begin(), order_.end(), [](const std::pair<float, int>& a, const std::pair<float, int>& b) {
         return a.first > b.first || (a.first == b.first && a.second < b.second);
     });
-    uf_.assign(static_cast<std::size_t>(w) * h, -1);  // -1: not flooded yet; else parent
-    uf_peak_.resize(static_cast<std::size_t>(w) * h);  // valid at roots: the region's peak pixel
+    // resize (not assign) grows geometrically: a few larger components, not each one.
+    const std::size_t pixels = static_cast<std::size_t>(w) * static_cast<std::size_t>(h);
+    if (uf_.size() < pixels) {
+        uf_.resize(pixels);
+        uf_peak_.resize(pixels);
+    }
+    std::fill(uf_.begin(), uf_.begin() + static_cast<std::ptrdiff_t>(pixels), -1);  // -1: not flooded yet; else parent
+    // uf_peak_ is valid at roots: the region's peak pixel.
     const float* dd = dist.ptr<float>(0);  // a view of dist_: rows are step1() floats apart
     const std::size_t step = dist.step1();
     auto value = [&](int idx) { return dd[(idx / w) * step + idx % w]; };
@@ -305,7 +317,7 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::R
     parts_.assign(peaks_.size(), Part{0.0, 0.0, 0.0, w, h, -1, -1});
     parts.setTo(0);
     for (int y = 1; y < h - 1; ++y) {
-        const int* lab = labels_.ptr<int>(box.y + y - 1) + box.x;
+        const int* lab = labeller_.labels().ptr<int>(box.y + y - 1) + box.x;
         std::uint8_t* pm = parts.ptr<std::uint8_t>(y);
         for (int x = 1; x < w - 1; ++x) {
             if (lab[x - 1] != label) continue;  // the component's own pixels, holes excluded
@@ -351,9 +363,15 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::R
         const Part& part = parts_[k];
         if (part.area <= 0.0) continue;
         cv::Mat part_bin = component_(r);
-        cv::compare(parts, static_cast<double>(k + 1), part_bin, cv::CMP_EQ);
+        const auto own = static_cast<std::uint8_t>(k + 1);
+        for (int y = 0; y < h; ++y) {
+            const std::uint8_t* pm = parts.ptr<std::uint8_t>(y);
+            std::uint8_t* pb = part_bin.ptr<std::uint8_t>(y);
+            for (int x = 0; x < w; ++x) pb[x] = pm[x] == own ? 255 : 0;
+        }
+        // A part need not be connected: its figures are those of its largest outer contour.
         float solidity = 1.f, circularity = 1.f;
-        shape(part_bin, part.area, solidity, circularity);
+        shape(tracer_.largest_external(part_bin), part.area, solidity, circularity);
         // Part coordinates are in the padded view: subtract the 1 px border.
         const cv::Rect pbox(box.x + part.x0 - 1, box.y + part.y0 - 1, part.x1 - part.x0 + 1, part.y1 - part.y0 + 1);
         const double cx = box.x + part.sx / part.area - 1.0, cy = box.y + part.sy / part.area - 1.0;

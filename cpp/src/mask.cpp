@@ -132,10 +132,10 @@ void MaskParams::validate() const {
 
 // ---------------------------------------------------------------- builder
 
-MaskBuilder::MaskBuilder(const MaskParams& params) : params_(params) {
-    params_.validate();
-    kernel_ = cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(params_.kernel_size, params_.kernel_size));
-    edge_kernel_ = cv::getStructuringElement(cv::MORPH_RECT, cv::Size(3, 3));
+MaskBuilder::MaskBuilder(const MaskParams& params)
+    : params_((params.validate(), params)),
+      morphology_(cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(params.kernel_size, params.kernel_size))),
+      edge_morphology_(cv::getStructuringElement(cv::MORPH_RECT, cv::Size(3, 3))) {
     reset();
 }
 
@@ -378,7 +378,7 @@ void MaskBuilder::build(const cv::Mat& bgr, cv::Mat& mask) {
         }
         if (params_.edge_dilate > 0) {
             cv::Canny(*gray, tmp_u8_, params_.canny_low, params_.canny_high);
-            cv::dilate(tmp_u8_, edges_, edge_kernel_, cv::Point(-1, -1), params_.edge_dilate);
+            edge_morphology_.dilate(tmp_u8_, edges_, params_.edge_dilate);
         } else {
             cv::Canny(*gray, edges_, params_.canny_low, params_.canny_high);
         }
@@ -387,21 +387,13 @@ void MaskBuilder::build(const cv::Mat& bgr, cv::Mat& mask) {
         if (edges_.size() != bgr.size() || edges_.type() != CV_8UC1) edges_ = cv::Mat::zeros(bgr.size(), CV_8UC1);
     }
 
-    const cv::Point anchor(-1, -1);
-    if (params_.open_iterations > 0)
-        cv::morphologyEx(mask, mask, cv::MORPH_OPEN, kernel_, anchor, params_.open_iterations);
-    if (params_.erode_iterations > 0) cv::erode(mask, mask, kernel_, anchor, params_.erode_iterations);
-    if (params_.dilate_iterations > 0) cv::dilate(mask, mask, kernel_, anchor, params_.dilate_iterations);
-    if (params_.close_iterations > 0)
-        cv::morphologyEx(mask, mask, cv::MORPH_CLOSE, kernel_, anchor, params_.close_iterations);
-    if (params_.fill_holes) {
-        // Background is what a flood from outside the frame reaches; every
-        // other zero pixel is a hole inside an object.
-        cv::copyMakeBorder(mask, padded_, 1, 1, 1, 1, cv::BORDER_CONSTANT, cv::Scalar(0));
-        cv::floodFill(padded_, cv::Point(0, 0), cv::Scalar(255));
-        cv::compare(padded_(cv::Rect(1, 1, mask.cols, mask.rows)), 0, holes_, cv::CMP_EQ);
-        cv::bitwise_or(mask, holes_, mask);
-    }
+    if (params_.open_iterations > 0) morphology_.open(mask, mask, params_.open_iterations);
+    if (params_.erode_iterations > 0) morphology_.erode(mask, mask, params_.erode_iterations);
+    if (params_.dilate_iterations > 0) morphology_.dilate(mask, mask, params_.dilate_iterations);
+    if (params_.close_iterations > 0) morphology_.close(mask, mask, params_.close_iterations);
+    // Background is what a flood from outside the frame reaches; every other
+    // zero pixel is a hole inside an object.
+    if (params_.fill_holes) hole_filler_.fill(mask);
 }
 
 }  // namespace cqc

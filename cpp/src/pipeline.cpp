@@ -1,5 +1,6 @@
 #include "conveyor_qc/pipeline.hpp"
 
+#include "conveyor_qc/downscale.hpp"
 #include "params_check.hpp"
 
 #include <opencv2/imgproc.hpp>
@@ -19,7 +20,7 @@ void downscale_frame(const cv::Mat& src, double r, cv::Mat& dst, cv::Mat& scratc
     const double inverse = 1.0 / r;
     const int k = static_cast<int>(std::floor(inverse + 1e-9));
     if (std::abs(inverse - k) < 1e-9) {
-        cv::resize(src, dst, size, 0, 0, cv::INTER_AREA);  // 1/k: INTER_AREA's exact, fast path
+        resize_area(src, dst, size);  // 1/k: INTER_AREA's exact, fast path (no allocation at 1/2)
     } else if (k >= 2) {
         cv::resize(src, scratch, cv::Size(), 1.0 / k, 1.0 / k, cv::INTER_AREA);
         cv::resize(scratch, dst, size, 0, 0, cv::INTER_LINEAR);

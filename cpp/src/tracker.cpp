@@ -131,6 +131,7 @@ constexpr int kMinTrackerSide = 4;       // smallest box side (downscaled px) an
 // the bad-input tests). Below this side MIL objects move like in None mode.
 constexpr int kMinMilSide = 8;
 constexpr float kCoveredFraction = 0.5f; // a detection this much inside a live box starts no track
+constexpr size_t kHistoryReserve = 256;  // history points reserved when a track starts
 
 cv::Point2f centre(const cv::Rect2f& b) { return {b.x + 0.5f * b.width, b.y + 0.5f * b.height}; }
 
@@ -706,7 +707,10 @@ void MultiTrackerImpl::start_tracks(int frame_index, const std::vector<Detection
         t.obs_frame = frame_index;
         t.shape = d;
         t.has_shape = true;
-        t.history.reserve(64);
+        // The history leaves with the finished track (the caller's): one
+        // allocation per object, sized for a whole crossing of the frame
+        // (1280 px at 8 px a frame is 160 frames), so it rarely grows.
+        t.history.reserve(kHistoryReserve);
         if (opencv) {
             if (touches_exit(db)) t.coasting = true;
             else init_tracker(t, small);

@@ -1,11 +1,17 @@
 // Detector tests on masks drawn with exactly known components.
 #include "check.hpp"
 
+#include "conveyor_qc/components.hpp"
+#include "conveyor_qc/contour.hpp"
 #include "conveyor_qc/detector.hpp"
+#include "conveyor_qc/distance.hpp"
+#include "conveyor_qc/morphology.hpp"
 
+#include <opencv2/core/utility.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -358,4 +364,230 @@ TEST_CASE("detector: a small broken object pressed against a whole one stays apa
     cv::line(broken, cv::Point(200, 150), cv::Point(200, 232), cv::Scalar(0), 7);
     d.detect(broken, cv::Rect(), 1.0, out);
     CHECK_EQ(out.size(), std::size_t(1));
+}
+
+// ---------------------------------------------------------------------------
+// The detector's allocation-free parts against the OpenCV calls they replace,
+// on random masks: blobs (discs, thin ellipses, rings, lines one or two pixels
+// wide) cut by the image border, with holes punched in them and specks
+// around, and plain noise; sizes from 1x1 up, and views into larger images.
+
+namespace {
+
+cv::Mat random_blobs(cv::RNG& rng, int w, int h) {
+    cv::Mat m(h, w, CV_8UC1, cv::Scalar(0));
+    const int kind = rng.uniform(0, 4);
+    if (kind == 0) {
+        cv::Mat noise(h, w, CV_8UC1);
+        rng.fill(noise, cv::RNG::UNIFORM, 0, 256);
+        cv::threshold(noise, m, rng.uniform(30, 230), 255, cv::THRESH_BINARY);
+        return m;
+    }
+    const int blobs = rng.uniform(1, 12);
+    for (int i = 0; i < blobs; ++i) {
+        const cv::Point c(rng.uniform(-5, w + 5), rng.uniform(-5, h + 5));
+        const int r = rng.uniform(1, std::max(2, std::min(w, h) / 2));
+        switch (rng.uniform(0, 4)) {
+            case 0: cv::circle(m, c, r, cv::Scalar(255), cv::FILLED); break;
+            case 1:
+                cv::ellipse(m, c, cv::Size(r, std::max(1, r / 3)), rng.uniform(0, 180), 0, 360, cv::Scalar(255),
+                            cv::FILLED);
+                break;
+            case 2:
+                cv::line(m, c, cv::Point(rng.uniform(0, w), rng.uniform(0, h)), cv::Scalar(255), rng.uniform(1, 3));
+                break;
+            default: cv::circle(m, c, r, cv::Scalar(255), rng.uniform(1, 3)); break;  // a ring
+        }
+    }
+    if (kind == 2) {  // pin holes and specks
+        cv::Mat noise(h, w, CV_8UC1);
+        rng.fill(noise, cv::RNG::UNIFORM, 0, 256);
+        m.setTo(0, noise < 25);
+        m.setTo(255, noise > 245);
+    } else if (kind == 3) {  // larger holes
+        for (int i = 0; i < blobs; ++i)
+            cv::circle(m, cv::Point(rng.uniform(0, w), rng.uniform(0, h)), rng.uniform(1, 8), cv::Scalar(0),
+                       cv::FILLED);
+    }
+    return m;
+}
+
+// About one mask in three is a view into a larger image with other content.
+cv::Mat random_mask(cv::RNG& rng, int w, int h, int i) {
+    const cv::Mat m = random_blobs(rng, w, h);
+    if (i % 3 != 0) return m;
+    cv::Mat big(h + 9, w + 13, CV_8UC1);
+    rng.fill(big, cv::RNG::UNIFORM, 0, 256);
+    cv::Mat view = big(cv::Rect(5, 3, w, h));
+    m.copyTo(view);
+    return view;
+}
+
+// What Detector used: findContours (external, every point), the contour with
+// the most points (the first of equal ones), its convex hull.
+ContourFigures opencv_largest_contour(const cv::Mat& bin) {
+    std::vector<std::vector<cv::Point>> contours;
+    cv::findContours(bin.clone(), contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE);
+    std::size_t best = 0;
+    for (std::size_t k = 1; k < contours.size(); ++k)
+        if (contours[k].size() > contours[best].size()) best = k;
+    ContourFigures f;
+    if (contours.empty()) return f;
+    std::vector<cv::Point> hull;
+    cv::convexHull(contours[best], hull);
+    f.points = static_cast<int>(contours[best].size());
+    f.perimeter = cv::arcLength(contours[best], true);
+    f.hull_area = cv::contourArea(hull);
+    f.hull_perimeter = cv::arcLength(hull, true);
+    return f;
+}
+
+bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+bool same_figures(const ContourFigures& a, const ContourFigures& b) {
+    if (a.points != b.points) return false;
+    if (a.points < 3) return true;  // the detector does not look further
+    return same_bits(a.perimeter, b.perimeter) && same_bits(a.hull_area, b.hull_area) &&
+           same_bits(a.hull_perimeter, b.hull_perimeter);
+}
+
+// Restores OpenCV's thread count on the way out.
+struct Threads {
+    int before = cv::getNumThreads();
+    explicit Threads(int n) { cv::setNumThreads(n); }
+    ~Threads() { cv::setNumThreads(before); }
+};
+
+}  // namespace
+
+TEST_CASE("components: labels, stats and centroids as connectedComponentsWithStats, on 1 and 2 threads") {
+    int components = 0;
+    for (int threads : {1, 2}) {
+        Threads t(threads);  // OpenCV labels in parallel stripes on more than one
+        cv::RNG rng(20 + threads);
+        ComponentLabeller labeller;
+        for (int i = 0; i < 120; ++i) {
+            int w = rng.uniform(1, 200), h = rng.uniform(1, 150);
+            if (i % 40 == 0) w = 640, h = 360;
+            const cv::Mat m = random_mask(rng, w, h, i);
+            cv::Mat labels, stats, centroids;
+            const int n = cv::connectedComponentsWithStats(m, labels, stats, centroids, 8, CV_32S);
+            CHECK_EQ(labeller.label(m), n);
+            CHECK_EQ(cv::countNonZero(labels != labeller.labels()), 0);
+            for (int l = 1; l < n; ++l) {
+                const ComponentStats& s = labeller.stats(l);
+                const int* st = stats.ptr<int>(l);
+                CHECK(s.left == st[cv::CC_STAT_LEFT] && s.top == st[cv::CC_STAT_TOP]);
+                CHECK(s.width == st[cv::CC_STAT_WIDTH] && s.height == st[cv::CC_STAT_HEIGHT]);
+                CHECK_EQ(s.area, st[cv::CC_STAT_AREA]);
+                CHECK(same_bits(s.cx, centroids.at<double>(l, 0)) && same_bits(s.cy, centroids.at<double>(l, 1)));
+            }
+            // The zero frame around the labels.
+            const cv::Mat& lab = labeller.labels();
+            for (int y = -1; y <= h; ++y) CHECK(lab.ptr<int>(y)[-1] == 0 && lab.ptr<int>(y)[w] == 0);
+            for (int x = 0; x < w; ++x) CHECK(lab.ptr<int>(-1)[x] == 0 && lab.ptr<int>(h)[x] == 0);
+            components += n - 1;
+        }
+    }
+    CHECK(components > 5000);
+}
+
+TEST_CASE("contour: each component's outer contour and hull as findContours and convexHull measure them") {
+    cv::RNG rng(31);
+    ComponentLabeller labeller;
+    ContourTracer tracer;
+    int checked = 0, one_pixel = 0, holed = 0;
+    for (int i = 0; i < 150; ++i) {
+        const cv::Mat m = random_mask(rng, rng.uniform(1, 200), rng.uniform(1, 150), i);
+        const int n = labeller.label(m);
+        const cv::Mat& labels = labeller.labels();
+        for (int l = 1; l < n; ++l) {
+            const ComponentStats& s = labeller.stats(l);
+            // The detector's old input: the component alone, framed by zeros.
+            cv::Mat bin(s.height + 2, s.width + 2, CV_8UC1, cv::Scalar(0));
+            cv::Mat inner = bin(cv::Rect(1, 1, s.width, s.height));
+            cv::compare(labels(cv::Rect(s.left, s.top, s.width, s.height)), l, inner, cv::CMP_EQ);
+            int first = s.left;
+            while (labels.ptr<int>(s.top)[first] != l) ++first;
+            const ContourFigures ours = tracer.component(labels, l, cv::Point(first, s.top));
+            CHECK(same_figures(ours, opencv_largest_contour(bin)));
+            ++checked;
+            one_pixel += s.area == 1;
+            cv::Mat filled = bin.clone();
+            HoleFiller().fill(filled);
+            holed += cv::countNonZero(filled) > s.area;
+        }
+    }
+    CHECK(checked > 2000 && one_pixel > 100 && holed > 50);
+}
+
+TEST_CASE("contour: the largest external contour of a mask of many, nested and touching the border") {
+    cv::RNG rng(32);
+    ContourTracer tracer;
+    int several = 0;
+    for (int i = 0; i < 300; ++i) {
+        const cv::Mat m = random_mask(rng, rng.uniform(1, 160), rng.uniform(1, 120), i);
+        CHECK(same_figures(tracer.largest_external(m), opencv_largest_contour(m)));
+        std::vector<std::vector<cv::Point>> contours;
+        cv::findContours(m.clone(), contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE);
+        several += contours.size() > 1;
+    }
+    // Rings with blobs inside: an outer contour met inside another's hole is not external.
+    cv::Mat nested(60, 60, CV_8UC1, cv::Scalar(0));
+    cv::rectangle(nested, cv::Rect(5, 5, 50, 50), cv::Scalar(255), 1);  // its outer contour: 196 points
+    for (int y = 12; y <= 48; y += 4) {  // a serpentine line inside: more points, but not external
+        cv::line(nested, cv::Point(12, y), cv::Point(48, y), cv::Scalar(255));
+        if (y < 48) cv::line(nested, cv::Point(y % 8 ? 48 : 12, y), cv::Point(y % 8 ? 48 : 12, y + 4), cv::Scalar(255));
+    }
+    CHECK(same_figures(tracer.largest_external(nested), opencv_largest_contour(nested)));
+    CHECK_EQ(tracer.largest_external(nested).points, 196);
+    cv::Mat inside = nested(cv::Rect(8, 8, 44, 44));  // the serpentine alone
+    CHECK(tracer.largest_external(inside).points > 500);
+    CHECK_EQ(tracer.largest_external(cv::Mat(7, 9, CV_8UC1, cv::Scalar(0))).points, 0);
+    CHECK(several > 100);
+}
+
+TEST_CASE("contour: the split path's hole filling equals filling the outer contour") {
+    // Detector::split used to fill the component's outer contour with
+    // drawContours; HoleFiller on the zero-framed component does the same.
+    cv::RNG rng(33);
+    ComponentLabeller labeller;
+    HoleFiller filler;
+    int with_holes = 0;
+    for (int i = 0; i < 80; ++i) {
+        const cv::Mat m = random_mask(rng, rng.uniform(10, 200), rng.uniform(10, 150), i);
+        const int n = labeller.label(m);
+        for (int l = 1; l < n; ++l) {
+            const ComponentStats& s = labeller.stats(l);
+            cv::Mat bin(s.height + 2, s.width + 2, CV_8UC1, cv::Scalar(0));
+            cv::Mat inner = bin(cv::Rect(1, 1, s.width, s.height));
+            cv::compare(labeller.labels()(cv::Rect(s.left, s.top, s.width, s.height)), l, inner, cv::CMP_EQ);
+            std::vector<std::vector<cv::Point>> contours;
+            cv::findContours(bin.clone(), contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE);
+            cv::Mat expected = bin.clone();
+            for (std::size_t k = 0; k < contours.size(); ++k)
+                cv::drawContours(expected, contours, static_cast<int>(k), cv::Scalar(255), cv::FILLED);
+            filler.fill(bin);
+            CHECK_EQ(cv::countNonZero(expected != bin), 0);
+            with_holes += cv::countNonZero(bin) > s.area;
+        }
+    }
+    CHECK(with_holes > 50);
+}
+
+TEST_CASE("distance: as distanceTransform(DIST_L2, DIST_MASK_5, CV_32F), into a view") {
+    cv::RNG rng(34);
+    DistanceTransform dt;
+    for (int i = 0; i < 150; ++i) {
+        const int w = rng.uniform(1, 200), h = rng.uniform(1, 150);
+        const cv::Mat m = random_mask(rng, w, h, i);
+        cv::Mat expected;
+        cv::distanceTransform(m, expected, cv::DIST_L2, cv::DIST_MASK_5, CV_32F);
+        cv::Mat big(h + 3, w + 7, CV_32F, cv::Scalar(-1));
+        cv::Mat dist = big(cv::Rect(2, 1, w, h));
+        dt.l2_mask5(m, dist);
+        CHECK(big.data == dist.datastart);  // written in place, not reallocated
+        CHECK(cv::norm(expected, dist, cv::NORM_INF) == 0.0);
+        CHECK_EQ(cv::countNonZero(big != -1.f), w * h);
+    }
 }

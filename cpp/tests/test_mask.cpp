@@ -4,7 +4,9 @@
 #include "check.hpp"
 
 #include "conveyor_qc/detector.hpp"
+#include "conveyor_qc/downscale.hpp"
 #include "conveyor_qc/mask.hpp"
+#include "conveyor_qc/morphology.hpp"
 
 #include <opencv2/imgproc.hpp>
 
@@ -507,4 +509,162 @@ TEST_CASE("mask: wrong input type is an InputError") {
     CHECK_THROWS(builder.build(cv::Mat(), mask), InputError);
     CHECK_THROWS(builder.build(cv::Mat(10, 10, CV_8UC1, cv::Scalar(0)), mask), InputError);
     CHECK_THROWS(builder.build(cv::Mat(10, 10, CV_32FC3, cv::Scalar(0)), mask), InputError);
+}
+
+// ---------------------------------------------------------------------------
+// The mask's allocation-free morphology, hole filling and downscaling against
+// the OpenCV calls they replace, bit for bit.
+
+namespace {
+
+// Random masks: blobs, rings and lines cut by the border, with holes; one in
+// five is grey noise instead (morphology works on any 8-bit image).
+cv::Mat random_mask(cv::RNG& rng, int w, int h, int i) {
+    cv::Mat m(h, w, CV_8UC1, cv::Scalar(0));
+    if (i % 5 == 0) {
+        rng.fill(m, cv::RNG::UNIFORM, 0, 256);
+        return m;
+    }
+    for (int k = rng.uniform(1, 12); k > 0; --k) {
+        const cv::Point c(rng.uniform(-5, w + 5), rng.uniform(-5, h + 5));
+        const int r = rng.uniform(1, std::max(2, std::min(w, h) / 2));
+        const int thickness = rng.uniform(0, 3) == 0 ? rng.uniform(1, 3) : cv::FILLED;
+        cv::circle(m, c, r, cv::Scalar(255), thickness);
+        if (k % 2) cv::circle(m, c, rng.uniform(0, r + 1), cv::Scalar(0), cv::FILLED);  // a hole
+    }
+    cv::Mat noise(h, w, CV_8UC1);
+    rng.fill(noise, cv::RNG::UNIFORM, 0, 256);
+    m.setTo(0, noise < 12);
+    m.setTo(255, noise > 250);
+    return m;
+}
+
+// The mask builder's former hole filling.
+cv::Mat opencv_fill_holes(const cv::Mat& mask) {
+    cv::Mat padded, holes, out = mask.clone();
+    cv::copyMakeBorder(mask, padded, 1, 1, 1, 1, cv::BORDER_CONSTANT, cv::Scalar(0));
+    cv::floodFill(padded, cv::Point(0, 0), cv::Scalar(255));
+    cv::compare(padded(cv::Rect(1, 1, mask.cols, mask.rows)), 0, holes, cv::CMP_EQ);
+    cv::bitwise_or(out, holes, out);
+    return out;
+}
+
+bool same(const cv::Mat& a, const cv::Mat& b) {
+    return a.size() == b.size() && a.type() == b.type() && cv::norm(a, b, cv::NORM_INF) == 0.0;
+}
+
+}  // namespace
+
+TEST_CASE("morphology: erode, dilate, open, close as OpenCV's, any kernel size, shape and iterations") {
+    cv::RNG rng(41);
+    const int ops[4] = {cv::MORPH_ERODE, cv::MORPH_DILATE, cv::MORPH_OPEN, cv::MORPH_CLOSE};
+    const int shapes[3] = {cv::MORPH_ELLIPSE, cv::MORPH_RECT, cv::MORPH_CROSS};
+    for (int i = 0; i < 400; ++i) {
+        const cv::Mat m = random_mask(rng, rng.uniform(1, 160), rng.uniform(1, 120), i);
+        const int shape = shapes[i % 5 < 3 ? 0 : i % 5 - 2];  // mostly the mask's ellipse
+        const int k = 1 + 2 * rng.uniform(0, 16), kh = i % 7 == 0 ? 1 + 2 * rng.uniform(0, 8) : k;
+        const cv::Mat kernel = cv::getStructuringElement(shape, cv::Size(k, kh));
+        const int op = i % 4, iterations = rng.uniform(0, 4);
+        cv::Mat expected;
+        cv::morphologyEx(m, expected, ops[op], kernel, cv::Point(-1, -1), iterations);
+        Morphology morph(kernel);
+        cv::Mat separate, in_place = m.clone();
+        switch (op) {
+            case 0: morph.erode(m, separate, iterations); morph.erode(in_place, in_place, iterations); break;
+            case 1: morph.dilate(m, separate, iterations); morph.dilate(in_place, in_place, iterations); break;
+            case 2: morph.open(m, separate, iterations); morph.open(in_place, in_place, iterations); break;
+            default: morph.close(m, separate, iterations); morph.close(in_place, in_place, iterations); break;
+        }
+        CHECK(same(separate, expected));
+        CHECK(same(in_place, expected));
+    }
+    CHECK_THROWS(Morphology(cv::Mat()), std::invalid_argument);
+    CHECK_THROWS(Morphology(cv::Mat(3, 3, CV_8UC1, cv::Scalar(0))), std::invalid_argument);
+    const cv::Mat split_row = (cv::Mat_<std::uint8_t>(1, 3) << 1, 0, 1);
+    CHECK_THROWS(Morphology{split_row}, std::invalid_argument);
+}
+
+TEST_CASE("morphology: holes filled as a flood fill from outside the image leaves them") {
+    cv::RNG rng(42);
+    HoleFiller filler;
+    int filled = 0;
+    for (int i = 0; i < 300; ++i) {
+        int w = rng.uniform(1, 200), h = rng.uniform(1, 150);
+        if (i % 100 == 0) w = 640, h = 360;
+        const cv::Mat m = random_mask(rng, w, h, i);
+        const cv::Mat expected = opencv_fill_holes(m);
+        cv::Mat ours = m.clone();
+        filler.fill(ours);
+        CHECK(same(ours, expected));
+        filled += cv::countNonZero(ours != m) > 0;
+    }
+    CHECK(filled > 100);
+}
+
+TEST_CASE("resize_area: as resize INTER_AREA, the 2x2 path and the others") {
+    cv::RNG rng(43);
+    int halves = 0;
+    for (int i = 0; i < 120; ++i) {
+        int w = rng.uniform(1, 400), h = rng.uniform(1, 300);
+        if (i % 2 == 0) w += w % 2, h += h % 2;  // even: exactly half
+        if (i % 40 == 0) w = 1280, h = 720;
+        const int channels = 1 + i % 4;
+        cv::Mat frame(h, w, CV_8UC(channels));
+        rng.fill(frame, cv::RNG::UNIFORM, 0, 256);
+        // Half size (rounded as the pipeline rounds), and now and then another.
+        const double r = i % 6 == 5 ? 0.4 : 0.5;
+        const cv::Size size(std::max(1, cvRound(w * r)), std::max(1, cvRound(h * r)));
+        cv::Mat expected, ours;
+        cv::resize(frame, expected, size, 0, 0, cv::INTER_AREA);
+        resize_area(frame, ours, size);
+        CHECK(same(ours, expected));
+        const uchar* data = ours.data;
+        resize_area(frame, ours, size);
+        CHECK(ours.data == data);
+        halves += 2 * size.width == w && 2 * size.height == h;
+    }
+    CHECK(halves > 40);
+}
+
+TEST_CASE("mask: post-processing as OpenCV's morphologyEx, erode, dilate and floodFill did") {
+    cv::Mat clean = belt();
+    cookie(clean, cv::Point(150, 150), 45);
+    cookie(clean, cv::Point(240, 150), 45, kCookie, 6);  // touching the first
+    cookie(clean, cv::Point(450, 250), 40, kBiscuit);
+    cookie(clean, cv::Point(630, 100), 40);  // cut by the border
+    shadow(clean, cv::Point(470, 300), cv::Size(60, 20));
+    const cv::Mat frame = noisy(clean);
+    MaskParams with_edges = threshold_gray(140);
+    with_edges.edges_enabled = true;
+    with_edges.edge_dilate = 2;
+    with_edges.kernel_size = 7;
+    with_edges.open_iterations = 2;
+    with_edges.erode_iterations = 1;
+    with_edges.dilate_iterations = 1;
+    with_edges.close_iterations = 1;
+    for (const MaskParams& p : {MaskParams(), with_edges}) {
+        MaskBuilder builder(p);
+        cv::Mat mask;
+        for (int i = 0; i < 10; ++i) builder.build(frame, mask);  // auto mode: learnt
+        cv::Mat expected = builder.object_mask().clone();
+        if (p.shadow_enabled) cv::subtract(expected, builder.shadow_mask(), expected);
+        if (p.edges_enabled) {
+            cv::Mat blurred, gray, edges;
+            cv::medianBlur(frame, blurred, p.blur);
+            cv::cvtColor(blurred, gray, cv::COLOR_BGR2GRAY);
+            cv::Canny(gray, edges, p.canny_low, p.canny_high);
+            cv::dilate(edges, edges, cv::Mat(), cv::Point(-1, -1), p.edge_dilate);
+            CHECK(same(builder.edge_mask(), edges));
+            cv::subtract(expected, edges, expected);
+        }
+        const cv::Mat kernel = cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(p.kernel_size, p.kernel_size));
+        const cv::Point anchor(-1, -1);
+        cv::morphologyEx(expected, expected, cv::MORPH_OPEN, kernel, anchor, p.open_iterations);
+        if (p.erode_iterations > 0) cv::erode(expected, expected, kernel, anchor, p.erode_iterations);
+        if (p.dilate_iterations > 0) cv::dilate(expected, expected, kernel, anchor, p.dilate_iterations);
+        cv::morphologyEx(expected, expected, cv::MORPH_CLOSE, kernel, anchor, p.close_iterations);
+        expected = opencv_fill_holes(expected);
+        CHECK(same(mask, expected));
+        CHECK(cv::countNonZero(mask) > 8000);  // the cookies (4000 to 6400 px each; the edges cut some away)
+    }
 }

@@ -2,6 +2,10 @@
 // centroid, area and the shape figures later stages need.
 #pragma once
 
+#include "conveyor_qc/components.hpp"
+#include "conveyor_qc/contour.hpp"
+#include "conveyor_qc/distance.hpp"
+#include "conveyor_qc/morphology.hpp"
 #include "conveyor_qc/types.hpp"
 
 #include <opencv2/core.hpp>
@@ -39,6 +43,10 @@ struct DetectParams {
 // figure of the returned detections is in full-resolution pixels.
 // Components that touch the ROI's sides other than the frame border are
 // dropped: they belong to objects already past the strip.
+// The same figures as OpenCV's connectedComponentsWithStats, findContours,
+// convexHull and distanceTransform give, from allocation-free equivalents
+// (components.hpp, contour.hpp, distance.hpp): its buffers grow only, so in
+// the steady state detect() allocates nothing (cpp/tests/test_alloc.cpp).
 class Detector {
 public:
     explicit Detector(const DetectParams& params);  // validates
@@ -62,10 +70,8 @@ private:
     // Zero-bordered binary image of component `label` (box in ROI coordinates),
     // written into component_; returns the (w+2)x(h+2) view.
     cv::Mat component_view(const cv::Rect& box, int label);
-    // Solidity and circularity of the largest outer contour of `bin` (0/255, zero border).
-    void shape(const cv::Mat& bin, double area_px, float& solidity, float& circularity);
-    // Cuts the component (already in component_) into one detection per
-    // distance-transform peak. Returns false when it has fewer than two peaks.
+    // Cuts component `label` into one detection per distance-transform peak.
+    // Returns false when it has fewer than two peaks.
     bool split(const cv::Rect& box, int label, double area_px, const cv::Rect& roi, double scale,
                std::vector<Detection>& out);
     void emit(const cv::Rect& box_roi, double area_px, double cx, double cy, float solidity, float circularity,
@@ -87,10 +93,12 @@ private:
     int typical_seen_ = 0;
 
     DetectParams params_;
-    cv::Mat labels_, stats_, centroids_, component_;
-    std::vector<std::vector<cv::Point>> contours_;
-    std::vector<cv::Point> hull_;
+    ComponentLabeller labeller_;
+    ContourTracer tracer_;
+    cv::Mat component_;
     // Split buffers.
+    HoleFiller holes_;
+    DistanceTransform distance_;
     cv::Mat dist_, parts_map_;
     std::vector<Peak> peaks_;
     std::vector<Part> parts_;

@@ -4,6 +4,7 @@
 // object whatever differs from it, dark-on-light and light-on-dark alike.
 #pragma once
 
+#include "conveyor_qc/morphology.hpp"
 #include "conveyor_qc/types.hpp"
 
 #include <opencv2/core.hpp>
@@ -86,7 +87,11 @@ struct MaskParams {
 };
 
 // Builds the binary object mask (CV_8U, 0 or 255) of a BGR frame. Owns its
-// buffers, so in the steady state building a mask allocates nothing.
+// buffers, so in the steady state building a mask allocates nothing (the
+// morphology and the hole filling are morphology.hpp's, bit for bit as
+// OpenCV's, which allocate on every call). A `mask` that is a view into a
+// larger image is filtered as an image of its own (OpenCV's morphology reads a
+// view's surroundings as its border).
 class MaskBuilder {
 public:
     explicit MaskBuilder(const MaskParams& params);  // validates
@@ -114,9 +119,12 @@ private:
     void build_threshold(const cv::Mat& bgr);
 
     MaskParams params_;
+    // Elliptic kernel_size x kernel_size (open, erode, dilate, close) and 3x3
+    // rectangle (edge dilation).
+    Morphology morphology_, edge_morphology_;
+    HoleFiller hole_filler_;
     // Reused buffers.
-    cv::Mat padded_, holes_;
-    cv::Mat blurred_, converted_, lab_, gray_, object_, shadow_, edges_, kernel_, edge_kernel_;
+    cv::Mat blurred_, converted_, lab_, gray_, object_, shadow_, edges_;
     cv::Mat tmp_u8_;
     // Belt model (Auto mode).
     int frames_seen_ = 0;

@@ -1,0 +1,76 @@
+// Binary-mask morphology without heap allocation in the steady state: erode,
+// dilate, open and close with a structuring element made of one run per row
+// (an ellipse, a rectangle, a cross), bit for bit as cv::erode, cv::dilate and
+// cv::morphologyEx with the default anchor and border; and the filling of
+// holes. OpenCV's filter engine allocates its buffers on every call (about 11
+// allocations per morphologyEx, 4 per floodFill).
+#pragma once
+
+#include <opencv2/core.hpp>
+
+#include <cstdint>
+#include <vector>
+
+namespace cqc {
+
+// Minimum (erode) or maximum (dilate) over the structuring element: each
+// kernel row's run is a sliding-window extreme along the source row (built by
+// doubling windows, which vectorises), and the output row the extreme of the
+// kernel rows' windows. Outside the image is neutral (255 for erode, 0 for
+// dilate), which is OpenCV's default morphology border. Works in place.
+class Morphology {
+public:
+    // `kernel`: CV_8UC1, anchor at its centre; on each row its nonzero
+    // elements form one run (std::invalid_argument otherwise).
+    explicit Morphology(const cv::Mat& kernel);
+
+    // dst may be src. iterations >= 0 (0 copies), each a pass as OpenCV does.
+    void erode(const cv::Mat& src, cv::Mat& dst, int iterations);
+    void dilate(const cv::Mat& src, cv::Mat& dst, int iterations);
+    void open(const cv::Mat& src, cv::Mat& dst, int iterations);   // erode then dilate, `iterations` each
+    void close(const cv::Mat& src, cv::Mat& dst, int iterations);  // dilate then erode
+
+private:
+    struct Span {
+        int dy;     // kernel row relative to the anchor
+        int dx;     // its run's start relative to the anchor
+        int width;  // its run's length
+        int which;  // index of its width in widths_
+    };
+    template <bool Max>
+    void pass(const cv::Mat& src, cv::Mat& dst);
+    template <bool Max>
+    void row_windows(const std::uint8_t* row, int width, std::uint8_t* out);
+
+    std::vector<Span> spans_;
+    std::vector<int> widths_;                   // distinct run lengths
+    int above_ = 0, below_ = 0;                 // kernel rows above / below the anchor
+    int pad_left_ = 0, pad_right_ = 0;          // border columns a row needs
+    int levels_ = 1;                            // doubling levels (window 1, 2, 4, ...)
+    std::size_t padded_len_ = 0;                // a row with its border
+    std::vector<std::uint8_t> doubling_;        // levels_ x padded_len_
+    std::vector<std::uint8_t> ring_;            // (above_ + below_ + 1) x widths_ x padded_len_
+    std::vector<std::uint8_t> out_row_;
+};
+
+// Sets to 255 every zero pixel of a mask that no 4-connected path of zero
+// pixels joins to the image's border: what a flood fill from outside the image
+// (cv::floodFill from the corner of a zero-padded copy) leaves unreached. Zero
+// runs of each row are joined to the zero runs they touch on the row above
+// (union-find); a set that touches the border is background, the others are
+// holes.
+class HoleFiller {
+public:
+    void fill(cv::Mat& mask);  // CV_8UC1, in place
+
+private:
+    struct Run {
+        int x0, x1, parent;
+        bool outside;  // at a root: the set touches the border
+    };
+    int find(int i);
+    std::vector<Run> runs_;
+    std::vector<int> row_start_;
+};
+
+}  // namespace cqc
