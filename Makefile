@@ -11,13 +11,14 @@ export CONVEYOR_QC_SHARED ?= $(SHARED)
 
 SOURCES := $(shell find cpp python -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.py' -o -name '*.pyi' -o -name '*.html' -o -name '*.js' -o -name '*.css' \) 2>/dev/null) CMakeLists.txt pyproject.toml
 
-.PHONY: all demo test test-cpp bench sysdeps clean help
+.PHONY: all demo test test-cpp bench sysdeps clean help fuzzers fuzz
 all: $(VENV)/.installed
 
 help:
 	@echo "make demo   build everything and run the whole loop on synthetic footage: run, label, dataset, train, run with the model (out/demo/)"
 	@echo "make test   build everything and run all tests (C++ and Python)"
 	@echo "make bench  run the throughput benchmarks (bench/)"
+	@echo "make fuzz   run every fuzzer FUZZ_SECONDS (default 600) each: libFuzzer on the C++ core, atheris and hypothesis on the bindings and config loader"
 	@echo "make clean  remove build outputs and the virtual environment"
 
 # OpenCV's C++ headers and the contrib tracking module.
@@ -65,7 +66,7 @@ $(VENV)/.deps: pyproject.toml $(VENV)/.created
 	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
 	$(PIP) install -q numpy "scipy>=1.10" "opencv-contrib-python-headless>=4.8" "boto3>=1.34" "tomli-w>=1.0" \
 	  "pytest>=8" "hypothesis>=6" "pytest-benchmark>=4" "selenium>=4" \
-	  "moto[s3]>=5" "flask>=3" "flask-cors>=4"
+	  "moto[s3]>=5" "flask>=3" "flask-cors>=4" "distributed>=2024.1" "atheris>=2.3"
 # TrackEval (conveyor-qc eval) declares opencv-python, which must never sit next to
 # opencv-contrib-python-headless; its metrics need only numpy and scipy.
 	$(PIP) install -q --no-deps "trackeval>=1.3"
@@ -99,8 +100,38 @@ build/cpp/test_core: build/.sysdeps $(VENV)/.deps $(SOURCES)
 test-cpp: $(VENV)/.deps build/cpp/test_core
 	cd build/cpp && ../../$(VENV)/bin/ctest --output-on-failure
 
-test: $(VENV)/.installed test-cpp build/.browser
+test: $(VENV)/.installed test-cpp build/.browser fuzzers
 	$(PY) -m pytest -q tests
+
+# Fuzzers (issue 7, docs/faults.md). The libFuzzer target of the C++ core needs clang and its
+# fuzzer runtime (installed with apt-get when run as root; skipped with a warning otherwise);
+# it is built with AddressSanitizer and UBSan into build/fuzz, apart from the module's build.
+build/.clang:
+	@mkdir -p build
+	@if command -v clang++ >/dev/null && ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then \
+	  touch $@; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing clang and its fuzzer runtime with apt-get (the C++ core's libFuzzer target)..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    clang libclang-rt-14-dev >/dev/null && touch $@ || exit 1; \
+	else \
+	  echo "warning: clang is missing: the C++ core's libFuzzer target will be skipped." >&2; \
+	  echo "  Install it with:  sudo apt-get install clang libclang-rt-14-dev" >&2; \
+	fi
+
+fuzzers: build/.sysdeps $(VENV)/.deps build/.clang
+	@if [ -f build/.clang ]; then \
+	  if [ ! -f build/fuzz/build.ninja ]; then \
+	    $(VENV)/bin/cmake -S . -B build/fuzz -G Ninja -DCQC_BUILD_PYTHON=OFF -DCQC_BUILD_FUZZERS=ON \
+	      -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) \
+	      -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1; \
+	  fi; \
+	  $(VENV)/bin/cmake --build build/fuzz -j2 --target fuzz_pipeline >/dev/null || exit 1; \
+	fi
+
+FUZZ_SECONDS ?= 600
+fuzz: $(VENV)/.installed fuzzers
+	CQC_FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py -k "fuzz_ or atheris or libfuzzer"
 
 # Throughput table (issue 6): half an hour on 2 cores; BENCH_QUICK=1 for a reduced grid.
 # Writes bench/results/{raw,throughput}.json and throughput.md, and README's table.

@@ -36,16 +36,19 @@ cv::Mat frame_view(const py::array& a, const char* what = "frame") {
                               " must be C-contiguous (use numpy.ascontiguousarray to make it so)");
     }
     if (a.shape(0) < 1 || a.shape(1) < 1) throw py::value_error(std::string(what) + " is empty");
-    return cv::Mat(static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), CV_8UC3,
-                   const_cast<void*>(a.data()), static_cast<size_t>(a.strides(0)));
+    if (a.shape(0) > INT_MAX / 4 || a.shape(1) > INT_MAX / 4) throw py::value_error(std::string(what) + " is too large");
+    // Rows are packed (C-contiguous), so the step is the row's size: a.strides(0) is not, for
+    // one row, where NumPy lets it be anything (found by fuzzing: a 1-row view with stride 0
+    // made cv::Mat assert).
+    return cv::Mat(static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), CV_8UC3, const_cast<void*>(a.data()));
 }
 
 cv::Mat mask_view(const py::array& a) {
     if (a.dtype().kind() != 'u' || a.itemsize() != 1 || a.ndim() != 2 || !(a.flags() & py::array::c_style)) {
         throw py::value_error("mask must be a C-contiguous 2-D uint8 array");
     }
-    return cv::Mat(static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), CV_8UC1,
-                   const_cast<void*>(a.data()), static_cast<size_t>(a.strides(0)));
+    if (a.shape(0) > INT_MAX / 4 || a.shape(1) > INT_MAX / 4) throw py::value_error("mask is too large");
+    return cv::Mat(static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), CV_8UC1, const_cast<void*>(a.data()));
 }
 
 py::array_t<uint8_t> mask_to_numpy(const cv::Mat& m) {

@@ -1,8 +1,9 @@
 """The ``conveyor-qc`` command line.
 
 Exit codes: 0 success; 1 an error (bad input, bad config, unwritable output),
-with a one-line message naming the problem; 2 wrong usage; 3 the video ended
-before the frames it announced (results hold what could be read);
+with a one-line message naming the problem; 2 wrong usage; 3 the input ended
+early: a video before the frames it announced, a frame of another size, a live
+stream lost for longer than --reconnect-timeout (results hold what could be read);
 130 interrupted by Ctrl-C (results hold everything seen until then).
 """
 
@@ -16,6 +17,33 @@ from pathlib import Path
 from . import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(positive: bool = False):
+    """argparse type: seconds, >= 0 (> 0 when ``positive``); "inf" allowed."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+        if value != value or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(f"must be {'more than' if positive else 'at least'} 0 seconds, "
+                                             f"got {text}")
+        return value
+
+    return parse
 
 
 def _config(path: str | None, overrides: list[str]):
@@ -39,9 +67,17 @@ def _config(path: str | None, overrides: list[str]):
 def cmd_run(args: argparse.Namespace) -> int:
     from .run import run_video, terminal_progress
 
+    from .video import quiet_decoder_logs
+
     config = _config(args.config, args.set)
     source = int(args.video) if args.video.isdigit() else args.video
     progress = None if args.quiet else terminal_progress()
+    quiet_decoder_logs()  # the reader names every input problem in one line of its own
+
+    def stream_status(text: str) -> None:  # losses and reconnections of a live source, always told
+        sys.stderr.write(("\n" if progress is not None else "") + f"conveyor-qc run: {text}\n")
+        sys.stderr.flush()
+
     result = run_video(
         source,
         args.out,
@@ -51,6 +87,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         progress=progress,
         model=args.model,
+        duration=args.duration,
+        reconnect_timeout=args.reconnect_timeout,
+        max_gap=args.max_gap,
+        stream_status=stream_status,
     )
     if progress is not None:
         sys.stderr.write("\n")
@@ -64,9 +104,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("interrupted: the outputs hold everything seen until then", file=sys.stderr)
         return EXIT_INTERRUPTED
     if result.ended_early:
-        print("warning: the video ended before the frames it announced (truncated or damaged file); "
+        print(f"warning: {result.stop_reason or 'the video ended before the frames it announced'}; "
               "the outputs hold the frames that could be read", file=sys.stderr)
         return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from .outputs import recover_run
+
+    s = recover_run(args.run_dir)
+    print(f"{s['objects']} objects ({s['anomalies']} anomalies), {s.get('crops_written', 0)} crops recovered "
+          f"-> {args.run_dir} (summary.json: complete {str(s.get('complete')).lower()}, recovered true)")
     return EXIT_OK
 
 
@@ -103,6 +152,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from .tune import cli_main
+
+    return cli_main(args)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import cli_main
 
     return cli_main(args)
 
@@ -212,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="conveyor-qc",
         description="Visual quality control for products on conveyor belts: find, track, count and cut out "
                     "every object of a video.",
-        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 video ended early (partial results), 130 interrupted.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 input ended early (partial results), 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"conveyor-qc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -226,16 +281,60 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the pipeline on a video file, a camera index or a stream URL and write "
                                    "tracks.txt, objects.csv, crops/ (<track_id>/<frame>.jpg; .png with --set "
                                    "output.crop_format=png), annotated.mp4 and summary.json into --out.")
-    p.add_argument("video", help="video file, camera index (0) or stream URL (rtsp://, http://)")
+    p.add_argument("video", help="video file, image sequence (frames/img_%%04d.png), camera index (0) or stream URL "
+                                 "(rtsp://, http://)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     add_config_args(p)
     p.add_argument("--no-video", action="store_true", help="do not write annotated.mp4")
     p.add_argument("--no-crops", action="store_true", help="do not write crops/")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--max-frames", type=_count, metavar="N", help="stop after N frames")
+    # Live sources (docs/streams.md)
+    p.add_argument("--duration", type=_seconds(positive=True), metavar="SECONDS",
+                   help="stop after SECONDS of wall-clock time (how long to watch a camera or stream)")
+    p.add_argument("--reconnect-timeout", type=_seconds(), default=60.0, metavar="SECONDS",
+                   help="a camera or stream that drops is reconnected (at once, then every 0.5 s doubling to "
+                        "8 s) for up to SECONDS before the run ends with exit code 3 (default 60; 0: never "
+                        "reconnect; inf: never give up). A file never reconnects")
+    p.add_argument("--max-gap", type=_seconds(), default=0.25, metavar="SECONDS",
+                   help="a stream back within SECONDS keeps its open tracks; after a longer gap they end "
+                        "first and detection starts afresh (default 0.25)")
     p.add_argument("--model", metavar="MODEL_DIR", help="anomaly model (`conveyor-qc train`): label and score every "
                    "object in objects.csv from its crops, colour the video by verdict")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("recover", help="finish the output folder of a run that was killed",
+                       description="Finish the files of a `run` killed by a crash, a power cut or SIGKILL (or "
+                                   "stopped by a full disk): objects.csv and tracks.txt cut back to the last "
+                                   "whole rows committed and sorted, the crops of those objects in crops/, "
+                                   "summary.json with complete false and recovered true. A new `run` into the "
+                                   "folder does this by itself and keeps the result in interrupted-<time>/. "
+                                   "See docs/outputs.md.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of the killed run")
+    p.set_defaults(func=cmd_recover)
+
+    p = sub.add_parser("batch", help="run many videos on a Dask cluster (local worker processes, or an existing "
+                                     "scheduler)",
+                       description="Run `run` on each video as a task on Dask distributed: into DIR/<video name>/ "
+                                   "exactly as `run` writes it, with DIR/batch.json summing them up. Videos whose "
+                                   "results are complete and current are skipped (--force redoes them); a failed "
+                                   "video is retried, then reported, and the others finish. Exit code 0 all done, "
+                                   "1 a video failed, 3 a video ended early, 130 interrupted. See docs/batch.md.")
+    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_GLOB",
+                   help="video files or quoted glob patterns ('footage/*.mp4', 'day*/**/*.mkv'), expanded here")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    add_config_args(p)
+    p.add_argument("--scheduler", metavar="ADDRESS", help="an existing cluster's scheduler (tcp://HOST:8786); "
+                   "default: a local cluster of worker processes on 127.0.0.1")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes of the local cluster "
+                   "(default: the CPU count), one video at a time each")
+    p.add_argument("--model", metavar="MODEL_DIR", help="anomaly model, as for `run --model`")
+    p.add_argument("--retries", type=int, default=2, metavar="K",
+                   help="run a failed video again up to K times, and again up to K times after losing "
+                        "its worker process (default 2)")
+    p.add_argument("--force", action="store_true", help="run every video again, even those with complete results")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("synth", help="make a synthetic conveyor video with exact ground truth",
                        description="Write OUT_DIR/video.mp4, OUT_DIR/gt.txt (MOTChallenge ground truth) and "
@@ -404,12 +503,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     from .config import ConfigError
+    from .atomic import WriteError
     from .outputs import OutputError
     from .video import VideoError
 
     try:
         return args.func(args)
-    except (ConfigError, VideoError, OutputError, ValueError) as exc:
+    except (ConfigError, VideoError, OutputError, WriteError, ValueError) as exc:
         print(f"conveyor-qc {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:

@@ -155,7 +155,7 @@ class Config:
         value = _check_type(f"{section}.{key}", current, value, source)
         try:
             setattr(target, key, value)
-        except ValueError as exc:  # enum strings are parsed (and refused) by the core
+        except (ValueError, TypeError) as exc:  # enum strings are parsed (and refused) by the core
             raise ConfigError(f"{source}: {exc}") from None
 
     def validate(self, source: str = "config") -> None:
@@ -199,6 +199,15 @@ class Config:
         return tuple(getattr(_core, f"{section.capitalize()}Params").FIELDS)
 
 
+def _finite(value: int | float) -> bool:
+    """A number that is finite as a float (an int too large for one is not: found by fuzzing,
+    an OverflowError)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _check_type(key: str, current: Any, value: Any, source: str) -> Any:
     """The new value must be of the kind the default is (ints stay ints...)."""
 
@@ -212,16 +221,22 @@ def _check_type(key: str, current: Any, value: Any, source: str) -> Any:
     if isinstance(current, int):
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("an integer")
+        if not -2**31 <= value < 2**31:  # the core's fields are C ints (found by fuzzing: a TypeError)
+            raise bad("an integer of at most 10 digits")
         return value
     if isinstance(current, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
-        if not math.isfinite(value):
+        if not _finite(value):
             raise bad("a finite number")
         return float(value)
     if isinstance(current, str):
         if not isinstance(value, str):
             raise bad("a string")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (undecodable bytes of a command line)
+            raise bad("a string of valid text") from None
         return value
     if isinstance(current, list):
         if (
@@ -230,5 +245,7 @@ def _check_type(key: str, current: Any, value: Any, source: str) -> Any:
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
         ):
             raise bad(f"a list of {len(current)} numbers")
+        if not all(_finite(v) for v in value):
+            raise bad(f"a list of {len(current)} finite numbers")
         return [float(v) for v in value]
     return value

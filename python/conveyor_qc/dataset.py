@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from . import __version__
-from .atomic import atomic_write_text
+from .atomic import atomic_write_text, replace_directory, sync_filesystem
 from .crops import CROP_SUFFIXES, JPEG_QUALITY, encode_crop, image_header, letterbox
 from .manifest import CLASSES, OBJECT_KEY, ManifestEntry, ManifestError, format_date, read_manifest, write_manifest
 
@@ -335,13 +335,12 @@ def build_then_swap(out: Path, build: Callable[[Path], None], marker: str = REPO
     try:
         tmp.mkdir()
         build(tmp)
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
+        # Its files reach the disk before the folder takes its name, and the old folder is
+        # swapped for it in one call where Linux can (a kill leaves the old dataset or the new).
+        sync_filesystem(tmp)
+        replace_directory(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not out.exists():
-            old.rename(out)
         raise
     shutil.rmtree(old, ignore_errors=True)
 

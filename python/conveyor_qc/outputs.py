@@ -1,35 +1,67 @@
-"""What ``run`` writes into its output folder, and how, so nothing is half-written.
+"""What ``run`` writes into its output folder, and how, so that a kill at any moment (or a power
+cut, or a full disk) leaves whole files: the previous complete state, or a consistent prefix of
+whole rows that ``conveyor-qc recover`` (or the next run into the folder) finishes. docs/outputs.md
+tells what each stage of a run leaves on disk.
 
-- ``tracks.txt`` and ``objects.csv`` grow in hidden ``.partial`` files, a block
-  per finished object, flushed at once: a crash loses at most the objects in
-  view. ``close()`` writes the final files atomically (sorted) and removes them.
-- ``crops/`` is filled as ``.crops.partial/`` (``<track_id>/<frame>.jpg``, or ``.png``
-  per ``output.crop_format``), flushed with one syncfs and renamed into place at the end.
-- ``annotated.mp4`` is encoded under a temporary name and renamed at the end.
-- ``summary.json`` is written last, atomically: its presence means the run is complete.
+- ``objects.csv`` and ``tracks.txt`` are created at the start (atomically: the header, and empty)
+  and grow as objects finish, a batch of whole rows at a time, committed in the journal
+  ``.run.journal`` (conveyor_qc.journal) and flushed to disk every ``SYNC_SECONDS``: a crash loses
+  at most the objects in view (a power cut, also those finished in the last second). An object's
+  crops are written before its rows (one writer thread does both, in order). ``close()`` rewrites
+  both files sorted (objects by number, tracks by frame), each atomically.
+- ``crops/`` is filled as ``.crops.partial/`` (``<track_id>/<frame>.jpg``, or ``.png`` per
+  ``output.crop_format``; each file under a temporary name, then renamed), flushed with one syncfs
+  and swapped into place at the end.
+- ``annotated.mp4`` is encoded under a temporary name and renamed at the end (an MP4 cut short has
+  no index and cannot be played, so a killed run has none).
+- ``summary.json`` is written last, atomically: its presence means the run is finished (its
+  ``complete`` says whether it saw the whole video; ``recovered`` marks one finished by recovery).
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
 import os
 import shutil
+import signal
+import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .atomic import atomic_write_text, sync_filesystem
-from .crops import CROP_FORMATS, JPEG_QUALITY, encode_crop
+from .atomic import (WriteError, as_write_error, atomic_write_text, check_writable_directory, fsync_directory,
+                     fsync_path, replace_directory, sync_filesystem)
+from .crops import CROP_FORMATS, CROP_SUFFIXES, JPEG_QUALITY, encode_crop
+from .journal import AppendJournal, JournalBusy, recover_journal
 from .pipeline import Crop, ObjectEvent, Tracks
 
-__all__ = ["RunWriter", "OBJECT_COLUMNS", "draw_tracks", "count_line_segment", "OutputError"]
+__all__ = ["RunWriter", "OBJECT_COLUMNS", "draw_tracks", "count_line_segment", "OutputError", "recover_run",
+           "RecoverError", "check_output_dir"]
 
 OBJECT_COLUMNS = ["track_id", "first_frame", "last_frame", "frames", "x", "y", "w", "h", "label", "score"]
+OBJECTS_NAME, TRACKS_NAME, SUMMARY_NAME, CROPS_NAME, VIDEO_NAME = (
+    "objects.csv", "tracks.txt", "summary.json", "crops", "annotated.mp4")
+JOURNAL_NAME = ".run.journal"
+PENDING_SUMMARY = ".summary.pending.json"
+CROPS_PARTIAL = ".crops.partial"
+VIDEO_PARTIAL = ".annotated.partial.mp4"
+#: Rows reach the disk (fdatasync) at least this often; a kill of the process loses nothing
+#: written, a power cut what was written since.
+SYNC_SECONDS = 1.0
+#: How often (frames) the free space of the output's disk is looked at.
+SPACE_CHECK_FRAMES = 30
+#: A run into a folder holding a killed run's files keeps them in ``interrupted-<start time>/``.
+INTERRUPTED_PREFIX = "interrupted-"
+#: Fault injection for the tests (tests/test_outputs_crash.py): the process kills itself with
+#: SIGKILL at the named stage of close() (docs/outputs.md lists them).
+KILL_AT_ENV = "CONVEYOR_QC_KILL_AT"
 
 LABEL_COLOURS = {  # BGR
     "normal": (60, 200, 60),
@@ -39,8 +71,26 @@ LABEL_COLOURS = {  # BGR
 LINE_COLOUR = (255, 0, 255)  # BGR magenta: the counting line
 
 
-class OutputError(OSError):
-    """The output folder cannot be written. The message names the path."""
+class OutputError(WriteError):
+    """The output folder cannot be written. The message names the path and the problem."""
+
+
+class RecoverError(ValueError):
+    """A folder holds nothing to recover, or is being written by a live run."""
+
+
+class RunBusy(RecoverError):
+    """A live run holds the folder's journal."""
+
+
+def _kill_point(stage: str) -> None:
+    if os.environ.get(KILL_AT_ENV) == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _output_error(exc: OSError, path=None, suffix: str = "") -> OutputError:
+    err = as_write_error(exc, path)
+    return OutputError(err.message + suffix, err.errno, err.filename)
 
 
 def _fmt(v: float) -> str:
@@ -116,144 +166,431 @@ def draw_tracks(frame: np.ndarray, tracks: Tracks, labels: dict[int, str], count
     cv2.putText(frame, text, (14, 14 + th), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, (255, 255, 255), thick, cv2.LINE_AA)
 
 
+def _objects_text(rows: list[list[str]], header: bool = False) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if header:
+        w.writerow(OBJECT_COLUMNS)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+OBJECTS_HEADER = _objects_text([], header=True).encode()
+
+
+def _sorted_outputs(objects: bytes, tracks: bytes) -> tuple[bytes, bytes]:
+    """The final ``objects.csv`` (rows by object number) and ``tracks.txt`` (rows by frame, then
+    number) from the rows as they were appended (objects in the order they finished)."""
+    head, _, body = objects.partition(b"\n")
+    rows = [r for r in body.split(b"\n") if r]
+    rows.sort(key=lambda r: int(r.split(b",", 1)[0]))
+    lines = [r for r in tracks.split(b"\n") if r]
+
+    def key(line: bytes) -> tuple[int, int]:
+        frame, tid, _ = line.split(b",", 2)
+        return int(frame), int(tid)
+
+    lines.sort(key=key)
+    return (head + b"\n" + b"".join(r + b"\n" for r in rows), b"".join(r + b"\n" for r in lines))
+
+
+def _read_prefix(path: Path, n: int) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(n)
+
+
+def check_output_dir(out_dir: str | Path) -> Path:
+    """Create ``out_dir`` if needed and prove it can be written (a folder, writable, not on a
+    read-only or full file system); OutputError naming it and the problem otherwise."""
+    try:
+        return check_writable_directory(out_dir)
+    except WriteError as exc:
+        raise OutputError(exc.message, exc.errno, exc.filename) from None
+
+
 class RunWriter:
     """Writes one run's outputs into ``out_dir``. Use as a context manager or call close().
 
     Crops are written as ``crop_format`` files (``jpg`` at ``crop_quality``, or ``png``:
-    ``output.crop_format`` and ``output.crop_quality``)."""
+    ``output.crop_format`` and ``output.crop_quality``). ``meta`` (source, version, config)
+    is kept in the journal so that recovery can write a summary of a killed run.
+
+    Before anything is written the folder is checked (a folder, writable, not read-only, not
+    full: OutputError otherwise); a killed run's files found there are finished and kept in
+    ``interrupted-<start time>/`` (``self.preserved``); the previous run's outputs are removed."""
 
     def __init__(self, out_dir: str | Path, fps: float, frame_size: tuple[int, int],
                  video: bool = True, crops: bool = True, crop_format: str = "jpg",
-                 crop_quality: int = JPEG_QUALITY):
+                 crop_quality: int = JPEG_QUALITY, meta: dict | None = None,
+                 sync_seconds: float = SYNC_SECONDS):
         if crop_format not in CROP_FORMATS:  # before anything is written
             raise ValueError(f"crop format {crop_format!r} is not one of {', '.join(CROP_FORMATS)}")
         self.crop_format = crop_format
         self.crop_quality = crop_quality
         self.out_dir = Path(out_dir)
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.out_dir / ".write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise OutputError(f"cannot write to output folder {self.out_dir}: {exc.strerror}") from None
-        # A summary.json marks a complete run: a new run into this folder is not complete yet.
-        (self.out_dir / "summary.json").unlink(missing_ok=True)
+        check_output_dir(self.out_dir)
         self.fps = fps
         self.frame_size = frame_size
-        self.objects: list[ObjectEvent] = []
+        #: Objects written so far, and how many of each label.
+        self.object_count = 0
+        self.label_counts: dict[str, int] = {}
         self.crops_written = 0
-        self._tracks_partial = self.out_dir / ".tracks.txt.partial"
-        self._objects_partial = self.out_dir / ".objects.csv.partial"
-        self._tracks_fh = open(self._tracks_partial, "w", encoding="utf-8")
-        self._objects_fh = open(self._objects_partial, "w", encoding="utf-8", newline="")
-        self._objects_csv = csv.writer(self._objects_fh)
-        self._objects_csv.writerow(OBJECT_COLUMNS)
-        self._objects_fh.flush()
-
-        self._crops_dir: Path | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[Future] = []
-        if crops:
-            self._crops_dir = self.out_dir / ".crops.partial"
-            shutil.rmtree(self._crops_dir, ignore_errors=True)
-            self._crops_dir.mkdir()
-            # Image encoding releases the GIL: one writer thread keeps it off the frame loop.
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crop-writer")
-
-        self._video: cv2.VideoWriter | None = None
-        self._video_tmp = self.out_dir / ".annotated.partial.mp4"
-        if video:
-            self._video = cv2.VideoWriter(str(self._video_tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame_size)
-            if not self._video.isOpened():
-                raise OutputError(f"cannot encode video into {self._video_tmp}")
+        self._frames_seen = 0
         self._closed = False
+        self._failed: BaseException | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[Future] = deque()
+        self._video: cv2.VideoWriter | None = None
+        self._video_tmp = self.out_dir / VIDEO_PARTIAL
+        self._crops_dir: Path | None = None
+        self._journal: AppendJournal | None = None
+        try:
+            self.preserved = preserve_interrupted_run(self.out_dir)
+            # The folder now belongs to this run: the previous run's outputs go, summary.json
+            # (the mark of a finished run) first.
+            (self.out_dir / SUMMARY_NAME).unlink(missing_ok=True)
+            fsync_directory(self.out_dir)
+            for stale in (CROPS_PARTIAL, CROPS_NAME):
+                if (self.out_dir / stale).is_dir():
+                    aside = self.out_dir / f".{stale.lstrip('.')}.old"
+                    shutil.rmtree(aside, ignore_errors=True)
+                    (self.out_dir / stale).rename(aside)
+                    shutil.rmtree(aside, ignore_errors=True)
+            for stale in (VIDEO_NAME, VIDEO_PARTIAL):
+                (self.out_dir / stale).unlink(missing_ok=True)
+            started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            journal_meta = {"started": started, "pid": os.getpid(), "video_fps": fps, "width": frame_size[0],
+                            "height": frame_size[1], "crops": crops, "crop_format": crop_format, "video": video,
+                            **(meta or {})}
+            self._journal = AppendJournal(self.out_dir, JOURNAL_NAME, {TRACKS_NAME: b"", OBJECTS_NAME: OBJECTS_HEADER},
+                                          meta=journal_meta, sync_seconds=sync_seconds)
+            if crops:
+                self._crops_dir = self.out_dir / CROPS_PARTIAL
+                self._crops_dir.mkdir()
+                # Image encoding releases the GIL: one writer thread keeps it off the frame loop. It
+                # also commits the rows of finished objects, after their crops (FIFO, one thread).
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-writer")
+            if video:
+                self._video = cv2.VideoWriter(str(self._video_tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame_size)
+                if not self._video.isOpened():
+                    raise OutputError(f"cannot encode video into {self._video_tmp}", None, self._video_tmp)
+        except (JournalBusy, RunBusy):
+            self._release()
+            raise OutputError(f"another conveyor-qc run is writing into {self.out_dir} (it holds "
+                              f"{JOURNAL_NAME}): stop it or choose another --out", None, self.out_dir) from None
+        except OSError as exc:
+            self._release()
+            raise _output_error(exc) from None
+        except BaseException:
+            self._release()
+            raise
 
     # --- per frame ------------------------------------------------------------
 
+    def _check(self) -> None:
+        """Raise the first error of the writer thread (a full disk while writing a crop...)."""
+        while self._pending and self._pending[0].done():
+            self._pending.popleft().result()
+        if len(self._pending) > 256:  # keep memory bounded
+            while len(self._pending) > 128:
+                self._pending.popleft().result()
+
+    def _submit(self, fn, *args) -> None:
+        self._pending.append(self._pool.submit(fn, *args))
+        self._check()
+
+    def _watch_space(self) -> None:
+        """Every SPACE_CHECK_FRAMES frames: a full disk is an error now, with what was written
+        intact, rather than a video encoder that drops frames without a word."""
+        self._frames_seen += 1
+        if self._frames_seen % SPACE_CHECK_FRAMES:
+            return
+        try:
+            st = os.statvfs(self.out_dir)
+        except OSError:
+            return
+        if st.f_bavail == 0:
+            raise _output_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), self.out_dir, self._kept_note())
+
     def add_crops(self, crops: list[Crop]) -> None:
+        """Called once a frame (with the crops cut on it, maybe none)."""
+        self._watch_space()
+        # Rows committed a while ago reach the disk even when no object has finished since
+        # (on the writer thread when there is one, after what it has queued).
+        if self._journal.sync_due():
+            if self._pool is None:
+                self._sync()
+            else:
+                self._submit(self._sync)
         if self._pool is None:
             return
         for c in crops:
-            self._pending.append(self._pool.submit(self._write_crop, c))
-        if len(self._pending) > 256:  # keep memory bounded; surface write errors early
-            done, self._pending = self._pending[:128], self._pending[128:]
-            for f in done:
-                f.result()
+            self._submit(self._write_crop, c)
 
     def _write_crop(self, crop: Crop) -> None:
-        folder = self._crops_dir / str(crop.track_id)
-        folder.mkdir(exist_ok=True)
+        if self._failed is not None:
+            return
         try:
-            data = encode_crop(crop.image, self.crop_format, self.crop_quality)
-        except ValueError:
-            raise OutputError(f"cannot encode crop of object {crop.track_id}") from None
-        # The crops folder is itself temporary (renamed into place by close()), so each
-        # crop needs no atomic rename or fsync of its own: that cost 8% of a run's time.
-        (folder / f"{crop.frame_index + 1:06d}.{self.crop_format}").write_bytes(data)
-        self.crops_written += 1
+            folder = self._crops_dir / str(crop.track_id)
+            folder.mkdir(exist_ok=True)
+            try:
+                data = encode_crop(crop.image, self.crop_format, self.crop_quality)
+            except ValueError:
+                raise OutputError(f"cannot encode crop of object {crop.track_id}") from None
+            # The crops folder is itself temporary (swapped into place by close()), so a crop needs
+            # no fsync of its own (that cost 8% of a run's time): only a rename, so that a kill
+            # never leaves a crop cut short.
+            final = folder / f"{crop.frame_index + 1:06d}.{self.crop_format}"
+            tmp = final.with_name(final.name + ".tmp")
+            try:
+                tmp.write_bytes(data)
+                os.rename(tmp, final)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise _output_error(exc, final, self._kept_note()) from None
+            self.crops_written += 1
+        except BaseException as exc:
+            self._failed = exc
+            raise
 
     def add_frame(self, frame: np.ndarray) -> None:
         if self._video is not None:
             self._video.write(frame)
 
     def add_objects(self, objects: list[ObjectEvent]) -> None:
+        """Append the rows of objects that have finished (in the order they finished)."""
+        if not objects:
+            return
+        rows = [object_row(obj) for obj in objects]
+        tracks = "".join(r[2] + "\n" for obj in objects for r in mot_rows(obj))
+        # tracks.txt first: an object in objects.csv always has its path in tracks.txt.
+        chunks = [tracks.encode(), _objects_text(rows).encode()]
+        self.object_count += len(objects)
         for obj in objects:
-            self.objects.append(obj)
-            self._tracks_fh.write("".join(r[2] + "\n" for r in mot_rows(obj)))
-            self._objects_csv.writerow(object_row(obj))
-        if objects:
-            self._tracks_fh.flush()
-            self._objects_fh.flush()
+            self.label_counts[obj.label] = self.label_counts.get(obj.label, 0) + 1
+        if self._pool is not None:
+            self._submit(self._commit, chunks, len(objects))
+        else:
+            self._commit(chunks, len(objects))
+
+    def _commit(self, chunks: list[bytes], count: int) -> None:
+        if self._failed is not None:
+            return
+        try:
+            self._journal.append(chunks, count)
+        except OSError as exc:
+            self._failed = exc
+            raise _output_error(exc, None, self._kept_note()) from None
+
+    def _sync(self) -> None:
+        if self._failed is not None:
+            return
+        try:
+            self._journal.sync_if_due()
+        except OSError as exc:
+            self._failed = exc
+            raise _output_error(exc, None, self._kept_note()) from None
+
+    def _kept_note(self) -> str:
+        n = self._journal.items if self._journal is not None else 0
+        return f"; the {n} objects finished before are in {self.out_dir / OBJECTS_NAME} and {TRACKS_NAME}"
 
     # --- end ------------------------------------------------------------------
 
     def close(self, summary: dict) -> None:
-        """Finish every file and write ``summary.json`` last."""
+        """Finish every file and write ``summary.json`` last (it gets ``crops_written``)."""
         if self._closed:
             return
         self._closed = True
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-            for f in self._pending:
-                f.result()
-        self._tracks_fh.close()
-        self._objects_fh.close()
-
-        rows = sorted((row for obj in self.objects for row in mot_rows(obj)), key=lambda r: (r[0], r[1]))
-        atomic_write_text(self.out_dir / "tracks.txt", "".join(r[2] + "\n" for r in rows))
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(OBJECT_COLUMNS)
-        for obj in sorted(self.objects, key=lambda o: o.track_id):
-            w.writerow(object_row(obj))
-        atomic_write_text(self.out_dir / "objects.csv", buf.getvalue())
-        self._tracks_partial.unlink(missing_ok=True)
-        self._objects_partial.unlink(missing_ok=True)
-
+            while self._pending:
+                self._pending.popleft().result()
+        journal = self._journal
+        try:
+            journal.close()  # every row on disk; the journal stays until summary.json is
+        except OSError as exc:
+            raise _output_error(exc) from None
+        # The summary as it will be, for recovery if the process dies before writing it.
+        summary["crops_written"] = self.crops_written
+        atomic_write_text(self.out_dir / PENDING_SUMMARY, json.dumps(summary) + "\n")
+        _kill_point("close:synced")
+        committed = dict(zip(journal.names, journal.lengths))
+        objects, tracks = (_read_prefix(self.out_dir / name, committed[name]) for name in (OBJECTS_NAME, TRACKS_NAME))
+        objects, tracks = _sorted_outputs(objects, tracks)
+        atomic_write_text(self.out_dir / TRACKS_NAME, tracks.decode())
+        _kill_point("close:tracks")
+        atomic_write_text(self.out_dir / OBJECTS_NAME, objects.decode())
+        _kill_point("close:objects")
         if self._crops_dir is not None:
             sync_filesystem(self._crops_dir)  # the crops reach the disk before they take their final name
-            final = self.out_dir / "crops"
-            old = self.out_dir / ".crops.old"
-            shutil.rmtree(old, ignore_errors=True)
-            if final.exists():
-                final.rename(old)
-            self._crops_dir.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
+            replace_directory(self._crops_dir, self.out_dir / CROPS_NAME)
+            _kill_point("close:crops")
         if self._video is not None:
             self._video.release()
-            os.replace(self._video_tmp, self.out_dir / "annotated.mp4")
+            self._video = None
+            fsync_path(self._video_tmp)
+            os.replace(self._video_tmp, self.out_dir / VIDEO_NAME)
+            fsync_directory(self.out_dir)
+            _kill_point("close:video")
+        atomic_write_text(self.out_dir / SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=False) + "\n")
+        _kill_point("close:summary")
+        journal.remove()
+        (self.out_dir / PENDING_SUMMARY).unlink(missing_ok=True)
 
-        summary["crops_written"] = self.crops_written
-        atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=False) + "\n")
-
-    def abort(self) -> None:
-        """Stop without final files (the .partial files stay for inspection)."""
-        self._closed = True
+    def _release(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        self._tracks_fh.close()
-        self._objects_fh.close()
+            self._pool = None
         if self._video is not None:
             self._video.release()
+            self._video = None
+            # (only ours: a writer refused because another run holds the folder touches nothing)
             self._video_tmp.unlink(missing_ok=True)
+        if self._journal is not None:
+            self._journal.close_quietly()
+
+    def abort(self, error: BaseException | None = None) -> None:
+        """Stop after an error or an interruption: the rows committed so far are finished as a
+        recovered run (summary.json with ``complete`` false and the error). If that fails too
+        (the disk is still full) the folder is left for ``conveyor-qc recover``, and an
+        OutputError ``error`` says so."""
+        self._closed = True
+        self._release()
+        if self._journal is None:
+            return
+        try:
+            recover_run(self.out_dir, reason=str(error) if error is not None else "stopped")
+        except (OSError, RecoverError) as exc:
+            if isinstance(error, WriteError):
+                error.message += (f"; `conveyor-qc recover {self.out_dir}` finishes the folder once it can be "
+                                  f"written ({exc})")
+
+
+# --- recovery ---------------------------------------------------------------------------
+
+
+def recover_run(out_dir: str | Path, reason: str = "killed") -> dict:
+    """Finish the files of a run that was killed (or stopped by an error) in ``out_dir``: cut
+    ``objects.csv`` and ``tracks.txt`` back to the last commit, sort them, put the crops of
+    those objects in ``crops/`` (the others were of objects still in view), drop the
+    unplayable partial video and write ``summary.json`` (``complete`` false, ``recovered``
+    true). Safe to repeat after a kill of its own. Returns the summary."""
+    out = Path(out_dir)
+    journal_path = out / JOURNAL_NAME
+    if not journal_path.exists():
+        if (out / SUMMARY_NAME).exists():
+            raise RecoverError(f"{out} holds a finished run (summary.json): nothing to recover")
+        raise RecoverError(f"{out} holds no run to recover (no {JOURNAL_NAME})")
+    try:
+        state, lengths, items = recover_journal(journal_path)
+    except JournalBusy:
+        raise RunBusy(f"a conveyor-qc run is still writing into {out}: stop it first") from None
+    except ValueError as exc:
+        raise RecoverError(str(exc)) from None
+    if (out / SUMMARY_NAME).exists():  # killed after its last step: already complete
+        journal_path.unlink()
+        fsync_directory(out)
+        (out / PENDING_SUMMARY).unlink(missing_ok=True)
+        return json.loads((out / SUMMARY_NAME).read_text(encoding="utf-8"))
+    files = dict(zip(state.files, lengths))
+    (out / VIDEO_PARTIAL).unlink(missing_ok=True)  # unplayable without its index; first, as it frees the most
+    objects, tracks = _sorted_outputs(_read_prefix(out / OBJECTS_NAME, files[OBJECTS_NAME]),
+                                      _read_prefix(out / TRACKS_NAME, files[TRACKS_NAME]))
+    atomic_write_text(out / TRACKS_NAME, tracks.decode())
+    atomic_write_text(out / OBJECTS_NAME, objects.decode())
+    rows = list(csv.DictReader(io.StringIO(objects.decode())))
+    ids = {r["track_id"] for r in rows}
+
+    crops_written = 0
+    partial = out / CROPS_PARTIAL
+    if partial.is_dir():
+        for folder in list(partial.iterdir()):
+            if not (folder.is_dir() and folder.name in ids):
+                shutil.rmtree(folder, ignore_errors=True) if folder.is_dir() else folder.unlink()
+                continue
+            for f in list(folder.iterdir()):
+                if f.suffix not in CROP_SUFFIXES or f.stat().st_size == 0:  # a .tmp, or lost in a power cut
+                    f.unlink()
+        sync_filesystem(partial)
+        replace_directory(partial, out / CROPS_NAME)
+    elif state.meta.get("crops") and not (out / CROPS_NAME).is_dir():
+        (out / CROPS_NAME).mkdir()  # killed before its first crop: as a run with no object has
+    if (out / CROPS_NAME).is_dir():
+        crops_written = sum(1 for f in (out / CROPS_NAME).glob("*/*") if f.suffix in CROP_SUFFIXES)
+
+    meta = state.meta
+    labels = [r["label"] for r in rows]
+    try:  # killed while closing: every object was written, and the summary was known
+        pending = json.loads((out / PENDING_SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pending = None
+    if isinstance(pending, dict) and pending.get("objects") == len(rows):
+        summary = {**pending, "recovered": True, "reason": reason, "crops_written": crops_written,
+                   "recovered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   "started": meta.get("started")}
+        if not (out / VIDEO_NAME).exists() and meta.get("video"):
+            summary["video_lost"] = True
+        atomic_write_text(out / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
+        journal_path.unlink()
+        (out / PENDING_SUMMARY).unlink(missing_ok=True)
+        fsync_directory(out)
+        return summary
+    summary = {
+        "source": meta.get("source"),
+        "version": meta.get("version"),
+        "objects": len(rows),
+        "anomalies": labels.count("anomaly"),
+        "normal": labels.count("normal"),
+        "unknown": labels.count("unknown"),
+        "width": meta.get("width"),
+        "height": meta.get("height"),
+        "video_fps": meta.get("video_fps"),
+        "complete": False,
+        "interrupted": True,
+        "recovered": True,
+        "reason": reason,
+        "started": meta.get("started"),
+        "recovered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "crops_written": crops_written,
+        "config": meta.get("config"),
+    }
+    atomic_write_text(out / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
+    journal_path.unlink()
+    (out / PENDING_SUMMARY).unlink(missing_ok=True)
+    fsync_directory(out)
+    return summary
+
+
+def preserve_interrupted_run(out_dir: str | Path) -> Path | None:
+    """Before a new run writes into ``out_dir``: a killed run's files there are recovered and
+    moved into ``out_dir/interrupted-<its start time>/``, so a restart after a crash or a power
+    cut loses nothing. Returns that folder, or None when there was none."""
+    out = Path(out_dir)
+    summary_path = out / SUMMARY_NAME
+    if (out / JOURNAL_NAME).exists():
+        recover_run(out)
+    elif not summary_path.exists():
+        return None
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(summary, dict) and summary.get("recovered")):
+        return None
+    stamp = str(summary.get("started") or "unknown").replace("-", "").replace(":", "")
+    target = out / f"{INTERRUPTED_PREFIX}{stamp}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = out / f"{INTERRUPTED_PREFIX}{stamp}-{n}"
+    tmp = out / f".{INTERRUPTED_PREFIX}pending"  # kept as it is if a kill cut a move short
+    tmp.mkdir(exist_ok=True)
+    # summary.json moves last: until then a kill leaves the recovered run where it was.
+    for name in (OBJECTS_NAME, TRACKS_NAME, CROPS_NAME, SUMMARY_NAME):
+        if (out / name).exists():
+            (out / name).rename(tmp / name)
+    fsync_directory(tmp)
+    tmp.rename(target)
+    fsync_directory(out)
+    return target

@@ -8,12 +8,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .config import Config
 from .counts import LineCounts
-from .outputs import RunWriter, count_line_segment, draw_tracks
-from .pipeline import Pipeline
-from .video import VideoReader
+from .outputs import RunWriter, check_output_dir, count_line_segment, draw_tracks
+from .provenance import model_identity, source_identity
+from .segments import SegmentedPipeline
+from .video import ReconnectPolicy, Reconnected, Reconnecting, SourceLost, VideoReader, check_frame_size
+
+#: A live source back within this many seconds keeps its open tracks (run --max-gap; docs/streams.md):
+#: the tracker finds an object again within track.max_distance (60 px) of where it predicts it, and a
+#: belt at 8 px a frame and 30 fps (the synthetic presets) moves 60 px in a quarter of a second.
+MAX_GAP_SECONDS = 0.25
+#: A live source lost for longer than this many seconds ends the run (run --reconnect-timeout).
+RECONNECT_TIMEOUT_SECONDS = 60.0
 
 __all__ = ["run_video", "RunResult", "Progress"]
 
@@ -36,6 +46,9 @@ class RunResult:
     ended_early: bool
     #: True when stopped by Ctrl-C (outputs hold everything seen until then).
     interrupted: bool
+    #: Why the input ended before it should (VideoReader.stop_reason: a truncated file, a
+    #: stream lost for longer than reconnect_timeout or back at another size); None if it did not.
+    stop_reason: str | None = None
 
 
 def run_video(
@@ -48,6 +61,10 @@ def run_video(
     max_frames: int | None = None,
     progress: Progress | None = None,
     model=None,
+    duration: float | None = None,
+    reconnect_timeout: float = RECONNECT_TIMEOUT_SECONDS,
+    max_gap: float = MAX_GAP_SECONDS,
+    stream_status: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run the pipeline over ``source`` and write its outputs into ``out_dir``.
 
@@ -56,12 +73,22 @@ def run_video(
     Ctrl-C stops reading and still writes complete files for what was seen.
     ``model`` (a folder or an :class:`~conveyor_qc.model.AnomalyModel`) labels each
     finished object from its crops taken while wholly in view (``combine_verdicts``).
+    ``duration`` stops after that many seconds of wall-clock time, ``max_frames`` after that
+    many frames. A live source (camera, stream URL) that drops is reconnected for up to
+    ``reconnect_timeout`` seconds; back within ``max_gap`` seconds its open tracks go on,
+    after a longer gap they end first (docs/streams.md). ``stream_status(text)`` is told of
+    every loss and reconnection.
     """
     config = config if config is not None else Config()
     config.validate()
+    # What the results are made from, as the run starts (summary.json: "input", "model").
+    input_identity, model_id = source_identity(source), model_identity(model)
     out = config.output
     write_video = out.video if video is None else video
     write_crops = out.crops if crops is None else crops
+    # An output folder that cannot be written (not a folder, read-only, full) is told before
+    # the model or the video is opened.
+    check_output_dir(out_dir)
 
     own_model = False
     if model is not None and not hasattr(model, "predict"):
@@ -69,14 +96,20 @@ def run_video(
 
         model, own_model = load_model(model), True  # a damaged model fails before anything is written
     try:
-        reader = VideoReader(source)
+        reader = VideoReader(source, reconnect=ReconnectPolicy(give_up_after=reconnect_timeout))
+        try:
+            check_frame_size(reader.info.width, reader.info.height, config.track.downscale, video=write_video)
+        except BaseException:
+            reader.close()
+            raise
     except BaseException:
         if own_model:
             model.close()
         raise
     info = reader.info
-    pipeline = Pipeline(config, keep_crops=write_crops, object_crops=OBJECT_CROPS if model is not None else 0,
-                        judge_every=JUDGE_EVERY)
+    # A live source back after a long gap restarts the core (segments.py), numbering continued.
+    pipeline = SegmentedPipeline(config, keep_crops=write_crops,
+                                 object_crops=OBJECT_CROPS if model is not None else 0, judge_every=JUDGE_EVERY)
 
     # Each crop of an object wholly in view is judged as it is cut, so the annotated video shows
     # the verdict so far (combine_verdicts over the crops seen); the object's final verdict is the
@@ -107,8 +140,15 @@ def run_video(
                 obj.label, obj.score = verdict.label, verdict.score
             obj.crops = []  # the pixels are not needed any more
 
-    writer = RunWriter(out_dir, info.fps, (info.width, info.height), video=write_video, crops=write_crops,
-                       crop_format=out.crop_format, crop_quality=out.crop_quality)
+    try:
+        writer = RunWriter(out_dir, info.fps, (info.width, info.height), video=write_video, crops=write_crops,
+                           crop_format=out.crop_format, crop_quality=out.crop_quality,
+                           meta={"source": str(source), "version": __version__, "config": config.to_dict()})
+    except BaseException:
+        reader.close()
+        if own_model:
+            model.close()
+        raise
 
     # Objects counted at the counting line, by label (the label lookup an
     # anomaly model fills as objects are judged) and by video time.
@@ -117,9 +157,41 @@ def run_video(
     interrupted = False
     start = time.perf_counter()
     frames = 0
+    gaps: list[dict] = []  # summary.json "stream_gaps"
+    say = stream_status or (lambda text: None)
+
+    def source_event(event) -> None:
+        """A live source lost, reconnecting, back (video.py's events): told, and acted on."""
+        if isinstance(event, SourceLost):
+            say(f"source lost after frame {frames}: reconnecting for up to {reconnect_timeout:g} s")
+        elif isinstance(event, Reconnecting):
+            say(f"reconnect attempt {event.attempt} failed, lost for {event.lost_seconds:.1f} s; "
+                f"next attempt in {event.next_wait:.1f} s")
+        elif isinstance(event, Reconnected):
+            long_gap = event.gap_seconds > max_gap
+            if long_gap:  # the objects moved out of the tracker's reach: end them, start afresh
+                ended = pipeline.restart()
+                judge(ended)
+                writer.add_objects(ended)
+                for obj in ended:
+                    counts.set_label(obj.track_id, obj.label)
+                counts.add_crossed(pipeline.finish_crossed, max(frames - 1, 0))
+            gaps.append({"after_frame": frames, "seconds": round(event.gap_seconds, 3),
+                         "attempts": event.attempts, "tracks": "ended" if long_gap else "kept"})
+            say(f"source back after a gap of {event.gap_seconds:.1f} s (attempt {event.attempts}): open tracks "
+                + (f"ended (gap longer than {max_gap:g} s)" if long_gap else "kept"))
+
+    def out_of_time() -> bool:
+        return duration is not None and time.perf_counter() - start >= duration
+
     try:
         try:
-            for frame in reader:
+            for frame in reader.frames_and_events():
+                if not isinstance(frame, np.ndarray):  # a live source's event, or a pause without frames
+                    source_event(frame)
+                    if out_of_time():
+                        break
+                    continue
                 update = pipeline.process(frame)
                 judge_crops(update.judge_crops)
                 judge(update.finished)
@@ -139,6 +211,8 @@ def run_video(
                     progress(frames, info.frame_count, update.tracks.count, frames / max(elapsed, 1e-9))
                 if max_frames is not None and frames >= max_frames:
                     break
+                if out_of_time():
+                    break
         except KeyboardInterrupt:
             interrupted = True
         last = pipeline.finish()
@@ -148,14 +222,16 @@ def run_video(
             counts.set_label(obj.track_id, obj.label)
         counts.add_crossed(pipeline.finish_crossed, max(frames - 1, 0))  # counted at the stream end
         elapsed = time.perf_counter() - start
-        objects = writer.objects
+        labelled = writer.label_counts
         summary = {
             "source": str(source),
+            "input": input_identity,  # the file's bytes and mtime_ns (null for a camera or stream)
+            "model": model_id,  # the model folder and the sha256 of its model.json (null: none)
             "version": __version__,
-            "objects": len(objects),
-            "anomalies": sum(1 for o in objects if o.label == "anomaly"),
-            "normal": sum(1 for o in objects if o.label == "normal"),
-            "unknown": sum(1 for o in objects if o.label == "unknown"),
+            "objects": writer.object_count,
+            "anomalies": labelled.get("anomaly", 0),
+            "normal": labelled.get("normal", 0),
+            "unknown": labelled.get("unknown", 0),
             # Objects counted at the counting line (count.line; the exit edge by default).
             "counts": counts.counts(),
             "counts_over_time": counts.over_time(frames),
@@ -171,19 +247,26 @@ def run_video(
             "complete": not interrupted and not reader.ended_early,
             "interrupted": interrupted,
             "ended_early": reader.ended_early,
+            # Why the input ended before it should (null: it did not); docs/streams.md
+            "stop_reason": reader.stop_reason,
+            "source_kind": info.kind,  # file, sequence, stream or camera
+            "reconnects": reader.reconnects,
+            # Every reconnection of a live source: frames before it, its seconds, its open tracks kept or ended.
+            "stream_gaps": gaps,
             "config": config.to_dict(),
         }
         if progress is not None:
-            progress(frames, info.frame_count, len(objects), summary["fps"])
+            progress(frames, info.frame_count, writer.object_count, summary["fps"])
         writer.close(summary)  # adds crops_written once the crop writer is done
-    except BaseException:
-        writer.abort()
+    except BaseException as exc:
+        writer.abort(exc)  # what was written is finished as a recovered run (docs/outputs.md)
         raise
     finally:
         reader.close()
         if own_model:
             model.close()
-    return RunResult(summary=summary, ended_early=reader.ended_early, interrupted=interrupted)
+    return RunResult(summary=summary, ended_early=reader.ended_early, interrupted=interrupted,
+                     stop_reason=reader.stop_reason)
 
 
 def terminal_progress(stream=sys.stderr) -> Progress | None:

@@ -42,7 +42,6 @@ import math
 import numbers
 import os
 import queue
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +49,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .atomic import fsync_directory, fsync_path, temporary_sibling
 
 __all__ = ["PRESETS", "Preset", "SynthResult", "SynthDataError", "synthesize", "shared_dir"]
 
@@ -850,9 +851,8 @@ def synthesize(out_dir, preset: str | Preset = "cookies", seed: int = 0, seconds
     tmp: dict[str, Path] = {}
     try:
         for key, name in names.items():
-            fd, t = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp" + Path(name).suffix, dir=out)
-            os.close(fd)
-            tmp[key] = Path(t)
+            # (mkstemp alone made the outputs readable by their owner only)
+            tmp[key] = temporary_sibling(out / name, suffix=Path(name).suffix)
     except OSError as e:
         for t in tmp.values():
             with contextlib.suppress(OSError):
@@ -930,7 +930,9 @@ def synthesize(out_dir, preset: str | Preset = "cookies", seed: int = 0, seconds
                 kinds[o.kind] += 1
                 fh.write(f"{o.id},{'normal' if o.kind == 'normal' else 'anomaly'},{o.kind}\n")
         for key, name in names.items():
+            fsync_path(tmp[key])  # the data reaches the disk before the name does
             os.replace(tmp[key], out / name)
+        fsync_directory(out)
     except BaseException:
         for t in tmp.values():
             with contextlib.suppress(OSError):

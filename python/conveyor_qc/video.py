@@ -1,15 +1,27 @@
-"""Video input: files, camera indices and stream URLs through one reader.
+"""Video input: files, image sequences, camera indices and stream URLs through one reader.
 
 Decoding runs in a thread of its own (OpenCV releases the GIL while it
 decodes), so it overlaps the core's work on the previous frame.
+
+A live source (a camera index or a stream URL) is watched, not just read: when
+it stops giving frames the reader reconnects with bounded exponential backoff
+(``ReconnectPolicy``: at once, then 0.5 s doubling to 8 s between attempts)
+until the source answers again or ``give_up_after`` seconds have passed since
+it was lost. A file or an image sequence never reconnects: its end is the end.
+``frames_and_events()`` tells the caller about every loss and reconnection
+(``SourceLost``, ``Reconnecting``, ``Reconnected``), in order with the frames,
+so the caller can decide what a gap means for the objects in view (docs/streams.md).
 """
 
 from __future__ import annotations
 
+import glob
+import math
 import os
 import queue
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +29,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["VideoError", "VideoInfo", "VideoReader", "open_source"]
+__all__ = [
+    "VideoError", "VideoInfo", "VideoReader", "open_source", "ReconnectPolicy", "StreamEvent", "SourceLost",
+    "Reconnecting", "Reconnected", "Waiting", "check_frame_size", "quiet_decoder_logs", "to_bgr8",
+]
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+#: printf-style frame number in an image sequence: img_%04d.png, frame%d.jpg
+_SEQUENCE = re.compile(r"%0?\d*d")
+
+#: A stream URL that answers nothing for this long while opening, or sends no
+#: frame for this long while reading, counts as lost (FFmpeg's own default is 30 s).
+STREAM_OPEN_TIMEOUT_S = 10.0
+STREAM_READ_TIMEOUT_S = 10.0
 
 
 class VideoError(ValueError):
@@ -34,18 +56,127 @@ class VideoInfo:
     fps: float
     #: Frames the container announces (0 for streams and cameras, or when unknown).
     frame_count: int
+    #: A file or an image sequence: read once to its end, never reconnected.
     is_file: bool
+    #: "file", "sequence" (an image sequence pattern), "stream" (a live URL), "remote file" (a URL
+    #: whose container announces its length, e.g. http://host/clip.mp4) or "camera" (an index).
+    kind: str = "file"
+
+    @property
+    def live(self) -> bool:
+        return self.kind in ("stream", "camera")
 
 
-def _describe(source: str | int | os.PathLike) -> tuple[str | int, bool]:
-    """Camera index, URL or file path; checks a file exists and is not empty."""
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """How a live source is reconnected: the first attempt at once, then waits of
+    ``first_wait`` doubling up to ``max_wait`` seconds, until ``give_up_after`` seconds
+    have passed since the source was lost (``math.inf``: never give up; 0: never reconnect)."""
+
+    give_up_after: float = 60.0
+    first_wait: float = 0.5
+    max_wait: float = 8.0
+
+    def __post_init__(self):
+        for name in ("give_up_after", "first_wait", "max_wait"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+                raise ValueError(f"reconnect {name} must be a number of seconds >= 0, got {value!r}")
+        if self.first_wait > self.max_wait:
+            raise ValueError(f"reconnect first_wait ({self.first_wait}) is larger than max_wait ({self.max_wait})")
+
+    def waits(self) -> Iterator[float]:
+        """Seconds to wait before each attempt: 0, first_wait, 2 * first_wait, ... max_wait, max_wait, ..."""
+        yield 0.0
+        wait = self.first_wait
+        while True:
+            yield wait
+            wait = min(wait * 2, self.max_wait)
+
+
+# --- events of a live source, in order with its frames --------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceLost:
+    """The live source stopped giving frames after ``frames`` frames."""
+
+    frames: int
+    at: float  # time.monotonic() of the last frame received
+
+
+@dataclass(frozen=True)
+class Reconnecting:
+    """Reconnection attempt ``attempt`` failed; the next one follows in ``next_wait`` seconds."""
+
+    attempt: int
+    lost_seconds: float  # since the source was lost
+    next_wait: float
+
+
+@dataclass(frozen=True)
+class Reconnected:
+    """The source answers again: the next frame follows a gap of ``gap_seconds`` (wall
+    time from the last frame before the loss to the first after it)."""
+
+    frames: int  # frames received before the gap
+    gap_seconds: float
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """No frame and no event for ``seconds``: lets the caller keep time (--duration) and
+    show progress while a live source is silent."""
+
+    seconds: float
+
+
+StreamEvent = SourceLost | Reconnecting | Reconnected | Waiting
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """The decoder stopped before the source's end: ``reason`` says why."""
+
+    reason: str
+
+
+_END = object()  # the decoder reached the source's end
+
+
+def quiet_decoder_logs() -> None:
+    """Silence FFmpeg's and OpenCV's own warnings on stderr (a damaged file makes FFmpeg
+    print a line per bad packet): the reader reports every problem itself, in one line.
+    Keeps a level the user set in OPENCV_FFMPEG_LOGLEVEL. Call before the first open."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:  # an OpenCV build without the logging utilities
+        pass
+
+
+def _describe(source: str | int | os.PathLike) -> tuple[str | int, str]:
+    """Camera index, URL, image sequence pattern or file path, and its kind; checks a
+    file exists and is not empty, and that a sequence pattern matches a file."""
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
+    if isinstance(source, bool):
+        raise VideoError(f"not a video source: {source!r}")
     if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
-        return int(source), False
+        return int(source), "camera"
+    if not isinstance(source, str) or not source:
+        raise VideoError(f"not a video source: {source!r}")
     if _URL.match(source):
-        return source, False
+        return source, "stream"
     path = Path(source)
+    if not path.exists() and _SEQUENCE.search(path.name):
+        if not path.parent.is_dir():
+            raise VideoError(f"image sequence folder not found: {path.parent}")
+        matches = glob.glob(str(path.parent / glob.escape(_SEQUENCE.sub("\0", path.name)).replace("\0", "*")))
+        if not matches:
+            raise VideoError(f"no image matches the sequence pattern {path}")
+        return str(path), "sequence"
     if not path.exists():
         raise VideoError(f"video not found: {path}")
     if path.is_dir():
@@ -54,106 +185,343 @@ def _describe(source: str | int | os.PathLike) -> tuple[str | int, bool]:
         raise VideoError(f"video is not readable (permissions): {path}")
     if path.stat().st_size == 0:
         raise VideoError(f"video file is empty (0 bytes): {path}")
-    return str(path), True
+    return str(path), "file"
+
+
+def _sequence_files(pattern: str) -> dict[int, str]:
+    """The files of an image sequence pattern (``img_%04d.png``), by their number."""
+    path = Path(pattern)
+    number = _SEQUENCE.search(path.name)
+    prefix, suffix = path.name[:number.start()], path.name[number.end():]
+    named = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix))
+    folder = path.parent
+    files = {}
+    for name in os.listdir(folder):
+        match = named.fullmatch(name)
+        if match and prefix + number.group(0) % int(match.group(1)) + suffix == name:
+            files[int(match.group(1))] = str(folder / name)
+    return files
+
+
+def _open_capture(target: str | int, kind: str) -> cv2.VideoCapture:
+    if kind == "stream":
+        # FFmpeg with our timeouts, so a silent server counts as lost instead of hanging the run.
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(STREAM_OPEN_TIMEOUT_S * 1000),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(STREAM_READ_TIMEOUT_S * 1000)]
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+    if kind == "sequence":
+        # OpenCV's image-sequence reader: every image as it is stored (grey, 16-bit, 4 channels
+        # are all made BGR by to_bgr8), and it stops at the first image missing or unreadable.
+        return cv2.VideoCapture(target, cv2.CAP_IMAGES)
+    if kind == "file" and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
+        # FFmpeg alone: when it cannot open a file, OpenCV's other readers would try next, and
+        # its own AVI parser prints the damaged file's bytes to stderr.
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG)
+    return cv2.VideoCapture(target)
+
+
+def to_bgr8(frame: np.ndarray) -> np.ndarray:
+    """Any decoded frame as 8-bit, 3-channel BGR, C-contiguous.
+
+    16-bit frames keep their top 8 bits and float frames are taken as 0..1: a fixed
+    scale, so the belt looks the same on every frame (a per-frame stretch would make
+    its brightness follow whatever is on it). Grey becomes BGR, BGRA drops alpha."""
+    if frame.dtype == np.uint8:
+        pass
+    elif frame.dtype == np.uint16:
+        frame = (frame >> 8).astype(np.uint8)
+    elif frame.dtype.kind == "f":
+        frame = np.clip(np.nan_to_num(frame) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    elif frame.dtype in (np.int8, np.int16):
+        # signed: OpenCV's CV_8S / CV_16S; the upper half of the range
+        bits = frame.dtype.itemsize * 8
+        frame = (np.clip(frame.astype(np.int32), 0, None) >> (bits - 9)).astype(np.uint8)
+    else:
+        raise VideoError(f"frames of type {frame.dtype} are not supported (8- or 16-bit, or float, expected)")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim == 2:
+        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    elif frame.ndim == 3 and frame.shape[2] == 4:
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    elif not (frame.ndim == 3 and frame.shape[2] == 3):
+        raise VideoError(f"frames of shape {frame.shape} are not images (1, 3 or 4 channels expected)")
+    return np.ascontiguousarray(frame)
+
+
+def check_frame_size(width: int, height: int, downscale: float, video: bool = False) -> None:
+    """Refuse frames the core cannot work on: downscaled by ``track.downscale`` (R) they
+    must keep at least one pixel each way (OpenCV rounds half to even, as round() does);
+    the core's resize would otherwise fail with an OpenCV assertion. With ``video`` (the
+    annotated MPEG-4 video), at least 2x2: its encoder refuses a one-pixel side."""
+    small = (round(width * downscale), round(height * downscale))
+    if min(small) < 1:
+        raise VideoError(
+            f"frames of {width}x{height} pixels are too small: track.downscale = {downscale:g} makes them "
+            f"{small[0]}x{small[1]}; use larger frames or --set track.downscale=1")
+    if video and min(width, height) < 2:
+        raise VideoError(f"frames of {width}x{height} pixels are too small for annotated.mp4 (MPEG-4 needs "
+                         "2x2 at least); use --no-video")
 
 
 class VideoReader:
     """Opens a source and yields BGR frames (uint8, HxWx3, C-contiguous).
 
     Opening reads the first frame, so a file that is not a video, or one
-    truncated before its first frame, fails here, before any output exists.
-    ``frames_read`` and ``ended_early`` tell, after iteration, whether a file
-    gave fewer frames than it announced (a truncated or damaged file).
+    truncated before its first frame, fails here, before any output exists;
+    so does a camera or stream that does not answer (reconnecting starts only
+    once a live source has given frames). After iteration, ``stop_reason``
+    says why the input ended before it should (None: it did not): a file
+    shorter than its header announced, a frame of another size (damaged
+    file, or a stream back at another size), a live source lost for longer
+    than the reconnect policy allows. ``ended_early`` is ``stop_reason is not None``.
     """
 
-    def __init__(self, source: str | int | os.PathLike, prefetch: int = 4):
-        target, is_file = _describe(source)
-        self._cap = cv2.VideoCapture(target)
+    def __init__(self, source: str | int | os.PathLike, prefetch: int = 4,
+                 reconnect: ReconnectPolicy | None = None):
+        target, kind = _describe(source)
+        self._target = target
+        self._reconnect = reconnect if reconnect is not None else ReconnectPolicy()
+        self._cap = _open_capture(target, kind)
         if not self._cap.isOpened():
             self._cap.release()
-            what = "a video OpenCV can decode" if is_file else "a camera or stream that answers"
+            what = {"file": "a video OpenCV can decode (another kind of file, or damaged or truncated)",
+                    "sequence": "an image sequence OpenCV can read",
+                    "stream": "a stream that answers", "camera": "a camera that answers"}[kind]
             raise VideoError(f"cannot open {source!r}: not {what}")
-        ok, first = self._cap.read()
-        if not ok or first is None:
+        try:
+            ok, first = self._cap.read()
+            first = to_bgr8(first) if ok and first is not None else None
+        except (cv2.error, VideoError) as exc:
+            self._cap.release()
+            raise VideoError(f"the first frame of {source!r} cannot be read: {exc}") from None
+        if first is None:
             self._cap.release()
             raise VideoError(f"no frame could be decoded from {source!r} (damaged, truncated or not a video)")
-        first = self._normalise(first)
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if is_file else 0
+        count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT) if kind != "camera" else 0
+        count = int(count) if math.isfinite(count) and 0 < count < 2**31 else 0
+        if kind == "stream" and count:
+            # A URL whose container announces its length is a video file served over the network
+            # (http://host/clip.mp4), not a live stream: read to its end, never reopened (a server
+            # would serve it again from the start).
+            kind = "remote file"
         self.info = VideoInfo(
             source=str(source),
             width=first.shape[1],
             height=first.shape[0],
             fps=fps if 0 < fps < 1000 else 30.0,
-            frame_count=max(count, 0),
-            is_file=is_file,
+            frame_count=count,
+            is_file=kind in ("file", "sequence", "remote file"),
+            kind=kind,
         )
         self._first: np.ndarray | None = first
         self._prefetch = max(1, prefetch)
         self.frames_read = 0
+        #: Reconnections that succeeded, and every gap as (frames before it, seconds).
+        self.reconnects = 0
+        self.gaps: list[tuple[int, float]] = []
+        self._stop_reason: str | None = None
+        self._at_end = False  # the decoder reached the source's end (or gave up on it)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @staticmethod
-    def _normalise(frame: np.ndarray) -> np.ndarray:
-        """Any decoded frame as 8-bit, 3-channel BGR, C-contiguous."""
-        if frame.dtype != np.uint8:
-            frame = cv2.normalize(frame, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-        if frame.ndim == 2:
-            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-        elif frame.shape[2] == 4:
-            frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-        return np.ascontiguousarray(frame)
+    # --- what happened ----------------------------------------------------------------------------
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the input ended before it should, in words; None if it did not."""
+        if self._stop_reason is not None:
+            return self._stop_reason
+        if not self._at_end:
+            return None
+        if self.info.kind == "sequence":
+            # OpenCV ends a sequence at its first unreadable image without a word: name it.
+            files = _sequence_files(str(self._target))
+            unread = min(files, default=0) + self.frames_read
+            if unread in files:
+                return (f"image {files[unread]} cannot be read (damaged, or not an image): the sequence "
+                        f"stopped after {self.frames_read} images")
+            return None
+        n = self.info.frame_count
+        # A container's frame count can be a little off.
+        if self.info.is_file and n > 0 and self.frames_read < n - max(2, n // 100):
+            return (f"the video ended after {self.frames_read} of the {n} frames it announced "
+                    "(truncated or damaged file)")
+        return None
 
     @property
     def ended_early(self) -> bool:
-        """True when a file gave clearly fewer frames than its header announced."""
-        n = self.info.frame_count
-        return self.info.is_file and n > 0 and self.frames_read < n - max(2, n // 100)
+        """True when the input ended before it should (``stop_reason``)."""
+        return self.stop_reason is not None
+
+    # --- the decoder thread -----------------------------------------------------------------------
+
+    def _put(self, out: queue.Queue, item) -> bool:
+        """Hand an item to the consumer unless asked to stop (never blocks for good)."""
+        while not self._stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _size_problem(self, frame: np.ndarray, after_gap: bool) -> str | None:
+        h, w = frame.shape[:2]
+        if (w, h) == (self.info.width, self.info.height):
+            return None
+        if after_gap:
+            return (f"the stream came back at {w}x{h} after {self.info.width}x{self.info.height}: a run keeps "
+                    "one frame size, so it ended here (start a new run for the new size)")
+        why = {"file": "damaged file", "remote file": "damaged file",
+               "sequence": "images of different sizes"}.get(self.info.kind,
+                                                                                    "the source changed")
+        return (f"frame {self._decoded + 1} is {w}x{h} but the {self.info.kind} started at {self.info.width}x"
+                f"{self.info.height} ({why}); stopped there")
 
     def _decode(self, out: queue.Queue) -> None:
+        cap = self._cap
+        self._decoded = 1  # the first frame, read when opening
+        last_frame_at = time.monotonic()
         try:
             while not self._stop.is_set():
-                ok, frame = self._cap.read()
-                if not ok or frame is None:
-                    break
-                out.put(self._normalise(frame))
+                ok, frame = cap.read()
+                if ok and frame is not None:
+                    frame = to_bgr8(frame)
+                    problem = self._size_problem(frame, after_gap=False)
+                    if problem:
+                        self._put(out, _Stop(problem))
+                        return
+                    last_frame_at = time.monotonic()
+                    self._decoded += 1
+                    if not self._put(out, frame):
+                        return
+                    continue
+                if not self.info.live:
+                    self._put(out, _END)
+                    return
+                cap.release()
+                again = self._reconnect_source(out, last_frame_at)
+                if again is None:
+                    return
+                cap = self._cap = again
+                last_frame_at = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, never lost
-            out.put(exc)
+            self._put(out, exc)
         finally:
-            out.put(None)
+            cap.release()
+            self._put(out, None)
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def _reconnect_source(self, out: queue.Queue, last_frame_at: float) -> cv2.VideoCapture | None:
+        """Open the live source again, with backoff. Hands over the events, and the first
+        frame after the gap; None when it gave up (``_Stop`` sent) or was asked to stop."""
+        policy = self._reconnect
+        if not self._put(out, SourceLost(frames=self._decoded, at=last_frame_at)):
+            return None
+        lost_at = time.monotonic()
+        attempt = 0
+        waits = policy.waits()
+        wait = next(waits)
+        while policy.give_up_after > 0:
+            remaining = policy.give_up_after - (time.monotonic() - lost_at)
+            if remaining <= 0:
+                break
+            # The last attempt is made at the deadline, not skipped for a wait that overshoots it.
+            if wait and self._stop.wait(min(wait, remaining)):
+                return None
+            attempt += 1
+            cap = _open_capture(self._target, self.info.kind)
+            ok, frame = cap.read() if cap.isOpened() else (False, None)
+            if ok and frame is not None:
+                frame = to_bgr8(frame)
+                problem = self._size_problem(frame, after_gap=True)
+                if problem:
+                    cap.release()
+                    self._put(out, _Stop(problem))
+                    return None
+                gap = time.monotonic() - last_frame_at
+                self._decoded += 1
+                if not (self._put(out, Reconnected(frames=self._decoded - 1, gap_seconds=gap, attempts=attempt))
+                        and self._put(out, frame)):
+                    cap.release()
+                    return None
+                return cap
+            cap.release()
+            if self._stop.is_set():
+                return None
+            wait = next(waits)
+            lost_for = time.monotonic() - lost_at
+            if lost_for >= policy.give_up_after:
+                break
+            if not self._put(out, Reconnecting(attempt=attempt, lost_seconds=lost_for,
+                                                next_wait=min(wait, policy.give_up_after - lost_for))):
+                return None
+        lost_for = time.monotonic() - lost_at
+        if policy.give_up_after == 0:
+            reason = f"the {self.info.kind} stopped after {self._decoded} frames (reconnecting is off)"
+        else:
+            reason = (f"the {self.info.kind} was lost after {self._decoded} frames and did not come back in "
+                      f"{lost_for:.0f} s ({attempt} attempts; the reconnect timeout is {policy.give_up_after:g} s)")
+        self._put(out, _Stop(reason))
+        return None
+
+    # --- the consumer -----------------------------------------------------------------------------
+
+    def frames_and_events(self, idle_seconds: float = 0.5) -> Iterator[np.ndarray | StreamEvent]:
+        """Frames, and for a live source the events of its losses and reconnections in
+        order with them (``SourceLost``, ``Reconnecting``, ``Reconnected``; ``Waiting``
+        after every ``idle_seconds`` without anything). A file gives frames only."""
         if self._first is None:
             raise VideoError("a VideoReader can be iterated once")
         first, self._first = self._first, None
         self.frames_read = 1
         yield first
-        frames: queue.Queue = queue.Queue(maxsize=self._prefetch)
-        self._thread = threading.Thread(target=self._decode, args=(frames,), daemon=True, name="decoder")
+        items: queue.Queue = queue.Queue(maxsize=self._prefetch)
+        self._thread = threading.Thread(target=self._decode, args=(items,), daemon=True, name="decoder")
         self._thread.start()
+        timeout = idle_seconds if self.info.live else None
         try:
             while True:
-                item = frames.get()
+                try:
+                    item = items.get(timeout=timeout)
+                except queue.Empty:
+                    yield Waiting(seconds=idle_seconds)
+                    continue
                 if item is None:
+                    self._at_end = True
                     break
+                if item is _END:
+                    self._at_end = True
+                    continue
+                if isinstance(item, _Stop):
+                    self._at_end = True
+                    self._stop_reason = item.reason
+                    continue
                 if isinstance(item, Exception):
                     raise VideoError(f"decoding failed after {self.frames_read} frames: {item}") from item
-                self.frames_read += 1
+                if isinstance(item, np.ndarray):
+                    self.frames_read += 1
+                elif isinstance(item, Reconnected):
+                    self.reconnects += 1
+                    self.gaps.append((item.frames, item.gap_seconds))
                 yield item
         finally:
             self._stop.set()
-            while self._thread.is_alive():  # unblock a decoder waiting on a full queue
-                try:
-                    frames.get_nowait()
-                except queue.Empty:
-                    self._thread.join(timeout=0.05)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for item in self.frames_and_events():
+            if isinstance(item, np.ndarray):
+                yield item
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        self._cap.release()
+        if self._thread is None:
+            self._cap.release()
+            return
+        # The decoder releases its capture itself: it may be inside a read (a stream read
+        # returns within STREAM_READ_TIMEOUT_S), and releasing under it would crash.
+        self._thread.join(timeout=2)
 
     def __enter__(self) -> "VideoReader":
         return self
@@ -162,5 +530,5 @@ class VideoReader:
         self.close()
 
 
-def open_source(source: str | int | os.PathLike) -> VideoReader:
-    return VideoReader(source)
+def open_source(source: str | int | os.PathLike, reconnect: ReconnectPolicy | None = None) -> VideoReader:
+    return VideoReader(source, reconnect=reconnect)

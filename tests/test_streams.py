@@ -1,0 +1,330 @@
+"""`conveyor-qc run` on a live stream: a synthetic clip served over HTTP as MJPEG by a
+stand-in camera on loopback (mjpeg_standin.py), cut mid-clip and restored. The run
+must not stop at the cut, must reconnect, and must count the objects of the frames
+actually served; --duration, --max-frames and Ctrl-C stop it with complete files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import popen_interruptible, read_mot
+from conveyor_qc.evaluate import object_metrics
+from conveyor_qc.video import ReconnectPolicy
+from mjpeg_standin import Cut, MjpegStandIn, jpeg_frames
+
+CLI = [sys.executable, "-m", "conveyor_qc"]
+#: Objects first half in view this close to the clip's end may not be counted yet: an
+#: object is counted once seen on track.min_hits frames and wholly in view.
+END_GRACE = 10
+
+
+def cli(*args, timeout: float = 120):
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def clip(make_clip):
+    return make_clip("cookies", seed=5, seconds=4)  # 120 frames, 1280x720, 26 objects
+
+
+@pytest.fixture(scope="module")
+def frames(clip):
+    return jpeg_frames(clip.video)
+
+
+def served_gt(gt: np.ndarray, served: list[int]) -> np.ndarray:
+    """Ground truth of the frames a stream served (clip frame indices, 0-based, in order),
+    renumbered as the run numbers them: the i-th frame received is frame i + 1."""
+    position = {clip_index + 1: i + 1 for i, clip_index in enumerate(served)}
+    rows = gt[np.isin(gt[:, 0].astype(int), list(position))].copy()
+    rows[:, 0] = [position[int(f)] for f in rows[:, 0]]
+    return rows
+
+
+def must_count(gt: np.ndarray, grace: int = END_GRACE) -> set[int]:
+    """Objects at least half in view on some frame before the last ``grace`` frames."""
+    last = gt[:, 0].max()
+    return {int(r[1]) for r in gt if r[8] >= 0.5 and r[0] <= last - grace}
+
+
+def left_view(gt: np.ndarray) -> set[int]:
+    """Objects seen leaving: their last row is before the last frame (count.line = 1.0
+    counts an object as it leaves; one still in view at the end is not counted)."""
+    last = gt[:, 0].max()
+    last_row: dict[int, float] = {}
+    for r in gt:
+        last_row[int(r[1])] = max(last_row.get(int(r[1]), 0.0), r[0])
+    return {g for g, f in last_row.items() if f < last}
+
+
+def read_outputs(out):
+    summary = json.loads((out / "summary.json").read_text())
+    with open(out / "objects.csv", newline="") as fh:
+        objects = list(csv.DictReader(fh))
+    tracks = read_mot(out / "tracks.txt") if (out / "tracks.txt").stat().st_size else np.zeros((0, 10))
+    assert len(objects) == summary["objects"]
+    assert {int(o["track_id"]) for o in objects} == set(np.unique(tracks[:, 1]).astype(int).tolist())
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    return summary, objects, tracks
+
+
+def test_cut_and_restored_stream_keeps_its_tracks(clip, frames, tmp_path):
+    """The source goes away for 1.5 s after frame 50 and comes back where it was (a buffering
+    camera): the run reconnects, keeps the open tracks (--max-gap above the outage) and
+    counts every object once, as on the file."""
+    out = tmp_path / "out"
+    with MjpegStandIn(frames, fps=60, cuts=[Cut(at=50, seconds=1.5)]) as cam:
+        r = cli("run", cam.url, "--out", out, "--no-video", "--max-frames", len(frames), "--max-gap", 30,
+                "--reconnect-timeout", 30)
+        served = list(cam.served)
+        assert cam.refused >= 1 and cam.connections == 2
+    assert r.returncode == 0, r.stderr
+    assert "source lost after frame 50" in r.stderr and "source back" in r.stderr and "kept" in r.stderr
+    assert served == list(range(len(frames)))
+    summary, objects, tracks = read_outputs(out)
+    assert summary["frames"] == len(frames) and summary["complete"]
+    assert summary["source_kind"] == "stream" and summary["reconnects"] == 1
+    [gap] = summary["stream_gaps"]
+    assert gap["after_frame"] == 50 and gap["tracks"] == "kept" and gap["attempts"] >= 2
+
+    report = object_metrics(clip.gt, tracks)
+    assert not must_count(clip.gt) - set(report.track_of), "objects never tracked"
+    assert not (report.split or report.joined or report.duplicates or report.ghosts), report
+    assert summary["counts"]["total"] == len(left_view(clip.gt))
+
+
+def test_long_gap_ends_open_tracks_and_starts_afresh(clip, frames, tmp_path):
+    """A live camera: 2 s without frames after frame 50, and the 45 frames of the outage lost.
+    The gap is longer than --max-gap, so the open tracks end at it and detection starts
+    afresh. Objects not in view at the gap are counted exactly once. Tolerance for the
+    objects in view across it (as at the end and the start of two videos): each may be
+    followed under two numbers, one each side, or be missed, and a fresh start may see two
+    of them touching as one at first (joined)."""
+    out = tmp_path / "out"
+    skip = 45
+    with MjpegStandIn(frames, fps=60, cuts=[Cut(at=50, seconds=2.0, skip=skip)]) as cam:
+        r = cli("run", cam.url, "--out", out, "--no-video", "--max-frames", len(frames) - skip, "--max-gap", 0.2)
+        served = list(cam.served)
+    assert r.returncode == 0, r.stderr
+    assert "ended (gap longer than 0.2 s)" in r.stderr
+    assert served == list(range(50)) + list(range(50 + skip, len(frames)))
+    summary, objects, tracks = read_outputs(out)
+    assert summary["frames"] == len(served)
+    [gap] = summary["stream_gaps"]
+    assert gap["after_frame"] == 50 and gap["tracks"] == "ended"
+
+    gt = served_gt(clip.gt, served)
+    before, after = set(gt[gt[:, 0] <= 50, 1].astype(int)), set(gt[gt[:, 0] > 50, 1].astype(int))
+    across = before & after
+    assert across, "the cut must fall while objects are in view, or this test tests nothing"
+    report = object_metrics(gt, tracks)
+    assert not (must_count(gt) - across) - set(report.track_of), "objects not in view at the gap never tracked"
+    assert not report.ghosts, report.ghosts
+    assert {g for g, _ in report.split + report.duplicates} <= across, report
+    assert {g for _, gs in report.joined for g in gs} <= across, report.joined
+    # Numbers continue across the gap: no number is used twice.
+    ids = [int(o["track_id"]) for o in objects]
+    assert len(ids) == len(set(ids))
+    # Counted at the line: the objects seen leaving; those that left during the outage were not.
+    last_seen_at_cut = set(gt[gt[:, 0] == 50, 1].astype(int)) - after  # left during the outage: unseen
+    leaving = left_view(gt) - last_seen_at_cut
+    assert len(leaving - across) <= summary["counts"]["total"] <= len(leaving)
+
+
+def test_source_gone_for_good_gives_up_with_complete_files(clip, frames, tmp_path):
+    """The stream ends and never answers again: reconnecting gives up after
+    --reconnect-timeout, exit code 3, the outputs hold every frame served."""
+    out = tmp_path / "out"
+    with MjpegStandIn(frames, fps=120) as cam:
+        r = cli("run", cam.url, "--out", out, "--no-video", "--reconnect-timeout", 1.5)
+        served = len(cam.served)
+        assert cam.refused >= 2  # it tried more than once
+    assert r.returncode == 3, r.stderr
+    assert "did not come back" in r.stderr and "reconnect timeout is 1.5 s" in r.stderr
+    summary, objects, tracks = read_outputs(out)
+    assert summary["frames"] == served == len(frames)
+    assert not summary["complete"] and "did not come back" in summary["stop_reason"]
+    assert summary["counts"]["total"] == len(left_view(clip.gt))
+
+
+def test_stream_back_at_another_size_ends_the_run(frames, tmp_path):
+    """A camera reconfigured during an outage: the run keeps one frame size, so it ends
+    at the gap with complete files and says why (exit code 3)."""
+    small = [cv2.imencode(".jpg", cv2.resize(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR),
+                                             (640, 360)))[1].tobytes() for j in frames[40:60]]
+    out = tmp_path / "out"
+    with MjpegStandIn(frames[:40] + small, fps=120, cuts=[Cut(at=40, seconds=0.3)]) as cam:
+        r = cli("run", cam.url, "--out", out, "--no-video")
+    assert r.returncode == 3, r.stderr
+    assert "came back at 640x360 after 1280x720" in r.stderr
+    summary, _, tracks = read_outputs(out)
+    assert summary["frames"] == 40 and summary["width"] == 1280 and not summary["complete"]
+    assert tracks.shape[0] == 0 or tracks[:, 0].max() <= 40
+
+
+def test_duration_stops_a_live_stream(frames, tmp_path):
+    out = tmp_path / "out"
+    with MjpegStandIn(frames, fps=30, loop=True) as cam:
+        r = cli("run", cam.url, "--out", out, "--no-video", "--duration", 1.5, timeout=60)
+        served = len(cam.served)
+    assert r.returncode == 0, r.stderr
+    summary, _, _ = read_outputs(out)
+    assert summary["complete"] and not summary["interrupted"]
+    assert 0 < summary["frames"] <= served
+
+
+def test_ctrl_c_stops_a_live_stream_with_complete_files(frames, tmp_path):
+    out = tmp_path / "out"
+    with MjpegStandIn(frames, fps=30, loop=True) as cam:
+        proc = popen_interruptible([*CLI, "run", cam.url, "--out", str(out), "--no-video"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_for(lambda: len(cam.served) >= 60, proc)
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    summary, _, _ = read_outputs(out)
+    assert summary["interrupted"] and summary["frames"] >= 1
+
+
+def test_ctrl_c_while_reconnecting(frames, tmp_path):
+    """Ctrl-C during an outage (the reader waiting between attempts) stops at once,
+    with the frames seen before the outage in complete files."""
+    out = tmp_path / "out"
+    with MjpegStandIn(frames, fps=120, cuts=[Cut(at=30, seconds=600)]) as cam:
+        proc = popen_interruptible([*CLI, "run", cam.url, "--out", str(out), "--no-video",
+                                    "--reconnect-timeout", "600"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_for(lambda: cam.refused >= 3, proc)
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "reconnect attempt" in stderr
+    summary, _, _ = read_outputs(out)
+    assert summary["interrupted"] and summary["frames"] == 30 and summary["reconnects"] == 0
+
+
+def test_file_never_reconnects_and_max_frames_is_no_early_end(clip, tmp_path):
+    """A file's end is the end; stopping it with --max-frames is a complete run (exit 0),
+    not a truncated file."""
+    out = tmp_path / "out"
+    r = cli("run", clip.video, "--out", out, "--no-video", "--no-crops", "--max-frames", 30,
+            "--reconnect-timeout", 60)
+    assert r.returncode == 0, r.stderr
+    summary, _, _ = read_outputs(out)
+    assert summary["frames"] == 30 and summary["complete"] and summary["stop_reason"] is None
+    assert summary["source_kind"] == "file" and summary["reconnects"] == 0 and summary["stream_gaps"] == []
+
+
+def test_video_file_served_over_http_is_read_like_a_file(clip, tmp_path):
+    """A URL whose container announces its length (here an AVI on a plain HTTP server) is a
+    file served over the network: read to its end, never reopened (the server would serve it
+    again from the start), and the same result as the file itself."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    cap = cv2.VideoCapture(str(clip.video))
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 360))
+    for _ in range(30):
+        writer.write(cv2.resize(cap.read()[1], (640, 360), interpolation=cv2.INTER_AREA))
+    writer.release()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        r = cli("run", f"http://127.0.0.1:{server.server_address[1]}/clip.avi", "--out", tmp_path / "url",
+                "--no-video", "--reconnect-timeout", 60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert r.returncode == 0, r.stderr
+    summary, _, _ = read_outputs(tmp_path / "url")
+    assert summary["source_kind"] == "remote file" and summary["frames"] == 30 and summary["reconnects"] == 0
+    assert cli("run", tmp_path / "clip.avi", "--out", tmp_path / "file", "--no-video").returncode == 0
+    assert (tmp_path / "url" / "tracks.txt").read_text() == (tmp_path / "file" / "tracks.txt").read_text()
+    assert summary["objects"] > 0
+
+
+def test_stream_that_never_answers_fails_before_writing(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port with nothing behind it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "out"
+    r = cli("run", f"http://127.0.0.1:{port}/stream.mjpg", "--out", out)
+    assert r.returncode == 1
+    assert "cannot open" in r.stderr and "a stream that answers" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--duration", "0"], "more than 0"), (["--reconnect-timeout", "-1"], "at least 0"),
+    (["--max-gap", "soon"], "number of seconds"), (["--max-frames", "0"], "at least 1"),
+])
+def test_bad_stream_options_are_usage_errors(tmp_path, args, words):
+    r = cli("run", "http://127.0.0.1:9/x", "--out", tmp_path / "o", *args)
+    assert r.returncode == 2 and words in r.stderr
+
+
+def test_segments_continue_numbers_and_keep_the_direction(clip):
+    """SegmentedPipeline.restart(): the open tracks end, the fresh core keeps the belt
+    direction read before (so it confirms objects at once), and track and frame numbers
+    go on from the previous segment."""
+    from conveyor_qc import VideoReader
+    from conveyor_qc.segments import SegmentedPipeline
+
+    pipeline = SegmentedPipeline()
+    ids_before, ended, ids_after, frame_indices = set(), [], set(), []
+    with VideoReader(clip.video) as reader:
+        for i, frame in enumerate(reader):
+            if i == 40:
+                assert pipeline.direction == "left_to_right"
+                ended = pipeline.restart()
+                assert pipeline.direction == "left_to_right" and pipeline.segments == 2
+            update = pipeline.process(frame)
+            frame_indices.append(update.tracks.frame_index)
+            (ids_before if i < 40 else ids_after).update(update.tracks.ids.tolist())
+            if i == 70:
+                break
+    assert frame_indices == list(range(71)) and pipeline.frames_processed == 71
+    assert ended and {o.end for o in ended} == {"stream_end"} and {o.track_id for o in ended} <= ids_before
+    assert ids_after and min(ids_after) > max(ids_before)
+    last = pipeline.finish()
+    assert all(o.first_frame >= 40 and o.frames.min() >= 40 and o.last_frame <= 70 for o in last)
+
+
+def test_backoff_doubles_to_its_bound():
+    waits = ReconnectPolicy(give_up_after=60).waits()
+    assert [next(waits) for _ in range(8)] == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    with pytest.raises(ValueError, match="give_up_after"):
+        ReconnectPolicy(give_up_after=-1)
+
+
+def _wait_for(condition, proc: subprocess.Popen, limit: float = 60.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended early ({proc.returncode}): {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            raise AssertionError("the stream was not read in time")
+        time.sleep(0.05)
