@@ -75,6 +75,24 @@ def test_run_writes_every_output(full_run, short_clip):
     assert ok and img.shape == (720, 1280, 3)
 
 
+def test_video_scale(full_run, short_clip, tmp_path):
+    """output.video_scale 0.5: the same annotated video (boxes, numbers, counts) at half size,
+    every frame of it encoded by the encoder thread before the file takes its name."""
+    out = tmp_path / "half"
+    r = cli("run", short_clip.video, "--out", out, "--no-crops", "-q", "--set", "output.video_scale=0.5")
+    assert r.returncode == 0, r.stderr
+    half, full = cv2.VideoCapture(str(out / "annotated.mp4")), cv2.VideoCapture(str(full_run[0] / "annotated.mp4"))
+    assert int(half.get(cv2.CAP_PROP_FRAME_COUNT)) == 120
+    for _ in range(60):
+        ok_h, img_h = half.read()
+        ok_f, img_f = full.read()
+    assert ok_h and ok_f and img_h.shape == (360, 640, 3)
+    small = cv2.resize(img_f, (640, 360), interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(int) - img_h.astype(int)).mean() < 4  # codec noise only
+    bad = cli("run", short_clip.video, "--out", tmp_path / "bad", "-q", "--set", "output.video_scale=0")
+    assert bad.returncode != 0 and "output.video_scale" in bad.stderr
+
+
 def test_no_video_no_crops(short_clip, tmp_path):
     out = tmp_path / "o"
     r = cli("run", short_clip.video, "--out", out, "--no-video", "--no-crops", "-q")

@@ -39,6 +39,7 @@ import numpy as np
 from .atomic import (WriteError, as_write_error, atomic_write_text, check_writable_directory, fsync_directory,
                      fsync_path, replace_directory, sync_filesystem)
 from .crops import CROP_FORMATS, CROP_SUFFIXES, JPEG_QUALITY, encode_crop
+from .encoder import EncoderError, VideoEncoder
 from .journal import AppendJournal, JournalBusy, recover_journal
 from .pipeline import Crop, ObjectEvent, Tracks
 
@@ -222,7 +223,7 @@ class RunWriter:
     def __init__(self, out_dir: str | Path, fps: float, frame_size: tuple[int, int],
                  video: bool = True, crops: bool = True, crop_format: str = "jpg",
                  crop_quality: int = JPEG_QUALITY, meta: dict | None = None,
-                 sync_seconds: float = SYNC_SECONDS):
+                 sync_seconds: float = SYNC_SECONDS, video_scale: float = 1.0):
         if crop_format not in CROP_FORMATS:  # before anything is written
             raise ValueError(f"crop format {crop_format!r} is not one of {', '.join(CROP_FORMATS)}")
         self.crop_format = crop_format
@@ -240,7 +241,7 @@ class RunWriter:
         self._failed: BaseException | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._pending: deque[Future] = deque()
-        self._video: cv2.VideoWriter | None = None
+        self._video: VideoEncoder | None = None
         self._video_tmp = self.out_dir / VIDEO_PARTIAL
         self._crops_dir: Path | None = None
         self._journal: AppendJournal | None = None
@@ -271,9 +272,11 @@ class RunWriter:
                 # also commits the rows of finished objects, after their crops (FIFO, one thread).
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-writer")
             if video:
-                self._video = cv2.VideoWriter(str(self._video_tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame_size)
-                if not self._video.isOpened():
-                    raise OutputError(f"cannot encode video into {self._video_tmp}", None, self._video_tmp)
+                try:
+                    # Encoded on a thread of its own (encoder.py): the costliest output, beside the loop.
+                    self._video = VideoEncoder(self._video_tmp, fps, frame_size, scale=video_scale)
+                except EncoderError:
+                    raise OutputError(f"cannot encode video into {self._video_tmp}", None, self._video_tmp) from None
         except (JournalBusy, RunBusy):
             self._release()
             raise OutputError(f"another conveyor-qc run is writing into {self.out_dir} (it holds "
@@ -354,8 +357,12 @@ class RunWriter:
             raise
 
     def add_frame(self, frame: np.ndarray) -> None:
+        """Queue a frame of the annotated video; it must not change afterwards."""
         if self._video is not None:
-            self._video.write(frame)
+            try:
+                self._video.write(frame)
+            except EncoderError as exc:
+                raise OutputError(str(exc), None, self._video_tmp) from None
 
     def add_objects(self, objects: list[ObjectEvent]) -> None:
         """Append the rows of objects that have finished (in the order they finished)."""
@@ -427,8 +434,11 @@ class RunWriter:
             replace_directory(self._crops_dir, self.out_dir / CROPS_NAME)
             _kill_point("close:crops")
         if self._video is not None:
-            self._video.release()
-            self._video = None
+            video, self._video = self._video, None
+            try:
+                video.close()  # every queued frame encoded
+            except EncoderError as exc:
+                raise OutputError(str(exc), None, self._video_tmp) from None
             fsync_path(self._video_tmp)
             os.replace(self._video_tmp, self.out_dir / VIDEO_NAME)
             fsync_directory(self.out_dir)
@@ -443,7 +453,7 @@ class RunWriter:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         if self._video is not None:
-            self._video.release()
+            self._video.abort()
             self._video = None
             # (only ours: a writer refused because another run holds the folder touches nothing)
             self._video_tmp.unlink(missing_ok=True)

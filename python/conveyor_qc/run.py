@@ -142,7 +142,7 @@ def run_video(
 
     try:
         writer = RunWriter(out_dir, info.fps, (info.width, info.height), video=write_video, crops=write_crops,
-                           crop_format=out.crop_format, crop_quality=out.crop_quality,
+                           crop_format=out.crop_format, crop_quality=out.crop_quality, video_scale=out.video_scale,
                            meta={"source": str(source), "version": __version__, "config": config.to_dict()})
     except BaseException:
         reader.close()
