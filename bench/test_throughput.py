@@ -89,11 +89,13 @@ def model_dir(tmp_path_factory):
     return base / "model"
 
 
-@pytest.mark.parametrize("variant", ["crops", "crops+video+model"])
+@pytest.mark.parametrize("variant", ["crops", "crops+video+model", "crops+video(0.5)+model"])
 def test_run(benchmark, clip, tmp_path, model_dir, variant):
-    with_all = variant == "crops+video+model"
+    with_all = variant != "crops"
+    scale = 0.5 if "(0.5)" in variant else 1.0
     row = _record(benchmark, lambda: cases.whole_run(
-        clip[0], clip[1], tmp_path / "out", model=model_dir if with_all else None, video_out=with_all))
+        clip[0], clip[1], tmp_path / "out", model=model_dir if with_all else None, video_out=with_all,
+        video_scale=scale))
     assert row.frames > 0
 
 
