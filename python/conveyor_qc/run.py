@@ -86,10 +86,6 @@ def run_video(
     out = config.output
     write_video = out.video if video is None else video
     write_crops = out.crops if crops is None else crops
-    # An output folder that cannot be written (not a folder, read-only, full) is told before
-    # the model or the video is opened.
-    check_output_dir(out_dir)
-
     own_model = False
     if model is not None and not hasattr(model, "predict"):
         from .model import load_model
@@ -99,6 +95,10 @@ def run_video(
         reader = VideoReader(source, reconnect=ReconnectPolicy(give_up_after=reconnect_timeout))
         try:
             check_frame_size(reader.info.width, reader.info.height, config.track.downscale, video=write_video)
+            # An output folder that cannot be written (not a folder, read-only, full) is told
+            # before any frame is processed; only after the model and the video have opened
+            # (which write nothing), so that a bad model or video leaves no folder behind.
+            check_output_dir(out_dir)
         except BaseException:
             reader.close()
             raise
