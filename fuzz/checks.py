@@ -117,13 +117,18 @@ def check_pipeline(settings: list[tuple[str, str, object]], frames: list) -> str
     return "processed"
 
 
-def check_detector(settings: list[tuple[str, object]], mask, roi, scale) -> None:
-    params = _core.DetectParams()
+def _params(params, settings: list[tuple[str, object]]):
+    """``params`` with each (name, value) the struct accepts set; the ones it refuses skipped."""
     for name, value in settings:
         try:
             setattr(params, name, value)
         except (TypeError, ValueError, AttributeError):
             pass
+    return params
+
+
+def check_detector(settings: list[tuple[str, object]], mask, roi, scale) -> None:
+    params = _params(_core.DetectParams(), settings)
     try:
         detector = _core.Detector(params)
     except ValueError:
@@ -137,12 +142,7 @@ def check_detector(settings: list[tuple[str, object]], mask, roi, scale) -> None
 
 
 def check_mask_builder(settings: list[tuple[str, object]], frames: list) -> None:
-    params = _core.MaskParams()
-    for name, value in settings:
-        try:
-            setattr(params, name, value)
-        except (TypeError, ValueError, AttributeError):
-            pass
+    params = _params(_core.MaskParams(), settings)
     try:
         builder = _core.MaskBuilder(params)
     except ValueError:

@@ -1,6 +1,5 @@
 #include "conveyor_qc/pipeline.hpp"
 
-#include "conveyor_qc/downscale.hpp"
 #include "params_check.hpp"
 
 #include <opencv2/imgproc.hpp>
@@ -10,24 +9,6 @@
 #include <string>
 
 namespace cqc {
-
-void downscale_frame(const cv::Mat& src, double r, cv::Mat& dst, cv::Mat& scratch) {
-    if (r >= 1.0) {
-        dst = src;  // header only, no copy
-        return;
-    }
-    const cv::Size size(cvRound(src.cols * r), cvRound(src.rows * r));
-    const double inverse = 1.0 / r;
-    const int k = static_cast<int>(std::floor(inverse + 1e-9));
-    if (std::abs(inverse - k) < 1e-9) {
-        resize_area(src, dst, size);  // 1/k: INTER_AREA's exact, fast path (no allocation at 1/2)
-    } else if (k >= 2) {
-        cv::resize(src, scratch, cv::Size(), 1.0 / k, 1.0 / k, cv::INTER_AREA);
-        cv::resize(scratch, dst, size, 0, 0, cv::INTER_LINEAR);
-    } else {
-        cv::resize(src, dst, size, 0, 0, cv::INTER_LINEAR);
-    }
-}
 
 void PipelineParams::validate() const {
     mask.validate();
