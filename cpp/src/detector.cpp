@@ -3,6 +3,7 @@
 #include "params_check.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <cstdint>
 #include <sstream>
@@ -218,6 +219,24 @@ float Detector::typical_area() {
     return *mid;
 }
 
+namespace {
+
+// A flooding key: the distance's bits inverted (larger first), then the pixel index.
+std::uint64_t flood_key(float distance, int index) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &distance, sizeof bits);
+    return (static_cast<std::uint64_t>(~bits) << 32) | static_cast<std::uint32_t>(index);
+}
+int flood_index(std::uint64_t key) { return static_cast<int>(static_cast<std::uint32_t>(key)); }
+float flood_value(std::uint64_t key) {
+    const std::uint32_t bits = ~static_cast<std::uint32_t>(key >> 32);
+    float v;
+    std::memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+}  // namespace
+
 bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::Rect& roi, double scale,
                      std::vector<Detection>& out) {
     const int w = box.width + 2, h = box.height + 2;
@@ -250,23 +269,21 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::R
     order_.clear();
     for (int y = 1; y < h - 1; ++y) {
         const float* d = dist.ptr<float>(y);
-        for (int x = 1; x < w - 1; ++x)
-            if (d[x] > 0.f) order_.push_back({d[x], y * w + x});
+        for (int x = 1; x < w - 1; ++x) {
+            // Positive floats order as their bit patterns do.
+            if (d[x] > 0.f) order_.push_back(flood_key(d[x], y * w + x));
+        }
     }
-    std::sort(order_.begin(), order_.end(), [](const std::pair<float, int>& a, const std::pair<float, int>& b) {
-        return a.first > b.first || (a.first == b.first && a.second < b.second);
-    });
+    std::sort(order_.begin(), order_.end());
     // resize (not assign) grows geometrically: a few larger components, not each one.
     const std::size_t pixels = static_cast<std::size_t>(w) * static_cast<std::size_t>(h);
     if (uf_.size() < pixels) {
         uf_.resize(pixels);
         uf_peak_.resize(pixels);
+        uf_peak_value_.resize(pixels);
     }
     std::fill(uf_.begin(), uf_.begin() + static_cast<std::ptrdiff_t>(pixels), -1);  // -1: not flooded yet; else parent
-    // uf_peak_ is valid at roots: the region's peak pixel.
-    const float* dd = dist.ptr<float>(0);  // a view of dist_: rows are step1() floats apart
-    const std::size_t step = dist.step1();
-    auto value = [&](int idx) { return dd[(idx / w) * step + idx % w]; };
+    // uf_peak_ and uf_peak_value_ are valid at roots: the region's peak pixel and its distance.
     auto find = [&](int i) {
         while (uf_[i] != i) {
             uf_[i] = uf_[uf_[i]];
@@ -276,19 +293,21 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::R
     };
     peaks_.clear();
     const int nb[8] = {-w - 1, -w, -w + 1, -1, 1, w - 1, w, w + 1};
-    for (const auto& e : order_) {
-        const int i = e.second;
+    for (const std::uint64_t key : order_) {
+        const int i = flood_index(key);
+        const float saddle = flood_value(key);
         uf_[i] = i;
         uf_peak_[i] = i;
+        uf_peak_value_[i] = saddle;
         for (int k = 0; k < 8; ++k) {
             const int j = i + nb[k];
             if (uf_[j] < 0) continue;  // the zero border is never flooded
             int a = find(i), b = find(j);
             if (a == b) continue;
             // a: the region with the higher peak.
-            if (value(uf_peak_[b]) > value(uf_peak_[a])) std::swap(a, b);
+            if (uf_peak_value_[b] > uf_peak_value_[a]) std::swap(a, b);
             const int lower = uf_peak_[b];
-            const float vb = value(lower), saddle = e.first;
+            const float vb = uf_peak_value_[b];
             if (vb >= floor_v && saddle < kShallowNeckFraction * vb && vb - saddle >= kNeckMinDrop &&
                 peaks_.size() + 1 < kMaxParts) {
                 peaks_.push_back({vb, cv::Point(lower % w, lower / w), saddle / vb});
@@ -307,8 +326,9 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::R
     peaks_.resize(std::max(clear, std::min(peaks_.size(), by_area > 0 ? by_area - 1 : 0)));
     if (!peaks_.empty()) {
         // The highest peak of all survives every merge.
-        const int top = uf_peak_[find(order_.front().second)];
-        peaks_.push_back({value(top), cv::Point(top % w, top / w), 0.f});
+        const int root = find(flood_index(order_.front()));
+        const int top = uf_peak_[root];
+        peaks_.push_back({uf_peak_value_[root], cv::Point(top % w, top / w), 0.f});
     }
     if (peaks_.size() < 2) return false;
 

@@ -102,8 +102,13 @@ private:
     cv::Mat dist_, parts_map_;
     std::vector<Peak> peaks_;
     std::vector<Part> parts_;
-    std::vector<std::pair<float, int>> order_;  // flooding order of the distance map
-    std::vector<int> uf_, uf_peak_;             // union-find over its pixels
+    // Flooding order of the distance map: one key per pixel, the distance's
+    // bits inverted above the pixel index, so that sorting plain integers
+    // gives decreasing distance and then increasing index (a pair comparator
+    // cost twice as much, and split() was a fifth of the core's time).
+    std::vector<std::uint64_t> order_;
+    std::vector<int> uf_, uf_peak_;  // union-find over its pixels; a root's peak pixel
+    std::vector<float> uf_peak_value_;  // and that peak's distance (no index -> row, column division)
 };
 
 }  // namespace cqc
