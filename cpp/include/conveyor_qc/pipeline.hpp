@@ -98,6 +98,7 @@ private:
     cv::Size frame_size_;
     int next_frame_ = 0;
     cv::Mat small_, mask_img_, downscale_scratch_;
+    cv::Mat no_frame_;  // stays empty: what the tracker gets on frames that need no downscale (empty)
     FrameResult result_;
     std::vector<FinishedTrack> ended_;     // tracks that ended on this frame (scratch)
     std::vector<FinishedTrack> finished_;  // ended and counted, not yet taken
