@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "expand_box", "letterbox", "cut_out", "CROP_FORMATS", "CROP_CONTENT_TYPES", "CROP_SUFFIXES",
+    "expand_box", "letterbox", "cut_region", "cut_out", "CROP_FORMATS", "CROP_CONTENT_TYPES", "CROP_SUFFIXES",
     "JPEG_QUALITY", "encode_crop", "image_header",
 ]
 
@@ -57,12 +57,19 @@ def letterbox(image: np.ndarray, size: int = 384, pad_value: int = 0) -> np.ndar
     )
 
 
-def cut_out(frame: np.ndarray, box, size: int = 384, margin: float = 0.1) -> np.ndarray | None:
-    """The object in ``box`` (x, y, w, h, full-resolution pixels) as a letterboxed square, or None if empty."""
+def cut_region(frame: np.ndarray, box, margin: float = 0.1) -> np.ndarray | None:
+    """A copy of the part of ``frame`` around ``box`` (x, y, w, h, full-resolution pixels),
+    grown by ``margin``, not yet letterboxed; None if it is less than 2 px a side."""
     x, y, w, h = expand_box(box, margin, frame.shape[1], frame.shape[0])
     if w < 2 or h < 2:
         return None
-    return letterbox(frame[y : y + h, x : x + w], size)
+    return frame[y : y + h, x : x + w].copy()
+
+
+def cut_out(frame: np.ndarray, box, size: int = 384, margin: float = 0.1) -> np.ndarray | None:
+    """The object in ``box`` (x, y, w, h, full-resolution pixels) as a letterboxed square, or None if empty."""
+    region = cut_region(frame, box, margin)
+    return None if region is None else letterbox(region, size)
 
 
 def encode_crop(image: np.ndarray, fmt: str = "jpg", quality: int = JPEG_QUALITY) -> bytes:

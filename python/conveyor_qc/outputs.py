@@ -365,24 +365,27 @@ class RunWriter:
                 raise OutputError(str(exc), None, self._video_tmp) from None
 
     def add_objects(self, objects: list[ObjectEvent]) -> None:
-        """Append the rows of objects that have finished (in the order they finished)."""
+        """Append the rows of objects that have finished (in the order they finished); the objects
+        must not change afterwards."""
         if not objects:
+            return
+        self.object_count += len(objects)
+        for obj in objects:
+            self.label_counts[obj.label] = self.label_counts.get(obj.label, 0) + 1
+        # Formatted on the writer thread, off the loop over frames (they must not change afterwards).
+        if self._pool is not None:
+            self._submit(self._commit, list(objects))
+        else:
+            self._commit(objects)
+
+    def _commit(self, objects: list[ObjectEvent]) -> None:
+        if self._failed is not None:
             return
         rows = [object_row(obj) for obj in objects]
         tracks = "".join(r[2] + "\n" for obj in objects for r in mot_rows(obj))
         # tracks.txt first: an object in objects.csv always has its path in tracks.txt.
         chunks = [tracks.encode(), _objects_text(rows).encode()]
-        self.object_count += len(objects)
-        for obj in objects:
-            self.label_counts[obj.label] = self.label_counts.get(obj.label, 0) + 1
-        if self._pool is not None:
-            self._submit(self._commit, chunks, len(objects))
-        else:
-            self._commit(chunks, len(objects))
-
-    def _commit(self, chunks: list[bytes], count: int) -> None:
-        if self._failed is not None:
-            return
+        count = len(objects)
         try:
             self._journal.append(chunks, count)
         except OSError as exc:

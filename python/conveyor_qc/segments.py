@@ -115,4 +115,4 @@ class SegmentedPipeline:
                        last_frame=o.last_frame + f, best_frame=o.best_frame + f, frames=o.frames + f)
 
     def _crop(self, c: Crop) -> Crop:
-        return Crop(c.track_id + self._id_offset, c.frame_index + self._frame_offset, c.image)
+        return c.renumbered(self._id_offset, self._frame_offset)
