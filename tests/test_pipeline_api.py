@@ -75,8 +75,10 @@ def test_judge_crops_are_few_and_spread_over_the_path(make_clip):
     import pytest
 
     clip = make_clip("cookies", seed=1, seconds=8)
-    every = Config().output.crop_every
-    pipeline = Pipeline(Config(), keep_crops=True, object_crops=2, judge_every=3)
+    config = Config()
+    config.set("output.crop_every", 10)  # denser than the default: an object has 3 judge_every spans
+    every = config.output.crop_every
+    pipeline = Pipeline(config, keep_crops=True, object_crops=2, judge_every=3)
     judged: dict[int, list[int]] = {}
     written: dict[int, list[int]] = {}
     finished: dict[int, ObjectEvent] = {}
@@ -100,3 +102,68 @@ def test_judge_crops_are_few_and_spread_over_the_path(make_clip):
     assert any(len(written[t]) > 2 * 3 for t in judged)
     with pytest.raises(ValueError, match="judge_every"):
         Pipeline(Config(), object_crops=3, judge_every=0)
+
+
+def test_run_judges_views_the_same_frames_apart_whatever_crop_every():
+    """run's model judges crops JUDGE_SPACING (50) frames apart, whichever output.crop_every
+    spaces the crops written: the default 25 and the former default 10 judge the same views."""
+    from conveyor_qc.run import JUDGE_SPACING, judge_every
+
+    assert JUDGE_SPACING == 50
+    assert [judge_every(e) * e for e in (10, 25, 50)] == [50, 50, 50]
+    assert judge_every(1) == 50 and judge_every(100) == 1 and judge_every(30) == 2
+
+
+def test_crops_are_letterboxed_where_first_read(make_clip):
+    """The pipeline's crops hold the object's region and letterbox it on first read (run's writer
+    thread): the pixels are those of cutting and letterboxing at once, from any thread, and a
+    crop renumbered for a later stream segment stays lazy."""
+    import threading
+
+    import pytest
+
+    from conveyor_qc.crops import cut_out
+    from conveyor_qc.pipeline import Crop
+
+    clip = make_clip("cookies", seed=2, seconds=3)
+    pipeline = Pipeline(Config(), keep_crops=True)
+    frames, crops = {}, []
+    with VideoReader(str(clip.video)) as reader:
+        for frame in reader:
+            update = pipeline.process(frame)
+            frames[update.tracks.frame_index] = (frame, dict(update.tracks))
+            crops += update.crops
+    assert crops and all(c._image is None for c in crops)  # nothing letterboxed on the loop
+    half = len(crops) // 2
+    worker = threading.Thread(target=lambda: [c.image for c in crops[:half]])
+    worker.start()
+    worker.join()
+    for c in crops:
+        frame, boxes = frames[c.frame_index]
+        expected = cut_out(frame, boxes[c.track_id], 384, Config().output.crop_margin)
+        assert c.image.shape == (384, 384, 3) and np.array_equal(c.image, expected)
+    later = Crop(3, 5, region=np.zeros((10, 20, 3), np.uint8), size=64).renumbered(100, 1000)
+    assert (later.track_id, later.frame_index, later._image) == (103, 1005, None)
+    assert later.image.shape == (64, 64, 3)
+    with pytest.raises(ValueError, match="either its image or the region"):
+        Crop(1, 1)
+
+
+def test_a_run_keeps_opencv_to_one_thread_and_puts_it_back():
+    """run_video sets OpenCV's own pool to one thread while runs go on (nested runs too), and
+    puts back what the process had."""
+    import cv2
+
+    from conveyor_qc.run import opencv_single_threaded
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        with opencv_single_threaded():
+            assert cv2.getNumThreads() == 1
+            with opencv_single_threaded():
+                assert cv2.getNumThreads() == 1
+            assert cv2.getNumThreads() == 1
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)

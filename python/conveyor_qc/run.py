@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from . import __version__
@@ -28,12 +31,47 @@ RECONNECT_TIMEOUT_SECONDS = 60.0
 __all__ = ["run_video", "RunResult", "Progress"]
 
 #: An anomaly model judges an object from at most OBJECT_CROPS crops spread over its path: its
-#: first crop while wholly in view, then every JUDGE_EVERY-th (crops are output.crop_every frames
-#: apart: 0, 50, 100 frames by default). A crop costs ~10 ms of CPU; judging every crop (~1.5 a
-#: frame on the cookies demo) made the model most of a run's time, and was no more accurate than
-#: these three views (docs/anomaly.md, "An object's verdict from several crops").
+#: first crop while wholly in view, then the periodic crops (output.crop_every frames apart) nearest
+#: to every JUDGE_SPACING frames after it: 0, 50, 100 frames by default. A crop costs ~10 ms of
+#: CPU; judging every crop (~1.5 a frame on the cookies demo) made the model most of a run's time,
+#: and was no more accurate than these three views (docs/anomaly.md, "An object's verdict from
+#: several crops").
 OBJECT_CROPS = 3
-JUDGE_EVERY = 5
+JUDGE_SPACING = 50
+
+
+def judge_every(crop_every: int) -> int:
+    """Every how many periodic crops one is judged, for crops ``crop_every`` frames apart."""
+    return max(1, round(JUDGE_SPACING / crop_every))
+
+
+_opencv_lock = threading.Lock()
+_opencv_runs = 0
+_opencv_threads = 0
+
+
+@contextmanager
+def opencv_single_threaded() -> Iterator[None]:
+    """OpenCV's own thread pool (cv2.setNumThreads) set to one thread while runs are going on,
+    and put back as it was when the last one ends.
+
+    A run is already parallel by threads of its own (decoding, the core, writing crops), which
+    keep the cores busy. OpenCV's pool woke its workers for every letterboxed crop, and they
+    spun waiting for more work: 3.5 % of a run's CPU on 2 cores, and 10 % fewer frames a second.
+    """
+    global _opencv_runs, _opencv_threads
+    with _opencv_lock:
+        if _opencv_runs == 0:
+            _opencv_threads = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+        _opencv_runs += 1
+    try:
+        yield
+    finally:
+        with _opencv_lock:
+            _opencv_runs -= 1
+            if _opencv_runs == 0:
+                cv2.setNumThreads(_opencv_threads)
 
 #: progress(frames_done, frames_total_or_0, objects_counted, fps)
 Progress = Callable[[int, int, int, float], None]
@@ -109,7 +147,8 @@ def run_video(
     info = reader.info
     # A live source back after a long gap restarts the core (segments.py), numbering continued.
     pipeline = SegmentedPipeline(config, keep_crops=write_crops,
-                                 object_crops=OBJECT_CROPS if model is not None else 0, judge_every=JUDGE_EVERY)
+                                 object_crops=OBJECT_CROPS if model is not None else 0,
+                                 judge_every=judge_every(out.crop_every))
 
     # Each crop of an object wholly in view is judged as it is cut, so the annotated video shows
     # the verdict so far (combine_verdicts over the crops seen); the object's final verdict is the
@@ -185,36 +224,37 @@ def run_video(
         return duration is not None and time.perf_counter() - start >= duration
 
     try:
-        try:
-            for frame in reader.frames_and_events():
-                if not isinstance(frame, np.ndarray):  # a live source's event, or a pause without frames
-                    source_event(frame)
+        with opencv_single_threaded():
+            try:
+                for frame in reader.frames_and_events():
+                    if not isinstance(frame, np.ndarray):  # a live source's event, or a pause without frames
+                        source_event(frame)
+                        if out_of_time():
+                            break
+                        continue
+                    update = pipeline.process(frame)
+                    judge_crops(update.judge_crops)
+                    judge(update.finished)
+                    writer.add_crops(update.crops)
+                    writer.add_objects(update.finished)
+                    for obj in update.finished:
+                        counts.set_label(obj.track_id, obj.label)
+                    counts.add_crossed(update.tracks.crossed, update.tracks.frame_index)
+                    if write_video:
+                        if line is None and pipeline.direction != "auto":
+                            line = count_line_segment((info.width, info.height), config.count.line, pipeline.direction)
+                        draw_tracks(frame, update.tracks, counts.labels, counts.running(), line=line)
+                        writer.add_frame(frame)
+                    frames += 1
+                    if progress is not None and (frames % 10 == 0):
+                        elapsed = time.perf_counter() - start
+                        progress(frames, info.frame_count, update.tracks.count, frames / max(elapsed, 1e-9))
+                    if max_frames is not None and frames >= max_frames:
+                        break
                     if out_of_time():
                         break
-                    continue
-                update = pipeline.process(frame)
-                judge_crops(update.judge_crops)
-                judge(update.finished)
-                writer.add_crops(update.crops)
-                writer.add_objects(update.finished)
-                for obj in update.finished:
-                    counts.set_label(obj.track_id, obj.label)
-                counts.add_crossed(update.tracks.crossed, update.tracks.frame_index)
-                if write_video:
-                    if line is None and pipeline.direction != "auto":
-                        line = count_line_segment((info.width, info.height), config.count.line, pipeline.direction)
-                    draw_tracks(frame, update.tracks, counts.labels, counts.running(), line=line)
-                    writer.add_frame(frame)
-                frames += 1
-                if progress is not None and (frames % 10 == 0):
-                    elapsed = time.perf_counter() - start
-                    progress(frames, info.frame_count, update.tracks.count, frames / max(elapsed, 1e-9))
-                if max_frames is not None and frames >= max_frames:
-                    break
-                if out_of_time():
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
+            except KeyboardInterrupt:
+                interrupted = True
         last = pipeline.finish()
         judge(last)
         writer.add_objects(last)
