@@ -49,6 +49,15 @@ def _find(rows, what, kind=None, r=None, x=None):
     return None
 
 
+def _of_decode(row: dict, dec: dict | None) -> float | None:
+    """A row's frames per second as a fraction of decoding: against its own decode-only pass
+    when it made one just before (the `run` rows), else the session's decode-only row."""
+    own = (row.get("extra") or {}).get("decode_fps")
+    if own:
+        return row["fps"] / own
+    return row["fps"] / dec["fps"] if dec else None
+
+
 def _f(v, digits=2):
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -59,14 +68,19 @@ def targets(rows: list[dict], memory: dict | None) -> list[tuple[str, str, str, 
     dec = _find(rows, "decode")
     ref = _find(rows, "reference", "kcf", SEED_R, SEED_X)
     run = _find(rows, "run+crops")
+    every10 = _find(rows, "run+crops(every 10)")
     full = _find(rows, "run+crops+video+model")
     half = _find(rows, "run+crops+video(0.5)+model")
     kcf = _find(rows, "ours", "kcf", SEED_R, SEED_X)
     kcf1 = _find(rows, "ours", "kcf", 1.0, SEED_X)
     ref1 = _find(rows, "reference", "kcf", 1.0, SEED_X)
     if dec and run:
-        v = run["fps"] / dec["fps"]
+        v = _of_decode(run, dec)
         out.append(("default `run` (crops, no video, no model) / decode-only", f"{v:.2f}", ">= 0.5", _yes(v >= 0.5)))
+    if dec and every10:
+        v = _of_decode(every10, dec)
+        out.append(("... the same with a crop every 10 frames (`output.crop_every = 10`, the former default)",
+                    f"{v:.2f}", "-", "measured"))
     if ref and run:
         v = run["fps"] / ref["fps"]
         out.append(("default `run` / reference (KCF, R 0.4, X 20)", f"{v:.1f}x", ">= 10x", _yes(v >= 10)))
@@ -83,11 +97,11 @@ def targets(rows: list[dict], memory: dict | None) -> list[tuple[str, str, str, 
         out.append(("reference: R 0.4 / R 1.0 (X 20)", f"{ref['fps'] / ref1['fps']:.2f}x",
                     "seed: \"more than 2x\"", "measured"))
     if dec and full:
-        v = full["fps"] / dec["fps"]
+        v = _of_decode(full, dec)
         out.append(("`run` with crops, annotated video and local model / decode-only", f"{v:.2f}", ">= 0.25",
                     _yes(v >= 0.25)))
     if dec and half:
-        v = half["fps"] / dec["fps"]
+        v = _of_decode(half, dec)
         out.append(("... the same with the annotated video at half size (`output.video_scale = 0.5`)",
                     f"{v:.2f}", ">= 0.25", _yes(v >= 0.25)))
     if memory:
@@ -109,7 +123,8 @@ def table(rows: list[dict]) -> str:
     dec = _find(rows, "decode")
     lines = ["| pipeline | tracker | R | X | frames/s | / decode | / reference | object F1 |",
              "|---|---|---|---|---|---|---|---|"]
-    order = {"decode": 0, "run+crops": 1, "run+crops+video+model": 2, "run+crops+video(0.5)+model": 2.5,
+    order = {"decode": 0, "run+crops": 1, "run+crops(every 10)": 1.5, "run+crops+video+model": 2,
+             "run+crops+video(0.5)+model": 2.5,
              "ours": 3, "reference": 4}
     for row in sorted(rows, key=lambda r: (order.get(r["what"], 9), r["kind"], -(r["downscale"] or 0),
                                            r["detect_every"] or 0)):
@@ -118,7 +133,7 @@ def table(rows: list[dict]) -> str:
         lines.append("| {} | {} | {} | {} | {:.1f} | {} | {} | {} |".format(
             row["what"], row["kind"], _f(row["downscale"]) if row["downscale"] else "-",
             row["detect_every"] if row["detect_every"] else "-", row["fps"],
-            _f(row["fps"] / dec["fps"]) if dec else "-", _f(ratio_ref, 1) + "x" if ratio_ref else "-",
+            _f(_of_decode(row, dec)), _f(ratio_ref, 1) + "x" if ratio_ref else "-",
             _f(row["f1"], 3)))
     return "\n".join(lines)
 
@@ -137,7 +152,8 @@ def render(rows, memory, data) -> tuple[str, str]:
     head = ["| target | measured | bound | met |", "|---|---|---|---|"]
     head += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in tg]
     summary = (f"Measured {machine(data)}; `make bench` (a {rows[0]['frames'] if rows else '?'}-frame "
-               "1280x720 clip of the cookies preset, decode included, annotated video off unless named).\n\n"
+               "1280x720 clip of the cookies preset, decode included, annotated video off unless named; the "
+               "`run` rows are given against a decode-only pass of their own, made just before each).\n\n"
                + "\n".join(head))
     full = "# Throughput\n\n" + summary + "\n\n## Every row\n\n" + table(rows) + "\n"
     return summary, full
