@@ -105,14 +105,17 @@ def reference(video: Path, gt: Path, kind: str, downscale: float, detect_every: 
 
 
 def whole_run(video: Path, gt: Path, out: Path, *, model: Path | None = None, video_out: bool = False,
-              crops: bool = True, kind: str = "none", video_scale: float = 1.0, crop_every: int | None = None) -> Row:
+              crops: bool = True, kind: str = "none", video_scale: float | None = None,
+              crop_every: int | None = None) -> Row:
     """`conveyor-qc run` itself (run_video): crops, objects.csv, tracks.txt, summary; optionally the
-    annotated video and the anomaly model. ``crop_every`` other than the default is named in the row."""
+    annotated video and the anomaly model. ``crop_every`` and ``video_scale`` other than the
+    defaults are named in the row."""
     from conveyor_qc.run import run_video
 
     config = Config()
     config.set("track.kind", kind)
-    config.set("output.video_scale", video_scale)
+    if video_scale is not None:
+        config.set("output.video_scale", video_scale)
     if crop_every is not None:
         config.set("output.crop_every", crop_every)
     start = time.perf_counter()
@@ -120,7 +123,7 @@ def whole_run(video: Path, gt: Path, out: Path, *, model: Path | None = None, vi
     seconds = time.perf_counter() - start
     what = ("run" + ("+crops" if crops else "") + (f"(every {crop_every})" if crops and crop_every else "")
             + ("+video" if video_out else "")
-            + (f"({video_scale:g})" if video_out and video_scale != 1.0 else "") + ("+model" if model else ""))
+            + (f"({video_scale:g})" if video_out and video_scale is not None else "") + ("+model" if model else ""))
     row = Row(what, kind, config.track.downscale, config.track.detect_every, result.summary["frames"], seconds)
     row.extra["summary_fps"] = result.summary["fps"]
     return _score(row, gt, np.loadtxt(out / "tracks.txt", delimiter=",", ndmin=2))

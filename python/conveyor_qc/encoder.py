@@ -51,12 +51,19 @@ class VideoEncoder:
         self._thread = threading.Thread(target=self._encode, name="video-encoder", daemon=True)
         self._thread.start()
 
+    def canvas(self, frame: np.ndarray) -> np.ndarray:
+        """``frame`` at the video's size: a new array to draw on (the frame itself is not changed
+        when the size is smaller; it is returned as is at full size)."""
+        if not self._resize:
+            return frame
+        return cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+
     def write(self, frame: np.ndarray) -> None:
         """Queue a frame. The frame must not be changed afterwards (the loop's frames are new
         arrays each time, so this costs no copy)."""
         self._raise_error()
-        if self._resize:
-            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+        if frame.shape[1::-1] != self.size:
+            frame = self.canvas(frame)
         self._queue.put(frame)
 
     def close(self) -> None:

@@ -148,23 +148,26 @@ def count_line_segment(frame_size: tuple[int, int], line: float, direction: str
 
 
 def draw_tracks(frame: np.ndarray, tracks: Tracks, labels: dict[int, str], counts: dict[str, int],
-                line: tuple[tuple[int, int], tuple[int, int]] | None = None) -> None:
+                line: tuple[tuple[int, int], tuple[int, int]] | None = None, scale: float = 1.0) -> None:
     """Draw the counting line (end points, see count_line_segment), boxes, numbers
-    and running counts onto ``frame`` in place."""
-    scale = max(0.5, frame.shape[0] / 720)
-    thick = max(1, round(2 * scale))
+    and running counts onto ``frame`` in place. Boxes and line are in the pixels of the
+    full-resolution frame; ``scale`` is the size of ``frame`` against it (output.video_scale).
+    Text is sized for the frame drawn on, never below what stays legible at 360 rows."""
+    size = max(0.75, frame.shape[0] / 720)
+    thick = max(1, round(2 * size))
     if line is not None:
-        cv2.line(frame, line[0], line[1], LINE_COLOUR, thick, cv2.LINE_8)
+        p0, p1 = ((round(x * scale), round(y * scale)) for x, y in line)
+        cv2.line(frame, p0, p1, LINE_COLOUR, thick, cv2.LINE_8)
     for tid, (x, y, w, h) in tracks:
         colour = LABEL_COLOURS.get(labels.get(tid, "unknown"), LABEL_COLOURS["unknown"])
-        p0, p1 = (int(x), int(y)), (int(x + w), int(y + h))
+        p0, p1 = (int(x * scale), int(y * scale)), (int((x + w) * scale), int((y + h) * scale))
         cv2.rectangle(frame, p0, p1, colour, thick)
-        cv2.putText(frame, str(tid), (p0[0] + 3, p0[1] + int(22 * scale)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.7 * scale, colour, thick, cv2.LINE_AA)
+        cv2.putText(frame, str(tid), (p0[0] + 3, p0[1] + int(22 * size)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.7 * size, colour, thick, cv2.LINE_AA)
     text = "  ".join(f"{k}: {v}" for k, v in counts.items())
-    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, thick)
-    cv2.rectangle(frame, (8, 8), (20 + tw, 20 + th + int(8 * scale)), (0, 0, 0), -1)
-    cv2.putText(frame, text, (14, 14 + th), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, (255, 255, 255), thick, cv2.LINE_AA)
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.8 * size, thick)
+    cv2.rectangle(frame, (8, 8), (20 + tw, 20 + th + int(8 * size)), (0, 0, 0), -1)
+    cv2.putText(frame, text, (14, 14 + th), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * size, (255, 255, 255), thick, cv2.LINE_AA)
 
 
 def _objects_text(rows: list[list[str]], header: bool = False) -> str:
@@ -355,6 +358,11 @@ class RunWriter:
         except BaseException as exc:
             self._failed = exc
             raise
+
+    def video_canvas(self, frame: np.ndarray) -> np.ndarray:
+        """``frame`` at the annotated video's size (``output.video_scale``), to draw on and then
+        hand to ``add_frame``; ``frame`` itself is changed only at full size."""
+        return self._video.canvas(frame) if self._video is not None else frame
 
     def add_frame(self, frame: np.ndarray) -> None:
         """Queue a frame of the annotated video; it must not change afterwards."""

@@ -243,8 +243,11 @@ def run_video(
                     if write_video:
                         if line is None and pipeline.direction != "auto":
                             line = count_line_segment((info.width, info.height), config.count.line, pipeline.direction)
-                        draw_tracks(frame, update.tracks, counts.labels, counts.running(), line=line)
-                        writer.add_frame(frame)
+                        # Drawn at the video's size (output.video_scale), so text keeps its size.
+                        canvas = writer.video_canvas(frame)
+                        draw_tracks(canvas, update.tracks, counts.labels, counts.running(), line=line,
+                                    scale=canvas.shape[1] / info.width)
+                        writer.add_frame(canvas)
                     frames += 1
                     if progress is not None and (frames % 10 == 0):
                         elapsed = time.perf_counter() - start
