@@ -23,7 +23,11 @@ from conveyor_qc.synth import synthesize
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 DOWNSCALES = [1.0, 0.4] if QUICK else [1.0, 0.6, 0.4, 0.25]
-DETECT_EVERY = [1, 2, 20] if QUICK else [1, 2, 5, 10, 20, 40]
+# The issue's X; X = 2 (the default) is measured for the default mode only.
+DETECT_EVERY = [1, 20] if QUICK else [1, 5, 10, 20, 40]
+DEFAULT_X = 2
+#: Rounds of each `run` row (test_run), each after its own decode-only pass.
+RUN_ROUNDS = 3
 KINDS = ["none", "kcf", "mosse"] if QUICK else ["none", "kcf", "mosse", "csrt"]  # CSRT: minutes a row
 # A long stream for the memory check: one hour at 30 fps unless told otherwise.
 STREAM_FRAMES = int(os.environ.get("BENCH_STREAM_FRAMES", str(1000 * 30 if QUICK else 3600 * 30)))
@@ -71,27 +75,35 @@ def model_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("variant", ["crops", "crops(every 10)", "crops+video+model", "crops+video(1)+model"])
 def test_run(benchmark, clip, tmp_path, model_dir, variant):
-    """`run` as users run it. Measured before the long grid, each right after a decode-only pass of
-    its own (``decode_fps``), against which its targets are judged: a shared machine's speed
-    drifts over an hour-long session."""
+    """`run` as users run it. Measured before the long grid, RUN_ROUNDS times, each right after a
+    decode-only pass of its own; the row is the round with the median ratio to its decode pass
+    (``decode_fps``; every round's ratio in ``ratios``). Single passes on this shared machine
+    varied by 15 % from one minute to the next."""
     with_all = "video" in variant
     scale = 1.0 if "video(1)" in variant else None  # None: the default, half size
     every = 10 if "every 10" in variant else None
-    decode = cases.decode_only(clip[0])
-    row = _record(benchmark, lambda: cases.whole_run(
-        clip[0], clip[1], tmp_path / "out", model=model_dir if with_all else None, video_out=with_all,
-        video_scale=scale, crop_every=every))
-    benchmark.extra_info["row"]["extra"]["decode_fps"] = round(decode.fps, 2)
+
+    def rounds():
+        done = []
+        for i in range(RUN_ROUNDS):
+            decode = cases.decode_only(clip[0])
+            row = cases.whole_run(clip[0], clip[1], tmp_path / f"out{i}", model=model_dir if with_all else None,
+                                  video_out=with_all, video_scale=scale, crop_every=every)
+            done.append((decode.fps, row))
+        done.sort(key=lambda d: d[1].fps / d[0])
+        decode_fps, row = done[len(done) // 2]
+        row.extra["decode_fps"] = round(decode_fps, 2)
+        row.extra["ratios"] = [round(r.fps / d, 3) for d, r in done]
+        return row
+
+    row = _record(benchmark, rounds)
     assert row.frames > 0
-
-
-
 
 
 def _grid():
     for kind in KINDS:
         for r in DOWNSCALES:
-            for x in DETECT_EVERY:
+            for x in sorted(DETECT_EVERY + ([DEFAULT_X] if kind == "none" else [])):
                 yield kind, r, x
 
 
