@@ -133,7 +133,7 @@ FUZZ_SECONDS ?= 600
 fuzz: $(VENV)/.installed fuzzers
 	CQC_FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py -k "fuzz_ or atheris or libfuzzer"
 
-# Throughput table (issue 6): over an hour on 2 cores (CSRT, and the reference at R 1.0, are slow); BENCH_QUICK=1 for a reduced grid.
+# Throughput table (issue 6): 47 minutes on 2 cores (CSRT, and the reference at R 1.0, are slow); BENCH_QUICK=1 for a reduced grid.
 # Writes bench/results/{raw,throughput}.json and throughput.md, and README's table.
 bench: $(VENV)/.installed
 	@mkdir -p bench/results

@@ -3,7 +3,7 @@ R x X x tracker mode, the seed's approach in plain Python (bench/reference.py) o
 the same grid, and `conveyor-qc run` as users run it.
 
     make bench                      # runs these, then bench/report.py writes bench/results/
-    BENCH_QUICK=1 make bench        # a reduced grid (about 15 minutes, not over an hour)
+    BENCH_QUICK=1 make bench        # a reduced grid (a few minutes; the full one took 47 here)
 
 Every row is one run (pytest-benchmark, rounds=1): the figures are meant as ratios
 against the decode-only row of the same session, never as absolute targets. Frames
