@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
                 std::cout << "object " << t.id << ": frames " << t.first_frame + 1 << "-" << t.last_frame + 1
                           << ", box " << t.best_box.width << "x" << t.best_box.height << "\n";
             }
-            done.clear();
+            pipeline.recycle(done);  // read: their memory serves the next objects
         };
         while (video.read(frame)) {
             pipeline.process(frame);

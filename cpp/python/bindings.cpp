@@ -339,7 +339,8 @@ PYBIND11_MODULE(_core, m) {
                  std::vector<FinishedTrack> done;
                  self.take_finished(done);
                  py::list out;
-                 for (const auto& t : done) out.append(finished_dict(t));
+                 for (const auto& t : done) out.append(finished_dict(t));  // copies: the arrays are Python's
+                 self.recycle(done);  // their memory serves the next objects
                  return out;
              },
              "Tracks confirmed and ended since the last call.")

@@ -156,6 +156,12 @@ void Pipeline::take_finished(std::vector<FinishedTrack>& out) {
     finished_.clear();
 }
 
+void Pipeline::recycle(std::vector<FinishedTrack>& done) {
+    // Before the direction is known nothing is confirmed, so nothing finishes.
+    if (tracker_) tracker_->recycle(done);
+    done.clear();
+}
+
 const FrameResult& Pipeline::finish() {
     result_.detection_frame = false;
     result_.tracks.clear();

@@ -132,6 +132,9 @@ constexpr int kMinTrackerSide = 4;       // smallest box side (downscaled px) an
 constexpr int kMinMilSide = 8;
 constexpr float kCoveredFraction = 0.5f; // a detection this much inside a live box starts no track
 constexpr size_t kHistoryReserve = 256;  // history points reserved when a track starts
+// Histories kept for reuse (recycle()): more than the tracks a frame holds at
+// once; beyond that a returned history is freed.
+constexpr size_t kSpareHistories = 64;
 
 cv::Point2f centre(const cv::Rect2f& b) { return {b.x + 0.5f * b.width, b.y + 0.5f * b.height}; }
 
@@ -174,6 +177,7 @@ public:
         live_.reserve(32);
         states_.reserve(32);
         finished_.reserve(16);
+        spare_histories_.reserve(kSpareHistories);
         row_to_col_.reserve(32);
         det_boxes_.reserve(64);
         det_matched_.reserve(64);
@@ -194,6 +198,10 @@ public:
     void take_finished(std::vector<FinishedTrack>& out) override {
         for (auto& f : finished_) out.push_back(std::move(f));
         finished_.clear();
+    }
+    void recycle(std::vector<FinishedTrack>& done) override {
+        for (auto& f : done) give_back(f.history);
+        done.clear();
     }
     void finish_all() override {
         for (auto& t : live_) finish(t, FinishedTrack::End::StreamEnd);
@@ -390,7 +398,10 @@ private:
     void finish(Track& t, FinishedTrack::End end) {
         t.dead = true;
         if (end != FinishedTrack::End::Lost) confirm(t, true);
-        if (!t.confirmed) return;  // never reported: dropped silently
+        if (!t.confirmed) {  // never reported: dropped silently
+            give_back(t.history);
+            return;
+        }
         FinishedTrack f;
         f.key = t.uid;
         f.id = t.id;
@@ -471,6 +482,13 @@ private:
     std::vector<Track> live_;
     std::vector<TrackState> states_;
     std::vector<FinishedTrack> finished_;
+    std::vector<std::vector<TrackPoint>> spare_histories_;  // given back by recycle(), emptied
+
+    void give_back(std::vector<TrackPoint>& history) {
+        if (history.capacity() == 0 || spare_histories_.size() >= kSpareHistories) return;
+        history.clear();
+        spare_histories_.push_back(std::move(history));
+    }
     // per-frame buffers
     cv::Mat_<float> cost_buf_;
     AssignmentWorkspace assign_ws_;
@@ -707,10 +725,16 @@ void MultiTrackerImpl::start_tracks(int frame_index, const std::vector<Detection
         t.obs_frame = frame_index;
         t.shape = d;
         t.has_shape = true;
-        // The history leaves with the finished track (the caller's): one
-        // allocation per object, sized for a whole crossing of the frame
-        // (1280 px at 8 px a frame is 160 frames), so it rarely grows.
-        t.history.reserve(kHistoryReserve);
+        // The history leaves with the finished track (the caller's) and
+        // comes back with recycle(): a spare one if there is one, else one
+        // allocation, sized for a whole crossing of the frame (1280 px at
+        // 8 px a frame is 160 frames) so that it rarely grows.
+        if (!spare_histories_.empty()) {
+            t.history = std::move(spare_histories_.back());
+            spare_histories_.pop_back();
+        } else {
+            t.history.reserve(kHistoryReserve);
+        }
         if (opencv) {
             if (touches_exit(db)) t.coasting = true;
             else init_tracker(t, small);

@@ -69,6 +69,11 @@ public:
     // The counting line has already seen them.
     void take_finished(std::vector<FinishedTrack>& out);
 
+    // Hand finished tracks back once read (`done` is left empty): their
+    // memory serves the next objects, so that the core allocates nothing in
+    // the steady state (MultiTracker::recycle). Optional.
+    void recycle(std::vector<FinishedTrack>& done);
+
     // End of stream: every live confirmed track becomes finished (take them
     // with take_finished). Returns the last frame's result with no live
     // tracks, `crossed` the ids counted at the stream end, and `counted` the

@@ -139,6 +139,12 @@ public:
     // Tracks confirmed and ended since the last call (moved out).
     virtual void take_finished(std::vector<FinishedTrack>& out) = 0;
 
+    // Give finished tracks back once read: their histories' memory serves the
+    // next tracks, so that a steady stream of objects allocates nothing.
+    // `done` is left empty. Optional: finished tracks that are not given back
+    // only cost a new history per track.
+    virtual void recycle(std::vector<FinishedTrack>& done) = 0;
+
     // End every live track (end of stream). Confirmed ones become finished.
     virtual void finish_all() = 0;
 
