@@ -4,12 +4,14 @@
 //
 //     cqc::Pipeline pipeline(cqc::PipelineParams{});
 //     cv::Mat frame;
+//     std::vector<cqc::FinishedTrack> done;
 //     while (video.read(frame)) {
 //         const cqc::FrameResult& r = pipeline.process(frame);
 //         for (const auto& t : r.tracks) if (t.confirmed) draw(t.id, t.box);
 //         for (int id : r.crossed) tally(id);   // counted at the line on this frame
-//         std::vector<cqc::FinishedTrack> done;
 //         pipeline.take_finished(done);
+//         for (const auto& f : done) report(f);
+//         pipeline.recycle(done);               // optional: their memory serves the next objects
 //     }
 //     const cqc::FrameResult& end = pipeline.finish();  // end.crossed: counted at the stream end
 //     // end.counted: objects counted at the line in all
