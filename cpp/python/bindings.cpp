@@ -291,6 +291,19 @@ PYBIND11_MODULE(_core, m) {
         py::arg("frame"), py::arg("r"),
         "The BGR frame downscaled by r as the pipeline does it (track.downscale): same size, same pixels.");
 
+    m.def(
+        "count_line_segment",
+        [](std::pair<int, int> frame_size, double line, const std::string& direction) {
+            CountParams params;
+            params.line = line;
+            const auto seg = LineCounter(params, direction_from_string(direction))
+                                 .segment(cv::Size(frame_size.first, frame_size.second));
+            return std::make_pair(std::make_pair(seg.first.x, seg.first.y), std::make_pair(seg.second.x, seg.second.y));
+        },
+        py::arg("frame_size"), py::arg("line"), py::arg("direction"),
+        "End points ((x0, y0), (x1, y1)) of the counting line across a (width, height) frame, as the "
+        "counter places it (count.line along the belt from the entry edge, inside the frame).");
+
     py::class_<Pipeline>(m, "Pipeline", "The core's per-frame job: downscale, mask, components, tracking.")
         .def(py::init<const PipelineParams&>())
         .def("process",

@@ -36,6 +36,15 @@ float LineCounter::line_position(cv::Size frame) const {
     return static_cast<float>(params_.line) * axis.length();
 }
 
+std::pair<cv::Point, cv::Point> LineCounter::segment(cv::Size frame) const {
+    const bool horizontal = direction_ == Direction::LeftToRight || direction_ == Direction::RightToLeft;
+    const int length = horizontal ? frame.width : frame.height;
+    int pos = std::min(std::max(static_cast<int>(std::lround(params_.line * length)), 0), length - 1);
+    if (direction_ == Direction::RightToLeft || direction_ == Direction::BottomToTop) pos = length - 1 - pos;
+    if (horizontal) return {cv::Point(pos, 0), cv::Point(pos, frame.height - 1)};
+    return {cv::Point(0, pos), cv::Point(frame.width - 1, pos)};
+}
+
 void LineCounter::mark(int id) {
     const size_t i = static_cast<size_t>(id);
     if (i >= counted_.size()) counted_.resize(std::max(i + 1, counted_.size() * 2), 0);

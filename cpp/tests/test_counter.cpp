@@ -78,6 +78,16 @@ TEST_CASE("count.line is validated") {
     p.validate();
 }
 
+TEST_CASE("counter: the segment drawn is the line's row or column, inside the frame, every direction") {
+    const cv::Size frame(100, 50);
+    using Seg = std::pair<cv::Point, cv::Point>;
+    CHECK(make(1.0, Direction::LeftToRight).segment(frame) == Seg(cv::Point(99, 0), cv::Point(99, 49)));
+    CHECK(make(0.5, Direction::LeftToRight).segment(frame) == Seg(cv::Point(50, 0), cv::Point(50, 49)));
+    CHECK(make(0.25, Direction::RightToLeft).segment(frame) == Seg(cv::Point(74, 0), cv::Point(74, 49)));
+    CHECK(make(1.0, Direction::TopToBottom).segment(frame) == Seg(cv::Point(0, 49), cv::Point(99, 49)));
+    CHECK(make(0.5, Direction::BottomToTop).segment(frame) == Seg(cv::Point(0, 24), cv::Point(99, 24)));
+}
+
 TEST_CASE("counter: a track counts once, the first frame its centre is at or past the line, every direction") {
     for (Direction d : kDirections) {
         LineCounter c = make(0.5, d);

@@ -94,6 +94,11 @@ class Detector:
 def downscale(frame: npt.NDArray[np.uint8], r: float) -> npt.NDArray[np.uint8]:
     """The BGR frame downscaled by r as the pipeline does it (track.downscale)."""
 
+def count_line_segment(
+    frame_size: tuple[int, int], line: float, direction: str
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """End points ((x0, y0), (x1, y1)) of the counting line across a (width, height) frame."""
+
 class Pipeline:
     def __init__(self, params: PipelineParams) -> None: ...
     def process(self, frame: npt.NDArray[np.uint8]) -> dict[str, Any]:

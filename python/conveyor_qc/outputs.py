@@ -36,6 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import _core
 from .atomic import (WriteError, as_write_error, atomic_write_text, check_writable_directory, fsync_directory,
                      fsync_path, replace_directory, sync_filesystem)
 from .crops import CROP_FORMATS, CROP_SUFFIXES, JPEG_QUALITY, encode_crop
@@ -137,14 +138,9 @@ def count_line_segment(frame_size: tuple[int, int], line: float, direction: str
                        ) -> tuple[tuple[int, int], tuple[int, int]]:
     """End points (pixels) of the counting line across a ``(width, height)`` frame:
     ``line`` of the frame along the belt from the entry edge (``count.line``),
-    kept inside the frame (the exit edge, 1.0, is its last row or column)."""
-    w, h = frame_size
-    horizontal = direction in ("left_to_right", "right_to_left")
-    length = w if horizontal else h
-    pos = min(max(int(round(line * length)), 0), length - 1)
-    if direction in ("right_to_left", "bottom_to_top"):
-        pos = length - 1 - pos
-    return ((pos, 0), (pos, h - 1)) if horizontal else ((0, pos), (w - 1, pos))
+    kept inside the frame (the exit edge, 1.0, is its last row or column). The core's counter
+    places it (``LineCounter::segment``); this only draws it."""
+    return _core.count_line_segment(tuple(frame_size), line, direction)
 
 
 def draw_tracks(frame: np.ndarray, tracks: Tracks, labels: dict[int, str], counts: dict[str, int],

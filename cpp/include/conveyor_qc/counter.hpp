@@ -27,6 +27,8 @@
 // counted flags (one byte per id ever seen) grow geometrically.
 #pragma once
 
+#include <utility>
+
 #include "conveyor_qc/tracker.hpp"
 #include "conveyor_qc/types.hpp"
 
@@ -73,6 +75,9 @@ public:
     // The line's position along the belt, in full-resolution pixels from the
     // entry edge, for a frame of `frame` size.
     float line_position(cv::Size frame) const;
+    // End points (pixels) of the line across `frame`, for drawing it: the row
+    // or column at line_position, kept inside the frame.
+    std::pair<cv::Point, cv::Point> segment(cv::Size frame) const;
 
     const CountParams& params() const { return params_; }
     Direction direction() const { return direction_; }
