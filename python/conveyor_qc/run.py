@@ -16,6 +16,7 @@ import numpy as np
 from . import __version__
 from .config import Config
 from .counts import LineCounts
+from .judging import Judge
 from .outputs import RunWriter, check_output_dir, count_line_segment, draw_tracks
 from .provenance import model_identity, source_identity
 from .segments import SegmentedPipeline
@@ -152,38 +153,38 @@ def run_video(
 
     # Each crop of an object wholly in view is judged as it is cut, so the annotated video shows
     # the verdict so far (combine_verdicts over the crops seen); the object's final verdict is the
-    # same combination over all of them when it finishes.
-    seen: dict[int, list] = {}
+    # same combination over all of them when it finishes. The model works in a thread of its own
+    # (judging.py): finished objects reach the writer once judged, in the order they finished.
+    judge = Judge(model) if model is not None else None
 
-    def judge_crops(crops) -> None:
-        if model is None or not crops:
-            return
-        from .model import combine_verdicts
+    def finished(objects) -> None:
+        """Objects that have left: to the judge, or (no model) straight to the writer."""
+        if judge is not None:
+            judge.objects(objects)
+        else:
+            add_objects(objects)
 
-        for crop, verdict in zip(crops, model.predict([c.image for c in crops])):
-            seen.setdefault(crop.track_id, []).append(verdict)
-        for tid in {c.track_id for c in crops}:
-            counts.set_label(tid, combine_verdicts(seen[tid]).label)
-
-    def judge(objects) -> None:
-        if model is None:
-            return
-        from .model import combine_verdicts
-
+    def add_objects(objects) -> None:
+        writer.add_objects(objects)
         for obj in objects:
-            verdicts = seen.pop(obj.track_id, [])
-            if not verdicts and obj.ever_whole and obj.best_crop is not None:
-                verdicts = model.predict([obj.best_crop])  # left before its first periodic crop
-            verdict = combine_verdicts(verdicts)
-            if verdict is not None:
-                obj.label, obj.score = verdict.label, verdict.score
-            obj.crops = []  # the pixels are not needed any more
+            counts.set_label(obj.track_id, obj.label)
+
+    def collect(wait: bool = False) -> None:
+        """What the judge has done so far (``wait``: all of it) into the counts and the writer."""
+        if judge is None:
+            return
+        for judged in judge.done(wait):
+            for tid, label in judged.labels:
+                counts.set_label(tid, label)
+            add_objects(judged.objects)
 
     try:
         writer = RunWriter(out_dir, info.fps, (info.width, info.height), video=write_video, crops=write_crops,
                            crop_format=out.crop_format, crop_quality=out.crop_quality, video_scale=out.video_scale,
                            meta={"source": str(source), "version": __version__, "config": config.to_dict()})
     except BaseException:
+        if judge is not None:
+            judge.close()
         reader.close()
         if own_model:
             model.close()
@@ -209,11 +210,7 @@ def run_video(
         elif isinstance(event, Reconnected):
             long_gap = event.gap_seconds > max_gap
             if long_gap:  # the objects moved out of the tracker's reach: end them, start afresh
-                ended = pipeline.restart()
-                judge(ended)
-                writer.add_objects(ended)
-                for obj in ended:
-                    counts.set_label(obj.track_id, obj.label)
+                finished(pipeline.restart())
                 counts.add_crossed(pipeline.finish_crossed, max(frames - 1, 0))
             gaps.append({"after_frame": frames, "seconds": round(event.gap_seconds, 3),
                          "attempts": event.attempts, "tracks": "ended" if long_gap else "kept"})
@@ -233,12 +230,11 @@ def run_video(
                             break
                         continue
                     update = pipeline.process(frame)
-                    judge_crops(update.judge_crops)
-                    judge(update.finished)
+                    if judge is not None:
+                        judge.crops(update.judge_crops)
                     writer.add_crops(update.crops)
-                    writer.add_objects(update.finished)
-                    for obj in update.finished:
-                        counts.set_label(obj.track_id, obj.label)
+                    finished(update.finished)
+                    collect()
                     counts.add_crossed(update.tracks.crossed, update.tracks.frame_index)
                     if write_video:
                         if line is None and pipeline.direction != "auto":
@@ -258,11 +254,8 @@ def run_video(
                         break
             except KeyboardInterrupt:
                 interrupted = True
-        last = pipeline.finish()
-        judge(last)
-        writer.add_objects(last)
-        for obj in last:
-            counts.set_label(obj.track_id, obj.label)
+        finished(pipeline.finish())
+        collect(wait=True)
         counts.add_crossed(pipeline.finish_crossed, max(frames - 1, 0))  # counted at the stream end
         elapsed = time.perf_counter() - start
         labelled = writer.label_counts
@@ -305,6 +298,8 @@ def run_video(
         writer.abort(exc)  # what was written is finished as a recovered run (docs/outputs.md)
         raise
     finally:
+        if judge is not None:
+            judge.close()
         reader.close()
         if own_model:
             model.close()
