@@ -19,6 +19,7 @@ public:
 
 private:
     cv::Mat temp_;  // (h + 4) x (w + 4) fixed-point distances
+    cv::Mat near_;  // 1 x w: a row's minimum over its neighbours two rows up (or down)
 };
 
 }  // namespace cqc
