@@ -106,7 +106,8 @@ private:
     // bits inverted above the pixel index, so that sorting plain integers
     // gives decreasing distance and then increasing index (a pair comparator
     // cost twice as much, and split() was a fifth of the core's time).
-    std::vector<std::uint64_t> order_;
+    std::vector<std::uint64_t> order_, order_scratch_;
+    void sort_flood_keys();
     std::vector<int> uf_, uf_peak_;  // union-find over its pixels; a root's peak pixel
     std::vector<float> uf_peak_value_;  // and that peak's distance (no index -> row, column division)
 };
