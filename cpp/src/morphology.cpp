@@ -6,6 +6,10 @@
 #include <cstring>
 #include <stdexcept>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace cqc {
 
 // ---------------------------------------------------------------- morphology
@@ -26,7 +30,11 @@ Morphology::Morphology(const cv::Mat& kernel) {
         const int width = c1 - c0 + 1;
         auto it = std::find(widths_.begin(), widths_.end(), width);
         if (it == widths_.end()) it = widths_.insert(widths_.end(), width);
-        spans_.push_back(Span{r - ay, c0 - ax, width, static_cast<int>(it - widths_.begin())});
+        const std::pair<int, int> shape(c0 - ax, width);
+        auto sh = std::find(shapes_.begin(), shapes_.end(), shape);
+        if (sh == shapes_.end()) sh = shapes_.insert(shapes_.end(), shape);
+        spans_.push_back(Span{r - ay, c0 - ax, width, static_cast<int>(it - widths_.begin()),
+                              static_cast<int>(sh - shapes_.begin())});
         above_ = std::max(above_, ay - r);
         below_ = std::max(below_, r - ay);
         pad_left_ = std::max(pad_left_, ax - c0);
@@ -36,6 +44,8 @@ Morphology::Morphology(const cv::Mat& kernel) {
     const int widest = *std::max_element(widths_.begin(), widths_.end());
     levels_ = 1;
     while ((1 << levels_) <= widest) ++levels_;
+    // A word shift moves bits by less than 64.
+    bits_usable_ = pad_left_ < 64 && pad_right_ < 64;
 }
 
 // Extremes of every window of each kernel width along one source row, the row
@@ -102,32 +112,192 @@ void Morphology::pass(const cv::Mat& src, cv::Mat& dst) {
     }
 }
 
-void Morphology::erode(const cv::Mat& src, cv::Mat& dst, int iterations) {
-    if (iterations <= 0) {
+// ---------------------------------------------------------------- bit path
+
+namespace {
+
+constexpr std::uint64_t kOnes = ~std::uint64_t{0};
+
+// Byte b of the result is 255 where bit b of the index is set.
+struct ByteMasks {
+    std::uint64_t of[256];
+    ByteMasks() {
+        for (int v = 0; v < 256; ++v) {
+            std::uint64_t m = 0;
+            for (int b = 0; b < 8; ++b)
+                if (v & (1 << b)) m |= std::uint64_t{0xff} << (8 * b);
+            of[v] = m;
+        }
+    }
+};
+const ByteMasks kByteMasks;
+
+// Bits of up to 64 pixels (bit i: pixel i nonzero); `binary` is cleared when
+// a pixel is neither 0 nor 255.
+inline std::uint64_t pack_word(const std::uint8_t* p, int n, bool& binary) {
+    std::uint64_t bits = 0;
+    int i = 0;
+#if defined(__SSE2__)
+    const __m128i zero = _mm_setzero_si128(), full = _mm_set1_epi8(-1);
+    for (; i + 16 <= n; i += 16) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        const __m128i set = _mm_cmpeq_epi8(v, full);
+        if (_mm_movemask_epi8(_mm_or_si128(set, _mm_cmpeq_epi8(v, zero))) != 0xffff) binary = false;
+        bits |= static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(set))) << i;
+    }
+#endif
+    for (; i < n; ++i) {
+        if (p[i] != 0 && p[i] != 255) binary = false;
+        bits |= static_cast<std::uint64_t>(p[i] != 0) << i;
+    }
+    return bits;
+}
+
+}  // namespace
+
+bool Morphology::pack(const cv::Mat& src) {
+    const int w = src.cols, h = src.rows;
+    words_ = (w + 63) / 64;
+    const std::size_t stride = static_cast<std::size_t>(words_) + 2;
+    const std::size_t need = stride * static_cast<std::size_t>(h);
+    if (bits_.size() < need) {
+        bits_.resize(need);
+        bits_out_.resize(need);
+    }
+    bool binary = true;
+    for (int y = 0; y < h && binary; ++y) {
+        const std::uint8_t* p = src.ptr<std::uint8_t>(y);
+        std::uint64_t* b = bits_.data() + static_cast<std::size_t>(y) * stride + 1;
+        for (int j = 0; j < words_; ++j) b[j] = pack_word(p + 64 * j, std::min(64, w - 64 * j), binary);
+    }
+    return binary;
+}
+
+void Morphology::unpack(cv::Mat& dst) const {
+    const int w = dst.cols, h = dst.rows;
+    const std::size_t stride = static_cast<std::size_t>(words_) + 2;
+    for (int y = 0; y < h; ++y) {
+        std::uint8_t* p = dst.ptr<std::uint8_t>(y);
+        const std::uint64_t* b = bits_.data() + static_cast<std::size_t>(y) * stride + 1;
+        int x = 0;
+        for (; x + 8 <= w; x += 8) {
+            const std::uint64_t m = kByteMasks.of[(b[x >> 6] >> (x & 63)) & 0xff];
+            std::memcpy(p + x, &m, 8);
+        }
+        for (; x < w; ++x) p[x] = (b[x >> 6] >> (x & 63)) & 1 ? 255 : 0;
+    }
+}
+
+// One pass on bits: bit x of a row shifted by d is pixel x + d, so a run
+// (dx, width) is the AND / OR of `width` shifted rows; the output row that of
+// the kernel rows' runs. The pixels past the row's end (in its last word and
+// the side words) and the rows above and below the image are neutral, as in
+// the byte path.
+template <bool Max>
+void Morphology::bit_pass(int w, int h) {
+    const std::uint64_t neutral = Max ? 0 : kOnes;
+    const int n = words_;
+    const std::size_t stride = static_cast<std::size_t>(n) + 2;
+    const std::uint64_t past_end = (w & 63) ? kOnes << (w & 63) : 0;  // in the last word
+    for (int y = 0; y < h; ++y) {
+        std::uint64_t* b = bits_.data() + static_cast<std::size_t>(y) * stride;
+        b[0] = b[n + 1] = neutral;
+        b[n] = Max ? (b[n] & ~past_end) : (b[n] | past_end);
+    }
+    const std::size_t plane = stride * static_cast<std::size_t>(h);
+    if (bit_windows_.size() < shapes_.size() * plane) bit_windows_.resize(shapes_.size() * plane);
+    auto op = [](std::uint64_t a, std::uint64_t b) { return Max ? (a | b) : (a & b); };
+    // Each shape's runs over every row. A run of one pixel at the anchor is
+    // the row itself, read from bits_ directly.
+    for (std::size_t s = 0; s < shapes_.size(); ++s) {
+        const int dx = shapes_[s].first, width = shapes_[s].second;
+        if (dx == 0 && width == 1) continue;
+        for (int y = 0; y < h; ++y) {
+            const std::uint64_t* __restrict r = bits_.data() + static_cast<std::size_t>(y) * stride + 1;
+            std::uint64_t* __restrict o = bit_windows_.data() + s * plane + static_cast<std::size_t>(y) * stride + 1;
+            for (int j = 0; j < n; ++j) o[j] = neutral;
+            for (int d = dx; d < dx + width; ++d) {
+                if (d == 0) {
+                    for (int j = 0; j < n; ++j) o[j] = op(o[j], r[j]);
+                } else if (d > 0) {
+                    for (int j = 0; j < n; ++j) o[j] = op(o[j], (r[j] >> d) | (r[j + 1] << (64 - d)));
+                } else {
+                    const int e = -d;
+                    for (int j = 0; j < n; ++j) o[j] = op(o[j], (r[j] << e) | (r[j - 1] >> (64 - e)));
+                }
+            }
+        }
+    }
+    for (int y = 0; y < h; ++y) {
+        std::uint64_t* __restrict out = bits_out_.data() + static_cast<std::size_t>(y) * stride + 1;
+        for (int j = 0; j < n; ++j) out[j] = neutral;
+        for (const Span& sp : spans_) {
+            const int sy = y + sp.dy;
+            if (sy < 0 || sy >= h) continue;  // a neutral border row
+            const std::pair<int, int>& shape = shapes_[static_cast<std::size_t>(sp.shape)];
+            const std::uint64_t* base = shape.first == 0 && shape.second == 1
+                                            ? bits_.data()
+                                            : bit_windows_.data() + static_cast<std::size_t>(sp.shape) * plane;
+            const std::uint64_t* __restrict in = base + static_cast<std::size_t>(sy) * stride + 1;
+            for (int j = 0; j < n; ++j) out[j] = op(out[j], in[j]);
+        }
+    }
+    bits_.swap(bits_out_);
+}
+
+// ---------------------------------------------------------------- operations
+
+void Morphology::run(const cv::Mat& src, cv::Mat& dst, const Step* steps, int n) {
+    int total = 0;
+    for (int i = 0; i < n; ++i) total += std::max(steps[i].passes, 0);
+    if (total == 0) {
         src.copyTo(dst);
         return;
     }
-    pass<false>(src, dst);
-    for (int i = 1; i < iterations; ++i) pass<false>(dst, dst);
+    CV_Assert(src.type() == CV_8UC1);
+    if (bits_usable_ && !src.empty() && pack(src)) {
+        for (int i = 0; i < n; ++i)
+            for (int k = 0; k < steps[i].passes; ++k) {
+                if (steps[i].max) bit_pass<true>(src.cols, src.rows);
+                else bit_pass<false>(src.cols, src.rows);
+            }
+        dst.create(src.size(), CV_8UC1);  // no-op in place or when already sized
+        unpack(dst);
+        return;
+    }
+    // The byte path: the first pass from src, the others in place.
+    const cv::Mat* from = &src;
+    for (int i = 0; i < n; ++i)
+        for (int k = 0; k < steps[i].passes; ++k) {
+            if (steps[i].max) pass<true>(*from, dst);
+            else pass<false>(*from, dst);
+            from = &dst;
+        }
+}
+
+void Morphology::erode(const cv::Mat& src, cv::Mat& dst, int iterations) {
+    const Step steps[] = {{false, iterations}};
+    run(src, dst, steps, 1);
 }
 
 void Morphology::dilate(const cv::Mat& src, cv::Mat& dst, int iterations) {
-    if (iterations <= 0) {
-        src.copyTo(dst);
-        return;
-    }
-    pass<true>(src, dst);
-    for (int i = 1; i < iterations; ++i) pass<true>(dst, dst);
+    const Step steps[] = {{true, iterations}};
+    run(src, dst, steps, 1);
 }
 
 void Morphology::open(const cv::Mat& src, cv::Mat& dst, int iterations) {
-    erode(src, dst, iterations);
-    dilate(dst, dst, iterations);
+    const Step steps[] = {{false, iterations}, {true, iterations}};
+    run(src, dst, steps, 2);
 }
 
 void Morphology::close(const cv::Mat& src, cv::Mat& dst, int iterations) {
-    dilate(src, dst, iterations);
-    erode(dst, dst, iterations);
+    const Step steps[] = {{true, iterations}, {false, iterations}};
+    run(src, dst, steps, 2);
+}
+
+void Morphology::apply(const cv::Mat& src, cv::Mat& dst, int open, int erode, int dilate, int close) {
+    const Step steps[] = {{false, open}, {true, open}, {false, erode}, {true, dilate}, {true, close}, {false, close}};
+    run(src, dst, steps, 6);
 }
 
 // ---------------------------------------------------------------- holes

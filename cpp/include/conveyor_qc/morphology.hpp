@@ -9,6 +9,7 @@
 #include <opencv2/core.hpp>
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace cqc {
@@ -18,6 +19,12 @@ namespace cqc {
 // doubling windows, which vectorises), and the output row the extreme of the
 // kernel rows' windows. Outside the image is neutral (255 for erode, 0 for
 // dilate), which is OpenCV's default morphology border. Works in place.
+//
+// A binary image (every pixel 0 or 255, as the mask is) is packed to bits, 64
+// pixels a word, and filtered as bits: a run's extreme is the AND (erode) or
+// OR (dilate) of shifted words, 64 pixels at a time; a sequence of passes
+// (open then close) packs and unpacks once. Any other image takes the byte
+// path; both give OpenCV's result.
 class Morphology {
 public:
     // `kernel`: CV_8UC1, anchor at its centre; on each row its nonzero
@@ -29,6 +36,9 @@ public:
     void dilate(const cv::Mat& src, cv::Mat& dst, int iterations);
     void open(const cv::Mat& src, cv::Mat& dst, int iterations);   // erode then dilate, `iterations` each
     void close(const cv::Mat& src, cv::Mat& dst, int iterations);  // dilate then erode
+    // open, erode, dilate, close in this order with these iterations, as the
+    // four calls in turn (the mask's post-processing), packed once.
+    void apply(const cv::Mat& src, cv::Mat& dst, int open, int erode, int dilate, int close);
 
 private:
     struct Span {
@@ -36,11 +46,29 @@ private:
         int dx;     // its run's start relative to the anchor
         int width;  // its run's length
         int which;  // index of its width in widths_
+        int shape;  // index of its (dx, width) in shapes_
     };
+    struct Step {
+        bool max;  // dilate (else erode)
+        int passes;
+    };
+    // The passes of `steps` in order, src to dst.
+    void run(const cv::Mat& src, cv::Mat& dst, const Step* steps, int n);
     template <bool Max>
     void pass(const cv::Mat& src, cv::Mat& dst);
     template <bool Max>
     void row_windows(const std::uint8_t* row, int width, std::uint8_t* out);
+
+    // Bit path. Rows of bits_ are words_ + 2 words: a neutral word on each
+    // side, so a shift reads across the row's ends without a test.
+    bool pack(const cv::Mat& src);  // false (and nothing usable) when src is not 0/255
+    void unpack(cv::Mat& dst) const;
+    template <bool Max>
+    void bit_pass(int w, int h);  // bits_ to bits_out_, then swapped
+    bool bits_usable_ = false;    // the kernel reaches less than a word to either side
+    std::vector<std::pair<int, int>> shapes_;  // distinct (dx, width) of the spans
+    int words_ = 0;                            // words per row of pixels
+    std::vector<std::uint64_t> bits_, bits_out_, bit_windows_;  // bit_windows_: shapes_ x rows
 
     std::vector<Span> spans_;
     std::vector<int> widths_;                   // distinct run lengths
