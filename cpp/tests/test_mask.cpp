@@ -584,6 +584,34 @@ TEST_CASE("morphology: erode, dilate, open, close as OpenCV's, any kernel size, 
     CHECK_THROWS(Morphology{split_row}, std::invalid_argument);
 }
 
+TEST_CASE("morphology: binary masks at word boundaries, views, and apply() as its four calls") {
+    // Binary masks go through the bit-packed path: rows of 64-pixel words.
+    cv::RNG rng(46);
+    const int widths[] = {1, 2, 63, 64, 65, 127, 128, 129, 200, 640};
+    const cv::Point anchor(-1, -1);
+    for (int i = 0; i < 60; ++i) {
+        const int w = widths[i % 10], h = rng.uniform(1, 80);
+        cv::Mat big = random_mask(rng, w + 6, h + 4, 1 + i % 4);  // never grey
+        const cv::Mat m = i % 3 == 0 ? big(cv::Rect(3, 2, w, h)) : big(cv::Rect(0, 0, w, h)).clone();
+        const int k = 1 + 2 * rng.uniform(0, 16);
+        const cv::Mat kernel = cv::getStructuringElement(i % 2 ? cv::MORPH_ELLIPSE : cv::MORPH_RECT, cv::Size(k, k));
+        const int open = rng.uniform(0, 3), erode = rng.uniform(0, 2), dilate = rng.uniform(0, 2),
+                  close = rng.uniform(0, 3);
+        cv::Mat expected = m.clone();
+        if (open > 0) cv::morphologyEx(expected, expected, cv::MORPH_OPEN, kernel, anchor, open);
+        if (erode > 0) cv::erode(expected, expected, kernel, anchor, erode);
+        if (dilate > 0) cv::dilate(expected, expected, kernel, anchor, dilate);
+        if (close > 0) cv::morphologyEx(expected, expected, cv::MORPH_CLOSE, kernel, anchor, close);
+        Morphology morph(kernel);
+        cv::Mat ours;
+        morph.apply(m, ours, open, erode, dilate, close);
+        CHECK(same(ours, expected));
+        cv::Mat in_place = m.clone();
+        morph.apply(in_place, in_place, open, erode, dilate, close);
+        CHECK(same(in_place, expected));
+    }
+}
+
 TEST_CASE("morphology: holes filled as a flood fill from outside the image leaves them") {
     cv::RNG rng(42);
     HoleFiller filler;
@@ -599,6 +627,76 @@ TEST_CASE("morphology: holes filled as a flood fill from outside the image leave
         filled += cv::countNonZero(ours != m) > 0;
     }
     CHECK(filled > 100);
+}
+
+TEST_CASE("median_blur3: as medianBlur 3x3, any size and 1 to 4 channels") {
+    cv::RNG rng(44);
+    std::vector<std::uint8_t> scratch;
+    for (int i = 0; i < 200; ++i) {
+        int w = rng.uniform(1, 120), h = rng.uniform(1, 90);
+        if (i % 50 == 0) w = 640, h = 360;
+        const int channels = 1 + i % 4;
+        cv::Mat frame(h, w, CV_8UC(channels));
+        rng.fill(frame, cv::RNG::UNIFORM, 0, 256);
+        if (i % 3 == 0) {  // runs of equal values and the extremes, where ties decide
+            cv::Mat coarse;
+            frame.convertTo(coarse, -1, 1.0 / 64.0);
+            frame = coarse * 85;
+        }
+        cv::Mat expected, ours;
+        cv::medianBlur(frame, expected, 3);
+        median_blur3(frame, ours, scratch);
+        CHECK(same(ours, expected));
+        // A view into a larger image is filtered as an image of its own, as OpenCV does.
+        if (w > 4 && h > 4) {
+            const cv::Mat view = frame(cv::Rect(1, 2, w - 3, h - 4));
+            cv::medianBlur(view, expected, 3);
+            median_blur3(view, ours, scratch);
+            CHECK(same(ours, expected));
+        }
+    }
+}
+
+TEST_CASE("mask: the table path's vector and scalar code agree") {
+    // The vector code takes 16 pixels at a time and leaves the rest of a row
+    // to the scalar code: a frame 512 wide goes through the first, the same
+    // frame cut into strips 5 wide (and one 2 wide) through the second.
+    // Both learn a belt of one colour: the same model from any strip of it.
+    const cv::Mat belt_frame(256, 512, CV_8UC3, cv::Scalar(60, 140, 210));
+    cv::Mat frame(256, 512, CV_8UC3);
+    cv::RNG rng(45);
+    rng.fill(frame, cv::RNG::UNIFORM, 0, 256);
+    noisy(belt_frame)(cv::Rect(0, 0, 512, 96)).copyTo(frame(cv::Rect(0, 0, 512, 96)));
+    // The belt's colour at 0.3 to 1 of its lightness: shadows.
+    cv::Mat belt_lab, shade(1, 512, CV_8UC3), shade_bgr;
+    cv::cvtColor(belt_frame(cv::Rect(0, 0, 1, 1)), belt_lab, cv::COLOR_BGR2Lab);
+    const cv::Vec3b lab = belt_lab.at<cv::Vec3b>(0, 0);
+    for (int x = 0; x < 512; ++x)
+        shade.at<cv::Vec3b>(0, x) = cv::Vec3b(cv::saturate_cast<uchar>(lab[0] * (0.3 + 0.7 * x / 511.0)), lab[1], lab[2]);
+    cv::cvtColor(shade, shade_bgr, cv::COLOR_Lab2BGR);
+    for (int y = 96; y < 160; ++y) shade_bgr.copyTo(frame.row(y));
+    for (const bool shadows : {true, false}) {
+        MaskParams p;
+        p.blur = 1;
+        p.open_iterations = p.close_iterations = 0;
+        p.fill_holes = false;
+        p.auto_learn_frames = 1;
+        p.shadow_enabled = shadows;
+        MaskBuilder whole(p), strips(p);
+        cv::Mat mask, strip_mask;
+        whole.build(belt_frame, mask);
+        strips.build(belt_frame(cv::Rect(0, 0, 5, 256)), strip_mask);
+        whole.build(frame, mask);
+        CHECK(cv::countNonZero(mask) > 1000);
+        CHECK((cv::countNonZero(whole.shadow_mask()) > 100) == shadows);
+        for (int x = 0; x < 512; x += 5) {
+            const cv::Rect r(x, 0, std::min(5, 512 - x), 256);
+            strips.build(frame(r), strip_mask);
+            CHECK(same(strip_mask, mask(r)));
+            CHECK(same(strips.object_mask(), whole.object_mask()(r)));
+            CHECK(same(strips.shadow_mask(), whole.shadow_mask()(r)));
+        }
+    }
 }
 
 TEST_CASE("resize_area: as resize INTER_AREA, the 2x2 path and the others") {
