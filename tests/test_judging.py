@@ -14,6 +14,7 @@ from conveyor_qc import Config, Pipeline
 from conveyor_qc.judging import Judge
 from conveyor_qc.model import Verdict, combine_verdicts
 from conveyor_qc.run import OBJECT_CROPS, judge_every, run_video
+from conveyor_qc.video import VideoReader
 
 
 class DarkShare:
@@ -48,17 +49,12 @@ def _objects(folder):
 
 def _one_by_one(clip_video, model) -> dict[int, tuple[str, float]]:
     """Each object's verdict judged on the loop, from the crops the pipeline kept for it."""
-    import cv2
-
     config = Config()
     pipeline = Pipeline(config, object_crops=OBJECT_CROPS, judge_every=judge_every(config.output.crop_every))
-    cap = cv2.VideoCapture(str(clip_video))
     events = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        events += pipeline.process(frame).finished
+    with VideoReader(str(clip_video)) as reader:
+        for frame in reader:
+            events += pipeline.process(frame).finished
     events += pipeline.finish()
     verdicts = {}
     for obj in events:
