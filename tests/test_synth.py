@@ -81,7 +81,7 @@ def test_presets_are_documented():
     assert {"cookies", "vertical", "light-on-dark", "hard"} <= set(PRESETS)
     for name, p in PRESETS.items():
         assert p.name == name and p.description
-        assert p.fps == 30
+        assert p.fps == (60 if name == "seed-line" else 30)
 
 
 def test_files_exist_and_parse(cookies):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from . import __version__
 
@@ -128,11 +127,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
             sys.stderr.flush()
 
     result = synthesize(args.out_dir, preset=args.preset, seed=args.seed, seconds=args.seconds,
-                        progress=None if args.quiet else progress)
+                        progress=None if args.quiet else progress, output_format=args.format,
+                        mono=True if args.mono else None)
     if sys.stderr.isatty() and not args.quiet:
         sys.stderr.write("\n")
     print(f"{result.objects} objects ({result.anomalies} anomalies), {result.frames} frames "
-          f"-> {Path(args.out_dir) / 'video.mp4'}")
+          f"-> {result.video}")
     return EXIT_OK
 
 
@@ -336,11 +336,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_batch)
 
+    import textwrap
+
+    from .synth.presets import FORMATS
+    from .synth.presets import PRESETS as SYNTH_PRESETS
+
+    presets_text = "\n".join(
+        textwrap.fill(q.description, width=100, initial_indent=f"  {n:<14}", subsequent_indent=" " * 16)
+        for n, q in SYNTH_PRESETS.items())
     p = sub.add_parser("synth", help="make a synthetic conveyor video with exact ground truth",
-                       description="Write OUT_DIR/video.mp4, OUT_DIR/gt.txt (MOTChallenge ground truth) and "
-                                   "OUT_DIR/labels.csv (id,label,kind).")
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=textwrap.fill(
+                           "Write OUT_DIR/video.mp4 (or OUT_DIR/frames/img_NNNNN.png with --format png8|png16), "
+                           "OUT_DIR/gt.txt (MOTChallenge ground truth) and OUT_DIR/labels.csv (id,label,kind). "
+                           "Every preset and scene option: docs/synth.md.", width=100)
+                       + "\n\npresets:\n" + presets_text)
     p.add_argument("out_dir", metavar="OUT_DIR")
-    p.add_argument("--preset", default="cookies", help="cookies (default), vertical, light-on-dark, hard")
+    p.add_argument("--preset", default="cookies", metavar="PRESET",
+                   help="one of " + ", ".join(SYNTH_PRESETS) + " (default: cookies)")
+    p.add_argument("--format", default=None, choices=list(FORMATS),
+                   help="mp4: video.mp4 (default, the preset's); png8 / png16: frames/img_%%05d.png, 8- or 16-bit "
+                        "grey (a monochrome camera)")
+    p.add_argument("--mono", action="store_true", help="a monochrome camera: grey frames (B = G = R)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same video)")
     p.add_argument("--seconds", type=float, default=None, help="length in seconds (preset's default if omitted)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")

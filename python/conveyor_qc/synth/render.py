@@ -1,0 +1,440 @@
+"""synthesize(): the render loop and the writers."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import numbers
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..atomic import fsync_directory, fsync_path, temporary_sibling
+from .belt import _belt_strip, _light_map, _rails, _vignette
+from .photos import _load_photos, load_skimage_objects
+from .presets import BELT_PATTERNS, DIRECTIONS, FORMATS, PRESETS, Preset, SynthResult
+from .scene import (
+    _MAX_LIFT,
+    PRODUCTS,
+    _DensePlanner,
+    _Factory,
+    _Obj,
+    _Planner,
+    _prepare,
+    box_to_output,
+    products_of,
+    to_output,
+)
+
+
+def resolve_preset(preset, output_format: str | None = None, mono: bool | None = None) -> Preset:
+    """The Preset for a name (or a Preset), with the output format / monochrome camera overridden."""
+    if isinstance(preset, Preset):
+        p = preset
+    elif isinstance(preset, str) and preset in PRESETS:
+        p = PRESETS[preset]
+    else:
+        raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
+    changes = {}
+    if output_format is not None:
+        if output_format not in FORMATS:
+            raise ValueError(f"output format must be one of {', '.join(FORMATS)}, not {output_format!r}")
+        changes["output_format"] = output_format
+    if mono is not None:
+        changes["mono"] = bool(mono)
+    return dataclasses.replace(p, **changes) if changes else p
+
+
+def _check_args(preset, seed, seconds, output_format=None, mono=None) -> tuple:
+    p = resolve_preset(preset, output_format, mono)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
+    if seconds is None:
+        seconds = p.seconds
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        raise ValueError(f"seconds must be a number, not {seconds!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"seconds must be a positive number, not {seconds!r}")
+    if p.direction not in DIRECTIONS:
+        raise ValueError(f"preset {p.name!r}: direction must be one of {', '.join(DIRECTIONS)}, not {p.direction!r}")
+    if p.style not in ("drawn", "photo"):
+        raise ValueError(f"preset {p.name!r}: style must be 'drawn' or 'photo', not {p.style!r}")
+    unknown = [n for n in p.products if n not in PRODUCTS]
+    if unknown:
+        raise ValueError(f"preset {p.name!r}: unknown products {unknown}; known: {', '.join(PRODUCTS)}")
+    if p.output_format not in FORMATS:
+        raise ValueError(f"preset {p.name!r}: output_format must be one of {', '.join(FORMATS)}")
+    if p.belt_pattern not in BELT_PATTERNS:
+        raise ValueError(f"preset {p.name!r}: belt_pattern must be one of {', '.join(BELT_PATTERNS)}")
+    if p.rate <= 0 or p.belt_speed <= 0 or p.fps <= 0 or p.width < 64 or p.height < 64:
+        raise ValueError(f"preset {p.name!r}: rate, belt_speed and fps must be positive, size at least 64x64")
+    if not 0.0 <= p.density < 0.9 or p.overhang < 0 or p.lanes < 0:
+        raise ValueError(f"preset {p.name!r}: density must be in [0, 0.9), overhang and lanes not negative")
+    if p.overhang > 0 and (p.rail_px > 0 or p.density <= 0):
+        raise ValueError(f"preset {p.name!r}: a belt wider than the view (overhang) needs rail_px = 0 and a density")
+    across = p.height if p.direction in ("right", "left") else p.width
+    if p.density <= 0 and \
+            across - 2 * (p.rail_px + p.lane_margin) < 2.6 * p.radius[1] * (2.0 if p.stacked_share > 0 else 1.0):
+        raise ValueError(f"preset {p.name!r}: the belt is too narrow for objects of radius {p.radius[1]}")
+    frames = max(1, int(round(seconds * p.fps)))
+    return p, int(seed), seconds, frames
+
+
+def _sources(p: Preset) -> tuple:
+    """The photos the preset's products need: (cookie photos or None, skimage cut-outs or None)."""
+    names = products_of(p)
+    photos = _load_photos() if any(PRODUCTS[n].source == "cookie-photos" for n in names) else None
+    sk = load_skimage_objects(p.name) if any(PRODUCTS[n].source == "skimage" for n in names) else None
+    return photos, sk
+
+
+def _check_out_dir(out_dir) -> Path:
+    try:
+        out = Path(os.fspath(out_dir))
+    except TypeError:
+        raise ValueError(f"out_dir must be a path, not {out_dir!r}") from None
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {str(out)!r} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot create out_dir {str(out)!r}: {e.strerror or e}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"out_dir {str(out)!r} is not writable")
+    return out
+
+
+
+def synthesize(out_dir, preset: str | Preset = "cookies", seed: int = 0, seconds: float | None = None,
+               progress: Callable[[int, int], None] | None = None, *, output_format: str | None = None,
+               mono: bool | None = None) -> SynthResult:
+    """Render a synthetic belt video with exact ground truth into ``out_dir``.
+
+    Writes ``video.mp4`` (or, for ``output_format`` "png8" / "png16", the grey image sequence
+    ``frames/img_%05d.png``), ``gt.txt`` and ``labels.csv`` (each to a temporary name in ``out_dir``,
+    renamed into place at the end). ``preset`` is a name from ``PRESETS`` (or a ``Preset``),
+    ``seconds`` defaults to the preset's, ``output_format`` and ``mono`` override the preset's,
+    ``progress(done_frames, total_frames)`` is called after every frame. The ground truth does not
+    depend on the format or the camera: the same seed gives the same gt.txt and labels.csv.
+    Raises ValueError for bad arguments (SynthDataError for missing photos) before writing anything.
+    """
+    p, seed, seconds, frames = _check_args(preset, seed, seconds, output_format, mono)
+    photos, sk = _sources(p)
+    if p.belt_pattern == "photo":
+        from .photos import skimage_texture
+
+        belt_photo = skimage_texture(p.belt_photo, p.name)
+    else:
+        belt_photo = None
+    out = _check_out_dir(out_dir)
+    fmt = p.output_format
+    mono = p.mono or fmt != "mp4"
+
+    ss = np.random.SeedSequence([seed, 0x5EED])
+    rng_obj, rng_belt, rng_cam = (np.random.default_rng(s) for s in ss.spawn(3))
+    rng_pattern, rng_light = (np.random.default_rng(s) for s in ss.spawn(2))  # (new scene options only)
+    fps = float(p.fps)
+    if p.direction in ("right", "left"):
+        L, W = p.width, p.height
+    else:
+        L, W = p.height, p.width
+    shifts = np.round(p.belt_speed * np.arange(frames)).astype(np.int64)
+
+    # --- scene
+    factory = _Factory(rng_obj, p, photos, sk)
+    planner = (_DensePlanner if p.density > 0 else _Planner)(rng_obj, p, L, W, factory)
+    lift = max([_MAX_LIFT] + [PRODUCTS[n].lift for n in products_of(p)])
+    reach = int(math.ceil(lift * max(map(abs, p.shadow_offset)) + 3.5 * p.shadow_blur * lift)) + 8
+    strip, period = _belt_strip(rng_belt, p, W, L, rng_pattern, belt_photo)
+    rail_top, rail_bottom = _rails(p, W, L, rng_belt)
+    if p.light_gradient > 0 or p.color_cast > 0:
+        light = _light_map(p, W, L, rng_light)
+    else:
+        light = _vignette(p, W, L)
+    n_bank, bpad = 4, 32
+    bank = bank16 = None
+    if p.noise_sigma > 0:
+        if fmt == "png16":
+            bank16 = [rng_cam.standard_normal((W + bpad, L + bpad), dtype=np.float32) * np.float32(p.noise_sigma * 257)
+                      for _ in range(n_bank)]
+        else:
+            shape = (W + bpad, L + bpad) if mono else (W + bpad, L + bpad, 3)
+            bank = [np.round(rng_cam.standard_normal(shape, dtype=np.float32) * p.noise_sigma).astype(np.int16)
+                    for _ in range(n_bank)]
+    flick_phase = rng_cam.uniform(0, 2 * np.pi)
+    flick_freq = rng_cam.uniform(1.5, 4.0)
+
+    # --- temporary outputs
+    names = {"video": "video.mp4" if fmt == "mp4" else "frames", "gt": "gt.txt", "labels": "labels.csv"}
+    tmp: dict[str, Path] = {}
+    try:
+        for key, name in names.items():
+            if key == "video" and fmt != "mp4":
+                tmp[key] = Path(tempfile.mkdtemp(prefix=".frames-", dir=out))
+                os.chmod(tmp[key], 0o755)
+                continue
+            # (mkstemp alone made the outputs readable by their owner only)
+            tmp[key] = temporary_sibling(out / name, suffix=Path(name).suffix)
+    except OSError as e:
+        _remove(tmp.values())
+        raise ValueError(f"out_dir {str(out)!r} is not writable: {e.strerror or e}") from None
+
+    out_w, out_h = p.width, p.height
+    entered: list[_Obj] = []  # in id order
+    active: list[_Obj] = []  # made, and not yet past the view
+    coverage: list[float] = []
+    view_area = float(L * W)
+    try:
+        if fmt == "mp4":
+            writer = _BackgroundWriter(tmp["video"], fps, (out_w, out_h), p.jpeg_quality, color=not mono)
+        else:
+            writer = _PngWriter(tmp["video"])
+        try:
+            with open(tmp["gt"], "w", newline="") as gt:
+                for t in range(frames):
+                    s = int(shifts[t])
+                    # bring in the objects the belt carries close to the view (their shadows reach
+                    # at most `reach` px beyond their right edge)
+                    while planner.cursor + s + reach > 0:
+                        for o in planner.next_group():
+                            _prepare(o, p, W)
+                            active.append(o)
+                    start = (-s) % period
+                    frame = strip[:, start : start + L].astype(np.float32)
+                    if rail_top is not None:
+                        frame[: p.rail_px] = rail_top
+                        frame[W - p.rail_px :] = rail_bottom
+                    still, new, rows = [], [], []
+                    covered = 0
+                    for o in active:
+                        left = o.b + o.pu + s
+                        if left >= L:  # gone past the view for good
+                            o.patch_m = o.patch_a = o.mask = None
+                            continue
+                        still.append(o)
+                        _composite(frame, o.patch_m, o.patch_a, o.v + o.pv, left)
+                        box = _visible_box(o, o.b + s, L)
+                        if box is not None:
+                            rows.append((o, box[:5]))
+                            covered += box[5]
+                            if not o.id:
+                                new.append(o)
+                    active = still
+                    coverage.append(covered / view_area)
+                    # ids in order of entry: first frame, then the leading edge further along, then across
+                    new.sort(key=lambda o: (-(o.b + o.full_box[2]), o.v))
+                    for o in new:
+                        entered.append(o)
+                        o.id = len(entered)
+                    rows.sort(key=lambda r: r[0].id)
+                    for o, (u0, v0, du, dv, vis) in rows:
+                        x, y, w, h = box_to_output(p.direction, L, u0, v0, du, dv)
+                        gt.write(f"{t + 1},{o.id},{x},{y},{w},{h},1,1,{_fmt_vis(vis)}\n")
+
+                    gain = 1.0
+                    if p.flicker > 0:
+                        gain = 1.0 + p.flicker * (0.8 * math.sin(2 * math.pi * flick_freq * t / fps + flick_phase)
+                                                  + 0.6 * float(rng_cam.standard_normal()))
+                    if not mono:
+                        img = cv2.multiply(frame, light, scale=gain, dtype=cv2.CV_8U)
+                    else:  # a monochrome camera sees the luminance
+                        grey = cv2.cvtColor(cv2.multiply(frame, light, scale=gain), cv2.COLOR_BGR2GRAY)
+                        if fmt == "png16":
+                            img = cv2.multiply(grey, 257.0)
+                        else:
+                            img = cv2.convertScaleAbs(grey)
+                    if p.motion_blur > 1:  # everything in view moves with the belt (the rails are uniform along it)
+                        img = cv2.blur(img, (int(p.motion_blur), 1))
+                    if bank is not None:
+                        k, oy, ox = (int(x) for x in rng_cam.integers(0, [n_bank, bpad, bpad]))
+                        noise = bank[k][oy : oy + W, ox : ox + L]
+                        img = cv2.add(img, noise, dtype=cv2.CV_8U) if t % 2 == 0 else \
+                            cv2.subtract(img, noise, dtype=cv2.CV_8U)
+                    elif bank16 is not None:
+                        k, oy, ox = (int(x) for x in rng_cam.integers(0, [n_bank, bpad, bpad]))
+                        noise = bank16[k][oy : oy + W, ox : ox + L]
+                        img = cv2.add(img, noise) if t % 2 == 0 else cv2.subtract(img, noise)
+                    if fmt == "png16":
+                        img = np.clip(img + 0.5, 0, 65535).astype(np.uint16)
+                    writer.put(to_output(img, p.direction))
+                    if progress is not None:
+                        progress(t + 1, frames)
+        finally:
+            writer.close()
+
+        kinds = {"normal": 0, "broken": 0, "stacked": 0}
+        with open(tmp["labels"], "w", newline="") as fh:
+            fh.write("id,label,kind\n")
+            for o in entered:
+                kinds[o.kind] = kinds.get(o.kind, 0) + 1
+                fh.write(f"{o.id},{'normal' if o.kind == 'normal' else 'anomaly'},{o.kind}\n")
+        for key, name in names.items():
+            if key == "video" and fmt != "mp4":
+                _replace_dir(tmp[key], out / name)
+                continue
+            fsync_path(tmp[key])  # the data reaches the disk before the name does
+            os.replace(tmp[key], out / name)
+        fsync_directory(out)
+    except BaseException:
+        _remove(tmp.values())
+        raise
+
+    video = out / names["video"] if fmt == "mp4" else out / names["video"] / "img_%05d.png"
+    return SynthResult(
+        out_dir=out,
+        video=video,
+        gt=out / names["gt"],
+        labels=out / names["labels"],
+        preset=p.name,
+        seed=seed,
+        frames=frames,
+        fps=fps,
+        size=(out_w, out_h),
+        objects=len(entered),
+        anomalies=len(entered) - kinds["normal"],
+        kinds=kinds,
+        sources=tuple(o.source for o in entered),
+        products=tuple(o.product for o in entered),
+        areas=tuple(o.area for o in entered),
+        coverage=tuple(coverage),
+        output_format=fmt,
+    )
+
+
+def _remove(paths) -> None:
+    for t in paths:
+        with contextlib.suppress(OSError):
+            if t.is_dir():
+                shutil.rmtree(t)
+            else:
+                t.unlink()
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Rename the finished image folder into place (an older one is removed)."""
+    fsync_directory(src)
+    old = None
+    if dst.exists():
+        old = Path(tempfile.mkdtemp(prefix=".old-frames-", dir=dst.parent))
+        os.replace(dst, old / "frames")
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class _BackgroundWriter:
+    """JPEG round-trip and mp4v encoding on a second thread (OpenCV releases the GIL)."""
+
+    def __init__(self, path: Path, fps: float, size: tuple, jpeg_quality: int, color: bool = True):
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size, color)
+        if not self.writer.isOpened():
+            raise RuntimeError("cv2.VideoWriter cannot write mp4v video (OpenCV built without a video backend?)")
+        self.jpeg_quality = int(jpeg_quality)
+        self.read_flag = cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE
+        self.queue: queue.Queue = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="synth-writer", daemon=True)
+        self.thread.start()
+
+    def _encode(self, img: np.ndarray) -> None:
+        if self.jpeg_quality > 0:
+            ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+            img = cv2.imdecode(buf, self.read_flag)
+        self.writer.write(img)
+
+    def _run(self) -> None:
+        while True:
+            img = self.queue.get()
+            if img is None:
+                return
+            if self.error is not None:
+                continue
+            try:
+                self._encode(img)
+            except BaseException as e:  # reported to the caller by put() / close()
+                self.error = e
+
+    def put(self, img: np.ndarray) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(img)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self._release()
+        if self.error is not None:
+            raise self.error
+
+    def _release(self) -> None:
+        self.writer.release()
+
+
+class _PngWriter(_BackgroundWriter):
+    """An image sequence folder/img_%05d.png (8- or 16-bit grey, lossless) written on a second thread."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.n = folder, 0
+        self.queue = queue.Queue(maxsize=4)
+        self.error = None
+        self.thread = threading.Thread(target=self._run, name="synth-png-writer", daemon=True)
+        self.thread.start()
+
+    def _encode(self, img: np.ndarray) -> None:
+        self.n += 1
+        path = self.folder / f"img_{self.n:05d}.png"
+        if not cv2.imwrite(str(path), img, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+            raise OSError(f"cannot write {path}")
+
+    def _release(self) -> None:
+        pass
+
+
+def _fmt_vis(v: float) -> str:
+    if v >= 1.0:
+        return "1"
+    s = f"{v:.5f}".rstrip("0").rstrip(".")
+    return s if s not in ("0", "") else "0.00001"
+
+
+def _composite(frame: np.ndarray, m: np.ndarray, a: np.ndarray, top: int, left: int) -> None:
+    hh, ww = frame.shape[:2]
+    ph, pw = m.shape[:2]
+    y0, y1 = max(top, 0), min(top + ph, hh)
+    x0, x1 = max(left, 0), min(left + pw, ww)
+    if y0 >= y1 or x0 >= x1:
+        return
+    sub = frame[y0:y1, x0:x1]
+    cv2.multiply(sub, m[y0 - top : y1 - top, x0 - left : x1 - left], dst=sub)
+    cv2.add(sub, a[y0 - top : y1 - top, x0 - left : x1 - left], dst=sub)
+
+
+def _visible_box(o: _Obj, u: int, L: int) -> tuple | None:
+    """Canonical (u0, v0, du, dv, visibility, visible px) of the visible part of o's mask with origin
+    at column u (only its rows inside the view across the belt count)."""
+    w = o.colcount.size
+    c0, c1 = max(0, -u), min(w, L - u)
+    if c0 >= c1 or not o.full_box:
+        return None
+    if c0 == 0 and c1 == w:
+        fb = o.full_box
+        return (u + fb[0], o.v + fb[1], fb[2] - fb[0], fb[3] - fb[1], o.vis_across, o.area * o.vis_across)
+    cnt = o.colcount[c0:c1]
+    area = int(cnt.sum())
+    if area == 0:
+        return None
+    nz = np.flatnonzero(cnt)
+    x0, x1 = c0 + int(nz[0]), c0 + int(nz[-1]) + 1
+    y0 = int(o.colmin[x0:x1].min())
+    y1 = int(o.colmax[x0:x1].max()) + 1
+    return (u + x0, o.v + y0, x1 - x0, y1 - y0, area / o.area, area)
