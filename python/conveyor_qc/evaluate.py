@@ -291,10 +291,24 @@ class ObjectReport:
     joined: list[tuple[int, list[int]]] = field(default_factory=list)
     split: list[tuple[int, list[int]]] = field(default_factory=list)
     duplicates: list[tuple[int, list[int]]] = field(default_factory=list)
+    #: Tracks paired with an object that is never judged (one that only peeks in at the clip's
+    #: start or end, or is cut by a side of the view to less than ``judge_visibility``):
+    #: counting it is no error, and not counting it neither.
+    peeking: int = 0
 
     @property
     def paired(self) -> int:
         return len(self.pairs)
+
+    @property
+    def counted(self) -> int:
+        """The run's count of the judged objects: its tracks, less those on peeking objects."""
+        return self.tracks - self.peeking
+
+    @property
+    def count_error(self) -> float:
+        """|counted - objects| / objects (docs/tuning.md)."""
+        return abs(self.counted - self.objects) / max(self.objects, 1)
 
     @property
     def track_of(self) -> dict[int, int]:
@@ -325,8 +339,14 @@ def _f1(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r > 0 else 0.0
 
 
+#: An object is judged (required) once this share of it is in view on some frame: a row of
+#: products cut by a side of the view for their whole passage (the camera sees less than the
+#: belt's width) counts when at least 40% of each is seen (issue 16).
+JUDGE_VISIBILITY = 0.4
+
+
 def object_metrics(gt, tracks, *, min_iou: float = 0.5, min_share: float = 0.5,
-                   judge_visibility: float = 0.5) -> ObjectReport:
+                   judge_visibility: float = JUDGE_VISIBILITY) -> ObjectReport:
     """Pair ground-truth objects and tracks one to one and report the counting errors.
 
     ``gt`` and ``tracks``: paths or arrays of MOT rows (:func:`read_mot`).
@@ -418,10 +438,12 @@ def object_metrics(gt, tracks, *, min_iou: float = 0.5, min_share: float = 0.5,
     n_judged = int(judged.sum())
     precision = len(pairs) / T if T else 0.0
     recall = sum(1 for g, jd in zip(g_ids, judged) if jd and int(g) in paired_g) / n_judged if n_judged else 0.0
+    judged_ids = {int(g) for g, jd in zip(g_ids, judged) if jd}
     return ObjectReport(
         objects=n_judged, tracks=T, gt_objects=G, pairs=pairs,
         precision=precision, recall=recall, f1=_f1(precision, recall),
         missed=missed, ghosts=ghosts, joined=joined, split=split, duplicates=duplicates,
+        peeking=sum(1 for g, _ in pairs if g not in judged_ids),
     )
 
 
@@ -597,7 +619,7 @@ def anomaly_metrics(pairs, labels, objects) -> dict:
 
 
 def evaluate(gt, tracks, labels=None, objects=None, *, min_iou: float = 0.5, min_share: float = 0.5,
-             judge_visibility: float = 0.5, min_visibility: float = 0.0, mot: bool = True) -> dict:
+             judge_visibility: float = JUDGE_VISIBILITY, min_visibility: float = 0.0, mot: bool = True) -> dict:
     """Everything ``conveyor-qc eval`` reports, as one flat dict.
 
     ``gt``, ``tracks``: paths or arrays of MOT rows; ``labels``, ``objects``:

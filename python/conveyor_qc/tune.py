@@ -124,12 +124,9 @@ def _eval_module():
 
 def _score(gt: np.ndarray, tracks: np.ndarray, frames: int, with_mota: bool = False) -> Scores:
     rep = _eval_module().object_metrics(gt, tracks)
-    # The count leaves out tracks paired with an object that is never half in view (one that only
-    # peeks in at the clip's start or end): counting it is no error, and not counting it neither.
-    judged = set(np.unique(gt[gt[:, 8] >= 0.5, 1]).astype(int).tolist())
-    peeking = sum(1 for g, _ in rep.pairs if g not in judged)
+    # The count leaves out tracks on objects that only peek in (ObjectReport.counted).
     s = Scores(f1=float(rep.f1), precision=float(rep.precision), recall=float(rep.recall),
-               counted=int(rep.tracks) - peeking, objects=int(rep.objects), frames=frames)
+               counted=int(rep.counted), objects=int(rep.objects), frames=frames)
     if with_mota:
         s.mota = _mota(gt, tracks)
     return s
@@ -499,7 +496,7 @@ def _match_frame(det: np.ndarray, judged: np.ndarray, ignored: np.ndarray) -> tu
     fp_rows = det[~used_d]
     fp = fp_rows.shape[0]
     if fp and ignored.shape[0]:
-        # A detection of an object less than half in view is no false alarm.
+        # A detection of an object too little in view to be judged is no false alarm.
         iou = _iou_matrix(fp_rows, ignored)
         fp -= int((iou.max(axis=1) >= 0.3).sum())
     return tp, fp, m - tp
@@ -595,7 +592,7 @@ class _Tuner:
         g = self.gt_tune
         for f in np.unique(g[:, 0]).astype(int):
             rows = g[g[:, 0] == f]
-            judged = rows[:, 8] >= 0.5
+            judged = rows[:, 8] >= _eval_module().JUDGE_VISIBILITY
             self._gt_frames[f - 1] = (rows[judged, 2:6], rows[~judged, 2:6])
         # Frames of the detection stage: the auto belt model's learning frames, then a sample.
         m = start.mask
