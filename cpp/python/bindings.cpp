@@ -57,6 +57,41 @@ py::array_t<uint8_t> mask_to_numpy(const cv::Mat& m) {
     return out;
 }
 
+// A copy of an 8-bit (1 or 3 channels) or float image, for the debugging
+// views (they are small and rarely read; no view into the core's buffers).
+py::array image_to_numpy(const cv::Mat& m) {
+    if (m.empty()) return py::array_t<uint8_t>(std::vector<py::ssize_t>{0, 0});
+    const int cn = m.channels();
+    std::vector<py::ssize_t> shape{m.rows, m.cols};
+    if (cn > 1) shape.push_back(cn);
+    const size_t row = static_cast<size_t>(m.cols) * m.elemSize();
+    if (m.depth() == CV_32F) {
+        py::array_t<float> out(shape);
+        for (int y = 0; y < m.rows; ++y) std::memcpy(out.mutable_data(y), m.ptr(y), row);
+        return out;
+    }
+    py::array_t<uint8_t> out(shape);
+    for (int y = 0; y < m.rows; ++y) std::memcpy(out.mutable_data(y), m.ptr(y), row);
+    return out;
+}
+
+py::dict belt_stats_dict(const BeltModelStats& s) {
+    py::dict o;
+    o["frames_learnt"] = s.frames_learnt;
+    o["belt_lab"] = py::make_tuple(s.belt_lab[0], s.belt_lab[1], s.belt_lab[2]);
+    o["belt_sigma"] = s.belt_sigma;
+    o["threshold"] = s.threshold;
+    o["belt_region"] = s.belt_region;
+    o["candidates"] = s.candidates;
+    o["light_range"] = s.light_range;
+    o["object_share"] = s.object_share;
+    o["object_components"] = s.object_components;
+    o["typical_area"] = s.typical_area;
+    o["ambiguous_share"] = s.ambiguous_share;
+    o["colour"] = s.colour;
+    return o;
+}
+
 py::array_t<int32_t> ids_array(const std::vector<int>& ids) {
     py::array_t<int32_t> out(static_cast<py::ssize_t>(ids.size()));
     auto o = out.mutable_unchecked<1>();
@@ -212,6 +247,7 @@ PYBIND11_MODULE(_core, m) {
         .field("max_area", &DetectParams::max_area)
         .field("split_solidity", &DetectParams::split_solidity)
         .field("split_min_part", &DetectParams::split_min_part)
+        .field("group_gap", &DetectParams::group_gap)
         .done();
 
     ParamsBinder<TrackParams>(m, "TrackParams", "Multi-tracker settings (see tracker.hpp).")
@@ -253,7 +289,21 @@ PYBIND11_MODULE(_core, m) {
                  return mask_to_numpy(mask);
              },
              py::arg("frame"), "Object mask (uint8, 0 or 255) of a BGR frame.")
-        .def_property_readonly("ready", &MaskBuilder::ready);
+        .def_property_readonly("ready", &MaskBuilder::ready)
+        .def_property_readonly(
+            "belt_stats", [](const MaskBuilder& self) { return belt_stats_dict(self.belt_model().stats()); },
+            "The figures the learnt belt model judged by (auto mode; belt_model.hpp).")
+        .def("object_mask", [](const MaskBuilder& self) { return image_to_numpy(self.object_mask()); },
+             "Pixels of a product colour on the last frame, before shadows and morphology.")
+        .def("shadow_mask", [](const MaskBuilder& self) { return image_to_numpy(self.shadow_mask()); },
+             "Pixels of a shadow colour on the last frame.")
+        .def("light_gain", [](const MaskBuilder& self) { return image_to_numpy(self.belt_model().light_gain()); },
+             "The belt model's light gain per pixel (float32; 1 where the light is even).")
+        .def("learning_labels",
+             [](const MaskBuilder& self) { return image_to_numpy(self.belt_model().learning_labels()); },
+             "The last learning frame's first segmentation: 0 unused, 1 belt, 2 rim, 3 product.")
+        .def("normalised", [](const MaskBuilder& self) { return image_to_numpy(self.belt_model().normalised()); },
+             "The last frame with the light divided out (empty while the light is even).");
 
     py::class_<Detector>(m, "Detector", "Connected components to detections.")
         .def(py::init<const DetectParams&>())
@@ -270,7 +320,36 @@ PYBIND11_MODULE(_core, m) {
                  return detections_columns(out);
              },
              py::arg("mask"), py::arg("roi") = std::vector<int>{}, py::arg("scale") = 1.0,
-             "Detections as columns: boxes (N,4 x,y,w,h), centroids, area, solidity, circularity.");
+             "Detections as columns: boxes (N,4 x,y,w,h), centroids, area, solidity, circularity.")
+        .def("explain", &Detector::explain, py::arg("on") = true,
+             "Keep a note of every component's fate on each detect() (components()).")
+        .def(
+            "components",
+            [](const Detector& self) {
+                py::list out;
+                for (const ComponentNote& n : self.notes()) {
+                    py::dict d;
+                    d["box"] = py::make_tuple(n.box.x, n.box.y, n.box.width, n.box.height);
+                    d["pixels"] = n.pixels;
+                    d["area"] = n.area;
+                    d["solidity"] = n.solidity;
+                    d["outcome"] = to_string(n.outcome);
+                    d["first_detection"] = n.first_detection;
+                    d["detections"] = n.detections;
+                    d["objects_by_area"] = n.objects_by_area;
+                    d["peaks"] = n.peaks;
+                    d["joined"] = n.joined;
+                    out.append(d);
+                }
+                return out;
+            },
+            "With explain on: every component of the last detect(), in label order: box (mask px), pixels, "
+            "area (full-resolution px^2), solidity, outcome (one, kept_whole, split, grouped, too_small, "
+            "too_large, cut_by_roi), first_detection and detections (its detections in detect()'s output), "
+            "objects_by_area (area / typical, rounded, when a split was tried), joined (grouped: the component "
+            "index it joined).")
+        .def_property_readonly("typical_area", &Detector::last_typical,
+                               "The typical object's area (full-resolution px^2) the last detect() used; 0: none yet.");
 
     m.def(
         "downscale",
@@ -370,6 +449,9 @@ PYBIND11_MODULE(_core, m) {
              "Returns {'crossed': ids counted at the line at the stream end, 'counted': the line's final "
              "count, 'count': confirmed objects}.")
         .def_property_readonly("frames_processed", &Pipeline::frames_processed)
+        .def_property_readonly(
+            "belt_stats", [](const Pipeline& self) { return belt_stats_dict(self.mask_builder().belt_model().stats()); },
+            "The figures the learnt belt model judged by (mask.mode auto; belt_model.hpp).")
         .def_property_readonly(
             "direction", [](const Pipeline& self) { return std::string(to_string(self.direction())); },
             "The belt's direction: track.direction, or with 'auto' the direction read from the footage "

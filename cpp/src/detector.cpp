@@ -35,6 +35,19 @@ constexpr std::size_t kMaxParts = 250;
 
 }  // namespace
 
+const char* to_string(ComponentNote::Outcome o) {
+    switch (o) {
+        case ComponentNote::Outcome::One: return "one";
+        case ComponentNote::Outcome::KeptWhole: return "kept_whole";
+        case ComponentNote::Outcome::Split: return "split";
+        case ComponentNote::Outcome::Grouped: return "grouped";
+        case ComponentNote::Outcome::TooSmall: return "too_small";
+        case ComponentNote::Outcome::TooLarge: return "too_large";
+        case ComponentNote::Outcome::CutByRoi: return "cut_by_roi";
+    }
+    return "one";
+}
+
 void DetectParams::validate() const {
     if (!(min_area >= 0.0 && min_area <= max_area))
         fail("min_area", "in [0, max_area=" + num(max_area) + "]", min_area);
@@ -42,6 +55,7 @@ void DetectParams::validate() const {
         fail("max_area", "in [min_area=" + num(min_area) + ", 1e+09]", max_area);
     if (!(split_solidity >= 0.0 && split_solidity <= 1.0)) fail("split_solidity", "in [0, 1]", split_solidity);
     if (!(split_min_part >= 0.0 && split_min_part <= 1.0)) fail("split_min_part", "in [0, 1]", split_min_part);
+    if (!(group_gap >= 0.0 && group_gap <= 100.0)) fail("group_gap", "in [0, 100]", group_gap);
 }
 
 Detector::Detector(const DetectParams& params) : params_(params) {
@@ -50,6 +64,17 @@ Detector::Detector(const DetectParams& params) : params_(params) {
     peaks_.reserve(kMaxParts + 1);
     parts_.reserve(kMaxParts + 1);
     border_.reserve(kMaxParts + 1);
+    settled_.reserve(kMaxParts + 1);
+    // Grouping's lists, sized for far more components than a frame holds, so
+    // that the steady state allocates nothing (they still grow if needed).
+    pieces_.reserve(1024);
+    piece_of_.reserve(4096);
+    order_pieces_.reserve(1024);
+    dropped_.reserve(1024);
+    near_votes_.reserve(64);
+    seen_here_.reserve(64);
+    hull_in_.reserve(8192);
+    hull_out_.reserve(16384);
 }
 
 cv::Mat Detector::component_view(const cv::Rect& box, int label) {
@@ -114,6 +139,7 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
     if (roi.empty()) return;
 
     const int n = labeller_.label(mask(roi));
+    label_count_ = n;
     if (n <= 1) return;
     const cv::Mat& labels = labeller_.labels();
 
@@ -123,6 +149,33 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
                           CV_8UC1);
     }
 
+    // The typical object from earlier frames; on the first frames, before
+    // kTypicalMin are known, from this frame's own compact whole components
+    // (a dense belt merges its first objects into clusters that only the
+    // typical size tells how to cut).
+    provisional_typical_ = 0.f;
+    if (typical_seen_ < kTypicalMin) {
+        int m = 0;
+        for (int i = 1; i < n && m < kTypical; ++i) {
+            const ComponentStats& st = labeller_.stats(i);
+            const double area = st.area / (scale * scale);
+            if (st.left == 0 || st.top == 0 || st.left + st.width == roi.width || st.top + st.height == roi.height ||
+                area < params_.min_area || area > params_.max_area)
+                continue;
+            const int* top = labels.ptr<int>(st.top);
+            int first = st.left;
+            while (top[first] != i) ++first;
+            float solidity = 1.f, circularity = 1.f;
+            shape(tracer_.component(labels, i, cv::Point(first, st.top)), st.area, solidity, circularity);
+            if (solidity >= params_.split_solidity) typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(area);
+        }
+        if (m >= 3) {
+            auto mid = typical_scratch_.begin() + m / 2;
+            std::nth_element(typical_scratch_.begin(), mid, typical_scratch_.begin() + m);
+            provisional_typical_ = *mid;
+        }
+    }
+
     const bool inner_left = roi.x > 0;
     const bool inner_top = roi.y > 0;
     const bool inner_right = roi.x + roi.width < mask.cols;
@@ -130,18 +183,28 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
     const double px_to_full = 1.0 / (scale * scale);
     const bool may_split = params_.split_solidity > 0.0;
 
+    notes_.clear();
     for (int i = 1; i < n; ++i) {
         const ComponentStats& st = labeller_.stats(i);
         const cv::Rect box(st.left, st.top, st.width, st.height);
         const double area_px = st.area;
+        const double area = area_px * px_to_full;
+        ComponentNote* note = nullptr;
+        if (explain_) {
+            notes_.push_back({box + roi.tl(), st.area, static_cast<float>(area), 1.f, ComponentNote::Outcome::One});
+            note = &notes_.back();
+        }
         // Touching a side of the ROI inside the frame: the object is cut by the
         // strip, it belongs to the part of the frame outside.
         if ((inner_left && box.x == 0) || (inner_top && box.y == 0) ||
-            (inner_right && box.x + box.width == roi.width) || (inner_bottom && box.y + box.height == roi.height))
+            (inner_right && box.x + box.width == roi.width) || (inner_bottom && box.y + box.height == roi.height)) {
+            if (note) note->outcome = ComponentNote::Outcome::CutByRoi;
             continue;
-        const double area = area_px * px_to_full;
-        if (area < params_.min_area) continue;
-        if (!may_split && area > params_.max_area) continue;
+        }
+        if (area < params_.min_area || (!may_split && area > params_.max_area)) {
+            if (note) note->outcome = area < params_.min_area ? ComponentNote::Outcome::TooSmall : ComponentNote::Outcome::TooLarge;
+            continue;
+        }
 
         // The component's outer contour starts at its first pixel in raster order.
         const int* top = labels.ptr<int>(box.y);
@@ -149,25 +212,255 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
         while (top[first] != i) ++first;
         float solidity = 1.f, circularity = 1.f;
         shape(tracer_.component(labels, i, cv::Point(first, box.y)), area_px, solidity, circularity);
-        if (may_split && solidity < params_.split_solidity && split(box, i, area_px, roi, scale, out)) continue;
-
+        // Sides of the component's box on the frame's own edges: the object
+        // may go on beyond them (a row cut by a side of the view).
+        const int frame_sides = (box.x == 0 && roi.x == 0 ? kLeft : 0) | (box.y == 0 && roi.y == 0 ? kTop : 0) |
+                                (box.x + box.width == roi.width && !inner_right ? kRight : 0) |
+                                (box.y + box.height == roi.height && !inner_bottom ? kBottom : 0);
+        const std::size_t before = out.size();
+        // A component too little convex for one object is cut; so is one
+        // whose area holds two objects (two squares side by side make a
+        // rectangle as solid as one), and one the frame's side cuts (an
+        // object coming into view right behind another hangs on to it by a
+        // sliver, and the cut hides the waist between them).
+        const float typical = typical_area();
+        const bool tried = may_split && (solidity < params_.split_solidity || frame_sides != 0 ||
+                                         (typical > 0.f && area >= kSplitByArea * typical));
+        last_by_area_ = 0;
+        last_peaks_ = 0;
+        if (note) note->solidity = solidity;
+        if (tried && split(box, i, area_px, frame_sides, roi, scale, out)) {
+            if (note) {
+                note->outcome = ComponentNote::Outcome::Split;
+                note->first_detection = static_cast<int>(before);
+                note->detections = static_cast<int>(out.size() - before);
+                note->objects_by_area = last_by_area_;
+                note->peaks = last_peaks_;
+            }
+            continue;
+        }
         emit(box, area_px, st.cx, st.cy, solidity, circularity, roi, scale, out);
+        if (note) {
+            note->objects_by_area = last_by_area_;
+            note->peaks = last_peaks_;
+            if (out.size() == before) {
+                note->outcome = ComponentNote::Outcome::TooLarge;
+            } else {
+                note->outcome = tried ? ComponentNote::Outcome::KeptWhole : ComponentNote::Outcome::One;
+                note->first_detection = static_cast<int>(before);
+                note->detections = 1;
+            }
+        }
+        if (out.size() == before) continue;
         const bool on_border = box.x == 0 || box.y == 0 || box.x + box.width == roi.width ||
                                box.y + box.height == roi.height;
-        if (!on_border && solidity >= params_.split_solidity) note_typical(static_cast<float>(area));
+            pieces_.push_back({i, static_cast<int>(before), static_cast<float>(area), !on_border, false,
+                           !on_border && solidity >= params_.split_solidity, -1,
+                           note ? static_cast<int>(notes_.size() - 1) : -1});
     }
+    last_typical_ = typical_area();
+    group_pieces(box_scale_gap(scale), out);
+    for (const Piece& p : pieces_)
+        if (p.compact && !p.grouped) note_typical(p.area);
+    pieces_.clear();
 }
 
-void Detector::merge_small_parts(cv::Mat& parts, double min_area_px, int keep) {
+// Solidity of pieces a and b (with what is grouped into them) taken together:
+// their pixels over the pixels of the convex hull of both, from each row's
+// leftmost and rightmost pixel of either (Andrew's monotone chain), counted
+// as shape() counts a hull's pixels.
+float Detector::union_solidity(int a, int b) {
+    const cv::Mat& labels = labeller_.labels();
+    hull_in_.clear();
+    double pixels = 0.0;
+    auto member = [&](int label) {
+        const int p = piece_of_[static_cast<std::size_t>(label)];
+        if (p < 0) return false;
+        const Piece& q = pieces_[static_cast<std::size_t>(p)];
+        return p == a || p == b || (q.grouped && (q.into == a || q.into == b));
+    };
+    cv::Rect box;
+    for (std::size_t k = 0; k < pieces_.size(); ++k) {
+        const Piece& q = pieces_[k];
+        if (!(static_cast<int>(k) == a || static_cast<int>(k) == b || (q.grouped && (q.into == a || q.into == b))))
+            continue;
+        const ComponentStats& st = labeller_.stats(q.label);
+        const cv::Rect r(st.left, st.top, st.width, st.height);
+        box = box.empty() ? r : (box | r);
+        pixels += st.area;
+    }
+    for (int y = box.y; y < box.y + box.height; ++y) {
+        const int* row = labels.ptr<int>(y);
+        int lo = -1, hi = -1;
+        for (int x = box.x; x < box.x + box.width; ++x) {
+            if (row[x] == 0 || !member(row[x])) continue;
+            if (lo < 0) lo = x;
+            hi = x;
+        }
+        if (lo < 0) continue;
+        hull_in_.emplace_back(lo, y);
+        if (hi != lo) hull_in_.emplace_back(hi, y);
+    }
+    // Andrew's monotone chain over points sorted by (y, x).
+    const std::size_t n = hull_in_.size();
+    if (n < 3 || pixels <= 0.0) return 1.f;
+    hull_out_.assign(2 * n, cv::Point());
+    auto cross = [](const cv::Point& o, const cv::Point& p, const cv::Point& q) {
+        return static_cast<long long>(p.x - o.x) * (q.y - o.y) - static_cast<long long>(p.y - o.y) * (q.x - o.x);
+    };
+    std::size_t m = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        while (m >= 2 && cross(hull_out_[m - 2], hull_out_[m - 1], hull_in_[i]) <= 0) --m;
+        hull_out_[m++] = hull_in_[i];
+    }
+    for (std::size_t i = n - 1, t = m + 1; i-- > 0;) {
+        while (m >= t && cross(hull_out_[m - 2], hull_out_[m - 1], hull_in_[i]) <= 0) --m;
+        hull_out_[m++] = hull_in_[i];
+    }
+    --m;  // the first point closes the chain
+    double area2 = 0.0, perimeter = 0.0;
+    for (std::size_t i = 0; i < m; ++i) {
+        const cv::Point& p = hull_out_[i];
+        const cv::Point& q = hull_out_[(i + 1) % m];
+        area2 += static_cast<double>(p.x) * q.y - static_cast<double>(q.x) * p.y;
+        perimeter += std::hypot(static_cast<double>(q.x - p.x), static_cast<double>(q.y - p.y));
+    }
+    const double hull_px = 0.5 * std::abs(area2) + 0.5 * perimeter + 1.0;
+    return static_cast<float>(std::min(1.0, pixels / hull_px));
+}
+
+int Detector::box_scale_gap(double scale) const {
+    return params_.group_gap > 0.0 ? std::max(1, static_cast<int>(std::lround(params_.group_gap * scale))) : 0;
+}
+
+// Pieces of one object: a product broken in two, or cracked right across,
+// lies as two components a few pixels apart; each is much smaller than a
+// typical object, and together they make one. A small whole component joins
+// the whole component (left in one piece) nearest it within `gap` mask pixels
+// (the one most of its outline is near), smallest first, as long as the two
+// together stay the size of one object; the group is one detection.
+void Detector::group_pieces(int gap, std::vector<Detection>& out) {
+    const float typical = typical_area();
+    if (gap <= 0 || typical <= 0.f || pieces_.size() < 2) return;
+    const cv::Mat& labels = labeller_.labels();  // framed by zeros: reads one pixel out are safe
+    // Label -> piece index (labels of components that are no piece map to -1).
+    piece_of_.assign(static_cast<std::size_t>(label_count_), -1);
+    for (std::size_t k = 0; k < pieces_.size(); ++k) piece_of_[static_cast<std::size_t>(pieces_[k].label)] = static_cast<int>(k);
+    order_pieces_.clear();
+    for (std::size_t k = 0; k < pieces_.size(); ++k)
+        if (pieces_[k].whole && pieces_[k].area < kGroupPiece * typical) order_pieces_.push_back(static_cast<int>(k));
+    std::sort(order_pieces_.begin(), order_pieces_.end(),
+              [&](int a, int b) { return pieces_[static_cast<std::size_t>(a)].area < pieces_[static_cast<std::size_t>(b)].area; });
+    bool any = false;
+    for (const int k : order_pieces_) {
+        Piece& small = pieces_[static_cast<std::size_t>(k)];
+        if (small.grouped) continue;
+        const ComponentStats& st = labeller_.stats(small.label);
+        // For every other piece, how many of this piece's outline pixels have
+        // one of its pixels within `gap` (Chebyshev distance): the length of
+        // the crack they share.
+        near_votes_.clear();
+        int outline_px = 0;
+        for (int y = st.top; y < st.top + st.height; ++y) {
+            const int* row = labels.ptr<int>(y);
+            for (int x = st.left; x < st.left + st.width; ++x) {
+                if (row[x] != small.label) continue;
+                const bool outline = row[x - 1] != small.label || row[x + 1] != small.label ||
+                                     labels.ptr<int>(y - 1)[x] != small.label || labels.ptr<int>(y + 1)[x] != small.label;
+                if (!outline) continue;
+                ++outline_px;
+                seen_here_.clear();
+                const int y0 = std::max(0, y - gap), y1 = std::min(labels.rows - 1, y + gap);
+                const int x0 = std::max(0, x - gap), x1 = std::min(labels.cols - 1, x + gap);
+                for (int yy = y0; yy <= y1; ++yy) {
+                    const int* r = labels.ptr<int>(yy);
+                    for (int xx = x0; xx <= x1; ++xx) {
+                        const int l = r[xx];
+                        if (l == 0 || l == small.label) continue;
+                        const int other = piece_of_[static_cast<std::size_t>(l)];
+                        if (other < 0 || std::find(seen_here_.begin(), seen_here_.end(), other) != seen_here_.end())
+                            continue;
+                        seen_here_.push_back(other);
+                        auto it = std::find_if(near_votes_.begin(), near_votes_.end(),
+                                               [&](const std::pair<int, int>& v) { return v.first == other; });
+                        if (it == near_votes_.end()) near_votes_.emplace_back(other, 1);
+                        else ++it->second;
+                    }
+                }
+            }
+        }
+        int best = -1, best_votes = 0;
+        for (const auto& [other, votes] : near_votes_) {
+            // A piece already grouped stands for its group.
+            const Piece& o = pieces_[static_cast<std::size_t>(other)];
+            const int target = o.grouped ? o.into : other;
+            const Piece& into = pieces_[static_cast<std::size_t>(target)];
+            if (target == k || !into.whole || into.grouped || small.area + into.area > kGroupMax * typical) continue;
+            if (votes < kGroupCrack * outline_px) continue;  // only a corner near: two objects side by side
+            // Pieces of one object fit together into something about as
+            // solid as one; two objects side by side leave a waist.
+            if (union_solidity(k, target) < kGroupSolidity) continue;
+            if (votes > best_votes) {
+                best_votes = votes;
+                best = target;
+            }
+        }
+        if (best < 0) continue;
+        Piece& into = pieces_[static_cast<std::size_t>(best)];
+        Detection& a = out[static_cast<std::size_t>(into.det)];
+        const Detection& b = out[static_cast<std::size_t>(small.det)];
+        const float total = a.area + b.area;
+        a.centroid = (a.centroid * a.area + b.centroid * b.area) / total;
+        a.box = a.box | b.box;
+        a.area = total;
+        a.solidity = std::min(a.solidity, b.solidity);  // a group's figures: its least regular piece's
+        a.circularity = std::min(a.circularity, b.circularity);
+        into.area = total;
+        small.grouped = true;
+        small.into = best;
+        into.compact = false;
+        any = true;
+    }
+    if (!any) return;
+    // Drop the grouped pieces' detections, keeping the order of the rest.
+    std::size_t w = 0;
+    dropped_.assign(out.size(), 0);
+    for (const Piece& p : pieces_)
+        if (p.grouped) dropped_[static_cast<std::size_t>(p.det)] = 1;
+    if (explain_) {
+        // Notes follow: detection numbers shift down past the dropped ones.
+        for (const Piece& p : pieces_) {
+            if (!p.grouped || p.note < 0) continue;
+            ComponentNote& nt = notes_[static_cast<std::size_t>(p.note)];
+            nt.outcome = ComponentNote::Outcome::Grouped;
+            nt.joined = pieces_[static_cast<std::size_t>(p.into)].note;
+            nt.first_detection = pieces_[static_cast<std::size_t>(p.into)].det;
+        }
+        for (ComponentNote& nt : notes_) {
+            if (nt.first_detection < 0) continue;
+            int shift = 0;
+            for (int r = 0; r < nt.first_detection; ++r) shift += dropped_[static_cast<std::size_t>(r)];
+            nt.first_detection -= shift;
+        }
+    }
+    for (std::size_t r = 0; r < out.size(); ++r)
+        if (!dropped_[r]) out[w++] = out[r];
+    out.resize(w);
+}
+
+void Detector::merge_small_parts(cv::Mat& parts, double min_area_px, double max_union_px, int keep) {
     const int n = static_cast<int>(parts_.size());
     border_.resize(static_cast<std::size_t>(n));
+    settled_.assign(static_cast<std::size_t>(n), 0);
     for (int alive = static_cast<int>(std::count_if(parts_.begin(), parts_.end(),
                                                     [](const Part& p) { return p.area > 0.0; }));
-         alive > keep; --alive) {
-        int k = -1;  // the smallest part below the bound
+         alive > keep;) {
+        int k = -1;  // the smallest part below the bound not yet settled
         for (int i = 0; i < n; ++i) {
             const double a = parts_[static_cast<std::size_t>(i)].area;
-            if (a > 0.0 && a < min_area_px && (k < 0 || a < parts_[static_cast<std::size_t>(k)].area)) k = i;
+            if (a > 0.0 && a < min_area_px && !settled_[static_cast<std::size_t>(i)] &&
+                (k < 0 || a < parts_[static_cast<std::size_t>(k)].area))
+                k = i;
         }
         if (k < 0) return;
         Part& small = parts_[static_cast<std::size_t>(k)];
@@ -184,9 +477,19 @@ void Detector::merge_small_parts(cv::Mat& parts, double min_area_px, int keep) {
                 }
             }
         }
-        const auto best = std::max_element(border_.begin(), border_.end());
-        if (*best == 0) return;  // touches no other part (cannot happen in one component)
-        const int j = static_cast<int>(best - border_.begin());
+        // The neighbour it shares the longest border with, of those it can
+        // join without making more than one object's size (a piece joins its
+        // object; a small object beside a large one stays itself).
+        int j = -1;
+        for (int i = 0; i < n; ++i) {
+            const Part& p = parts_[static_cast<std::size_t>(i)];
+            if (border_[static_cast<std::size_t>(i)] == 0 || p.area + small.area > max_union_px) continue;
+            if (j < 0 || border_[static_cast<std::size_t>(i)] > border_[static_cast<std::size_t>(j)]) j = i;
+        }
+        if (j < 0) {
+            settled_[static_cast<std::size_t>(k)] = 1;
+            continue;
+        }
         Part& into = parts_[static_cast<std::size_t>(j)];
         const auto to = static_cast<std::uint8_t>(j + 1);
         for (int y = small.y0; y <= small.y1; ++y) {
@@ -202,6 +505,7 @@ void Detector::merge_small_parts(cv::Mat& parts, double min_area_px, int keep) {
         into.x1 = std::max(into.x1, small.x1);
         into.y1 = std::max(into.y1, small.y1);
         small.area = 0.0;
+        --alive;
     }
 }
 
@@ -212,7 +516,7 @@ void Detector::note_typical(float area) {
 
 float Detector::typical_area() {
     const int n = std::min(typical_seen_, kTypical);
-    if (n < kTypicalMin) return 0.f;
+    if (n < kTypicalMin) return provisional_typical_;
     std::copy(typical_.begin(), typical_.begin() + n, typical_scratch_.begin());
     auto mid = typical_scratch_.begin() + n / 2;
     std::nth_element(typical_scratch_.begin(), mid, typical_scratch_.begin() + n);
@@ -278,8 +582,8 @@ void Detector::sort_flood_keys() {
     if (src != order_.data()) std::copy(src, src + n, order_.data());
 }
 
-bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::Rect& roi, double scale,
-                     std::vector<Detection>& out) {
+bool Detector::split(const cv::Rect& box, int label, double area_px, int frame_sides, const cv::Rect& roi,
+                     double scale, std::vector<Detection>& out) {
     const int w = box.width + 2, h = box.height + 2;
     if (dist_.rows < component_.rows || dist_.cols < component_.cols) {
         // The first split (or a larger ROI): 2-D buffers for any component of
@@ -288,6 +592,16 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::R
         parts_map_.create(component_.size(), CV_8UC1);
         distance_.reserve(component_.size());
         tracer_.reserve(component_.size());
+        holes_.reserve(component_.size());
+        // And the flooding's per-pixel lists, for the largest component too.
+        const std::size_t most = component_.total();
+        order_.reserve(most);
+        order_scratch_.reserve(most);
+        if (uf_.size() < most) {
+            uf_.resize(most);
+            uf_peak_.resize(most);
+            uf_peak_value_.resize(most);
+        }
     }
     const cv::Rect r(0, 0, w, h);
     cv::Mat bin = component_view(box, label);
@@ -296,6 +610,13 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::R
     // chips leaves holes in the mask that would otherwise make false necks):
     // what filling its outer contour gives.
     holes_.fill(bin);
+    // Where the frame cuts the object, it goes on: its edge row (or column)
+    // is repeated into the border, so that the distance transform measures
+    // to the object's visible outline only, not to the edge of the view.
+    if (frame_sides & kTop) bin.row(1).copyTo(bin.row(0));
+    if (frame_sides & kBottom) bin.row(h - 2).copyTo(bin.row(h - 1));
+    if (frame_sides & kLeft) bin.col(1).copyTo(bin.col(0));
+    if (frame_sides & kRight) bin.col(w - 2).copyTo(bin.col(w - 1));
     distance_.l2_mask5(bin, dist);
     double maxv = 0.0;
     cv::minMaxLoc(dist, nullptr, &maxv);
@@ -370,6 +691,7 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::R
     const float typical = typical_area();
     const std::size_t by_area =
         typical > 0.f ? static_cast<std::size_t>(std::lround(area_px / (typical * scale * scale))) : 0;
+    last_by_area_ = static_cast<int>(by_area);
     peaks_.resize(std::max(clear, std::min(peaks_.size(), by_area > 0 ? by_area - 1 : 0)));
     if (!peaks_.empty()) {
         // The highest peak of all survives every merge.
@@ -377,6 +699,7 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::R
         const int top = uf_peak_[root];
         peaks_.push_back({uf_peak_value_[root], cv::Point(top % w, top / w), 0.f});
     }
+    last_peaks_ = static_cast<int>(peaks_.size());
     if (peaks_.size() < 2) return false;
 
     // Nearest peak in the power distance |p - c|^2 - r^2: exact cut for
@@ -420,7 +743,8 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, const cv::R
         // them is small (a broken cookie against a stacked one), so merging
         // stops there.
         const int keep = std::max(1, static_cast<int>(by_area));
-        merge_small_parts(parts, params_.split_min_part * typical * scale * scale, keep);
+        merge_small_parts(parts, params_.split_min_part * typical * scale * scale, kGroupMax * typical * scale * scale,
+                          keep);
         const auto alive = std::count_if(parts_.begin(), parts_.end(), [](const Part& p) { return p.area > 0.0; });
         if (alive < 2) return false;
     }

@@ -140,265 +140,28 @@ void MaskParams::validate() const {
 MaskBuilder::MaskBuilder(const MaskParams& params)
     : params_((params.validate(), params)),
       morphology_(cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(params.kernel_size, params.kernel_size))),
-      edge_morphology_(cv::getStructuringElement(cv::MORPH_RECT, cv::Size(3, 3))) {
+      edge_morphology_(cv::getStructuringElement(cv::MORPH_RECT, cv::Size(3, 3))),
+      belt_(params) {
     reset();
 }
 
 bool MaskBuilder::ready() const {
-    return params_.mode == MaskMode::Threshold || frames_learnt_ >= params_.auto_learn_frames;
+    return params_.mode == MaskMode::Threshold || belt_.frames_learnt() >= params_.auto_learn_frames;
 }
 
 void MaskBuilder::reset() {
     frames_seen_ = 0;
-    frames_learnt_ = 0;
-    bgr_lut_ready_ = false;
-    for (auto& h : hist_) h.fill(0);
-    belt_mean_ = cv::Vec3f(0, 0, 0);
-    belt_sigma_ = cv::Vec3f(1, 1, 1);
+    belt_.reset();
 }
 
-namespace {
-
-// Median of a 256-bin histogram, interpolated inside the median bin (values
-// are integers, each bin seen as the interval [v - 0.5, v + 0.5)).
-double hist_median(const std::uint32_t* h, int bins, double total) {
-    const double half = 0.5 * total;
-    double cum = 0.0;
-    for (int v = 0; v < bins; ++v) {
-        if (h[v] == 0) continue;
-        if (cum + h[v] >= half) return v - 0.5 + (half - cum) / h[v];
-        cum += h[v];
-    }
-    return bins - 1;
-}
-
-}  // namespace
-
-void MaskBuilder::learn(const cv::Mat& lab) {
-    // Pool every 4th pixel in x and y of this frame into the histograms.
-    constexpr int step = 4;
-    for (int y = step / 2; y < lab.rows; y += step) {
-        const cv::Vec3b* row = lab.ptr<cv::Vec3b>(y);
-        for (int x = step / 2; x < lab.cols; x += step) {
-            const cv::Vec3b& p = row[x];
-            ++hist_[0][p[0]];
-            ++hist_[1][p[1]];
-            ++hist_[2][p[2]];
-        }
-    }
-    ++frames_learnt_;
-    update_model();
-}
-
-void MaskBuilder::update_model() {
-    // The belt is the majority of the pixels: its colour is the per-channel
-    // median, its noise the MAD scaled to a Gaussian sigma.
-    std::array<std::uint32_t, 256> dev{};
-    for (int c = 0; c < 3; ++c) {
-        const auto& h = hist_[c];
-        double total = 0.0;
-        for (std::uint32_t n : h) total += n;
-        if (total <= 0.0) return;
-        const double med = hist_median(h.data(), 256, total);
-        // Histogram of |v - round(med)|; the half-bin offset of the median is
-        // below the resolution that matters against auto_min_sigma.
-        dev.fill(0);
-        const int m = static_cast<int>(std::lround(med));
-        for (int v = 0; v < 256; ++v) dev[std::abs(v - m)] += h[v];
-        // |v - m| is an integer: bin 0 is [0, 0.5), bin d >= 1 is [d - 0.5, d + 0.5).
-        double mad = 0.0;
-        {
-            const double half = 0.5 * total;
-            double cum = 0.0;
-            for (int d = 0; d < 256; ++d) {
-                if (dev[d] == 0) continue;
-                const double lo = d == 0 ? 0.0 : d - 0.5, width = d == 0 ? 0.5 : 1.0;
-                if (cum + dev[d] >= half) { mad = lo + width * (half - cum) / dev[d]; break; }
-                cum += dev[d];
-            }
-        }
-        belt_mean_[c] = static_cast<float>(med);
-        belt_sigma_[c] = static_cast<float>(std::max(1.4826 * mad, params_.auto_min_sigma));
-    }
-    for (int c = 0; c < 3; ++c) {
-        for (int v = 0; v < 256; ++v) {
-            const float z = (static_cast<float>(v) - belt_mean_[c]) / belt_sigma_[c];
-            lut_[c][v] = z * z;
-        }
-    }
-    const double belt_l = std::max(1.0f, belt_mean_[0]);
-    for (int v = 0; v < 256; ++v) {
-        const double ratio = v / belt_l;
-        shadow_l_[v] = (ratio >= params_.shadow_min_ratio && ratio <= params_.shadow_max_ratio) ? 1 : 0;
-    }
-}
-
-bool MaskBuilder::build_auto(const cv::Mat& bgr, cv::Mat& mask) {
-    object_.create(bgr.size(), CV_8UC1);
-    shadow_.create(bgr.size(), CV_8UC1);
-    const int stride = params_.auto_learn_stride;
-    const bool learning = frames_learnt_ < params_.auto_learn_frames;
-    if (!learning) {
-        if (!bgr_lut_ready_) build_bgr_lut();
-        ++frames_seen_;
-        mask.create(bgr.size(), CV_8UC1);
-        classify_bgr(bgr, mask);
-        return true;
-    }
-    cv::cvtColor(bgr, lab_, cv::COLOR_BGR2Lab);
-    if (frames_seen_ % stride == 0) learn(lab_);
+// Learning frames (one in auto_learn_stride, auto_learn_frames of them) teach
+// the belt model first; every frame, from the first, is classified with what
+// it knows so far.
+void MaskBuilder::build_auto(const cv::Mat& bgr, cv::Mat& mask) {
+    if (belt_.frames_learnt() < params_.auto_learn_frames && frames_seen_ % params_.auto_learn_stride == 0)
+        belt_.learn(bgr);
     ++frames_seen_;
-    if (frames_learnt_ == 0) {  // cannot happen after the first frame, kept for safety
-        object_.setTo(0);
-        shadow_.setTo(0);
-        return false;
-    }
-    classify_lab(lab_, object_, shadow_);
-    return false;
-}
-
-void MaskBuilder::build_bgr_lut() {
-    constexpr int n = 1 << kLutBits, shift = 8 - kLutBits, centre = 1 << (shift - 1);
-    // Every bin's centre colour as one n*n x n image, converted to Lab once.
-    cv::Mat bins(n * n, n, CV_8UC3);
-    for (int b = 0; b < n; ++b)
-        for (int g = 0; g < n; ++g) {
-            cv::Vec3b* row = bins.ptr<cv::Vec3b>(b * n + g);
-            for (int r = 0; r < n; ++r)
-                row[r] = cv::Vec3b(static_cast<std::uint8_t>((b << shift) | centre),
-                                   static_cast<std::uint8_t>((g << shift) | centre),
-                                   static_cast<std::uint8_t>((r << shift) | centre));
-        }
-    cv::Mat lab;
-    cv::cvtColor(bins, lab, cv::COLOR_BGR2Lab);
-    cv::Mat object(bins.size(), CV_8UC1), shadow(bins.size(), CV_8UC1);
-    classify_lab(lab, object, shadow);
-    bgr_lut_.resize(static_cast<std::size_t>(n) * n * n);
-    const std::uint8_t* o = object.ptr<std::uint8_t>(0);  // continuous: freshly allocated
-    const std::uint8_t* s = shadow.ptr<std::uint8_t>(0);
-    for (std::size_t i = 0; i < bgr_lut_.size(); ++i)
-        bgr_lut_[i] = static_cast<std::uint8_t>((o[i] ? 1 : 0) | (s[i] ? 2 : 0));
-    bgr_lut_ready_ = true;
-}
-
-namespace {
-
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define CQC_CLASSIFY_SSSE3 1
-// pshufb controls: byte i of channel c is byte 3 i + c of 48 interleaved
-// bytes, taken from the first, second or third 16 (-1: none).
-struct ChannelShuffles {
-    alignas(16) std::int8_t of[3][3][16];  // [channel][which 16][byte]
-    ChannelShuffles() {
-        for (int ch = 0; ch < 3; ++ch)
-            for (int i = 0; i < 16; ++i) {
-                const int k = 3 * i + ch;
-                for (int part = 0; part < 3; ++part)
-                    of[ch][part][i] = static_cast<std::int8_t>(k / 16 == part ? k % 16 : -1);
-            }
-    }
-};
-const ChannelShuffles kChannelShuffles;
-
-__attribute__((target("ssse3"))) inline __m128i gather_channel(__m128i a, __m128i b, __m128i c, int ch) {
-    const auto* k = reinterpret_cast<const __m128i*>(kChannelShuffles.of[ch]);
-    return _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, _mm_load_si128(k)), _mm_shuffle_epi8(b, _mm_load_si128(k + 1))),
-                        _mm_shuffle_epi8(c, _mm_load_si128(k + 2)));
-}
-
-// The table path 16 pixels at a time: the channels gathered with pshufb,
-// each cut to 6 bits, the table index (b << 12 | g << 6 | r) as 32-bit lanes
-// by a multiply-add; then 16 table reads (the one step that cannot be done in
-// lanes) and the three masks written as vectors. Returns the pixels done.
-// SSSE3 is checked at run time (the build's baseline is SSE2).
-__attribute__((target("ssse3"))) int classify_row_ssse3(const std::uint8_t* p, int pixels, const std::uint8_t* lut,
-                                                        std::uint8_t keep, std::uint8_t* o, std::uint8_t* s,
-                                                        std::uint8_t* m) {
-    const __m128i six_bits = _mm_set1_epi8(0x3f), zero = _mm_setzero_si128();
-    const __m128i weights = _mm_set1_epi32(1 | (1 << 12 << 16));  // (g << 6 | r) * 1 + b * 4096
-    const __m128i one = _mm_set1_epi8(1), two = _mm_set1_epi8(2), keep_v = _mm_set1_epi8(static_cast<char>(keep));
-    int x = 0;
-    alignas(16) std::uint32_t idx[16];
-    alignas(16) std::uint8_t f[16];
-    for (; x + 16 <= pixels; x += 16, p += 48) {
-        const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
-        const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32));
-        const __m128i bl = _mm_and_si128(_mm_srli_epi16(gather_channel(a, b, c, 0), 2), six_bits);
-        const __m128i gr = _mm_and_si128(_mm_srli_epi16(gather_channel(a, b, c, 1), 2), six_bits);
-        const __m128i rd = _mm_and_si128(_mm_srli_epi16(gather_channel(a, b, c, 2), 2), six_bits);
-        for (int half = 0; half < 2; ++half) {
-            const __m128i b16 = half ? _mm_unpackhi_epi8(bl, zero) : _mm_unpacklo_epi8(bl, zero);
-            const __m128i g16 = half ? _mm_unpackhi_epi8(gr, zero) : _mm_unpacklo_epi8(gr, zero);
-            const __m128i r16 = half ? _mm_unpackhi_epi8(rd, zero) : _mm_unpacklo_epi8(rd, zero);
-            const __m128i gr16 = _mm_or_si128(_mm_slli_epi16(g16, 6), r16);
-            _mm_store_si128(reinterpret_cast<__m128i*>(idx + 8 * half),
-                            _mm_madd_epi16(_mm_unpacklo_epi16(gr16, b16), weights));
-            _mm_store_si128(reinterpret_cast<__m128i*>(idx + 8 * half + 4),
-                            _mm_madd_epi16(_mm_unpackhi_epi16(gr16, b16), weights));
-        }
-        for (int i = 0; i < 16; ++i) f[i] = lut[idx[i]];
-        const __m128i fv = _mm_load_si128(reinterpret_cast<const __m128i*>(f));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(o + x), _mm_cmpeq_epi8(_mm_and_si128(fv, one), one));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(s + x), _mm_cmpeq_epi8(_mm_and_si128(fv, two), two));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(m + x), _mm_cmpeq_epi8(_mm_and_si128(fv, keep_v), one));
-    }
-    return x;
-}
-#endif
-
-}  // namespace
-
-void MaskBuilder::classify_bgr(const cv::Mat& bgr, cv::Mat& mask) {
-    static_assert(kLutBits == 6, "classify_row_ssse3 is written for 6-bit channels");
-    constexpr int shift = 8 - kLutBits;
-    const std::uint8_t* lut = bgr_lut_.data();
-    // The mask's first step (object minus shadow) in the same pass: a copy
-    // and a subtraction less over the frame.
-    const std::uint8_t keep = params_.shadow_enabled ? 3 : 1;
-#ifdef CQC_CLASSIFY_SSSE3
-    static const bool ssse3 = __builtin_cpu_supports("ssse3");
-#endif
-    for (int y = 0; y < bgr.rows; ++y) {
-        const std::uint8_t* p = bgr.ptr<std::uint8_t>(y);
-        std::uint8_t* __restrict o = object_.ptr<std::uint8_t>(y);
-        std::uint8_t* __restrict s = shadow_.ptr<std::uint8_t>(y);
-        std::uint8_t* __restrict m = mask.ptr<std::uint8_t>(y);
-        int x = 0;
-#ifdef CQC_CLASSIFY_SSSE3
-        if (ssse3) {
-            x = classify_row_ssse3(p, bgr.cols, lut, keep, o, s, m);
-            p += 3 * x;
-        }
-#endif
-        for (; x < bgr.cols; ++x, p += 3) {
-            const std::uint8_t f = lut[((p[0] >> shift) << (2 * kLutBits)) | ((p[1] >> shift) << kLutBits) | (p[2] >> shift)];
-            o[x] = (f & 1) ? 255 : 0;
-            s[x] = (f & 2) ? 255 : 0;
-            m[x] = (f & keep) == 1 ? 255 : 0;
-        }
-    }
-}
-
-void MaskBuilder::classify_lab(const cv::Mat& lab, cv::Mat& object, cv::Mat& shadow) const {
-    const float thr2 = static_cast<float>(params_.auto_threshold * params_.auto_threshold);
-    const float chroma2 = static_cast<float>(params_.shadow_chroma * params_.shadow_chroma);
-    const bool shadows = params_.shadow_enabled;
-    const float* l0 = lut_[0].data();
-    const float* l1 = lut_[1].data();
-    const float* l2 = lut_[2].data();
-    const std::uint8_t* sl = shadow_l_.data();
-    for (int y = 0; y < lab.rows; ++y) {
-        const cv::Vec3b* p = lab.ptr<cv::Vec3b>(y);
-        std::uint8_t* o = object.ptr<std::uint8_t>(y);
-        std::uint8_t* s = shadow.ptr<std::uint8_t>(y);
-        for (int x = 0; x < lab.cols; ++x) {
-            const float chroma = l1[p[x][1]] + l2[p[x][2]];
-            const float d2 = l0[p[x][0]] + chroma;
-            s[x] = (shadows && sl[p[x][0]] && chroma < chroma2) ? 255 : 0;
-            o[x] = d2 > thr2 ? 255 : 0;
-        }
-    }
+    belt_.classify(bgr, object_, shadow_, mask);
 }
 
 namespace {
@@ -603,8 +366,10 @@ void MaskBuilder::build(const cv::Mat& bgr, cv::Mat& mask) {
 
     // Result = object & ~shadow & ~edges, then morphology. The table path of
     // auto mode writes object & ~shadow itself.
-    const bool combined = params_.mode == MaskMode::Auto ? build_auto(*src, mask) : (build_threshold(*src), false);
-    if (!combined) {
+    if (params_.mode == MaskMode::Auto) {
+        build_auto(*src, mask);
+    } else {
+        build_threshold(*src);
         object_.copyTo(mask);
         // 0/255 masks: subtracting clears the shadow pixels (setTo with a mask allocates every call).
         if (params_.shadow_enabled) cv::subtract(mask, shadow_, mask);

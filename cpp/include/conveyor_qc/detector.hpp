@@ -33,6 +33,12 @@ struct DetectParams {
     // stays apart. 0 keeps every split. [0, 1]
     double split_min_part = 0.6;
     double split_solidity = 0.93;  // [0, 1]; a lone round or square object has solidity > 0.95, two touching ones < 0.9
+    // Pieces of one object (a product broken in two, cracked across) lie as
+    // separate components a few pixels apart: a whole component smaller than
+    // 3/4 of a typical object joins the nearest whole component within this
+    // many full-resolution pixels, when the two together are at most 1.4
+    // typical objects. 0 disables. [0, 100]
+    double group_gap = 16.0;
 
     void validate() const;  // throws ParamError naming "detect.<field>"
 };
@@ -47,9 +53,41 @@ struct DetectParams {
 // convexHull and distanceTransform give, from allocation-free equivalents
 // (components.hpp, contour.hpp, distance.hpp): its buffers grow only, so in
 // the steady state detect() allocates nothing (cpp/tests/test_alloc.cpp).
+// What became of one connected component, for `conveyor-qc inspect` and
+// the tests (Detector::explain).
+struct ComponentNote {
+    enum class Outcome {
+        One,        // one object, as it is
+        KeptWhole,  // not solid enough for one object, but no cut found or its parts rejoined
+        Split,      // cut into `detections` objects
+        Grouped,    // a piece of another component's object (joined: that component's note)
+        TooSmall,   // under detect.min_area
+        TooLarge,   // over detect.max_area
+        CutByRoi,   // touches a side of the detection ROI inside the frame
+    };
+    cv::Rect box;             // mask pixels
+    int pixels = 0;
+    float area = 0.f;         // full-resolution px^2
+    float solidity = 1.f;
+    Outcome outcome = Outcome::One;
+    int first_detection = -1; // its (first) detection in detect()'s output, -1: none
+    int detections = 0;
+    int objects_by_area = 0;  // area / typical object, rounded, when a split was tried (0: unknown)
+    int peaks = 0;            // distance-transform peaks it was cut around, when a split was tried
+    int joined = -1;          // Grouped: the note it joined
+};
+const char* to_string(ComponentNote::Outcome o);
+
 class Detector {
 public:
     explicit Detector(const DetectParams& params);  // validates
+
+    // Keep a note of every component's fate on each detect() (off by
+    // default: it costs a push per component).
+    void explain(bool on) { explain_ = on; }
+    const std::vector<ComponentNote>& notes() const { return notes_; }
+    // The typical object's area (full-resolution px^2) the last detect() used (0: none yet).
+    float last_typical() const { return last_typical_; }
 
     // Detections are written into `out` (cleared first); buffers are reused.
     void detect(const cv::Mat& mask, const cv::Rect& roi, double scale, std::vector<Detection>& out);
@@ -72,20 +110,57 @@ private:
     cv::Mat component_view(const cv::Rect& box, int label);
     // Cuts component `label` into one detection per distance-transform peak.
     // Returns false when it has fewer than two peaks.
-    bool split(const cv::Rect& box, int label, double area_px, const cv::Rect& roi, double scale,
+    // `frame_sides`: the box's sides on the frame's own edges (kLeft | kTop | kRight | kBottom).
+    static constexpr int kLeft = 1, kTop = 2, kRight = 4, kBottom = 8;
+    bool split(const cv::Rect& box, int label, double area_px, int frame_sides, const cv::Rect& roi, double scale,
                std::vector<Detection>& out);
     void emit(const cv::Rect& box_roi, double area_px, double cx, double cy, float solidity, float circularity,
               const cv::Rect& roi, double scale, std::vector<Detection>& out) const;
 
     // Typical area (full-resolution px^2) of a single object: median of the
-    // last kTypical compact, whole detections; 0 until kTypicalMin are seen.
+    // last kTypical compact, whole detections; until kTypicalMin are seen,
+    // that of the frame's compact whole components (0 with fewer than 3).
     static constexpr int kTypical = 64, kTypicalMin = 5;
+    // A component of this many typical objects' area is tried for a split
+    // however solid it is.
+    static constexpr float kSplitByArea = 1.6f;
+    float provisional_typical_ = 0.f;
     void note_typical(float area);
+    // Grouping of pieces (group_gap): every component left in one piece, with
+    // its detection's index; group_pieces() merges them in `out`.
+    // A piece is under kGroupPiece typical objects; a group at most kGroupMax;
+    // and at least kGroupCrack of the piece's outline lies along the other.
+    // and the two together are at least kGroupSolidity solid.
+    static constexpr float kGroupPiece = 0.75f, kGroupMax = 1.3f, kGroupCrack = 0.2f, kGroupSolidity = 0.75f;
+    struct Piece {
+        int label, det;
+        float area;
+        bool whole;    // touches no side of the ROI (an entering object is no piece)
+        bool grouped;  // joined another piece (its detection is dropped)
+        bool compact;  // a typical single object (note_typical) if not grouped
+        int into = -1;
+        int note = -1;  // its ComponentNote (explain mode)
+    };
+    bool explain_ = false;
+    std::vector<ComponentNote> notes_;
+    float last_typical_ = 0.f;
+    int last_by_area_ = 0, last_peaks_ = 0;
+    std::vector<Piece> pieces_;
+    int label_count_ = 0;
+    std::vector<int> piece_of_, order_pieces_;
+    std::vector<std::pair<int, int>> near_votes_;
+    std::vector<int> seen_here_;
+    std::vector<std::uint8_t> dropped_;
+    int box_scale_gap(double scale) const;
+    void group_pieces(int gap, std::vector<Detection>& out);
+    float union_solidity(int a, int b);
+    std::vector<cv::Point> hull_in_, hull_out_;
     // Joins every part smaller than min_area_px (mask pixels) to the neighbour
-    // it shares the longest border with, smallest first, while more than
-    // `keep` parts are left; `parts` is the zero-bordered map of part numbers
-    // (1-based).
-    void merge_small_parts(cv::Mat& parts, double min_area_px, int keep);
+    // it shares the longest border with among those it makes no more than
+    // max_union_px with, smallest first, while more than `keep` parts are
+    // left; `parts` is the zero-bordered map of part numbers (1-based).
+    void merge_small_parts(cv::Mat& parts, double min_area_px, double max_union_px, int keep);
+    std::vector<std::uint8_t> settled_;  // parts that can join no neighbour
     std::vector<int> border_;
     float typical_area();
     std::array<float, kTypical> typical_{};

@@ -4,6 +4,7 @@
 // object whatever differs from it, dark-on-light and light-on-dark alike.
 #pragma once
 
+#include "conveyor_qc/belt_model.hpp"
 #include "conveyor_qc/morphology.hpp"
 #include "conveyor_qc/types.hpp"
 
@@ -45,9 +46,10 @@ struct MaskParams {
     cv::Scalar object_upper{100, 255, 255};
 
     // --- Shadow: pixels in this range are removed from the object mask. Threshold
-    // mode uses the range below; Auto mode instead treats as shadow a pixel with
-    // the belt's chroma whose lightness is between shadow_min_ratio and
-    // shadow_max_ratio of the belt's.
+    // mode uses the range below; Auto mode instead treats as shadow a colour with
+    // the belt's chroma (within shadow_chroma noise sigmas) whose lightness is
+    // between shadow_min_ratio and shadow_max_ratio of the belt's, unless the
+    // learning frames saw it inside products.
     bool shadow_enabled = true;
     ColorSpace shadow_space = ColorSpace::HSV;
     cv::Scalar shadow_lower{0, 0, 0};
@@ -63,12 +65,14 @@ struct MaskParams {
     double canny_high = 160.0;   // [canny_low, 1000]
     int edge_dilate = 1;         // dilation iterations of the edge mask (3x3), [0, 10]
 
-    // --- Auto mode: belt model learnt from the first auto_learn_frames frames
-    // (one frame in every auto_learn_stride), then a pixel is object when its
-    // Lab distance to the belt exceeds auto_threshold robust sigmas.
+    // --- Auto mode: the belt model (belt_model.hpp) learns from the first
+    // auto_learn_frames frames (one frame in every auto_learn_stride). A colour
+    // is product by the evidence of those frames; a colour they never showed is
+    // product when its Lab distance to the belt passes the valley that ends the
+    // belt's own colours, and never nearer than auto_threshold noise sigmas.
     int auto_learn_frames = 8;       // [1, 1000]
     int auto_learn_stride = 4;       // [1, 1000]
-    double auto_threshold = 6.0;     // (0, 100]
+    double auto_threshold = 3.0;     // (0, 100]
     double auto_min_sigma = 3.0;     // floor of the belt noise sigma, 8-bit Lab units, (0, 100]
 
     // --- Morphology, applied in this order: open, erode, dilate, close.
@@ -77,7 +81,12 @@ struct MaskParams {
     int open_iterations = 1;     // [0, 20]
     int erode_iterations = 0;    // [0, 20]
     int dilate_iterations = 0;   // [0, 20]
-    int close_iterations = 2;    // [0, 20]; closes cracks in broken objects; with edges on, more than 1 can re-join touching objects the edges split
+    // [0, 20]. Off by default: on a crowded belt a closing joins neighbours a
+    // few pixels apart into clusters no split undoes, and the pieces of a
+    // broken product it used to join are grouped by the detector instead
+    // (detect.group_gap). With edges on, more than 1 can re-join touching
+    // objects the edges split.
+    int close_iterations = 0;
     // Fill holes enclosed by an object (chocolate chips, specular spots, a
     // printed label): objects are solid things, and a hole would cut their
     // area, shape figures and, with edges, their very outline.
@@ -118,10 +127,11 @@ public:
     const cv::Mat& shadow_mask() const { return shadow_; }
     const cv::Mat& edge_mask() const { return edges_; }
 
+    // The learnt belt of Auto mode (belt_model.hpp), for reports and inspect.
+    const BeltModel& belt_model() const { return belt_; }
+
 private:
-    void learn(const cv::Mat& lab);
-    // Returns true when it wrote `mask` (object & ~shadow) itself.
-    bool build_auto(const cv::Mat& bgr, cv::Mat& mask);
+    void build_auto(const cv::Mat& bgr, cv::Mat& mask);  // writes object & ~shadow into mask
     void build_threshold(const cv::Mat& bgr);
 
     MaskParams params_;
@@ -130,32 +140,11 @@ private:
     Morphology morphology_, edge_morphology_;
     HoleFiller hole_filler_;
     // Reused buffers.
-    cv::Mat blurred_, converted_, lab_, gray_, object_, shadow_, edges_;
+    cv::Mat blurred_, converted_, gray_, object_, shadow_, edges_;
     cv::Mat tmp_u8_;
     std::vector<std::uint8_t> median_scratch_;
-    // Belt model (Auto mode).
+    BeltModel belt_;
     int frames_seen_ = 0;
-    int frames_learnt_ = 0;
-    cv::Vec3f belt_mean_{0, 0, 0};
-    cv::Vec3f belt_sigma_{1, 1, 1};
-    // Per-channel histograms of the pooled Lab samples (exact median and MAD
-    // without sorting), and per-level look-up tables derived from the model.
-    std::array<std::array<std::uint32_t, 256>, 3> hist_{};
-    std::array<std::array<float, 256>, 3> lut_{};        // ((v - mean_c) / sigma_c)^2
-    std::array<std::uint8_t, 256> shadow_l_{};           // L level within the shadow ratio band
-    // Once the belt model is learnt, the whole decision per pixel as a table
-    // over BGR at kLutBits bits per channel: bit 0 object, bit 1 shadow. It
-    // replaces the per-frame BGR->Lab conversion (the largest cost of the
-    // mask); 6 bits (error <= 2 levels per channel) sit well under the belt's
-    // noise (auto_min_sigma >= 1 Lab level spans several BGR levels).
-    static constexpr int kLutBits = 6;
-    std::vector<std::uint8_t> bgr_lut_;
-    bool bgr_lut_ready_ = false;
-    void build_bgr_lut();
-    // The exact path: object and shadow masks (sized like `lab`) from Lab pixels.
-    void classify_lab(const cv::Mat& lab, cv::Mat& object, cv::Mat& shadow) const;
-    void classify_bgr(const cv::Mat& bgr, cv::Mat& mask);  // the table path; also writes object & ~shadow into mask
-    void update_model();
 };
 
 }  // namespace cqc

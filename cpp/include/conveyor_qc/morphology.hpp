@@ -90,6 +90,12 @@ private:
 class HoleFiller {
 public:
     void fill(cv::Mat& mask);  // CV_8UC1, in place
+    // Room for images up to `size` with up to 16 background runs a row (the
+    // lists still grow past that), so that they need not grow later.
+    void reserve(cv::Size size) {
+        runs_.reserve(static_cast<std::size_t>(size.height) * 16);
+        row_start_.reserve(static_cast<std::size_t>(size.height) + 1);
+    }
 
 private:
     struct Run {
