@@ -185,6 +185,12 @@ class Pipeline:
         """Objects counted at the counting line so far (``count.line``)."""
         return self._counted
 
+    @property
+    def belt_stats(self) -> dict:
+        """The figures the learnt belt model judged by (``mask.mode = "auto"``;
+        ``frames_learnt`` is 0 in threshold mode or before the first frame)."""
+        return self._core.belt_stats
+
     def process(self, frame: np.ndarray) -> FrameUpdate:
         """Process the next frame: BGR, uint8, HxWx3, C-contiguous (not copied)."""
         r = self._core.process(frame)

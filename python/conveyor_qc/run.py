@@ -17,6 +17,7 @@ from . import __version__
 from .config import Config
 from .counts import LineCounts
 from .judging import Judge
+from .mask_watch import MaskWatch
 from .outputs import RunWriter, check_output_dir, count_line_segment, draw_tracks
 from .provenance import model_identity, source_identity
 from .segments import SegmentedPipeline
@@ -104,6 +105,7 @@ def run_video(
     reconnect_timeout: float = RECONNECT_TIMEOUT_SECONDS,
     max_gap: float = MAX_GAP_SECONDS,
     stream_status: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run the pipeline over ``source`` and write its outputs into ``out_dir``.
 
@@ -116,7 +118,9 @@ def run_video(
     many frames. A live source (camera, stream URL) that drops is reconnected for up to
     ``reconnect_timeout`` seconds; back within ``max_gap`` seconds its open tracks go on,
     after a longer gap they end first (docs/streams.md). ``stream_status(text)`` is told of
-    every loss and reconnection.
+    every loss and reconnection. ``warn(text)`` is told at once when the scene defeats the
+    mask (no clear belt, frames that change while nothing is found: mask_watch.py); by
+    default it goes to stderr. Every warning is also in summary.json's ``mask`` section.
     """
     config = config if config is not None else Config()
     config.validate()
@@ -193,6 +197,8 @@ def run_video(
     # Objects counted at the counting line, by label (the label lookup an
     # anomaly model fills as objects are judged) and by video time.
     counts = LineCounts(info.fps)
+    watch = MaskWatch(config.mask.mode, info.fps, config.mask.auto_learn_frames, config.mask.auto_learn_stride,
+                      warn=warn if warn is not None else _warn_on_stderr)
     line = None  # drawn once the belt's direction is known (read from the footage with track.direction = auto)
     interrupted = False
     start = time.perf_counter()
@@ -236,6 +242,7 @@ def run_video(
                     finished(update.finished)
                     collect()
                     counts.add_crossed(update.tracks.crossed, update.tracks.frame_index)
+                    watch.after_frame(frames, frame, len(update.tracks) > 0, lambda: pipeline.belt_stats)
                     if write_video:
                         if line is None and pipeline.direction != "auto":
                             line = count_line_segment((info.width, info.height), config.count.line, pipeline.direction)
@@ -289,6 +296,8 @@ def run_video(
             "reconnects": reader.reconnects,
             # Every reconnection of a live source: frames before it, its seconds, its open tracks kept or ended.
             "stream_gaps": gaps,
+            # How objects were told from the belt: the belt model's figures and any warning (mask_watch.py).
+            "mask": watch.section(pipeline.belt_stats),
             "config": config.to_dict(),
         }
         if progress is not None:
@@ -305,6 +314,11 @@ def run_video(
             model.close()
     return RunResult(summary=summary, ended_early=reader.ended_early, interrupted=interrupted,
                      stop_reason=reader.stop_reason)
+
+
+def _warn_on_stderr(text: str) -> None:
+    sys.stderr.write(f"\nwarning: {text}\n")
+    sys.stderr.flush()
 
 
 def terminal_progress(stream=sys.stderr) -> Progress | None:

@@ -57,6 +57,10 @@ class SegmentedPipeline:
     def last_mask(self) -> np.ndarray:
         return self._pipeline.last_mask()
 
+    @property
+    def belt_stats(self) -> dict:
+        return self._pipeline.belt_stats
+
     def process(self, frame: np.ndarray) -> FrameUpdate:
         update = self._pipeline.process(frame)
         self._note_ids(update.tracks.ids, update.tracks.count)
