@@ -21,7 +21,7 @@ import pytest
 from conftest import read_mot
 from conveyor_qc import Config
 from conveyor_qc.evaluate import object_metrics
-from conveyor_qc.mask_watch import CHANGE_LEVELS, NOTHING_FOUND_SECONDS, MaskWatch
+from conveyor_qc.mask_watch import CHANGE_LEVELS, LIMITS, NOTHING_FOUND_SECONDS, MaskWatch
 from conveyor_qc.run import run_video
 from conveyor_qc.synth import synthesize
 
@@ -118,7 +118,7 @@ def test_a_belt_of_no_one_colour_is_told_at_once(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     codes = [w["code"] for w in summary["mask"]["warnings"]]
     assert "no-belt" in codes
-    assert summary["mask"]["belt_region"] < 0.15
+    assert summary["mask"]["belt_region"] < LIMITS["belt_region"]
 
 
 def test_frames_that_change_while_nothing_is_found_are_told_once():

@@ -79,7 +79,7 @@ py::dict belt_stats_dict(const BeltModelStats& s) {
     py::dict o;
     o["frames_learnt"] = s.frames_learnt;
     o["belt_lab"] = py::make_tuple(s.belt_lab[0], s.belt_lab[1], s.belt_lab[2]);
-    o["belt_sigma"] = s.belt_sigma;
+    o["belt_sigma"] = py::make_tuple(s.belt_sigma[0], s.belt_sigma[1], s.belt_sigma[2]);
     o["threshold"] = s.threshold;
     o["belt_region"] = s.belt_region;
     o["candidates"] = s.candidates;

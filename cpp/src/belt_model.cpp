@@ -35,7 +35,9 @@ struct Mode {
     double mass;
 };
 
-cv::Vec3f follow_mode(const cv::Mat& lab, cv::Vec3f start, float radius, double* support = nullptr);
+// Mean shift in a metric scaled per channel by `inv` (1: plain Lab distance).
+cv::Vec3f follow_mode(const cv::Mat& lab, cv::Vec3f start, float radius, double* support = nullptr,
+                      cv::Vec3f inv = cv::Vec3f(1.f, 1.f, 1.f));
 
 std::vector<Mode> colour_modes(const cv::Mat& lab) {
     const std::size_t bins = static_cast<std::size_t>(kBinsL) * kBinsAB * kBinsAB;
@@ -117,6 +119,55 @@ void lab_distance(const cv::Mat& lab, const cv::Vec3f& c, cv::Mat& dist) {
     }
 }
 
+// The belt's metric: Lab differences per channel in units of the belt's own
+// noise on that channel (a gravel belt varies in lightness far more than in
+// chroma; a brown product on it differs in chroma), a unit being a quarter of
+// a sigma, so that a 256-bin histogram of distances spans 64 sigmas.
+constexpr float kUnitsPerSigma = 4.f;
+
+void metric_distance(const cv::Mat& lab, const cv::Vec3f& c, const cv::Vec3f& inv, cv::Mat& dist) {
+    dist.create(lab.size(), CV_32F);
+    for (int y = 0; y < lab.rows; ++y) {
+        const cv::Vec3b* p = lab.ptr<cv::Vec3b>(y);
+        float* d = dist.ptr<float>(y);
+        for (int x = 0; x < lab.cols; ++x) {
+            const float dl = (p[x][0] - c[0]) * inv[0], da = (p[x][1] - c[1]) * inv[1], db = (p[x][2] - c[2]) * inv[2];
+            d[x] = std::sqrt(dl * dl + da * da + db * db);
+        }
+    }
+}
+
+// Each Lab channel's noise on the belt: 1.4826 times the median absolute
+// difference from the belt's colour of the pixels `near` it (every other
+// pixel of every other row), at least `floor`.
+cv::Vec3f channel_sigmas(const cv::Mat& lab, const cv::Vec3f& c, const cv::Mat& near, float floor) {
+    std::array<std::array<std::uint32_t, 512>, 3> h{};
+    std::uint64_t n = 0;
+    for (int y = 0; y < lab.rows; y += 2) {
+        const cv::Vec3b* p = lab.ptr<cv::Vec3b>(y);
+        const std::uint8_t* m = near.ptr<std::uint8_t>(y);
+        for (int x = 0; x < lab.cols; x += 2) {
+            if (!m[x]) continue;
+            for (int k = 0; k < 3; ++k)
+                ++h[static_cast<std::size_t>(k)][static_cast<std::size_t>(std::min(511.f, 2.f * std::abs(p[x][k] - c[k])))];
+            ++n;
+        }
+    }
+    cv::Vec3f out(floor, floor, floor);
+    if (n == 0) return out;
+    for (int k = 0; k < 3; ++k) {
+        std::uint64_t cum = 0;
+        for (int i = 0; i < 512; ++i) {
+            cum += h[static_cast<std::size_t>(k)][static_cast<std::size_t>(i)];
+            if (2 * cum >= n) {
+                out[k] = std::max(floor, 1.4826f * (0.5f * static_cast<float>(i) + 0.25f));
+                break;
+            }
+        }
+    }
+    return out;
+}
+
 // Bands of `mask` running the whole width (`along`) or height of it, at most
 // kFixtureThickness of the other side thick: a straight opening keeps what
 // runs a quarter of the view, then only components that span it and are thin.
@@ -146,7 +197,7 @@ cv::Mat thin_bands(const cv::Mat& mask, bool along) {
 
 // Mean shift of `start` over the Lab pixels (every other one of every other
 // row) within `radius` of it: the nearest colour mode.
-cv::Vec3f follow_mode(const cv::Mat& lab, cv::Vec3f start, float radius, double* support) {
+cv::Vec3f follow_mode(const cv::Mat& lab, cv::Vec3f start, float radius, double* support, cv::Vec3f inv) {
     cv::Vec3f c = start;
     const float r2 = radius * radius;
     for (int iteration = 0; iteration < 3; ++iteration) {
@@ -155,7 +206,8 @@ cv::Vec3f follow_mode(const cv::Mat& lab, cv::Vec3f start, float radius, double*
         for (int y = 0; y < lab.rows; y += 2) {
             const cv::Vec3b* p = lab.ptr<cv::Vec3b>(y);
             for (int x = 0; x < lab.cols; x += 2) {
-                const float dl = p[x][0] - c[0], da = p[x][1] - c[1], db = p[x][2] - c[2];
+                const float dl = (p[x][0] - c[0]) * inv[0], da = (p[x][1] - c[1]) * inv[1],
+                            db = (p[x][2] - c[2]) * inv[2];
                 if (dl * dl + da * da + db * db < r2) {
                     sum += cv::Vec3d(p[x][0], p[x][1], p[x][2]);
                     n += 1.0;
@@ -238,29 +290,6 @@ float valley_threshold(const cv::Mat& dist) {
             return static_cast<float>(t);
     }
     return 255.f;
-}
-
-// The belt's noise: the median distance of the belt's own pixels (those
-// under the valley) over the median of a chi distribution with 3 degrees of
-// freedom (1.54 sigma).
-float noise_sigma(const cv::Mat& dist, float valley) {
-    std::array<std::uint32_t, 512> h{};
-    std::uint64_t n = 0;
-    for (int y = 0; y < dist.rows; y += 2) {
-        const float* d = dist.ptr<float>(y);
-        for (int x = 0; x < dist.cols; x += 2) {
-            if (d[x] >= valley) continue;
-            ++h[static_cast<std::size_t>(std::min(511.f, 2.f * d[x]))];
-            ++n;
-        }
-    }
-    if (n == 0) return 0.f;
-    std::uint64_t cum = 0;
-    for (int i = 0; i < 512; ++i) {
-        cum += h[static_cast<std::size_t>(i)];
-        if (2 * cum >= n) return (0.5f * static_cast<float>(i) + 0.25f) / 1.54f;
-    }
-    return 0.f;
 }
 
 // --- Step 2: the light ----------------------------------------------------------------
@@ -426,6 +455,8 @@ BeltModel::BeltModel(const MaskParams& params)
 
 void BeltModel::reset() {
     stats_ = BeltModelStats{};
+    inv_unit_ = cv::Vec3f(1.f, 1.f, 1.f);
+    threshold_units_ = 0.f;
     gain_f_.release();
     gain_q8_.clear();
     uneven_light_ = false;
@@ -496,15 +527,21 @@ void BeltModel::find_belt_and_light(const cv::Mat& bgr) {
                 static_cast<std::uint16_t>(std::clamp(std::lround(g[x] * 256.0f), 0L, 65535L));
     }
 
-    // The belt in the final light, and the threshold from it.
+    // The belt in the final light: its noise per channel from the pixels near
+    // its colour, then the threshold in that metric, from the valley that
+    // ends the belt's own colours.
     const cv::Mat& even = normalise(bgr);
     cv::cvtColor(even, lab, cv::COLOR_BGR2Lab);
     lab_distance(lab, belt, dist);
     valley = valley_threshold(dist);
-    const float sigma = std::max(noise_sigma(dist, valley), static_cast<float>(min_sigma_));
+    const cv::Vec3f sigma = channel_sigmas(lab, belt, dist < valley, static_cast<float>(min_sigma_));
+    inv_unit_ = cv::Vec3f(kUnitsPerSigma / sigma[0], kUnitsPerSigma / sigma[1], kUnitsPerSigma / sigma[2]);
+    metric_distance(lab, belt, inv_unit_, dist);
+    valley = valley_threshold(dist);
+    threshold_units_ = std::max(valley, static_cast<float>(auto_threshold_) * kUnitsPerSigma);
     stats_.belt_lab = belt;
     stats_.belt_sigma = sigma;
-    stats_.threshold = std::max(valley, static_cast<float>(auto_threshold_) * sigma);
+    stats_.threshold = threshold_units_ / kUnitsPerSigma;
     stats_.candidates = candidates;
     stats_.belt_region = std::max(stats_.belt_region, static_cast<float>(region));
     // A monochrome camera: no pixel has more than a trace of chroma.
@@ -540,9 +577,9 @@ void BeltModel::segment_and_count(const cv::Mat& even) {
     // that hunts moves every colour at once, so the belt's colour is followed
     // (the mean of the pixels near it, three times) before anything is
     // measured against it.
-    const cv::Vec3f belt = follow_mode(lab, stats_.belt_lab, stats_.threshold);
-    lab_distance(lab, belt, dist);
-    cv::Mat far = dist > stats_.threshold;
+    const cv::Vec3f belt = follow_mode(lab, stats_.belt_lab, threshold_units_, nullptr, inv_unit_);
+    metric_distance(lab, belt, inv_unit_, dist);
+    cv::Mat far = dist > threshold_units_;
     cv::morphologyEx(far, far, cv::MORPH_OPEN, ellipse(7));
     // A frame that is mostly "far from the belt" (the belt itself changed
     // beyond the threshold) would teach the products' colours as belt: it
@@ -558,14 +595,15 @@ void BeltModel::segment_and_count(const cv::Mat& even) {
     // belt's, and the evidence alone decides.)
     std::vector<int> shadowy_px(static_cast<std::size_t>(n), 0);
     if (stats_.colour && shadows_) {
-        const float chroma_limit = static_cast<float>(shadow_chroma_) * stats_.belt_sigma;
+        const float chroma_limit = static_cast<float>(shadow_chroma_);  // in the belt's sigmas
         const float belt_l = std::max(1.f, belt[0]);
+        const float ia = 1.f / stats_.belt_sigma[1], ib = 1.f / stats_.belt_sigma[2];
         for (int y = 0; y < H; ++y) {
             const int* l = labels.ptr<int>(y);
             const cv::Vec3b* p = lab.ptr<cv::Vec3b>(y);
             for (int x = 0; x < W; ++x) {
                 if (l[x] == 0) continue;
-                const float ratio = p[x][0] / belt_l, da = p[x][1] - belt[1], db = p[x][2] - belt[2];
+                const float ratio = p[x][0] / belt_l, da = (p[x][1] - belt[1]) * ia, db = (p[x][2] - belt[2]) * ib;
                 if (ratio >= shadow_min_ratio_ && ratio <= shadow_max_ratio_ && da * da + db * db < chroma_limit * chroma_limit)
                     ++shadowy_px[static_cast<std::size_t>(l[x])];
             }
@@ -738,8 +776,9 @@ void BeltModel::build_table() {
         cv::cvtColor(bins, bin_lab_, cv::COLOR_BGR2Lab);
     }
     const cv::Vec3f belt_lab = stats_.belt_lab;
-    const float threshold = stats_.threshold;
-    const float chroma_limit = static_cast<float>(shadow_chroma_) * stats_.belt_sigma;
+    const float threshold = threshold_units_;
+    const cv::Vec3f inv = inv_unit_;
+    const float chroma_limit = static_cast<float>(shadow_chroma_) * kUnitsPerSigma;
     const float belt_l = std::max(1.f, belt_lab[0]);
     table_.resize(static_cast<std::size_t>(n) * n * n);
     constexpr int down = kLutBits - kEvidenceBits;
@@ -748,7 +787,8 @@ void BeltModel::build_table() {
             const cv::Vec3b* row = bin_lab_.ptr<cv::Vec3b>(b * n + g);
             for (int r = 0; r < n; ++r) {
                 const cv::Vec3b& p = row[r];
-                const float dl = p[0] - belt_lab[0], da = p[1] - belt_lab[1], db = p[2] - belt_lab[2];
+                const float dl = (p[0] - belt_lab[0]) * inv[0], da = (p[1] - belt_lab[1]) * inv[1],
+                            db = (p[2] - belt_lab[2]) * inv[2];
                 const float distance = std::sqrt(dl * dl + da * da + db * db);
                 const std::size_t e = idx(b >> down, g >> down, r >> down);
                 const float o = objects[e], s = belt[e];

@@ -346,8 +346,9 @@ def summary_lines(ins: Inspection, out_dir: str | Path | None = None) -> list[st
                  + (f" ({', '.join(extra)})" if extra else ""))
     if ins.learnt:
         L, a, b = s["belt_lab"]
-        lines.append(f"belt: Lab {L:.0f} {a:.0f} {b:.0f}, noise sigma {s['belt_sigma']:.1f}, threshold "
-                     f"{s['threshold']:.1f}, light range {s['light_range']:.2f}, learnt from {s['frames_learnt']} "
+        sl, sa, sb = s["belt_sigma"]
+        lines.append(f"belt: Lab {L:.0f} {a:.0f} {b:.0f}, noise sigma L {sl:.1f} a {sa:.1f} b {sb:.1f}, threshold "
+                     f"{s['threshold']:.1f} sigma, light range {s['light_range']:.2f}, learnt from {s['frames_learnt']} "
                      f"frames")
         lines.append("belt region {} (at least {:.0%}), product share {} (at most {:.0%}), ambiguous {} "
                      "(at most {:.0%})".format(_pct(s["belt_region"]), LIMITS["belt_region"],
@@ -527,10 +528,10 @@ def panel_light(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
     # The belt's colour and figures, bottom left.
     s = ins.stats
     L, a, b = s["belt_lab"]
-    sig = float(s["belt_sigma"]) or 1.0
+    sl, sa, sb = s["belt_sigma"]
     lines = [
         (f"belt colour  Lab {L:.0f} {a:.0f} {b:.0f}", WHITE),
-        (f"noise sigma {s['belt_sigma']:.1f}   threshold {s['threshold']:.1f} ({s['threshold'] / sig:.1f} sigma)",
+        (f"noise sigma L {sl:.1f} a {sa:.1f} b {sb:.1f}   threshold {s['threshold']:.1f} sigma",
          WHITE),
     ]
     sw = 2 * th + pad
@@ -805,8 +806,9 @@ def _text_panel(ins: Inspection, width: int, height: int, fs: float) -> np.ndarr
         L, a, b = s["belt_lab"]
         row(f"learnt from {s['frames_learnt']} frames (every {m.auto_learn_stride}), "
             f"{s['candidates']} candidate colours")
-        row(f"belt Lab {L:.1f} {a:.1f} {b:.1f}, noise sigma {s['belt_sigma']:.2f}")
-        row(f"threshold {s['threshold']:.1f} (auto_threshold {m.auto_threshold:g} sigma minimum)")
+        sl, sa, sb = s["belt_sigma"]
+        row(f"belt Lab {L:.1f} {a:.1f} {b:.1f}, noise sigma L {sl:.2f} a {sa:.2f} b {sb:.2f}")
+        row(f"threshold {s['threshold']:.1f} sigma (auto_threshold {m.auto_threshold:g} minimum)")
         row(f"light range {s['light_range']:.3f}" + ("" if s.get("colour", True) else ", monochrome camera"))
         for key, words, cmp in (("belt_region", "belt region", "min"), ("object_share", "product share", "max"),
                                 ("ambiguous_share", "ambiguous colours", "max")):

@@ -23,7 +23,7 @@ __all__ = ["MaskWatch", "MaskWarning", "LIMITS"]
 LIMITS = {
     # the largest connected region of one colour, as a share of the view: a belt is one
     # surface through the whole view, even half covered
-    "belt_region": 0.15,
+    "belt_region": 0.08,
     # share of the learning frames' pixels in product components: beyond it the "belt"
     # is more likely a product colour
     "object_share": 0.70,

@@ -52,8 +52,8 @@ struct MaskParams;
 struct BeltModelStats {
     int frames_learnt = 0;
     cv::Vec3f belt_lab{0, 0, 0};   // the belt's colour, in the light of the frame's centre
-    float belt_sigma = 0.f;        // its noise: Lab distance per sigma
-    float threshold = 0.f;         // Lab distance past which a colour never seen is product
+    cv::Vec3f belt_sigma{0, 0, 0}; // its noise per Lab channel (at least auto_min_sigma)
+    float threshold = 0.f;         // distance, in those sigmas, past which a colour never seen is product
     float belt_region = 0.f;       // share of the first frame in the belt's largest connected region
     int candidates = 0;            // colour modes considered for the belt
     float light_range = 1.f;       // brightest / darkest point of the fitted light field
@@ -113,6 +113,9 @@ private:
     cv::Mat gain_f_;                 // CV_32F per-pixel light gain (learning, inspect)
     std::vector<std::uint16_t> gain_q8_;  // per channel sample, gain * 256, for the per-frame pass
     bool uneven_light_ = false;
+    // The belt's metric (per-channel scale to quarter sigmas) and the threshold in it.
+    cv::Vec3f inv_unit_{1.f, 1.f, 1.f};
+    float threshold_units_ = 0.f;
     cv::Mat normalised_, learn_labels_;
     // Fixtures (rails, guards: see segment_and_count): structures on every
     // learning frame so far, and the mask's keep-map (0 on fixtures).
