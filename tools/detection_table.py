@@ -1,7 +1,7 @@
 """Untuned accuracy on every synth preset: the table in docs/tuning.md.
 
     python tools/detection_table.py --seeds 2 3 --seconds 20 --work /tmp/table [--presets dense toys ...]
-                                    [--set KEY=VALUE ...] [--jobs 2] [--markdown]
+                                    [--set KEY=VALUE ...] [--jobs 2] [--markdown] [--json FILE]
 
 For each preset and seed: `conveyor-qc synth` (kept in WORK, so a second call reuses the
 clips), `conveyor-qc run` with no settings but --set (no video, no crops), and the object
@@ -73,6 +73,7 @@ def main() -> int:
                    help="an object is required once this share of it is in view (default 0.4)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--markdown", action="store_true", help="a docs/tuning.md table instead of one line a run")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write every row to FILE")
     a = p.parse_args()
     jobs = [(pr, s) for pr in a.presets for s in a.seeds]
     # Clips first, one process each in parallel (rendering is the slow part), then the runs.
@@ -80,6 +81,8 @@ def main() -> int:
         list(pool.map(lambda j: clip(a.work, j[0], j[1], a.seconds), jobs))
         rows = list(pool.map(lambda j: measure(a.work, a.tag, j[0], j[1], a.seconds, a.sets, a.judge_visibility),
                              jobs))
+    if a.json:
+        a.json.write_text(json.dumps(rows, indent=1))
     if a.markdown:
         print("| preset | " + " | ".join(f"seed {s}: object F1, counted / objects (count error)" for s in a.seeds) + " |")
         print("|---|" + "---|" * len(a.seeds))

@@ -18,7 +18,7 @@ namespace {
 
 // --- Step 1: candidate belt colours --------------------------------------------------
 
-// Colour modes: a Lab histogram of every other pixel of every other row (L
+// Colour modes: a Lab histogram of the (half-size) learning frame (L
 // in steps of 8, a and b in steps of 4: two pale colours a few chroma units
 // apart stay apart), smoothed over each bin's 3x3x3 neighbourhood; its local
 // maxima, largest first, each moved to the mean of the pixels around it
@@ -45,9 +45,9 @@ std::vector<Mode> colour_modes(const cv::Mat& lab) {
     auto bin = [](int l, int a, int b) {
         return (static_cast<std::size_t>(l) * kBinsAB + static_cast<std::size_t>(a)) * kBinsAB + static_cast<std::size_t>(b);
     };
-    for (int y = 0; y < lab.rows; y += 2) {
+    for (int y = 0; y < lab.rows; ++y) {
         const cv::Vec3b* row = lab.ptr<cv::Vec3b>(y);
-        for (int x = 0; x < lab.cols; x += 2) hist[bin(row[x][0] >> kShiftL, row[x][1] >> kShiftAB, row[x][2] >> kShiftAB)] += 1.f;
+        for (int x = 0; x < lab.cols; ++x) hist[bin(row[x][0] >> kShiftL, row[x][1] >> kShiftAB, row[x][2] >> kShiftAB)] += 1.f;
     }
     // 3x3x3 box sum as three passes of 3 along each axis.
     const int dims[3] = {kBinsL, kBinsAB, kBinsAB};
@@ -89,7 +89,7 @@ std::vector<Mode> colour_modes(const cv::Mat& lab) {
     if (peaks.size() > static_cast<std::size_t>(2 * kMaxCandidates)) peaks.resize(2 * kMaxCandidates);
 
     std::vector<Mode> modes;
-    const double samples = std::max(1.0, static_cast<double>(((lab.rows + 1) / 2) * ((lab.cols + 1) / 2)));
+    const double samples = std::max(1.0, static_cast<double>(lab.total()));
     for (const auto& peak : peaks) {
         const std::size_t i = peak.second;
         const int l = static_cast<int>(i / (static_cast<std::size_t>(kBinsAB) * kBinsAB));
@@ -138,15 +138,14 @@ void metric_distance(const cv::Mat& lab, const cv::Vec3f& c, const cv::Vec3f& in
 }
 
 // Each Lab channel's noise on the belt: 1.4826 times the median absolute
-// difference from the belt's colour of the pixels `near` it (every other
-// pixel of every other row), at least `floor`.
+// difference from the belt's colour of the pixels `near` it, at least `floor`.
 cv::Vec3f channel_sigmas(const cv::Mat& lab, const cv::Vec3f& c, const cv::Mat& near, float floor) {
     std::array<std::array<std::uint32_t, 512>, 3> h{};
     std::uint64_t n = 0;
-    for (int y = 0; y < lab.rows; y += 2) {
+    for (int y = 0; y < lab.rows; ++y) {
         const cv::Vec3b* p = lab.ptr<cv::Vec3b>(y);
         const std::uint8_t* m = near.ptr<std::uint8_t>(y);
-        for (int x = 0; x < lab.cols; x += 2) {
+        for (int x = 0; x < lab.cols; ++x) {
             if (!m[x]) continue;
             for (int k = 0; k < 3; ++k)
                 ++h[static_cast<std::size_t>(k)][static_cast<std::size_t>(std::min(511.f, 2.f * std::abs(p[x][k] - c[k])))];
@@ -195,17 +194,17 @@ cv::Mat thin_bands(const cv::Mat& mask, bool along) {
     return out;
 }
 
-// Mean shift of `start` over the Lab pixels (every other one of every other
-// row) within `radius` of it: the nearest colour mode.
+// Mean shift of `start` over the Lab pixels within `radius` of it: the
+// nearest colour mode.
 cv::Vec3f follow_mode(const cv::Mat& lab, cv::Vec3f start, float radius, double* support, cv::Vec3f inv) {
     cv::Vec3f c = start;
     const float r2 = radius * radius;
     for (int iteration = 0; iteration < 3; ++iteration) {
         cv::Vec3d sum(0, 0, 0);
         double n = 0.0;
-        for (int y = 0; y < lab.rows; y += 2) {
+        for (int y = 0; y < lab.rows; ++y) {
             const cv::Vec3b* p = lab.ptr<cv::Vec3b>(y);
-            for (int x = 0; x < lab.cols; x += 2) {
+            for (int x = 0; x < lab.cols; ++x) {
                 const float dl = (p[x][0] - c[0]) * inv[0], da = (p[x][1] - c[1]) * inv[1],
                             db = (p[x][2] - c[2]) * inv[2];
                 if (dl * dl + da * da + db * db < r2) {
@@ -222,6 +221,11 @@ cv::Vec3f follow_mode(const cv::Mat& lab, cv::Vec3f start, float radius, double*
 }
 
 cv::Mat ellipse(int size) { return cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(size, size)); }
+
+// The first segmentation's morphology, in pixels of the half-size view it
+// works on: an opening that drops lines and specks up to ~6 mask pixels
+// across, and the ring round each component that teaches nothing.
+constexpr int kLearnOpen = 3, kLearnAround = 4;
 
 // How much a candidate colour looks like the belt: the share of the frame in
 // the largest 8-connected region of pixels within kCandidateRadius of it
@@ -264,9 +268,9 @@ BeltLikeness belt_likeness(const cv::Mat& dist) {
 // minimum under half of it.
 float valley_threshold(const cv::Mat& dist) {
     std::array<double, 256> h{};
-    for (int y = 0; y < dist.rows; y += 2) {
+    for (int y = 0; y < dist.rows; ++y) {
         const float* d = dist.ptr<float>(y);
-        for (int x = 0; x < dist.cols; x += 2) ++h[static_cast<std::size_t>(std::min(255.f, d[x]))];
+        for (int x = 0; x < dist.cols; ++x) ++h[static_cast<std::size_t>(std::min(255.f, d[x]))];
     }
     std::array<double, 256> s{};
     constexpr int r = 6;
@@ -300,13 +304,40 @@ constexpr int kCellsX = 12, kCellsY = 8;
 constexpr double kEvenLight = 1.04;
 constexpr double kMaxLightRange = 2.5;
 
-// Fits log(brightness of the belt) = quadratic in (x, y) to the median
-// brightness of the belt's pixels (`near`) in each cell, weighted by the
-// square root of their number; `gain` (CV_32F) brings every pixel to the
-// centre's light. Returns false (and gain all 1) with fewer than 8 cells.
-bool fit_light(const cv::Mat& bgr, const cv::Mat& near, cv::Mat& gain) {
+// The light: log(brightness of the belt) as a quadratic in (x, y), x and y
+// running over [-1, 1] across the view whatever its size (so a fit made on a
+// smaller copy of the frame fills the frame itself).
+struct LightFit {
+    bool even = true;
+    double k[6] = {0, 0, 0, 0, 0, 0};
+};
+
+// The gain (CV_32F) that brings every pixel of a view of `size` to the
+// centre's light.
+void fill_gain(const LightFit& fit, cv::Size size, cv::Mat& gain) {
+    gain.create(size, CV_32F);
+    if (fit.even) {
+        gain.setTo(1.f);
+        return;
+    }
+    const double* k = fit.k;
+    for (int y = 0; y < size.height; ++y) {
+        float* g = gain.ptr<float>(y);
+        const double yy = (2.0 * y + 1.0) / size.height - 1.0;
+        for (int x = 0; x < size.width; ++x) {
+            const double xx = (2.0 * x + 1.0) / size.width - 1.0;
+            const double surface = k[1] * xx + k[2] * yy + k[3] * xx * xx + k[4] * xx * yy + k[5] * yy * yy;
+            g[x] = static_cast<float>(std::exp(-surface));
+        }
+    }
+}
+
+// Fits the light to the median brightness of the belt's pixels (`near`) in
+// each cell, weighted by the square root of their number. Even (no fit) with
+// fewer than 8 cells, or when the fit varies more than kMaxLightRange across
+// the view: no lens or lamp does, so the "belt" pixels were not the belt's.
+LightFit fit_light(const cv::Mat& bgr, const cv::Mat& near) {
     const int H = bgr.rows, W = bgr.cols;
-    gain.create(bgr.size(), CV_32F);
     std::vector<double> rows, rhs, weights;
     std::vector<std::uint16_t> values;
     for (int j = 0; j < kCellsY; ++j)
@@ -331,34 +362,20 @@ bool fit_light(const cv::Mat& bgr, const cv::Mat& near, cv::Mat& gain) {
             rhs.push_back(std::log(std::max(1.0, static_cast<double>(*mid) / 3.0)) * w);
             weights.push_back(w);
         }
-    if (weights.size() < 8) {
-        gain.setTo(1.f);
-        return false;
-    }
+    LightFit fit;
+    if (weights.size() < 8) return fit;
     const cv::Mat A(static_cast<int>(weights.size()), 6, CV_64F, rows.data());
     const cv::Mat b(static_cast<int>(weights.size()), 1, CV_64F, rhs.data());
     cv::Mat c;
     cv::solve(A, b, c, cv::DECOMP_SVD);
-    const double* k = c.ptr<double>(0);
-    for (int y = 0; y < H; ++y) {
-        float* g = gain.ptr<float>(y);
-        const double yy = (2.0 * y + 1.0) / H - 1.0;
-        for (int x = 0; x < W; ++x) {
-            const double xx = (2.0 * x + 1.0) / W - 1.0;
-            const double surface = k[1] * xx + k[2] * yy + k[3] * xx * xx + k[4] * xx * yy + k[5] * yy * yy;
-            g[x] = static_cast<float>(std::exp(-surface));
-        }
-    }
-    // A light that varies more than this across the view is no lens or lamp
-    // fall-off but a fit gone wrong (the "belt" pixels were not the belt's):
-    // the light is taken as even.
+    for (int i = 0; i < 6; ++i) fit.k[i] = c.at<double>(i);
+    fit.even = false;
+    cv::Mat gain;
+    fill_gain(fit, cv::Size(kCellsX * 4, kCellsY * 4), gain);  // its range, on a small grid
     double lo = 0.0, hi = 0.0;
     cv::minMaxLoc(gain, &lo, &hi);
-    if (hi > kMaxLightRange * lo) {
-        gain.setTo(1.f);
-        return false;
-    }
-    return true;
+    if (hi > kMaxLightRange * lo) return LightFit{};
+    return fit;
 }
 
 void apply_gain_f(const cv::Mat& bgr, const cv::Mat& gain, cv::Mat& out) {
@@ -461,6 +478,9 @@ void BeltModel::reset() {
     gain_q8_.clear();
     uneven_light_ = false;
     learn_labels_.release();
+    half_.release();
+    half_even_.release();
+    gain_half_.release();
     fixtures_seen_.release();
     not_fixture_.release();
     has_fixtures_ = false;
@@ -472,23 +492,27 @@ void BeltModel::reset() {
 
 void BeltModel::learn(const cv::Mat& bgr) {
     if (bgr.empty() || bgr.type() != CV_8UC3) throw InputError("belt model: frames must be 8-bit BGR");
-    if (stats_.frames_learnt == 0) {
-        find_belt_and_light(bgr);
-    } else if (bgr.size() != gain_f_.size()) {
+    if (stats_.frames_learnt > 0 && bgr.size() != gain_f_.size())
         throw InputError("belt model: frame size changed while learning");
-    }
-    segment_and_count(normalise(bgr));
+    // Learning looks at every other pixel of every other row: a belt, its
+    // light and its products are as plain there, at a quarter of the work
+    // (each pixel as it is, not averaged: the noise the model measures is the
+    // noise the frames are classified with).
+    cv::resize(bgr, half_, cv::Size(std::max(1, bgr.cols / 2), std::max(1, bgr.rows / 2)), 0, 0, cv::INTER_NEAREST);
+    if (stats_.frames_learnt == 0) find_belt_and_light(half_, bgr.size());
+    if (uneven_light_) apply_gain_f(half_, gain_half_, half_even_);
+    segment_and_count(uneven_light_ ? half_even_ : half_, bgr.size());
     ++stats_.frames_learnt;
     build_table();
 }
 
-void BeltModel::find_belt_and_light(const cv::Mat& bgr) {
-    cv::Mat lab, dist, near, normalised;  // (not a header of bgr: apply_gain_f writes into it)
-    gain_f_ = cv::Mat(bgr.size(), CV_32F, cv::Scalar(1.f));
+void BeltModel::find_belt_and_light(const cv::Mat& bgr, cv::Size full) {
+    cv::Mat lab, dist, near, normalised;
     cv::Vec3f belt(0, 0, 0);
     float valley = 255.f;
     double region = 0.0;
     int candidates = 0;
+    LightFit light;
     // The belt's colour and the light, in turn: the belt chosen among the
     // frame's colour modes (in the light found so far), the light fitted to
     // the pixels near that colour.
@@ -510,19 +534,24 @@ void BeltModel::find_belt_and_light(const cv::Mat& bgr) {
         lab_distance(lab, belt, dist);
         valley = valley_threshold(dist);
         near = dist < valley;
-        fit_light(bgr, near, gain_f_);
-        apply_gain_f(bgr, gain_f_, normalised);
+        light = fit_light(bgr, near);
+        fill_gain(light, bgr.size(), gain_half_);
+        apply_gain_f(bgr, gain_half_, normalised);
     }
+    fill_gain(light, full, gain_f_);
     double lo = 0.0, hi = 0.0;
     cv::minMaxLoc(gain_f_, &lo, &hi);
     stats_.light_range = static_cast<float>(hi / std::max(lo, 1e-6));
     uneven_light_ = stats_.light_range > kEvenLight;
-    if (!uneven_light_) gain_f_.setTo(1.f);
-    gain_q8_.resize(static_cast<std::size_t>(bgr.total()) * 3);
-    for (int y = 0; y < bgr.rows; ++y) {
+    if (!uneven_light_) {
+        gain_f_.setTo(1.f);
+        gain_half_.setTo(1.f);
+    }
+    gain_q8_.resize(static_cast<std::size_t>(gain_f_.total()) * 3);
+    for (int y = 0; y < gain_f_.rows; ++y) {
         const float* g = gain_f_.ptr<float>(y);
-        std::uint16_t* q = gain_q8_.data() + static_cast<std::size_t>(y) * bgr.cols * 3;
-        for (int x = 0; x < bgr.cols; ++x)
+        std::uint16_t* q = gain_q8_.data() + static_cast<std::size_t>(y) * gain_f_.cols * 3;
+        for (int x = 0; x < gain_f_.cols; ++x)
             q[3 * x] = q[3 * x + 1] = q[3 * x + 2] =
                 static_cast<std::uint16_t>(std::clamp(std::lround(g[x] * 256.0f), 0L, 65535L));
     }
@@ -530,8 +559,8 @@ void BeltModel::find_belt_and_light(const cv::Mat& bgr) {
     // The belt in the final light: its noise per channel from the pixels near
     // its colour, then the threshold in that metric, from the valley that
     // ends the belt's own colours.
-    const cv::Mat& even = normalise(bgr);
-    cv::cvtColor(even, lab, cv::COLOR_BGR2Lab);
+    if (uneven_light_) apply_gain_f(bgr, gain_half_, normalised);
+    cv::cvtColor(uneven_light_ ? normalised : bgr, lab, cv::COLOR_BGR2Lab);
     lab_distance(lab, belt, dist);
     valley = valley_threshold(dist);
     const cv::Vec3f sigma = channel_sigmas(lab, belt, dist < valley, static_cast<float>(min_sigma_));
@@ -546,9 +575,9 @@ void BeltModel::find_belt_and_light(const cv::Mat& bgr) {
     stats_.belt_region = std::max(stats_.belt_region, static_cast<float>(region));
     // A monochrome camera: no pixel has more than a trace of chroma.
     std::uint64_t coloured = 0;
-    for (int y = 0; y < lab.rows; y += 2) {
+    for (int y = 0; y < lab.rows; ++y) {
         const cv::Vec3b* p = lab.ptr<cv::Vec3b>(y);
-        for (int x = 0; x < lab.cols; x += 2)
+        for (int x = 0; x < lab.cols; ++x)
             if (std::abs(p[x][1] - 128) + std::abs(p[x][2] - 128) > 4) ++coloured;
     }
     stats_.colour = coloured * 4 * 200 > lab.total();  // more than 0.5% of the pixels
@@ -570,7 +599,7 @@ const cv::Mat& BeltModel::normalise(const cv::Mat& bgr) {
     return normalised_;
 }
 
-void BeltModel::segment_and_count(const cv::Mat& even) {
+void BeltModel::segment_and_count(const cv::Mat& even, cv::Size full) {
     cv::Mat lab, dist, labels, cstats, centroids;
     cv::cvtColor(even, lab, cv::COLOR_BGR2Lab);
     // The belt as this frame shows it: a flickering light or an exposure
@@ -580,7 +609,7 @@ void BeltModel::segment_and_count(const cv::Mat& even) {
     const cv::Vec3f belt = follow_mode(lab, stats_.belt_lab, threshold_units_, nullptr, inv_unit_);
     metric_distance(lab, belt, inv_unit_, dist);
     cv::Mat far = dist > threshold_units_;
-    cv::morphologyEx(far, far, cv::MORPH_OPEN, ellipse(7));
+    cv::morphologyEx(far, far, cv::MORPH_OPEN, ellipse(kLearnOpen));
     // A frame that is mostly "far from the belt" (the belt itself changed
     // beyond the threshold) would teach the products' colours as belt: it
     // teaches nothing.
@@ -662,13 +691,13 @@ void BeltModel::segment_and_count(const cv::Mat& even) {
             st[x] = structure[static_cast<std::size_t>(l[x])] ? 255 : 0;
         }
     }
-    // Deep interiors (a quarter of a typical component's radius in, 2 to 6
-    // pixels) teach the product's colours; pixels 3 or more away from any
-    // component teach the belt's.
-    const int r = typical > 0.0 ? std::clamp(static_cast<int>(0.25 * std::sqrt(typical / CV_PI)), 2, 6) : 2;
+    // Deep interiors (a quarter of a typical component's radius in, 1 to 3
+    // pixels of this half-size view) teach the product's colours; pixels 2 or
+    // more away from any component teach the belt's.
+    const int r = typical > 0.0 ? std::clamp(static_cast<int>(0.25 * std::sqrt(typical / CV_PI)), 1, 3) : 1;
     cv::Mat core, around;
     cv::erode(objects, core, ellipse(2 * r + 1));
-    cv::dilate(objects, around, ellipse(7));
+    cv::dilate(objects, around, ellipse(kLearnAround));
 
     // Fixtures: structures in the same place on every learning frame that
     // run straight along or across the whole view (side rails, guards, the
@@ -685,7 +714,9 @@ void BeltModel::segment_and_count(const cv::Mat& even) {
         fixtures = thin_bands(fixtures_seen_, true) | thin_bands(fixtures_seen_, false);
     }
     has_fixtures_ = cv::countNonZero(fixtures) > 0;
-    cv::bitwise_not(fixtures, not_fixture_);
+    cv::Mat full_fixtures;
+    cv::resize(fixtures, full_fixtures, full, 0, 0, cv::INTER_NEAREST);
+    cv::bitwise_not(full_fixtures, not_fixture_);
 
     learn_labels_.create(even.size(), CV_8U);
     std::uint64_t object_px = 0;
@@ -720,7 +751,7 @@ void BeltModel::segment_and_count(const cv::Mat& even) {
     stats_.object_share = static_cast<float>((stats_.object_share * frames + static_cast<double>(object_px) / even.total()) /
                                              (frames + 1.0));
     stats_.object_components += kept;
-    stats_.typical_area = static_cast<float>(typical);
+    stats_.typical_area = static_cast<float>(typical * full.area()) / static_cast<float>(even.total());
 }
 
 namespace {

@@ -83,8 +83,8 @@ public:
 
     const BeltModelStats& stats() const { return stats_; }
     // The light field's gain per pixel (CV_32F, the frame's size; all 1 when the
-    // light is even), the first segmentation of the last learning frame
-    // (CV_8U: 0 unused, 1 belt, 2 rim, 3 product, 4 fixture), and the last frame with the
+    // light is even), the first segmentation of the last learning frame at
+    // half size (CV_8U: 0 unused, 1 belt, 2 rim, 3 product, 4 fixture), and the last frame with the
     // light divided out: for `conveyor-qc inspect`.
     const cv::Mat& light_gain() const { return gain_f_; }
     const cv::Mat& learning_labels() const { return learn_labels_; }
@@ -100,8 +100,9 @@ private:
     // the belt's noise), bit 0 product, bit 1 shadow.
     static constexpr int kLutBits = 6;
 
-    void find_belt_and_light(const cv::Mat& bgr);
-    void segment_and_count(const cv::Mat& normalised_bgr);
+    // Both work on the half-size copy of the learning frame; `full` is the frame's size.
+    void find_belt_and_light(const cv::Mat& half_bgr, cv::Size full);
+    void segment_and_count(const cv::Mat& normalised_half_bgr, cv::Size full);
     void build_table();
     // `bgr` with the light divided out, into normalised_ (or bgr itself when even).
     const cv::Mat& normalise(const cv::Mat& bgr);
@@ -110,7 +111,8 @@ private:
     bool shadows_;
 
     BeltModelStats stats_;
-    cv::Mat gain_f_;                 // CV_32F per-pixel light gain (learning, inspect)
+    cv::Mat gain_f_;                 // CV_32F per-pixel light gain (inspect)
+    cv::Mat half_, half_even_, gain_half_;  // the learning frame at half size, in even light; its gain
     std::vector<std::uint16_t> gain_q8_;  // per channel sample, gain * 256, for the per-frame pass
     bool uneven_light_ = false;
     // The belt's metric (per-channel scale to quarter sigmas) and the threshold in it.
