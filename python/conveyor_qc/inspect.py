@@ -647,10 +647,9 @@ def panel_components(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
             y = int((by + bh) * R * sy) + tht + 2
         _text(img, label, (x, min(h - 2, y)), fs, WHITE if split else RIM, max(1, round(fs * 1.6)))
     c = ins.counts()
-    split_below = f"{ins.config.detect.split_solidity:g}".lstrip("0")
     items = [(None, f"{c['components']} components", WHITE),
              (WHITE, f"split {c['split_components']}", WHITE),
-             (RIM, f"s < {split_below}, kept whole {c['kept_whole']}", WHITE),
+             (RIM, f"tried for a split, kept whole {c['kept_whole']}", WHITE),
              (DROPPED, f"no object {c['too_small'] + c['too_large'] + c['dropped_other']}", WHITE)]
     return _legend(img, items, fs)
 
