@@ -158,6 +158,7 @@ void MaskBuilder::reset() {
 // the belt model first; every frame, from the first, is classified with what
 // it knows so far.
 void MaskBuilder::build_auto(const cv::Mat& bgr, cv::Mat& mask) {
+    if (belt_.frames_learnt() > 0 && bgr.size() != belt_.frame_size()) reset();
     if (belt_.frames_learnt() < params_.auto_learn_frames && frames_seen_ % params_.auto_learn_stride == 0)
         belt_.learn(bgr);
     ++frames_seen_;

@@ -201,6 +201,31 @@ TEST_CASE("belt model: every frame from the first is classified, and the figures
     CHECK_EQ(tally(detections(mask), centres).found, static_cast<int>(centres.size()));
 }
 
+TEST_CASE("belt model: a frame of another size is another camera, learnt afresh") {
+    // A light belt learnt at 640x360, then a dark belt at 320x180 while still
+    // learning: the second camera's belt is learnt from its own frames (never
+    // an error, never the first camera's colours).
+    MaskBuilder builder{MaskParams()};
+    cv::Mat first = belt();
+    disc_grid(first, 28, 100);
+    mask_of(builder, noisy(first));
+    CHECK_EQ(builder.belt_model().frame_size(), kFrame);
+    cv::Mat second = belt(cv::Scalar(50, 45, 40));
+    const auto centres = disc_grid(second, 28, 100, kBiscuit);
+    cv::Mat small;
+    cv::resize(noisy(second), small, cv::Size(kFrame.width / 2, kFrame.height / 2), 0, 0, cv::INTER_AREA);
+    const cv::Mat mask = mask_of(builder, small);
+    CHECK_EQ(mask.size(), small.size());
+    CHECK_EQ(builder.belt_model().frame_size(), small.size());
+    CHECK_EQ(builder.belt_model().stats().frames_learnt, 1);
+    CHECK(builder.belt_model().stats().belt_lab[0] < 80.f);  // the dark belt's lightness
+    std::vector<cv::Point> half;
+    for (const auto& c : centres) half.emplace_back(c.x / 2, c.y / 2);
+    const Tally t = tally(detections(mask), half);
+    CHECK_EQ(t.found, static_cast<int>(half.size()));
+    CHECK_EQ(t.extra, 0);
+}
+
 TEST_CASE("detector: pieces of a broken disc are one object, a small disc beside a whole one is not") {
     // Whole discs for the typical size; a disc broken along a line, its halves
     // 5 px apart; a small whole disc (half the area) touching nothing, 8 px

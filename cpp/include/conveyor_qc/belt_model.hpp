@@ -74,6 +74,8 @@ public:
     // rebuilds the colour table, so classify() works after the first.
     void learn(const cv::Mat& bgr);
     int frames_learnt() const { return stats_.frames_learnt; }
+    // The size of the frames learnt from (empty before the first learn()).
+    cv::Size frame_size() const { return gain_f_.size(); }
 
     // Per frame: `object` and `shadow` (0/255, the frame's size) and `mask` =
     // object & ~shadow (or object alone with shadows off). Needs one learn().

@@ -112,7 +112,9 @@ public:
 
     // Feed a frame. In Auto mode the first frames also teach the belt model;
     // until it has seen one frame the mask is empty. `mask` is resized as
-    // needed and has the size of `bgr`.
+    // needed and has the size of `bgr`. A frame of another size than the belt
+    // model learnt from is another camera: Auto mode forgets the belt and
+    // learns again from that frame.
     void build(const cv::Mat& bgr, cv::Mat& mask);
 
     // True once Auto mode has learnt all its frames (always true in Threshold mode).
