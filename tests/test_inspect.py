@@ -124,10 +124,11 @@ def test_detections_are_the_cores(inspected, cookies):
     assert owned == list(range(1, len(got) + 1))
     for c in data["components"]:
         # The core's own decision (Detector.components()), and the figures it took it by.
-        assert c["status"] in ("object", "kept whole", "split", "grouped", "too small", "too large", "dropped")
+        assert c["status"] in ("object", "kept whole", "split", "grouped", "crumb", "too small", "too large",
+                               "dropped")
         assert (c["status"] == "split") == (c["status"] != "grouped" and len(c["detections"]) > 1)
         if not c["detections"]:
-            assert c["status"] in ("too small", "too large", "dropped")
+            assert c["status"] in ("crumb", "too small", "too large", "dropped")
         elif c["status"] in ("object", "kept whole"):
             assert c["solidity"] == pytest.approx(got[c["detections"][0] - 1]["solidity"], abs=2e-4)
         if c["status"] == "object":

@@ -41,6 +41,7 @@ const char* to_string(ComponentNote::Outcome o) {
         case ComponentNote::Outcome::KeptWhole: return "kept_whole";
         case ComponentNote::Outcome::Split: return "split";
         case ComponentNote::Outcome::Grouped: return "grouped";
+        case ComponentNote::Outcome::Crumb: return "crumb";
         case ComponentNote::Outcome::TooSmall: return "too_small";
         case ComponentNote::Outcome::TooLarge: return "too_large";
         case ComponentNote::Outcome::CutByRoi: return "cut_by_roi";
@@ -62,6 +63,9 @@ Detector::Detector(const DetectParams& params) : params_(params) {
     params_.validate();
     // Bounded by kMaxParts: sized once.
     peaks_.reserve(kMaxParts + 1);
+    split_singles_.reserve(kTypical);
+    shape_peaks_.reserve(kMaxParts + 1);
+    share_counts_.reserve(kMaxParts + 1);
     parts_.reserve(kMaxParts + 1);
     border_.reserve(kMaxParts + 1);
     settled_.reserve(kMaxParts + 1);
@@ -150,9 +154,9 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
     }
 
     // The typical object from earlier frames; on the first frames, before
-    // kTypicalMin are known, from this frame's own compact whole components
-    // (a dense belt merges its first objects into clusters that only the
-    // typical size tells how to cut).
+    // kTypicalMin are known, from this frame's own whole components that are
+    // one object by their shape (a dense belt merges its first objects into
+    // clusters that only the typical size tells how to cut).
     provisional_typical_ = 0.f;
     if (typical_seen_ < kTypicalMin) {
         int m = 0;
@@ -167,13 +171,12 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
             while (top[first] != i) ++first;
             float solidity = 1.f, circularity = 1.f;
             shape(tracer_.component(labels, i, cv::Point(first, st.top)), st.area, solidity, circularity);
-            if (solidity >= params_.split_solidity) typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(area);
+            const cv::Rect box(st.left, st.top, st.width, st.height);
+            const bool single = solidity >= params_.split_solidity ||
+                                (find_peaks(box, i, 0, kNoHoleLimit) > 0.f && single_by_shape(box, i));
+            if (single) typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(area);
         }
-        if (m >= 3) {
-            auto mid = typical_scratch_.begin() + m / 2;
-            std::nth_element(typical_scratch_.begin(), mid, typical_scratch_.begin() + m);
-            provisional_typical_ = *mid;
-        }
+        if (m >= 3) provisional_typical_ = area_weighted_median(typical_scratch_.data(), m);
     }
 
     const bool inner_left = roi.x > 0;
@@ -230,6 +233,11 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
         last_peaks_ = 0;
         if (note) note->solidity = solidity;
         if (tried && split(box, i, area_px, frame_sides, roi, scale, out)) {
+            // One object by its shape (one region holds most of it under its
+            // clear necks), cut only because the typical size was taken too
+            // small: it still tells the typical size.
+            if (last_dominant_ && frame_sides == 0 && split_singles_.size() < kTypical)
+                split_singles_.push_back(static_cast<float>(area));
             if (note) {
                 note->outcome = ComponentNote::Outcome::Split;
                 note->first_detection = static_cast<int>(before);
@@ -254,15 +262,17 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
         if (out.size() == before) continue;
         const bool on_border = box.x == 0 || box.y == 0 || box.x + box.width == roi.width ||
                                box.y + box.height == roi.height;
-            pieces_.push_back({i, static_cast<int>(before), static_cast<float>(area), !on_border, false,
-                           !on_border && solidity >= params_.split_solidity, -1,
+        pieces_.push_back({i, static_cast<int>(before), static_cast<float>(area), !on_border, false,
+                           !on_border && (tried ? last_single_ : true), -1,
                            note ? static_cast<int>(notes_.size() - 1) : -1});
     }
     last_typical_ = typical_area();
     group_pieces(box_scale_gap(scale), out);
     for (const Piece& p : pieces_)
-        if (p.compact && !p.grouped) note_typical(p.area);
+        if (p.single && !p.grouped && !p.crumb) note_typical(p.area);
+    for (const float a : split_singles_) note_typical(a);
     pieces_.clear();
+    split_singles_.clear();
 }
 
 // Solidity of pieces a and b (with what is grouped into them) taken together:
@@ -389,19 +399,37 @@ void Detector::group_pieces(int gap, std::vector<Detection>& out) {
                 }
             }
         }
+        // The piece most of the outline is near; a crumb would rather join a
+        // piece that is no crumb itself (a figure's leg its body, not the
+        // other leg).
+        const bool crumb = small.area < kGroupCrumb * typical;
         int best = -1, best_votes = 0;
+        bool best_solid = false;
         for (const auto& [other, votes] : near_votes_) {
             // A piece already grouped stands for its group.
             const Piece& o = pieces_[static_cast<std::size_t>(other)];
             const int target = o.grouped ? o.into : other;
             const Piece& into = pieces_[static_cast<std::size_t>(target)];
-            if (target == k || !into.whole || into.grouped || small.area + into.area > kGroupMax * typical) continue;
-            if (votes < kGroupCrack * outline_px) continue;  // only a corner near: two objects side by side
-            // Pieces of one object fit together into something about as
-            // solid as one; two objects side by side leave a waist.
-            if (union_solidity(k, target) < kGroupSolidity) continue;
-            if (votes > best_votes) {
+            if (target == k || !into.whole || into.grouped) continue;
+            // A crumb of an object (a figure's head or hand that the mask's
+            // opening cut off) is no object of its own: it joins the piece it
+            // lies nearest to, whatever the shape or size they make.
+            if (!crumb) {
+                // A group stays one object's size.
+                if (small.area + into.area > kGroupMax * typical) continue;
+                if (votes < kGroupCrack * outline_px) continue;  // only a corner near: two objects side by side
+                // Pieces of one object fit together into something about as
+                // solid as one; two objects side by side leave a waist. A
+                // product that is not convex need only stay about as solid as
+                // its larger piece already is.
+                const float solid_enough =
+                    std::min(kGroupSolidity, kGroupSolidityKept * out[static_cast<std::size_t>(into.det)].solidity);
+                if (union_solidity(k, target) < solid_enough) continue;
+            }
+            const bool solid = into.area >= kGroupCrumb * typical;
+            if (solid > best_solid || (solid == best_solid && votes > best_votes)) {
                 best_votes = votes;
+                best_solid = solid;
                 best = target;
             }
         }
@@ -418,18 +446,28 @@ void Detector::group_pieces(int gap, std::vector<Detection>& out) {
         into.area = total;
         small.grouped = true;
         small.into = best;
-        into.compact = false;
+        into.single = false;
         any = true;
     }
+    // A crumb that joined nothing is no object either (a limb or a head
+    // lying apart from its figure, debris bigger than min_area).
+    for (Piece& p : pieces_)
+        if (p.whole && !p.grouped && p.area < kGroupCrumb * typical) p.crumb = any = true;
     if (!any) return;
-    // Drop the grouped pieces' detections, keeping the order of the rest.
+    // Drop the grouped pieces' and the crumbs' detections, keeping the order of the rest.
     std::size_t w = 0;
     dropped_.assign(out.size(), 0);
     for (const Piece& p : pieces_)
-        if (p.grouped) dropped_[static_cast<std::size_t>(p.det)] = 1;
+        if (p.grouped || p.crumb) dropped_[static_cast<std::size_t>(p.det)] = 1;
     if (explain_) {
         // Notes follow: detection numbers shift down past the dropped ones.
         for (const Piece& p : pieces_) {
+            if (p.crumb && p.note >= 0) {
+                ComponentNote& nt = notes_[static_cast<std::size_t>(p.note)];
+                nt.outcome = ComponentNote::Outcome::Crumb;
+                nt.first_detection = -1;
+                nt.detections = 0;
+            }
             if (!p.grouped || p.note < 0) continue;
             ComponentNote& nt = notes_[static_cast<std::size_t>(p.note)];
             nt.outcome = ComponentNote::Outcome::Grouped;
@@ -523,6 +561,25 @@ float Detector::typical_area() {
     return *mid;
 }
 
+// The area that half of the candidates' pixels lie in objects no larger than.
+// On the first frame: a figure whose head and limbs the mask cut off leaves
+// several small pieces for each whole figure, which a plain median would take
+// for the object (and, taken for it, they would never be grouped or dropped
+// as crumbs, and go on telling the typical size). Once the pieces are
+// grouped, the plain median of what is left is the steadier figure (the
+// weighted one leans to pairs that lie with no neck between them).
+float Detector::area_weighted_median(float* areas, int n) {
+    std::sort(areas, areas + n);
+    double total = 0.0;
+    for (int i = 0; i < n; ++i) total += areas[i];
+    double below = 0.0;
+    for (int i = 0; i < n; ++i) {
+        below += areas[i];
+        if (below >= 0.5 * total) return areas[i];
+    }
+    return n > 0 ? areas[n - 1] : 0.f;
+}
+
 namespace {
 
 // A flooding key: the distance's bits inverted (larger first), then the pixel index.
@@ -582,8 +639,7 @@ void Detector::sort_flood_keys() {
     if (src != order_.data()) std::copy(src, src + n, order_.data());
 }
 
-bool Detector::split(const cv::Rect& box, int label, double area_px, int frame_sides, const cv::Rect& roi,
-                     double scale, std::vector<Detection>& out) {
+float Detector::find_peaks(const cv::Rect& box, int label, int frame_sides, long long max_hole) {
     const int w = box.width + 2, h = box.height + 2;
     if (dist_.rows < component_.rows || dist_.cols < component_.cols) {
         // The first split (or a larger ROI): 2-D buffers for any component of
@@ -605,11 +661,13 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, int frame_s
     }
     const cv::Rect r(0, 0, w, h);
     cv::Mat bin = component_view(box, label);
-    cv::Mat dist = dist_(r), parts = parts_map_(r);
-    // Peaks come from the component with its holes filled (texture such as
-    // chips leaves holes in the mask that would otherwise make false necks):
-    // what filling its outer contour gives.
-    holes_.fill(bin);
+    cv::Mat dist = dist_(r);
+    last_view_width_ = w;
+    // Peaks come from the component with its small holes filled (texture
+    // such as chips leaves holes in the mask that would otherwise make false
+    // necks). A large hole is belt that objects touching in a ring enclose:
+    // filled, it would make one blob of them.
+    holes_.fill(bin, max_hole);
     // Where the frame cuts the object, it goes on: its edge row (or column)
     // is repeated into the border, so that the distance transform measures
     // to the object's visible outline only, not to the edge of the view.
@@ -620,7 +678,9 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, int frame_s
     distance_.l2_mask5(bin, dist);
     double maxv = 0.0;
     cv::minMaxLoc(dist, nullptr, &maxv);
-    if (maxv <= 0.0) return false;
+    peaks_.clear();
+    clear_peaks_ = 0;
+    if (maxv <= 0.0) return 0.f;
 
     // Peaks by flooding the distance map from the top (0-dimensional
     // persistence): pixels enter in decreasing distance; when two regions meet
@@ -646,14 +706,7 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, int frame_s
     }
     std::fill(uf_.begin(), uf_.begin() + static_cast<std::ptrdiff_t>(pixels), -1);  // -1: not flooded yet; else parent
     // uf_peak_ and uf_peak_value_ are valid at roots: the region's peak pixel and its distance.
-    auto find = [&](int i) {
-        while (uf_[i] != i) {
-            uf_[i] = uf_[uf_[i]];
-            i = uf_[i];
-        }
-        return i;
-    };
-    peaks_.clear();
+    auto find = [this](int i) { return flood_root(i); };
     const int nb[8] = {-w - 1, -w, -w + 1, -1, 1, w - 1, w, w + 1};
     for (const std::uint64_t key : order_) {
         const int i = flood_index(key);
@@ -683,27 +736,91 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, int frame_s
             root = a;
         }
     }
+    // The clearest necks first: peaks_[0, clear_peaks_) are the clear ones.
+    std::sort(peaks_.begin(), peaks_.end(), [](const Peak& p, const Peak& q) { return p.neck < q.neck; });
+    clear_peaks_ = static_cast<std::size_t>(
+        std::count_if(peaks_.begin(), peaks_.end(), [](const Peak& p) { return p.neck < kNeckFraction; }));
+    return static_cast<float>(maxv);
+}
+
+int Detector::flood_root(int i) {
+    while (uf_[i] != i) {
+        uf_[i] = uf_[uf_[i]];
+        i = uf_[i];
+    }
+    return i;
+}
+
+Detector::Peak Detector::highest_peak() {
+    const int w = last_view_width_;
+    const int root = flood_root(flood_index(order_.front()));
+    const int top = uf_peak_[root];
+    return {uf_peak_value_[root], cv::Point(top % w, top / w), 0.f};
+}
+
+// One object by its shape alone (whatever the typical size): no clear neck,
+// or one region under the clear necks holds most of the component (a figure's
+// head or a bottle's cap is cut off by a clear neck; two objects side by side
+// make two regions of a size). Needs find_peaks() on the same component.
+bool Detector::single_by_shape(const cv::Rect& box, int label) {
+    last_dominant_ = false;
+    if (clear_peaks_ == 0) return true;
+    shape_peaks_.assign(peaks_.begin(), peaks_.begin() + static_cast<std::ptrdiff_t>(clear_peaks_));
+    shape_peaks_.push_back(highest_peak());
+    share_counts_.assign(shape_peaks_.size(), 0.0);
+    double total = 0.0;
+    for (int y = 1; y <= box.height; ++y) {
+        const int* lab = labeller_.labels().ptr<int>(box.y + y - 1) + box.x;
+        for (int x = 1; x <= box.width; ++x) {
+            if (lab[x - 1] != label) continue;
+            share_counts_[nearest_peak(shape_peaks_, x, y)] += 1.0;
+            total += 1.0;
+        }
+    }
+    const double most = *std::max_element(share_counts_.begin(), share_counts_.end());
+    last_dominant_ = total > 0.0 && most >= kSingleShare * total;
+    return last_dominant_;
+}
+
+// Nearest peak in the power distance |p - c|^2 - r^2: exact cut for
+// overlapping discs (their radical axis).
+std::size_t Detector::nearest_peak(const std::vector<Peak>& peaks, int x, int y) {
+    std::size_t best = 0;
+    float best_d = 0.f;
+    for (std::size_t k = 0; k < peaks.size(); ++k) {
+        const float dx = static_cast<float>(x - peaks[k].pt.x), dy = static_cast<float>(y - peaks[k].pt.y);
+        const float dd = dx * dx + dy * dy - peaks[k].value * peaks[k].value;
+        if (k == 0 || dd < best_d) {
+            best_d = dd;
+            best = k;
+        }
+    }
+    return best;
+}
+
+bool Detector::split(const cv::Rect& box, int label, double area_px, int frame_sides, const cv::Rect& roi,
+                     double scale, std::vector<Detection>& out) {
+    const int w = box.width + 2, h = box.height + 2;
+    last_single_ = last_dominant_ = false;
+    const float typical = typical_area();
+    const long long max_hole =
+        typical > 0.f ? static_cast<long long>(kFillHole * typical * scale * scale) : kNoHoleLimit;
+    if (find_peaks(box, label, frame_sides, max_hole) <= 0.f) return false;
+    const cv::Rect r(0, 0, w, h);
+    cv::Mat parts = parts_map_(r);
+    last_single_ = single_by_shape(box, label);
     // Clear necks always cut; shallow ones only while the component's area
     // says it holds more objects than that (area / typical area, rounded).
-    std::sort(peaks_.begin(), peaks_.end(), [](const Peak& p, const Peak& q) { return p.neck < q.neck; });
-    const auto clear = static_cast<std::size_t>(
-        std::count_if(peaks_.begin(), peaks_.end(), [](const Peak& p) { return p.neck < kNeckFraction; }));
-    const float typical = typical_area();
+    const std::size_t clear = clear_peaks_;
     const std::size_t by_area =
         typical > 0.f ? static_cast<std::size_t>(std::lround(area_px / (typical * scale * scale))) : 0;
     last_by_area_ = static_cast<int>(by_area);
     peaks_.resize(std::max(clear, std::min(peaks_.size(), by_area > 0 ? by_area - 1 : 0)));
-    if (!peaks_.empty()) {
-        // The highest peak of all survives every merge.
-        const int root = find(flood_index(order_.front()));
-        const int top = uf_peak_[root];
-        peaks_.push_back({uf_peak_value_[root], cv::Point(top % w, top / w), 0.f});
-    }
+    if (!peaks_.empty()) peaks_.push_back(highest_peak());  // the highest peak of all survives every merge
     last_peaks_ = static_cast<int>(peaks_.size());
     if (peaks_.size() < 2) return false;
 
-    // Nearest peak in the power distance |p - c|^2 - r^2: exact cut for
-    // overlapping discs (their radical axis).
+    // Each pixel to its nearest peak.
     parts_.assign(peaks_.size(), Part{0.0, 0.0, 0.0, w, h, -1, -1});
     parts.setTo(0);
     for (int y = 1; y < h - 1; ++y) {
@@ -711,16 +828,7 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, int frame_s
         std::uint8_t* pm = parts.ptr<std::uint8_t>(y);
         for (int x = 1; x < w - 1; ++x) {
             if (lab[x - 1] != label) continue;  // the component's own pixels, holes excluded
-            std::size_t best = 0;
-            float best_d = 0.f;
-            for (std::size_t k = 0; k < peaks_.size(); ++k) {
-                const float dx = static_cast<float>(x - peaks_[k].pt.x), dy = static_cast<float>(y - peaks_[k].pt.y);
-                const float dd = dx * dx + dy * dy - peaks_[k].value * peaks_[k].value;
-                if (k == 0 || dd < best_d) {
-                    best_d = dd;
-                    best = k;
-                }
-            }
+            const std::size_t best = nearest_peak(peaks_, x, y);
             pm[x] = static_cast<std::uint8_t>(best + 1);
             Part& part = parts_[best];
             part.area += 1.0;

@@ -311,7 +311,7 @@ int HoleFiller::find(int i) {
     return i;
 }
 
-void HoleFiller::fill(cv::Mat& mask) {
+void HoleFiller::fill(cv::Mat& mask, long long max_hole) {
     CV_Assert(mask.type() == CV_8UC1);
     const int w = mask.cols, h = mask.rows;
     if (row_start_.size() < static_cast<std::size_t>(h) + 1) row_start_.resize(static_cast<std::size_t>(h) + 1);
@@ -329,7 +329,7 @@ void HoleFiller::fill(cv::Mat& mask) {
             const int x0 = x;
             x = detail::skip_zero(p, x, w);
             const int x1 = x - 1;
-            runs_.push_back(Run{x0, x1, n, y == 0 || y == h - 1 || x0 == 0 || x1 == w - 1});
+            runs_.push_back(Run{x0, x1, n, y == 0 || y == h - 1 || x0 == 0 || x1 == w - 1, x1 - x0 + 1});
             // 4-connectivity: runs of the row above that overlap this one.
             while (j < prev_end && runs_[static_cast<std::size_t>(j)].x1 < x0) ++j;
             for (int k = j; k < prev_end && runs_[static_cast<std::size_t>(k)].x0 <= x1; ++k) {
@@ -340,6 +340,7 @@ void HoleFiller::fill(cv::Mat& mask) {
                 Run& other = runs_[static_cast<std::size_t>(b)];
                 other.parent = a;
                 root.outside = root.outside || other.outside;
+                root.area += other.area;
             }
             ++n;
         }
@@ -349,7 +350,7 @@ void HoleFiller::fill(cv::Mat& mask) {
     for (int y = 0; y < h; ++y) {
         std::uint8_t* p = mask.ptr<std::uint8_t>(y);
         for (int i = row_start_[static_cast<std::size_t>(y)]; i < row_start_[static_cast<std::size_t>(y) + 1]; ++i)
-            if (!runs[find(i)].outside) std::memset(p + runs[i].x0, 255, static_cast<std::size_t>(runs[i].x1 - runs[i].x0 + 1));
+            if (const Run& set = runs[find(i)]; !set.outside && set.area <= max_hole) std::memset(p + runs[i].x0, 255, static_cast<std::size_t>(runs[i].x1 - runs[i].x0 + 1));
     }
 }
 

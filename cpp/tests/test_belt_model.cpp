@@ -257,6 +257,55 @@ TEST_CASE("detector: pieces of a broken disc are one object, a small disc beside
     CHECK_EQ(static_cast<int>(out.size()), 6 + 4);
 }
 
+namespace {
+
+// A toy figure in a mask: body, head above it, two arms and two legs. With
+// `gap` > 0 the head and the limbs lie that many pixels apart from the body
+// (as a mask's opening leaves thin joints). Returns the body's centre.
+cv::Point figure(cv::Mat& mask, cv::Point at, int gap = 0, bool raise_left_arm = false) {
+    const cv::Rect body(at.x - 24, at.y - 34, 48, 68);
+    cv::rectangle(mask, body, cv::Scalar(255), cv::FILLED);
+    cv::circle(mask, cv::Point(at.x, body.y - 21 - gap), 22, cv::Scalar(255), cv::FILLED);
+    const int top = body.y + 10;
+    for (const int side : {-1, 1}) {
+        const int sx = at.x + side * (24 + gap + 7);
+        const int hand_y = side < 0 && raise_left_arm ? top - 50 : top + 45;
+        cv::line(mask, cv::Point(sx, top), cv::Point(sx + side * 35, hand_y), cv::Scalar(255), 14);
+        const int hip = at.x + side * 13, leg_y = body.y + body.height + gap + 9;
+        cv::line(mask, cv::Point(hip, leg_y), cv::Point(hip + side * 12, leg_y + 55), cv::Scalar(255), 18);
+    }
+    return at;
+}
+
+}  // namespace
+
+TEST_CASE("detector: figures with arms, legs and a head are one object each, touching ones still two") {
+    // Six whole figures (two of them touching hand to hand) and two whose head
+    // and limbs the mask cut off: eight objects, none cut into pieces, none
+    // counted twice. The typical size comes from the figures, though none is
+    // solid enough to be called compact.
+    cv::Mat mask(300, 1400, CV_8UC1, cv::Scalar(0));
+    std::vector<cv::Point> bodies;
+    for (int i = 0; i < 6; ++i) bodies.push_back(figure(mask, cv::Point(90 + 165 * i, 130), 0, i == 3));
+    bodies.push_back(figure(mask, cv::Point(90 + 165 * 6, 130), 5));
+    bodies.push_back(figure(mask, cv::Point(90 + 165 * 7, 130), 5));
+    // Figures 1 and 2 hand in hand.
+    cv::line(mask, cv::Point(90 + 165 + 66, 163), cv::Point(90 + 330 - 66, 163), cv::Scalar(255), 10);
+    Detector detector{DetectParams()};
+    detector.explain(true);
+    std::vector<Detection> out;
+    for (int f = 0; f < 3; ++f) detector.detect(mask, cv::Rect(), 1.0, out);
+    const Tally t = tally(out, bodies);
+    CHECK_EQ(t.found, 8);
+    CHECK_EQ(t.extra, 0);
+    CHECK_EQ(static_cast<int>(out.size()), 8);
+    CHECK(detector.last_typical() > 6000.f);  // a whole figure's area, not a head's or a leg's
+    int crumbs_or_grouped = 0;
+    for (const auto& n : detector.notes())
+        crumbs_or_grouped += n.outcome == ComponentNote::Outcome::Grouped || n.outcome == ComponentNote::Outcome::Crumb;
+    CHECK_EQ(crumbs_or_grouped, 2 * 5);  // each cut figure's head, arms and legs
+}
+
 TEST_CASE("detector: notes say what became of every component") {
     cv::Mat mask(200, 400, CV_8UC1, cv::Scalar(0));
     cv::circle(mask, cv::Point(60, 100), 30, 255, cv::FILLED);                 // one object

@@ -104,7 +104,7 @@ class Detector:
     def explain(self, on: bool = True) -> None: ...
     def components(self) -> list[dict[str, Any]]:
         """With explain on: each component of the last detect(): box, pixels, area, solidity,
-        outcome (one, kept_whole, split, grouped, too_small, too_large, cut_by_roi),
+        outcome (one, kept_whole, split, grouped, crumb, too_small, too_large, cut_by_roi),
         first_detection, detections, objects_by_area, peaks, joined."""
     @property
     def typical_area(self) -> float: ...

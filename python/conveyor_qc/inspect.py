@@ -131,6 +131,7 @@ class Inspection:
             "too_small": sum(c["status"] == "too small" for c in self.components),
             "too_large": sum(c["status"] == "too large" for c in self.components),
             "grouped": sum(c["status"] == "grouped" for c in self.components),
+            "crumbs": sum(c["status"] == "crumb" for c in self.components),
             "dropped_other": sum(c["status"] == "dropped" for c in self.components),
         }
 
@@ -199,7 +200,7 @@ def inspect_frame(source: str | int, config: Config | None = None, frame: int | 
 #: The core's outcome of a component (Detector.components(), detector.hpp ComponentNote) as
 #: this page words it.
 _STATUS = {"one": "object", "kept_whole": "kept whole", "split": "split", "grouped": "grouped",
-           "too_small": "too small", "too_large": "too large", "cut_by_roi": "dropped"}
+           "crumb": "crumb", "too_small": "too small", "too_large": "too large", "cut_by_roi": "dropped"}
 
 
 def _components(mask: np.ndarray, dets: dict, notes: list[dict], config: Config
@@ -650,7 +651,7 @@ def panel_components(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
     items = [(None, f"{c['components']} components", WHITE),
              (WHITE, f"split {c['split_components']}", WHITE),
              (RIM, f"tried for a split, kept whole {c['kept_whole']}", WHITE),
-             (DROPPED, f"no object {c['too_small'] + c['too_large'] + c['dropped_other']}", WHITE)]
+             (DROPPED, f"no object {c['too_small'] + c['crumbs'] + c['too_large'] + c['dropped_other']}", WHITE)]
     return _legend(img, items, fs)
 
 
@@ -830,7 +831,8 @@ def _text_panel(ins: Inspection, width: int, height: int, fs: float) -> np.ndarr
     row(f"split_solidity {d.split_solidity:g}, split_min_part {d.split_min_part:g}")
     row(f"{c['components']} components: {c['single']} one object, {c['split_components']} split "
         f"into {c['split_detections']}")
-    row(f"  {c['too_small']} under min_area, {c['too_large']} over max_area, {c['dropped_other']} other")
+    row(f"  {c['too_small']} under min_area, {c['crumbs']} crumbs, {c['too_large']} over max_area, "
+        f"{c['dropped_other']} other")
     row(f"{c['detections']} detections", WHITE if ins.detections else BAD)
     if ins.detections:
         areas = np.array([x["area"] for x in ins.detections])
@@ -883,6 +885,9 @@ def _decisions(ins: Inspection) -> list[str]:
             grouped.append(f"{c['area']:.0f} px2: a piece of {objects} (within group_gap {d.group_gap:g})")
         elif c["status"] == "too small":
             dropped.append((c["area"], f"{c['area']:.0f} px2 < min_area {d.min_area:g}: no object"))
+        elif c["status"] == "crumb":
+            dropped.append((c["area"], f"{c['area']:.0f} px2, under a quarter of the typical object, "
+                                       "near no object to join: a crumb, no object"))
         elif c["status"] == "too large":
             dropped.append((c["area"], f"{c['area']:.0f} px2 > max_area {d.max_area:g}: no object"))
         elif c["status"] == "dropped":

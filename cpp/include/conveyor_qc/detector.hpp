@@ -12,6 +12,7 @@
 
 #include <utility>
 #include <array>
+#include <limits>
 #include <vector>
 
 namespace cqc {
@@ -61,6 +62,7 @@ struct ComponentNote {
         KeptWhole,  // not solid enough for one object, but no cut found or its parts rejoined
         Split,      // cut into `detections` objects
         Grouped,    // a piece of another component's object (joined: that component's note)
+        Crumb,      // a piece under a quarter of a typical object that joined none: no object
         TooSmall,   // under detect.min_area
         TooLarge,   // over detect.max_area
         CutByRoi,   // touches a side of the detection ROI inside the frame
@@ -114,12 +116,40 @@ private:
     static constexpr int kLeft = 1, kTop = 2, kRight = 4, kBottom = 8;
     bool split(const cv::Rect& box, int label, double area_px, int frame_sides, const cv::Rect& roi, double scale,
                std::vector<Detection>& out);
+    // The distance map of component `label` (dist_) and its peaks: peaks_,
+    // the clearest neck first, the first clear_peaks_ of them at clear necks
+    // (the highest peak is highest_peak()). Returns the largest distance (0:
+    // an empty component).
+    // Holes in it of up to `max_hole` mask pixels are filled first.
+    float find_peaks(const cv::Rect& box, int label, int frame_sides, long long max_hole);
+    // Holes under this share of a typical object are texture (filled before
+    // the distance transform); larger ones are belt between objects.
+    static constexpr double kFillHole = 0.1;
+    static constexpr long long kNoHoleLimit = std::numeric_limits<long long>::max();
+    int flood_root(int i);
+    Peak highest_peak();
+    static std::size_t nearest_peak(const std::vector<Peak>& peaks, int x, int y);
+    // Whether find_peaks()'s component is one object by its shape alone: no
+    // clear neck, or one region under its clear necks holds kSingleShare of it.
+    // Such components, and compact ones, tell the typical object's size.
+    bool single_by_shape(const cv::Rect& box, int label);
+    static constexpr double kSingleShare = 0.6;
+    std::size_t clear_peaks_ = 0;
+    int last_view_width_ = 0;
+    bool last_single_ = false;    // split()'s component was single_by_shape()
+    bool last_dominant_ = false;  // ... by one region that holds most of it under clear necks
+    std::vector<float> split_singles_;  // areas of this frame's dominant singles that were split anyway
+    static float area_weighted_median(float* areas, int n);  // sorts `areas`
+    std::vector<Peak> shape_peaks_;
+    std::vector<double> share_counts_;
     void emit(const cv::Rect& box_roi, double area_px, double cx, double cy, float solidity, float circularity,
               const cv::Rect& roi, double scale, std::vector<Detection>& out) const;
 
-    // Typical area (full-resolution px^2) of a single object: median of the
-    // last kTypical compact, whole detections; until kTypicalMin are seen,
-    // that of the frame's compact whole components (0 with fewer than 3).
+    // Typical area (full-resolution px^2) of a single object: the median of
+    // the last kTypical whole components that are one object by their shape
+    // (compact, or single_by_shape()); until kTypicalMin are seen, the
+    // area-weighted median of the frame's own such components (0 with fewer
+    // than 3).
     static constexpr int kTypical = 64, kTypicalMin = 5;
     // A component of this many typical objects' area is tried for a split
     // however solid it is.
@@ -131,15 +161,20 @@ private:
     // A piece is under kGroupPiece typical objects; a group at most kGroupMax;
     // and at least kGroupCrack of the piece's outline lies along the other.
     // and the two together are at least kGroupSolidity solid.
-    static constexpr float kGroupPiece = 0.75f, kGroupMax = 1.3f, kGroupCrack = 0.2f, kGroupSolidity = 0.75f;
+    // (or, for a larger piece less solid than that, kGroupSolidityKept of its
+    // solidity). A piece under kGroupCrumb typical objects may make a group
+    // larger than kGroupMax.
+    static constexpr float kGroupPiece = 0.75f, kGroupMax = 1.3f, kGroupCrack = 0.2f, kGroupSolidity = 0.75f,
+                           kGroupSolidityKept = 0.9f, kGroupCrumb = 0.25f;
     struct Piece {
         int label, det;
         float area;
         bool whole;    // touches no side of the ROI (an entering object is no piece)
         bool grouped;  // joined another piece (its detection is dropped)
-        bool compact;  // a typical single object (note_typical) if not grouped
+        bool single;   // one object by its shape: tells the typical size (note_typical) if not grouped
         int into = -1;
         int note = -1;  // its ComponentNote (explain mode)
+        bool crumb = false;  // under kGroupCrumb typical objects and joined nothing: dropped
     };
     bool explain_ = false;
     std::vector<ComponentNote> notes_;

@@ -9,6 +9,7 @@
 #include <opencv2/core.hpp>
 
 #include <cstdint>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -86,10 +87,10 @@ private:
 // (cv::floodFill from the corner of a zero-padded copy) leaves unreached. Zero
 // runs of each row are joined to the zero runs they touch on the row above
 // (union-find); a set that touches the border is background, the others are
-// holes.
+// holes. With `max_hole`, holes of more pixels than that stay open.
 class HoleFiller {
 public:
-    void fill(cv::Mat& mask);  // CV_8UC1, in place
+    void fill(cv::Mat& mask, long long max_hole = std::numeric_limits<long long>::max());  // CV_8UC1, in place
     // Room for images up to `size` with up to 16 background runs a row (the
     // lists still grow past that), so that they need not grow later.
     void reserve(cv::Size size) {
@@ -100,7 +101,8 @@ public:
 private:
     struct Run {
         int x0, x1, parent;
-        bool outside;  // at a root: the set touches the border
+        bool outside;     // at a root: the set touches the border
+        long long area;   // at a root: the set's pixels
     };
     int find(int i);
     std::vector<Run> runs_;
