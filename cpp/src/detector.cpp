@@ -160,6 +160,7 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
     provisional_typical_ = 0.f;
     if (typical_seen_ < kTypicalMin) {
         int m = 0;
+        provisional_others_.clear();
         for (int i = 1; i < n && m < kTypical; ++i) {
             const ComponentStats& st = labeller_.stats(i);
             const double area = st.area / (scale * scale);
@@ -171,12 +172,26 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
             while (top[first] != i) ++first;
             float solidity = 1.f, circularity = 1.f;
             shape(tracer_.component(labels, i, cv::Point(first, st.top)), st.area, solidity, circularity);
-            const cv::Rect box(st.left, st.top, st.width, st.height);
-            const bool single = solidity >= params_.split_solidity ||
-                                (find_peaks(box, i, 0, kNoHoleLimit) > 0.f && single_by_shape(box, i));
-            if (single) typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(area);
+            if (solidity >= params_.split_solidity) typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(area);
+            else provisional_others_.push_back(i);
         }
-        if (m >= 3) provisional_typical_ = area_weighted_median(typical_scratch_.data(), m);
+        // The others are single by their shape or not; their holes over a
+        // tenth of the compact ones' median are belt between objects (a ring
+        // of touching objects filled in would be one huge "single").
+        long long max_hole = kNoHoleLimit;
+        if (m >= 3) {
+            auto mid = typical_scratch_.begin() + m / 2;
+            std::nth_element(typical_scratch_.begin(), mid, typical_scratch_.begin() + m);
+            max_hole = static_cast<long long>(kFillHole * *mid * scale * scale);
+        }
+        for (const int i : provisional_others_) {
+            if (m >= kTypical) break;
+            const ComponentStats& st = labeller_.stats(i);
+            const cv::Rect box(st.left, st.top, st.width, st.height);
+            if (find_peaks(box, i, 0, max_hole) > 0.f && single_by_shape(box, i))
+                typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(st.area / (scale * scale));
+        }
+        if (m >= 3) provisional_typical_ = first_typical(typical_scratch_.data(), m);
     }
 
     const bool inner_left = roi.x > 0;
@@ -561,23 +576,32 @@ float Detector::typical_area() {
     return *mid;
 }
 
-// The area that half of the candidates' pixels lie in objects no larger than.
 // On the first frame: a figure whose head and limbs the mask cut off leaves
 // several small pieces for each whole figure, which a plain median would take
-// for the object (and, taken for it, they would never be grouped or dropped
-// as crumbs, and go on telling the typical size). Once the pieces are
-// grouped, the plain median of what is left is the steadier figure (the
-// weighted one leans to pairs that lie with no neck between them).
-float Detector::area_weighted_median(float* areas, int n) {
+// for the object (and, taken for it, they would never be grouped or dropped as
+// crumbs, and go on telling the typical size). The area-weighted median (the
+// area half of the candidates' pixels lie in objects no larger than) is not
+// fooled by them, but leans to pairs that lie with no neck between them, and
+// one huge blob (a belt model that has seen one frame may fill the belt
+// between crowded objects) outweighs every object. So: candidates over
+// kFirstOutlier plain medians are left out, and the typical is the plain
+// median of those that are no crumbs of the weighted median of the rest.
+float Detector::first_typical(float* areas, int n) {
     std::sort(areas, areas + n);
+    float* const end = std::upper_bound(areas, areas + n, kFirstOutlier * areas[n / 2]);
     double total = 0.0;
-    for (int i = 0; i < n; ++i) total += areas[i];
+    for (const float* a = areas; a < end; ++a) total += *a;
     double below = 0.0;
-    for (int i = 0; i < n; ++i) {
-        below += areas[i];
-        if (below >= 0.5 * total) return areas[i];
+    float weighted = areas[n / 2];
+    for (const float* a = areas; a < end; ++a) {
+        below += *a;
+        if (below >= 0.5 * total) {
+            weighted = *a;
+            break;
+        }
     }
-    return n > 0 ? areas[n - 1] : 0.f;
+    const float* first = std::lower_bound(areas, end, kGroupCrumb * weighted);
+    return first[(end - first) / 2];
 }
 
 namespace {

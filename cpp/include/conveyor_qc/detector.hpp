@@ -139,7 +139,9 @@ private:
     bool last_single_ = false;    // split()'s component was single_by_shape()
     bool last_dominant_ = false;  // ... by one region that holds most of it under clear necks
     std::vector<float> split_singles_;  // areas of this frame's dominant singles that were split anyway
-    static float area_weighted_median(float* areas, int n);  // sorts `areas`
+    static float first_typical(float* areas, int n);  // n > 0; sorts `areas`
+    static constexpr float kFirstOutlier = 12.f;
+    std::vector<int> provisional_others_;  // the first frames' whole components that are not compact
     std::vector<Peak> shape_peaks_;
     std::vector<double> share_counts_;
     void emit(const cv::Rect& box_roi, double area_px, double cx, double cy, float solidity, float circularity,
@@ -147,9 +149,8 @@ private:
 
     // Typical area (full-resolution px^2) of a single object: the median of
     // the last kTypical whole components that are one object by their shape
-    // (compact, or single_by_shape()); until kTypicalMin are seen, the
-    // area-weighted median of the frame's own such components (0 with fewer
-    // than 3).
+    // (compact, or single_by_shape()); until kTypicalMin are seen, from the
+    // frame's own such components (first_typical(); 0 with fewer than 3).
     static constexpr int kTypical = 64, kTypicalMin = 5;
     // A component of this many typical objects' area is tried for a split
     // however solid it is.
