@@ -147,3 +147,34 @@ def test_frames_that_change_while_nothing_is_found_are_told_once():
     assert CHANGE_LEVELS > 0
     section = watch.section(None)
     assert section["mode"] == "threshold" and section["warnings"][0]["code"] == "nothing-found"
+
+
+def test_a_view_mostly_of_products_is_told_at_once(tmp_path):
+    """Discs packed on a hexagonal grid 6 px apart over the whole view (about 73% of it product),
+    the belt showing only in the gaps between them: the model still finds the belt, warns once
+    that most of the view is not belt, on stderr and in summary.json, and the run completes.
+    (Closer, where the discs overlap and the belt falls apart into triangles, it is told as no
+    clear belt colour.)"""
+    rng = np.random.default_rng(5)
+    pitch, r = 60, 27
+    strip = np.full((360, 640 + 30 * 40, 3), (200, 200, 195), np.uint8)
+    for row, y in enumerate(range(r, 360 + r, int(pitch * 0.87))):
+        for x in range(r + (row % 2) * pitch // 2, strip.shape[1], pitch):
+            cv2.circle(strip, (x, y), r, tuple(int(c) for c in rng.integers(30, 90, 3)), cv2.FILLED)
+    strip = np.clip(strip.astype(np.int16) + rng.normal(0, 3, strip.shape).astype(np.int16), 0, 255).astype(np.uint8)
+
+    def frame(t):
+        return np.ascontiguousarray(strip[:, 3 * t:3 * t + 640])
+
+    video = tmp_path / "packed.mp4"
+    _scrolling_clip(video, 45, frame)
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "conveyor_qc", "run", str(video), "--out", str(out),
+                        "--no-video", "--no-crops"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    mask = summary["mask"]
+    assert mask["object_share"] > LIMITS["object_share"]
+    assert [w["code"] for w in mask["warnings"]] == ["mostly-object"]
+    assert r.stderr.count("warning: ") == 1 and "of the view differs" in r.stderr
+    assert summary["complete"] is True
