@@ -100,6 +100,30 @@ int ContourTracer::follow(Pixel* i0, std::ptrdiff_t step, cv::Point at, Fg fg, M
     return points;
 }
 
+int convex_hull_sorted(const cv::Point* p, int m, cv::Point* h) {
+    int k = 0;
+    for (int i = 0; i < m; ++i) {
+        while (k >= 2 && cross(h[k - 2], h[k - 1], p[i]) <= 0) --k;
+        h[k++] = p[i];
+    }
+    for (int i = m - 2, t = k + 1; i >= 0; --i) {
+        while (k >= t && cross(h[k - 2], h[k - 1], p[i]) <= 0) --k;
+        h[k++] = p[i];
+    }
+    return m > 1 ? k - 1 : k;  // the chain ends on its first point again
+}
+
+double hull_pixels(const cv::Point* hull, int n) {
+    double area2 = 0.0, perimeter = 0.0;
+    for (int i = 0; i < n; ++i) {
+        const cv::Point& p = hull[i];
+        const cv::Point& q = hull[(i + 1) % n];
+        area2 += static_cast<double>(p.x) * q.y - static_cast<double>(q.x) * p.y;
+        perimeter += std::hypot(static_cast<double>(q.x - p.x), static_cast<double>(q.y - p.y));
+    }
+    return 0.5 * std::abs(area2) + 0.5 * perimeter + 1.0;
+}
+
 ContourFigures ContourTracer::figures(int axis_steps, int diagonal_steps, int points) {
     ContourFigures f;
     f.points = points;
@@ -118,16 +142,7 @@ ContourFigures ContourTracer::figures(int axis_steps, int diagonal_steps, int po
         if (hi != lo) p[m++] = cv::Point(hi, y);
     }
     cv::Point* h = hull_.data();
-    int k = 0;
-    for (int i = 0; i < m; ++i) {
-        while (k >= 2 && cross(h[k - 2], h[k - 1], p[i]) <= 0) --k;
-        h[k++] = p[i];
-    }
-    for (int i = m - 2, t = k + 1; i >= 0; --i) {
-        while (k >= t && cross(h[k - 2], h[k - 1], p[i]) <= 0) --k;
-        h[k++] = p[i];
-    }
-    const int n = m > 1 ? k - 1 : k;  // the chain ends on its first point again
+    const int n = convex_hull_sorted(p, m, h);
 
     // cv::contourArea and cv::arcLength of the hull, in their arithmetic
     // (coordinates as floats, products and sums in double, lengths in float).

@@ -326,32 +326,11 @@ float Detector::union_solidity(int a, int b) {
         hull_in_.emplace_back(lo, y);
         if (hi != lo) hull_in_.emplace_back(hi, y);
     }
-    // Andrew's monotone chain over points sorted by (y, x).
     const std::size_t n = hull_in_.size();
     if (n < 3 || pixels <= 0.0) return 1.f;
     hull_out_.assign(2 * n, cv::Point());
-    auto cross = [](const cv::Point& o, const cv::Point& p, const cv::Point& q) {
-        return static_cast<long long>(p.x - o.x) * (q.y - o.y) - static_cast<long long>(p.y - o.y) * (q.x - o.x);
-    };
-    std::size_t m = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-        while (m >= 2 && cross(hull_out_[m - 2], hull_out_[m - 1], hull_in_[i]) <= 0) --m;
-        hull_out_[m++] = hull_in_[i];
-    }
-    for (std::size_t i = n - 1, t = m + 1; i-- > 0;) {
-        while (m >= t && cross(hull_out_[m - 2], hull_out_[m - 1], hull_in_[i]) <= 0) --m;
-        hull_out_[m++] = hull_in_[i];
-    }
-    --m;  // the first point closes the chain
-    double area2 = 0.0, perimeter = 0.0;
-    for (std::size_t i = 0; i < m; ++i) {
-        const cv::Point& p = hull_out_[i];
-        const cv::Point& q = hull_out_[(i + 1) % m];
-        area2 += static_cast<double>(p.x) * q.y - static_cast<double>(q.x) * p.y;
-        perimeter += std::hypot(static_cast<double>(q.x - p.x), static_cast<double>(q.y - p.y));
-    }
-    const double hull_px = 0.5 * std::abs(area2) + 0.5 * perimeter + 1.0;
-    return static_cast<float>(std::min(1.0, pixels / hull_px));
+    const int m = convex_hull_sorted(hull_in_.data(), static_cast<int>(n), hull_out_.data());
+    return static_cast<float>(std::min(1.0, pixels / hull_pixels(hull_out_.data(), m)));
 }
 
 int Detector::box_scale_gap(double scale) const {

@@ -1,5 +1,7 @@
 #include "conveyor_qc/morphology.hpp"
 
+#include "conveyor_qc/contour.hpp"
+
 #include "row_scan.hpp"
 
 #include <algorithm>
@@ -311,7 +313,32 @@ int HoleFiller::find(int i) {
     return i;
 }
 
-void HoleFiller::fill(cv::Mat& mask, long long max_hole) {
+// Whether hole `root`'s pixels are at least `large_solidity` of its convex
+// hull's: the hull of its runs' ends, row by row (already in (y, x) order).
+bool HoleFiller::convex(int root, int rows, float large_solidity) {
+    if (large_solidity > 1.f) return false;
+    points_.clear();
+    for (int y = 0; y < rows; ++y) {
+        int lo = -1, hi = -1;
+        for (int i = row_start_[static_cast<std::size_t>(y)]; i < row_start_[static_cast<std::size_t>(y) + 1]; ++i) {
+            if (find(i) != root) continue;
+            const Run& r = runs_[static_cast<std::size_t>(i)];
+            if (lo < 0) lo = r.x0;
+            hi = r.x1;
+        }
+        if (lo < 0) continue;
+        points_.emplace_back(lo, y);
+        if (hi != lo) points_.emplace_back(hi, y);
+    }
+    const int n = static_cast<int>(points_.size());
+    if (n < 3) return true;
+    if (hull_.size() < 2 * points_.size()) hull_.resize(2 * points_.size());
+    const int m = convex_hull_sorted(points_.data(), n, hull_.data());
+    const double area = static_cast<double>(runs_[static_cast<std::size_t>(root)].area);
+    return area >= large_solidity * hull_pixels(hull_.data(), m);
+}
+
+void HoleFiller::fill(cv::Mat& mask, long long max_hole, float large_solidity) {
     CV_Assert(mask.type() == CV_8UC1);
     const int w = mask.cols, h = mask.rows;
     if (row_start_.size() < static_cast<std::size_t>(h) + 1) row_start_.resize(static_cast<std::size_t>(h) + 1);
@@ -329,7 +356,7 @@ void HoleFiller::fill(cv::Mat& mask, long long max_hole) {
             const int x0 = x;
             x = detail::skip_zero(p, x, w);
             const int x1 = x - 1;
-            runs_.push_back(Run{x0, x1, n, y == 0 || y == h - 1 || x0 == 0 || x1 == w - 1, x1 - x0 + 1});
+            runs_.push_back(Run{x0, x1, n, y == 0 || y == h - 1 || x0 == 0 || x1 == w - 1, x1 - x0 + 1, false});
             // 4-connectivity: runs of the row above that overlap this one.
             while (j < prev_end && runs_[static_cast<std::size_t>(j)].x1 < x0) ++j;
             for (int k = j; k < prev_end && runs_[static_cast<std::size_t>(k)].x0 <= x1; ++k) {
@@ -346,11 +373,18 @@ void HoleFiller::fill(cv::Mat& mask, long long max_hole) {
         }
     }
     row_start_[static_cast<std::size_t>(h)] = n;
+    // Large holes: open unless convex.
+    large_.clear();
+    for (int i = 0; i < n; ++i) {
+        const Run& r = runs_[static_cast<std::size_t>(i)];
+        if (r.parent == i && !r.outside && r.area > max_hole) large_.push_back(i);
+    }
+    for (const int root : large_) runs_[static_cast<std::size_t>(root)].keep_open = !convex(root, h, large_solidity);
     const Run* runs = runs_.data();
     for (int y = 0; y < h; ++y) {
         std::uint8_t* p = mask.ptr<std::uint8_t>(y);
         for (int i = row_start_[static_cast<std::size_t>(y)]; i < row_start_[static_cast<std::size_t>(y) + 1]; ++i)
-            if (const Run& set = runs[find(i)]; !set.outside && set.area <= max_hole) std::memset(p + runs[i].x0, 255, static_cast<std::size_t>(runs[i].x1 - runs[i].x0 + 1));
+            if (const Run& set = runs[find(i)]; !set.outside && !set.keep_open) std::memset(p + runs[i].x0, 255, static_cast<std::size_t>(runs[i].x1 - runs[i].x0 + 1));
     }
 }
 

@@ -201,6 +201,32 @@ TEST_CASE("belt model: every frame from the first is classified, and the figures
     CHECK_EQ(tally(detections(mask), centres).found, static_cast<int>(centres.size()));
 }
 
+TEST_CASE("belt model: belt inside a ring of touching products stays belt") {
+    // Rings of seven touching discs, each around a patch of belt larger than
+    // a disc: the mask keeps the patch open, so the detector finds every disc
+    // (filled, each ring would be one blob with no neck to cut at).
+    cv::Mat clean = belt();
+    std::vector<cv::Point> centres;
+    for (const cv::Point ring : {cv::Point(170, 180), cv::Point(470, 180)}) {
+        for (int k = 0; k < 7; ++k) {
+            const double a = k * 2.0 * CV_PI / 7.0;
+            const cv::Point c = ring + cv::Point(cvRound(66 * std::cos(a)), cvRound(66 * std::sin(a)));
+            cookie(clean, c, 30);
+            centres.push_back(c);
+        }
+    }
+    MaskBuilder builder{MaskParams()};
+    const cv::Mat mask = mask_of(builder, noisy(clean));
+    CHECK_EQ(static_cast<int>(mask.at<std::uint8_t>(180, 170)), 0);
+    CHECK_EQ(static_cast<int>(mask.at<std::uint8_t>(180, 470)), 0);
+    Detector detector{DetectParams()};
+    std::vector<Detection> out;
+    for (int f = 0; f < 2; ++f) detector.detect(mask, cv::Rect(), 1.0, out);
+    const Tally t = tally(out, centres);
+    CHECK_EQ(t.found, static_cast<int>(centres.size()));
+    CHECK_EQ(t.extra, 0);
+}
+
 TEST_CASE("belt model: a frame of another size is another camera, learnt afresh") {
     // A light belt learnt at 640x360, then a dark belt at 320x180 while still
     // learning: the second camera's belt is learnt from its own frames (never

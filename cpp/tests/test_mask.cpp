@@ -592,6 +592,35 @@ TEST_CASE("morphology: holes filled as a flood fill from outside the image leave
     CHECK(filled > 100);
 }
 
+TEST_CASE("morphology: a large hole stays open unless convex, small ones are filled") {
+    // A product with a square window (convex, 900 px), a ring of six touching
+    // discs around belt (curved sides, about 2000 px) and a chip (12 px).
+    cv::Mat mask(300, 600, CV_8UC1, cv::Scalar(0));
+    cv::rectangle(mask, cv::Rect(20, 20, 120, 120), cv::Scalar(255), cv::FILLED);
+    mask(cv::Rect(50, 50, 30, 30)).setTo(0);  // the window
+    mask(cv::Rect(100, 100, 4, 3)).setTo(0);  // the chip
+    const cv::Point centre(380, 150);
+    for (int k = 0; k < 6; ++k) {
+        const double a = k * CV_PI / 3.0;
+        cv::circle(mask, centre + cv::Point(cvRound(52 * std::cos(a)), cvRound(52 * std::sin(a))), 27, cv::Scalar(255),
+                   cv::FILLED);
+    }
+    CHECK_EQ(static_cast<int>(mask.at<std::uint8_t>(centre)), 0);
+    HoleFiller filler;
+    cv::Mat all = mask.clone();
+    filler.fill(all);  // no limit: every hole, as OpenCV's flood fill
+    CHECK(same(all, opencv_fill_holes(mask)));
+    cv::Mat limited = mask.clone();
+    filler.fill(limited, 100);
+    CHECK_EQ(static_cast<int>(limited.at<std::uint8_t>(65, 65)), 255);    // the window: convex
+    CHECK_EQ(static_cast<int>(limited.at<std::uint8_t>(101, 101)), 255);  // the chip: small
+    CHECK_EQ(static_cast<int>(limited.at<std::uint8_t>(centre)), 0);      // belt in the ring: open
+    cv::Mat never = mask.clone();
+    filler.fill(never, 100, 2.f);  // a solidity no hole has: every large hole open
+    CHECK_EQ(static_cast<int>(never.at<std::uint8_t>(65, 65)), 0);
+    CHECK_EQ(static_cast<int>(never.at<std::uint8_t>(101, 101)), 255);
+}
+
 TEST_CASE("median_blur3: as medianBlur 3x3, any size and 1 to 4 channels") {
     cv::RNG rng(44);
     std::vector<std::uint8_t> scratch;

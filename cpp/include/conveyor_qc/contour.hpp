@@ -23,6 +23,16 @@ struct ContourFigures {
     double hull_perimeter = 0.0; // cv::arcLength(hull, true)
 };
 
+// Andrew's monotone chain: the convex hull of `n` points sorted by (y, x)
+// (rows in order, then x: each row's leftmost and rightmost pixel of a shape
+// is enough), written to `hull` (room for 2n points). Returns the number of
+// hull points (the first is not repeated at the end).
+int convex_hull_sorted(const cv::Point* points, int n, cv::Point* hull);
+
+// The pixels a filled convex polygon of pixel centres covers, as a count of
+// the shape's pixels would see it: its area, half its perimeter and one.
+double hull_pixels(const cv::Point* hull, int n);
+
 class ContourTracer {
 public:
     // Buffers for images up to `size` (grow only), so that later calls on

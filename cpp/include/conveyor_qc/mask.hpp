@@ -89,7 +89,9 @@ struct MaskParams {
     int close_iterations = 0;
     // Fill holes enclosed by an object (chocolate chips, specular spots, a
     // printed label): objects are solid things, and a hole would cut their
-    // area, shape figures and, with edges, their very outline.
+    // area, shape figures and, with edges, their very outline. In Auto mode a
+    // large hole that is not convex (belt inside a ring of touching products)
+    // stays open.
     bool fill_holes = true;
 
     void validate() const;  // throws ParamError naming "mask.<field>"
@@ -137,6 +139,10 @@ private:
     void build_threshold(const cv::Mat& bgr);
 
     MaskParams params_;
+    // In Auto mode, holes over this share of the learnt products' typical
+    // area (BeltModelStats::typical_area) stay open unless convex
+    // (HoleFiller::kConvexHole).
+    static constexpr float kRingHole = 0.1f;
     // Elliptic kernel_size x kernel_size (open, erode, dilate, close) and 3x3
     // rectangle (edge dilation).
     Morphology morphology_, edge_morphology_;

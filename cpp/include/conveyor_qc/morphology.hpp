@@ -87,10 +87,16 @@ private:
 // (cv::floodFill from the corner of a zero-padded copy) leaves unreached. Zero
 // runs of each row are joined to the zero runs they touch on the row above
 // (union-find); a set that touches the border is background, the others are
-// holes. With `max_hole`, holes of more pixels than that stay open.
+// holes. With `max_hole`, a hole of more pixels than that is filled only when
+// it is convex: its pixels at least `large_solidity` of its convex hull's (a
+// label or a window in one product; belt that a ring of touching round
+// products encloses has their curved sides for its outline).
 class HoleFiller {
 public:
-    void fill(cv::Mat& mask, long long max_hole = std::numeric_limits<long long>::max());  // CV_8UC1, in place
+    // Solidity from which a large hole is one product's own (fill()'s default).
+    static constexpr float kConvexHole = 0.8f;
+    void fill(cv::Mat& mask, long long max_hole = std::numeric_limits<long long>::max(),
+              float large_solidity = kConvexHole);  // CV_8UC1, in place
     // Room for images up to `size` with up to 16 background runs a row (the
     // lists still grow past that), so that they need not grow later.
     void reserve(cv::Size size) {
@@ -103,10 +109,14 @@ private:
         int x0, x1, parent;
         bool outside;     // at a root: the set touches the border
         long long area;   // at a root: the set's pixels
+        bool keep_open;   // at a root: a large hole that is not convex
     };
     int find(int i);
+    bool convex(int root, int rows, float large_solidity);
     std::vector<Run> runs_;
     std::vector<int> row_start_;
+    std::vector<int> large_;                   // roots of holes over max_hole
+    std::vector<cv::Point> points_, hull_;     // a large hole's row extremes and their hull
 };
 
 }  // namespace cqc
