@@ -24,12 +24,16 @@ std::string num(double v) { return detail::format_number(v); }
 constexpr float kNeckFraction = 0.75f;
 // ... and by at least this many pixels (keeps small ragged objects whole).
 constexpr float kNeckMinDrop = 2.0f;
-// A component whose area holds more objects than its clear necks say (a small
-// broken object pressed against a whole one) is also cut at shallower necks,
-// down to this fraction, the deepest first.
-constexpr float kShallowNeckFraction = 0.85f;
 // Peaks are local maxima of at least this fraction of the component's maximum.
 constexpr float kPeakFraction = 0.5f;
+// A component whose area holds more objects than its clear necks say (a small
+// broken object pressed against a whole one, products packed edge to edge)
+// is also cut at shallower necks, down to this fraction, the deepest first,
+// and at lower peaks, down to kAreaPeakFraction of the maximum (in a large
+// cluster, where products overlap the distance map is highest, the others'
+// peaks fall under half of it).
+constexpr float kShallowNeckFraction = 0.95f;
+constexpr float kAreaPeakFraction = 0.35f;
 // At most this many parts per component (the part map is 8-bit).
 constexpr std::size_t kMaxParts = 250;
 
@@ -690,7 +694,8 @@ float Detector::find_peaks(const cv::Rect& box, int label, int frame_sides, long
     // at a saddle, the lower one is a separate object if the saddle is a real
     // neck (well below its peak) and its peak is at least half the maximum.
     // A plateau or a ridge (an ellipse, a notched disc) stays one region.
-    const float floor_v = kPeakFraction * static_cast<float>(maxv);
+    const float floor_v = kAreaPeakFraction * static_cast<float>(maxv);
+    const float clear_floor = kPeakFraction * static_cast<float>(maxv);
     order_.clear();
     for (int y = 1; y < h - 1; ++y) {
         const float* d = dist.ptr<float>(y);
@@ -739,10 +744,14 @@ float Detector::find_peaks(const cv::Rect& box, int label, int frame_sides, long
             root = a;
         }
     }
-    // The clearest necks first: peaks_[0, clear_peaks_) are the clear ones.
-    std::sort(peaks_.begin(), peaks_.end(), [](const Peak& p, const Peak& q) { return p.neck < q.neck; });
-    clear_peaks_ = static_cast<std::size_t>(
-        std::count_if(peaks_.begin(), peaks_.end(), [](const Peak& p) { return p.neck < kNeckFraction; }));
+    // The clear ones first (a clear neck, a peak of kPeakFraction), then the
+    // others; each the clearest neck first: peaks_[0, clear_peaks_) are the clear ones.
+    const auto clear = [clear_floor](const Peak& p) { return p.neck < kNeckFraction && p.value >= clear_floor; };
+    std::sort(peaks_.begin(), peaks_.end(), [&clear](const Peak& p, const Peak& q) {
+        const bool a = clear(p), b = clear(q);
+        return a != b ? a : p.neck < q.neck;
+    });
+    clear_peaks_ = static_cast<std::size_t>(std::count_if(peaks_.begin(), peaks_.end(), clear));
     return static_cast<float>(maxv);
 }
 
