@@ -88,12 +88,20 @@ def test_monochrome_16_bit_sequence_finds_the_colour_clip_objects(tmp_path):
     assert a.objects == b.objects and not warnings
 
 
-def _scrolling_clip(path, frames: int, make_frame) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 360))
+def _run_scrolling_clip(tmp_path, frames: int, make_frame) -> tuple[subprocess.CompletedProcess, dict]:
+    """`conveyor-qc run` with no settings on a 640x360 clip of `make_frame(t)`; it must exit 0.
+    Returns the run and its summary.json."""
+    video = tmp_path / "scene.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 360))
     assert writer.isOpened()
     for t in range(frames):
         writer.write(make_frame(t))
     writer.release()
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "conveyor_qc", "run", str(video), "--out", str(out),
+                        "--no-video", "--no-crops"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r, json.loads((out / "summary.json").read_text())
 
 
 def test_a_belt_of_no_one_colour_is_told_at_once(tmp_path):
@@ -107,15 +115,9 @@ def test_a_belt_of_no_one_colour_is_told_at_once(tmp_path):
         start = (8 * t) % (strip.shape[1] - 640)
         return np.ascontiguousarray(strip[:, start:start + 640])
 
-    video = tmp_path / "blocks.mp4"
-    _scrolling_clip(video, 60, frame)
-    out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "conveyor_qc", "run", str(video), "--out", str(out),
-                        "--no-video", "--no-crops"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    r, summary = _run_scrolling_clip(tmp_path, 60, frame)
     assert "warning: no clear belt colour" in r.stderr
     assert "conveyor-qc inspect" in r.stderr
-    summary = json.loads((out / "summary.json").read_text())
     codes = [w["code"] for w in summary["mask"]["warnings"]]
     assert "no-belt" in codes
     assert summary["mask"]["belt_region"] < LIMITS["belt_region"]
@@ -166,13 +168,7 @@ def test_a_view_mostly_of_products_is_told_at_once(tmp_path):
     def frame(t):
         return np.ascontiguousarray(strip[:, 3 * t:3 * t + 640])
 
-    video = tmp_path / "packed.mp4"
-    _scrolling_clip(video, 45, frame)
-    out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "conveyor_qc", "run", str(video), "--out", str(out),
-                        "--no-video", "--no-crops"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    summary = json.loads((out / "summary.json").read_text())
+    r, summary = _run_scrolling_clip(tmp_path, 45, frame)
     mask = summary["mask"]
     assert mask["object_share"] > LIMITS["object_share"]
     assert [w["code"] for w in mask["warnings"]] == ["mostly-object"]
