@@ -67,7 +67,6 @@ Detector::Detector(const DetectParams& params) : params_(params) {
     params_.validate();
     // Bounded by kMaxParts: sized once.
     peaks_.reserve(kMaxParts + 1);
-    peak_values_.reserve(kMaxParts + 1);
     split_singles_.reserve(kTypical);
     shape_peaks_.reserve(kMaxParts + 1);
     share_counts_.reserve(kMaxParts + 1);
@@ -753,20 +752,6 @@ float Detector::find_peaks(const cv::Rect& box, int label, int frame_sides, long
         return a != b ? a : p.neck < q.neck;
     });
     clear_peaks_ = static_cast<std::size_t>(std::count_if(peaks_.begin(), peaks_.end(), clear));
-    // The others must still be an object's peak: at least kPeakFraction of
-    // the clear peaks' median (with the highest), so that in a cluster of
-    // figures their limbs and heads are not taken for objects.
-    if (peaks_.size() > clear_peaks_) {
-        peak_values_.clear();
-        for (std::size_t k = 0; k < clear_peaks_; ++k) peak_values_.push_back(peaks_[k].value);
-        peak_values_.push_back(static_cast<float>(maxv));
-        auto mid = peak_values_.begin() + static_cast<std::ptrdiff_t>(peak_values_.size() / 2);
-        std::nth_element(peak_values_.begin(), mid, peak_values_.end());
-        const float object_floor = kPeakFraction * *mid;
-        peaks_.erase(std::remove_if(peaks_.begin() + static_cast<std::ptrdiff_t>(clear_peaks_), peaks_.end(),
-                                    [object_floor](const Peak& q) { return q.value < object_floor; }),
-                     peaks_.end());
-    }
     return static_cast<float>(maxv);
 }
 

@@ -143,7 +143,6 @@ private:
     static constexpr float kFirstOutlier = 12.f;
     std::vector<int> provisional_others_;  // the first frames' whole components that are not compact
     std::vector<Peak> shape_peaks_;
-    std::vector<float> peak_values_;
     std::vector<double> share_counts_;
     void emit(const cv::Rect& box_roi, double area_px, double cx, double cy, float solidity, float circularity,
               const cv::Rect& roi, double scale, std::vector<Detection>& out) const;
