@@ -205,6 +205,9 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
     const double px_to_full = 1.0 / (scale * scale);
     const bool may_split = params_.split_solidity > 0.0;
 
+    // The typical object stays the same through the frame: it learns from
+    // the frame's objects only once they are all found.
+    last_typical_ = typical_area();
     notes_.clear();
     for (int i = 1; i < n; ++i) {
         const ComponentStats& st = labeller_.stats(i);
@@ -245,7 +248,7 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
         // rectangle as solid as one), and one the frame's side cuts (an
         // object coming into view right behind another hangs on to it by a
         // sliver, and the cut hides the waist between them).
-        const float typical = typical_area();
+        const float typical = last_typical_;
         const bool tried = may_split && (solidity < params_.split_solidity || frame_sides != 0 ||
                                          (typical > 0.f && area >= kSplitByArea * typical));
         last_by_area_ = 0;
@@ -285,7 +288,6 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
                            !on_border && (tried ? last_single_ : true), -1,
                            note ? static_cast<int>(notes_.size() - 1) : -1});
     }
-    last_typical_ = typical_area();
     group_pieces(box_scale_gap(scale), out);
     for (const Piece& p : pieces_)
         if (p.single && !p.grouped && !p.crumb) note_typical(p.area);
@@ -348,7 +350,7 @@ int Detector::box_scale_gap(double scale) const {
 // (the one most of its outline is near), smallest first, as long as the two
 // together stay the size of one object; the group is one detection.
 void Detector::group_pieces(int gap, std::vector<Detection>& out) {
-    const float typical = typical_area();
+    const float typical = last_typical_;
     if (gap <= 0 || typical <= 0.f || pieces_.size() < 2) return;
     const cv::Mat& labels = labeller_.labels();  // framed by zeros: reads one pixel out are safe
     // Label -> piece index (labels of components that are no piece map to -1).
@@ -814,7 +816,7 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, int frame_s
                      double scale, std::vector<Detection>& out) {
     const int w = box.width + 2, h = box.height + 2;
     last_single_ = last_dominant_ = false;
-    const float typical = typical_area();
+    const float typical = last_typical_;
     const long long max_hole =
         typical > 0.f ? static_cast<long long>(kFillHole * typical * scale * scale) : kNoHoleLimit;
     if (find_peaks(box, label, frame_sides, max_hole) <= 0.f) return false;
