@@ -7,6 +7,7 @@ import csv
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,14 @@ import pytest
 from conveyor_qc.evaluate import read_mot  # noqa: F401  (tests import it from here)
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+CLI = [sys.executable, "-m", "conveyor_qc"]
+
+
+def run_cli(*args, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+    """`conveyor-qc ARGS` as a user runs it (this interpreter's module), its output captured."""
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def shared_dir() -> Path:

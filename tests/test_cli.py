@@ -6,20 +6,12 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import read_mot
-
-CLI = [sys.executable, "-m", "conveyor_qc"]
-
-
-def cli(*args, **kw):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=600, **kw)
+from conftest import read_mot, run_cli as cli
 
 
 @pytest.fixture(scope="module")

@@ -5,24 +5,18 @@ and bad input gets one clear line with nothing written."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
+from conftest import run_cli as cli
 from conveyor_qc import _core
 from conveyor_qc.config import Config
 from conveyor_qc.video import VideoReader
 
-CLI = [sys.executable, "-m", "conveyor_qc"]
 FILES = ("inspect.png", "inspect.json", "frame.png", "light.png", "classes.png", "mask.png", "components.png",
          "boxes.png")
-
-
-def cli(*args, **kw):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,8 @@
 // chips, shadows.
 #pragma once
 
+#include "conveyor_qc/mask.hpp"
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -16,6 +18,14 @@ const cv::Scalar kBelt(200, 200, 195);
 const cv::Scalar kCookie(40, 70, 120);
 const cv::Scalar kChip(15, 25, 45);
 const cv::Scalar kBiscuit(90, 150, 200);  // lighter than the cookie, still darker than the belt
+
+// Auto-mode settings that learn from `frames` frames, one in `stride`.
+inline MaskParams learning(int frames, int stride) {
+    MaskParams p;
+    p.auto_learn_frames = frames;
+    p.auto_learn_stride = stride;
+    return p;
+}
 
 inline cv::Mat belt(const cv::Scalar& colour = kBelt) { return cv::Mat(kFrame, CV_8UC3, colour); }
 

@@ -140,10 +140,7 @@ TEST_CASE("belt model: a monochrome camera keeps grey products whose level is a 
 TEST_CASE("belt model: rails of the products' own grey are fixtures, not objects") {
     // A monochrome view with rails along its top and bottom edges, as grey as
     // the products: learnt as fixtures from two learning frames, dropped.
-    MaskParams p;
-    p.auto_learn_frames = 2;
-    p.auto_learn_stride = 1;
-    MaskBuilder builder(p);
+    MaskBuilder builder(learning(2, 1));
     cv::Mat mask;
     std::vector<cv::Point> centres;
     for (int f = 0; f < 3; ++f) {
@@ -168,10 +165,7 @@ TEST_CASE("belt model: rails of the products' own grey are fixtures, not objects
 TEST_CASE("belt model: a flickering light while it learns") {
     // Learning frames 12% darker and 10% brighter than the first: the belt's
     // colour is followed on each, no frame teaches the products' colours as belt.
-    MaskParams p;
-    p.auto_learn_frames = 4;
-    p.auto_learn_stride = 1;
-    MaskBuilder builder(p);
+    MaskBuilder builder(learning(4, 1));
     cv::Mat clean = belt();
     const auto centres = disc_grid(clean, 26, 110);
     cv::Mat mask;

@@ -207,10 +207,7 @@ TEST_CASE("mask: auto mode works light-on-dark too") {
 
 TEST_CASE("mask: auto mode learns the belt with objects in the first frames") {
     // Objects cover a good share of every learning frame and move between them.
-    MaskParams p;
-    p.auto_learn_frames = 3;
-    p.auto_learn_stride = 2;
-    MaskBuilder builder(p);
+    MaskBuilder builder(learning(3, 2));
     cv::Mat mask;
     CHECK(!builder.ready());
     for (int f = 0; f < 5; ++f) {
