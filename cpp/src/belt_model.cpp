@@ -791,6 +791,13 @@ void BeltModel::build_table() {
         if (o > 0.0 && b > 0.0 && std::min(o, b) * 2.0 >= std::max(o, b)) both += o + b;
     }
     stats_.ambiguous_share = all > 0.0 ? static_cast<float>(both / all) : 0.f;
+    // A colour far from the belt's is a product's unless the belt evidence
+    // for it is real: more than its product evidence by kFarColourPrior of all
+    // the evidence. A few stray belt pixels (a blend at an edge, a thin limb
+    // the learning's opening took off) must not make a product colour belt
+    // when every product of that colour lay in rows that reach across the
+    // view while the model learnt, and so taught nothing.
+    const float far_prior = static_cast<float>(kFarColourPrior * all);
 
     // Every table bin's centre colour in Lab, converted once.
     constexpr int n = 1 << kLutBits, shift = 8 - kLutBits, centre = 1 << (shift - 1);
@@ -823,9 +830,10 @@ void BeltModel::build_table() {
                 const float distance = std::sqrt(dl * dl + da * da + db * db);
                 const std::size_t e = idx(b >> down, g >> down, r >> down);
                 const float o = objects[e], s = belt[e];
+                const bool far = distance > threshold;
                 const bool seen = o + s >= 3.f;
                 const bool product_evidence = seen && o > s;
-                const bool product = seen ? product_evidence : distance > threshold;
+                const bool product = seen ? o + (far ? far_prior : 0.f) > s : far;
                 const float ratio = p[0] / belt_l;
                 const bool shadowy = ratio >= shadow_min_ratio_ && ratio <= shadow_max_ratio_ &&
                                      std::sqrt(da * da + db * db) < chroma_limit;

@@ -25,7 +25,10 @@
 //  4. Evidence per colour: how often each colour was seen as product and as
 //     belt. A colour is product when the product evidence outweighs the belt's;
 //     a colour never seen is product when it is far from the belt colour (the
-//     rule of the old model). A colour that could be the belt in shadow (the
+//     rule of the old model), and a colour far from it stays product unless
+//     the belt evidence for it is real, not a few stray pixels (products that
+//     lay in rows reaching across the view while the model learnt taught
+//     nothing, and their colour must not be lost to a blend at an edge). A colour that could be the belt in shadow (the
 //     belt's chroma, 35-92% of its lightness) is shadow unless product evidence
 //     says otherwise: that is what keeps dark grey products of a monochrome
 //     camera, whose every pixel has the belt's (zero) chroma.
@@ -98,6 +101,10 @@ public:
 private:
     // Evidence histograms: 5 bits per BGR channel.
     static constexpr int kEvidenceBits = 5, kEvidenceBins = 1 << kEvidenceBits;
+    // The belt evidence a colour far from the belt's needs, beyond its product
+    // evidence, to be belt: this share of all the evidence (about 300 pixels
+    // of a 640x360 mask's eight learning frames).
+    static constexpr double kFarColourPrior = 1e-3;
     // The decision table: 6 bits per BGR channel (error <= 2 levels, well under
     // the belt's noise), bit 0 product, bit 1 shadow.
     static constexpr int kLutBits = 6;
