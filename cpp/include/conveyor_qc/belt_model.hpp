@@ -28,10 +28,11 @@
 //     rule of the old model), and a colour far from it stays product unless
 //     the belt evidence for it is real, not a few stray pixels (products that
 //     lay in rows reaching across the view while the model learnt taught
-//     nothing, and their colour must not be lost to a blend at an edge). A colour that could be the belt in shadow (the
-//     belt's chroma, 35-92% of its lightness) is shadow unless product evidence
-//     says otherwise: that is what keeps dark grey products of a monochrome
-//     camera, whose every pixel has the belt's (zero) chroma.
+//     nothing, and their colour must not be lost to a blend at an edge). A
+//     colour that could be the belt in shadow (the belt's chroma, 35-92% of
+//     its lightness) is shadow unless product evidence says otherwise: that
+//     is what keeps dark grey products of a monochrome camera, whose every
+//     pixel has the belt's (zero) chroma.
 //
 // Per frame the work is what it was: divide out the light (only when it is
 // uneven) and read each pixel's class from a table over BGR colours.
