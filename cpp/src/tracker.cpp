@@ -547,8 +547,17 @@ void MultiTrackerImpl::update(int frame_index, const cv::Mat& small, cv::Size fu
 
     // 4. End the tracks that left or were lost.
     for (auto& t : live_) {
-        if (exited(t.box)) finish(t, FinishedTrack::End::Exited);
-        else if (t.misses > params_.max_misses) finish(t, FinishedTrack::End::Lost);
+        if (exited(t.box)) {
+            finish(t, FinishedTrack::End::Exited);
+        } else if (t.misses > params_.max_misses) {
+            // Lost at the exit edge, it was leaving: the last sliver of an
+            // object is smaller than any detection, and at 1-2 px a frame it
+            // takes longer than max_misses to go. One never wholly in view
+            // (cut along a side edge) is counted as it leaves, like one that
+            // is seen to leave.
+            if (touches_exit(t.box)) confirm(t, true);
+            finish(t, FinishedTrack::End::Lost);
+        }
     }
     remove_dead();
 

@@ -7,6 +7,7 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <functional>
@@ -516,6 +517,35 @@ TEST_CASE("none mode: lost after max_misses, unconfirmed tracks vanish silently"
     t->take_finished(done);
     CHECK(done.empty());
     CHECK_EQ(t->confirmed_count(), 1);
+}
+
+// An object that rides along the frame's top edge is never wholly in view, so
+// it is counted only as it leaves. At 2 px a frame its last 20 px are too
+// small to be detected for longer than max_misses: lost there, it is leaving.
+// Lost anywhere else it is a fragment and vanishes.
+TEST_CASE("none mode: an object cut by a side edge, lost as it leaves, is counted; lost elsewhere, not") {
+    for (const bool at_exit : {true, false}) {
+        auto t = MultiTracker::create(ltr_params());
+        const float width = static_cast<float>(kFrame.width), gone = at_exit ? width - 20.f : 420.f;
+        std::vector<Detection> dets(1), empty;
+        int f = 0;
+        for (float x = 300.f; x < width; x += 2.f, ++f) {
+            const float right = std::min(x + 60.f, width);
+            dets[0].box = cv::Rect2f(x, 0.f, right - x, 30.f);
+            dets[0].centroid = {(x + right) / 2.f, 15.f};
+            dets[0].area = dets[0].box.area();
+            t->update(f, cv::Mat(), kFrame, x < gone ? &dets : &empty);
+        }
+        std::vector<FinishedTrack> done;
+        t->take_finished(done);
+        CHECK(t->tracks().empty());
+        CHECK_EQ(done.size(), size_t(at_exit ? 1 : 0));
+        CHECK_EQ(t->confirmed_count(), at_exit ? 1 : 0);
+        if (at_exit) {
+            CHECK(!done[0].ever_whole);
+            CHECK(done[0].end == FinishedTrack::End::Lost);
+        }
+    }
 }
 
 TEST_CASE("none mode: finish_all ends live confirmed tracks as StreamEnd") {
