@@ -34,6 +34,12 @@ constexpr float kPeakFraction = 0.5f;
 // peaks fall under half of it).
 constexpr float kShallowNeckFraction = 0.95f;
 constexpr float kAreaPeakFraction = 0.35f;
+// A part that the frame's side cuts is an object of its own from this
+// fraction of a typical object's area, not from split_min_part: of an object
+// cut by the side of the view only part is ever seen (a row along the belt's
+// edge), and it counts from 40% in view. Parts that the frame does not cut
+// keep split_min_part: a lobe of a broken object is not an object.
+constexpr double kCutMinPart = 0.25;
 // At most this many parts per component (the part map is 8-bit).
 constexpr std::size_t kMaxParts = 250;
 
@@ -486,8 +492,16 @@ void Detector::group_pieces(int gap, std::vector<Detection>& out) {
     out.resize(w);
 }
 
-void Detector::merge_small_parts(cv::Mat& parts, double min_area_px, double max_union_px, int keep) {
+void Detector::merge_small_parts(cv::Mat& parts, double min_area_px, double cut_min_area_px, int frame_sides,
+                                 double max_union_px, int keep) {
     const int n = static_cast<int>(parts_.size());
+    // Whether a part reaches a side of the view that cuts the component (part
+    // coordinates are in the padded view: the component spans 1 .. w-2).
+    const int last_x = parts.cols - 2, last_y = parts.rows - 2;
+    const auto cut = [&](const Part& p) {
+        return ((frame_sides & kLeft) && p.x0 == 1) || ((frame_sides & kTop) && p.y0 == 1) ||
+               ((frame_sides & kRight) && p.x1 == last_x) || ((frame_sides & kBottom) && p.y1 == last_y);
+    };
     border_.resize(static_cast<std::size_t>(n));
     settled_.assign(static_cast<std::size_t>(n), 0);
     for (int alive = static_cast<int>(std::count_if(parts_.begin(), parts_.end(),
@@ -495,8 +509,9 @@ void Detector::merge_small_parts(cv::Mat& parts, double min_area_px, double max_
          alive > keep;) {
         int k = -1;  // the smallest part below the bound not yet settled
         for (int i = 0; i < n; ++i) {
-            const double a = parts_[static_cast<std::size_t>(i)].area;
-            if (a > 0.0 && a < min_area_px && !settled_[static_cast<std::size_t>(i)] &&
+            const Part& p = parts_[static_cast<std::size_t>(i)];
+            const double a = p.area;
+            if (a > 0.0 && a < (cut(p) ? cut_min_area_px : min_area_px) && !settled_[static_cast<std::size_t>(i)] &&
                 (k < 0 || a < parts_[static_cast<std::size_t>(k)].area))
                 k = i;
         }
@@ -865,8 +880,9 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, int frame_s
         // them is small (a broken cookie against a stacked one), so merging
         // stops there.
         const int keep = std::max(1, static_cast<int>(by_area));
-        merge_small_parts(parts, params_.split_min_part * typical * scale * scale, kGroupMax * typical * scale * scale,
-                          keep);
+        const double unit = typical * scale * scale;
+        merge_small_parts(parts, params_.split_min_part * unit, std::min(params_.split_min_part, kCutMinPart) * unit,
+                          frame_sides, kGroupMax * unit, keep);
         const auto alive = std::count_if(parts_.begin(), parts_.end(), [](const Part& p) { return p.area > 0.0; });
         if (alive < 2) return false;
     }

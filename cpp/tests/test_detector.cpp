@@ -331,6 +331,40 @@ TEST_CASE("detector: a broken object is not split into halves once the typical s
     CHECK_EQ(out.size(), std::size_t(2));
 }
 
+// A row cut by the frame's side along the belt: of each object only part is
+// in view, so two that touch make a component of about one object's area, in
+// two parts under split_min_part of an object each. Cut by the frame, such a
+// part is an object from a quarter of one; a lobe inside the view is not.
+TEST_CASE("detector: touching objects cut by the frame's side stay two") {
+    DetectParams p;
+    Detector d(p);
+    std::vector<Detection> out;
+    cv::Mat singles(360, 640, CV_8UC1, cv::Scalar(0));
+    for (int k = 0; k < 6; ++k) disc(singles, cv::Point(60 + 100 * k, 80), 40);
+    d.detect(singles, cv::Rect(), 1.0, out);  // typical object: r = 40
+    CHECK_EQ(out.size(), std::size_t(6));
+
+    // Two discs of r = 40 overlapping by 10 px, their centres 8 px below the
+    // bottom edge: each about 37% in view, one component.
+    cv::Mat cut(360, 640, CV_8UC1, cv::Scalar(0));
+    disc(cut, cv::Point(200, 368), 40);
+    disc(cut, cv::Point(270, 368), 40);
+    d.detect(cut, cv::Rect(), 1.0, out);
+    CHECK_EQ(out.size(), std::size_t(2));
+    for (const Detection& det : out) {
+        CHECK(det.area > 0.3 * 3.14159 * 40 * 40);
+        CHECK(det.area < 0.45 * 3.14159 * 40 * 40);
+    }
+
+    // The same pair whole in view but as small (two discs of r = 24, about
+    // the same share of an object each, at a neck as deep): pieces, one object.
+    cv::Mat inner(360, 640, CV_8UC1, cv::Scalar(0));
+    disc(inner, cv::Point(200, 200), 24);
+    disc(inner, cv::Point(242, 200), 24);
+    d.detect(inner, cv::Rect(), 1.0, out);
+    CHECK_EQ(out.size(), std::size_t(1));
+}
+
 TEST_CASE("detector: a small broken object pressed against a whole one stays apart") {
     DetectParams p;
     Detector d(p);

@@ -191,11 +191,13 @@ private:
     void group_pieces(int gap, std::vector<Detection>& out);
     float union_solidity(int a, int b);
     std::vector<cv::Point> hull_in_, hull_out_;
-    // Joins every part smaller than min_area_px (mask pixels) to the neighbour
+    // Joins every part smaller than min_area_px (mask pixels; cut_min_area_px
+    // for a part that reaches one of the frame's sides in frame_sides) to the neighbour
     // it shares the longest border with among those it makes no more than
     // max_union_px with, smallest first, while more than `keep` parts are
     // left; `parts` is the zero-bordered map of part numbers (1-based).
-    void merge_small_parts(cv::Mat& parts, double min_area_px, double max_union_px, int keep);
+    void merge_small_parts(cv::Mat& parts, double min_area_px, double cut_min_area_px, int frame_sides,
+                           double max_union_px, int keep);
     std::vector<std::uint8_t> settled_;  // parts that can join no neighbour
     std::vector<int> border_;
     float typical_area();
