@@ -31,7 +31,9 @@ struct DetectParams {
     // Merging stops at the number of objects the component's area holds
     // (area / typical area, rounded), and such a component is also cut at
     // shallower necks: a small broken object pressed against a whole one
-    // stays apart. 0 keeps every split. [0, 1]
+    // stays apart. A part that the frame's side cuts (a row along the belt's
+    // edge) joins only under a quarter of a typical object, or this fraction
+    // if lower: an object counts from 40% in view. 0 keeps every split. [0, 1]
     double split_min_part = 0.6;
     double split_solidity = 0.93;  // [0, 1]; a lone round or square object has solidity > 0.95, two touching ones < 0.9
     // Pieces of one object (a product broken in two, cracked across) lie as

@@ -60,7 +60,9 @@ struct TrackParams {
     int max_misses = 4;
     // A track is counted (and numbered) once it has been seen on this many
     // frames and has been wholly in view; one that never is (wider than the
-    // view, along a side edge) is counted when it leaves. [1, 1000]
+    // view, along a side edge) is counted when it leaves, or when it is lost
+    // with its box at the exit edge (its last sliver is too small to be
+    // detected). [1, 1000]
     int min_hits = 3;
     // While an object enters, its box is replaced by a detection this many
     // times larger (area). [1, 10]
