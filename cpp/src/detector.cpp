@@ -192,7 +192,7 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
         if (m >= 3) {
             auto mid = typical_scratch_.begin() + m / 2;
             std::nth_element(typical_scratch_.begin(), mid, typical_scratch_.begin() + m);
-            max_hole = static_cast<long long>(kFillHole * *mid * scale * scale);
+            max_hole = static_cast<long long>(HoleFiller::kTextureHoleShare * *mid * scale * scale);
         }
         for (const int i : provisional_others_) {
             if (m >= kTypical) break;
@@ -833,7 +833,7 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, int frame_s
     last_single_ = last_dominant_ = false;
     const float typical = last_typical_;
     const long long max_hole =
-        typical > 0.f ? static_cast<long long>(kFillHole * typical * scale * scale) : kNoHoleLimit;
+        typical > 0.f ? static_cast<long long>(HoleFiller::kTextureHoleShare * typical * scale * scale) : kNoHoleLimit;
     if (find_peaks(box, label, frame_sides, max_hole) <= 0.f) return false;
     const cv::Rect r(0, 0, w, h);
     cv::Mat parts = parts_map_(r);

@@ -124,9 +124,9 @@ private:
     // an empty component).
     // Holes in it of up to `max_hole` mask pixels are filled first.
     float find_peaks(const cv::Rect& box, int label, int frame_sides, long long max_hole);
-    // Holes under this share of a typical object are texture (filled before
-    // the distance transform); larger ones are belt between objects.
-    static constexpr double kFillHole = 0.1;
+    // Holes under HoleFiller::kTextureHoleShare of a typical object are
+    // texture (filled before the distance transform); larger ones are belt
+    // between objects.
     static constexpr long long kNoHoleLimit = std::numeric_limits<long long>::max();
     int flood_root(int i);
     Peak highest_peak();

@@ -139,10 +139,6 @@ private:
     void build_threshold(const cv::Mat& bgr);
 
     MaskParams params_;
-    // In Auto mode, holes over this share of the learnt products' typical
-    // area (BeltModelStats::typical_area) stay open unless convex
-    // (HoleFiller::kConvexHole).
-    static constexpr float kRingHole = 0.1f;
     // Elliptic kernel_size x kernel_size (open, erode, dilate, close) and 3x3
     // rectangle (edge dilation).
     Morphology morphology_, edge_morphology_;

@@ -95,6 +95,11 @@ class HoleFiller {
 public:
     // Solidity from which a large hole is one product's own (fill()'s default).
     static constexpr float kConvexHole = 0.8f;
+    // A hole in the mask under this share of a typical product's area is the
+    // product's own texture (chips, a dark label); a larger one is belt that
+    // touching products enclose. The mask (MaskBuilder) and the split
+    // (Detector) judge holes by the same share.
+    static constexpr double kTextureHoleShare = 0.1;
     void fill(cv::Mat& mask, long long max_hole = std::numeric_limits<long long>::max(),
               float large_solidity = kConvexHole);  // CV_8UC1, in place
     // Room for images up to `size` with up to 16 background runs a row (the
