@@ -75,7 +75,6 @@ Detector::Detector(const DetectParams& params) : params_(params) {
     peaks_.reserve(kMaxParts + 1);
     split_singles_.reserve(kTypical);
     shape_peaks_.reserve(kMaxParts + 1);
-    share_counts_.reserve(kMaxParts + 1);
     parts_.reserve(kMaxParts + 1);
     border_.reserve(kMaxParts + 1);
     settled_.reserve(kMaxParts + 1);
@@ -796,19 +795,40 @@ bool Detector::single_by_shape(const cv::Rect& box, int label) {
     if (clear_peaks_ == 0) return true;
     shape_peaks_.assign(peaks_.begin(), peaks_.begin() + static_cast<std::ptrdiff_t>(clear_peaks_));
     shape_peaks_.push_back(highest_peak());
-    share_counts_.assign(shape_peaks_.size(), 0.0);
-    double total = 0.0;
-    for (int y = 1; y <= box.height; ++y) {
-        const int* lab = labeller_.labels().ptr<int>(box.y + y - 1) + box.x;
-        for (int x = 1; x <= box.width; ++x) {
-            if (lab[x - 1] != label) continue;
-            share_counts_[nearest_peak(shape_peaks_, x, y)] += 1.0;
-            total += 1.0;
-        }
+    cv::Mat parts = parts_map_(cv::Rect(0, 0, box.width + 2, box.height + 2));
+    assign_pixels(box, label, shape_peaks_, parts);
+    double total = 0.0, most = 0.0;
+    for (const Part& p : parts_) {
+        total += p.area;
+        most = std::max(most, p.area);
     }
-    const double most = *std::max_element(share_counts_.begin(), share_counts_.end());
     last_dominant_ = total > 0.0 && most >= kSingleShare * total;
     return last_dominant_;
+}
+
+// Each pixel of the component to its nearest peak: the part map (1-based,
+// zero-bordered like the component's view) and each part's figures.
+void Detector::assign_pixels(const cv::Rect& box, int label, const std::vector<Peak>& peaks, cv::Mat& parts) {
+    const int w = box.width + 2, h = box.height + 2;
+    parts_.assign(peaks.size(), Part{0.0, 0.0, 0.0, w, h, -1, -1});
+    parts.setTo(0);
+    for (int y = 1; y < h - 1; ++y) {
+        const int* lab = labeller_.labels().ptr<int>(box.y + y - 1) + box.x;
+        std::uint8_t* pm = parts.ptr<std::uint8_t>(y);
+        for (int x = 1; x < w - 1; ++x) {
+            if (lab[x - 1] != label) continue;  // the component's own pixels, holes excluded
+            const std::size_t best = nearest_peak(peaks, x, y);
+            pm[x] = static_cast<std::uint8_t>(best + 1);
+            Part& part = parts_[best];
+            part.area += 1.0;
+            part.sx += x;
+            part.sy += y;
+            part.x0 = std::min(part.x0, x);
+            part.y0 = std::min(part.y0, y);
+            part.x1 = std::max(part.x1, x);
+            part.y1 = std::max(part.y1, y);
+        }
+    }
 }
 
 // Nearest peak in the power distance |p - c|^2 - r^2: exact cut for
@@ -849,26 +869,9 @@ bool Detector::split(const cv::Rect& box, int label, double area_px, int frame_s
     last_peaks_ = static_cast<int>(peaks_.size());
     if (peaks_.size() < 2) return false;
 
-    // Each pixel to its nearest peak.
-    parts_.assign(peaks_.size(), Part{0.0, 0.0, 0.0, w, h, -1, -1});
-    parts.setTo(0);
-    for (int y = 1; y < h - 1; ++y) {
-        const int* lab = labeller_.labels().ptr<int>(box.y + y - 1) + box.x;
-        std::uint8_t* pm = parts.ptr<std::uint8_t>(y);
-        for (int x = 1; x < w - 1; ++x) {
-            if (lab[x - 1] != label) continue;  // the component's own pixels, holes excluded
-            const std::size_t best = nearest_peak(peaks_, x, y);
-            pm[x] = static_cast<std::uint8_t>(best + 1);
-            Part& part = parts_[best];
-            part.area += 1.0;
-            part.sx += x;
-            part.sy += y;
-            part.x0 = std::min(part.x0, x);
-            part.y0 = std::min(part.y0, y);
-            part.x1 = std::max(part.x1, x);
-            part.y1 = std::max(part.y1, y);
-        }
-    }
+    // Each pixel to its nearest peak. With no peak past the clear ones, the
+    // peaks are single_by_shape()'s, in its order: its assignment stands.
+    if (!(clear > 0 && peaks_.size() == clear + 1)) assign_pixels(box, label, peaks_, parts);
 
     // Parts much smaller than a single object are pieces of one (half of a
     // broken object, a lobe of a stacked one), not objects of their own:

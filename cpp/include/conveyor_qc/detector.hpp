@@ -145,7 +145,9 @@ private:
     static constexpr float kFirstOutlier = 12.f;
     std::vector<int> provisional_others_;  // the first frames' whole components that are not compact
     std::vector<Peak> shape_peaks_;
-    std::vector<double> share_counts_;
+    // Each pixel of component `label` to its nearest of `peaks`: `parts` (the
+    // zero-bordered part map, 1-based) and parts_ (each part's area, sums and extent).
+    void assign_pixels(const cv::Rect& box, int label, const std::vector<Peak>& peaks, cv::Mat& parts);
     void emit(const cv::Rect& box_roi, double area_px, double cx, double cy, float solidity, float circularity,
               const cv::Rect& roi, double scale, std::vector<Detection>& out) const;
 
