@@ -313,29 +313,60 @@ int HoleFiller::find(int i) {
     return i;
 }
 
-// Whether hole `root`'s pixels are at least `large_solidity` of its convex
-// hull's: the hull of its runs' ends, row by row (already in (y, x) order).
-bool HoleFiller::convex(int root, int rows, float large_solidity) {
-    if (large_solidity > 1.f) return false;
-    points_.clear();
-    for (int y = 0; y < rows; ++y) {
-        int lo = -1, hi = -1;
-        for (int i = row_start_[static_cast<std::size_t>(y)]; i < row_start_[static_cast<std::size_t>(y) + 1]; ++i) {
-            if (find(i) != root) continue;
-            const Run& r = runs_[static_cast<std::size_t>(i)];
-            if (lo < 0) lo = r.x0;
-            hi = r.x1;
-        }
-        if (lo < 0) continue;
-        points_.emplace_back(lo, y);
-        if (hi != lo) points_.emplace_back(hi, y);
+// Whether each large hole is convex: its pixels at least `large_solidity` of
+// its convex hull's (the hull of its rows' ends). One pass over the runs for
+// all large holes; their row ends, grouped by hole with a counting sort, stay
+// in row order, as the hull wants them.
+void HoleFiller::judge_large(int rows, float large_solidity) {
+    const std::size_t holes = large_.size();
+    if (large_solidity > 1.f) {
+        for (const int root : large_) runs_[static_cast<std::size_t>(root)].keep_open = true;
+        return;
     }
-    const int n = static_cast<int>(points_.size());
-    if (n < 3) return true;
-    if (hull_.size() < 2 * points_.size()) hull_.resize(2 * points_.size());
-    const int m = convex_hull_sorted(points_.data(), n, hull_.data());
-    const double area = static_cast<double>(runs_[static_cast<std::size_t>(root)].area);
-    return area >= large_solidity * hull_pixels(hull_.data(), m);
+    ends_.clear();
+    row_of_.assign(holes, -1);
+    entry_of_.assign(holes, -1);
+    count_.assign(holes + 1, 0);
+    for (int y = 0; y < rows; ++y) {
+        for (int i = row_start_[static_cast<std::size_t>(y)]; i < row_start_[static_cast<std::size_t>(y) + 1]; ++i) {
+            const int hole = hole_of_[static_cast<std::size_t>(find(i))];
+            if (hole < 0) continue;
+            const Run& r = runs_[static_cast<std::size_t>(i)];
+            const std::size_t h = static_cast<std::size_t>(hole);
+            if (row_of_[h] != y) {  // its first run on this row
+                row_of_[h] = y;
+                entry_of_[h] = static_cast<int>(ends_.size());
+                ends_.push_back({hole, y, r.x0, r.x1});
+                ++count_[h + 1];
+            } else {  // runs come in x order: the row's last one ends it
+                ends_[static_cast<std::size_t>(entry_of_[h])].x1 = r.x1;
+            }
+        }
+    }
+    for (std::size_t h = 0; h < holes; ++h) count_[h + 1] += count_[h];
+    sorted_.resize(ends_.size());
+    for (const RowEnds& e : ends_) sorted_[static_cast<std::size_t>(count_[static_cast<std::size_t>(e.hole)]++)] = e;
+    // count_[h] is now where hole h + 1 starts.
+    std::size_t first = 0;
+    for (std::size_t h = 0; h < holes; ++h) {
+        const std::size_t last = static_cast<std::size_t>(count_[h]);
+        points_.clear();
+        for (std::size_t k = first; k < last; ++k) {
+            const RowEnds& e = sorted_[k];
+            points_.emplace_back(e.x0, e.y);
+            if (e.x1 != e.x0) points_.emplace_back(e.x1, e.y);
+        }
+        first = last;
+        const int n = static_cast<int>(points_.size());
+        bool convex = true;
+        if (n >= 3) {
+            if (hull_.size() < 2 * points_.size()) hull_.resize(2 * points_.size());
+            const int m = convex_hull_sorted(points_.data(), n, hull_.data());
+            const double area = static_cast<double>(runs_[static_cast<std::size_t>(large_[h])].area);
+            convex = area >= large_solidity * hull_pixels(hull_.data(), m);
+        }
+        runs_[static_cast<std::size_t>(large_[h])].keep_open = !convex;
+    }
 }
 
 void HoleFiller::fill(cv::Mat& mask, long long max_hole, float large_solidity) {
@@ -375,11 +406,15 @@ void HoleFiller::fill(cv::Mat& mask, long long max_hole, float large_solidity) {
     row_start_[static_cast<std::size_t>(h)] = n;
     // Large holes: open unless convex.
     large_.clear();
+    hole_of_.assign(static_cast<std::size_t>(n), -1);
     for (int i = 0; i < n; ++i) {
         const Run& r = runs_[static_cast<std::size_t>(i)];
-        if (r.parent == i && !r.outside && r.area > max_hole) large_.push_back(i);
+        if (r.parent == i && !r.outside && r.area > max_hole) {
+            hole_of_[static_cast<std::size_t>(i)] = static_cast<int>(large_.size());
+            large_.push_back(i);
+        }
     }
-    for (const int root : large_) runs_[static_cast<std::size_t>(root)].keep_open = !convex(root, h, large_solidity);
+    if (!large_.empty()) judge_large(h, large_solidity);
     const Run* runs = runs_.data();
     for (int y = 0; y < h; ++y) {
         std::uint8_t* p = mask.ptr<std::uint8_t>(y);

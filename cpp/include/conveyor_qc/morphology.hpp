@@ -116,11 +116,18 @@ private:
         long long area;   // at a root: the set's pixels
         bool keep_open;   // at a root: a large hole that is not convex
     };
+    struct RowEnds {
+        int hole, y, x0, x1;  // a large hole's first and last pixel on row y
+    };
     int find(int i);
-    bool convex(int root, int rows, float large_solidity);
+    // Sets keep_open on the roots in large_: not convex by their outline.
+    void judge_large(int rows, float large_solidity);
     std::vector<Run> runs_;
     std::vector<int> row_start_;
     std::vector<int> large_;                   // roots of holes over max_hole
+    std::vector<int> hole_of_;                 // per run: its index in large_ if it is such a root, else -1
+    std::vector<RowEnds> ends_, sorted_;       // large holes' row ends, in row order, then grouped by hole
+    std::vector<int> row_of_, entry_of_, count_;
     std::vector<cv::Point> points_, hull_;     // a large hole's row extremes and their hull
 };
 
