@@ -118,6 +118,15 @@ void Morphology::pass(const cv::Mat& src, cv::Mat& dst) {
 
 namespace {
 
+// v = n copies of value, growing its capacity geometrically (assign() grows
+// it to exactly n, so a mask with one run or hole more than any before would
+// allocate again).
+template <class T>
+void assign_growing(std::vector<T>& v, std::size_t n, const T& value) {
+    if (v.capacity() < n) v.reserve(std::max(n, 2 * v.capacity()));
+    v.assign(n, value);
+}
+
 constexpr std::uint64_t kOnes = ~std::uint64_t{0};
 
 // Byte b of the result is 255 where bit b of the index is set.
@@ -324,9 +333,9 @@ void HoleFiller::judge_large(int rows, float large_solidity) {
         return;
     }
     ends_.clear();
-    row_of_.assign(holes, -1);
-    entry_of_.assign(holes, -1);
-    count_.assign(holes + 1, 0);
+    assign_growing(row_of_, holes, -1);
+    assign_growing(entry_of_, holes, -1);
+    assign_growing(count_, holes + 1, 0);
     for (int y = 0; y < rows; ++y) {
         for (int i = row_start_[static_cast<std::size_t>(y)]; i < row_start_[static_cast<std::size_t>(y) + 1]; ++i) {
             const int hole = hole_of_[static_cast<std::size_t>(find(i))];
@@ -406,7 +415,7 @@ void HoleFiller::fill(cv::Mat& mask, long long max_hole, float large_solidity) {
     row_start_[static_cast<std::size_t>(h)] = n;
     // Large holes: open unless convex.
     large_.clear();
-    hole_of_.assign(static_cast<std::size_t>(n), -1);
+    assign_growing(hole_of_, static_cast<std::size_t>(n), -1);
     for (int i = 0; i < n; ++i) {
         const Run& r = runs_[static_cast<std::size_t>(i)];
         if (r.parent == i && !r.outside && r.area > max_hole) {

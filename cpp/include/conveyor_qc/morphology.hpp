@@ -102,10 +102,16 @@ public:
     static constexpr double kTextureHoleShare = 0.1;
     void fill(cv::Mat& mask, long long max_hole = std::numeric_limits<long long>::max(),
               float large_solidity = kConvexHole);  // CV_8UC1, in place
-    // Room for images up to `size` with up to 16 background runs a row (the
-    // lists still grow past that), so that they need not grow later.
+    // Room for images up to `size` with up to 16 background runs a row and
+    // 64 large holes (the lists still grow past that), so that they need not
+    // grow later.
     void reserve(cv::Size size) {
         runs_.reserve(static_cast<std::size_t>(size.height) * 16);
+        hole_of_.reserve(static_cast<std::size_t>(size.height) * 16);
+        // Large holes: 64 of them, and their row ends for 4 on every row.
+        for (auto* v : {&row_of_, &entry_of_, &count_}) v->reserve(65);
+        ends_.reserve(static_cast<std::size_t>(size.height) * 4);
+        sorted_.reserve(static_cast<std::size_t>(size.height) * 4);
         row_start_.reserve(static_cast<std::size_t>(size.height) + 1);
     }
 
