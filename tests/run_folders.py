@@ -6,11 +6,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import subprocess
-import sys
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "conveyor_qc"]
+from conftest import CLI, run_cli  # noqa: F401  (the fault tests import them from here)
+
 #: The small clip's objects are a quarter of the default's area.
 RUN_SETTINGS = ["--set", "detect.min_area=100"]
 OBJECT_HEADER = ["track_id", "first_frame", "last_frame", "frames", "x", "y", "w", "h", "label", "score"]
@@ -30,10 +29,6 @@ def make_small_clip(folder: Path) -> Path:
 
     synthesize(folder, preset=small_preset(), seed=3, seconds=6)
     return folder / "video.mp4"
-
-
-def run_cli(*args, env=None, timeout=300, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, **kw)
 
 
 class Outputs:

@@ -8,25 +8,21 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import read_mot
+from conftest import read_mot, run_cli
 from conveyor_qc.run import run_video
 from conveyor_qc.video import VideoError, to_bgr8
 
-CLI = [sys.executable, "-m", "conveyor_qc"]
 OUTPUT_NAMES = {"summary.json", "objects.csv", "tracks.txt", "crops", "annotated.mp4"}
 
 
 def cli(*args):
     """`conveyor-qc ARGS`; a hang fails the test (subprocess.TimeoutExpired)."""
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, errors="replace",
-                          timeout=120)
+    return run_cli(*args, errors="replace", timeout=120)
 
 
 def assert_error(r, out, *words):

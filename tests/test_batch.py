@@ -16,19 +16,17 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import psutil
 import pytest
 from distributed import LocalCluster
 
-from conftest import popen_interruptible
+from conftest import CLI, popen_interruptible, run_cli
 from conveyor_qc.batch import KILL_HOOK_ENV, BatchError, VideoJob, completed_figures, output_names, run_batch
 from conveyor_qc.run import run_video
 from conveyor_qc.synth import PRESETS, synthesize
 
-CLI = [sys.executable, "-m", "conveyor_qc"]
 #: The cookies scene at 640x360: 2.5 s clips of ~15 objects that render and run in about a second.
 SMALL = dataclasses.replace(PRESETS["cookies"], name="small-cookies", width=640, height=360,
                             radius=(22.0, 28.0), belt_speed=6.0, rail_px=17)
@@ -38,8 +36,7 @@ CLIPS = {"a": 1, "b": 2, "c": 3}  # name -> seed
 
 
 def cli(*args, env=None, timeout=300):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return run_cli(*args, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")

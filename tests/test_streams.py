@@ -9,26 +9,24 @@ import csv
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import popen_interruptible, read_mot
+from conftest import CLI, popen_interruptible, read_mot, run_cli
 from conveyor_qc.evaluate import object_metrics
 from conveyor_qc.video import ReconnectPolicy
 from mjpeg_standin import Cut, MjpegStandIn, jpeg_frames
 
-CLI = [sys.executable, "-m", "conveyor_qc"]
 #: Objects first half in view this close to the clip's end may not be counted yet: an
 #: object is counted once seen on track.min_hits frames and wholly in view.
 END_GRACE = 10
 
 
 def cli(*args, timeout: float = 120):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return run_cli(*args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-from conftest import popen_interruptible
+from conftest import CLI, popen_interruptible, run_cli
 
 from conveyor_qc.config import Config
 from conveyor_qc.tune import tune
 
-CLI = [sys.executable, "-m", "conveyor_qc"]
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +105,7 @@ def test_missing_input_is_a_clear_error(clip, tmp_path, what):
     video = tmp_path / "nope.mp4" if what == "video" else clip.video
     gt = tmp_path / "nope.txt" if what == "gt" else clip.video.parent / "gt.txt"
     out = tmp_path / "out.toml"
-    r = subprocess.run([*CLI, "tune", str(video), "--gt", str(gt), "--out", str(out), "--budget", "5"],
-                       capture_output=True, text=True, timeout=120)
+    r = run_cli("tune", video, "--gt", gt, "--out", out, "--budget", "5", timeout=120)
     assert r.returncode == 1, r.stderr
     message = r.stderr.strip().splitlines()[-1]
     assert message.startswith("conveyor-qc tune: error:")
@@ -118,9 +115,8 @@ def test_missing_input_is_a_clear_error(clip, tmp_path, what):
 
 
 def test_bad_split_is_a_clear_error(clip, tmp_path):
-    r = subprocess.run([*CLI, "tune", str(clip.video), "--gt", str(clip.video.parent / "gt.txt"),
-                        "--out", str(tmp_path / "o.toml"), "--split", "1.5"], capture_output=True, text=True,
-                       timeout=120)
+    r = run_cli("tune", clip.video, "--gt", clip.video.parent / "gt.txt", "--out", tmp_path / "o.toml",
+                "--split", "1.5", timeout=120)
     assert r.returncode == 1 and "--split" in r.stderr
 
 
