@@ -39,6 +39,14 @@ const Detection* at(const std::vector<Detection>& ds, cv::Point2f p) {
 
 bool close_to(double a, double b, double tol) { return std::abs(a - b) <= tol; }
 
+// A belt of six single discs of r = 40 teaches `d` its typical object.
+void teach_typical_r40(Detector& d, std::vector<Detection>& out) {
+    cv::Mat singles = blank();
+    for (int k = 0; k < 6; ++k) disc(singles, cv::Point(60 + 100 * k, 80), 40);
+    d.detect(singles, cv::Rect(), 1.0, out);
+    CHECK_EQ(out.size(), std::size_t(6));
+}
+
 std::string error_of(const DetectParams& p) {
     try {
         p.validate();
@@ -303,11 +311,7 @@ TEST_CASE("detector: a broken object is not split into halves once the typical s
     DetectParams p;  // split on (defaults)
     Detector d(p);
     std::vector<Detection> out;
-    // A belt of single discs teaches the detector a typical object (r = 40).
-    cv::Mat singles(360, 640, CV_8UC1, cv::Scalar(0));
-    for (int k = 0; k < 6; ++k) disc(singles, cv::Point(60 + 100 * k, 80), 40);
-    d.detect(singles, cv::Rect(), 1.0, out);
-    CHECK_EQ(out.size(), std::size_t(6));
+    teach_typical_r40(d, out);
 
     // A disc of the same size cracked almost through: two half discs joined
     // by a short bridge, the shape of two touching objects, but each half is
@@ -339,10 +343,7 @@ TEST_CASE("detector: touching objects cut by the frame's side stay two") {
     DetectParams p;
     Detector d(p);
     std::vector<Detection> out;
-    cv::Mat singles(360, 640, CV_8UC1, cv::Scalar(0));
-    for (int k = 0; k < 6; ++k) disc(singles, cv::Point(60 + 100 * k, 80), 40);
-    d.detect(singles, cv::Rect(), 1.0, out);  // typical object: r = 40
-    CHECK_EQ(out.size(), std::size_t(6));
+    teach_typical_r40(d, out);
 
     // Two discs of r = 40 overlapping by 10 px, their centres 8 px below the
     // bottom edge: each about 37% in view, one component.
@@ -369,10 +370,7 @@ TEST_CASE("detector: a small broken object pressed against a whole one stays apa
     DetectParams p;
     Detector d(p);
     std::vector<Detection> out;
-    cv::Mat singles(360, 640, CV_8UC1, cv::Scalar(0));
-    for (int k = 0; k < 6; ++k) disc(singles, cv::Point(60 + 100 * k, 80), 40);
-    d.detect(singles, cv::Rect(), 1.0, out);  // typical object: r = 40
-    CHECK_EQ(out.size(), std::size_t(6));
+    teach_typical_r40(d, out);
 
     // A whole disc and, touching it, a small piece (0.57 of a typical
     // object, under split_min_part): the piece alone would rejoin its
