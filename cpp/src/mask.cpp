@@ -401,9 +401,10 @@ void MaskBuilder::build(const cv::Mat& bgr, cv::Mat& mask) {
     // Background is what a flood from outside the frame reaches; every other
     // zero pixel is a hole inside an object.
     // With a learnt belt, a hole over HoleFiller::kTextureHoleShare of the
-    // products it learnt from that is not convex is belt that touching products enclose in a ring:
-    // filled, it would join the whole ring into one blob with no neck to cut
-    // at. (A label or a window in one product is convex, and filled.)
+    // products it learnt from that is not convex is belt that touching
+    // products enclose in a ring: filled, it would join the whole ring into
+    // one blob with no neck to cut at. (A label or a window in one product is
+    // convex, and filled.)
     if (params_.fill_holes) {
         const float learnt = params_.mode == MaskMode::Auto ? belt_.stats().typical_area : 0.f;
         const long long max_hole =

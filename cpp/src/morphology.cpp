@@ -333,7 +333,6 @@ void HoleFiller::judge_large(int rows, float large_solidity) {
         return;
     }
     ends_.clear();
-    assign_growing(row_of_, holes, -1);
     assign_growing(entry_of_, holes, -1);
     assign_growing(count_, holes + 1, 0);
     for (int y = 0; y < rows; ++y) {
@@ -342,13 +341,13 @@ void HoleFiller::judge_large(int rows, float large_solidity) {
             if (hole < 0) continue;
             const Run& r = runs_[static_cast<std::size_t>(i)];
             const std::size_t h = static_cast<std::size_t>(hole);
-            if (row_of_[h] != y) {  // its first run on this row
-                row_of_[h] = y;
+            const int entry = entry_of_[h];  // the hole's last row ends, if any
+            if (entry < 0 || ends_[static_cast<std::size_t>(entry)].y != y) {  // its first run on this row
                 entry_of_[h] = static_cast<int>(ends_.size());
                 ends_.push_back({hole, y, r.x0, r.x1});
                 ++count_[h + 1];
             } else {  // runs come in x order: the row's last one ends it
-                ends_[static_cast<std::size_t>(entry_of_[h])].x1 = r.x1;
+                ends_[static_cast<std::size_t>(entry)].x1 = r.x1;
             }
         }
     }

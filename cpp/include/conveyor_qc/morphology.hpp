@@ -109,7 +109,8 @@ public:
         runs_.reserve(static_cast<std::size_t>(size.height) * 16);
         hole_of_.reserve(static_cast<std::size_t>(size.height) * 16);
         // Large holes: 64 of them, and their row ends for 4 on every row.
-        for (auto* v : {&row_of_, &entry_of_, &count_}) v->reserve(65);
+        entry_of_.reserve(65);
+        count_.reserve(65);
         ends_.reserve(static_cast<std::size_t>(size.height) * 4);
         sorted_.reserve(static_cast<std::size_t>(size.height) * 4);
         row_start_.reserve(static_cast<std::size_t>(size.height) + 1);
@@ -133,7 +134,8 @@ private:
     std::vector<int> large_;                   // roots of holes over max_hole
     std::vector<int> hole_of_;                 // per run: its index in large_ if it is such a root, else -1
     std::vector<RowEnds> ends_, sorted_;       // large holes' row ends, in row order, then grouped by hole
-    std::vector<int> row_of_, entry_of_, count_;
+    std::vector<int> entry_of_;                // per large hole: its entry in ends_ for the last row it was on
+    std::vector<int> count_;                   // counting sort of ends_ by hole
     std::vector<cv::Point> points_, hull_;     // a large hole's row extremes and their hull
 };
 
