@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from conveyor_qc import Config, Pipeline
-from conveyor_qc.evaluate import object_metrics
-from conveyor_qc.outputs import mot_block
-from conveyor_qc.video import VideoReader
+from conveyor_qc.evaluation.metrics import object_metrics
+from conveyor_qc.io.outputs import mot_block
+from conveyor_qc.run.video import VideoReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import run_reference  # noqa: E402  (bench/ is not a package)
@@ -110,7 +110,7 @@ def whole_run(video: Path, gt: Path, out: Path, *, model: Path | None = None, vi
     """`conveyor-qc run` itself (run_video): crops, objects.csv, tracks.txt, summary; optionally the
     annotated video and the anomaly model. ``crop_every`` and ``video_scale`` other than the
     defaults are named in the row."""
-    from conveyor_qc.run import run_video
+    from conveyor_qc.run.job import run_video
 
     config = Config()
     config.set("track.kind", kind)

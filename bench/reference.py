@@ -252,8 +252,8 @@ def run_reference(video_path=None, *, downscale: float = 0.4, detect_every: int 
 
 def write_mot(rows, path) -> None:
     """Write MOT rows as comma-separated text, one per line, like a run's tracks.txt (atomically)."""
-    from conveyor_qc.atomic import atomic_write_text
-    from conveyor_qc.outputs import mot_line
+    from conveyor_qc.io.atomic import atomic_write_text
+    from conveyor_qc.io.outputs import mot_line
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

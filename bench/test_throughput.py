@@ -19,7 +19,7 @@ import os
 import pytest
 
 import cases
-from conveyor_qc.synth import PRESETS, synthesize
+from conveyor_qc.evaluation.synth import PRESETS, synthesize
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 #: Cookies entering the view per second on the bench clip.

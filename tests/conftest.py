@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor_qc.evaluate import read_mot  # noqa: F401  (tests import it from here)
+from conveyor_qc.evaluation.metrics import read_mot  # noqa: F401  (tests import it from here)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ class Clip:
 @pytest.fixture(scope="session")
 def make_clip(tmp_path_factory):
     """make_clip(preset, seed, seconds) -> Clip, cached for the session."""
-    from conveyor_qc.synth import synthesize
+    from conveyor_qc.evaluation.synth import synthesize
 
     cache: dict[tuple, Clip] = {}
 

@@ -216,7 +216,7 @@ class LookoutStandIn:
             return None, {}
         import boto3
 
-        from conveyor_qc.manifest import ManifestError, parse_line
+        from conveyor_qc.dataset.manifest import ManifestError, parse_line
 
         s3 = boto3.client("s3", endpoint_url=self.s3_endpoint)
         try:

@@ -17,7 +17,7 @@ OBJECT_HEADER = ["track_id", "first_frame", "last_frame", "frames", "x", "y", "w
 
 def small_preset():
     """The cookies preset at 640x360 (6 s: 180 frames, 46 objects found with seed 3)."""
-    from conveyor_qc.synth import PRESETS
+    from conveyor_qc.evaluation.synth import PRESETS
 
     return dataclasses.replace(
         PRESETS["cookies"], name="small", width=640, height=360, radius=(20.0, 28.0), belt_speed=5.0, rate=4.0,
@@ -25,7 +25,7 @@ def small_preset():
 
 
 def make_small_clip(folder: Path) -> Path:
-    from conveyor_qc.synth import synthesize
+    from conveyor_qc.evaluation.synth import synthesize
 
     synthesize(folder, preset=small_preset(), seed=3, seconds=6)
     return folder / "video.mp4"

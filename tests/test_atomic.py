@@ -1,4 +1,4 @@
-"""Every file the package writes is written atomically (conveyor_qc.atomic; the audit is in
+"""Every file the package writes is written atomically (conveyor_qc.io.atomic; the audit is in
 docs/faults.md): the helpers themselves, and the writers that were not (synth's outputs were
 readable by their owner only and not flushed before their rename; a dataset folder was renamed
 aside before the new one took its place, so a kill between left no dataset at all)."""
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor_qc.atomic import (WriteError, atomic_write_text, check_writable_directory, replace_directory,
+from conveyor_qc.io.atomic import (WriteError, atomic_write_text, check_writable_directory, replace_directory,
                                 temporary_sibling)
 from run_folders import CLI, RUN_SETTINGS, make_small_clip, run_cli
 
@@ -48,7 +48,7 @@ def test_a_failed_write_leaves_the_old_file_and_names_the_path(tmp_path):
     target.write_text("old\n")
     big = "x" * 200_000
     code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536));"
-            f"from conveyor_qc.atomic import atomic_write_text, WriteError\n"
+            f"from conveyor_qc.io.atomic import atomic_write_text, WriteError\n"
             f"try:\n atomic_write_text({str(target)!r}, 'x' * {len(big)})\n"
             f"except WriteError as e:\n print(e); sys.exit(3)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -85,7 +85,7 @@ def test_replace_directory(tmp_path):
 
 
 def test_synth_outputs_are_readable_by_all(tmp_path):
-    from conveyor_qc.synth import synthesize
+    from conveyor_qc.evaluation.synth import synthesize
     from run_folders import small_preset
 
     old = os.umask(0o022)

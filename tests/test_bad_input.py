@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import read_mot, run_cli
-from conveyor_qc.run import run_video
-from conveyor_qc.video import VideoError, to_bgr8
+from conveyor_qc.run.job import run_video
+from conveyor_qc.run.video import VideoError, to_bgr8
 
 OUTPUT_NAMES = {"summary.json", "objects.csv", "tracks.txt", "crops", "annotated.mp4"}
 

@@ -23,9 +23,9 @@ import pytest
 from distributed import LocalCluster
 
 from conftest import CLI, popen_interruptible, run_cli
-from conveyor_qc.batch import KILL_HOOK_ENV, BatchError, VideoJob, completed_figures, output_names, run_batch
-from conveyor_qc.run import run_video
-from conveyor_qc.synth import PRESETS, synthesize
+from conveyor_qc.run.batch import KILL_HOOK_ENV, BatchError, VideoJob, completed_figures, output_names, run_batch
+from conveyor_qc.run.job import run_video
+from conveyor_qc.evaluation.synth import PRESETS, synthesize
 
 #: The cookies scene at 640x360: 2.5 s clips of ~15 objects that render and run in about a second.
 SMALL = dataclasses.replace(PRESETS["cookies"], name="small-cookies", width=640, height=360,
@@ -287,7 +287,7 @@ def test_output_names_tell_videos_of_the_same_name_apart():
 
 def test_results_are_current_only_for_the_same_video_settings_and_model(plain_runs, videos):
     from conveyor_qc.config import Config
-    from conveyor_qc.provenance import source_identity
+    from conveyor_qc.run.provenance import source_identity
 
     video = videos / "a.mp4"
     config_json = json.loads(json.dumps(Config().to_dict()))

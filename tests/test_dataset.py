@@ -18,12 +18,12 @@ import pytest
 
 from conveyor_qc.cli import main
 from conveyor_qc.config import Config
-from conveyor_qc.crops import image_header
-from conveyor_qc.dataset import (LOOKOUT_MINIMUMS, MIN_FRAME_GAP, DatasetError, SourceObject, check_minimums,
+from conveyor_qc.run.crops import image_header
+from conveyor_qc.dataset.export import (LOOKOUT_MINIMUMS, MIN_FRAME_GAP, DatasetError, SourceObject, check_minimums,
                                  export_dataset, pick_frames, place_image, read_run_labels, split_objects)
-from conveyor_qc.evaluate import object_metrics
-from conveyor_qc.manifest import CLASSIFICATION_TYPE, ManifestEntry, ManifestError, read_manifest, write_manifest
-from conveyor_qc.run import run_video
+from conveyor_qc.evaluation.metrics import object_metrics
+from conveyor_qc.dataset.manifest import CLASSIFICATION_TYPE, ManifestEntry, ManifestError, read_manifest, write_manifest
+from conveyor_qc.run.job import run_video
 
 PER_OBJECT = 4
 
@@ -364,7 +364,7 @@ def test_place_image_reencodes_in_the_source_format(tmp_path):
     place_image(tmp_path / "square.jpg", tmp_path / "ds" / "b.png")
     assert image_header(tmp_path / "ds" / "b.png") == ("png", 384, 384)
     # Names in a dataset: .jpeg -> .jpg, a format Lookout for Vision does not take -> .png.
-    from conveyor_qc.dataset import image_suffix
+    from conveyor_qc.dataset.export import image_suffix
 
     assert [image_suffix(Path(n)) for n in ("a.jpg", "a.JPEG", "a.png", "a.bmp")] == [".jpg", ".jpg", ".png", ".png"]
     place_image(tmp_path / "small.bmp", tmp_path / "ds" / "c.png")

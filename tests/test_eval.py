@@ -1,4 +1,4 @@
-"""`conveyor-qc eval` and conveyor_qc.evaluate: hand-made sequences with their
+"""`conveyor-qc eval` and conveyor_qc.evaluation.metrics: hand-made sequences with their
 metrics worked out here, agreement with TrackEval's own MotChallenge2DBox +
 Evaluator path, a real run on a synthetic clip, bad input."""
 
@@ -14,9 +14,9 @@ import pytest
 
 from conveyor_qc import Config
 from conveyor_qc.cli import main
-from conveyor_qc.evaluate import (EvalError, anomaly_metrics, evaluate, mot_metrics, object_metrics,
+from conveyor_qc.evaluation.metrics import (EvalError, anomaly_metrics, evaluate, mot_metrics, object_metrics,
                                   read_labels, read_mot, read_objects)
-from conveyor_qc.run import run_video
+from conveyor_qc.run.job import run_video
 
 
 def gt_rows(spec):
@@ -318,8 +318,8 @@ def test_cli_bad_input(tmp_path, capsys):
 
 def test_mota_alone_equals_the_full_report(make_clip, tmp_path):
     """`mota` (what tune calls in its loop) is the MOTA of mot_metrics."""
-    from conveyor_qc.evaluate import mot_metrics, mota, read_mot
-    from conveyor_qc.run import run_video
+    from conveyor_qc.evaluation.metrics import mot_metrics, mota, read_mot
+    from conveyor_qc.run.job import run_video
 
     clip = make_clip("cookies", seed=5, seconds=4)
     run_video(clip.video, tmp_path / "r", video=False, crops=False)

@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli as cli
 from conveyor_qc import _core
 from conveyor_qc.config import Config
-from conveyor_qc.video import VideoReader
+from conveyor_qc.run.video import VideoReader
 
 FILES = ("inspect.png", "inspect.json", "frame.png", "light.png", "classes.png", "mask.png", "components.png",
          "boxes.png")

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from conveyor_qc import Config, Pipeline
-from conveyor_qc.judging import Judge
-from conveyor_qc.model import Verdict, combine_verdicts
-from conveyor_qc.run import OBJECT_CROPS, judge_every, run_video
-from conveyor_qc.video import VideoReader
+from conveyor_qc.run.judging import Judge
+from conveyor_qc.anomaly.model import Verdict, combine_verdicts
+from conveyor_qc.run.job import OBJECT_CROPS, judge_every, run_video
+from conveyor_qc.run.video import VideoReader
 
 
 class DarkShare:

@@ -25,7 +25,7 @@ import pytest
 from conftest import popen_interruptible
 
 from conveyor_qc.cli import main
-from conveyor_qc.label_server import LabelError, LabelStore, make_server
+from conveyor_qc.dataset.label_server import LabelError, LabelStore, make_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -37,7 +37,7 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 @pytest.fixture(scope="module")
 def source_run(make_clip, tmp_path_factory) -> Path:
     """A real run of a short synthetic clip (made once for this file)."""
-    from conveyor_qc.run import run_video
+    from conveyor_qc.run.job import run_video
 
     clip = make_clip("cookies", seed=5, seconds=4)
     out = tmp_path_factory.mktemp("label-run") / "run"

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conveyor_qc import local_model as lm
+from conveyor_qc.anomaly import local as lm
 
 
 def _cookie(size=(300, 260), centre=None, radius=90, crack=False, halves=False, letterbox=True, seed=0):

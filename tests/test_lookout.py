@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from conftest import moto_s3_server, shared_dir
-from conveyor_qc import lookout as lv
+from conveyor_qc.anomaly import lookout as lv
 from conveyor_qc.cli import main
-from conveyor_qc.manifest import ManifestEntry, write_manifest
+from conveyor_qc.dataset.manifest import ManifestEntry, write_manifest
 
 AWS_MODELS = shared_dir() / "aws-models"
 BUCKET = "conveyor-qc-lookout"
@@ -289,7 +289,7 @@ def test_commands_end_to_end(standin, s3_endpoint, dataset, tmp_path, capsys, mo
 
 
 def _trained(standin, dataset, s3_endpoint, tmp_path, project="p2"):
-    from conveyor_qc.model import train_model
+    from conveyor_qc.anomaly.model import train_model
 
     meta = train_model(dataset / "train.manifest", tmp_path / "model", backend="lookout",
                        test_manifest=dataset / "test.manifest", s3=f"s3://{BUCKET}/{project}", project=project,
@@ -298,7 +298,7 @@ def _trained(standin, dataset, s3_endpoint, tmp_path, project="p2"):
 
 
 def test_train_backend_lookout_then_predict_stops_hosting(standin, s3_endpoint, dataset, tmp_path, monkeypatch):
-    from conveyor_qc.model import load_model
+    from conveyor_qc.anomaly.model import load_model
 
     monkeypatch.setenv("CONVEYOR_QC_LOOKOUT_POLL", "0.01")
 

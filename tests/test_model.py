@@ -10,8 +10,8 @@ import pytest
 
 from conveyor_qc import __version__
 from conveyor_qc.cli import main
-from conveyor_qc.manifest import read_manifest, write_manifest
-from conveyor_qc.model import (
+from conveyor_qc.dataset.manifest import read_manifest, write_manifest
+from conveyor_qc.anomaly.model import (
     ModelError, Verdict, combine_verdicts, evaluate_model, load_model, train_model,
 )
 
@@ -114,7 +114,7 @@ def test_model_folder_errors(photo_model, tmp_path, capsys):
         load_model(other)
     (other / "model.json").write_text(json.dumps({**meta, "backend": "lookout"}))
     try:
-        import conveyor_qc.lookout  # noqa: F401
+        import conveyor_qc.anomaly.lookout  # noqa: F401
     except ImportError:
         with pytest.raises(ModelError, match="lookout backend"):
             load_model(other)
@@ -134,7 +134,7 @@ def test_combine_verdicts():
 
 
 def test_run_with_model_fills_labels_and_scores(make_clip, photo_model, tmp_path):
-    from conveyor_qc.run import run_video
+    from conveyor_qc.run.job import run_video
 
     clip = make_clip("cookies", seed=3, seconds=4.0)
     model_dir = photo_model[0]
@@ -162,7 +162,7 @@ def test_run_with_model_fills_labels_and_scores(make_clip, photo_model, tmp_path
 def test_features_are_finite_on_odd_crops():
     import cv2
 
-    from conveyor_qc.local_model import FEATURE_NAMES, features_of
+    from conveyor_qc.anomaly.local import FEATURE_NAMES, features_of
 
     blank = np.zeros((384, 384, 3), np.uint8)
     grey = np.full((50, 80, 3), 128, np.uint8)

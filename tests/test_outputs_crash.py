@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor_qc.journal import read_journal
+from conveyor_qc.io.journal import read_journal
 from run_folders import CLI, RUN_SETTINGS, Outputs, make_small_clip, run_cli
 
 
@@ -192,7 +192,7 @@ def test_journal_ignores_torn_lines(tmp_path):
     """What a kill inside write() or a power cut can leave: rows past the last commit, a journal
     line cut short, a commit whose rows the disk did not keep. Recovery takes the last commit
     the files hold in full and cuts the rest."""
-    from conveyor_qc.journal import AppendJournal, _record, recover_journal
+    from conveyor_qc.io.journal import AppendJournal, _record, recover_journal
 
     j = AppendJournal(tmp_path, ".j", {"a.txt": b"head\n", "b.txt": b""}, meta={"x": 1})
     j.append([b"1\n2\n", b"one\n"], 1)

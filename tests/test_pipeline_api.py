@@ -45,7 +45,7 @@ def test_demo_steps(make_clip, tmp_path, capsys):
     import csv
 
     from conveyor_qc import demo
-    from conveyor_qc.run import run_video
+    from conveyor_qc.run.job import run_video
 
     clip = make_clip("cookies", seed=5, seconds=4)
     run = tmp_path / "run"
@@ -107,7 +107,7 @@ def test_judge_crops_are_few_and_spread_over_the_path(make_clip):
 def test_run_judges_views_the_same_frames_apart_whatever_crop_every():
     """run's model judges crops JUDGE_SPACING (50) frames apart, whichever output.crop_every
     spaces the crops written: the default 25 and the former default 10 judge the same views."""
-    from conveyor_qc.run import JUDGE_SPACING, judge_every
+    from conveyor_qc.run.job import JUDGE_SPACING, judge_every
 
     assert JUDGE_SPACING == 50
     assert [judge_every(e) * e for e in (10, 25, 50)] == [50, 50, 50]
@@ -122,8 +122,8 @@ def test_crops_are_letterboxed_where_first_read(make_clip):
 
     import pytest
 
-    from conveyor_qc.crops import cut_out
-    from conveyor_qc.pipeline import Crop
+    from conveyor_qc.run.crops import cut_out
+    from conveyor_qc.run.pipeline import Crop
 
     clip = make_clip("cookies", seed=2, seconds=3)
     pipeline = Pipeline(Config(), keep_crops=True)
@@ -158,7 +158,7 @@ def test_a_run_keeps_opencv_to_one_thread_and_puts_it_back():
     puts back what the process had."""
     import cv2
 
-    from conveyor_qc.run import opencv_single_threaded
+    from conveyor_qc.run.job import opencv_single_threaded
 
     before = cv2.getNumThreads()
     cv2.setNumThreads(2)

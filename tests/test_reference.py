@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from conveyor_qc.evaluate import object_metrics, read_mot
+from conveyor_qc.evaluation.metrics import object_metrics, read_mot
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_ids_are_stable(run):
 
 def test_mot_id_switches(run):
     pytest.importorskip("trackeval")
-    from conveyor_qc.evaluate import mot_metrics
+    from conveyor_qc.evaluation.metrics import mot_metrics
 
     clip, _, path = run
     mot = mot_metrics(clip.gt, path)

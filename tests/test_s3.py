@@ -9,8 +9,8 @@ import pytest
 
 from conftest import moto_s3_server
 from conveyor_qc.cli import main
-from conveyor_qc.manifest import read_manifest
-from conveyor_qc.s3 import S3Error, parse_s3_url, upload_dataset
+from conveyor_qc.dataset.manifest import read_manifest
+from conveyor_qc.dataset.s3 import S3Error, parse_s3_url, upload_dataset
 
 BUCKET = "conveyor-qc-test"
 

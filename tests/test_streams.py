@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from conftest import CLI, popen_interruptible, read_mot, run_cli
-from conveyor_qc.evaluate import object_metrics
-from conveyor_qc.video import ReconnectPolicy
+from conveyor_qc.evaluation.metrics import object_metrics
+from conveyor_qc.run.video import ReconnectPolicy
 from mjpeg_standin import Cut, MjpegStandIn, jpeg_frames
 
 #: Objects first half in view this close to the clip's end may not be counted yet: an
@@ -289,7 +289,7 @@ def test_segments_continue_numbers_and_keep_the_direction(clip):
     direction read before (so it confirms objects at once), and track and frame numbers
     go on from the previous segment."""
     from conveyor_qc import VideoReader
-    from conveyor_qc.segments import SegmentedPipeline
+    from conveyor_qc.run.segments import SegmentedPipeline
 
     pipeline = SegmentedPipeline()
     ids_before, ended, ids_after, frame_indices = set(), [], set(), []

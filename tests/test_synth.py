@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conveyor_qc import synth
-from conveyor_qc.synth import PRESETS, SynthResult, synthesize
+from conveyor_qc.evaluation import synth
+from conveyor_qc.evaluation.synth import PRESETS, SynthResult, synthesize
 
 # ----------------------------------------------------------------------------- helpers
 

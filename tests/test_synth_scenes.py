@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conveyor_qc import synth
-from conveyor_qc.synth import PRESETS, Preset, SynthDataError, synthesize
-from conveyor_qc.synth import photos as synth_photos
-from conveyor_qc.synth.scene import _DensePlanner, _Factory, _mask
+from conveyor_qc.evaluation import synth
+from conveyor_qc.evaluation.synth import PRESETS, Preset, SynthDataError, synthesize
+from conveyor_qc.evaluation.synth import photos as synth_photos
+from conveyor_qc.evaluation.synth.scene import _DensePlanner, _Factory, _mask
 
 # sha256 of gt.txt and labels.csv of 0.7 s clips, recorded from the single-module renderer
 # (python/conveyor_qc/synth.py at commit 3ad2736) before it became a package

@@ -11,8 +11,8 @@ import pytest
 
 from conftest import read_mot
 from conveyor_qc import Config
-from conveyor_qc.evaluate import object_metrics
-from conveyor_qc.run import run_video
+from conveyor_qc.evaluation.metrics import object_metrics
+from conveyor_qc.run.job import run_video
 
 
 def run_clip(clip, tmp_path, **settings):
@@ -44,7 +44,7 @@ def last_frame(clip) -> int:
 
 
 def assert_each_counted_once(clip, tracks, objects, grace: int = 0):
-    """conveyor_qc.evaluate's object-level pairing (IoU >= 0.5 on most shared frames, one to one):
+    """conveyor_qc.evaluation.metrics's object-level pairing (IoU >= 0.5 on most shared frames, one to one):
     every judged object paired, and no joined, split, duplicate or ghost track."""
     must = judged_ids(clip, grace)
     report = object_metrics(clip.gt, tracks)
@@ -149,7 +149,7 @@ def test_reversed_belts(make_clip, preset, flip, direction):
     import cv2
 
     from conveyor_qc import Pipeline, VideoReader
-    from conveyor_qc.outputs import mot_rows
+    from conveyor_qc.io.outputs import mot_rows
 
     clip = make_clip(preset, seed=1, seconds=8)
     expected = "right_to_left" if flip == "mirror" else "bottom_to_top"

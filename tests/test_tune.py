@@ -12,7 +12,7 @@ import pytest
 from conftest import CLI, popen_interruptible, run_cli
 
 from conveyor_qc.config import Config
-from conveyor_qc.tune import tune
+from conveyor_qc.evaluation.tune import tune
 
 
 
@@ -122,7 +122,7 @@ def test_bad_split_is_a_clear_error(clip, tmp_path):
 
 def test_final_choice_keeps_the_start_against_noise():
     """A candidate that ties the start on F1 and count needs MIN_MOTA_GAIN more MOTA to win."""
-    from conveyor_qc import tune
+    from conveyor_qc.evaluation import tune
 
     def entry(f1, mota, counted, start=False):
         e = tune._Entry.__new__(tune._Entry)

@@ -20,8 +20,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from conveyor_qc.evaluate import object_metrics
-from conveyor_qc.synth import PRESETS
+from conveyor_qc.evaluation.metrics import object_metrics
+from conveyor_qc.evaluation.synth import PRESETS
 
 
 def qc(*args: str) -> subprocess.CompletedProcess:

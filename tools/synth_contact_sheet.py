@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from conveyor_qc.synth import PRESETS, synthesize
+from conveyor_qc.evaluation.synth import PRESETS, synthesize
 
 
 def frame_of(video: Path, n: int) -> np.ndarray:

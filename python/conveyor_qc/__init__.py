@@ -5,11 +5,10 @@ across the frame with a stable number, and cuts out each object for labelling
 and anomaly detection. The work per frame happens in a C++ core (``_core``).
 """
 
-__version__ = "0.1.0"
-
-from .config import Config, ConfigError  # noqa: E402
-from .pipeline import FrameUpdate, ObjectEvent, Pipeline, Tracks  # noqa: E402
-from .video import VideoError, VideoReader  # noqa: E402
+from conveyor_qc.config import Config, ConfigError
+from conveyor_qc.version import __version__
+from conveyor_qc.run.pipeline import FrameUpdate, ObjectEvent, Pipeline, Tracks
+from conveyor_qc.run.video import VideoError, VideoReader
 
 __all__ = [
     "Config",

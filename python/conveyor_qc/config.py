@@ -20,9 +20,9 @@ from typing import Any
 
 import tomli_w
 
-from . import _core
-from .atomic import atomic_write_bytes
-from .crops import CROP_FORMATS, JPEG_QUALITY
+from conveyor_qc import _core
+from conveyor_qc.io.atomic import atomic_write_bytes
+from conveyor_qc.run.crops import CROP_FORMATS, JPEG_QUALITY
 
 __all__ = ["Config", "ConfigError", "OutputParams"]
 

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .manifest import ManifestEntry
+from conveyor_qc.dataset.manifest import ManifestEntry
 
 __all__ = ["S3Error", "UploadResult", "parse_s3_url", "s3_client", "s3_entries", "upload_files",
            "upload_dataset", "dataset_files"]

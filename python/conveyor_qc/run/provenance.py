@@ -43,7 +43,7 @@ def model_identity(model) -> dict | None:
         return None
     if hasattr(model, "predict"):
         return {"path": None, "sha256": None}
-    from .model import META_NAME
+    from conveyor_qc.anomaly.model import META_NAME
 
     folder = Path(model).absolute()
     try:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .atomic import atomic_write_text
+from conveyor_qc.io.atomic import atomic_write_text
 
 __all__ = [
     "CLASSIFICATION_TYPE",

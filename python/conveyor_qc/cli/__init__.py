@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from . import __version__
+from conveyor_qc.version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -46,7 +46,7 @@ def _seconds(positive: bool = False):
 
 
 def _config(path: str | None, overrides: list[str]):
-    from .config import Config, ConfigError
+    from conveyor_qc.config import Config, ConfigError
     import tomllib
 
     config = Config.load(path) if path else Config()
@@ -64,9 +64,9 @@ def _config(path: str | None, overrides: list[str]):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .run import run_video, terminal_progress
+    from conveyor_qc.run.job import run_video, terminal_progress
 
-    from .video import quiet_decoder_logs
+    from conveyor_qc.run.video import quiet_decoder_logs
 
     config = _config(args.config, args.set)
     source = int(args.video) if args.video.isdigit() else args.video
@@ -110,8 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .inspect import inspect_video, summary_lines
-    from .video import quiet_decoder_logs
+    from conveyor_qc.evaluation.inspect import inspect_video, summary_lines
+    from conveyor_qc.run.video import quiet_decoder_logs
 
     config = _config(args.config, args.set)
     source = int(args.video) if args.video.isdigit() else args.video
@@ -133,7 +133,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    from .outputs import recover_run
+    from conveyor_qc.io.outputs import recover_run
 
     s = recover_run(args.run_dir)
     print(f"{s['objects']} objects ({s['anomalies']} anomalies), {s.get('crops_written', 0)} crops recovered "
@@ -142,7 +142,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .synth import synthesize
+    from conveyor_qc.evaluation.synth import synthesize
 
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty():
@@ -160,8 +160,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .atomic import atomic_write_text
-    from .evaluate import evaluate, format_report
+    from conveyor_qc.io.atomic import atomic_write_text
+    from conveyor_qc.evaluation.metrics import evaluate, format_report
 
     res = evaluate(args.gt, args.tracks, args.labels, args.objects, min_iou=args.min_iou,
                    min_share=args.min_share, judge_visibility=args.judge_visibility,
@@ -174,19 +174,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from .tune import cli_main
+    from conveyor_qc.evaluation.tune import cli_main
 
     return cli_main(args)
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import cli_main
+    from conveyor_qc.run.batch import cli_main
 
     return cli_main(args)
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    from .label_server import LabelError, serve
+    from conveyor_qc.dataset.label_server import LabelError, serve
 
     try:
         serve(args.run_dir, host=args.host, port=args.port)
@@ -197,7 +197,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
-    from .dataset import export_dataset, format_report, terminal_progress
+    from conveyor_qc.dataset.export import export_dataset, format_report, terminal_progress
 
     report = export_dataset(args.inputs, args.out, test_fraction=args.test_fraction, seed=args.seed,
                             per_object=args.per_object, s3=args.s3, s3_endpoint=args.s3_endpoint,
@@ -209,8 +209,8 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 
 
 def cmd_augment(args: argparse.Namespace) -> int:
-    from .augment import augment_dataset
-    from .dataset import terminal_progress
+    from conveyor_qc.dataset.augment import augment_dataset
+    from conveyor_qc.dataset.export import terminal_progress
 
     r = augment_dataset(args.dataset_dir, args.out, factor=args.factor, seed=args.seed, s3=args.s3,
                         s3_endpoint=args.s3_endpoint, progress=None if args.quiet else terminal_progress())
@@ -229,7 +229,7 @@ def _print_evaluation(r: dict) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .model import train_model
+    from conveyor_qc.anomaly.model import train_model
 
     options = {"one_class": True} if args.one_class else {}
     if args.backend == "lookout":
@@ -251,7 +251,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import json
 
-    from .model import load_model, read_image
+    from conveyor_qc.anomaly.model import load_model, read_image
 
     with load_model(args.model) as model:
         for path in args.images:
@@ -266,7 +266,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_evaluate_model(args: argparse.Namespace) -> int:
     import json
 
-    from .model import evaluate_model
+    from conveyor_qc.anomaly.model import evaluate_model
 
     r = evaluate_model(args.model, args.manifest)
     print(json.dumps(r, indent=2) if args.json else "", end="\n" if args.json else "")
@@ -381,8 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     import textwrap
 
-    from .synth.presets import FORMATS
-    from .synth.presets import PRESETS as SYNTH_PRESETS
+    from conveyor_qc.evaluation.synth.presets import FORMATS
+    from conveyor_qc.evaluation.synth.presets import PRESETS as SYNTH_PRESETS
 
     presets_text = "\n".join(
         textwrap.fill(q.description, width=100, initial_indent=f"  {n:<14}", subsequent_indent=" " * 16)
@@ -543,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_evaluate_model)
 
-    from .lookout import add_parser as add_lookout_parser  # conveyor-qc lookout STEP (docs/lookout.md)
+    from conveyor_qc.anomaly.lookout import add_parser as add_lookout_parser  # conveyor-qc lookout STEP (docs/lookout.md)
 
     add_lookout_parser(sub)
 
@@ -562,10 +562,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    from .config import ConfigError
-    from .atomic import WriteError
-    from .outputs import OutputError
-    from .video import VideoError
+    from conveyor_qc.config import ConfigError
+    from conveyor_qc.io.atomic import WriteError
+    from conveyor_qc.io.outputs import OutputError
+    from conveyor_qc.run.video import VideoError
 
     try:
         return args.func(args)

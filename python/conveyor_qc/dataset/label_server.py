@@ -36,8 +36,8 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .atomic import atomic_write_text
-from .crops import CROP_CONTENT_TYPES
+from conveyor_qc.io.atomic import atomic_write_text
+from conveyor_qc.run.crops import CROP_CONTENT_TYPES
 
 __all__ = ["LabelError", "LabelStore", "LabelServer", "make_server", "serve", "LABELS", "MAX_BODY"]
 

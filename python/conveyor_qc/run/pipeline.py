@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _core
-from .config import Config
-from .crops import cut_region, letterbox
+from conveyor_qc import _core
+from conveyor_qc.config import Config
+from conveyor_qc.run.crops import cut_region, letterbox
 
 __all__ = ["Pipeline", "Tracks", "ObjectEvent", "FrameUpdate", "Crop"]
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..atomic import fsync_directory, fsync_path, temporary_sibling
-from .belt import _belt_strip, _light_map, _rails, _vignette
-from .photos import _load_photos, load_skimage_objects
-from .presets import BELT_PATTERNS, DIRECTIONS, FORMATS, PRESETS, Preset, SynthResult
-from .scene import (
+from conveyor_qc.io.atomic import fsync_directory, fsync_path, temporary_sibling
+from conveyor_qc.evaluation.synth.belt import _belt_strip, _light_map, _rails, _vignette
+from conveyor_qc.evaluation.synth.photos import _load_photos, load_skimage_objects
+from conveyor_qc.evaluation.synth.presets import BELT_PATTERNS, DIRECTIONS, FORMATS, PRESETS, Preset, SynthResult
+from conveyor_qc.evaluation.synth.scene import (
     _MAX_LIFT,
     PRODUCTS,
     _DensePlanner,
@@ -131,7 +131,7 @@ def synthesize(out_dir, preset: str | Preset = "cookies", seed: int = 0, seconds
     p, seed, seconds, frames = _check_args(preset, seed, seconds, output_format, mono)
     photos, sk = _sources(p)
     if p.belt_pattern == "photo":
-        from .photos import skimage_texture
+        from conveyor_qc.evaluation.synth.photos import skimage_texture
 
         belt_photo = skimage_texture(p.belt_photo, p.name)
     else:

@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .presets import PHOTO_SUBDIR, SHARED_ENV, SynthDataError, shared_dir
-from .util import _crop_sprite
+from conveyor_qc.evaluation.synth.presets import PHOTO_SUBDIR, SHARED_ENV, SynthDataError, shared_dir
+from conveyor_qc.evaluation.synth.util import _crop_sprite
 
 
 
@@ -265,7 +265,7 @@ def photo_object_sprite(rng: np.random.Generator, photo: _Photo, r: float, anoma
             cut = (lab == legs[int(rng.integers(len(legs)))]).astype(np.float32) if legs else np.zeros_like(a)
             cut = cv2.dilate(cut, np.ones((3, 3), np.uint8))
         else:
-            from .objects import _cut_polygon
+            from conveyor_qc.evaluation.synth.objects import _cut_polygon
 
             rad = photo.radius
             cut = _cut_polygon(rng, (h, w), (w / 2.0, h / 2.0), rad, rng.uniform(0, 2 * np.pi),

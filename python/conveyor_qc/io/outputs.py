@@ -36,13 +36,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import _core
-from .atomic import (WriteError, as_write_error, atomic_write_text, check_writable_directory, fsync_directory,
+from conveyor_qc import _core
+from conveyor_qc.io.atomic import (WriteError, as_write_error, atomic_write_text, check_writable_directory, fsync_directory,
                      fsync_path, replace_directory, sync_filesystem)
-from .crops import CROP_FORMATS, CROP_SUFFIXES, JPEG_QUALITY, encode_crop
-from .encoder import EncoderError, VideoEncoder
-from .journal import AppendJournal, JournalBusy, recover_journal
-from .pipeline import Crop, ObjectEvent, Tracks
+from conveyor_qc.run.crops import CROP_FORMATS, CROP_SUFFIXES, JPEG_QUALITY, encode_crop
+from conveyor_qc.run.encoder import EncoderError, VideoEncoder
+from conveyor_qc.io.journal import AppendJournal, JournalBusy, recover_journal
+from conveyor_qc.run.pipeline import Crop, ObjectEvent, Tracks
 
 __all__ = ["RunWriter", "OBJECT_COLUMNS", "draw_tracks", "count_line_segment", "OutputError", "recover_run",
            "RecoverError", "check_output_dir"]

@@ -48,7 +48,7 @@ Photo credits:
   (CC0Textures "Bricks25", CC0), grass.png (DeviantArt linolafett "Grass-01", CC0).
 """
 
-from .presets import PRESETS, SHARED_ENV, Preset, SynthDataError, SynthResult, shared_dir
-from .render import synthesize
+from conveyor_qc.evaluation.synth.presets import PRESETS, SHARED_ENV, Preset, SynthDataError, SynthResult, shared_dir
+from conveyor_qc.evaluation.synth.render import synthesize
 
 __all__ = ["PRESETS", "Preset", "SynthResult", "SynthDataError", "synthesize", "shared_dir", "SHARED_ENV"]

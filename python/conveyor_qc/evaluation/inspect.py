@@ -28,11 +28,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import _core
-from .atomic import atomic_write_bytes, atomic_write_text, check_writable_directory
-from .config import Config
-from .mask_watch import LIMITS, MaskWatch
-from .video import VideoReader, check_frame_size
+from conveyor_qc import _core
+from conveyor_qc.io.atomic import atomic_write_bytes, atomic_write_text, check_writable_directory
+from conveyor_qc.config import Config
+from conveyor_qc.run.mask_watch import LIMITS, MaskWatch
+from conveyor_qc.run.video import VideoReader, check_frame_size
 
 __all__ = ["InspectError", "Inspection", "default_frame", "inspect_frame", "write_inspection", "inspect_video",
            "render_sheet", "render_panels", "report", "summary_lines", "PANELS"]

@@ -33,7 +33,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import as_write_error, atomic_write_bytes, fsync_directory, temporary_sibling
+from conveyor_qc.io.atomic import as_write_error, atomic_write_bytes, fsync_directory, temporary_sibling
 
 __all__ = ["AppendJournal", "JournalState", "read_journal", "recover_journal", "JournalBusy"]
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import __version__
-from .atomic import atomic_write_text
+from conveyor_qc.version import __version__
+from conveyor_qc.io.atomic import atomic_write_text
 
 __all__ = [
     "MODEL_FORMAT", "MODEL_VERSION", "ModelError", "Verdict", "AnomalyModel", "LocalModel",
@@ -77,7 +77,7 @@ def read_image(path: str | Path) -> np.ndarray:
 
 class LocalModel(AnomalyModel):
     def __init__(self, meta: dict):
-        from .local_model import FEATURE_NAMES, LocalClassifier
+        from conveyor_qc.anomaly.local import FEATURE_NAMES, LocalClassifier
 
         names = meta.get("features")
         if list(names or []) != list(FEATURE_NAMES):
@@ -91,7 +91,7 @@ class LocalModel(AnomalyModel):
         self.meta = meta
 
     def scores(self, images: list[np.ndarray]) -> np.ndarray:
-        from .local_model import features_of
+        from conveyor_qc.anomaly.local import features_of
 
         return self.classifier.scores(features_of(images)) if images else np.zeros(0)
 
@@ -105,7 +105,7 @@ def _verdict(score: float) -> Verdict:
 
 
 def train_local(entries, out_dir: Path, one_class: bool | None = None, log=None) -> dict:
-    from .local_model import FEATURE_NAMES, LocalClassifier, features_of
+    from conveyor_qc.anomaly.local import FEATURE_NAMES, LocalClassifier, features_of
 
     images, labels, groups = [], [], []
     for e in entries:
@@ -165,7 +165,7 @@ def load_model(model_dir: str | Path) -> AnomalyModel:
         return LocalModel(meta)
     if backend == "lookout":
         try:
-            from .lookout import LookoutModel
+            from conveyor_qc.anomaly.lookout import LookoutModel
         except ImportError as exc:
             raise ModelError(f"this model uses the lookout backend, which is not available here ({exc})") from None
         return LookoutModel.load(Path(model_dir), meta)
@@ -176,11 +176,11 @@ def train_model(manifest: str | Path, out_dir: str | Path, backend: str = "local
                 test_manifest: str | Path | None = None, **options) -> dict:
     """Train from a Ground Truth classification manifest into ``out_dir`` (model.json).
     Returns the model's metadata; with ``test_manifest``, its ``"test"`` holds evaluate_model's figures."""
-    from .manifest import read_manifest
+    from conveyor_qc.dataset.manifest import read_manifest
 
     out = Path(out_dir)
     if backend == "lookout":
-        from .lookout import train_lookout  # imported only when asked for
+        from conveyor_qc.anomaly.lookout import train_lookout  # imported only when asked for
 
         return train_lookout(manifest, out, test_manifest=test_manifest, **options)
     if backend != "local":
@@ -199,7 +199,7 @@ def train_model(manifest: str | Path, out_dir: str | Path, backend: str = "local
 
 def evaluate_model(model_dir: str | Path, manifest: str | Path, model: AnomalyModel | None = None) -> dict:
     """Image-level precision, recall, F1 (anomaly is the positive class) and the confusion counts."""
-    from .manifest import read_manifest
+    from conveyor_qc.dataset.manifest import read_manifest
 
     entries = read_manifest(manifest)
     for e in entries:
@@ -228,8 +228,8 @@ def cross_validate(manifest: str | Path, folds: int = 5, repeats: int = 10, one_
     (``conveyor-qc-object``, else by image: each photo in exactly one test fold, stratified by
     class), repeated over ``repeats`` shuffles. Returns the mean, min and max F1 of the anomaly
     class and each repeat's pooled confusion counts."""
-    from .local_model import LocalClassifier, _f1, _folds, features_of
-    from .manifest import read_manifest
+    from conveyor_qc.anomaly.local import LocalClassifier, _f1, _folds, features_of
+    from conveyor_qc.dataset.manifest import read_manifest
 
     entries = read_manifest(manifest)
     X = features_of([read_image(e.path) for e in entries])

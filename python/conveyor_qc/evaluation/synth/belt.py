@@ -7,9 +7,9 @@ import math
 import cv2
 import numpy as np
 
-from .presets import Preset
-from .scene import products_of, to_canon
-from .util import _blur_noise, _periodic_noise, _smoothstep
+from conveyor_qc.evaluation.synth.presets import Preset
+from conveyor_qc.evaluation.synth.scene import products_of, to_canon
+from conveyor_qc.evaluation.synth.util import _blur_noise, _periodic_noise, _smoothstep
 
 
 

@@ -50,10 +50,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import _core
-from .config import Config, ConfigError
-from .outputs import mot_block
-from .video import VideoReader
+from conveyor_qc import _core
+from conveyor_qc.config import Config, ConfigError
+from conveyor_qc.io.outputs import mot_block
+from conveyor_qc.run.video import VideoReader
 
 __all__ = ["TuneError", "Scores", "TuneResult", "tune", "DEFAULT_BUDGET", "SEARCHES"]
 
@@ -117,7 +117,7 @@ class TuneResult:
 
 
 def _eval_module():
-    from . import evaluate  # written alongside; imported late so `tune --help` stays fast
+    from conveyor_qc.evaluation import metrics as evaluate  # written alongside; imported late so `tune --help` stays fast
 
     return evaluate
 
@@ -1036,7 +1036,7 @@ def _header(video, gt_path, clip: _Clip, n_tune: int, split, budget, search, bes
 
 def cli_main(args) -> int:
     """``conveyor-qc tune`` (parser in cli.py). Exit 0, 1 on bad input, 130 after Ctrl-C (config written)."""
-    from .cli import EXIT_INTERRUPTED, EXIT_OK, _config
+    from conveyor_qc.cli import EXIT_INTERRUPTED, EXIT_OK, _config
 
     start = _config(args.start, args.set)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip()) if args.kinds else None

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
-from .atomic import atomic_write_text
-from .config import Config
-from .provenance import model_identity, source_identity
+from conveyor_qc.version import __version__
+from conveyor_qc.io.atomic import atomic_write_text
+from conveyor_qc.config import Config
+from conveyor_qc.run.provenance import model_identity, source_identity
 
 __all__ = ["BatchError", "BatchReport", "VideoJob", "run_batch", "expand_inputs", "output_names",
            "completed_figures", "run_one", "BATCH_FILE", "DEFAULT_RETRIES"]
@@ -262,7 +262,7 @@ def _worker_address() -> str | None:
 
 def run_one(name: str, video: str, out_dir: str, config: dict, model: str | None) -> dict:
     """One video's ``run`` (the task each worker runs); returns its figures and the worker's address."""
-    from .run import run_video
+    from conveyor_qc.run.job import run_video
 
     try:
         result = run_video(video, out_dir, Config.from_dict(config, source="batch settings"), model=model,
@@ -276,7 +276,7 @@ def run_one(name: str, video: str, out_dir: str, config: dict, model: str | None
 
 
 def _check_output_dir(out_dir: Path) -> None:
-    from .outputs import OutputError
+    from conveyor_qc.io.outputs import OutputError
 
     try:
         if out_dir.exists() and not out_dir.is_dir():
@@ -391,7 +391,7 @@ def run_batch(
     videos = expand_inputs(inputs)
     model_path = None
     if model is not None:
-        from .model import load_model
+        from conveyor_qc.anomaly.model import load_model
 
         model_path = str(Path(model).absolute())
         load_model(model_path).close()  # a missing or damaged model fails here, not once per video
@@ -561,7 +561,7 @@ def _write_batch_json(report: BatchReport, meta: dict, state: str) -> None:
 
 
 def cli_main(args) -> int:
-    from .cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, _config
+    from conveyor_qc.cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, _config
 
     if args.scheduler and args.workers is not None:
         print("conveyor-qc batch: error: --workers sizes the local cluster; an existing cluster (--scheduler) "

@@ -234,8 +234,8 @@ def upload_manifests(train_manifest: str | Path, s3_url: str, *, test_manifest: 
     source-refs) under ``s3_url``: images to ``PREFIX/<source-ref>`` (or ``PREFIX/images/<name>`` for a
     source-ref outside the manifest's folder), then ``PREFIX/train.manifest`` and ``PREFIX/test.manifest``.
     Unchanged files are skipped (conveyor_qc.s3). Returns the S3 locations, the image size and counts."""
-    from .manifest import ManifestError, read_manifest, write_manifest
-    from .s3 import S3Error, _key, parse_s3_url, s3_client, s3_entries, upload_files
+    from conveyor_qc.dataset.manifest import ManifestError, read_manifest, write_manifest
+    from conveyor_qc.dataset.s3 import S3Error, _key, parse_s3_url, s3_client, s3_entries, upload_files
 
     bucket, prefix = parse_s3_url(s3_url)
     sides = {"train": Path(train_manifest)}
@@ -286,7 +286,7 @@ def upload_manifests(train_manifest: str | Path, s3_url: str, *, test_manifest: 
 
 
 def _split_s3(url: str) -> tuple[str, str]:
-    from .s3 import parse_s3_url
+    from conveyor_qc.dataset.s3 import parse_s3_url
 
     bucket, key = parse_s3_url(url)
     if not key:
@@ -346,7 +346,7 @@ def train_model(client, project: str, output_s3: str, *, description: str | None
                 progress: Progress | None = None) -> dict:
     """CreateModel (training output under ``output_s3``) and wait through TRAINING for TRAINED.
     Returns the ModelDescription (``ModelVersion``, ``Performance``, ...)."""
-    from .s3 import parse_s3_url
+    from conveyor_qc.dataset.s3 import parse_s3_url
 
     bucket, prefix = parse_s3_url(output_s3)
     loc = {"Bucket": bucket}
@@ -449,7 +449,7 @@ def encode_image(image: "np.ndarray", size: tuple[int, int] = DEFAULT_IMAGE_SIZE
     PNG (lossless, default) or JPEG. -> (bytes, content type)."""
     import cv2
 
-    from .crops import letterbox
+    from conveyor_qc.run.crops import letterbox
 
     w, h = int(size[0]), int(size[1])
     if image.ndim == 2:
@@ -515,13 +515,13 @@ def _env_poll() -> float:
 
 
 def _version() -> str:
-    from . import __version__
+    from conveyor_qc.version import __version__
 
     return __version__
 
 
 def write_model_json(model_dir: str | Path, meta: dict) -> Path:
-    from .atomic import atomic_write_text
+    from conveyor_qc.io.atomic import atomic_write_text
 
     d = Path(model_dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -600,7 +600,7 @@ class _FallbackVerdict:  # until conveyor_qc.model exists
 
 def _verdict(label: str, score: float):
     try:
-        from .model import Verdict  # type: ignore[attr-defined]
+        from conveyor_qc.anomaly.model import Verdict  # type: ignore[attr-defined]
     except ImportError:
         Verdict = _FallbackVerdict
     return Verdict(label=label, score=score)

@@ -16,8 +16,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from .config import Config
-from .pipeline import Crop, FrameUpdate, ObjectEvent, Pipeline, Tracks
+from conveyor_qc.config import Config
+from conveyor_qc.run.pipeline import Crop, FrameUpdate, ObjectEvent, Pipeline, Tracks
 
 __all__ = ["SegmentedPipeline"]
 

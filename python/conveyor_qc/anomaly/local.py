@@ -40,7 +40,7 @@ import math
 import cv2
 import numpy as np
 
-from . import _core
+from conveyor_qc import _core
 
 __all__ = ["FEATURE_NAMES", "crop_features", "features_of", "LocalClassifier", "fit_logistic"]
 
