@@ -209,10 +209,8 @@ def check_config_set(items: list[tuple[str, object]]) -> str:
 
 def check_cli_set(items: list[str]) -> str:
     """The ``--set KEY=VALUE`` options of the command line."""
-    from conveyor_qc.cli import _config
-
     try:
-        config = _config(None, items)
+        config = Config.from_options(None, items)
     except ConfigError:
         return "refused"
     _round_trip(config)

@@ -15,9 +15,11 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 with atheris.instrument_imports(include=["conveyor_qc.config", "conveyor_qc.cli", "checks", "tomllib", "tomli_w"]):
-    import checks
     import tomllib  # noqa: F401
+
+    import checks
     import tomli_w  # noqa: F401
+
     import conveyor_qc.cli  # noqa: F401
     import conveyor_qc.config  # noqa: F401
 

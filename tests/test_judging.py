@@ -12,7 +12,7 @@ import pytest
 
 from conveyor_qc import Config, Pipeline
 from conveyor_qc.run.judging import Judge
-from conveyor_qc.anomaly.model import Verdict, combine_verdicts
+from conveyor_qc.anomaly.base import Verdict, combine_verdicts
 from conveyor_qc.run.job import OBJECT_CROPS, judge_every, run_video
 from conveyor_qc.run.video import VideoReader
 

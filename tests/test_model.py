@@ -11,9 +11,8 @@ import pytest
 from conveyor_qc import __version__
 from conveyor_qc.cli import main
 from conveyor_qc.dataset.manifest import read_manifest, write_manifest
-from conveyor_qc.anomaly.model import (
-    ModelError, Verdict, combine_verdicts, evaluate_model, load_model, train_model,
-)
+from conveyor_qc.anomaly.base import ModelError, Verdict, combine_verdicts
+from conveyor_qc.anomaly.model import evaluate_model, load_model, train_model
 
 
 def _split(cookies_dir, tmp_path):

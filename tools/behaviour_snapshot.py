@@ -21,8 +21,8 @@ import sys
 import shutil
 from pathlib import Path
 
-from conveyor_qc.synth import PRESETS as SYNTH_PRESETS
-from conveyor_qc.synth import synthesize
+from conveyor_qc.evaluation.synth import PRESETS as SYNTH_PRESETS
+from conveyor_qc.evaluation.synth import synthesize
 
 PRESETS = ("cookies", "vertical", "light-on-dark", "hard")
 SECONDS = 10

@@ -6,9 +6,9 @@ and anomaly detection. The work per frame happens in a C++ core (``_core``).
 """
 
 from conveyor_qc.config import Config, ConfigError
-from conveyor_qc.version import __version__
 from conveyor_qc.run.pipeline import FrameUpdate, ObjectEvent, Pipeline, Tracks
 from conveyor_qc.run.video import VideoError, VideoReader
+from conveyor_qc.version import __version__
 
 __all__ = [
     "Config",

@@ -21,13 +21,14 @@ from typing import Any
 import tomli_w
 
 from conveyor_qc import _core
+from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_bytes
 from conveyor_qc.run.crops import CROP_FORMATS, JPEG_QUALITY
 
 __all__ = ["Config", "ConfigError", "OutputParams"]
 
 
-class ConfigError(ValueError):
+class ConfigError(ConveyorQCError, ValueError):
     """A setting is unknown, of the wrong type or out of range."""
 
 
@@ -193,6 +194,23 @@ class Config:
         """Write as TOML, atomically. ``header`` becomes leading comment lines."""
         comment = "".join(f"# {line}\n" for line in header.splitlines())
         atomic_write_bytes(Path(path), (comment + self.to_toml()).encode("utf-8"))
+
+    @classmethod
+    def from_options(cls, path: str | Path | None = None, overrides: list[str] = ()) -> "Config":
+        """The settings of a command line: a TOML file (or the defaults), then each ``KEY=VALUE`` of
+        ``--set`` in order (VALUE in TOML syntax; a bare word is a string), validated."""
+        config = cls.load(path) if path else cls()
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+            try:
+                value = tomllib.loads(f"v = {raw}")["v"]
+            except tomllib.TOMLDecodeError:
+                value = raw  # a bare word: a string
+            config.set(key.strip(), value, source="--set")
+        config.validate("--set" if overrides else str(path or "defaults"))
+        return config
 
     def copy(self) -> "Config":
         return Config.from_dict(self.to_dict())

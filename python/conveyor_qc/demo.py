@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from conveyor_qc.io.atomic import atomic_write_text
 from conveyor_qc.evaluation.metrics import evaluate, object_metrics, read_labels
+from conveyor_qc.io.atomic import atomic_write_text
 
 
 def label_from_truth(run_dir: str, synth_dir: str) -> int:

@@ -41,6 +41,17 @@ import cv2
 import numpy as np
 
 from conveyor_qc import _core
+from conveyor_qc.anomaly.base import (
+    MODEL_FORMAT,
+    MODEL_VERSION,
+    AnomalyModel,
+    ModelError,
+    Verdict,
+    read_image,
+    verdict_of,
+)
+from conveyor_qc.dataset.manifest import ManifestEntry
+from conveyor_qc.version import __version__
 
 __all__ = ["FEATURE_NAMES", "crop_features", "features_of", "LocalClassifier", "fit_logistic"]
 
@@ -356,14 +367,14 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float, iterations: int = 50) 
     return w[:-1], float(w[-1])
 
 
-def _f1(y: np.ndarray, pred: np.ndarray) -> float:
+def f1_score(y: np.ndarray, pred: np.ndarray) -> float:
     tp = float(np.sum(pred & (y > 0)))
     fp = float(np.sum(pred & (y == 0)))
     fn = float(np.sum(~pred & (y > 0)))
     return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
 
 
-def _folds(y: np.ndarray, groups: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
+def group_folds(y: np.ndarray, groups: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
     """Group-aware, class-stratified fold numbers: every group in exactly one fold."""
     rng = np.random.default_rng(seed)
     fold = np.zeros(len(y), int)
@@ -414,7 +425,7 @@ class LocalClassifier:
             Xn = X[y == 0] if (y == 0).any() else X
             return cls._fit_one_class(Xn)
         if (y == 0).sum() == 0:
-            raise ValueError("training needs normal images (it has only anomalies)")
+            raise ModelError("training needs normal images (it has only anomalies)")
         mean = X.mean(axis=0)
         scale = X.std(axis=0)
         scale[scale < 1e-9] = 1.0
@@ -426,7 +437,7 @@ class LocalClassifier:
         order = np.argsort(-_separation(Z, y), kind="stable")
         best = (-1.0, 0, 1.0, 0.5)  # f1, n_features, l2, threshold
         if k >= 2:
-            fold = _folds(y, groups, k)
+            fold = group_folds(y, groups, k)
             for nf in sorted({min(n, Z.shape[1]) for n in TOP_K_GRID}):
                 for l2 in L2_GRID:
                     oof = np.zeros(len(y))
@@ -439,7 +450,7 @@ class LocalClassifier:
                         w, b = fit_logistic(Z[tr][:, sub], y[tr], l2)
                         oof[te] = _sigmoid(Z[te][:, sub] @ w + b)
                     for t in np.linspace(0.2, 0.8, 25):
-                        f1 = _f1(y, oof >= t)
+                        f1 = f1_score(y, oof >= t)
                         # the better F1, then fewer features, stronger regularisation, a threshold nearer 0.5
                         key = (round(f1, 6), -nf, l2, -abs(t - 0.5))
                         if key > (round(best[0], 6), -best[1], best[2], -abs(best[3] - 0.5)):
@@ -459,7 +470,7 @@ class LocalClassifier:
     @classmethod
     def _fit_one_class(cls, X: np.ndarray) -> "LocalClassifier":
         if len(X) < 3:
-            raise ValueError("one-class training needs at least 3 normal images")
+            raise ModelError("one-class training needs at least 3 normal images")
         mean = X.mean(axis=0)
         scale = X.std(axis=0)
         scale[scale < 1e-9] = 1.0
@@ -509,3 +520,57 @@ def _shrunk_precision(Z: np.ndarray, shrink: float | None = None) -> np.ndarray:
 
 def _mahalanobis2(D: np.ndarray, prec: np.ndarray) -> np.ndarray:
     return np.einsum("ij,jk,ik->i", D, prec, D)
+
+
+# --- the model interface ----------------------------------------------------------------------------
+
+
+class LocalModel(AnomalyModel):
+    """The embedded model as an :class:`AnomalyModel`, from its ``model.json``."""
+
+    def __init__(self, meta: dict):
+        names = meta.get("features")
+        if list(names or []) != list(FEATURE_NAMES):
+            raise ModelError(
+                f"the model's features differ from this release's (made by conveyor-qc "
+                f"{meta.get('conveyor_qc_version', '?')}, this is {__version__}): train it again")
+        try:
+            self.classifier = LocalClassifier(meta["classifier"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"damaged local model: {exc}") from None
+        self.meta = meta
+
+    def scores(self, images: list[np.ndarray]) -> np.ndarray:
+        return self.classifier.scores(features_of(images)) if images else np.zeros(0)
+
+    def predict(self, images: list[np.ndarray]) -> list[Verdict]:
+        return [verdict_of(s) for s in self.scores(images)]
+
+
+def train_local(entries: list[ManifestEntry], one_class: bool | None = None) -> dict:
+    """Fit the embedded model on a manifest's entries; returns its ``model.json`` content."""
+    images, labels, groups = [], [], []
+    for e in entries:
+        if e.path is None:
+            raise ModelError(f"{e.source_ref}: the local backend reads local images, not s3:// ones")
+        images.append(read_image(e.path))
+        labels.append(1 if e.label == "anomaly" else 0)
+        # crops of one object stay in one fold when the threshold is chosen
+        groups.append(e.object_id or str(e.path))
+    if not images:
+        raise ModelError("the manifest has no images")
+    X = features_of(images)
+    y = np.array(labels, int)
+    one = bool(one_class) or int(y.sum()) == 0
+    _, g = np.unique(np.array(groups), return_inverse=True)
+    clf = LocalClassifier.fit(X, y, g, one_class=one)
+    meta = {
+        "format": MODEL_FORMAT, "version": MODEL_VERSION, "backend": "local",
+        "conveyor_qc_version": __version__,
+        "mode": clf.mode,
+        "trained_on": {"images": len(y), "normal": int((y == 0).sum()), "anomaly": int(y.sum())},
+        "features": list(FEATURE_NAMES),
+        "classifier": clf.to_dict(),
+        "threshold": 0.5,
+    }
+    return meta

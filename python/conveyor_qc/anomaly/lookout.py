@@ -33,11 +33,35 @@ import contextlib
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+
+import cv2
+import numpy as np
+
+from conveyor_qc.anomaly.base import (
+    MODEL_FORMAT,
+    MODEL_VERSION,
+    AnomalyModel,
+    Verdict,
+    write_meta,
+)
+from conveyor_qc.dataset.manifest import ManifestError, read_manifest, write_manifest
+from conveyor_qc.dataset.s3 import (
+    S3Error,
+    _key,
+    parse_s3_url,
+    s3_client,
+    s3_entries,
+    upload_files,
+)
+from conveyor_qc.errors import ConveyorQCError
+from conveyor_qc.run.crops import letterbox
+from conveyor_qc.shared import shared_dir
+from conveyor_qc.version import __version__
 
 __all__ = [
     "LookoutError",
@@ -57,13 +81,11 @@ __all__ = [
     "anomaly_score",
     "project_status",
     "train_lookout",
-    "write_model_json",
     "LookoutModel",
 ]
 
 SERVICE = "lookoutvision"
 API_VERSION = "2020-11-20"
-MODEL_FORMAT = "conveyor-qc-model"
 DEFAULT_POLL = 20.0  # seconds between DescribeX calls while waiting
 DEFAULT_TIMEOUTS = {"dataset": 30 * 60.0, "train": 24 * 3600.0, "start": 60 * 60.0, "stop": 30 * 60.0}
 DEFAULT_IMAGE_SIZE = (384, 384)  # (width, height) of conveyor-qc's crops
@@ -73,7 +95,7 @@ MAX_IMAGE_BYTES = 4 * 1024 * 1024  # DetectAnomalies' limit on the body
 Progress = Callable[[str], None]
 
 
-class LookoutError(ValueError):
+class LookoutError(ConveyorQCError, ValueError):
     """A Lookout for Vision step failed; the message says which and why (AWS's own message when it gave one)."""
 
 
@@ -81,10 +103,8 @@ class LookoutError(ValueError):
 
 
 def _missing_model_message() -> str:
-    here = Path(__file__).resolve()
-    candidates = [Path(os.environ["CONVEYOR_QC_SHARED"]) / "aws-models"] if os.environ.get("CONVEYOR_QC_SHARED") else []
-    candidates.append(here.parents[3] / "shared" / "aws-models" if len(here.parents) > 3 else Path("../shared/aws-models"))
-    found = next((c for c in candidates if (c / SERVICE / API_VERSION).is_dir()), None)
+    copy = shared_dir() / "aws-models"
+    found = copy if (copy / SERVICE / API_VERSION).is_dir() else None
     import botocore
 
     hint = (f"a copy is at {found}: export AWS_DATA_PATH={found}" if found else
@@ -142,8 +162,12 @@ def _code(exc: Exception) -> str | None:
 
 
 def _explain(exc: Exception, what: str) -> LookoutError:
-    from botocore.exceptions import (ClientError, EndpointConnectionError, NoCredentialsError,
-                                     PartialCredentialsError)
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
 
     if isinstance(exc, LookoutError):
         return exc
@@ -220,7 +244,6 @@ def create_project(client, project: str) -> dict:
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    import cv2
 
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
@@ -234,8 +257,6 @@ def upload_manifests(train_manifest: str | Path, s3_url: str, *, test_manifest: 
     source-refs) under ``s3_url``: images to ``PREFIX/<source-ref>`` (or ``PREFIX/images/<name>`` for a
     source-ref outside the manifest's folder), then ``PREFIX/train.manifest`` and ``PREFIX/test.manifest``.
     Unchanged files are skipped (conveyor_qc.s3). Returns the S3 locations, the image size and counts."""
-    from conveyor_qc.dataset.manifest import ManifestError, read_manifest, write_manifest
-    from conveyor_qc.dataset.s3 import S3Error, _key, parse_s3_url, s3_client, s3_entries, upload_files
 
     bucket, prefix = parse_s3_url(s3_url)
     sides = {"train": Path(train_manifest)}
@@ -286,7 +307,6 @@ def upload_manifests(train_manifest: str | Path, s3_url: str, *, test_manifest: 
 
 
 def _split_s3(url: str) -> tuple[str, str]:
-    from conveyor_qc.dataset.s3 import parse_s3_url
 
     bucket, key = parse_s3_url(url)
     if not key:
@@ -346,7 +366,6 @@ def train_model(client, project: str, output_s3: str, *, description: str | None
                 progress: Progress | None = None) -> dict:
     """CreateModel (training output under ``output_s3``) and wait through TRAINING for TRAINED.
     Returns the ModelDescription (``ModelVersion``, ``Performance``, ...)."""
-    from conveyor_qc.dataset.s3 import parse_s3_url
 
     bucket, prefix = parse_s3_url(output_s3)
     loc = {"Bucket": bucket}
@@ -433,7 +452,6 @@ def hosted(client, project: str, version: str, *, min_units: int = 1, max_units:
 
 def _stop_quietly(client, project: str, version: str, progress: Progress | None) -> None:
     """Stop hosting while another error is on its way up: a failure to stop is told, not raised over it."""
-    import sys
 
     if progress is not None:
         progress(f"stopping model {version} (hosting is billed by the hour)")
@@ -447,9 +465,7 @@ def _stop_quietly(client, project: str, version: str, progress: Progress | None)
 def encode_image(image: "np.ndarray", size: tuple[int, int] = DEFAULT_IMAGE_SIZE, fmt: str = "png") -> tuple[bytes, str]:
     """A BGR crop at the training size (letterboxed when the training images are square), encoded as
     PNG (lossless, default) or JPEG. -> (bytes, content type)."""
-    import cv2
 
-    from conveyor_qc.run.crops import letterbox
 
     w, h = int(size[0]), int(size[1])
     if image.ndim == 2:
@@ -514,22 +530,6 @@ def _env_poll() -> float:
         raise LookoutError(f"CONVEYOR_QC_LOOKOUT_POLL={raw!r} is not a number of seconds") from None
 
 
-def _version() -> str:
-    from conveyor_qc.version import __version__
-
-    return __version__
-
-
-def write_model_json(model_dir: str | Path, meta: dict) -> Path:
-    from conveyor_qc.io.atomic import atomic_write_text
-
-    d = Path(model_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / "model.json"
-    atomic_write_text(path, json.dumps(meta, indent=2, default=str) + "\n")
-    return path
-
-
 def _project_name(out_dir: Path) -> str:
     name = re.sub(r"[^a-zA-Z0-9_\-]", "-", out_dir.resolve().name).strip("-_") or "model"
     return ("conveyor-qc-" + name)[:255]
@@ -557,7 +557,6 @@ def train_lookout(manifest, out_dir, test_manifest=None, *, s3: str | None = Non
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_LOOKOUTVISION")
     client = client or lookout_client(region, endpoint_url, retry_mode=retry_mode, data_path=data_path)
     if progress is None:
-        import sys
 
         if sys.stderr.isatty():  # training takes hours: show where it is
             progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
@@ -572,7 +571,7 @@ def train_lookout(manifest, out_dir, test_manifest=None, *, s3: str | None = Non
     output = output_s3 or (s3.rstrip("/") + "/model-output")
     desc = train_model(client, project, output, poll=poll, timeout=train_timeout, progress=progress)
     meta = {
-        "format": MODEL_FORMAT, "version": 1, "backend": "lookout", "conveyor_qc_version": _version(),
+        "format": MODEL_FORMAT, "version": MODEL_VERSION, "backend": "lookout", "conveyor_qc_version": __version__,
         "project": project, "model_version": str(desc["ModelVersion"]),
         "model_arn": desc.get("ModelArn"),
         "region": client.meta.region_name,
@@ -588,25 +587,11 @@ def train_lookout(manifest, out_dir, test_manifest=None, *, s3: str | None = Non
         meta["endpoint"] = endpoint_url
     if s3_endpoint:
         meta["s3_endpoint"] = s3_endpoint
-    write_model_json(out, meta)
+    write_meta(out, meta)
     return meta
 
 
-@dataclass
-class _FallbackVerdict:  # until conveyor_qc.model exists
-    label: str
-    score: float
-
-
-def _verdict(label: str, score: float):
-    try:
-        from conveyor_qc.anomaly.model import Verdict  # type: ignore[attr-defined]
-    except ImportError:
-        Verdict = _FallbackVerdict
-    return Verdict(label=label, score=score)
-
-
-class LookoutModel:
+class LookoutModel(AnomalyModel):
     """A Lookout for Vision model as a conveyor-qc model: ``predict(images)`` sends each BGR crop (as a PNG
     at the training size) to DetectAnomalies; ``close()`` stops hosting if this object started it.
 
@@ -661,7 +646,7 @@ class LookoutModel:
             res = detect_anomalies(self.client, self.project, self.version, body, ctype)
             score = anomaly_score(res)
             anomalous = bool(res.get("IsAnomalous")) if self.threshold is None else score >= self.threshold
-            out.append(_verdict("anomaly" if anomalous else "normal", score))
+            out.append(Verdict("anomaly" if anomalous else "normal", score))
         return out
 
     def close(self) -> None:
@@ -682,221 +667,3 @@ class LookoutModel:
         with contextlib.suppress(Exception):
             if self.started:
                 self.close()
-
-
-# --------------------------------------------------------------------------- command line
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-def add_parser(sub) -> None:
-    """``conveyor-qc lookout create-project|upload|create-datasets|train|start|detect|stop|status``."""
-    import argparse
-
-    lp = sub.add_parser("lookout", help="AWS Lookout for Vision: project, upload, datasets, training, hosting, "
-                                        "detection (discontinued by AWS on 2025-10-31; see docs/lookout.md)",
-                        description="Each step of the Lookout for Vision lifecycle as a command. Needs the "
-                                    "lookoutvision API description (AWS_DATA_PATH, docs/lookout.md). Hosting is "
-                                    "billed by the hour: `detect --start` stops it again whatever happens.")
-    steps = lp.add_subparsers(dest="lookout_command", metavar="STEP")
-
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION / the profile's)")
-    common.add_argument("--endpoint-url", metavar="URL",
-                        help="another Lookout for Vision endpoint (default AWS, or $AWS_ENDPOINT_URL_LOOKOUTVISION)")
-    common.add_argument("--retry-mode", choices=("standard", "adaptive"), default="standard",
-                        help="botocore retry mode for throttling and transient errors (default standard; adaptive "
-                             "also rate-limits on the client)")
-    common.add_argument("--poll", type=float, default=DEFAULT_POLL, metavar="SECONDS",
-                        help=f"seconds between status checks while waiting (default {DEFAULT_POLL:g})")
-    common.add_argument("--timeout", type=float, metavar="SECONDS", help="give up waiting after this long "
-                        "(defaults: datasets 30 min, training 24 h, start 1 h, stop 30 min)")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    proj = argparse.ArgumentParser(add_help=False)
-    proj.add_argument("--project", required=True, help="Lookout for Vision project name")
-    version = argparse.ArgumentParser(add_help=False)
-    version.add_argument("--model-version", required=True, metavar="V", help="model version (1, 2, ...)")
-    s3ep = argparse.ArgumentParser(add_help=False)
-    s3ep.add_argument("--s3-endpoint", metavar="URL", help="another S3 API (default AWS, or $AWS_ENDPOINT_URL_S3)")
-
-    p = steps.add_parser("create-project", parents=[common, proj], help="create the project (nothing if it exists)")
-    p = steps.add_parser("upload", parents=[common, s3ep], help="upload a dataset's images and manifests to S3",
-                         description="Upload the images of DATASET_DIR/train.manifest (and test.manifest) and the "
-                                     "manifests with s3:// paths as PREFIX/train.manifest, PREFIX/test.manifest. "
-                                     "Unchanged files are skipped.")
-    p.add_argument("dataset", metavar="DATASET_DIR", help="a `conveyor-qc dataset` folder, or a train .manifest")
-    p.add_argument("--test", metavar="MANIFEST", help="the test manifest when DATASET_DIR is a manifest file")
-    p.add_argument("--s3", required=True, metavar="s3://BUCKET/PREFIX")
-    p = steps.add_parser("create-datasets", parents=[common, proj],
-                         help="create the train and test datasets from the manifests in S3 and wait for them")
-    p.add_argument("--s3", required=True, metavar="s3://BUCKET/PREFIX",
-                   help="where `upload` put them: PREFIX/train.manifest and PREFIX/test.manifest")
-    p.add_argument("--single", action="store_true", help="a train dataset only (Lookout splits it itself)")
-    p.add_argument("--replace", action="store_true", help="delete existing datasets first (default: keep them)")
-    p = steps.add_parser("train", parents=[common, proj], help="train a model and wait for it (30 min to hours)")
-    p.add_argument("--s3", required=True, metavar="s3://BUCKET/PREFIX",
-                   help="training output goes to PREFIX/model-output/")
-    p.add_argument("--out", metavar="MODEL_DIR", help="also write MODEL_DIR/model.json for `conveyor-qc run`")
-    p.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE[0], metavar="N",
-                   help="training image size, recorded in model.json (default 384)")
-    p.add_argument("--no-wait", action="store_true", help="return once training has started")
-    p = steps.add_parser("start", parents=[common, proj, version], help="host the model and wait for HOSTED "
-                         "(billed by the hour until `stop`)")
-    p.add_argument("--min-units", type=int, default=1, metavar="N", help="minimum inference units (default 1)")
-    p.add_argument("--max-units", type=int, metavar="N", help="maximum inference units (auto-scaling)")
-    p = steps.add_parser("detect", parents=[common, proj, version], help="detect anomalies in crops",
-                         description="Send each image (or every PNG/JPEG under a folder, e.g. a run's crops/) at "
-                                     "the training size to DetectAnomalies; print path, label and score (the "
-                                     "probability of anomaly). With --start, host the model for the run and stop "
-                                     "it afterwards, also after an error or Ctrl-C.")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
-    p.add_argument("--start", action="store_true", help="host the model for this run (stopped afterwards)")
-    p.add_argument("--min-units", type=int, default=1, metavar="N", help="with --start: inference units")
-    p.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE[0], metavar="N",
-                   help="training image size (default 384)")
-    p.add_argument("--format", choices=("png", "jpeg"), default="png", help="encoding sent (default png)")
-    p.add_argument("--json", action="store_true", help="one JSON object per image")
-    p = steps.add_parser("stop", parents=[common, proj, version], help="stop hosting the model")
-    p.add_argument("--no-wait", action="store_true", help="return once stopping has begun")
-    p = steps.add_parser("status", parents=[common, proj], help="datasets and models of the project")
-    p.add_argument("--json", action="store_true")
-    lp.set_defaults(func=cmd_lookout)
-
-
-def _collect_images(items: list[str]) -> list[Path]:
-    out = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file()))
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise LookoutError(f"{p}: no such image or folder")
-    if not out:
-        raise LookoutError("no PNG or JPEG images in " + ", ".join(items))
-    return out
-
-
-def cmd_lookout(args) -> int:
-    import sys
-
-    step = getattr(args, "lookout_command", None)
-    if not step:
-        print("conveyor-qc lookout: give a step: create-project, upload, create-datasets, train, start, detect, "
-              "stop, status (see --help)", file=sys.stderr)
-        return 2
-    progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    say = progress or (lambda _m: None)
-    poll = args.poll
-    t = args.timeout
-
-    if step == "upload":
-        src = Path(args.dataset)
-        if src.is_dir():
-            train, test = src / "train.manifest", src / "test.manifest"
-            test = test if test.exists() else None
-        else:
-            train, test = src, Path(args.test) if args.test else None
-        res = upload_manifests(train, args.s3, test_manifest=test, s3_endpoint=args.s3_endpoint)
-        u = res["upload"]
-        print(f"uploaded {u['uploaded']} file(s) ({u['bytes']} bytes), {u['skipped']} already there -> {u['url']}")
-        print(f"train manifest: {res['train_manifest']}")
-        if res["test_manifest"]:
-            print(f"test manifest: {res['test_manifest']}")
-        return 0
-
-    client = lookout_client(args.region, args.endpoint_url, retry_mode=args.retry_mode)
-    if step == "create-project":
-        r = create_project(client, args.project)
-        print(f"project {args.project} {'created' if r['created'] else 'exists'}" +
-              (f": {r['ProjectArn']}" if r.get("ProjectArn") else ""))
-    elif step == "create-datasets":
-        base = args.s3.rstrip("/")
-        res = create_datasets(client, args.project, f"{base}/train.manifest",
-                              None if args.single else f"{base}/test.manifest", replace=args.replace, poll=poll,
-                              timeout=t or DEFAULT_TIMEOUTS["dataset"], progress=progress)
-        for side, d in res.items():
-            st = d.get("ImageStats") or {}
-            print(f"{side} dataset: {d.get('Status')}" + (f", {st.get('Total', 0)} images ({st.get('Normal', 0)} "
-                                                          f"normal, {st.get('Anomaly', 0)} anomaly)" if st else ""))
-    elif step == "train":
-        output = args.s3.rstrip("/") + "/model-output"
-        d = train_model(client, args.project, output, wait=not args.no_wait, poll=poll,
-                        timeout=t or DEFAULT_TIMEOUTS["train"], progress=progress)
-        perf = d.get("Performance") or {}
-        print(f"model {d['ModelVersion']}: {d.get('Status')}" +
-              (f", F1 {perf['F1Score']:.3f}, precision {perf.get('Precision', 0):.3f}, recall "
-               f"{perf.get('Recall', 0):.3f}" if "F1Score" in perf else ""))
-        if args.out:
-            meta = {"format": MODEL_FORMAT, "version": 1, "backend": "lookout", "conveyor_qc_version": _version(),
-                    "project": args.project,
-                    "model_version": str(d["ModelVersion"]), "model_arn": d.get("ModelArn"),
-                    "region": client.meta.region_name, "s3": {"dataset": args.s3.rstrip("/"), "output": output},
-                    "image_size": [args.image_size, args.image_size], "min_inference_units": 1,
-                    "performance": d.get("Performance")}
-            if args.endpoint_url:
-                meta["endpoint"] = args.endpoint_url
-            print(f"-> {write_model_json(args.out, meta)}")
-    elif step == "start":
-        started = start_model(client, args.project, args.model_version, min_units=args.min_units,
-                              max_units=args.max_units, poll=poll, timeout=t or DEFAULT_TIMEOUTS["start"],
-                              progress=progress)
-        print(f"model {args.model_version}: HOSTED{'' if started else ' (already)'}; billed by the hour until "
-              f"`conveyor-qc lookout stop --project {args.project} --model-version {args.model_version}`")
-    elif step == "stop":
-        d = stop_model(client, args.project, args.model_version, wait=not args.no_wait, poll=poll,
-                       timeout=t or DEFAULT_TIMEOUTS["stop"], progress=progress)
-        print(f"model {args.model_version}: {d.get('Status')}")
-    elif step == "status":
-        s = project_status(client, args.project)
-        if args.json:
-            print(json.dumps(s, default=str))
-        else:
-            print(f"project {s['project']}")
-            for d in s["datasets"]:
-                print(f"  {d['type']} dataset: {d['status']}" + (f" ({d['message']})" if d.get("message") else ""))
-            for m in s["models"]:
-                print(f"  model {m['version']}: {m['status']}" + (f" ({m['message']})" if m.get("message") else ""))
-    elif step == "detect":
-        return _cmd_detect(args, client, progress)
-    return 0
-
-
-def _cmd_detect(args, client, progress) -> int:
-    import cv2
-
-    images = _collect_images(args.images)
-    size = (args.image_size, args.image_size)
-    n_anomalous = 0
-
-    def run() -> None:
-        nonlocal n_anomalous
-        for path in images:
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise LookoutError(f"{path}: not an image OpenCV can read")
-            body, ctype = encode_image(img, size, args.format)
-            res = detect_anomalies(client, args.project, args.model_version, body, ctype)
-            score = anomaly_score(res)
-            label = "anomaly" if res.get("IsAnomalous") else "normal"
-            n_anomalous += label == "anomaly"
-            if args.json:
-                print(json.dumps({"image": str(path), "label": label, "score": round(score, 6),
-                                  "confidence": res.get("Confidence")}), flush=True)
-            else:
-                print(f"{path}\t{label}\t{score:.4f}", flush=True)
-
-    if args.start:
-        with hosted(client, args.project, args.model_version, min_units=args.min_units, poll=args.poll,
-                    start_timeout=args.timeout or DEFAULT_TIMEOUTS["start"], progress=progress):
-            run()
-    else:
-        status = _describe_model(client, args.project, args.model_version).get("Status")
-        if status != "HOSTED":
-            raise LookoutError(f"model {args.model_version} is {status}, not hosted: run `conveyor-qc lookout start` "
-                               "first, or add --start (hosts it for this run only)")
-        run()
-    if progress is not None:
-        progress(f"{len(images)} image(s), {n_anomalous} anomalous")
-    return 0

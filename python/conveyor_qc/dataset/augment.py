@@ -31,11 +31,24 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from conveyor_qc.version import __version__
+from conveyor_qc.dataset.export import (
+    REPORT_NAME,
+    DatasetError,
+    build_then_swap,
+    image_suffix,
+)
+from conveyor_qc.dataset.manifest import (
+    AUGMENT_KEY,
+    SOURCE_KEY,
+    ManifestEntry,
+    ManifestError,
+    read_manifest,
+    write_manifest,
+)
+from conveyor_qc.dataset.s3 import parse_s3_url, s3_entries, upload_dataset
 from conveyor_qc.io.atomic import atomic_write_text
 from conveyor_qc.run.crops import JPEG_QUALITY, encode_crop
-from conveyor_qc.dataset.export import REPORT_NAME, DatasetError, build_then_swap, image_suffix
-from conveyor_qc.dataset.manifest import AUGMENT_KEY, SOURCE_KEY, ManifestEntry, ManifestError, read_manifest, write_manifest
+from conveyor_qc.version import __version__
 
 __all__ = ["augment_image", "augment_dataset", "AugmentReport", "content_rect"]
 
@@ -184,8 +197,6 @@ def augment_dataset(dataset_dir: str | Path, out: str | Path, *, factor: int, se
     if out.resolve() == root:
         raise DatasetError("--out must be another folder than the dataset (the dataset is left as it is)")
     if s3 is not None:
-        from conveyor_qc.dataset.s3 import parse_s3_url
-
         parse_s3_url(s3)
     train_path, test_path = root / "train.manifest", root / "test.manifest"
     if not train_path.exists():
@@ -267,8 +278,6 @@ def augment_dataset(dataset_dir: str | Path, out: str | Path, *, factor: int, se
         for side, entries in sides.items():
             write_manifest(tmp / f"{side}.manifest", entries)
             if s3 is not None:
-                from conveyor_qc.dataset.s3 import s3_entries
-
                 write_manifest(tmp / f"{side}.s3.manifest", s3_entries(entries, s3))
         by_class = {c: sum(1 for e in new_entries if e.label == c) for c in ("normal", "anomaly")}
         report.by_class = by_class
@@ -278,8 +287,6 @@ def augment_dataset(dataset_dir: str | Path, out: str | Path, *, factor: int, se
                            by_class={})
     build_then_swap(out, build)
     if s3 is not None:
-        from conveyor_qc.dataset.s3 import upload_dataset
-
         report.upload = upload_dataset(out, s3, endpoint_url=s3_endpoint, progress=progress).to_dict()
         atomic_write_text(out / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
     return report

@@ -30,10 +30,26 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from conveyor_qc.version import __version__
+from conveyor_qc.dataset.manifest import (
+    CLASSES,
+    OBJECT_KEY,
+    ManifestEntry,
+    ManifestError,
+    format_date,
+    read_manifest,
+    write_manifest,
+)
+from conveyor_qc.dataset.s3 import parse_s3_url, s3_entries, upload_dataset
+from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text, replace_directory, sync_filesystem
-from conveyor_qc.run.crops import CROP_SUFFIXES, JPEG_QUALITY, encode_crop, image_header, letterbox
-from conveyor_qc.dataset.manifest import CLASSES, OBJECT_KEY, ManifestEntry, ManifestError, format_date, read_manifest, write_manifest
+from conveyor_qc.run.crops import (
+    CROP_SUFFIXES,
+    JPEG_QUALITY,
+    encode_crop,
+    image_header,
+    letterbox,
+)
+from conveyor_qc.version import __version__
 
 __all__ = [
     "DatasetError",
@@ -67,7 +83,7 @@ LOOKOUT_MINIMUMS = {
 Progress = Callable[[int, int, str], None]
 
 
-class DatasetError(ValueError):
+class DatasetError(ConveyorQCError, ValueError):
     """An input or output of a dataset cannot be used; the message names it."""
 
 
@@ -379,8 +395,6 @@ def export_dataset(
         if p.resolve() == out.resolve():
             raise DatasetError(f"--out {out} is also an input")
     if s3 is not None:
-        from conveyor_qc.dataset.s3 import parse_s3_url
-
         parse_s3_url(s3)  # a bad URL fails before any work
 
     videos = _video_names(paths)
@@ -442,15 +456,11 @@ def export_dataset(
                     progress(done, total, "images")
             write_manifest(tmp / f"{side}.manifest", entries)
             if s3 is not None:
-                from conveyor_qc.dataset.s3 import s3_entries
-
                 write_manifest(tmp / f"{side}.s3.manifest", s3_entries(entries, s3))
         atomic_write_text(tmp / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
 
     build_then_swap(out, build)
     if s3 is not None:
-        from conveyor_qc.dataset.s3 import upload_dataset
-
         res = upload_dataset(out, s3, endpoint_url=s3_endpoint, progress=progress)
         report.upload = res.to_dict()
         atomic_write_text(out / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")

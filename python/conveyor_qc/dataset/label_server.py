@@ -36,6 +36,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text
 from conveyor_qc.run.crops import CROP_CONTENT_TYPES
 
@@ -70,7 +71,7 @@ def _crop_type(body: bytes, name: str) -> str:
     return CROP_CONTENT_TYPES[name[name.rindex("."):]]
 
 
-class LabelError(ValueError):
+class LabelError(ConveyorQCError, ValueError):
     """The run folder cannot be labelled (missing objects.csv or crops/, unreadable labels.csv).
     The message names the file."""
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text
 
 __all__ = [
@@ -51,7 +52,7 @@ SOURCE_KEY = "conveyor-qc-source-ref"
 AUGMENT_KEY = "conveyor-qc-augmentation"
 
 
-class ManifestError(ValueError):
+class ManifestError(ConveyorQCError, ValueError):
     """A manifest line cannot be used; the message starts with ``path:line:``."""
 
 

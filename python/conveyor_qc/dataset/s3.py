@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from conveyor_qc.dataset.manifest import ManifestEntry
+from conveyor_qc.errors import ConveyorQCError
 
 __all__ = ["S3Error", "UploadResult", "parse_s3_url", "s3_client", "s3_entries", "upload_files",
            "upload_dataset", "dataset_files"]
@@ -36,7 +37,7 @@ CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg
                  ".manifest": "application/x-ndjson", ".json": "application/json"}
 
 
-class S3Error(ValueError):
+class S3Error(ConveyorQCError, ValueError):
     """An upload cannot be done; the message says what and where."""
 
 
@@ -88,8 +89,13 @@ def s3_client(endpoint_url: str | None = None, *, workers: int = 8, max_attempts
 
 
 def _explain(exc: Exception, bucket: str, what: str) -> S3Error:
-    from botocore.exceptions import (ClientError, EndpointConnectionError, NoCredentialsError,
-                                     NoRegionError, PartialCredentialsError)
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+    )
 
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return S3Error("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")

@@ -19,7 +19,6 @@ each written atomically, ``inspect.json`` last. docs/inspect.md shows and explai
 from __future__ import annotations
 
 import json
-import math
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,8 +28,13 @@ import cv2
 import numpy as np
 
 from conveyor_qc import _core
-from conveyor_qc.io.atomic import atomic_write_bytes, atomic_write_text, check_writable_directory
 from conveyor_qc.config import Config
+from conveyor_qc.errors import ConveyorQCError
+from conveyor_qc.io.atomic import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_writable_directory,
+)
 from conveyor_qc.run.mask_watch import LIMITS, MaskWatch
 from conveyor_qc.run.video import VideoReader, check_frame_size
 
@@ -61,7 +65,7 @@ SHEET_BG = (24, 24, 24)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-class InspectError(ValueError):
+class InspectError(ConveyorQCError, ValueError):
     """Bad input to ``inspect`` (a frame past the video's end...). The message says why."""
 
 

@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from conveyor_qc.errors import ConveyorQCError
+
 __all__ = [
     "EvalError",
     "ObjectReport",
@@ -54,7 +56,7 @@ DISTRACTOR_CLASSES = (2, 7, 8, 12)  # person_on_vehicle, static_person, distract
 TRACKEVAL_INSTALL = "pip install --no-deps 'trackeval>=1.3'"
 
 
-class EvalError(ValueError):
+class EvalError(ConveyorQCError, ValueError):
     """A ground-truth, tracks, labels or objects file (or array) cannot be used; the message says where."""
 
 

@@ -52,6 +52,8 @@ import numpy as np
 
 from conveyor_qc import _core
 from conveyor_qc.config import Config, ConfigError
+from conveyor_qc.errors import ConveyorQCError
+from conveyor_qc.evaluation import metrics as evaluate
 from conveyor_qc.io.outputs import mot_block
 from conveyor_qc.run.video import VideoReader
 
@@ -65,7 +67,7 @@ SEARCHES = ("halving", "random", "grid")
 MAX_CLIP_BYTES = 8 << 30
 
 
-class TuneError(ValueError):
+class TuneError(ConveyorQCError, ValueError):
     """Bad input to the tuner (missing ground truth, bad split...)."""
 
 
@@ -117,8 +119,6 @@ class TuneResult:
 
 
 def _eval_module():
-    from conveyor_qc.evaluation import metrics as evaluate  # written alongside; imported late so `tune --help` stays fast
-
     return evaluate
 
 
@@ -1029,36 +1029,3 @@ def _header(video, gt_path, clip: _Clip, n_tune: int, split, budget, search, bes
     if changed:
         lines.append("changed from the start: " + _fmt_overrides(changed))
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def cli_main(args) -> int:
-    """``conveyor-qc tune`` (parser in cli.py). Exit 0, 1 on bad input, 130 after Ctrl-C (config written)."""
-    from conveyor_qc.cli import EXIT_INTERRUPTED, EXIT_OK, _config
-
-    start = _config(args.start, args.set)
-    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip()) if args.kinds else None
-    label = str(args.start) if args.start else "defaults"
-    if args.set:
-        label += " with " + " ".join(f"--set {s}" for s in args.set)
-    try:
-        result = tune(args.video, args.gt, args.out, start=start, budget=args.budget, search=args.search,
-                      split=args.split, workers=args.workers, seed=args.seed, kinds=kinds, quiet=args.quiet,
-                      start_label=label)
-    except KeyboardInterrupt:
-        print("conveyor-qc tune: interrupted before a config could be written: nothing written", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    s = result.scores
-    line = f"object F1 {s.f1:.4f}, MOTA " + (f"{s.mota:.4f}" if math.isfinite(s.mota) else "n/a")
-    line += f", count error {100 * s.count_error:.2f}%"
-    if result.heldout is not None:
-        h = result.heldout
-        line += (f"; held out: object F1 {h.f1:.4f}, MOTA {h.mota:.4f}, count error "
-                 f"{100 * h.count_error:.2f}%")
-    print(f"{line} -> {args.out}")
-    if result.interrupted:
-        print("interrupted: wrote the best config scored so far", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return EXIT_OK

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from conveyor_qc.errors import ConveyorQCError
+
 __all__ = [
     "atomic_write_bytes", "atomic_write_text", "atomic_open", "temporary_sibling", "sync_filesystem",
     "fsync_path", "fsync_directory", "replace_directory", "WriteError", "describe_write_error",
@@ -43,7 +45,7 @@ _WRITE_PROBLEMS = {
 }
 
 
-class WriteError(OSError):
+class WriteError(ConveyorQCError, OSError):
     """A file could not be written. ``str()`` names the path and the problem."""
 
     def __init__(self, message: str, errno_: int | None = None, path: str | Path | None = None):

@@ -33,14 +33,24 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor_qc.io.atomic import as_write_error, atomic_write_bytes, fsync_directory, temporary_sibling
+from conveyor_qc.errors import ConveyorQCError
+from conveyor_qc.io.atomic import (
+    as_write_error,
+    atomic_write_bytes,
+    fsync_directory,
+    temporary_sibling,
+)
 
 __all__ = ["AppendJournal", "JournalState", "read_journal", "recover_journal", "JournalBusy"]
 
 _VERSION = 1
 
 
-class JournalBusy(OSError):
+class JournalError(ConveyorQCError, ValueError):
+    """A file is not a journal this release can read, or does not match the files beside it."""
+
+
+class JournalBusy(ConveyorQCError, OSError):
     """Another process holds the journal: its writer is alive."""
 
 
@@ -76,7 +86,7 @@ class JournalState:
 
 
 def read_journal(path: str | Path) -> JournalState:
-    """Parse a journal; torn or damaged commit lines are skipped. Raises ValueError when the
+    """Parse a journal; torn or damaged commit lines are skipped. Raises JournalError when the
     header itself is not a journal's."""
     path = Path(path)
     data = path.read_bytes()
@@ -87,7 +97,7 @@ def read_journal(path: str | Path) -> JournalState:
         if header.get("journal") != _VERSION or not files:
             raise ValueError
     except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{path} is not a conveyor-qc journal (or of another version)") from None
+        raise JournalError(f"{path} is not a conveyor-qc journal (or of another version)") from None
     commits = []
     for line in rest.split(b"\n")[:-1]:  # the piece after the last newline is torn (or empty)
         rec = _parse_record(line, len(files))
@@ -261,7 +271,7 @@ def recover_journal(path: str | Path) -> tuple[JournalState, list[int], int]:
             if held(lengths):
                 break
         else:  # never cut a file to nothing on a guess
-            raise ValueError(f"{path}: no commit matches the files beside it (sizes {sizes}): "
+            raise JournalError(f"{path}: no commit matches the files beside it (sizes {sizes}): "
                              "they were changed after the run")
         for name, n, size in zip(state.files, lengths, sizes):
             if size > n:

@@ -37,11 +37,20 @@ import cv2
 import numpy as np
 
 from conveyor_qc import _core
-from conveyor_qc.io.atomic import (WriteError, as_write_error, atomic_write_text, check_writable_directory, fsync_directory,
-                     fsync_path, replace_directory, sync_filesystem)
+from conveyor_qc.errors import ConveyorQCError
+from conveyor_qc.io.atomic import (
+    WriteError,
+    as_write_error,
+    atomic_write_text,
+    check_writable_directory,
+    fsync_directory,
+    fsync_path,
+    replace_directory,
+    sync_filesystem,
+)
+from conveyor_qc.io.journal import AppendJournal, JournalBusy, JournalError, recover_journal
 from conveyor_qc.run.crops import CROP_FORMATS, CROP_SUFFIXES, JPEG_QUALITY, encode_crop
 from conveyor_qc.run.encoder import EncoderError, VideoEncoder
-from conveyor_qc.io.journal import AppendJournal, JournalBusy, recover_journal
 from conveyor_qc.run.pipeline import Crop, ObjectEvent, Tracks
 
 __all__ = ["RunWriter", "OBJECT_COLUMNS", "draw_tracks", "count_line_segment", "OutputError", "recover_run",
@@ -77,7 +86,7 @@ class OutputError(WriteError):
     """The output folder cannot be written. The message names the path and the problem."""
 
 
-class RecoverError(ValueError):
+class RecoverError(ConveyorQCError, ValueError):
     """A folder holds nothing to recover, or is being written by a live run."""
 
 
@@ -503,7 +512,7 @@ def recover_run(out_dir: str | Path, reason: str = "killed") -> dict:
         state, lengths, items = recover_journal(journal_path)
     except JournalBusy:
         raise RunBusy(f"a conveyor-qc run is still writing into {out}: stop it first") from None
-    except ValueError as exc:
+    except JournalError as exc:
         raise RecoverError(str(exc)) from None
     if (out / SUMMARY_NAME).exists():  # killed after its last step: already complete
         journal_path.unlink()

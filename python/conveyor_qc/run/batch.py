@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import signal
-import sys
 import time
 import uuid
 from collections import deque
@@ -25,10 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conveyor_qc.version import __version__
-from conveyor_qc.io.atomic import atomic_write_text
+from conveyor_qc.anomaly.model import load_model
 from conveyor_qc.config import Config
+from conveyor_qc.errors import ConveyorQCError
+from conveyor_qc.io.atomic import atomic_write_text
+from conveyor_qc.io.outputs import OutputError
+from conveyor_qc.run.job import run_video
 from conveyor_qc.run.provenance import model_identity, source_identity
+from conveyor_qc.version import __version__
 
 __all__ = ["BatchError", "BatchReport", "VideoJob", "run_batch", "expand_inputs", "output_names",
            "completed_figures", "run_one", "BATCH_FILE", "DEFAULT_RETRIES"]
@@ -48,7 +51,7 @@ KILL_HOOK_FRAME = 30
 Progress = Callable[[str], None]
 
 
-class BatchError(ValueError):
+class BatchError(ConveyorQCError, ValueError):
     """The batch cannot start (no video matched, a folder given, no scheduler at the address).
     The message names the problem; nothing has been written."""
 
@@ -262,8 +265,6 @@ def _worker_address() -> str | None:
 
 def run_one(name: str, video: str, out_dir: str, config: dict, model: str | None) -> dict:
     """One video's ``run`` (the task each worker runs); returns its figures and the worker's address."""
-    from conveyor_qc.run.job import run_video
-
     try:
         result = run_video(video, out_dir, Config.from_dict(config, source="batch settings"), model=model,
                            progress=_test_kill_hook(name))
@@ -276,8 +277,6 @@ def run_one(name: str, video: str, out_dir: str, config: dict, model: str | None
 
 
 def _check_output_dir(out_dir: Path) -> None:
-    from conveyor_qc.io.outputs import OutputError
-
     try:
         if out_dir.exists() and not out_dir.is_dir():
             raise OutputError(f"output folder {out_dir} exists and is not a folder")
@@ -381,18 +380,16 @@ def run_batch(
     config = config if config is not None else Config()
     config.validate()
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"retries must be a whole number >= 0, not {retries!r}")
+        raise BatchError(f"retries must be a whole number >= 0, not {retries!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be a whole number >= 1, not {workers!r}")
+        raise BatchError(f"workers must be a whole number >= 1, not {workers!r}")
     if scheduler and workers is not None:
-        raise ValueError("--workers sizes the local cluster; an existing cluster (--scheduler) has its own")
+        raise BatchError("--workers sizes the local cluster; an existing cluster (--scheduler) has its own")
     emit = progress or (lambda line: None)
     out_dir = Path(out_dir).absolute()
     videos = expand_inputs(inputs)
     model_path = None
     if model is not None:
-        from conveyor_qc.anomaly.model import load_model
-
         model_path = str(Path(model).absolute())
         load_model(model_path).close()  # a missing or damaged model fails here, not once per video
 
@@ -555,38 +552,3 @@ def _write_batch_json(report: BatchReport, meta: dict, state: str) -> None:
         "videos": [j.record() for j in report.jobs],
     }
     atomic_write_text(report.out_dir / BATCH_FILE, json.dumps(doc, indent=2) + "\n")
-
-
-# --- command line ----------------------------------------------------------------------------------
-
-
-def cli_main(args) -> int:
-    from conveyor_qc.cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, _config
-
-    if args.scheduler and args.workers is not None:
-        print("conveyor-qc batch: error: --workers sizes the local cluster; an existing cluster (--scheduler) "
-              "has its own workers", file=sys.stderr)
-        return EXIT_USAGE
-    config = _config(args.config, args.set)
-
-    def show(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
-    report = run_batch(args.videos, args.out, config, scheduler=args.scheduler, workers=args.workers,
-                       model=args.model, retries=args.retries, force=args.force,
-                       progress=None if args.quiet else show)
-    t = report.totals()
-    print(f"{t['videos']} videos: {t['done']} done, {t['skipped']} skipped, {t['failed']} failed"
-          + (f", {t['interrupted']} not finished" if t["interrupted"] else "")
-          + f"; {t['objects']} objects ({t['anomalies']} anomalies) in {t['frames']} frames; "
-          f"{t['fps']:.1f} frames per second across the cluster -> {report.out_dir / BATCH_FILE}")
-    for job in report.failed:
-        print(f"failed: {job.video}: {job.error}", file=sys.stderr)
-    if report.interrupted:
-        print("interrupted: batch.json holds the videos that finished", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if report.failed:
-        return EXIT_ERROR
-    if report.ended_early:
-        return EXIT_PARTIAL
-    return EXIT_OK

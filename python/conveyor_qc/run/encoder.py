@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from conveyor_qc.errors import ConveyorQCError
+
 __all__ = ["VideoEncoder", "EncoderError"]
 
 #: Frames waiting for the encoder. Enough to ride out a slow frame; a full
@@ -26,7 +28,7 @@ __all__ = ["VideoEncoder", "EncoderError"]
 QUEUE_FRAMES = 4
 
 
-class EncoderError(OSError):
+class EncoderError(ConveyorQCError, OSError):
     """The video could not be opened or written. The message names the file."""
 
 

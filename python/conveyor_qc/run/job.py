@@ -13,15 +13,28 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from conveyor_qc.version import __version__
+from conveyor_qc.anomaly.model import load_model
 from conveyor_qc.config import Config
+from conveyor_qc.io.outputs import (
+    RunWriter,
+    check_output_dir,
+    count_line_segment,
+    draw_tracks,
+)
 from conveyor_qc.run.counts import LineCounts
 from conveyor_qc.run.judging import Judge
 from conveyor_qc.run.mask_watch import MaskWatch
-from conveyor_qc.io.outputs import RunWriter, check_output_dir, count_line_segment, draw_tracks
 from conveyor_qc.run.provenance import model_identity, source_identity
 from conveyor_qc.run.segments import SegmentedPipeline
-from conveyor_qc.run.video import ReconnectPolicy, Reconnected, Reconnecting, SourceLost, VideoReader, check_frame_size
+from conveyor_qc.run.video import (
+    Reconnected,
+    Reconnecting,
+    ReconnectPolicy,
+    SourceLost,
+    VideoReader,
+    check_frame_size,
+)
+from conveyor_qc.version import __version__
 
 #: A live source back within this many seconds keeps its open tracks (run --max-gap; docs/streams.md):
 #: the tracker finds an object again within track.max_distance (60 px) of where it predicts it, and a
@@ -131,8 +144,6 @@ def run_video(
     write_crops = out.crops if crops is None else crops
     own_model = False
     if model is not None and not hasattr(model, "predict"):
-        from conveyor_qc.anomaly.model import load_model
-
         model, own_model = load_model(model), True  # a damaged model fails before anything is written
     try:
         reader = VideoReader(source, reconnect=ReconnectPolicy(give_up_after=reconnect_timeout))

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from conveyor_qc.anomaly.model import Verdict, combine_verdicts
+from conveyor_qc.anomaly.base import Verdict, combine_verdicts
 
 __all__ = ["Judge", "Judged"]
 

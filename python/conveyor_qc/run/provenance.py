@@ -13,6 +13,8 @@ import re
 import stat
 from pathlib import Path
 
+from conveyor_qc.anomaly.base import META_NAME
+
 __all__ = ["source_identity", "model_identity"]
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -43,8 +45,6 @@ def model_identity(model) -> dict | None:
         return None
     if hasattr(model, "predict"):
         return {"path": None, "sha256": None}
-    from conveyor_qc.anomaly.model import META_NAME
-
     folder = Path(model).absolute()
     try:
         digest = hashlib.sha256((folder / META_NAME).read_bytes()).hexdigest()

@@ -29,6 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from conveyor_qc.errors import ConveyorQCError
+
 __all__ = [
     "VideoError", "VideoInfo", "VideoReader", "open_source", "ReconnectPolicy", "StreamEvent", "SourceLost",
     "Reconnecting", "Reconnected", "Waiting", "check_frame_size", "quiet_decoder_logs", "to_bgr8",
@@ -44,7 +46,7 @@ STREAM_OPEN_TIMEOUT_S = 10.0
 STREAM_READ_TIMEOUT_S = 10.0
 
 
-class VideoError(ValueError):
+class VideoError(ConveyorQCError, ValueError):
     """The source cannot be opened or decoded. The message says why."""
 
 

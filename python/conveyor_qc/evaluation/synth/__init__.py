@@ -48,7 +48,14 @@ Photo credits:
   (CC0Textures "Bricks25", CC0), grass.png (DeviantArt linolafett "Grass-01", CC0).
 """
 
-from conveyor_qc.evaluation.synth.presets import PRESETS, SHARED_ENV, Preset, SynthDataError, SynthResult, shared_dir
+from conveyor_qc.evaluation.synth.presets import (
+    PRESETS,
+    Preset,
+    SynthDataError,
+    SynthError,
+    SynthResult,
+)
 from conveyor_qc.evaluation.synth.render import synthesize
+from conveyor_qc.shared import SHARED_ENV, shared_dir
 
-__all__ = ["PRESETS", "Preset", "SynthResult", "SynthDataError", "synthesize", "shared_dir", "SHARED_ENV"]
+__all__ = ["PRESETS", "Preset", "SynthResult", "SynthError", "SynthDataError", "synthesize", "shared_dir", "SHARED_ENV"]

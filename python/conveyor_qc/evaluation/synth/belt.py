@@ -12,7 +12,6 @@ from conveyor_qc.evaluation.synth.scene import products_of, to_canon
 from conveyor_qc.evaluation.synth.util import _blur_noise, _periodic_noise, _smoothstep
 
 
-
 def _plain_strip(rng: np.random.Generator, p: Preset, W: int, L: int) -> tuple:
     """A periodic belt texture strip (W x P) extended by L columns for wrap-free slicing, and P."""
     period = 1 << int(math.ceil(math.log2(max(2 * L, 1024))))

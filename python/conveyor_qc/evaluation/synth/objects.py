@@ -10,8 +10,14 @@ import math
 import cv2
 import numpy as np
 
-from conveyor_qc.evaluation.synth.util import _blur_noise, _crop_sprite, _fill_poly, _jagged_line, _shift, _smoothstep
-
+from conveyor_qc.evaluation.synth.util import (
+    _blur_noise,
+    _crop_sprite,
+    _fill_poly,
+    _jagged_line,
+    _shift,
+    _smoothstep,
+)
 
 # A sprite is (alpha HxW float32 in [0,1], premultiplied colour HxWx3 float32 = colour * alpha).
 

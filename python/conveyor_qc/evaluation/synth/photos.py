@@ -24,9 +24,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from conveyor_qc.evaluation.synth.presets import PHOTO_SUBDIR, SHARED_ENV, SynthDataError, shared_dir
+from conveyor_qc.evaluation.synth.objects import _cut_polygon
+from conveyor_qc.evaluation.synth.presets import PHOTO_SUBDIR, SynthDataError, SynthError
 from conveyor_qc.evaluation.synth.util import _crop_sprite
-
+from conveyor_qc.shared import SHARED_ENV, shared_dir
 
 
 @dataclass
@@ -246,7 +247,7 @@ def load_skimage_objects(preset: str = "") -> dict:
 def skimage_texture(name: str, preset: str = "") -> np.ndarray:
     """A grey texture photograph bundled with scikit-image (gravel, brick, grass), uint8."""
     if name not in ("gravel", "brick", "grass"):
-        raise ValueError(f"belt_photo must be gravel, brick or grass, not {name!r}")
+        raise SynthError(f"belt_photo must be gravel, brick or grass, not {name!r}")
     return _sk_read(f"{name}.png", cv2.IMREAD_GRAYSCALE, preset)
 
 
@@ -265,8 +266,6 @@ def photo_object_sprite(rng: np.random.Generator, photo: _Photo, r: float, anoma
             cut = (lab == legs[int(rng.integers(len(legs)))]).astype(np.float32) if legs else np.zeros_like(a)
             cut = cv2.dilate(cut, np.ones((3, 3), np.uint8))
         else:
-            from conveyor_qc.evaluation.synth.objects import _cut_polygon
-
             rad = photo.radius
             cut = _cut_polygon(rng, (h, w), (w / 2.0, h / 2.0), rad, rng.uniform(0, 2 * np.pi),
                                rad * rng.uniform(0.3, 0.5))

@@ -3,11 +3,11 @@ what ``synthesize()`` returns (``SynthResult``) and where the real photos live."
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SHARED_ENV = "CONVEYOR_QC_SHARED"
+from conveyor_qc.errors import ConveyorQCError
+
 PHOTO_SUBDIR = Path("data") / "aws-cookies"
 
 DIRECTIONS = ("right", "left", "down", "up")
@@ -121,19 +121,12 @@ class SynthResult:
     output_format: str = "mp4"
 
 
-class SynthDataError(FileNotFoundError, ValueError):
+class SynthError(ConveyorQCError, ValueError):
+    """A synthetic clip cannot be made as asked (a bad argument or preset); the message says which."""
+
+
+class SynthDataError(SynthError, FileNotFoundError):
     """The real photos (or the package that ships them) needed by a preset are missing."""
-
-
-def shared_dir() -> Path:
-    """The shared folder: $CONVEYOR_QC_SHARED, default ``../shared`` beside the repository root."""
-    env = os.environ.get(SHARED_ENV)
-    if env:
-        return Path(env)
-    # source checkout: <repo>/python/conveyor_qc/synth/presets.py
-    beside_repo = Path(__file__).resolve().parents[3].parent / "shared"
-    beside_cwd = Path.cwd().resolve().parent / "shared"  # installed package, run from the repository root
-    return beside_repo if beside_repo.is_dir() or not beside_cwd.is_dir() else beside_cwd
 
 
 _LEGACY = (

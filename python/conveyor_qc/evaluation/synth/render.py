@@ -17,10 +17,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from conveyor_qc.io.atomic import fsync_directory, fsync_path, temporary_sibling
 from conveyor_qc.evaluation.synth.belt import _belt_strip, _light_map, _rails, _vignette
-from conveyor_qc.evaluation.synth.photos import _load_photos, load_skimage_objects
-from conveyor_qc.evaluation.synth.presets import BELT_PATTERNS, DIRECTIONS, FORMATS, PRESETS, Preset, SynthResult
+from conveyor_qc.evaluation.synth.photos import (
+    _load_photos,
+    load_skimage_objects,
+    skimage_texture,
+)
+from conveyor_qc.evaluation.synth.presets import (
+    BELT_PATTERNS,
+    DIRECTIONS,
+    FORMATS,
+    PRESETS,
+    Preset,
+    SynthError,
+    SynthResult,
+)
 from conveyor_qc.evaluation.synth.scene import (
     _MAX_LIFT,
     PRODUCTS,
@@ -33,6 +44,7 @@ from conveyor_qc.evaluation.synth.scene import (
     products_of,
     to_output,
 )
+from conveyor_qc.io.atomic import fsync_directory, fsync_path, temporary_sibling
 
 
 def resolve_preset(preset, output_format: str | None = None, mono: bool | None = None) -> Preset:
@@ -42,11 +54,11 @@ def resolve_preset(preset, output_format: str | None = None, mono: bool | None =
     elif isinstance(preset, str) and preset in PRESETS:
         p = PRESETS[preset]
     else:
-        raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
+        raise SynthError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
     changes = {}
     if output_format is not None:
         if output_format not in FORMATS:
-            raise ValueError(f"output format must be one of {', '.join(FORMATS)}, not {output_format!r}")
+            raise SynthError(f"output format must be one of {', '.join(FORMATS)}, not {output_format!r}")
         changes["output_format"] = output_format
     if mono is not None:
         changes["mono"] = bool(mono)
@@ -56,36 +68,36 @@ def resolve_preset(preset, output_format: str | None = None, mono: bool | None =
 def _check_args(preset, seed, seconds, output_format=None, mono=None) -> tuple:
     p = resolve_preset(preset, output_format, mono)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
+        raise SynthError(f"seed must be a non-negative integer, not {seed!r}")
     if seconds is None:
         seconds = p.seconds
     try:
         seconds = float(seconds)
     except (TypeError, ValueError):
-        raise ValueError(f"seconds must be a number, not {seconds!r}") from None
+        raise SynthError(f"seconds must be a number, not {seconds!r}") from None
     if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"seconds must be a positive number, not {seconds!r}")
+        raise SynthError(f"seconds must be a positive number, not {seconds!r}")
     if p.direction not in DIRECTIONS:
-        raise ValueError(f"preset {p.name!r}: direction must be one of {', '.join(DIRECTIONS)}, not {p.direction!r}")
+        raise SynthError(f"preset {p.name!r}: direction must be one of {', '.join(DIRECTIONS)}, not {p.direction!r}")
     if p.style not in ("drawn", "photo"):
-        raise ValueError(f"preset {p.name!r}: style must be 'drawn' or 'photo', not {p.style!r}")
+        raise SynthError(f"preset {p.name!r}: style must be 'drawn' or 'photo', not {p.style!r}")
     unknown = [n for n in p.products if n not in PRODUCTS]
     if unknown:
-        raise ValueError(f"preset {p.name!r}: unknown products {unknown}; known: {', '.join(PRODUCTS)}")
+        raise SynthError(f"preset {p.name!r}: unknown products {unknown}; known: {', '.join(PRODUCTS)}")
     if p.output_format not in FORMATS:
-        raise ValueError(f"preset {p.name!r}: output_format must be one of {', '.join(FORMATS)}")
+        raise SynthError(f"preset {p.name!r}: output_format must be one of {', '.join(FORMATS)}")
     if p.belt_pattern not in BELT_PATTERNS:
-        raise ValueError(f"preset {p.name!r}: belt_pattern must be one of {', '.join(BELT_PATTERNS)}")
+        raise SynthError(f"preset {p.name!r}: belt_pattern must be one of {', '.join(BELT_PATTERNS)}")
     if p.rate <= 0 or p.belt_speed <= 0 or p.fps <= 0 or p.width < 64 or p.height < 64:
-        raise ValueError(f"preset {p.name!r}: rate, belt_speed and fps must be positive, size at least 64x64")
+        raise SynthError(f"preset {p.name!r}: rate, belt_speed and fps must be positive, size at least 64x64")
     if not 0.0 <= p.density < 0.9 or p.overhang < 0 or p.lanes < 0:
-        raise ValueError(f"preset {p.name!r}: density must be in [0, 0.9), overhang and lanes not negative")
+        raise SynthError(f"preset {p.name!r}: density must be in [0, 0.9), overhang and lanes not negative")
     if p.overhang > 0 and (p.rail_px > 0 or p.density <= 0):
-        raise ValueError(f"preset {p.name!r}: a belt wider than the view (overhang) needs rail_px = 0 and a density")
+        raise SynthError(f"preset {p.name!r}: a belt wider than the view (overhang) needs rail_px = 0 and a density")
     across = p.height if p.direction in ("right", "left") else p.width
     if p.density <= 0 and \
             across - 2 * (p.rail_px + p.lane_margin) < 2.6 * p.radius[1] * (2.0 if p.stacked_share > 0 else 1.0):
-        raise ValueError(f"preset {p.name!r}: the belt is too narrow for objects of radius {p.radius[1]}")
+        raise SynthError(f"preset {p.name!r}: the belt is too narrow for objects of radius {p.radius[1]}")
     frames = max(1, int(round(seconds * p.fps)))
     return p, int(seed), seconds, frames
 
@@ -102,15 +114,15 @@ def _check_out_dir(out_dir) -> Path:
     try:
         out = Path(os.fspath(out_dir))
     except TypeError:
-        raise ValueError(f"out_dir must be a path, not {out_dir!r}") from None
+        raise SynthError(f"out_dir must be a path, not {out_dir!r}") from None
     if out.exists() and not out.is_dir():
-        raise ValueError(f"out_dir {str(out)!r} exists and is not a folder")
+        raise SynthError(f"out_dir {str(out)!r} exists and is not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"cannot create out_dir {str(out)!r}: {e.strerror or e}") from None
+        raise SynthError(f"cannot create out_dir {str(out)!r}: {e.strerror or e}") from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise ValueError(f"out_dir {str(out)!r} is not writable")
+        raise SynthError(f"out_dir {str(out)!r} is not writable")
     return out
 
 
@@ -126,13 +138,11 @@ def synthesize(out_dir, preset: str | Preset = "cookies", seed: int = 0, seconds
     ``seconds`` defaults to the preset's, ``output_format`` and ``mono`` override the preset's,
     ``progress(done_frames, total_frames)`` is called after every frame. The ground truth does not
     depend on the format or the camera: the same seed gives the same gt.txt and labels.csv.
-    Raises ValueError for bad arguments (SynthDataError for missing photos) before writing anything.
+    Raises SynthError for bad arguments (SynthDataError for missing photos) before writing anything.
     """
     p, seed, seconds, frames = _check_args(preset, seed, seconds, output_format, mono)
     photos, sk = _sources(p)
     if p.belt_pattern == "photo":
-        from conveyor_qc.evaluation.synth.photos import skimage_texture
-
         belt_photo = skimage_texture(p.belt_photo, p.name)
     else:
         belt_photo = None
@@ -187,7 +197,7 @@ def synthesize(out_dir, preset: str | Preset = "cookies", seed: int = 0, seconds
             tmp[key] = temporary_sibling(out / name, suffix=Path(name).suffix)
     except OSError as e:
         _remove(tmp.values())
-        raise ValueError(f"out_dir {str(out)!r} is not writable: {e.strerror or e}") from None
+        raise SynthError(f"out_dir {str(out)!r} is not writable: {e.strerror or e}") from None
 
     out_w, out_h = p.width, p.height
     entered: list[_Obj] = []  # in id order

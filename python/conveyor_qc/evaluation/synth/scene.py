@@ -15,7 +15,12 @@ import cv2
 import numpy as np
 
 from conveyor_qc.evaluation.synth import objects as ob
-from conveyor_qc.evaluation.synth.objects import _draw_chunk_missing, _draw_cookie, _draw_split, _draw_stacked
+from conveyor_qc.evaluation.synth.objects import (
+    _draw_chunk_missing,
+    _draw_cookie,
+    _draw_split,
+    _draw_stacked,
+)
 from conveyor_qc.evaluation.synth.photos import _photo_sprite, photo_object_sprite
 from conveyor_qc.evaluation.synth.presets import Preset
 from conveyor_qc.evaluation.synth.util import _crop_sprite, _shift

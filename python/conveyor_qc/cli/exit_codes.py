@@ -1,0 +1,12 @@
+"""The command line's exit codes (README, ``conveyor-qc --help``)."""
+
+EXIT_OK = 0
+#: bad input, bad settings, an unwritable output: a one-line message names the problem
+EXIT_ERROR = 1
+#: wrong usage (argparse's own code)
+EXIT_USAGE = 2
+#: the input ended early: a video before the frames it announced, a frame of another size, a live
+#: stream lost for longer than --reconnect-timeout (results hold what could be read)
+EXIT_PARTIAL = 3
+#: stopped by Ctrl-C (results hold everything seen until then)
+EXIT_INTERRUPTED = 130

@@ -1,0 +1,150 @@
+"""``lookout STEP``: each step of the Lookout for Vision lifecycle as a command (docs/lookout.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+
+from conveyor_qc.anomaly import lookout
+from conveyor_qc.anomaly.base import MODEL_FORMAT, MODEL_VERSION, write_meta
+from conveyor_qc.version import __version__
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _collect_images(items: list[str]) -> list[Path]:
+    out = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file()))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise lookout.LookoutError(f"{p}: no such image or folder")
+    if not out:
+        raise lookout.LookoutError("no PNG or JPEG images in " + ", ".join(items))
+    return out
+
+
+def cmd_lookout(args: argparse.Namespace) -> int:
+    step = getattr(args, "lookout_command", None)
+    if not step:
+        print("conveyor-qc lookout: give a step: create-project, upload, create-datasets, train, start, detect, "
+              "stop, status (see --help)", file=sys.stderr)
+        return 2
+    progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    poll = args.poll
+    t = args.timeout
+
+    if step == "upload":
+        src = Path(args.dataset)
+        if src.is_dir():
+            train, test = src / "train.manifest", src / "test.manifest"
+            test = test if test.exists() else None
+        else:
+            train, test = src, Path(args.test) if args.test else None
+        res = lookout.upload_manifests(train, args.s3, test_manifest=test, s3_endpoint=args.s3_endpoint)
+        u = res["upload"]
+        print(f"uploaded {u['uploaded']} file(s) ({u['bytes']} bytes), {u['skipped']} already there -> {u['url']}")
+        print(f"train manifest: {res['train_manifest']}")
+        if res["test_manifest"]:
+            print(f"test manifest: {res['test_manifest']}")
+        return 0
+
+    client = lookout.lookout_client(args.region, args.endpoint_url, retry_mode=args.retry_mode)
+    if step == "create-project":
+        r = lookout.create_project(client, args.project)
+        print(f"project {args.project} {'created' if r['created'] else 'exists'}" +
+              (f": {r['ProjectArn']}" if r.get("ProjectArn") else ""))
+    elif step == "create-datasets":
+        base = args.s3.rstrip("/")
+        res = lookout.create_datasets(client, args.project, f"{base}/train.manifest",
+                              None if args.single else f"{base}/test.manifest", replace=args.replace, poll=poll,
+                              timeout=t or lookout.DEFAULT_TIMEOUTS["dataset"], progress=progress)
+        for side, d in res.items():
+            st = d.get("ImageStats") or {}
+            print(f"{side} dataset: {d.get('Status')}" + (f", {st.get('Total', 0)} images ({st.get('Normal', 0)} "
+                                                          f"normal, {st.get('Anomaly', 0)} anomaly)" if st else ""))
+    elif step == "train":
+        output = args.s3.rstrip("/") + "/model-output"
+        d = lookout.train_model(client, args.project, output, wait=not args.no_wait, poll=poll,
+                        timeout=t or lookout.DEFAULT_TIMEOUTS["train"], progress=progress)
+        perf = d.get("Performance") or {}
+        print(f"model {d['ModelVersion']}: {d.get('Status')}" +
+              (f", F1 {perf['F1Score']:.3f}, precision {perf.get('Precision', 0):.3f}, recall "
+               f"{perf.get('Recall', 0):.3f}" if "F1Score" in perf else ""))
+        if args.out:
+            meta = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "backend": "lookout", "conveyor_qc_version": __version__,
+                    "project": args.project,
+                    "model_version": str(d["ModelVersion"]), "model_arn": d.get("ModelArn"),
+                    "region": client.meta.region_name, "s3": {"dataset": args.s3.rstrip("/"), "output": output},
+                    "image_size": [args.image_size, args.image_size], "min_inference_units": 1,
+                    "performance": d.get("Performance")}
+            if args.endpoint_url:
+                meta["endpoint"] = args.endpoint_url
+            print(f"-> {write_meta(args.out, meta)}")
+    elif step == "start":
+        started = lookout.start_model(client, args.project, args.model_version, min_units=args.min_units,
+                              max_units=args.max_units, poll=poll, timeout=t or lookout.DEFAULT_TIMEOUTS["start"],
+                              progress=progress)
+        print(f"model {args.model_version}: HOSTED{'' if started else ' (already)'}; billed by the hour until "
+              f"`conveyor-qc lookout stop --project {args.project} --model-version {args.model_version}`")
+    elif step == "stop":
+        d = lookout.stop_model(client, args.project, args.model_version, wait=not args.no_wait, poll=poll,
+                       timeout=t or lookout.DEFAULT_TIMEOUTS["stop"], progress=progress)
+        print(f"model {args.model_version}: {d.get('Status')}")
+    elif step == "status":
+        s = lookout.project_status(client, args.project)
+        if args.json:
+            print(json.dumps(s, default=str))
+        else:
+            print(f"project {s['project']}")
+            for d in s["datasets"]:
+                print(f"  {d['type']} dataset: {d['status']}" + (f" ({d['message']})" if d.get("message") else ""))
+            for m in s["models"]:
+                print(f"  model {m['version']}: {m['status']}" + (f" ({m['message']})" if m.get("message") else ""))
+    elif step == "detect":
+        return _cmd_detect(args, client, progress)
+    return 0
+
+
+def _cmd_detect(args, client, progress) -> int:
+    images = _collect_images(args.images)
+    size = (args.image_size, args.image_size)
+    n_anomalous = 0
+
+    def run() -> None:
+        nonlocal n_anomalous
+        for path in images:
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is None:
+                raise lookout.LookoutError(f"{path}: not an image OpenCV can read")
+            body, ctype = lookout.encode_image(img, size, args.format)
+            res = lookout.detect_anomalies(client, args.project, args.model_version, body, ctype)
+            score = lookout.anomaly_score(res)
+            label = "anomaly" if res.get("IsAnomalous") else "normal"
+            n_anomalous += label == "anomaly"
+            if args.json:
+                print(json.dumps({"image": str(path), "label": label, "score": round(score, 6),
+                                  "confidence": res.get("Confidence")}), flush=True)
+            else:
+                print(f"{path}\t{label}\t{score:.4f}", flush=True)
+
+    if args.start:
+        with lookout.hosted(client, args.project, args.model_version, min_units=args.min_units, poll=args.poll,
+                    start_timeout=args.timeout or lookout.DEFAULT_TIMEOUTS["start"], progress=progress):
+            run()
+    else:
+        status = lookout._describe_model(client, args.project, args.model_version).get("Status")
+        if status != "HOSTED":
+            raise lookout.LookoutError(f"model {args.model_version} is {status}, not lookout.hosted: run `conveyor-qc lookout start` "
+                               "first, or add --start (hosts it for this run only)")
+        run()
+    if progress is not None:
+        progress(f"{len(images)} image(s), {n_anomalous} anomalous")
+    return 0

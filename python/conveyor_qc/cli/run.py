@@ -1,0 +1,106 @@
+"""``run``, ``recover``, ``batch`` and ``config``: a video (or many) through the pipeline, and its settings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from conveyor_qc.cli.exit_codes import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+)
+from conveyor_qc.config import Config
+from conveyor_qc.io.outputs import recover_run
+from conveyor_qc.run.batch import BATCH_FILE, run_batch
+from conveyor_qc.run.job import run_video, terminal_progress
+from conveyor_qc.run.video import quiet_decoder_logs
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = Config.from_options(args.config, args.set)
+    source = int(args.video) if args.video.isdigit() else args.video
+    progress = None if args.quiet else terminal_progress()
+    quiet_decoder_logs()  # the reader names every input problem in one line of its own
+
+    def stream_status(text: str) -> None:  # losses and reconnections of a live source, always told
+        sys.stderr.write(("\n" if progress is not None else "") + f"conveyor-qc run: {text}\n")
+        sys.stderr.flush()
+
+    result = run_video(
+        source,
+        args.out,
+        config,
+        video=False if args.no_video else None,
+        crops=False if args.no_crops else None,
+        max_frames=args.max_frames,
+        progress=progress,
+        model=args.model,
+        duration=args.duration,
+        reconnect_timeout=args.reconnect_timeout,
+        max_gap=args.max_gap,
+        stream_status=stream_status,
+    )
+    if progress is not None:
+        sys.stderr.write("\n")
+    s = result.summary
+    print(
+        f"{s['objects']} objects ({s['anomalies']} anomalies), {s['counts']['total']} counted at the line, "
+        f"in {s['frames']} frames, "
+        f"{s['fps']:.1f} frames per second -> {args.out}"
+    )
+    if result.interrupted:
+        print("interrupted: the outputs hold everything seen until then", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if result.ended_early:
+        print(f"warning: {result.stop_reason or 'the video ended before the frames it announced'}; "
+              "the outputs hold the frames that could be read", file=sys.stderr)
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    s = recover_run(args.run_dir)
+    print(f"{s['objects']} objects ({s['anomalies']} anomalies), {s.get('crops_written', 0)} crops recovered "
+          f"-> {args.run_dir} (summary.json: complete {str(s.get('complete')).lower()}, recovered true)")
+    return EXIT_OK
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    if args.scheduler and args.workers is not None:
+        print("conveyor-qc batch: error: --workers sizes the local cluster; an existing cluster (--scheduler) "
+              "has its own workers", file=sys.stderr)
+        return EXIT_USAGE
+    config = Config.from_options(args.config, args.set)
+
+    def show(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    report = run_batch(args.videos, args.out, config, scheduler=args.scheduler, workers=args.workers,
+                       model=args.model, retries=args.retries, force=args.force,
+                       progress=None if args.quiet else show)
+    t = report.totals()
+    print(f"{t['videos']} videos: {t['done']} done, {t['skipped']} skipped, {t['failed']} failed"
+          + (f", {t['interrupted']} not finished" if t["interrupted"] else "")
+          + f"; {t['objects']} objects ({t['anomalies']} anomalies) in {t['frames']} frames; "
+          f"{t['fps']:.1f} frames per second across the cluster -> {report.out_dir / BATCH_FILE}")
+    for job in report.failed:
+        print(f"failed: {job.video}: {job.error}", file=sys.stderr)
+    if report.interrupted:
+        print("interrupted: batch.json holds the videos that finished", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if report.failed:
+        return EXIT_ERROR
+    if report.ended_early:
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    config = Config.from_options(args.config, args.set)
+    text = config.to_toml()
+    if args.out:
+        config.save(args.out)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
