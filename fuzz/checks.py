@@ -46,28 +46,28 @@ def is_valid_frame(a) -> bool:
             and a.flags.c_contiguous and a.shape[0] >= 1 and a.shape[1] >= 1)
 
 
-def check_result(r: dict, shape: tuple) -> None:
-    n = r["ids"].shape[0]
-    assert r["ids"].dtype == np.int32 and r["keys"].shape == (n,)
-    assert r["boxes"].shape == (n, 4) and r["boxes"].dtype == np.float32
+def check_result(r: _core.FrameTracks, shape: tuple) -> None:
+    n = r.ids.shape[0]
+    assert r.ids.dtype == np.int32 and r.keys.shape == (n,)
+    assert r.boxes.shape == (n, 4) and r.boxes.dtype == np.float32
     for key in ("confirmed", "whole", "best_updated", "detected"):
-        assert r[key].shape == (n,) and r[key].dtype == np.bool_, key
-    assert np.isfinite(r["boxes"]).all(), r["boxes"]
-    assert r["count"] >= 0 and r["counted"] >= 0
-    confirmed_ids = r["ids"][r["confirmed"]]
+        assert getattr(r, key).shape == (n,) and getattr(r, key).dtype == np.bool_, key
+    assert np.isfinite(r.boxes).all(), r.boxes
+    assert r.count >= 0 and r.counted >= 0
+    confirmed_ids = r.ids[r.confirmed]
     assert (confirmed_ids > 0).all() and len(set(confirmed_ids.tolist())) == len(confirmed_ids)
-    d = r["detections"]
-    assert d["boxes"].shape[1:] == (4,) and np.isfinite(d["boxes"]).all()
+    d = r.detections
+    assert d.boxes.shape[1:] == (4,) and np.isfinite(d.boxes).all()
 
 
 def check_finished(done: list) -> None:
     for t in done:
-        assert t["id"] > 0, t
-        assert t["first_frame"] <= t["last_frame"], t
-        assert t["frames"].shape[0] == t["boxes"].shape[0] >= 1
-        assert (np.diff(t["frames"]) > 0).all(), t["frames"]
-        assert np.isfinite(t["boxes"]).all()
-        assert t["end"] in ("exited", "lost", "stream_end")
+        assert t.id > 0, t
+        assert t.first_frame <= t.last_frame, t
+        assert t.frames.shape[0] == t.boxes.shape[0] >= 1
+        assert (np.diff(t.frames) > 0).all(), t.frames
+        assert np.isfinite(t.boxes).all()
+        assert t.end in ("exited", "lost", "stream_end")
 
 
 def check_pipeline(settings: list[tuple[str, str, object]], frames: list) -> str:
@@ -112,7 +112,7 @@ def check_pipeline(settings: list[tuple[str, str, object]], frames: list) -> str
         check_result(r, shape)
         check_finished(pipeline.take_finished())
     end = pipeline.finish()
-    assert end["counted"] >= 0
+    assert end.counted >= 0
     check_finished(pipeline.take_finished())
     return "processed"
 
@@ -137,8 +137,8 @@ def check_detector(settings: list[tuple[str, object]], mask, roi, scale) -> None
         d = detector.detect(mask, roi, scale)
     except (TypeError, ValueError):
         return
-    assert d["boxes"].shape[1:] == (4,) and np.isfinite(d["boxes"]).all()
-    assert (d["area"] >= 0).all()
+    assert d.boxes.shape[1:] == (4,) and np.isfinite(d.boxes).all()
+    assert (d.area >= 0).all()
 
 
 def check_mask_builder(settings: list[tuple[str, object]], frames: list) -> None:

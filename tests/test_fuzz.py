@@ -299,7 +299,7 @@ def test_found_one_row_frame_with_any_row_stride(row_stride):
     params = _core.PipelineParams()
     params.track.downscale = 1.0  # at 0.5 one row is too small (the tiny-frame finding below)
     pipeline = _core.Pipeline(params)
-    assert pipeline.process(frame)["frame_index"] == 0
+    assert pipeline.process(frame).frame_index == 0
     mask = _core.MaskBuilder(_core.MaskParams()).build(frame)
     assert mask.shape == (1, 40)
     checks.check_pipeline([("track", "downscale", 1.0)], [frame, np.ascontiguousarray(frame)])

@@ -105,8 +105,8 @@ def test_detections_are_the_cores(inspected, cookies):
     assert np.array_equal(cv2.imread(str(out / "mask.png"), cv2.IMREAD_UNCHANGED), mask)
     assert np.array_equal(cv2.imread(str(out / "frame.png")), image)
     got = data["detections"]
-    assert len(got) == len(dets["boxes"]) > 0
-    for d, box, area, solidity in zip(got, dets["boxes"], dets["area"], dets["solidity"]):
+    assert len(got) == len(dets.boxes) > 0
+    for d, box, area, solidity in zip(got, dets.boxes, dets.area, dets.solidity):
         assert d["box"] == pytest.approx(box.tolist(), abs=0.06)
         assert d["area"] == pytest.approx(float(area), abs=0.06)
         assert d["solidity"] == pytest.approx(float(solidity), abs=1e-4)

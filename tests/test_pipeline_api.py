@@ -33,7 +33,7 @@ def test_embed_without_cli(make_clip):
         assert np.all(np.diff(obj.frames) == 1)
         if obj.ever_whole:
             assert obj.best_crop is not None and obj.best_crop.shape == (384, 384, 3)
-            assert obj.shape["area"] > 0
+            assert obj.shape.area > 0
     last = pipeline.frames_processed - 1
     assert any(o.end == "exited" for o in finished)
     for obj in finished:  # objects in view at the end are reported as such, and only those

@@ -41,20 +41,20 @@ def test_auto_mask_finds_the_cookie(cookies_dir, label):
         image = cv2.imread(str(path))
         assert image is not None, path
         d = detect(image)
-        if len(d["area"]) == 0:
+        if len(d.area) == 0:
             continue
         # The cookie lies in the middle of the photo: the largest component
         # holds it, or, for a cookie broken in pieces, the pieces around it.
-        boxes = d["boxes"] if label == "anomaly" else d["boxes"][[int(np.argmax(d["area"]))]]
+        boxes = d.boxes if label == "anomaly" else d.boxes[[int(np.argmax(d.area))]]
         x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
         x1, y1 = (boxes[:, 0] + boxes[:, 2]).max(), (boxes[:, 1] + boxes[:, 3]).max()
         cx, cy = image.shape[1] / 2, image.shape[0] / 2
-        if x0 <= cx <= x1 and y0 <= cy <= y1 and d["area"].max() > 0.08 * image.size / 3:
+        if x0 <= cx <= x1 and y0 <= cy <= y1 and d.area.max() > 0.08 * image.size / 3:
             found += 1
     assert found == len(paths), f"{label}: cookie found in {found} of {len(paths)} photos"
 
 
 def test_normal_cookie_is_one_object(cookies_dir):
     """A whole cookie is one component, chocolate chips and cracks included."""
-    counts = [len(detect(cv2.imread(str(p)))["area"]) for p in photos(cookies_dir, "normal")]
+    counts = [len(detect(cv2.imread(str(p))).area) for p in photos(cookies_dir, "normal")]
     assert sum(c == 1 for c in counts) >= 0.9 * len(counts), counts

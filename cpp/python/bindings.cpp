@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstring>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace py = pybind11;
@@ -75,23 +76,6 @@ py::array image_to_numpy(const cv::Mat& m) {
     return out;
 }
 
-py::dict belt_stats_dict(const BeltModelStats& s) {
-    py::dict o;
-    o["frames_learnt"] = s.frames_learnt;
-    o["belt_lab"] = py::make_tuple(s.belt_lab[0], s.belt_lab[1], s.belt_lab[2]);
-    o["belt_sigma"] = py::make_tuple(s.belt_sigma[0], s.belt_sigma[1], s.belt_sigma[2]);
-    o["threshold"] = s.threshold;
-    o["belt_region"] = s.belt_region;
-    o["candidates"] = s.candidates;
-    o["light_range"] = s.light_range;
-    o["object_share"] = s.object_share;
-    o["object_components"] = s.object_components;
-    o["typical_area"] = s.typical_area;
-    o["ambiguous_share"] = s.ambiguous_share;
-    o["colour"] = s.colour;
-    return o;
-}
-
 py::array_t<int32_t> ids_array(const std::vector<int>& ids) {
     py::array_t<int32_t> out(static_cast<py::ssize_t>(ids.size()));
     auto o = out.mutable_unchecked<1>();
@@ -99,35 +83,75 @@ py::array_t<int32_t> ids_array(const std::vector<int>& ids) {
     return out;
 }
 
-py::tuple rect_tuple(const cv::Rect2f& r) { return py::make_tuple(r.x, r.y, r.width, r.height); }
+using Box = std::tuple<float, float, float, float>;  // x, y, w, h
+Box rect_tuple(const cv::Rect2f& r) { return {r.x, r.y, r.width, r.height}; }
+std::tuple<float, float, float> vec3_tuple(const cv::Vec3f& v) { return {v[0], v[1], v[2]}; }
 
-py::dict detection_dict(const Detection& d) {
-    py::dict o;
-    o["box"] = rect_tuple(d.box);
-    o["centroid"] = py::make_tuple(d.centroid.x, d.centroid.y);
-    o["area"] = d.area;
-    o["solidity"] = d.solidity;
-    o["circularity"] = d.circularity;
-    return o;
-}
+// ---- What the core hands Python, as typed classes (the stub lists their fields) -------------
 
-// Detections as columns: boxes (N, 4) x, y, w, h; centroids (N, 2); area,
-// solidity, circularity (N,). One allocation per column, no Python objects per row.
-py::dict detections_columns(const std::vector<Detection>& ds) {
+// Detections of one frame as columns: one array per field, no Python object per row.
+struct Detections {
+    py::array_t<float> boxes;        // (N, 4) x, y, w, h, full-resolution pixels
+    py::array_t<float> centroids;    // (N, 2)
+    py::array_t<float> area, solidity, circularity;  // (N,)
+};
+
+Detections detections_columns(const std::vector<Detection>& ds) {
     const py::ssize_t n = static_cast<py::ssize_t>(ds.size());
-    py::array_t<float> boxes({n, py::ssize_t(4)}), cents({n, py::ssize_t(2)});
-    py::array_t<float> area(n), solidity(n), circ(n);
-    auto b = boxes.mutable_unchecked<2>();
-    auto c = cents.mutable_unchecked<2>();
-    auto a = area.mutable_unchecked<1>(), s = solidity.mutable_unchecked<1>(), k = circ.mutable_unchecked<1>();
+    Detections o{py::array_t<float>({n, py::ssize_t(4)}), py::array_t<float>({n, py::ssize_t(2)}),
+                 py::array_t<float>(n), py::array_t<float>(n), py::array_t<float>(n)};
+    auto b = o.boxes.mutable_unchecked<2>();
+    auto c = o.centroids.mutable_unchecked<2>();
+    auto a = o.area.mutable_unchecked<1>(), s = o.solidity.mutable_unchecked<1>(), k = o.circularity.mutable_unchecked<1>();
     for (py::ssize_t i = 0; i < n; ++i) {
         const auto& d = ds[static_cast<size_t>(i)];
         b(i, 0) = d.box.x; b(i, 1) = d.box.y; b(i, 2) = d.box.width; b(i, 3) = d.box.height;
         c(i, 0) = d.centroid.x; c(i, 1) = d.centroid.y;
         a(i) = d.area; s(i) = d.solidity; k(i) = d.circularity;
     }
-    py::dict o;
-    o["boxes"] = boxes; o["centroids"] = cents; o["area"] = area; o["solidity"] = solidity; o["circularity"] = circ;
+    return o;
+}
+
+// The live tracks after one frame: one entry per track, as columns.
+struct FrameTracks {
+    int frame_index = 0;
+    bool detection_frame = false;
+    py::array_t<int32_t> ids, keys;
+    py::array_t<float> boxes;
+    py::array_t<bool> confirmed, whole, best_updated, detected;
+    int count = 0;
+    py::array_t<int32_t> crossed;
+    int counted = 0;
+    Detections detections;
+};
+
+FrameTracks frame_tracks(const FrameResult& r) {
+    const py::ssize_t n = static_cast<py::ssize_t>(r.tracks.size());
+    FrameTracks o;
+    o.frame_index = r.frame_index;
+    o.detection_frame = r.detection_frame;
+    o.ids = py::array_t<int32_t>(n);
+    o.keys = py::array_t<int32_t>(n);
+    o.boxes = py::array_t<float>({n, py::ssize_t(4)});
+    o.confirmed = py::array_t<bool>(n);
+    o.whole = py::array_t<bool>(n);
+    o.best_updated = py::array_t<bool>(n);
+    o.detected = py::array_t<bool>(n);
+    auto i_ = o.ids.mutable_unchecked<1>(), k_ = o.keys.mutable_unchecked<1>();
+    auto b_ = o.boxes.mutable_unchecked<2>();
+    auto c_ = o.confirmed.mutable_unchecked<1>(), w_ = o.whole.mutable_unchecked<1>();
+    auto be_ = o.best_updated.mutable_unchecked<1>(), d_ = o.detected.mutable_unchecked<1>();
+    for (py::ssize_t i = 0; i < n; ++i) {
+        const auto& t = r.tracks[static_cast<size_t>(i)];
+        i_(i) = t.id;
+        k_(i) = t.key;
+        b_(i, 0) = t.box.x; b_(i, 1) = t.box.y; b_(i, 2) = t.box.width; b_(i, 3) = t.box.height;
+        c_(i) = t.confirmed; w_(i) = t.whole; be_(i) = t.best_updated; d_(i) = t.detected;
+    }
+    o.count = r.count;
+    o.crossed = ids_array(r.crossed);
+    o.counted = r.counted;
+    o.detections = detections_columns(r.detections);
     return o;
 }
 
@@ -140,30 +164,80 @@ const char* end_name(FinishedTrack::End e) {
     return "exited";
 }
 
-py::dict finished_dict(const FinishedTrack& t) {
+// A track that ended: its whole path, copied out (the core recycles its own memory).
+struct FinishedObject {
+    int key = 0, id = 0, first_frame = 0, last_frame = 0;
+    py::array_t<int32_t> frames;  // (N,)
+    py::array_t<float> boxes;     // (N, 4)
+    Box best_box;
+    int best_frame = 0;
+    bool ever_whole = false;
+    Detection shape;
+    std::string end;
+};
+
+FinishedObject finished_object(const FinishedTrack& t) {
     const py::ssize_t n = static_cast<py::ssize_t>(t.history.size());
-    py::array_t<int32_t> frames(n);
-    py::array_t<float> boxes({n, py::ssize_t(4)});
-    auto f = frames.mutable_unchecked<1>();
-    auto b = boxes.mutable_unchecked<2>();
+    FinishedObject o;
+    o.frames = py::array_t<int32_t>(n);
+    o.boxes = py::array_t<float>({n, py::ssize_t(4)});
+    auto f = o.frames.mutable_unchecked<1>();
+    auto b = o.boxes.mutable_unchecked<2>();
     for (py::ssize_t i = 0; i < n; ++i) {
         const auto& p = t.history[static_cast<size_t>(i)];
         f(i) = p.frame;
         b(i, 0) = p.box.x; b(i, 1) = p.box.y; b(i, 2) = p.box.width; b(i, 3) = p.box.height;
     }
-    py::dict o;
-    o["key"] = t.key;
-    o["id"] = t.id;
-    o["first_frame"] = t.first_frame;
-    o["last_frame"] = t.last_frame;
-    o["frames"] = frames;
-    o["boxes"] = boxes;
-    o["best_box"] = rect_tuple(t.best_box);
-    o["best_frame"] = t.best_frame;
-    o["ever_whole"] = t.ever_whole;
-    o["shape"] = detection_dict(t.shape);
-    o["end"] = end_name(t.end);
+    o.key = t.key;
+    o.id = t.id;
+    o.first_frame = t.first_frame;
+    o.last_frame = t.last_frame;
+    o.best_box = rect_tuple(t.best_box);
+    o.best_frame = t.best_frame;
+    o.ever_whole = t.ever_whole;
+    o.shape = t.shape;
+    o.end = end_name(t.end);
     return o;
+}
+
+// What the end of a stream adds to the counts.
+struct StreamEnd {
+    py::array_t<int32_t> crossed;  // ids counted at the line at the stream end
+    int counted = 0;               // the line's final count
+    int count = 0;                 // confirmed objects
+};
+
+// The belt model's figures in the order summary.json's "mask" section and inspect.json give them.
+py::dict belt_stats_dict(const BeltModelStats& s) {
+    py::dict o;
+    o["frames_learnt"] = s.frames_learnt;
+    o["belt_lab"] = vec3_tuple(s.belt_lab);
+    o["belt_sigma"] = vec3_tuple(s.belt_sigma);
+    o["threshold"] = s.threshold;
+    o["belt_region"] = s.belt_region;
+    o["candidates"] = s.candidates;
+    o["light_range"] = s.light_range;
+    o["object_share"] = s.object_share;
+    o["object_components"] = s.object_components;
+    o["typical_area"] = s.typical_area;
+    o["ambiguous_share"] = s.ambiguous_share;
+    o["colour"] = s.colour;
+    return o;
+}
+
+py::dict component_dict(const ComponentNote& n) {
+    py::dict d;
+    d["box"] = py::make_tuple(n.box.x, n.box.y, n.box.width, n.box.height);
+    d["pixels"] = n.pixels;
+    d["area"] = n.area;
+    d["solidity"] = n.solidity;
+    d["outcome"] = to_string(n.outcome);
+    d["first_detection"] = n.first_detection;
+    d["detections"] = n.detections;
+    d["objects_by_area"] = n.objects_by_area;
+    d["peaks"] = n.peaks;
+    d["joined"] = n.joined;
+    return d;
 }
 
 // Binds one parameter struct: each field becomes a property, and its name is
@@ -201,7 +275,12 @@ struct ParamsBinder {
         names.emplace_back(name);
         return *this;
     }
-    void done() { cls.attr("FIELDS") = py::tuple(py::cast(names)); }
+    // FIELDS: the field names in declaration order (a new list each time: the class's own stays as it is).
+    void done() {
+        cls.def_property_readonly_static(
+            "FIELDS", [names = names](const py::object&) { return names; },
+            "The settings' names, in declaration order.");
+    }
 };
 
 }  // namespace
@@ -212,6 +291,89 @@ PYBIND11_MODULE(_core, m) {
     auto param_error = py::register_exception<ParamError>(m, "ParamError", PyExc_ValueError);
     py::register_exception<InputError>(m, "InputError", PyExc_ValueError);
     (void)param_error;
+
+    // The core's results: typed, read-only; arrays are NumPy's (copies the caller owns).
+    py::class_<Detection>(m, "Detection", "One object's box and shape figures (types.hpp).")
+        .def_property_readonly("box", [](const Detection& d) { return rect_tuple(d.box); },
+                               "(x, y, w, h), full-resolution pixels")
+        .def_property_readonly("centroid", [](const Detection& d) { return std::make_tuple(d.centroid.x, d.centroid.y); },
+                               "(x, y) of the mask pixels' centroid")
+        .def_readonly("area", &Detection::area, "mask pixel count, full-resolution px^2")
+        .def_readonly("solidity", &Detection::solidity, "area / convex hull area, in (0, 1]")
+        .def_readonly("circularity", &Detection::circularity, "4 pi area / perimeter^2, in (0, 1]");
+
+    py::class_<Detections>(m, "Detections", "A frame's detections as columns (N rows).")
+        .def_readonly("boxes", &Detections::boxes, "(N, 4) float32: x, y, w, h, full-resolution pixels")
+        .def_readonly("centroids", &Detections::centroids, "(N, 2) float32")
+        .def_readonly("area", &Detections::area, "(N,) float32, full-resolution px^2")
+        .def_readonly("solidity", &Detections::solidity, "(N,) float32")
+        .def_readonly("circularity", &Detections::circularity, "(N,) float32")
+        .def("__len__", [](const Detections& d) { return d.area.shape(0); });
+
+    py::class_<FrameTracks>(m, "FrameTracks", "The live tracks after one frame, as columns (one row per track).")
+        .def_readonly("frame_index", &FrameTracks::frame_index, "0-based index of the frame")
+        .def_readonly("detection_frame", &FrameTracks::detection_frame, "detection ran on this frame")
+        .def_readonly("ids", &FrameTracks::ids, "(N,) int32: the number shown for a confirmed track, else -1")
+        .def_readonly("keys", &FrameTracks::keys, "(N,) int32: a track's internal key, from its first frame")
+        .def_readonly("boxes", &FrameTracks::boxes, "(N, 4) float32: x, y, w, h, full-resolution pixels")
+        .def_readonly("confirmed", &FrameTracks::confirmed, "(N,) bool: counted as an object (track.min_hits)")
+        .def_readonly("whole", &FrameTracks::whole, "(N,) bool: wholly in view")
+        .def_readonly("best_updated", &FrameTracks::best_updated, "(N,) bool: the box is its largest so far")
+        .def_readonly("detected", &FrameTracks::detected, "(N,) bool: matched to a detection on this frame")
+        .def_readonly("count", &FrameTracks::count, "confirmed objects so far")
+        .def_readonly("crossed", &FrameTracks::crossed, "(K,) int32: ids counted at the line on this frame")
+        .def_readonly("counted", &FrameTracks::counted, "objects counted at the line so far")
+        .def_readonly("detections", &FrameTracks::detections, "this frame's detections (empty between them)");
+
+    py::class_<FinishedObject>(m, "FinishedObject", "A confirmed track that ended, with its whole path.")
+        .def_readonly("key", &FinishedObject::key)
+        .def_readonly("id", &FinishedObject::id, "the object's number")
+        .def_readonly("first_frame", &FinishedObject::first_frame)
+        .def_readonly("last_frame", &FinishedObject::last_frame)
+        .def_readonly("frames", &FinishedObject::frames, "(N,) int32: the frames it was seen on")
+        .def_readonly("boxes", &FinishedObject::boxes, "(N, 4) float32: its box on each of them")
+        .def_readonly("best_box", &FinishedObject::best_box, "(x, y, w, h) of its largest whole box")
+        .def_readonly("best_frame", &FinishedObject::best_frame)
+        .def_readonly("ever_whole", &FinishedObject::ever_whole, "it was wholly in view on some frame")
+        .def_readonly("shape", &FinishedObject::shape, "its shape figures, from its best detection")
+        .def_readonly("end", &FinishedObject::end, "how it ended: exited, lost or stream_end");
+
+    py::class_<StreamEnd>(m, "StreamEnd", "What the end of a stream adds to the counts.")
+        .def_readonly("crossed", &StreamEnd::crossed, "(K,) int32: ids counted at the line at the stream end")
+        .def_readonly("counted", &StreamEnd::counted, "the line's final count")
+        .def_readonly("count", &StreamEnd::count, "confirmed objects");
+
+    py::class_<BeltModelStats>(m, "BeltStats", "The figures the learnt belt model judged by (belt_model.hpp).")
+        .def_readonly("frames_learnt", &BeltModelStats::frames_learnt, "0: not learnt (threshold mode, or no frame yet)")
+        .def_property_readonly("belt_lab", [](const BeltModelStats& s) { return vec3_tuple(s.belt_lab); },
+                               "the belt's Lab colour in the light of the frame's centre")
+        .def_property_readonly("belt_sigma", [](const BeltModelStats& s) { return vec3_tuple(s.belt_sigma); },
+                               "its noise per Lab channel")
+        .def_readonly("threshold", &BeltModelStats::threshold, "distance in sigmas past which an unseen colour is product")
+        .def_readonly("belt_region", &BeltModelStats::belt_region, "share of the first frame in the belt's largest region")
+        .def_readonly("candidates", &BeltModelStats::candidates, "colour modes considered for the belt")
+        .def_readonly("light_range", &BeltModelStats::light_range, "brightest / darkest point of the light field")
+        .def_readonly("object_share", &BeltModelStats::object_share, "share of learning pixels in product components")
+        .def_readonly("object_components", &BeltModelStats::object_components, "product components while learning")
+        .def_readonly("typical_area", &BeltModelStats::typical_area, "their area-weighted median area, mask pixels")
+        .def_readonly("ambiguous_share", &BeltModelStats::ambiguous_share, "share of learnt pixels seen as both")
+        .def_readonly("colour", &BeltModelStats::colour, "the frames carry colour (false: monochrome)")
+        .def("as_dict", &belt_stats_dict, "The figures as a dict, in the order summary.json gives them.");
+
+    py::class_<ComponentNote>(m, "ComponentNote", "What the detector did with one connected component (explain on).")
+        .def_property_readonly("box", [](const ComponentNote& n) { return std::make_tuple(n.box.x, n.box.y, n.box.width, n.box.height); },
+                               "(x, y, w, h), mask pixels")
+        .def_readonly("pixels", &ComponentNote::pixels)
+        .def_readonly("area", &ComponentNote::area, "full-resolution px^2")
+        .def_readonly("solidity", &ComponentNote::solidity)
+        .def_property_readonly("outcome", [](const ComponentNote& n) { return std::string(to_string(n.outcome)); },
+                               "one, kept_whole, split, grouped, crumb, too_small, too_large or cut_by_roi")
+        .def_readonly("first_detection", &ComponentNote::first_detection, "its first detection in detect()'s output, -1: none")
+        .def_readonly("detections", &ComponentNote::detections)
+        .def_readonly("objects_by_area", &ComponentNote::objects_by_area, "area / typical object, rounded (0: not tried)")
+        .def_readonly("peaks", &ComponentNote::peaks, "distance-transform peaks it was cut around")
+        .def_readonly("joined", &ComponentNote::joined, "grouped: the component it joined, else -1")
+        .def("as_dict", &component_dict, "The note as a dict (inspect.json).");
 
     ParamsBinder<MaskParams>(m, "MaskParams", "Object mask settings (see mask.hpp).")
         .enum_field("mode", &MaskParams::mode, &mask_mode_from_string)
@@ -278,7 +440,7 @@ PYBIND11_MODULE(_core, m) {
         .def("validate", &PipelineParams::validate);
 
     py::class_<MaskBuilder>(m, "MaskBuilder", "Builds object masks; keeps the learnt belt model between frames.")
-        .def(py::init<const MaskParams&>())
+        .def(py::init<const MaskParams&>(), py::arg("params"))
         .def("build",
              [](MaskBuilder& self, const py::array& frame) {
                  cv::Mat view = frame_view(frame), mask;
@@ -291,7 +453,7 @@ PYBIND11_MODULE(_core, m) {
              py::arg("frame"), "Object mask (uint8, 0 or 255) of a BGR frame.")
         .def_property_readonly("ready", &MaskBuilder::ready)
         .def_property_readonly(
-            "belt_stats", [](const MaskBuilder& self) { return belt_stats_dict(self.belt_model().stats()); },
+            "belt_stats", [](const MaskBuilder& self) { return self.belt_model().stats(); },
             "The figures the learnt belt model judged by (auto mode; belt_model.hpp).")
         .def("object_mask", [](const MaskBuilder& self) { return image_to_numpy(self.object_mask()); },
              "Pixels of a product colour on the last frame, before shadows and morphology.")
@@ -306,7 +468,7 @@ PYBIND11_MODULE(_core, m) {
              "The last frame with the light divided out (empty while the light is even).");
 
     py::class_<Detector>(m, "Detector", "Connected components to detections.")
-        .def(py::init<const DetectParams&>())
+        .def(py::init<const DetectParams&>(), py::arg("params"))
         .def("detect",
              [](Detector& self, const py::array& mask, std::vector<int> roi, double scale) {
                  cv::Mat view = mask_view(mask);
@@ -325,29 +487,8 @@ PYBIND11_MODULE(_core, m) {
              "Keep a note of every component's fate on each detect() (components()).")
         .def(
             "components",
-            [](const Detector& self) {
-                py::list out;
-                for (const ComponentNote& n : self.notes()) {
-                    py::dict d;
-                    d["box"] = py::make_tuple(n.box.x, n.box.y, n.box.width, n.box.height);
-                    d["pixels"] = n.pixels;
-                    d["area"] = n.area;
-                    d["solidity"] = n.solidity;
-                    d["outcome"] = to_string(n.outcome);
-                    d["first_detection"] = n.first_detection;
-                    d["detections"] = n.detections;
-                    d["objects_by_area"] = n.objects_by_area;
-                    d["peaks"] = n.peaks;
-                    d["joined"] = n.joined;
-                    out.append(d);
-                }
-                return out;
-            },
-            "With explain on: every component of the last detect(), in label order: box (mask px), pixels, "
-            "area (full-resolution px^2), solidity, outcome (one, kept_whole, split, grouped, too_small, "
-            "too_large, cut_by_roi), first_detection and detections (its detections in detect()'s output), "
-            "objects_by_area (area / typical, rounded, when a split was tried), joined (grouped: the component "
-            "index it joined).")
+            [](const Detector& self) { return self.notes(); },
+            "With explain on: a ComponentNote for every component of the last detect(), in label order.")
         .def_property_readonly("typical_area", &Detector::last_typical,
                                "The typical object's area (full-resolution px^2) the last detect() used; 0: none yet.");
 
@@ -384,7 +525,7 @@ PYBIND11_MODULE(_core, m) {
         "counter places it (count.line along the belt from the entry edge, inside the frame).");
 
     py::class_<Pipeline>(m, "Pipeline", "The core's per-frame job: downscale, mask, components, tracking.")
-        .def(py::init<const PipelineParams&>())
+        .def(py::init<const PipelineParams&>(), py::arg("params"))
         .def("process",
              [](Pipeline& self, const py::array& frame) {
                  cv::Mat view = frame_view(frame);
@@ -393,36 +534,7 @@ PYBIND11_MODULE(_core, m) {
                      py::gil_scoped_release release;
                      r = &self.process(view);
                  }
-                 const py::ssize_t n = static_cast<py::ssize_t>(r->tracks.size());
-                 py::array_t<int32_t> ids(n), keys(n);
-                 py::array_t<float> boxes({n, py::ssize_t(4)});
-                 py::array_t<bool> confirmed(n), whole(n), best(n), detected(n);
-                 auto i_ = ids.mutable_unchecked<1>(), k_ = keys.mutable_unchecked<1>();
-                 auto b_ = boxes.mutable_unchecked<2>();
-                 auto c_ = confirmed.mutable_unchecked<1>(), w_ = whole.mutable_unchecked<1>();
-                 auto be_ = best.mutable_unchecked<1>(), d_ = detected.mutable_unchecked<1>();
-                 for (py::ssize_t i = 0; i < n; ++i) {
-                     const auto& t = r->tracks[static_cast<size_t>(i)];
-                     i_(i) = t.id;
-                     k_(i) = t.key;
-                     b_(i, 0) = t.box.x; b_(i, 1) = t.box.y; b_(i, 2) = t.box.width; b_(i, 3) = t.box.height;
-                     c_(i) = t.confirmed; w_(i) = t.whole; be_(i) = t.best_updated; d_(i) = t.detected;
-                 }
-                 py::dict o;
-                 o["frame_index"] = r->frame_index;
-                 o["detection_frame"] = r->detection_frame;
-                 o["ids"] = ids;
-                 o["keys"] = keys;
-                 o["boxes"] = boxes;
-                 o["confirmed"] = confirmed;
-                 o["whole"] = whole;
-                 o["best_updated"] = best;
-                 o["detected"] = detected;
-                 o["count"] = r->count;
-                 o["crossed"] = ids_array(r->crossed);
-                 o["counted"] = r->counted;
-                 o["detections"] = detections_columns(r->detections);
-                 return o;
+                 return frame_tracks(*r);
              },
              py::arg("frame"),
              "Process the next BGR frame (uint8, HxWx3, C-contiguous; not copied). Returns the live tracks.")
@@ -430,8 +542,9 @@ PYBIND11_MODULE(_core, m) {
              [](Pipeline& self) {
                  std::vector<FinishedTrack> done;
                  self.take_finished(done);
-                 py::list out;
-                 for (const auto& t : done) out.append(finished_dict(t));  // copies: the arrays are Python's
+                 std::vector<FinishedObject> out;
+                 out.reserve(done.size());
+                 for (const auto& t : done) out.push_back(finished_object(t));  // copies: the arrays are Python's
                  self.recycle(done);  // their memory serves the next objects
                  return out;
              },
@@ -439,18 +552,12 @@ PYBIND11_MODULE(_core, m) {
         .def("finish",
              [](Pipeline& self) {
                  const FrameResult& r = self.finish();
-                 py::dict o;
-                 o["crossed"] = ids_array(r.crossed);
-                 o["counted"] = r.counted;
-                 o["count"] = r.count;
-                 return o;
+                 return StreamEnd{ids_array(r.crossed), r.counted, r.count};
              },
-             "End of stream: every live confirmed track becomes finished (take them with take_finished). "
-             "Returns {'crossed': ids counted at the line at the stream end, 'counted': the line's final "
-             "count, 'count': confirmed objects}.")
+             "End of stream: every live confirmed track becomes finished (take them with take_finished).")
         .def_property_readonly("frames_processed", &Pipeline::frames_processed)
         .def_property_readonly(
-            "belt_stats", [](const Pipeline& self) { return belt_stats_dict(self.mask_builder().belt_model().stats()); },
+            "belt_stats", [](const Pipeline& self) { return self.mask_builder().belt_model().stats(); },
             "The figures the learnt belt model judged by (mask.mode auto; belt_model.hpp).")
         .def_property_readonly(
             "direction", [](const Pipeline& self) { return std::string(to_string(self.direction())); },

@@ -1,136 +1,717 @@
-"""Type stubs of the compiled core (cpp/python/bindings.cpp)."""
+"""
+conveyor-qc's C++ core: masks, connected components, the multi-tracker and the counting line.
+"""
 
-from typing import Any, ClassVar
+from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
+import collections.abc
+import typing
 
-class ParamError(ValueError): ...
-class InputError(ValueError): ...
+import numpy
+import numpy.typing
 
-class MaskParams:
-    FIELDS: ClassVar[tuple[str, ...]]
-    mode: str  # "auto" | "threshold"
-    object_space: str  # "gray" | "hsv" | "lab"
-    object_lower: list[float]
-    object_upper: list[float]
-    shadow_enabled: bool
-    shadow_space: str
-    shadow_lower: list[float]
-    shadow_upper: list[float]
-    shadow_min_ratio: float
-    shadow_max_ratio: float
-    shadow_chroma: float
-    edges_enabled: bool
-    canny_low: float
-    canny_high: float
-    edge_dilate: int
-    auto_learn_frames: int
-    auto_learn_stride: int
-    auto_threshold: float
-    auto_min_sigma: float
-    blur: int
-    kernel_size: int
-    open_iterations: int
-    erode_iterations: int
-    dilate_iterations: int
-    close_iterations: int
-    fill_holes: bool
-    def __init__(self) -> None: ...
-    def validate(self) -> None: ...
+__all__: list[str] = [
+    "BeltStats",
+    "ComponentNote",
+    "CountParams",
+    "DetectParams",
+    "Detection",
+    "Detections",
+    "Detector",
+    "FinishedObject",
+    "FrameTracks",
+    "InputError",
+    "MaskBuilder",
+    "MaskParams",
+    "ParamError",
+    "Pipeline",
+    "PipelineParams",
+    "StreamEnd",
+    "TrackParams",
+    "count_line_segment",
+    "downscale",
+]
 
-class DetectParams:
-    FIELDS: ClassVar[tuple[str, ...]]
-    min_area: float
-    max_area: float
-    split_solidity: float
-    split_min_part: float
-    group_gap: float
-    def __init__(self) -> None: ...
-    def validate(self) -> None: ...
+class BeltStats:
+    """
+    The figures the learnt belt model judged by (belt_model.hpp).
+    """
+    def as_dict(self) -> dict:
+        """
+        The figures as a dict, in the order summary.json gives them.
+        """
+    @property
+    def ambiguous_share(self) -> float:
+        """
+        share of learnt pixels seen as both
+        """
+    @property
+    def belt_lab(self) -> tuple[float, float, float]:
+        """
+        the belt's Lab colour in the light of the frame's centre
+        """
+    @property
+    def belt_region(self) -> float:
+        """
+        share of the first frame in the belt's largest region
+        """
+    @property
+    def belt_sigma(self) -> tuple[float, float, float]:
+        """
+        its noise per Lab channel
+        """
+    @property
+    def candidates(self) -> int:
+        """
+        colour modes considered for the belt
+        """
+    @property
+    def colour(self) -> bool:
+        """
+        the frames carry colour (false: monochrome)
+        """
+    @property
+    def frames_learnt(self) -> int:
+        """
+        0: not learnt (threshold mode, or no frame yet)
+        """
+    @property
+    def light_range(self) -> float:
+        """
+        brightest / darkest point of the light field
+        """
+    @property
+    def object_components(self) -> int:
+        """
+        product components while learning
+        """
+    @property
+    def object_share(self) -> float:
+        """
+        share of learning pixels in product components
+        """
+    @property
+    def threshold(self) -> float:
+        """
+        distance in sigmas past which an unseen colour is product
+        """
+    @property
+    def typical_area(self) -> float:
+        """
+        their area-weighted median area, mask pixels
+        """
 
-class TrackParams:
-    FIELDS: ClassVar[tuple[str, ...]]
-    kind: str  # "none" | "kcf" | "csrt" | "mosse" | "medianflow" | "mil"
-    downscale: float
-    detect_every: int
-    entry_strip: float
-    direction: str  # "auto" | "left_to_right" | "right_to_left" | "top_to_bottom" | "bottom_to_top"
-    max_distance: float
-    max_misses: int
-    min_hits: int
-    grow_ratio: float
-    edge_margin: float
-    duplicate_iou: float
-    parallel: bool
-    def __init__(self) -> None: ...
-    def validate(self) -> None: ...
+class ComponentNote:
+    """
+    What the detector did with one connected component (explain on).
+    """
+    def as_dict(self) -> dict:
+        """
+        The note as a dict (inspect.json).
+        """
+    @property
+    def area(self) -> float:
+        """
+        full-resolution px^2
+        """
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """
+        (x, y, w, h), mask pixels
+        """
+    @property
+    def detections(self) -> int: ...
+    @property
+    def first_detection(self) -> int:
+        """
+        its first detection in detect()'s output, -1: none
+        """
+    @property
+    def joined(self) -> int:
+        """
+        grouped: the component it joined, else -1
+        """
+    @property
+    def objects_by_area(self) -> int:
+        """
+        area / typical object, rounded (0: not tried)
+        """
+    @property
+    def outcome(self) -> str:
+        """
+        one, kept_whole, split, grouped, crumb, too_small, too_large or cut_by_roi
+        """
+    @property
+    def peaks(self) -> int:
+        """
+        distance-transform peaks it was cut around
+        """
+    @property
+    def pixels(self) -> int: ...
+    @property
+    def solidity(self) -> float: ...
 
 class CountParams:
-    FIELDS: ClassVar[tuple[str, ...]]
-    line: float  # (0, 1] of the frame along the belt from the entry edge; 1.0 = the exit edge
-    def __init__(self) -> None: ...
-    def validate(self) -> None: ...
+    """
+    Counting line settings (see counter.hpp).
+    """
 
-class PipelineParams:
-    mask: MaskParams
-    detect: DetectParams
-    track: TrackParams
-    count: CountParams
+    FIELDS: typing.ClassVar[list] = ["line"]
     def __init__(self) -> None: ...
-    def validate(self) -> None: ...
+    def validate(self) -> None:
+        """
+        Raise ParamError naming the first out-of-range field.
+        """
+    @property
+    def line(self) -> float: ...
+    @line.setter
+    def line(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
 
-class MaskBuilder:
-    def __init__(self, params: MaskParams) -> None: ...
-    def build(self, frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]: ...
+class DetectParams:
+    """
+    Connected-component settings (see detector.hpp).
+    """
+
+    FIELDS: typing.ClassVar[list] = ["min_area", "max_area", "split_solidity", "split_min_part", "group_gap"]
+    def __init__(self) -> None: ...
+    def validate(self) -> None:
+        """
+        Raise ParamError naming the first out-of-range field.
+        """
     @property
-    def ready(self) -> bool: ...
+    def group_gap(self) -> float: ...
+    @group_gap.setter
+    def group_gap(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
     @property
-    def belt_stats(self) -> dict[str, Any]:
-        """frames_learnt, belt_lab, belt_sigma, threshold, belt_region, candidates, light_range,
-        object_share, object_components, typical_area, ambiguous_share, colour (belt_model.hpp)."""
-    def object_mask(self) -> npt.NDArray[np.uint8]: ...
-    def shadow_mask(self) -> npt.NDArray[np.uint8]: ...
-    def light_gain(self) -> npt.NDArray[np.float32]: ...
-    def learning_labels(self) -> npt.NDArray[np.uint8]:
-        """0 unused, 1 belt, 2 rim, 3 product, 4 fixture (the last learning frame)."""
-    def normalised(self) -> npt.NDArray[np.uint8]: ...
+    def max_area(self) -> float: ...
+    @max_area.setter
+    def max_area(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def min_area(self) -> float: ...
+    @min_area.setter
+    def min_area(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def split_min_part(self) -> float: ...
+    @split_min_part.setter
+    def split_min_part(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def split_solidity(self) -> float: ...
+    @split_solidity.setter
+    def split_solidity(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+
+class Detection:
+    """
+    One object's box and shape figures (types.hpp).
+    """
+    @property
+    def area(self) -> float:
+        """
+        mask pixel count, full-resolution px^2
+        """
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """
+        (x, y, w, h), full-resolution pixels
+        """
+    @property
+    def centroid(self) -> tuple[float, float]:
+        """
+        (x, y) of the mask pixels' centroid
+        """
+    @property
+    def circularity(self) -> float:
+        """
+        4 pi area / perimeter^2, in (0, 1]
+        """
+    @property
+    def solidity(self) -> float:
+        """
+        area / convex hull area, in (0, 1]
+        """
+
+class Detections:
+    """
+    A frame's detections as columns (N rows).
+    """
+    def __len__(self) -> int: ...
+    @property
+    def area(self) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        (N,) float32, full-resolution px^2
+        """
+    @property
+    def boxes(self) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        (N, 4) float32: x, y, w, h, full-resolution pixels
+        """
+    @property
+    def centroids(self) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        (N, 2) float32
+        """
+    @property
+    def circularity(self) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        (N,) float32
+        """
+    @property
+    def solidity(self) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        (N,) float32
+        """
 
 class Detector:
+    """
+    Connected components to detections.
+    """
     def __init__(self, params: DetectParams) -> None: ...
+    def components(self) -> list[ComponentNote]:
+        """
+        With explain on: a ComponentNote for every component of the last detect(), in label order.
+        """
     def detect(
-        self, mask: npt.NDArray[np.uint8], roi: list[int] = ..., scale: float = 1.0
-    ) -> dict[str, npt.NDArray[np.float32]]: ...
-    def explain(self, on: bool = True) -> None: ...
-    def components(self) -> list[dict[str, Any]]:
-        """With explain on: each component of the last detect(): box, pixels, area, solidity,
-        outcome (one, kept_whole, split, grouped, crumb, too_small, too_large, cut_by_roi),
-        first_detection, detections, objects_by_area, peaks, joined."""
+        self,
+        mask: numpy.ndarray,
+        roi: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [],
+        scale: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    ) -> Detections:
+        """
+        Detections as columns: boxes (N,4 x,y,w,h), centroids, area, solidity, circularity.
+        """
+    def explain(self, on: bool = True) -> None:
+        """
+        Keep a note of every component's fate on each detect() (components()).
+        """
     @property
-    def typical_area(self) -> float: ...
+    def typical_area(self) -> float:
+        """
+        The typical object's area (full-resolution px^2) the last detect() used; 0: none yet.
+        """
 
-def downscale(frame: npt.NDArray[np.uint8], r: float) -> npt.NDArray[np.uint8]:
-    """The BGR frame downscaled by r as the pipeline does it (track.downscale)."""
+class FinishedObject:
+    """
+    A confirmed track that ended, with its whole path.
+    """
+    @property
+    def best_box(self) -> tuple[float, float, float, float]:
+        """
+        (x, y, w, h) of its largest whole box
+        """
+    @property
+    def best_frame(self) -> int: ...
+    @property
+    def boxes(self) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        (N, 4) float32: its box on each of them
+        """
+    @property
+    def end(self) -> str:
+        """
+        how it ended: exited, lost or stream_end
+        """
+    @property
+    def ever_whole(self) -> bool:
+        """
+        it was wholly in view on some frame
+        """
+    @property
+    def first_frame(self) -> int: ...
+    @property
+    def frames(self) -> numpy.typing.NDArray[numpy.int32]:
+        """
+        (N,) int32: the frames it was seen on
+        """
+    @property
+    def id(self) -> int:
+        """
+        the object's number
+        """
+    @property
+    def key(self) -> int: ...
+    @property
+    def last_frame(self) -> int: ...
+    @property
+    def shape(self) -> Detection:
+        """
+        its shape figures, from its best detection
+        """
 
-def count_line_segment(
-    frame_size: tuple[int, int], line: float, direction: str
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """End points ((x0, y0), (x1, y1)) of the counting line across a (width, height) frame."""
+class FrameTracks:
+    """
+    The live tracks after one frame, as columns (one row per track).
+    """
+    @property
+    def best_updated(self) -> numpy.typing.NDArray[numpy.bool]:
+        """
+        (N,) bool: the box is its largest so far
+        """
+    @property
+    def boxes(self) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        (N, 4) float32: x, y, w, h, full-resolution pixels
+        """
+    @property
+    def confirmed(self) -> numpy.typing.NDArray[numpy.bool]:
+        """
+        (N,) bool: counted as an object (track.min_hits)
+        """
+    @property
+    def count(self) -> int:
+        """
+        confirmed objects so far
+        """
+    @property
+    def counted(self) -> int:
+        """
+        objects counted at the line so far
+        """
+    @property
+    def crossed(self) -> numpy.typing.NDArray[numpy.int32]:
+        """
+        (K,) int32: ids counted at the line on this frame
+        """
+    @property
+    def detected(self) -> numpy.typing.NDArray[numpy.bool]:
+        """
+        (N,) bool: matched to a detection on this frame
+        """
+    @property
+    def detection_frame(self) -> bool:
+        """
+        detection ran on this frame
+        """
+    @property
+    def detections(self) -> Detections:
+        """
+        this frame's detections (empty between them)
+        """
+    @property
+    def frame_index(self) -> int:
+        """
+        0-based index of the frame
+        """
+    @property
+    def ids(self) -> numpy.typing.NDArray[numpy.int32]:
+        """
+        (N,) int32: the number shown for a confirmed track, else -1
+        """
+    @property
+    def keys(self) -> numpy.typing.NDArray[numpy.int32]:
+        """
+        (N,) int32: a track's internal key, from its first frame
+        """
+    @property
+    def whole(self) -> numpy.typing.NDArray[numpy.bool]:
+        """
+        (N,) bool: wholly in view
+        """
+
+class InputError(ValueError):
+    pass
+
+class MaskBuilder:
+    """
+    Builds object masks; keeps the learnt belt model between frames.
+    """
+    def __init__(self, params: MaskParams) -> None: ...
+    def build(self, frame: numpy.ndarray) -> numpy.typing.NDArray[numpy.uint8]:
+        """
+        Object mask (uint8, 0 or 255) of a BGR frame.
+        """
+    def learning_labels(self) -> numpy.ndarray:
+        """
+        The last learning frame's first segmentation: 0 unused, 1 belt, 2 rim, 3 product.
+        """
+    def light_gain(self) -> numpy.ndarray:
+        """
+        The belt model's light gain per pixel (float32; 1 where the light is even).
+        """
+    def normalised(self) -> numpy.ndarray:
+        """
+        The last frame with the light divided out (empty while the light is even).
+        """
+    def object_mask(self) -> numpy.ndarray:
+        """
+        Pixels of a product colour on the last frame, before shadows and morphology.
+        """
+    def shadow_mask(self) -> numpy.ndarray:
+        """
+        Pixels of a shadow colour on the last frame.
+        """
+    @property
+    def belt_stats(self) -> BeltStats:
+        """
+        The figures the learnt belt model judged by (auto mode; belt_model.hpp).
+        """
+    @property
+    def ready(self) -> bool: ...
+
+class MaskParams:
+    """
+    Object mask settings (see mask.hpp).
+    """
+
+    FIELDS: typing.ClassVar[list] = [
+        "mode",
+        "object_space",
+        "object_lower",
+        "object_upper",
+        "shadow_enabled",
+        "shadow_space",
+        "shadow_lower",
+        "shadow_upper",
+        "shadow_min_ratio",
+        "shadow_max_ratio",
+        "shadow_chroma",
+        "edges_enabled",
+        "canny_low",
+        "canny_high",
+        "edge_dilate",
+        "auto_learn_frames",
+        "auto_learn_stride",
+        "auto_threshold",
+        "auto_min_sigma",
+        "blur",
+        "kernel_size",
+        "open_iterations",
+        "erode_iterations",
+        "dilate_iterations",
+        "close_iterations",
+        "fill_holes",
+    ]
+    edges_enabled: bool
+    fill_holes: bool
+    mode: str
+    object_space: str
+    shadow_enabled: bool
+    shadow_space: str
+    def __init__(self) -> None: ...
+    def validate(self) -> None:
+        """
+        Raise ParamError naming the first out-of-range field.
+        """
+    @property
+    def auto_learn_frames(self) -> int: ...
+    @auto_learn_frames.setter
+    def auto_learn_frames(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def auto_learn_stride(self) -> int: ...
+    @auto_learn_stride.setter
+    def auto_learn_stride(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def auto_min_sigma(self) -> float: ...
+    @auto_min_sigma.setter
+    def auto_min_sigma(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def auto_threshold(self) -> float: ...
+    @auto_threshold.setter
+    def auto_threshold(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def blur(self) -> int: ...
+    @blur.setter
+    def blur(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def canny_high(self) -> float: ...
+    @canny_high.setter
+    def canny_high(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def canny_low(self) -> float: ...
+    @canny_low.setter
+    def canny_low(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def close_iterations(self) -> int: ...
+    @close_iterations.setter
+    def close_iterations(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def dilate_iterations(self) -> int: ...
+    @dilate_iterations.setter
+    def dilate_iterations(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def edge_dilate(self) -> int: ...
+    @edge_dilate.setter
+    def edge_dilate(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def erode_iterations(self) -> int: ...
+    @erode_iterations.setter
+    def erode_iterations(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def kernel_size(self) -> int: ...
+    @kernel_size.setter
+    def kernel_size(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def object_lower(self) -> list[float]: ...
+    @object_lower.setter
+    def object_lower(self, arg1: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None: ...
+    @property
+    def object_upper(self) -> list[float]: ...
+    @object_upper.setter
+    def object_upper(self, arg1: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None: ...
+    @property
+    def open_iterations(self) -> int: ...
+    @open_iterations.setter
+    def open_iterations(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def shadow_chroma(self) -> float: ...
+    @shadow_chroma.setter
+    def shadow_chroma(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def shadow_lower(self) -> list[float]: ...
+    @shadow_lower.setter
+    def shadow_lower(self, arg1: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None: ...
+    @property
+    def shadow_max_ratio(self) -> float: ...
+    @shadow_max_ratio.setter
+    def shadow_max_ratio(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def shadow_min_ratio(self) -> float: ...
+    @shadow_min_ratio.setter
+    def shadow_min_ratio(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def shadow_upper(self) -> list[float]: ...
+    @shadow_upper.setter
+    def shadow_upper(self, arg1: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None: ...
+
+class ParamError(ValueError):
+    pass
 
 class Pipeline:
+    """
+    The core's per-frame job: downscale, mask, components, tracking.
+    """
     def __init__(self, params: PipelineParams) -> None: ...
-    def process(self, frame: npt.NDArray[np.uint8]) -> dict[str, Any]:
-        """Keys: frame_index, detection_frame, ids, keys, boxes, confirmed, whole,
-        best_updated, detected, count, crossed (int32 ids counted at the line on
-        this frame), counted (line count so far), detections."""
-    def take_finished(self) -> list[dict[str, Any]]: ...
-    def finish(self) -> dict[str, Any]:
-        """Keys: crossed (int32 ids counted at the stream end), counted, count."""
+    def finish(self) -> StreamEnd:
+        """
+        End of stream: every live confirmed track becomes finished (take them with take_finished).
+        """
+    def last_mask(self) -> numpy.typing.NDArray[numpy.uint8]:
+        """
+        The object mask of the last detection frame (at the downscaled size).
+        """
+    def process(self, frame: numpy.ndarray) -> FrameTracks:
+        """
+        Process the next BGR frame (uint8, HxWx3, C-contiguous; not copied). Returns the live tracks.
+        """
+    def take_finished(self) -> list[FinishedObject]:
+        """
+        Tracks confirmed and ended since the last call.
+        """
     @property
-    def frames_processed(self) -> int: ...
+    def belt_stats(self) -> BeltStats:
+        """
+        The figures the learnt belt model judged by (mask.mode auto; belt_model.hpp).
+        """
     @property
     def direction(self) -> str:
-        """track.direction, or with "auto" the direction read from the footage once known ("auto" until then)."""
-    def last_mask(self) -> npt.NDArray[np.uint8]: ...
+        """
+        The belt's direction: track.direction, or with 'auto' the direction read from the footage once known ('auto' until then).
+        """
     @property
-    def belt_stats(self) -> dict[str, Any]: ...
+    def frames_processed(self) -> int: ...
+
+class PipelineParams:
+    count: CountParams
+    detect: DetectParams
+    mask: MaskParams
+    track: TrackParams
+    def __init__(self) -> None: ...
+    def validate(self) -> None: ...
+
+class StreamEnd:
+    """
+    What the end of a stream adds to the counts.
+    """
+    @property
+    def count(self) -> int:
+        """
+        confirmed objects
+        """
+    @property
+    def counted(self) -> int:
+        """
+        the line's final count
+        """
+    @property
+    def crossed(self) -> numpy.typing.NDArray[numpy.int32]:
+        """
+        (K,) int32: ids counted at the line at the stream end
+        """
+
+class TrackParams:
+    """
+    Multi-tracker settings (see tracker.hpp).
+    """
+
+    FIELDS: typing.ClassVar[list] = [
+        "kind",
+        "downscale",
+        "detect_every",
+        "entry_strip",
+        "direction",
+        "max_distance",
+        "max_misses",
+        "min_hits",
+        "grow_ratio",
+        "edge_margin",
+        "duplicate_iou",
+        "parallel",
+    ]
+    direction: str
+    kind: str
+    parallel: bool
+    def __init__(self) -> None: ...
+    def validate(self) -> None:
+        """
+        Raise ParamError naming the first out-of-range field.
+        """
+    @property
+    def detect_every(self) -> int: ...
+    @detect_every.setter
+    def detect_every(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def downscale(self) -> float: ...
+    @downscale.setter
+    def downscale(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def duplicate_iou(self) -> float: ...
+    @duplicate_iou.setter
+    def duplicate_iou(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def edge_margin(self) -> float: ...
+    @edge_margin.setter
+    def edge_margin(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def entry_strip(self) -> float: ...
+    @entry_strip.setter
+    def entry_strip(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def grow_ratio(self) -> float: ...
+    @grow_ratio.setter
+    def grow_ratio(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def max_distance(self) -> float: ...
+    @max_distance.setter
+    def max_distance(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def max_misses(self) -> int: ...
+    @max_misses.setter
+    def max_misses(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def min_hits(self) -> int: ...
+    @min_hits.setter
+    def min_hits(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+
+def count_line_segment(
+    frame_size: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex],
+    line: typing.SupportsFloat | typing.SupportsIndex,
+    direction: str,
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """
+    End points ((x0, y0), (x1, y1)) of the counting line across a (width, height) frame, as the counter places it (count.line along the belt from the entry edge, inside the frame).
+    """
+
+def downscale(
+    frame: numpy.ndarray, r: typing.SupportsFloat | typing.SupportsIndex
+) -> numpy.typing.NDArray[numpy.uint8]:
+    """
+    The BGR frame downscaled by r as the pipeline does it (track.downscale): same size, same pixels.
+    """

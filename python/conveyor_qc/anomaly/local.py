@@ -219,10 +219,10 @@ def crop_features(image: np.ndarray) -> np.ndarray:
         return np.zeros(len(FEATURE_NAMES))
     ma = float(np.count_nonzero(mask))
     d = _DETECTOR.detect(filled)
-    i = int(np.argmax(d["area"])) if len(d["area"]) else -1
+    i = int(np.argmax(d.area)) if len(d.area) else -1
     feats["area_share"] = fa / total
-    feats["solidity"] = float(d["solidity"][i]) if i >= 0 else 1.0
-    feats["circularity"] = float(d["circularity"][i]) if i >= 0 else 1.0
+    feats["solidity"] = float(d.solidity[i]) if i >= 0 else 1.0
+    feats["circularity"] = float(d.circularity[i]) if i >= 0 else 1.0
     feats["hole_share"] = 1.0 - ma / fa
 
     contours, _ = cv2.findContours(filled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=off)

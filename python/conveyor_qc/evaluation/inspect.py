@@ -91,7 +91,8 @@ class Inspection:
     shadow_mask: np.ndarray      # shadow colours
     light_gain: np.ndarray       # float32 per pixel (empty: no belt model)
     learning_labels: np.ndarray  # uint8 0 unused, 1 belt, 2 rim, 3 product core, 4 fixture (empty: none)
-    stats: dict                  # MaskBuilder.belt_stats
+    belt_stats: _core.BeltStats  # the core's figures (MaskBuilder.belt_stats)
+    stats: dict                  # the same, as plain values for inspect.json
     detections: list[dict]       # number, box, centroid, area, solidity, circularity, component, split
     components: list[dict]       # id, pixels, area, box, detections, status
     labels: np.ndarray           # int32 component labels of the mask (0 background)
@@ -167,7 +168,7 @@ def inspect_frame(source: str | int, config: Config | None = None, frame: int | 
             raise InspectError(f"--frame {frame} is past the end of {info.source}: it has {announced} frames")
         read = 0
         image = small = mask = None
-        dets: dict = {}
+        dets: _core.Detections | None = None
         every = max(1, target // 200)
         for image in reader:
             read += 1
@@ -189,12 +190,12 @@ def inspect_frame(source: str | int, config: Config | None = None, frame: int | 
         number = read
         source_name = info.source
     assert image is not None and mask is not None and small is not None
-    stats = {k: _plain(v) for k, v in builder.belt_stats.items()}
+    stats = {k: _plain(v) for k, v in builder.belt_stats.as_dict().items()}
     labels, components, detections = _components(mask, dets, detector.components(), config)
     ins = Inspection(
         source=source_name, frame_number=number, frame_count=announced, config=config, frame=image,
         small=small, mask=mask, object_mask=builder.object_mask(), shadow_mask=builder.shadow_mask(),
-        light_gain=builder.light_gain(), learning_labels=builder.learning_labels(), stats=stats,
+        light_gain=builder.light_gain(), learning_labels=builder.learning_labels(), belt_stats=builder.belt_stats, stats=stats,
         detections=detections, components=components, labels=labels, requested=frame,
     )
     ins.warnings = _warnings(ins, info.fps)
@@ -207,7 +208,7 @@ _STATUS = {"one": "object", "kept_whole": "kept whole", "split": "split", "group
            "crumb": "crumb", "too_small": "too small", "too_large": "too large", "cut_by_roi": "dropped"}
 
 
-def _components(mask: np.ndarray, dets: dict, notes: list[dict], config: Config
+def _components(mask: np.ndarray, dets: _core.Detections | None, notes: list[_core.ComponentNote], config: Config
                 ) -> tuple[np.ndarray, list[dict], list[dict]]:
     """The mask's components as the core's detector judged them (its notes, one per
     component in label order) and its detections. The label image, for drawing, is
@@ -216,26 +217,27 @@ def _components(mask: np.ndarray, dets: dict, notes: list[dict], config: Config
     n, labels = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)
     if n - 1 != len(notes):
         raise InspectError(f"the core's detector saw {len(notes)} components where OpenCV sees {n - 1}")
-    boxes = np.asarray(dets.get("boxes", np.zeros((0, 4))), float).reshape(-1, 4)
-    cents = np.asarray(dets.get("centroids", np.zeros((0, 2))), float).reshape(-1, 2)
-    cols = {k: np.asarray(dets.get(k, np.zeros(0)), float).ravel() for k in ("area", "solidity", "circularity")}
+    boxes = np.asarray(dets.boxes if dets is not None else np.zeros((0, 4)), float).reshape(-1, 4)
+    cents = np.asarray(dets.centroids if dets is not None else np.zeros((0, 2)), float).reshape(-1, 2)
+    cols = {k: np.asarray(getattr(dets, k) if dets is not None else np.zeros(0), float).ravel()
+            for k in ("area", "solidity", "circularity")}
     components, owner = [], [0] * boxes.shape[0]
     for i, note in enumerate(notes, start=1):
-        x, y, cw, ch = note["box"]
-        status = _STATUS[note["outcome"]]
-        first = note["first_detection"]
+        x, y, cw, ch = note.box
+        status = _STATUS[note.outcome]
+        first = note.first_detection
         if status == "grouped":
             mine = [first + 1] if first >= 0 else []
         else:
-            mine = list(range(first + 1, first + 1 + note["detections"])) if first >= 0 else []
+            mine = list(range(first + 1, first + 1 + note.detections)) if first >= 0 else []
             for number in mine:
                 owner[number - 1] = i
         components.append({
-            "id": i, "pixels": int(note["pixels"]), "area": round(float(note["area"]), 1),
+            "id": i, "pixels": int(note.pixels), "area": round(float(note.area), 1),
             "box": [round(x / R, 1), round(y / R, 1), round(cw / R, 1), round(ch / R, 1)],
-            "solidity": round(float(note["solidity"]), 4), "detections": mine, "status": status,
-            "objects_by_area": int(note["objects_by_area"]), "peaks": int(note["peaks"]),
-            "joined": note["joined"] + 1 if note["joined"] >= 0 else None,
+            "solidity": round(float(note.solidity), 4), "detections": mine, "status": status,
+            "objects_by_area": int(note.objects_by_area), "peaks": int(note.peaks),
+            "joined": note.joined + 1 if note.joined >= 0 else None,
         })
     split_ids = {c["id"] for c in components if c["status"] == "split"}
     detections = []
@@ -261,7 +263,7 @@ def _warnings(ins: Inspection, fps: float) -> list[dict]:
         learn_frames, stride = m.auto_learn_frames, m.auto_learn_stride
         watch = MaskWatch(m.mode, fps, learn_frames, stride)
         learnt_at = (learn_frames - 1) * stride  # 0-based: the model is judged once it has learnt
-        watch.after_frame(max(ins.frame_number - 1, learnt_at), ins.small, True, lambda: ins.stats)
+        watch.after_frame(max(ins.frame_number - 1, learnt_at), ins.small, True, lambda: ins.belt_stats)
         out += [{"code": w.code, "message": w.message} for w in watch.warnings]
         learnt = int(ins.stats.get("frames_learnt", 0))
         if learnt < learn_frames:

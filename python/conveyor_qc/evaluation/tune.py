@@ -657,7 +657,7 @@ class _Tuner:
                 self._check()
             core.process(frames[i])
         core.finish()
-        rows = [mot_block(t["id"], t["frames"], t["boxes"]) for t in core.take_finished()]
+        rows = [mot_block(t.id, t.frames, t.boxes) for t in core.take_finished()]
         return np.concatenate(rows) if rows else np.empty((0, 10))
 
     def full_eval(self, entry: _Entry) -> _Entry:
@@ -729,7 +729,7 @@ class _Tuner:
         for j, i in enumerate(self.det_indices[::step]):
             if (j & 3) == 0:
                 self._check()
-            boxes = det.detect(mb.build(self.small(R, i)), [], R)["boxes"]
+            boxes = det.detect(mb.build(self.small(R, i)), [], R).boxes
             judged, ignored = self._gt_frames.get(i, (self._empty, self._empty))
             a, b, c = _match_frame(boxes, judged, ignored)
             tp, fp, fn = tp + a, fp + b, fn + c

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from conveyor_qc import _core
+
 __all__ = ["MaskWatch", "MaskWarning", "LIMITS"]
 
 #: When a learnt figure means trouble (docs/settings.md, "When the belt model is defeated").
@@ -59,7 +61,7 @@ class MaskWatch:
         self._learnt_at = (learn_frames - 1) * learn_stride  # last learning frame
         self._checked_model = mode != "auto"
         self.warnings: list[MaskWarning] = []
-        self._stats: dict | None = None
+        self._stats: _core.BeltStats | None = None
         # (frame index, thumbnail) every few frames since something was last found
         self._quiet: deque[tuple[int, np.ndarray]] = deque()
         self._quiet_since: int | None = 0
@@ -67,7 +69,7 @@ class MaskWatch:
 
     # ------------------------------------------------------------------ per frame
 
-    def after_frame(self, index: int, frame: np.ndarray, found: bool, stats: Callable[[], dict]) -> None:
+    def after_frame(self, index: int, frame: np.ndarray, found: bool, stats: Callable[[], _core.BeltStats]) -> None:
         """After frame ``index``: ``found`` is whether any object (track) is live on it;
         ``stats()`` gives the belt model's figures (read only when needed)."""
         if not self._checked_model and index >= self._learnt_at:
@@ -76,20 +78,20 @@ class MaskWatch:
             self._judge_model(index, self._stats)
         self._watch_quiet(index, frame, found)
 
-    def _judge_model(self, index: int, s: dict) -> None:
-        if s.get("frames_learnt", 0) == 0:
+    def _judge_model(self, index: int, s: _core.BeltStats) -> None:
+        if s.frames_learnt == 0:
             return
-        if s["belt_region"] < LIMITS["belt_region"]:
+        if s.belt_region < LIMITS["belt_region"]:
             self._tell("no-belt", index,
                        f"no clear belt colour: the largest region of one colour covers only "
-                       f"{s['belt_region']:.0%} of the view; {_TRY}")
-        if s["object_share"] > LIMITS["object_share"]:
+                       f"{s.belt_region:.0%} of the view; {_TRY}")
+        if s.object_share > LIMITS["object_share"]:
             self._tell("mostly-object", index,
-                       f"{s['object_share']:.0%} of the view differs from what the belt model took for the belt: "
+                       f"{s.object_share:.0%} of the view differs from what the belt model took for the belt: "
                        f"it may have taken a product colour for the belt; {_TRY}")
-        if s["ambiguous_share"] > LIMITS["ambiguous_share"]:
+        if s.ambiguous_share > LIMITS["ambiguous_share"]:
             self._tell("ambiguous", index,
-                       f"the products' colours overlap the belt's ({s['ambiguous_share']:.0%} of the learnt pixels "
+                       f"the products' colours overlap the belt's ({s.ambiguous_share:.0%} of the learnt pixels "
                        f"were seen as both): products may be missed or cut; more contrast in the lighting helps, "
                        f"or {_TRY}")
 
@@ -125,11 +127,11 @@ class MaskWatch:
 
     # ------------------------------------------------------------------ report
 
-    def section(self, stats: dict | None) -> dict:
+    def section(self, stats: _core.BeltStats | None) -> dict:
         """summary.json's ``mask`` section: the mode, the belt model's figures, the warnings."""
         out: dict = {"mode": self.mode}
-        if self.mode == "auto" and stats is not None and stats.get("frames_learnt", 0):
-            out.update({k: _plain(v) for k, v in stats.items()})
+        if self.mode == "auto" and stats is not None and stats.frames_learnt:
+            out.update({k: _plain(v) for k, v in stats.as_dict().items()})
             out["limits"] = dict(LIMITS)
         out["warnings"] = [asdict(w) for w in self.warnings]
         return out

@@ -119,7 +119,7 @@ class ObjectEvent:
     #: The object cut out on its best frame, letterboxed (None if it never was in view whole).
     best_crop: np.ndarray | None
     #: Shape figures of its largest detection: area, solidity, circularity, ...
-    shape: dict = field(default_factory=dict)
+    shape: _core.Detection | None = None
     #: "exited", "lost" or "stream_end".
     end: str = "exited"
     label: str = "unknown"
@@ -186,7 +186,7 @@ class Pipeline:
         return self._counted
 
     @property
-    def belt_stats(self) -> dict:
+    def belt_stats(self) -> _core.BeltStats:
         """The figures the learnt belt model judged by (``mask.mode = "auto"``;
         ``frames_learnt`` is 0 in threshold mode or before the first frame)."""
         return self._core.belt_stats
@@ -194,30 +194,30 @@ class Pipeline:
     def process(self, frame: np.ndarray) -> FrameUpdate:
         """Process the next frame: BGR, uint8, HxWx3, C-contiguous (not copied)."""
         r = self._core.process(frame)
-        index = r["frame_index"]
-        confirmed = r["confirmed"]
+        index = r.frame_index
+        confirmed = r.confirmed
         judge: list[Crop] = []
         crops = self._cut_crops(frame, index, r, judge)
-        crossed = r["crossed"]
-        self._counted = r["counted"]
+        crossed = r.crossed
+        self._counted = r.counted
         tracks = Tracks(
             frame_index=index,
-            ids=r["ids"][confirmed],
-            boxes=r["boxes"][confirmed],
-            whole=r["whole"][confirmed],
-            count=r["count"],
+            ids=r.ids[confirmed],
+            boxes=r.boxes[confirmed],
+            whole=r.whole[confirmed],
+            count=r.count,
             crossed=crossed,
-            counted=r["counted"],
+            counted=r.counted,
         )
         finished = self._finished()
-        if len(self._best_crops) > len(r["keys"]):
+        if len(self._best_crops) > len(r.keys):
             # Tracks that ended uncounted (fragments, noise) leave crops behind: forget them.
-            live = set(r["keys"].tolist())
+            live = set(r.keys.tolist())
             for key in [k for k in self._best_crops if k not in live]:
                 del self._best_crops[key]
                 self._first_whole.pop(key, None)
-        if len(self._crop_lists) > len(r["keys"]):
-            live = set(r["keys"].tolist())
+        if len(self._crop_lists) > len(r.keys):
+            live = set(r.keys.tolist())
             for key in [k for k in self._crop_lists if k not in live]:
                 del self._crop_lists[key]
         return FrameUpdate(tracks=tracks, finished=finished, crops=crops, judge_crops=judge)
@@ -228,8 +228,8 @@ class Pipeline:
         The objects counted at the line at the stream end (those past it that
         had not counted yet) are in ``finish_crossed``."""
         r = self._core.finish()
-        self.finish_crossed = r["crossed"]
-        self._counted = r["counted"]
+        self.finish_crossed = r.crossed
+        self._counted = r.counted
         return self._finished()
 
     def last_mask(self) -> np.ndarray:
@@ -237,14 +237,14 @@ class Pipeline:
 
     # -------------------------------------------------------------------------
 
-    def _cut_crops(self, frame: np.ndarray, index: int, r: dict, judge: list[Crop]) -> list[Crop]:
+    def _cut_crops(self, frame: np.ndarray, index: int, r: _core.FrameTracks, judge: list[Crop]) -> list[Crop]:
         """Best crops of every track (an object can be at its largest before it
         is counted), and every crop_every frames a crop of each counted object."""
         out = self.config.output
         crops: list[Crop] = []
-        whole, best, confirmed = r["whole"], r["best_updated"], r["confirmed"]
+        whole, best, confirmed = r.whole, r.best_updated, r.confirmed
         for i in np.flatnonzero(whole & (best | confirmed)):
-            key, tid = int(r["keys"][i]), int(r["ids"][i])
+            key, tid = int(r.keys[i]), int(r.ids[i])
             periodic = judged = False
             if (self._keep_crops or self._object_crops) and confirmed[i]:
                 first = self._first_whole.setdefault(key, index)
@@ -256,7 +256,7 @@ class Pipeline:
                               and len(self._crop_lists.get(key, ())) < self._object_crops)
             if not ((periodic and self._keep_crops) or judged or best[i]):
                 continue
-            region = cut_region(frame, r["boxes"][i], out.crop_margin)
+            region = cut_region(frame, r.boxes[i], out.crop_margin)
             if region is None:
                 continue
             # One lazy crop for all its uses: letterboxed once, where it is first needed.
@@ -273,21 +273,21 @@ class Pipeline:
     def _finished(self) -> list[ObjectEvent]:
         events = []
         for t in self._core.take_finished():
-            tid, key = t["id"], t["key"]
+            tid, key = t.id, t.key
             self._first_whole.pop(key, None)
             events.append(
                 ObjectEvent(
                     track_id=tid,
-                    first_frame=t["first_frame"],
-                    last_frame=t["last_frame"],
-                    frames=t["frames"],
-                    boxes=t["boxes"],
-                    best_box=tuple(float(v) for v in t["best_box"]),
-                    best_frame=t["best_frame"],
-                    ever_whole=t["ever_whole"],
+                    first_frame=t.first_frame,
+                    last_frame=t.last_frame,
+                    frames=t.frames,
+                    boxes=t.boxes,
+                    best_box=tuple(float(v) for v in t.best_box),
+                    best_frame=t.best_frame,
+                    ever_whole=t.ever_whole,
                     best_crop=_image_of(self._best_crops.pop(key, None)),
-                    shape=t["shape"],
-                    end=t["end"],
+                    shape=t.shape,
+                    end=t.end,
                     crops=[c.image for c in self._crop_lists.pop(key, [])],
                 )
             )

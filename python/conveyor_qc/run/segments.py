@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from conveyor_qc import _core
 from conveyor_qc.config import Config
 from conveyor_qc.run.pipeline import Crop, FrameUpdate, ObjectEvent, Pipeline, Tracks
 
@@ -58,7 +59,7 @@ class SegmentedPipeline:
         return self._pipeline.last_mask()
 
     @property
-    def belt_stats(self) -> dict:
+    def belt_stats(self) -> _core.BeltStats:
         return self._pipeline.belt_stats
 
     def process(self, frame: np.ndarray) -> FrameUpdate:
