@@ -24,7 +24,7 @@ from conveyor_qc.io.outputs import mot_block
 from conveyor_qc.run.video import VideoReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference import run_reference  # noqa: E402  (bench/ is not a package)
+from reference import run_reference
 
 
 @dataclass

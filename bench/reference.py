@@ -38,14 +38,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import cv2
 import numpy as np
 
-__all__ = ["ReferenceParams", "ReferenceResult", "Track", "detect", "run_reference", "write_mot", "TRACKER_KINDS"]
+__all__ = ["TRACKER_KINDS", "ReferenceParams", "ReferenceResult", "Track", "detect", "run_reference", "write_mot"]
 
 # cv2.legacy factories: one single-object tracker per object.
 TRACKER_KINDS = {

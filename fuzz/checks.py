@@ -14,6 +14,7 @@ Findings are kept as regression tests in tests/test_fuzz.py (docs/faults.md list
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -120,10 +121,8 @@ def check_pipeline(settings: list[tuple[str, str, object]], frames: list) -> str
 def _params(params, settings: list[tuple[str, object]]):
     """``params`` with each (name, value) the struct accepts set; the ones it refuses skipped."""
     for name, value in settings:
-        try:
+        with contextlib.suppress(TypeError, ValueError, AttributeError):
             setattr(params, name, value)
-        except (TypeError, ValueError, AttributeError):
-            pass
     return params
 
 

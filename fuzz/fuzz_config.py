@@ -20,7 +20,7 @@ with atheris.instrument_imports(include=["conveyor_qc.config", "conveyor_qc.cli"
     import checks
     import tomli_w  # noqa: F401
 
-    import conveyor_qc.cli  # noqa: F401
+    import conveyor_qc.cli
     import conveyor_qc.config  # noqa: F401
 
 KEYS = checks.all_keys() + ["track", "track.", ".kind", "x.y", "mask.object_lower.0"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor_qc.evaluation.metrics import read_mot  # noqa: F401  (tests import it from here)
+from conveyor_qc.evaluation.metrics import read_mot
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,4 +105,4 @@ def popen_interruptible(args, **kwargs) -> subprocess.Popen:
     background sets SIGINT to "ignore", children inherit that, and Python then installs no
     KeyboardInterrupt handler: restore the default so the test does not depend on how
     pytest itself was started."""
-    return subprocess.Popen(args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
+    return subprocess.Popen(args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)  # noqa: PLW1509  only signal.signal runs in the child

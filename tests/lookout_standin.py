@@ -102,7 +102,7 @@ class LookoutStandIn:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def start(self) -> "LookoutStandIn":
+    def start(self) -> LookoutStandIn:
         self._thread.start()
         return self
 

@@ -65,7 +65,7 @@ class MjpegStandIn:
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's name
+            def do_GET(self):
                 standin._serve(self)
 
             def log_message(self, *args):
@@ -76,7 +76,7 @@ class MjpegStandIn:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/stream.mjpg"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="mjpeg-standin")
 
-    def __enter__(self) -> "MjpegStandIn":
+    def __enter__(self) -> MjpegStandIn:
         self._thread.start()
         return self
 

@@ -16,8 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from conveyor_qc.io.atomic import (WriteError, atomic_write_text, check_writable_directory, replace_directory,
-                                temporary_sibling)
+from conveyor_qc.io.atomic import (
+    WriteError,
+    atomic_write_text,
+    check_writable_directory,
+    replace_directory,
+    temporary_sibling,
+)
 from run_folders import CLI, RUN_SETTINGS, make_small_clip, run_cli
 
 

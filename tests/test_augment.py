@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from conveyor_qc.dataset.augment import augment_dataset, augment_image, content_rect
 from conveyor_qc.cli import main
-from conveyor_qc.run.crops import letterbox
+from conveyor_qc.dataset.augment import augment_dataset, augment_image, content_rect
 from conveyor_qc.dataset.export import export_dataset
 from conveyor_qc.dataset.manifest import read_manifest
+from conveyor_qc.run.crops import letterbox
 
 FACTOR = 2
 

@@ -23,9 +23,9 @@ import pytest
 from distributed import LocalCluster
 
 from conftest import CLI, popen_interruptible, run_cli
+from conveyor_qc.evaluation.synth import PRESETS, synthesize
 from conveyor_qc.run.batch import KILL_HOOK_ENV, BatchError, VideoJob, completed_figures, output_names, run_batch
 from conveyor_qc.run.job import run_video
-from conveyor_qc.evaluation.synth import PRESETS, synthesize
 
 #: The cookies scene at 640x360: 2.5 s clips of ~15 objects that render and run in about a second.
 SMALL = dataclasses.replace(PRESETS["cookies"], name="small-cookies", width=640, height=360,
@@ -135,7 +135,7 @@ def test_a_killed_worker_is_replaced_and_its_video_run_again(first_batch):
 
 
 def test_batch_json_totals_are_the_sums_of_its_videos(first_batch):
-    out, r, _ = first_batch
+    out, _r, _ = first_batch
     batch = json.loads((out / "batch.json").read_text())
     videos, total = batch["videos"], batch["total"]
     for key in ("objects", "anomalies", "counted", "frames"):
@@ -245,7 +245,7 @@ def test_ctrl_c_stops_the_batch_and_closes_the_cluster(videos, tmp_path):
             proc.kill()
     assert proc.returncode == 130, err
     assert "interrupted: batch.json holds the videos that finished" in err
-    gone, alive = psutil.wait_procs(children, timeout=30)
+    _gone, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, f"left running: {alive}"
     batch = json.loads((out / "batch.json").read_text())
     assert batch["state"] == "interrupted"

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import read_mot, run_cli as cli
+from conftest import read_mot
+from conftest import run_cli as cli
 
 
 @pytest.fixture(scope="module")

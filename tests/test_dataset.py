@@ -8,6 +8,7 @@ evaluation module's one-to-one pairing.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import random
@@ -18,11 +19,27 @@ import pytest
 
 from conveyor_qc.cli import main
 from conveyor_qc.config import Config
-from conveyor_qc.run.crops import image_header
-from conveyor_qc.dataset.export import (LOOKOUT_MINIMUMS, MIN_FRAME_GAP, DatasetError, SourceObject, check_minimums,
-                                 export_dataset, pick_frames, place_image, read_run_labels, split_objects)
+from conveyor_qc.dataset.export import (
+    LOOKOUT_MINIMUMS,
+    MIN_FRAME_GAP,
+    DatasetError,
+    SourceObject,
+    check_minimums,
+    export_dataset,
+    pick_frames,
+    place_image,
+    read_run_labels,
+    split_objects,
+)
+from conveyor_qc.dataset.manifest import (
+    CLASSIFICATION_TYPE,
+    ManifestEntry,
+    ManifestError,
+    read_manifest,
+    write_manifest,
+)
 from conveyor_qc.evaluation.metrics import object_metrics
-from conveyor_qc.dataset.manifest import CLASSIFICATION_TYPE, ManifestEntry, ManifestError, read_manifest, write_manifest
+from conveyor_qc.run.crops import image_header
 from conveyor_qc.run.job import run_video
 
 PER_OBJECT = 4
@@ -106,9 +123,9 @@ def test_reads_any_label_key_and_round_trips(tmp_path, cookies_dir):
     ('["a list"]', "JSON object"),
     ('{"x-metadata": {}}', "source-ref"),
     ('{"source-ref": "a.png", "k": 1}', "no image-classification label"),
-    ('{"source-ref": "a.png", "k": 1, "k-metadata": {"class-name": "cracked", "type": "%s"}}' % CLASSIFICATION_TYPE,
+    (f'{{"source-ref": "a.png", "k": 1, "k-metadata": {{"class-name": "cracked", "type": "{CLASSIFICATION_TYPE}"}}}}',
      "class-name 'cracked'"),
-    ('{"source-ref": "a.png", "k": 0, "k-metadata": {"class-name": "anomaly", "type": "%s"}}' % CLASSIFICATION_TYPE,
+    (f'{{"source-ref": "a.png", "k": 0, "k-metadata": {{"class-name": "anomaly", "type": "{CLASSIFICATION_TYPE}"}}}}',
      "but class-name"),
 ])
 def test_manifest_errors_name_the_line(tmp_path, bad, message):
@@ -132,7 +149,7 @@ def test_pick_frames_spreads_and_skips_neighbours():
     pos = pick_frames(frames, 4)
     chosen = [frames[i] for i in pos]
     assert len(chosen) == 4 and chosen[0] == 10 and chosen[-1] == 100
-    assert all(b - a >= 20 for a, b in zip(chosen, chosen[1:]))
+    assert all(b - a >= 20 for a, b in itertools.pairwise(chosen))
     short = [5, 6, 7, 9, 15]
     few = [short[i] for i in pick_frames(short, 10)]
     assert few == [5, 9, 15]  # all, minus near-duplicates
@@ -234,7 +251,7 @@ def test_export_images_are_384_spread_crops(exported, runs):
     for key, frames in by_object.items():
         frames.sort()
         assert 1 <= len(frames) <= PER_OBJECT
-        assert all(b - a >= MIN_FRAME_GAP for a, b in zip(frames, frames[1:])), (key, frames)
+        assert all(b - a >= MIN_FRAME_GAP for a, b in itertools.pairwise(frames)), (key, frames)
         video, track = key.split("/")
         if video == "line3":
             available = sorted(int(p.stem) for p in (run_dir / "crops" / track).glob("*.jpg"))

@@ -14,8 +14,16 @@ import pytest
 
 from conveyor_qc import Config
 from conveyor_qc.cli import main
-from conveyor_qc.evaluation.metrics import (EvalError, anomaly_metrics, evaluate, mot_metrics, object_metrics,
-                                  read_labels, read_mot, read_objects)
+from conveyor_qc.evaluation.metrics import (
+    EvalError,
+    anomaly_metrics,
+    evaluate,
+    mot_metrics,
+    object_metrics,
+    read_labels,
+    read_mot,
+    read_objects,
+)
 from conveyor_qc.run.job import run_video
 
 

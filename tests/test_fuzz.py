@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "fuzz"))
 
 import checks  # noqa: E402  (fuzz/checks.py)
+
 from conveyor_qc import _core  # noqa: E402
 from conveyor_qc.config import Config, ConfigError  # noqa: E402
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from conveyor_qc import Config, Pipeline
-from conveyor_qc.run.judging import Judge
 from conveyor_qc.anomaly.base import Verdict, combine_verdicts
 from conveyor_qc.run.job import OBJECT_CROPS, judge_every, run_video
+from conveyor_qc.run.judging import Judge
 from conveyor_qc.run.video import VideoReader
 
 
@@ -133,6 +133,6 @@ def test_the_loop_waits_only_when_the_judge_is_too_far_behind():
         model.go.set()
         waiting.join(10)
         assert not waiting.is_alive()
-        assert [j.labels for j in got][0] == ((0, "normal"),)
+        assert next(j.labels for j in got) == ((0, "normal"),)
         rest = list(judge.done(wait=True))
         assert [j.labels[0][0] for j in got + rest] == [0, 1, 2, 3]  # in the order given

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import popen_interruptible
 
+from conftest import popen_interruptible
 from conveyor_qc.cli import main
 from conveyor_qc.dataset.label_server import LabelError, LabelStore, make_server
 

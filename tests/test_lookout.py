@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import cv2
 import numpy as np
@@ -23,7 +23,7 @@ from conveyor_qc.dataset.manifest import ManifestEntry, write_manifest
 
 AWS_MODELS = shared_dir() / "aws-models"
 BUCKET = "conveyor-qc-lookout"
-NOW = datetime(2026, 11, 27, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
 
 pytestmark = pytest.mark.skipif(not (AWS_MODELS / "lookoutvision" / "2020-11-20").is_dir(),
                                 reason=f"no Lookout for Vision API description in {AWS_MODELS}")
@@ -152,10 +152,9 @@ def test_hosting_stops_after_error_or_ctrl_c(stubbed, interrupt):
     _model(stub, "HOSTED")
     _model(stub, "HOSTED")  # stop: still hosted -> StopModel
     stub.add_response("stop_model", {"Status": "STOPPING_HOSTING"}, {"ProjectName": "p", "ModelVersion": "1"})
-    with pytest.raises(type(interrupt)):
-        with lv.hosted(client, "p", "1", poll=0) as started:
-            assert started
-            raise interrupt
+    with pytest.raises(type(interrupt)), lv.hosted(client, "p", "1", poll=0) as started:
+        assert started
+        raise interrupt
 
 
 def test_hosted_leaves_an_already_hosted_model_alone(stubbed):
@@ -333,7 +332,7 @@ def test_detect_start_always_stops_hosting(standin, s3_endpoint, dataset, tmp_pa
         monkeypatch.setattr(lv, "detect_anomalies", flaky)
     else:
         standin.detect_error = "image too small"
-    code, out, err = _cli(["lookout", "detect", "--project", "p3", "--model-version", "1", str(crops), "--start",
+    code, _out, err = _cli(["lookout", "detect", "--project", "p3", "--model-version", "1", str(crops), "--start",
                            "--endpoint-url", standin.url, "--poll", "0.01", "-q"], capsys)
     assert code == (130 if how == "ctrl-c" else 1)
     if how == "error":
@@ -353,7 +352,7 @@ def test_bad_manifest_is_create_failed_with_message(standin, s3_endpoint, datase
     ep = ["--endpoint-url", standin.url, "--poll", "0.01", "-q"]
     assert _cli(["lookout", "create-project", "--project", "bad", *ep], capsys)[0] == 0
     # nothing uploaded under this prefix: the stand-in cannot read the manifest
-    code, out, err = _cli(["lookout", "create-datasets", "--project", "bad", "--s3", f"s3://{BUCKET}/nothing-here",
+    code, _out, err = _cli(["lookout", "create-datasets", "--project", "bad", "--s3", f"s3://{BUCKET}/nothing-here",
                            "--single", *ep], capsys)
     assert code == 1 and "train dataset: CREATE_FAILED: manifest s3://" in err and "cannot be read" in err
 

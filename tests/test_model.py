@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from conveyor_qc import __version__
-from conveyor_qc.cli import main
-from conveyor_qc.dataset.manifest import read_manifest, write_manifest
 from conveyor_qc.anomaly.base import ModelError, Verdict, combine_verdicts
 from conveyor_qc.anomaly.model import evaluate_model, load_model, train_model
+from conveyor_qc.cli import main
+from conveyor_qc.dataset.manifest import read_manifest, write_manifest
 
 
 def _split(cookies_dir, tmp_path):
@@ -36,7 +36,7 @@ def photo_model(cookies_dir, tmp_path_factory):
 
 
 def test_trains_on_photos_and_predicts_held_out_ones(photo_model):
-    model_dir, test, entries, meta = photo_model
+    model_dir, _test, entries, meta = photo_model
     assert meta["backend"] == "local" and meta["mode"] == "supervised"
     r = meta["test"]
     assert r["images"] == len(entries) == 21
@@ -78,7 +78,7 @@ def test_predict_cli_formats(photo_model, capsys):
 
 
 def test_one_class_mode(cookies_dir, tmp_path):
-    train, test, train_entries, test_entries = _split(cookies_dir, tmp_path)
+    train, test, train_entries, _test_entries = _split(cookies_dir, tmp_path)
     normal = [e for e in train_entries if e.label == "normal"]
     write_manifest(tmp_path / "normal.manifest", normal)
     meta = train_model(tmp_path / "normal.manifest", tmp_path / "oc")  # no anomalies: one-class by itself

@@ -180,7 +180,7 @@ def test_recover_refuses_a_live_run(clip, tmp_path):
         r2 = run_cli("run", clip, "--out", out, "-q", *RUN_SETTINGS)
     finally:
         proc.send_signal(signal.SIGCONT)
-        stdout, stderr = proc.communicate(timeout=120)
+        _stdout, stderr = proc.communicate(timeout=120)
     assert r.returncode == 1 and "still writing" in r.stderr, r.stderr
     assert r2.returncode == 1 and "another conveyor-qc run" in r2.stderr, r2.stderr
     assert proc.returncode == 0, stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from conveyor_qc import Config, ObjectEvent, Pipeline, VideoReader
@@ -95,7 +97,7 @@ def test_judge_crops_are_few_and_spread_over_the_path(make_clip):
     for tid, frames in judged.items():
         w = written[tid]
         assert frames[0] == w[0] and set(frames) <= set(w)  # judged from its first whole view on
-        assert all(b - a == 3 * every for a, b in zip(frames, frames[1:]))
+        assert all(b - a == 3 * every for a, b in itertools.pairwise(frames))
         assert frames == [f for f in w if (f - w[0]) % (3 * every) == 0][:2]
         assert len(finished[tid].crops) == len(frames)
     # objects in view long enough have more crops written than judged

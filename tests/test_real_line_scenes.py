@@ -21,9 +21,9 @@ import pytest
 from conftest import read_mot
 from conveyor_qc import Config
 from conveyor_qc.evaluation.metrics import object_metrics
-from conveyor_qc.run.mask_watch import CHANGE_LEVELS, LIMITS, NOTHING_FOUND_SECONDS, MaskWatch
-from conveyor_qc.run.job import run_video
 from conveyor_qc.evaluation.synth import synthesize
+from conveyor_qc.run.job import run_video
+from conveyor_qc.run.mask_watch import CHANGE_LEVELS, LIMITS, NOTHING_FOUND_SECONDS, MaskWatch
 
 
 def untuned_run(source, tmp_path, **kw):

@@ -49,7 +49,7 @@ def test_finds_and_follows_the_objects(run):
 
 
 def test_ids_are_stable(run):
-    clip, result, path = run
+    clip, _result, path = run
     rows = read_mot(path)
     report = object_metrics(clip.gt, rows)
     assert not report.split and not report.duplicates, report

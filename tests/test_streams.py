@@ -88,7 +88,7 @@ def test_cut_and_restored_stream_keeps_its_tracks(clip, frames, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "source lost after frame 50" in r.stderr and "source back" in r.stderr and "kept" in r.stderr
     assert served == list(range(len(frames)))
-    summary, objects, tracks = read_outputs(out)
+    summary, _objects, tracks = read_outputs(out)
     assert summary["frames"] == len(frames) and summary["complete"]
     assert summary["source_kind"] == "stream" and summary["reconnects"] == 1
     [gap] = summary["stream_gaps"]
@@ -148,7 +148,7 @@ def test_source_gone_for_good_gives_up_with_complete_files(clip, frames, tmp_pat
         assert cam.refused >= 2  # it tried more than once
     assert r.returncode == 3, r.stderr
     assert "did not come back" in r.stderr and "reconnect timeout is 1.5 s" in r.stderr
-    summary, objects, tracks = read_outputs(out)
+    summary, _objects, _tracks = read_outputs(out)
     assert summary["frames"] == served == len(frames)
     assert not summary["complete"] and "did not come back" in summary["stop_reason"]
     assert summary["counts"]["total"] == len(left_view(clip.gt))

@@ -170,8 +170,8 @@ def test_dense_packing_uses_masks_so_objects_nest_but_never_overlap():
 
 
 def small(direction: str, **kw) -> Preset:
-    base = dict(name=f"small-{direction}", width=480, height=400, radius=(22.0, 28.0), rate=6.0, direction=direction,
-                touching_share=0.0, noise_sigma=0.0, jpeg_quality=0)
+    base = {"name": f"small-{direction}", "width": 480, "height": 400, "radius": (22.0, 28.0), "rate": 6.0, "direction": direction,
+                "touching_share": 0.0, "noise_sigma": 0.0, "jpeg_quality": 0}
     base.update(kw)
     return Preset(**base)
 
@@ -199,7 +199,7 @@ def test_every_direction_moves_the_ground_truth_the_right_way(tmp_path, directio
 
 def test_new_presets_travel_their_way(render):
     for name, axis, sign in (("mesh-packs", 2, -1), ("crackers-up", 3, -1), ("parts", 3, 1)):
-        r, gt = render(name, seconds=1.0 if name == "parts" else 0.5)
+        _r, gt = render(name, seconds=1.0 if name == "parts" else 0.5)
         steps = set()
         for oid in np.unique(gt[:, 1]):
             full = gt[(gt[:, 1] == oid) & (gt[:, 8] >= 1)]
@@ -249,7 +249,7 @@ def test_rows_are_cut_by_the_frames_sides_for_their_whole_passage(render, name):
 
 
 def test_mono_mp4_is_grey_with_the_colour_renders_ground_truth(render):
-    r, gt = render("mono", seed=3, seconds=0.5)
+    r, _gt = render("mono", seed=3, seconds=0.5)
     colour, _ = render("mono", seed=3, seconds=0.5, mono=False)
     assert r.gt.read_bytes() == colour.gt.read_bytes() and r.labels.read_bytes() == colour.labels.read_bytes()
     frames = decode(r.video)
@@ -341,8 +341,8 @@ def test_missing_cookie_photos_name_the_folder_and_variable(tmp_path, monkeypatc
 
 
 def test_bad_scene_options_are_errors(tmp_path):
-    for bad in (dict(direction="sideways"), dict(products=("spaceship",)), dict(output_format="gif"),
-                dict(overhang=0.1), dict(belt_pattern="tartan"), dict(density=0.95)):
+    for bad in ({"direction": "sideways"}, {"products": ("spaceship",)}, {"output_format": "gif"},
+                {"overhang": 0.1}, {"belt_pattern": "tartan"}, {"density": 0.95}):
         with pytest.raises(ValueError):
             synthesize(tmp_path / "out", preset=dataclasses.replace(PRESETS["cookies"], **bad), seconds=0.5)
     with pytest.raises(ValueError, match="format"):

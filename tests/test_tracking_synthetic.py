@@ -128,7 +128,7 @@ def test_entering_objects_grow_to_full_box(make_clip, tmp_path):
 def test_hard_preset_recall(make_clip, tmp_path):
     """Crowded, flickering, blurred: the count may slip, but not far (figure in the docs)."""
     clip = make_clip("hard", seed=4, seconds=6)
-    _, tracks, objects = run_clip(clip, tmp_path)
+    _, tracks, _objects = run_clip(clip, tmp_path)
     must = judged_ids(clip)
     report = object_metrics(clip.gt, tracks)
     found = len(must & set(report.track_of))

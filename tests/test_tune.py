@@ -7,13 +7,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+import typing
 
 import pytest
-from conftest import CLI, popen_interruptible, run_cli
 
+from conftest import CLI, popen_interruptible, run_cli
 from conveyor_qc.config import Config
 from conveyor_qc.evaluation.tune import tune
-
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def test_final_choice_keeps_the_start_against_noise():
         return e
 
     class T:
-        entries = []
+        entries: typing.ClassVar[list] = []
 
     start = entry(1.0, 0.976, 79, start=True)
     T.entries = [start, entry(1.0, 0.980, 79)]

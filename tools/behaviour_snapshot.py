@@ -16,9 +16,9 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
-import shutil
 from pathlib import Path
 
 from conveyor_qc.evaluation.synth import PRESETS as SYNTH_PRESETS

@@ -16,7 +16,7 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import tomli_w
 
@@ -62,14 +62,14 @@ class OutputParams:
     #: 1.0 for the input's size.
     video_scale: float = 0.5
 
-    _ranges = {
+    _ranges: ClassVar[dict[str, tuple[float, float]]] = {
         "crop_size": (16, 4096),
         "crop_every": (1, 100000),
         "crop_margin": (0.0, 2.0),
         "crop_quality": (50, 100),
         "video_scale": (0.05, 1.0),
     }
-    _choices = {
+    _choices: ClassVar[dict[str, tuple[str, ...]]] = {
         "crop_format": CROP_FORMATS,
     }
 
@@ -118,7 +118,7 @@ class Config:
     # --- building -----------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "Config":
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
         """Build from nested tables ``{"track": {"kind": "kcf"}, ...}``; missing keys keep defaults."""
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a table of sections, got {type(data).__name__}")
@@ -136,7 +136,7 @@ class Config:
         return config
 
     @classmethod
-    def load(cls, path: str | Path) -> "Config":
+    def load(cls, path: str | Path) -> Config:
         """Read a TOML file. Errors name the file and the key."""
         path = Path(path)
         try:
@@ -196,7 +196,7 @@ class Config:
         atomic_write_bytes(Path(path), (comment + self.to_toml()).encode("utf-8"))
 
     @classmethod
-    def from_options(cls, path: str | Path | None = None, overrides: list[str] = ()) -> "Config":
+    def from_options(cls, path: str | Path | None = None, overrides: list[str] = ()) -> Config:
         """The settings of a command line: a TOML file (or the defaults), then each ``KEY=VALUE`` of
         ``--set`` in order (VALUE in TOML syntax; a bare word is a string), validated."""
         config = cls.load(path) if path else cls()
@@ -212,7 +212,7 @@ class Config:
         config.validate("--set" if overrides else str(path or "defaults"))
         return config
 
-    def copy(self) -> "Config":
+    def copy(self) -> Config:
         return Config.from_dict(self.to_dict())
 
     # --- helpers --------------------------------------------------------------

@@ -53,7 +53,7 @@ from conveyor_qc.anomaly.base import (
 from conveyor_qc.dataset.manifest import ManifestEntry
 from conveyor_qc.version import __version__
 
-__all__ = ["FEATURE_NAMES", "crop_features", "features_of", "LocalClassifier", "fit_logistic"]
+__all__ = ["FEATURE_NAMES", "LocalClassifier", "crop_features", "features_of", "fit_logistic"]
 
 WORK_SIZE = 256  # long side of the object's region, pixels, before measuring
 
@@ -417,7 +417,7 @@ class LocalClassifier:
     # ---- training
     @classmethod
     def fit(cls, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None,
-            one_class: bool = False) -> "LocalClassifier":
+            one_class: bool = False) -> LocalClassifier:
         X = np.asarray(X, float)
         y = np.asarray(y, int)
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
@@ -468,7 +468,7 @@ class LocalClassifier:
                     "cv_threshold": t, "cv_f1": cv_f1 if k >= 2 else None})
 
     @classmethod
-    def _fit_one_class(cls, X: np.ndarray) -> "LocalClassifier":
+    def _fit_one_class(cls, X: np.ndarray) -> LocalClassifier:
         if len(X) < 3:
             raise ModelError("one-class training needs at least 3 normal images")
         mean = X.mean(axis=0)

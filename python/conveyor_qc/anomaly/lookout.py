@@ -64,24 +64,24 @@ from conveyor_qc.shared import shared_dir
 from conveyor_qc.version import __version__
 
 __all__ = [
-    "LookoutError",
     "SERVICE",
-    "lookout_client",
-    "retry_config",
-    "wait_for",
-    "create_project",
-    "upload_manifests",
+    "LookoutError",
+    "LookoutModel",
+    "anomaly_score",
     "create_datasets",
-    "train_model",
+    "create_project",
+    "detect_anomalies",
+    "encode_image",
+    "hosted",
+    "lookout_client",
+    "project_status",
+    "retry_config",
     "start_model",
     "stop_model",
-    "hosted",
-    "encode_image",
-    "detect_anomalies",
-    "anomaly_score",
-    "project_status",
     "train_lookout",
-    "LookoutModel",
+    "train_model",
+    "upload_manifests",
+    "wait_for",
 ]
 
 SERVICE = "lookoutvision"
@@ -230,14 +230,14 @@ def create_project(client, project: str) -> dict:
         try:
             d = client.describe_project(ProjectName=project)["ProjectDescription"]
             return {"ProjectName": project, "ProjectArn": d.get("ProjectArn"), "created": False}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _code(exc) != "ResourceNotFoundException":
                 raise
     with _calling(f"create project {project}"):
         try:
             m = client.create_project(ProjectName=project)["ProjectMetadata"]
             return {"ProjectName": project, "ProjectArn": m.get("ProjectArn"), "created": True}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _code(exc) != "ConflictException":  # made meanwhile by someone else: fine
                 raise
     return {"ProjectName": project, "ProjectArn": None, "created": False}
@@ -318,7 +318,7 @@ def _describe_dataset(client, project: str, side: str) -> dict | None:
     with _calling(f"describe the {side} dataset of {project}"):
         try:
             return client.describe_dataset(ProjectName=project, DatasetType=side)["DatasetDescription"]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _code(exc) == "ResourceNotFoundException":
                 return None
             raise
@@ -340,7 +340,7 @@ def create_datasets(client, project: str, train_manifest: str, test_manifest: st
         if have is not None and replace:
             with _calling(f"delete the {side} dataset of {project}"):
                 client.delete_dataset(ProjectName=project, DatasetType=side)
-            wait_for(lambda: _describe_dataset(client, project, side) or {"Status": "DELETE_COMPLETE"},
+            wait_for(lambda side=side: _describe_dataset(client, project, side) or {"Status": "DELETE_COMPLETE"},
                      what=f"deleting the {side} dataset", done=("DELETE_COMPLETE",), failed=("DELETE_FAILED",),
                      timeout=timeout, poll=poll, progress=progress)
             have = None
@@ -348,7 +348,7 @@ def create_datasets(client, project: str, train_manifest: str, test_manifest: st
             with _calling(f"create the {side} dataset of {project} from {url}"):
                 client.create_dataset(ProjectName=project, DatasetType=side, DatasetSource={
                     "GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Key": key}}})
-        out[side] = wait_for(lambda: _describe_dataset(client, project, side) or {"Status": "?"},
+        out[side] = wait_for(lambda side=side: _describe_dataset(client, project, side) or {"Status": "?"},
                              what=f"{side} dataset", done=("CREATE_COMPLETE", "UPDATE_COMPLETE"),
                              failed=("CREATE_FAILED", "UPDATE_FAILED_ROLLBACK_COMPLETE", "DELETE_COMPLETE",
                                      "DELETE_FAILED"),
@@ -462,7 +462,7 @@ def _stop_quietly(client, project: str, version: str, progress: Progress | None)
               f"conveyor-qc lookout stop --project {project} --model-version {version}", file=sys.stderr)
 
 
-def encode_image(image: "np.ndarray", size: tuple[int, int] = DEFAULT_IMAGE_SIZE, fmt: str = "png") -> tuple[bytes, str]:
+def encode_image(image: np.ndarray, size: tuple[int, int] = DEFAULT_IMAGE_SIZE, fmt: str = "png") -> tuple[bytes, str]:
     """A BGR crop at the training size (letterboxed when the training images are square), encoded as
     PNG (lossless, default) or JPEG. -> (bytes, content type)."""
 
@@ -556,10 +556,8 @@ def train_lookout(manifest, out_dir, test_manifest=None, *, s3: str | None = Non
         poll = _env_poll()
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_LOOKOUTVISION")
     client = client or lookout_client(region, endpoint_url, retry_mode=retry_mode, data_path=data_path)
-    if progress is None:
-
-        if sys.stderr.isatty():  # training takes hours: show where it is
-            progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if progress is None and sys.stderr.isatty():  # training takes hours: show where it is
+        progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     say = progress or (lambda _m: None)
     proj = create_project(client, project)
     say(f"project {project}: {'created' if proj['created'] else 'exists'}")
@@ -616,7 +614,7 @@ class LookoutModel(AnomalyModel):
         self._ready = False
 
     @classmethod
-    def load(cls, model_dir, meta: dict | None = None, *, client=None, **options) -> "LookoutModel":
+    def load(cls, model_dir, meta: dict | None = None, *, client=None, **options) -> LookoutModel:
         if meta is None:
             meta = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
         for k in ("project", "model_version"):
@@ -638,7 +636,7 @@ class LookoutModel(AnomalyModel):
         self.started = self.started or started
         self._ready = True
 
-    def predict(self, images: "list[np.ndarray]") -> list:
+    def predict(self, images: list[np.ndarray]) -> list:
         self.ensure_hosted()
         out = []
         for img in images:
@@ -657,7 +655,7 @@ class LookoutModel(AnomalyModel):
                 self.progress(f"stopping model {self.version} (hosting is billed by the hour)")
             stop_model(self.client, self.project, self.version, wait=False)
 
-    def __enter__(self) -> "LookoutModel":
+    def __enter__(self) -> LookoutModel:
         return self
 
     def __exit__(self, *exc) -> None:

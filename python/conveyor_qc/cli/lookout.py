@@ -142,7 +142,7 @@ def _cmd_detect(args, client, progress) -> int:
     else:
         status = lookout._describe_model(client, args.project, args.model_version).get("Status")
         if status != "HOSTED":
-            raise lookout.LookoutError(f"model {args.model_version} is {status}, not lookout.hosted: run `conveyor-qc lookout start` "
+            raise lookout.LookoutError(f"model {args.model_version} is {status}, not hosted: run `conveyor-qc lookout start` "
                                "first, or add --start (hosts it for this run only)")
         run()
     if progress is not None:

@@ -50,7 +50,7 @@ from conveyor_qc.io.atomic import atomic_write_text
 from conveyor_qc.run.crops import JPEG_QUALITY, encode_crop
 from conveyor_qc.version import __version__
 
-__all__ = ["augment_image", "augment_dataset", "AugmentReport", "content_rect"]
+__all__ = ["AugmentReport", "augment_dataset", "augment_image", "content_rect"]
 
 
 # --------------------------------------------------------------------------- one image

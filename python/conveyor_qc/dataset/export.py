@@ -52,22 +52,22 @@ from conveyor_qc.run.crops import (
 from conveyor_qc.version import __version__
 
 __all__ = [
-    "DatasetError",
-    "SourceObject",
-    "DatasetReport",
     "IMAGE_SIZE",
     "LOOKOUT_MINIMUMS",
-    "read_run_labels",
-    "collect_run",
-    "collect_manifest",
-    "pick_frames",
-    "split_objects",
+    "DatasetError",
+    "DatasetReport",
+    "SourceObject",
+    "build_then_swap",
     "check_minimums",
+    "collect_manifest",
+    "collect_run",
     "export_dataset",
     "format_report",
-    "place_image",
     "image_suffix",
-    "build_then_swap",
+    "pick_frames",
+    "place_image",
+    "read_run_labels",
+    "split_objects",
 ]
 
 IMAGE_SIZE = 384
@@ -134,7 +134,7 @@ def read_run_labels(path: str | Path) -> dict[int, str]:
     path = Path(path)
     out: dict[int, str] = {}
     try:
-        fh = open(path, newline="", encoding="utf-8-sig")
+        fh = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115  `with fh` below; a missing file told apart
     except FileNotFoundError:
         raise DatasetError(f"{path} not found: label the run's objects first (a CSV with header "
                            "track_id,label; label normal, anomaly or unknown)") from None

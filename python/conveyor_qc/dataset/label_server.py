@@ -40,7 +40,7 @@ from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text
 from conveyor_qc.run.crops import CROP_CONTENT_TYPES
 
-__all__ = ["LabelError", "LabelStore", "LabelServer", "make_server", "serve", "LABELS", "MAX_BODY"]
+__all__ = ["LABELS", "MAX_BODY", "LabelError", "LabelServer", "LabelStore", "make_server", "serve"]
 
 LABELS = ("normal", "anomaly")
 UNLABELLED = ("", "unknown")  # what a labels.csv may say for "not labelled yet"

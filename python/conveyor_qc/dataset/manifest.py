@@ -27,21 +27,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text
 
 __all__ = [
+    "CLASSES",
     "CLASSIFICATION_TYPE",
     "LABEL_KEY",
-    "CLASSES",
-    "ManifestError",
     "ManifestEntry",
+    "ManifestError",
+    "format_date",
     "read_manifest",
     "write_manifest",
-    "format_date",
 ]
 
 CLASSIFICATION_TYPE = "groundtruth/image-classification"
@@ -59,10 +59,10 @@ class ManifestError(ConveyorQCError, ValueError):
 def format_date(when: datetime | float | None = None) -> str:
     """Ground Truth's ``creation-date``: UTC ISO 8601 with milliseconds and a ``Z``."""
     if when is None:
-        when = datetime.now(timezone.utc)
+        when = datetime.now(UTC)
     elif not isinstance(when, datetime):
-        when = datetime.fromtimestamp(float(when), timezone.utc)
-    when = when.astimezone(timezone.utc)
+        when = datetime.fromtimestamp(float(when), UTC)
+    when = when.astimezone(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 

@@ -29,8 +29,16 @@ from pathlib import Path
 from conveyor_qc.dataset.manifest import ManifestEntry
 from conveyor_qc.errors import ConveyorQCError
 
-__all__ = ["S3Error", "UploadResult", "parse_s3_url", "s3_client", "s3_entries", "upload_files",
-           "upload_dataset", "dataset_files"]
+__all__ = [
+    "S3Error",
+    "UploadResult",
+    "dataset_files",
+    "parse_s3_url",
+    "s3_client",
+    "s3_entries",
+    "upload_dataset",
+    "upload_files",
+]
 
 MAX_SINGLE_PUT = 5 * 1024**3  # S3's limit for one PUT
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",

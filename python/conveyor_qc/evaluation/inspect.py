@@ -38,8 +38,19 @@ from conveyor_qc.io.atomic import (
 from conveyor_qc.run.mask_watch import LIMITS, MaskWatch
 from conveyor_qc.run.video import VideoReader, check_frame_size
 
-__all__ = ["InspectError", "Inspection", "default_frame", "inspect_frame", "write_inspection", "inspect_video",
-           "render_sheet", "render_panels", "report", "summary_lines", "PANELS"]
+__all__ = [
+    "PANELS",
+    "InspectError",
+    "Inspection",
+    "default_frame",
+    "inspect_frame",
+    "inspect_video",
+    "render_panels",
+    "render_sheet",
+    "report",
+    "summary_lines",
+    "write_inspection",
+]
 
 #: The panels written one by one, in the order of the contact sheet.
 PANELS = ("frame", "light", "learnt", "classes", "mask", "components", "boxes")
@@ -181,11 +192,10 @@ def inspect_frame(source: str | int, config: Config | None = None, frame: int | 
                 progress(read, target)
             if read == target:
                 break
-        if read < target:
-            if frame is not None:
-                why = reader.stop_reason
-                has = f"it has {read} frame{'s' if read != 1 else ''}" + (f" ({why})" if why else "")
-                raise InspectError(f"--frame {frame} is past the end of {info.source}: {has}")
+        if read < target and frame is not None:
+            why = reader.stop_reason
+            has = f"it has {read} frame{'s' if read != 1 else ''}" + (f" ({why})" if why else "")
+            raise InspectError(f"--frame {frame} is past the end of {info.source}: {has}")
             # The default frame on a video shorter than the learning: its last frame.
         number = read
         source_name = info.source
@@ -430,7 +440,7 @@ def _legend(img: np.ndarray, items: list[tuple[tuple[int, int, int] | None, str,
             scale: float) -> np.ndarray:
     """``img`` over a band of the same width holding coloured squares with words (on as
     many lines as the width needs)."""
-    h, w = img.shape[:2]
+    _h, w = img.shape[:2]
     _, th = _text_size("Ag", scale)
     pad = max(3, th // 3)
     square = th - 2

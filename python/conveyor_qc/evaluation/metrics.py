@@ -39,14 +39,14 @@ from conveyor_qc.errors import ConveyorQCError
 __all__ = [
     "EvalError",
     "ObjectReport",
-    "read_mot",
-    "read_labels",
-    "read_objects",
-    "object_metrics",
-    "mot_metrics",
     "anomaly_metrics",
     "evaluate",
     "format_report",
+    "mot_metrics",
+    "object_metrics",
+    "read_labels",
+    "read_mot",
+    "read_objects",
 ]
 
 EPS = np.finfo("float").eps
@@ -315,7 +315,7 @@ class ObjectReport:
     @property
     def track_of(self) -> dict[int, int]:
         """{gt id: its paired track id}."""
-        return {g: t for g, t in self.pairs}
+        return dict(self.pairs)
 
     @property
     def object_of(self) -> dict[int, int]:
@@ -410,7 +410,7 @@ def object_metrics(gt, tracks, *, min_iou: float = 0.5, min_share: float = 0.5,
         frames = {int(c): set(gt[i[sel & (t_idx[j] == c)], 0].astype(int).tolist()) for c in cand}
         parent = {int(c): int(c) for c in cand}
 
-        def root(c: int) -> int:
+        def root(c: int, parent: dict[int, int] = parent) -> int:
             while parent[c] != c:
                 c = parent[c]
             return c
@@ -478,7 +478,7 @@ def trackeval_data(gt, tracks, *, min_visibility: float = 0.0, num_frames: int |
     evaluated, distractor = _gt_roles(gt, min_visibility)
     last = int(max(gt[:, 0].max(initial=0), tracks[:, 0].max(initial=0)))
     T = last if num_frames is None else int(num_frames)
-    if T < last:
+    if last > T:
         raise EvalError(f"num_frames {T} is before the last frame with a box ({last})")
 
     g_order = np.argsort(gt[:, 0], kind="stable")

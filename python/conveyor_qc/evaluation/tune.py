@@ -57,7 +57,7 @@ from conveyor_qc.evaluation import metrics as evaluate
 from conveyor_qc.io.outputs import mot_block
 from conveyor_qc.run.video import VideoReader
 
-__all__ = ["TuneError", "Scores", "TuneResult", "tune", "DEFAULT_BUDGET", "SEARCHES"]
+__all__ = ["DEFAULT_BUDGET", "SEARCHES", "Scores", "TuneError", "TuneResult", "tune"]
 
 #: Seconds for the whole job (decoding, search and the final runs): a 30 s
 #: 1280x720 clip is done within 5 minutes on a 2-core machine.

@@ -25,9 +25,17 @@ from typing import IO
 from conveyor_qc.errors import ConveyorQCError
 
 __all__ = [
-    "atomic_write_bytes", "atomic_write_text", "atomic_open", "temporary_sibling", "sync_filesystem",
-    "fsync_path", "fsync_directory", "replace_directory", "WriteError", "describe_write_error",
+    "WriteError",
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_text",
     "check_writable_directory",
+    "describe_write_error",
+    "fsync_directory",
+    "fsync_path",
+    "replace_directory",
+    "sync_filesystem",
+    "temporary_sibling",
 ]
 
 #: How a write error is told to a person (errno -> words).

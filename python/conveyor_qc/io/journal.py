@@ -41,7 +41,7 @@ from conveyor_qc.io.atomic import (
     temporary_sibling,
 )
 
-__all__ = ["AppendJournal", "JournalState", "read_journal", "recover_journal", "JournalBusy"]
+__all__ = ["AppendJournal", "JournalBusy", "JournalState", "read_journal", "recover_journal"]
 
 _VERSION = 1
 
@@ -201,7 +201,7 @@ class AppendJournal:
     def sync(self) -> None:
         """Files first, then the journal: a commit on disk implies its rows are."""
         try:
-            for i, fd in enumerate(self._fds):
+            for fd in self._fds:
                 os.fdatasync(fd)
             os.fdatasync(self._journal_fd)
         except OSError as exc:
@@ -219,10 +219,8 @@ class AppendJournal:
 
     def close_quietly(self) -> None:
         """Close after an error: flush what can be flushed, ignore what cannot."""
-        try:
+        with contextlib.suppress(OSError):
             self.close()
-        except OSError:
-            pass
 
     def _close_fds(self) -> None:
         for fd in self._fds:
@@ -267,7 +265,7 @@ def recover_journal(path: str | Path) -> tuple[JournalState, list[int], int]:
                             return False
             return True
 
-        for lengths, items in reversed(state.commits):
+        for lengths, items in reversed(state.commits):  # noqa: B007  the commit found is used below
             if held(lengths):
                 break
         else:  # never cut a file to nothing on a guess

@@ -53,8 +53,16 @@ from conveyor_qc.run.crops import CROP_FORMATS, CROP_SUFFIXES, JPEG_QUALITY, enc
 from conveyor_qc.run.encoder import EncoderError, VideoEncoder
 from conveyor_qc.run.pipeline import Crop, ObjectEvent, Tracks
 
-__all__ = ["RunWriter", "OBJECT_COLUMNS", "draw_tracks", "count_line_segment", "OutputError", "recover_run",
-           "RecoverError", "check_output_dir"]
+__all__ = [
+    "OBJECT_COLUMNS",
+    "OutputError",
+    "RecoverError",
+    "RunWriter",
+    "check_output_dir",
+    "count_line_segment",
+    "draw_tracks",
+    "recover_run",
+]
 
 OBJECT_COLUMNS = ["track_id", "first_frame", "last_frame", "frames", "x", "y", "w", "h", "label", "score"]
 OBJECTS_NAME, TRACKS_NAME, SUMMARY_NAME, CROPS_NAME, VIDEO_NAME = (
@@ -509,7 +517,7 @@ def recover_run(out_dir: str | Path, reason: str = "killed") -> dict:
             raise RecoverError(f"{out} holds a finished run (summary.json): nothing to recover")
         raise RecoverError(f"{out} holds no run to recover (no {JOURNAL_NAME})")
     try:
-        state, lengths, items = recover_journal(journal_path)
+        state, lengths, _items = recover_journal(journal_path)
     except JournalBusy:
         raise RunBusy(f"a conveyor-qc run is still writing into {out}: stop it first") from None
     except JournalError as exc:

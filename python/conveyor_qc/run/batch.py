@@ -11,6 +11,7 @@ See docs/batch.md.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
@@ -21,7 +22,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from conveyor_qc.anomaly.model import load_model
@@ -33,8 +34,18 @@ from conveyor_qc.run.job import run_video
 from conveyor_qc.run.provenance import model_identity, source_identity
 from conveyor_qc.version import __version__
 
-__all__ = ["BatchError", "BatchReport", "VideoJob", "run_batch", "expand_inputs", "output_names",
-           "completed_figures", "run_one", "BATCH_FILE", "DEFAULT_RETRIES"]
+__all__ = [
+    "BATCH_FILE",
+    "DEFAULT_RETRIES",
+    "BatchError",
+    "BatchReport",
+    "VideoJob",
+    "completed_figures",
+    "expand_inputs",
+    "output_names",
+    "run_batch",
+    "run_one",
+]
 
 BATCH_FILE = "batch.json"
 BATCH_FORMAT = "conveyor-qc-batch"
@@ -232,7 +243,7 @@ def completed_figures(job: VideoJob, config_json: dict, model_id: dict | None) -
 # --- on the workers --------------------------------------------------------------------------------
 
 
-def dask_setup(worker) -> None:  # noqa: ARG001 (Dask's preload hook; runs in each worker process)
+def dask_setup(worker) -> None:
     """Ctrl-C at a terminal reaches every process of the group: the local cluster's workers ignore
     it, and the client, which does not, stops the batch and closes them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -268,7 +279,7 @@ def run_one(name: str, video: str, out_dir: str, config: dict, model: str | None
     try:
         result = run_video(video, out_dir, Config.from_dict(config, source="batch settings"), model=model,
                            progress=_test_kill_hook(name))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  any failure travels back as a TaskError (not every one unpickles)
         raise TaskError(str(exc) or type(exc).__name__, type(exc).__name__) from None
     return {**_figures(result.summary), "worker": _worker_address()}
 
@@ -405,7 +416,7 @@ def run_batch(
                 job.status, job.figures = "skipped", figures
     todo = [j for j in jobs if j.status == "pending"]
     meta = {"retries": retries, "force": force, "config": config_json, "model": model_id,
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
     def write(state: str) -> None:
         _write_batch_json(report, meta, state)
@@ -449,10 +460,8 @@ def run_batch(
                 job.status = "interrupted"
     finally:
         report.wall_seconds = time.perf_counter() - start
-        try:
+        with contextlib.suppress(Exception):  # the report matters more than a clean shutdown
             cluster.close()
-        except Exception:  # the report matters more than a clean shutdown
-            pass
         write("interrupted" if report.interrupted else "finished")
     return report
 
@@ -523,10 +532,8 @@ def _run_jobs(cluster: _Cluster, todo: list[VideoJob], report: BatchReport, conf
                 snapshot()
     except BaseException:
         if running:
-            try:
-                client.cancel(list(running))  # an existing cluster would otherwise run them on
-            except Exception:
-                pass
+            with contextlib.suppress(Exception):  # an existing cluster would otherwise run them on
+                client.cancel(list(running))
         raise
 
 
@@ -545,7 +552,7 @@ def _write_batch_json(report: BatchReport, meta: dict, state: str) -> None:
         "format": BATCH_FORMAT, "version": 1, "conveyor_qc_version": __version__,
         "state": state,  # running | finished | interrupted
         "started_at": meta["started_at"],
-        "finished_at": None if state == "running" else datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": None if state == "running" else datetime.now(UTC).isoformat(timespec="seconds"),
         "out": str(report.out_dir), "cluster": report.cluster or None,
         "retries": meta["retries"], "force": meta["force"], "config": meta["config"], "model": meta["model"],
         "total": report.totals(),

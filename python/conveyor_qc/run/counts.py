@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-__all__ = ["LineCounts", "LABELS", "bin_seconds_for"]
+__all__ = ["LABELS", "LineCounts", "bin_seconds_for"]
 
 #: The labels counts are kept under; any other label is counted as ``unknown``.
 LABELS = ("normal", "anomaly", "unknown")
@@ -43,7 +43,7 @@ class LineCounts:
         self.crossed_frame: dict[int, int] = {}
         #: id -> label; objects without one are ``unknown``
         self.labels: dict[int, str] = {}
-        self._totals = {"total": 0, **{k: 0 for k in LABELS}}
+        self._totals = {"total": 0, **dict.fromkeys(LABELS, 0)}
 
     def add_crossed(self, ids: Iterable[int], frame: int) -> None:
         """Objects counted at the line on ``frame``. An id already counted is ignored."""
@@ -77,7 +77,7 @@ class LineCounts:
         seconds = frames / self.fps
         step = bin_seconds_for(seconds)
         n = max(1, math.ceil(seconds / step - 1e-9))
-        bins = [{"start_s": i * step, "total": 0, **{k: 0 for k in LABELS}} for i in range(n)]
+        bins = [{"start_s": i * step, "total": 0, **dict.fromkeys(LABELS, 0)} for i in range(n)]
         for tid, frame in self.crossed_frame.items():
             i = min(n - 1, max(0, int(frame / self.fps // step)))
             bins[i]["total"] += 1

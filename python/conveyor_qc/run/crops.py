@@ -17,8 +17,16 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "expand_box", "letterbox", "cut_region", "cut_out", "CROP_FORMATS", "CROP_CONTENT_TYPES", "CROP_SUFFIXES",
-    "JPEG_QUALITY", "encode_crop", "image_header",
+    "CROP_CONTENT_TYPES",
+    "CROP_FORMATS",
+    "CROP_SUFFIXES",
+    "JPEG_QUALITY",
+    "cut_out",
+    "cut_region",
+    "encode_crop",
+    "expand_box",
+    "image_header",
+    "letterbox",
 ]
 
 #: What ``run`` can write crops as (``output.crop_format``): the file suffix without its dot.

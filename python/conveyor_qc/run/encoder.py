@@ -21,7 +21,7 @@ import numpy as np
 
 from conveyor_qc.errors import ConveyorQCError
 
-__all__ = ["VideoEncoder", "EncoderError"]
+__all__ = ["EncoderError", "VideoEncoder"]
 
 #: Frames waiting for the encoder. Enough to ride out a slow frame; a full
 #: queue makes the main loop wait, so memory stays bounded (a few frames).
@@ -102,5 +102,5 @@ class VideoEncoder:
                 continue  # drain: the main loop sees the error on its next write
             try:
                 self._writer.write(frame)
-            except BaseException as exc:  # cv2.error: handed to the main thread
+            except BaseException as exc:  # noqa: BLE001  cv2.error: handed to the main thread
                 self._error = exc

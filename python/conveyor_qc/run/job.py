@@ -43,7 +43,7 @@ MAX_GAP_SECONDS = 0.25
 #: A live source lost for longer than this many seconds ends the run (run --reconnect-timeout).
 RECONNECT_TIMEOUT_SECONDS = 60.0
 
-__all__ = ["run_video", "RunResult", "Progress"]
+__all__ = ["Progress", "RunResult", "run_video"]
 
 #: An anomaly model judges an object from at most OBJECT_CROPS crops spread over its path: its
 #: first crop while wholly in view, then the periodic crops (output.crop_every frames apart) nearest
@@ -74,7 +74,7 @@ def opencv_single_threaded() -> Iterator[None]:
     keep the cores busy. OpenCV's pool woke its workers for every letterboxed crop, and they
     spun waiting for more work: 3.5 % of a run's CPU on 2 cores, and 10 % fewer frames a second.
     """
-    global _opencv_runs, _opencv_threads
+    global _opencv_runs, _opencv_threads  # noqa: PLW0603  one count for the whole process
     with _opencv_lock:
         if _opencv_runs == 0:
             _opencv_threads = cv2.getNumThreads()

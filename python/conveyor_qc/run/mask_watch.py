@@ -19,7 +19,7 @@ import numpy as np
 
 from conveyor_qc import _core
 
-__all__ = ["MaskWatch", "MaskWarning", "LIMITS"]
+__all__ = ["LIMITS", "MaskWarning", "MaskWatch"]
 
 #: When a learnt figure means trouble (docs/settings.md, "When the belt model is defeated").
 LIMITS = {

@@ -30,7 +30,7 @@ from conveyor_qc import _core
 from conveyor_qc.config import Config
 from conveyor_qc.run.crops import cut_region, letterbox
 
-__all__ = ["Pipeline", "Tracks", "ObjectEvent", "FrameUpdate", "Crop"]
+__all__ = ["Crop", "FrameUpdate", "ObjectEvent", "Pipeline", "Tracks"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Crop:
     over frames only copies the region (letterboxing on that loop was a tenth of its time).
     """
 
-    __slots__ = ("track_id", "frame_index", "_image", "_region", "_size")
+    __slots__ = ("_image", "_region", "_size", "frame_index", "track_id")
 
     def __init__(self, track_id: int, frame_index: int, image: np.ndarray | None = None, *,
                  region: np.ndarray | None = None, size: int = 384):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from conveyor_qc.anomaly.base import META_NAME
 
-__all__ = ["source_identity", "model_identity"]
+__all__ = ["model_identity", "source_identity"]
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 

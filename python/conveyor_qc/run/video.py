@@ -15,6 +15,7 @@ so the caller can decide what a gap means for the objects in view (docs/streams.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import math
 import os
@@ -32,8 +33,19 @@ import numpy as np
 from conveyor_qc.errors import ConveyorQCError
 
 __all__ = [
-    "VideoError", "VideoInfo", "VideoReader", "open_source", "ReconnectPolicy", "StreamEvent", "SourceLost",
-    "Reconnecting", "Reconnected", "Waiting", "check_frame_size", "quiet_decoder_logs", "to_bgr8",
+    "ReconnectPolicy",
+    "Reconnected",
+    "Reconnecting",
+    "SourceLost",
+    "StreamEvent",
+    "VideoError",
+    "VideoInfo",
+    "VideoReader",
+    "Waiting",
+    "check_frame_size",
+    "open_source",
+    "quiet_decoder_logs",
+    "to_bgr8",
 ]
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -152,10 +164,8 @@ def quiet_decoder_logs() -> None:
     print a line per bad packet): the reader reports every problem itself, in one line.
     Keeps a level the user set in OPENCV_FFMPEG_LOGLEVEL. Call before the first open."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-    try:
+    with contextlib.suppress(AttributeError):  # an OpenCV build without the logging utilities
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    except AttributeError:  # an OpenCV build without the logging utilities
-        pass
 
 
 def _describe(source: str | int | os.PathLike) -> tuple[str | int, str]:
@@ -525,7 +535,7 @@ class VideoReader:
         # returns within STREAM_READ_TIMEOUT_S), and releasing under it would crash.
         self._thread.join(timeout=2)
 
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -58,4 +58,4 @@ from conveyor_qc.evaluation.synth.presets import (
 from conveyor_qc.evaluation.synth.render import synthesize
 from conveyor_qc.shared import SHARED_ENV, shared_dir
 
-__all__ = ["PRESETS", "Preset", "SynthResult", "SynthError", "SynthDataError", "synthesize", "shared_dir", "SHARED_ENV"]
+__all__ = ["PRESETS", "SHARED_ENV", "Preset", "SynthDataError", "SynthError", "SynthResult", "shared_dir", "synthesize"]

@@ -145,7 +145,7 @@ def skimage_data_dir(preset: str = "") -> Path:
     who = f"the {preset!r} preset " if preset else "this preset "
     if spec is None or not spec.submodule_search_locations:
         raise SynthDataError(f"{who}{_SKIMAGE_HINT}; the package scikit-image is not installed")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "data"
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
     if not (folder / "coins.png").is_file():
         raise SynthDataError(f"{who}{_SKIMAGE_HINT}; {folder} has no coins.png")
     return folder
@@ -206,7 +206,7 @@ def _segment_cup(img: np.ndarray) -> np.ndarray:
     cv2.ellipse(lim, (277, 229), (202, 158), 0, 0, 360, 1, -1)
     cv2.rectangle(lim, (176, 10), (425, 230), 1, -1)
     m = cv2.morphologyEx(m & lim, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
-    n, lab, st, _ = cv2.connectedComponentsWithStats(m)
+    _n, lab, st, _ = cv2.connectedComponentsWithStats(m)
     m = (lab == 1 + int(np.argmax(st[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
     ff = 1 - m
     cv2.floodFill(ff, None, (0, 0), 0)

@@ -358,7 +358,7 @@ class _BackgroundWriter:
 
     def _encode(self, img: np.ndarray) -> None:
         if self.jpeg_quality > 0:
-            ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+            _ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
             img = cv2.imdecode(buf, self.read_flag)
         self.writer.write(img)
 
@@ -371,7 +371,7 @@ class _BackgroundWriter:
                 continue
             try:
                 self._encode(img)
-            except BaseException as e:  # reported to the caller by put() / close()
+            except BaseException as e:  # noqa: BLE001  reported to the caller by put() / close()
                 self.error = e
 
     def put(self, img: np.ndarray) -> None:

@@ -297,7 +297,7 @@ def _touch_offset(m1: np.ndarray, m2: np.ndarray, rng: np.random.Generator) -> t
     while d > 0:
         o = np.round(c1 + d * direction - c2).astype(int)
         ys, xs = o[1] + pad, o[0] + pad
-        if 0 <= ys and ys + h2 <= big.shape[0] and 0 <= xs and xs + w2 <= big.shape[1]:
+        if ys >= 0 and ys + h2 <= big.shape[0] and xs >= 0 and xs + w2 <= big.shape[1]:
             if (big[ys : ys + h2, xs : xs + w2] & m2).any():
                 break
             last = (int(o[0]), int(o[1]))
