@@ -104,9 +104,18 @@ def reference(video: Path, gt: Path, kind: str, downscale: float, detect_every: 
     return _score(row, gt, np.asarray(result.rows, float).reshape(-1, 10))
 
 
-def whole_run(video: Path, gt: Path, out: Path, *, model: Path | None = None, video_out: bool = False,
-              crops: bool = True, kind: str = "none", video_scale: float | None = None,
-              crop_every: int | None = None) -> Row:
+def whole_run(
+    video: Path,
+    gt: Path,
+    out: Path,
+    *,
+    model: Path | None = None,
+    video_out: bool = False,
+    crops: bool = True,
+    kind: str = "none",
+    video_scale: float | None = None,
+    crop_every: int | None = None,
+) -> Row:
     """`conveyor-qc run` itself (run_video): crops, objects.csv, tracks.txt, summary; optionally the
     annotated video and the anomaly model. ``crop_every`` and ``video_scale`` other than the
     defaults are named in the row."""
@@ -121,9 +130,14 @@ def whole_run(video: Path, gt: Path, out: Path, *, model: Path | None = None, vi
     start = time.perf_counter()
     result = run_video(video, out, config, video=video_out, crops=crops, model=model)
     seconds = time.perf_counter() - start
-    what = ("run" + ("+crops" if crops else "") + (f"(every {crop_every})" if crops and crop_every else "")
-            + ("+video" if video_out else "")
-            + (f"({video_scale:g})" if video_out and video_scale is not None else "") + ("+model" if model else ""))
+    what = (
+        "run"
+        + ("+crops" if crops else "")
+        + (f"(every {crop_every})" if crops and crop_every else "")
+        + ("+video" if video_out else "")
+        + (f"({video_scale:g})" if video_out and video_scale is not None else "")
+        + ("+model" if model else "")
+    )
     row = Row(what, kind, config.track.downscale, config.track.detect_every, result.summary["frames"], seconds)
     row.extra["summary_fps"] = result.summary["fps"]
     return _score(row, gt, np.loadtxt(out / "tracks.txt", delimiter=",", ndmin=2))

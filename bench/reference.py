@@ -175,9 +175,15 @@ def _frames_from(video_path) -> Iterable[np.ndarray]:
         cap.release()
 
 
-def run_reference(video_path=None, *, downscale: float = 0.4, detect_every: int = 20, kind: str = "kcf",
-                  params: ReferenceParams | None = None, frames: Iterable[np.ndarray] | None = None
-                  ) -> ReferenceResult:
+def run_reference(
+    video_path=None,
+    *,
+    downscale: float = 0.4,
+    detect_every: int = 20,
+    kind: str = "kcf",
+    params: ReferenceParams | None = None,
+    frames: Iterable[np.ndarray] | None = None,
+) -> ReferenceResult:
     """Detect and track the objects of a video the seed's way.
 
     Reads ``video_path`` unless ``frames`` (an iterable of BGR frames) is given,
@@ -246,8 +252,13 @@ def run_reference(video_path=None, *, downscale: float = 0.4, detect_every: int 
     seconds = time.perf_counter() - start
     count = index + 1
     rows.sort(key=lambda r: (r[0], r[1]))
-    return ReferenceResult(frames=count, seconds=seconds, fps=count / seconds if seconds > 0 else 0.0,
-                           rows=rows, tracks_started=next_id - 1)
+    return ReferenceResult(
+        frames=count,
+        seconds=seconds,
+        fps=count / seconds if seconds > 0 else 0.0,
+        rows=rows,
+        tracks_started=next_id - 1,
+    )
 
 
 def write_mot(rows, path) -> None:
@@ -265,7 +276,8 @@ def main(argv=None) -> int:
         prog="reference.py",
         description="The seed's multi-object detection + tracking (the benchmark peer): detect every X "
         "frames on the full frame, track each object with its own cv2.legacy tracker on frames "
-        "downscaled by R. Writes MOTChallenge tracks and prints the frames per second.")
+        "downscaled by R. Writes MOTChallenge tracks and prints the frames per second.",
+    )
     ap.add_argument("video", help="input video")
     ap.add_argument("--out", required=True, metavar="TRACKS.txt", help="where to write the MOT rows")
     ap.add_argument("--downscale", type=float, default=0.4, metavar="R", help="tracking scale (default 0.4)")
@@ -275,13 +287,14 @@ def main(argv=None) -> int:
     if not Path(args.video).is_file():
         ap.error(f"no such video: {args.video}")
     try:
-        result = run_reference(args.video, downscale=args.downscale, detect_every=args.detect_every,
-                               kind=args.kind)
+        result = run_reference(args.video, downscale=args.downscale, detect_every=args.detect_every, kind=args.kind)
     except (ValueError, OSError) as exc:
         ap.error(str(exc))
     write_mot(result.rows, args.out)
-    print(f"{result.frames} frames in {result.seconds:.2f} s: {result.fps:.1f} fps "
-          f"(decode included), {result.tracks_started} tracks -> {args.out}")
+    print(
+        f"{result.frames} frames in {result.seconds:.2f} s: {result.fps:.1f} fps "
+        f"(decode included), {result.tracks_started} tracks -> {args.out}"
+    )
     return 0
 
 

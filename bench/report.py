@@ -43,8 +43,12 @@ def load(raw: Path) -> tuple[list[dict], dict | None, dict]:
 
 def _find(rows, what, kind=None, r=None, x=None):
     for row in rows:
-        if row["what"] == what and (kind is None or row["kind"] == kind) \
-                and (r is None or row["downscale"] == r) and (x is None or row["detect_every"] == x):
+        if (
+            row["what"] == what
+            and (kind is None or row["kind"] == kind)
+            and (r is None or row["downscale"] == r)
+            and (x is None or row["detect_every"] == x)
+        ):
             return row
     return None
 
@@ -79,39 +83,70 @@ def targets(rows: list[dict], memory: dict | None) -> list[tuple[str, str, str, 
         out.append(("default `run` (crops, no video, no model) / decode-only", f"{v:.2f}", ">= 0.5", _yes(v >= 0.5)))
     if dec and every10:
         v = _of_decode(every10, dec)
-        out.append(("... the same with a crop every 10 frames (`output.crop_every = 10`, the former default)",
-                    f"{v:.2f}", "-", "measured"))
+        out.append(
+            (
+                "... the same with a crop every 10 frames (`output.crop_every = 10`, the former default)",
+                f"{v:.2f}",
+                "-",
+                "measured",
+            )
+        )
     if ref and run:
         v = run["fps"] / ref["fps"]
         out.append(("default `run` / reference (KCF, R 0.4, X 20)", f"{v:.1f}x", ">= 10x", _yes(v >= 10)))
         ok = (run["f1"] or 0) >= (ref["f1"] or 0)
-        out.append(("object F1: default `run` vs reference", f"{_f(run['f1'], 3)} vs {_f(ref['f1'], 3)}",
-                    ">= the reference's", _yes(ok)))
+        out.append(
+            (
+                "object F1: default `run` vs reference",
+                f"{_f(run['f1'], 3)} vs {_f(ref['f1'], 3)}",
+                ">= the reference's",
+                _yes(ok),
+            )
+        )
     if kcf and ref:
         v = kcf["fps"] / ref["fps"]
         out.append(("ours KCF (R 0.4, X 20) / reference (same R, X)", f"{v:.1f}x", ">= 2x", _yes(v >= 2)))
     if kcf and kcf1:
-        out.append(("ours KCF: R 0.4 / R 1.0 (X 20)", f"{kcf['fps'] / kcf1['fps']:.2f}x",
-                    "seed: \"more than 2x\"", "measured"))
+        out.append(
+            ("ours KCF: R 0.4 / R 1.0 (X 20)", f"{kcf['fps'] / kcf1['fps']:.2f}x", 'seed: "more than 2x"', "measured")
+        )
     if ref and ref1:
-        out.append(("reference: R 0.4 / R 1.0 (X 20)", f"{ref['fps'] / ref1['fps']:.2f}x",
-                    "seed: \"more than 2x\"", "measured"))
+        out.append(
+            ("reference: R 0.4 / R 1.0 (X 20)", f"{ref['fps'] / ref1['fps']:.2f}x", 'seed: "more than 2x"', "measured")
+        )
     if dec and full:
         v = _of_decode(full, dec)
-        out.append(("`run` with crops, annotated video (default: half size) and local model / decode-only",
-                    f"{v:.2f}", ">= 0.25", _yes(v >= 0.25)))
+        out.append(
+            (
+                "`run` with crops, annotated video (default: half size) and local model / decode-only",
+                f"{v:.2f}",
+                ">= 0.25",
+                _yes(v >= 0.25),
+            )
+        )
     if dec and fullsize:
         v = _of_decode(fullsize, dec)
-        out.append(("... the same with the annotated video at the input's size (`output.video_scale = 1`)",
-                    f"{v:.2f}", "-", "measured"))
+        out.append(
+            (
+                "... the same with the annotated video at the input's size (`output.video_scale = 1`)",
+                f"{v:.2f}",
+                "-",
+                "measured",
+            )
+        )
     if memory:
         samples = memory["samples"]
         steady = [mb for i, mb in samples if i >= memory["frames"] // 10] or [mb for _, mb in samples]
         growth = max(steady) - min(steady)
         hours = memory["frames"] / 30 / 3600
-        out.append((f"resident size over a {hours:.2g} h stream (30 fps), after the first tenth",
-                    f"{min(steady):.0f}-{max(steady):.0f} MB (spread {growth:.1f} MB)", "spread <= 20 MB",
-                    _yes(growth <= 20)))
+        out.append(
+            (
+                f"resident size over a {hours:.2g} h stream (30 fps), after the first tenth",
+                f"{min(steady):.0f}-{max(steady):.0f} MB (spread {growth:.1f} MB)",
+                "spread <= 20 MB",
+                _yes(growth <= 20),
+            )
+        )
     return out
 
 
@@ -121,20 +156,36 @@ def _yes(ok: bool) -> str:
 
 def table(rows: list[dict]) -> str:
     dec = _find(rows, "decode")
-    lines = ["| pipeline | tracker | R | X | frames/s | / decode | / reference | object F1 |",
-             "|---|---|---|---|---|---|---|---|"]
-    order = {"decode": 0, "run+crops": 1, "run+crops(every 10)": 1.5, "run+crops+video+model": 2,
-             "run+crops+video(1)+model": 2.5,
-             "ours": 3, "reference": 4}
-    for row in sorted(rows, key=lambda r: (order.get(r["what"], 9), r["kind"], -(r["downscale"] or 0),
-                                           r["detect_every"] or 0)):
+    lines = [
+        "| pipeline | tracker | R | X | frames/s | / decode | / reference | object F1 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    order = {
+        "decode": 0,
+        "run+crops": 1,
+        "run+crops(every 10)": 1.5,
+        "run+crops+video+model": 2,
+        "run+crops+video(1)+model": 2.5,
+        "ours": 3,
+        "reference": 4,
+    }
+    for row in sorted(
+        rows, key=lambda r: (order.get(r["what"], 9), r["kind"], -(r["downscale"] or 0), r["detect_every"] or 0)
+    ):
         ref = _find(rows, "reference", "kcf", row["downscale"], row["detect_every"])
         ratio_ref = row["fps"] / ref["fps"] if ref and row["what"] != "reference" else None
-        lines.append("| {} | {} | {} | {} | {:.1f} | {} | {} | {} |".format(
-            row["what"], row["kind"], _f(row["downscale"]) if row["downscale"] else "-",
-            row["detect_every"] if row["detect_every"] else "-", row["fps"],
-            _f(_of_decode(row, dec)), _f(ratio_ref, 1) + "x" if ratio_ref else "-",
-            _f(row["f1"], 3)))
+        lines.append(
+            "| {} | {} | {} | {} | {:.1f} | {} | {} | {} |".format(
+                row["what"],
+                row["kind"],
+                _f(row["downscale"]) if row["downscale"] else "-",
+                row["detect_every"] if row["detect_every"] else "-",
+                row["fps"],
+                _f(_of_decode(row, dec)),
+                _f(ratio_ref, 1) + "x" if ratio_ref else "-",
+                _f(row["f1"], 3),
+            )
+        )
     return "\n".join(lines)
 
 
@@ -142,19 +193,22 @@ def machine(data: dict) -> str:
     m, c = data.get("machine_info", {}), data.get("commit_info", {})
     cpu = m.get("cpu", {}).get("brand_raw", "?")
     cores = m.get("cpu", {}).get("count", "?")
-    return (f"{data.get('datetime', '?')[:19]} UTC, commit {str(c.get('id', '?'))[:10]}"
-            f"{' (uncommitted changes)' if c.get('dirty') else ''}, {cpu}, {cores} cores, "
-            f"Python {m.get('python_version', '?')}")
+    return (
+        f"{data.get('datetime', '?')[:19]} UTC, commit {str(c.get('id', '?'))[:10]}"
+        f"{' (uncommitted changes)' if c.get('dirty') else ''}, {cpu}, {cores} cores, "
+        f"Python {m.get('python_version', '?')}"
+    )
 
 
 def render(rows, memory, data) -> tuple[str, str]:
     tg = targets(rows, memory)
     head = ["| target | measured | bound | met |", "|---|---|---|---|"]
     head += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in tg]
-    summary = (f"Measured {machine(data)}; `make bench` (a {rows[0]['frames'] if rows else '?'}-frame "
-               "1280x720 clip of the cookies preset, decode included, annotated video off unless named; the "
-               "`run` rows are given against a decode-only pass of their own, made just before each).\n\n"
-               + "\n".join(head))
+    summary = (
+        f"Measured {machine(data)}; `make bench` (a {rows[0]['frames'] if rows else '?'}-frame "
+        "1280x720 clip of the cookies preset, decode included, annotated video off unless named; the "
+        "`run` rows are given against a decode-only pass of their own, made just before each).\n\n" + "\n".join(head)
+    )
     full = "# Throughput\n\n" + summary + "\n\n## Every row\n\n" + table(rows) + "\n"
     return summary, full
 
@@ -171,10 +225,19 @@ def main(argv: list[str] | None = None) -> int:
     summary, full = render(rows, memory, data)
     out = args.raw.parent
     _write(out / "throughput.md", full)
-    _write(out / "throughput.json", json.dumps(
-        {"machine": machine(data), "rows": rows, "memory": memory,
-         "targets": [dict(zip(("target", "measured", "bound", "met"), t)) for t in targets(rows, memory)]},
-        indent=1) + "\n")
+    _write(
+        out / "throughput.json",
+        json.dumps(
+            {
+                "machine": machine(data),
+                "rows": rows,
+                "memory": memory,
+                "targets": [dict(zip(("target", "measured", "bound", "met"), t)) for t in targets(rows, memory)],
+            },
+            indent=1,
+        )
+        + "\n",
+    )
     if args.readme:
         text = args.readme.read_text()
         if START not in text or END not in text:

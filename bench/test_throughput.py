@@ -91,8 +91,15 @@ def test_run(benchmark, clip, tmp_path, model_dir, variant):
         done = []
         for i in range(RUN_ROUNDS):
             decode = cases.decode_only(clip[0])
-            row = cases.whole_run(clip[0], clip[1], tmp_path / f"out{i}", model=model_dir if with_all else None,
-                                  video_out=with_all, video_scale=scale, crop_every=every)
+            row = cases.whole_run(
+                clip[0],
+                clip[1],
+                tmp_path / f"out{i}",
+                model=model_dir if with_all else None,
+                video_out=with_all,
+                video_scale=scale,
+                crop_every=every,
+            )
             done.append((decode.fps, row))
         done.sort(key=lambda d: d[1].fps / d[0])
         decode_fps, row = done[len(done) // 2]
@@ -117,8 +124,7 @@ def test_ours(benchmark, clip, kind, downscale, detect_every):
     assert row.frames > 0
 
 
-@pytest.mark.parametrize("downscale,detect_every",
-                         [(r, x) for r in DOWNSCALES for x in DETECT_EVERY])
+@pytest.mark.parametrize("downscale,detect_every", [(r, x) for r in DOWNSCALES for x in DETECT_EVERY])
 def test_reference(benchmark, clip, downscale, detect_every):
     row = _record(benchmark, lambda: cases.reference(clip[0], clip[1], "kcf", downscale, detect_every))
     assert row.frames > 0

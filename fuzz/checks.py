@@ -43,8 +43,15 @@ def field_names(section: str) -> tuple[str, ...]:
 
 
 def is_valid_frame(a) -> bool:
-    return (isinstance(a, np.ndarray) and a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3
-            and a.flags.c_contiguous and a.shape[0] >= 1 and a.shape[1] >= 1)
+    return (
+        isinstance(a, np.ndarray)
+        and a.dtype == np.uint8
+        and a.ndim == 3
+        and a.shape[2] == 3
+        and a.flags.c_contiguous
+        and a.shape[0] >= 1
+        and a.shape[1] >= 1
+    )
 
 
 def check_result(r: _core.FrameTracks, shape: tuple) -> None:
@@ -103,8 +110,9 @@ def check_pipeline(settings: list[tuple[str, str, object]], frames: list) -> str
             r = pipeline.process(frame)
         except (TypeError, ValueError) as exc:
             if is_valid_frame(frame) and size in (None, frame.shape[:2]):
-                assert too_small(shape, params) and "too small" in str(exc), \
+                assert too_small(shape, params) and "too small" in str(exc), (
                     f"a valid frame {frame.shape} was refused: {exc}"
+                )
             continue
         assert is_valid_frame(frame), f"took a frame it should refuse: {frame.dtype} {shape} {frame.strides}"
         assert not too_small(shape, params), f"took a frame {shape} that downscale {params.track.downscale} empties"

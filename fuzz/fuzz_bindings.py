@@ -24,8 +24,24 @@ with atheris.instrument_imports(include=["checks"]):
 
 SECTIONS = list(checks.CORE_SECTIONS) + ["nope"]
 FIELDS = {s: list(checks.field_names(s)) + ["nope"] for s in checks.CORE_SECTIONS}
-STRINGS = ["kcf", "KCF", "none", "auto", "lab", "hsv", "gray", "left-to-right", "top_to_bottom", "threshold",
-           "csrt", "mil", "mosse", "medianflow", "", "\x00"]
+STRINGS = [
+    "kcf",
+    "KCF",
+    "none",
+    "auto",
+    "lab",
+    "hsv",
+    "gray",
+    "left-to-right",
+    "top_to_bottom",
+    "threshold",
+    "csrt",
+    "mil",
+    "mosse",
+    "medianflow",
+    "",
+    "\x00",
+]
 DTYPES = [np.uint8, np.int8, np.uint16, np.float32, np.float64, np.bool_, np.complex64]
 
 
@@ -63,7 +79,7 @@ def frame(fdp: atheris.FuzzedDataProvider, h: int, w: int):
     a = np.full((h, w, 3), fdp.ConsumeIntInRange(0, 255), np.uint8)
     for _ in range(fdp.ConsumeIntInRange(0, 4)):
         y, x = fdp.ConsumeIntInRange(0, h - 1), fdp.ConsumeIntInRange(0, w - 1)
-        a[y: y + fdp.ConsumeIntInRange(1, 24), x: x + fdp.ConsumeIntInRange(1, 24)] = fdp.ConsumeIntInRange(0, 255)
+        a[y : y + fdp.ConsumeIntInRange(1, 24), x : x + fdp.ConsumeIntInRange(1, 24)] = fdp.ConsumeIntInRange(0, 255)
     if kind == 1:
         a = a.transpose(1, 0, 2)
     elif kind == 2:
@@ -92,9 +108,13 @@ def one_input(data: bytes) -> None:
     elif target == 1:
         settings = [(fdp.PickValueInList(FIELDS["detect"]), value(fdp)) for _ in range(fdp.ConsumeIntInRange(0, 4))]
         h, w = fdp.ConsumeIntInRange(0, 40), fdp.ConsumeIntInRange(0, 40)
-        mask = (np.frombuffer(fdp.ConsumeBytes(h * w).ljust(h * w, b"\0"), np.uint8).reshape(h, w) > 127) * np.uint8(255)
-        roi = [fdp.ConsumeIntInRange(-50, 60) if fdp.ConsumeBool() else fdp.ConsumeInt(4)
-               for _ in range(fdp.PickValueInList([0, 4, 4, 3]))]
+        mask = (np.frombuffer(fdp.ConsumeBytes(h * w).ljust(h * w, b"\0"), np.uint8).reshape(h, w) > 127) * np.uint8(
+            255
+        )
+        roi = [
+            fdp.ConsumeIntInRange(-50, 60) if fdp.ConsumeBool() else fdp.ConsumeInt(4)
+            for _ in range(fdp.PickValueInList([0, 4, 4, 3]))
+        ]
         checks.check_detector(settings, mask, roi, fdp.ConsumeFloat() if fdp.ConsumeBool() else 1.0)
     else:
         settings = [(fdp.PickValueInList(FIELDS["mask"]), value(fdp)) for _ in range(fdp.ConsumeIntInRange(0, 4))]

@@ -51,8 +51,12 @@ def one_input(data: bytes) -> None:
     if target == 0:
         checks.check_config_text(fdp.ConsumeBytes(fdp.remaining_bytes()))
     elif target == 1:
-        checks.check_config_set([(fdp.PickValueInList(KEYS) if fdp.ConsumeBool() else fdp.ConsumeUnicode(10),
-                                  value(fdp)) for _ in range(fdp.ConsumeIntInRange(0, 5))])
+        checks.check_config_set(
+            [
+                (fdp.PickValueInList(KEYS) if fdp.ConsumeBool() else fdp.ConsumeUnicode(10), value(fdp))
+                for _ in range(fdp.ConsumeIntInRange(0, 5))
+            ]
+        )
     elif target == 2:
         table = {}
         for _ in range(fdp.ConsumeIntInRange(0, 4)):
@@ -65,9 +69,12 @@ def one_input(data: bytes) -> None:
                 table[section] = value(fdp)
         checks.check_config_dict(table)
     else:
-        items = [fdp.ConsumeUnicode(fdp.ConsumeIntInRange(0, 30)) if fdp.ConsumeBool()
-                 else f"{fdp.PickValueInList(KEYS)}={fdp.ConsumeUnicode(12)}"
-                 for _ in range(fdp.ConsumeIntInRange(0, 3))]
+        items = [
+            fdp.ConsumeUnicode(fdp.ConsumeIntInRange(0, 30))
+            if fdp.ConsumeBool()
+            else f"{fdp.PickValueInList(KEYS)}={fdp.ConsumeUnicode(12)}"
+            for _ in range(fdp.ConsumeIntInRange(0, 3))
+        ]
         checks.check_cli_set(items)
 
 

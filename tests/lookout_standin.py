@@ -160,8 +160,9 @@ class LookoutStandIn:
     def _project(self, name: str) -> dict:
         p = self.projects.get(name)
         if p is None:
-            raise ApiError(404, "ResourceNotFoundException", f"project {name} not found", ResourceId=name,
-                           ResourceType="PROJECT")
+            raise ApiError(
+                404, "ResourceNotFoundException", f"project {name} not found", ResourceId=name, ResourceType="PROJECT"
+            )
         return p
 
     def _model(self, params) -> dict:
@@ -198,17 +199,34 @@ class LookoutStandIn:
         if name in self.projects:
             raise ApiError(409, "ConflictException", f"project {name} exists", ResourceId=name, ResourceType="PROJECT")
         arn = f"arn:aws:lookoutvision:{self.region}:123456789012:project/{name}"
-        self.projects[name] = {"ProjectArn": arn, "ProjectName": name, "CreationTimestamp": time.time(),
-                               "datasets": {}, "models": {}}
-        return 200, {"ProjectMetadata": {"ProjectArn": arn, "ProjectName": name,
-                                         "CreationTimestamp": self.projects[name]["CreationTimestamp"]}}
+        self.projects[name] = {
+            "ProjectArn": arn,
+            "ProjectName": name,
+            "CreationTimestamp": time.time(),
+            "datasets": {},
+            "models": {},
+        }
+        return 200, {
+            "ProjectMetadata": {
+                "ProjectArn": arn,
+                "ProjectName": name,
+                "CreationTimestamp": self.projects[name]["CreationTimestamp"],
+            }
+        }
 
     def op_DescribeProject(self, params, data, headers):
         p = self._project(params["project"])
-        return 200, {"ProjectDescription": {
-            "ProjectArn": p["ProjectArn"], "ProjectName": p["ProjectName"], "CreationTimestamp": p["CreationTimestamp"],
-            "Datasets": [{k: d[k] for k in ("DatasetType", "CreationTimestamp", "Status", "StatusMessage") if k in d}
-                         for d in p["datasets"].values()]}}
+        return 200, {
+            "ProjectDescription": {
+                "ProjectArn": p["ProjectArn"],
+                "ProjectName": p["ProjectName"],
+                "CreationTimestamp": p["CreationTimestamp"],
+                "Datasets": [
+                    {k: d[k] for k in ("DatasetType", "CreationTimestamp", "Status", "StatusMessage") if k in d}
+                    for d in p["datasets"].values()
+                ],
+            }
+        }
 
     def _check_manifest(self, bucket: str, key: str) -> tuple[str | None, dict]:
         """None and the image stats if the manifest is fine, else a StatusMessage."""
@@ -252,23 +270,35 @@ class LookoutStandIn:
         if dtype not in ("train", "test"):
             raise ApiError(400, "ValidationException", f"DatasetType {dtype!r}")
         if dtype in p["datasets"]:
-            raise ApiError(409, "ConflictException", f"dataset {dtype} exists", ResourceId=dtype, ResourceType="DATASET")
+            raise ApiError(
+                409, "ConflictException", f"dataset {dtype} exists", ResourceId=dtype, ResourceType="DATASET"
+            )
         s3obj = data.get("DatasetSource", {}).get("GroundTruthManifest", {}).get("S3Object", {})
         problem, stats = self._check_manifest(s3obj.get("Bucket"), s3obj.get("Key"))
         problem = problem or self.fail_dataset
-        d = {"ProjectName": p["ProjectName"], "DatasetType": dtype, "CreationTimestamp": time.time(),
-             "Status": "CREATE_IN_PROGRESS", "StatusMessage": "Creating dataset", "ImageStats": stats, "polls": 0,
-             "problem": problem, "source": s3obj}
+        d = {
+            "ProjectName": p["ProjectName"],
+            "DatasetType": dtype,
+            "CreationTimestamp": time.time(),
+            "Status": "CREATE_IN_PROGRESS",
+            "StatusMessage": "Creating dataset",
+            "ImageStats": stats,
+            "polls": 0,
+            "problem": problem,
+            "source": s3obj,
+        }
         p["datasets"][dtype] = d
-        return 202, {"DatasetMetadata": {k: d[k] for k in ("DatasetType", "CreationTimestamp", "Status",
-                                                           "StatusMessage")}}
+        return 202, {
+            "DatasetMetadata": {k: d[k] for k in ("DatasetType", "CreationTimestamp", "Status", "StatusMessage")}
+        }
 
     def op_DescribeDataset(self, params, data, headers):
         p = self._project(params["project"])
         d = p["datasets"].get(params["dtype"])
         if d is None:
-            raise ApiError(404, "ResourceNotFoundException", "no dataset", ResourceId=params["dtype"],
-                           ResourceType="DATASET")
+            raise ApiError(
+                404, "ResourceNotFoundException", "no dataset", ResourceId=params["dtype"], ResourceType="DATASET"
+            )
 
         def finish(obj):
             if obj["problem"]:
@@ -282,8 +312,9 @@ class LookoutStandIn:
     def op_DeleteDataset(self, params, data, headers):
         p = self._project(params["project"])
         if p["datasets"].pop(params["dtype"], None) is None:
-            raise ApiError(404, "ResourceNotFoundException", "no dataset", ResourceId=params["dtype"],
-                           ResourceType="DATASET")
+            raise ApiError(
+                404, "ResourceNotFoundException", "no dataset", ResourceId=params["dtype"], ResourceType="DATASET"
+            )
         return 202, {}
 
     def op_CreateModel(self, params, data, headers):
@@ -293,24 +324,39 @@ class LookoutStandIn:
         if not data.get("OutputConfig", {}).get("S3Location", {}).get("Bucket"):
             raise ApiError(400, "ValidationException", "OutputConfig.S3Location.Bucket is required")
         v = str(len(p["models"]) + 1)
-        m = {"ModelVersion": v, "ModelArn": f"{p['ProjectArn']}/model/{v}", "CreationTimestamp": time.time(),
-             "Status": "TRAINING", "StatusMessage": "Training in progress", "OutputConfig": data["OutputConfig"],
-             "polls": 0, "problem": self.fail_training}
+        m = {
+            "ModelVersion": v,
+            "ModelArn": f"{p['ProjectArn']}/model/{v}",
+            "CreationTimestamp": time.time(),
+            "Status": "TRAINING",
+            "StatusMessage": "Training in progress",
+            "OutputConfig": data["OutputConfig"],
+            "polls": 0,
+            "problem": self.fail_training,
+        }
         p["models"][v] = m
-        return 202, {"ModelMetadata": {k: m[k] for k in ("ModelVersion", "ModelArn", "CreationTimestamp", "Status",
-                                                         "StatusMessage")}}
+        return 202, {
+            "ModelMetadata": {
+                k: m[k] for k in ("ModelVersion", "ModelArn", "CreationTimestamp", "Status", "StatusMessage")
+            }
+        }
 
     def _model_moves(self):
         def trained(obj):
             if obj["problem"]:
                 obj.update(Status="TRAINING_FAILED", StatusMessage=obj["problem"])
             else:
-                obj.update(Status="TRAINED", StatusMessage="Training completed",
-                           Performance={"F1Score": 0.9, "Recall": 0.92, "Precision": 0.88})
+                obj.update(
+                    Status="TRAINED",
+                    StatusMessage="Training completed",
+                    Performance={"F1Score": 0.9, "Recall": 0.92, "Precision": 0.88},
+                )
 
-        return {"TRAINING": trained,
-                "STARTING_HOSTING": lambda o: o.update(Status="HOSTED", StatusMessage="Hosted"),
-                "STOPPING_HOSTING": lambda o: o.update(Status="TRAINED", StatusMessage="Hosting stopped")}
+        return {
+            "TRAINING": trained,
+            "STARTING_HOSTING": lambda o: o.update(Status="HOSTED", StatusMessage="Hosted"),
+            "STOPPING_HOSTING": lambda o: o.update(Status="TRAINED", StatusMessage="Hosting stopped"),
+        }
 
     def op_DescribeModel(self, params, data, headers):
         m = self._model(params)
@@ -327,25 +373,36 @@ class LookoutStandIn:
         if int(data.get("MinInferenceUnits", 0)) < 1:
             raise ApiError(400, "ValidationException", "MinInferenceUnits must be at least 1")
         if m["Status"] != "TRAINED":
-            raise ApiError(409, "ConflictException", f"model is {m['Status']}", ResourceId=m["ModelVersion"],
-                           ResourceType="MODEL")
-        m.update(Status="STARTING_HOSTING", StatusMessage="Starting", MinInferenceUnits=int(data["MinInferenceUnits"]),
-                 polls=0)
+            raise ApiError(
+                409, "ConflictException", f"model is {m['Status']}", ResourceId=m["ModelVersion"], ResourceType="MODEL"
+            )
+        m.update(
+            Status="STARTING_HOSTING",
+            StatusMessage="Starting",
+            MinInferenceUnits=int(data["MinInferenceUnits"]),
+            polls=0,
+        )
         return 202, {"Status": "STARTING_HOSTING"}
 
     def op_StopModel(self, params, data, headers):
         m = self._model(params)
         if m["Status"] not in ("HOSTED", "STARTING_HOSTING", "HOSTING_FAILED"):
-            raise ApiError(409, "ConflictException", f"model is {m['Status']}", ResourceId=m["ModelVersion"],
-                           ResourceType="MODEL")
+            raise ApiError(
+                409, "ConflictException", f"model is {m['Status']}", ResourceId=m["ModelVersion"], ResourceType="MODEL"
+            )
         m.update(Status="STOPPING_HOSTING", StatusMessage="Stopping", polls=0)
         return 202, {"Status": "STOPPING_HOSTING"}
 
     def op_DetectAnomalies(self, params, body, headers):
         m = self._model(params)
         if m["Status"] != "HOSTED":
-            raise ApiError(409, "ConflictException", f"model {m['ModelVersion']} is not hosted ({m['Status']})",
-                           ResourceId=m["ModelVersion"], ResourceType="MODEL")
+            raise ApiError(
+                409,
+                "ConflictException",
+                f"model {m['ModelVersion']} is not hosted ({m['Status']})",
+                ResourceId=m["ModelVersion"],
+                ResourceType="MODEL",
+            )
         ctype = headers.get("Content-Type", "")
         if ctype not in ("image/png", "image/jpeg"):
             raise ApiError(400, "ValidationException", f"Content-Type {ctype!r} is not image/png or image/jpeg")
@@ -360,5 +417,10 @@ class LookoutStandIn:
             if self.detect_error:
                 raise ApiError(400, "ValidationException", self.detect_error)
         anomalous, conf = self.detect_rule(img, headers)
-        return 200, {"DetectAnomalyResult": {"Source": {"Type": "direct"}, "IsAnomalous": bool(anomalous),
-                                             "Confidence": float(conf)}}
+        return 200, {
+            "DetectAnomalyResult": {
+                "Source": {"Type": "direct"},
+                "IsAnomalous": bool(anomalous),
+                "Confidence": float(conf),
+            }
+        }

@@ -114,8 +114,15 @@ class MjpegStandIn:
                             return
                         self._cursor = 0
                     jpeg = self.frames[self._cursor]
-                    handler.wfile.write(b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                        + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                    handler.wfile.write(
+                        b"--"
+                        + BOUNDARY
+                        + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                        + str(len(jpeg)).encode()
+                        + b"\r\n\r\n"
+                        + jpeg
+                        + b"\r\n"
+                    )
                     handler.wfile.flush()
                     self.served.append(self._cursor)
                     self._cursor += 1

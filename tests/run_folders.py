@@ -20,8 +20,20 @@ def small_preset():
     from conveyor_qc.evaluation.synth import PRESETS
 
     return dataclasses.replace(
-        PRESETS["cookies"], name="small", width=640, height=360, radius=(20.0, 28.0), belt_speed=5.0, rate=4.0,
-        rail_px=17, lane_margin=4, min_gap=4, shadow_offset=(2.5, 3.5), shadow_blur=2.5, split_gap=(2.0, 3.0))
+        PRESETS["cookies"],
+        name="small",
+        width=640,
+        height=360,
+        radius=(20.0, 28.0),
+        belt_speed=5.0,
+        rate=4.0,
+        rail_px=17,
+        lane_margin=4,
+        min_gap=4,
+        shadow_offset=(2.5, 3.5),
+        shadow_blur=2.5,
+        split_gap=(2.0, 3.0),
+    )
 
 
 def make_small_clip(folder: Path) -> Path:
@@ -72,7 +84,8 @@ class Outputs:
     def subset(self, ids: set[int]) -> tuple[bytes, bytes]:
         """What this (full) run's final objects.csv and tracks.txt hold for these objects only."""
         head = self.objects_text.split(b"\n", 1)[0] + b"\n"
-        objects = head + b"".join(line + b"\n" for line in self.objects_text.splitlines()[1:]
-                                  if int(line.split(b",", 1)[0]) in ids)
+        objects = head + b"".join(
+            line + b"\n" for line in self.objects_text.splitlines()[1:] if int(line.split(b",", 1)[0]) in ids
+        )
         tracks = b"".join(line + b"\n" for line in self.tracks_text.splitlines() if int(line.split(b",")[1]) in ids)
         return objects, tracks

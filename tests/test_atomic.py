@@ -52,10 +52,12 @@ def test_a_failed_write_leaves_the_old_file_and_names_the_path(tmp_path):
     target = tmp_path / "keep.txt"
     target.write_text("old\n")
     big = "x" * 200_000
-    code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536));"
-            f"from conveyor_qc.io.atomic import atomic_write_text, WriteError\n"
-            f"try:\n atomic_write_text({str(target)!r}, 'x' * {len(big)})\n"
-            f"except WriteError as e:\n print(e); sys.exit(3)")
+    code = (
+        f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536));"
+        f"from conveyor_qc.io.atomic import atomic_write_text, WriteError\n"
+        f"try:\n atomic_write_text({str(target)!r}, 'x' * {len(big)})\n"
+        f"except WriteError as e:\n print(e); sys.exit(3)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 3, r.stderr
     assert f"cannot write {target}: file too large" in r.stdout
@@ -110,8 +112,12 @@ def test_dataset_killed_while_rebuilding_keeps_the_old_one(tmp_path):
     make_small_clip(clip_dir)
     run = tmp_path / "run"
     assert run_cli("run", clip_dir / "video.mp4", "--out", run, "-q", "--no-video", *RUN_SETTINGS).returncode == 0
-    r = subprocess.run([*CLI[:1], "-m", "conveyor_qc.demo", "label", str(run), str(clip_dir)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [*CLI[:1], "-m", "conveyor_qc.demo", "label", str(run), str(clip_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     out = tmp_path / "dataset"
     r = run_cli("dataset", run, "--out", out, "--per-object", "1", "-q")
@@ -119,8 +125,11 @@ def test_dataset_killed_while_rebuilding_keeps_the_old_one(tmp_path):
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert Path("train.manifest") in before and Path("report.json") in before
 
-    proc = subprocess.Popen([*CLI, "dataset", str(run), "--out", str(out), "--per-object", "20", "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*CLI, "dataset", str(run), "--out", str(out), "--per-object", "20", "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     building = None
     while time.monotonic() < deadline and proc.poll() is None:

@@ -52,7 +52,7 @@ def test_every_new_line_names_its_source(dataset, augmented):
     by_ref = {e.source_ref: e for e in original}
     new = [e for e in train if e.augmented_from is not None]
     assert len(train) == len(original) * (1 + FACTOR) and len(new) == report.new_images == len(original) * FACTOR
-    assert [e.source_ref for e in train[:len(original)]] == [e.source_ref for e in original]
+    assert [e.source_ref for e in train[: len(original)]] == [e.source_ref for e in original]
     per_source: dict[str, int] = {}
     for e in new:
         src = by_ref[e.augmented_from]  # names an original train image
@@ -76,8 +76,9 @@ def test_same_seed_same_images_and_again_on_augmented(augmented, tmp_path):
     second = read_manifest(again / "train.manifest", check_files=True)
     assert len(second) == len(first) + sum(e.augmented_from is None for e in first)
     assert len({e.source_ref for e in second}) == len(second)
-    assert {e.augmented_from for e in second if e.augmented_from} == {e.source_ref for e in first
-                                                                     if e.augmented_from is None}
+    assert {e.augmented_from for e in second if e.augmented_from} == {
+        e.source_ref for e in first if e.augmented_from is None
+    }
 
 
 def test_new_images_keep_their_source_format(augmented):
@@ -133,7 +134,6 @@ def test_padding_stays_black_without_geometry(cookies_dir):
 
         def integers(self, low, high=None):
             return low  # no quarter turn
-
 
         def __getattr__(self, name):
             return getattr(self.rng, name)

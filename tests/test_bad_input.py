@@ -108,8 +108,13 @@ def test_zero_length_file(tmp_path):
 def test_text_file_named_mp4(tmp_path):
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n" * 200)
-    assert_error(cli("run", text, "--out", tmp_path / "o"), tmp_path / "o", "cannot open", "notes.mp4",
-                 "not a video OpenCV can decode")
+    assert_error(
+        cli("run", text, "--out", tmp_path / "o"),
+        tmp_path / "o",
+        "cannot open",
+        "notes.mp4",
+        "not a video OpenCV can decode",
+    )
 
 
 def test_random_bytes_named_mp4(tmp_path):
@@ -120,13 +125,15 @@ def test_random_bytes_named_mp4(tmp_path):
 
 def test_folder_and_missing_pattern(tmp_path):
     assert_error(cli("run", tmp_path, "--out", tmp_path / "o"), tmp_path / "o", "is a folder")
-    assert_error(cli("run", tmp_path / "img_%04d.png", "--out", tmp_path / "o"), tmp_path / "o",
-                 "no image matches the sequence pattern")
+    assert_error(
+        cli("run", tmp_path / "img_%04d.png", "--out", tmp_path / "o"),
+        tmp_path / "o",
+        "no image matches the sequence pattern",
+    )
 
 
 def test_camera_that_does_not_exist(tmp_path):
-    assert_error(cli("run", "97", "--out", tmp_path / "o"), tmp_path / "o", "cannot open 97",
-                 "a camera that answers")
+    assert_error(cli("run", "97", "--out", tmp_path / "o"), tmp_path / "o", "cannot open 97", "a camera that answers")
 
 
 def test_png_renamed_mp4_is_read_as_one_frame(small_frames, tmp_path):
@@ -220,8 +227,9 @@ def test_colour_formats_give_the_same_objects(small_frames, tmp_path):
 
 
 def test_colour_format_through_the_cli(small_frames, tmp_path):
-    pattern = write_sequence(tmp_path / "grey16", [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257
-                                                   for f in small_frames[:8]])
+    pattern = write_sequence(
+        tmp_path / "grey16", [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257 for f in small_frames[:8]]
+    )
     r = cli("run", pattern, "--out", tmp_path / "o", "--no-video")
     assert r.returncode == 0, r.stderr
     assert_complete(r, tmp_path / "o", frames=8)
@@ -238,13 +246,16 @@ def test_odd_frame_size(small_frames, tmp_path):
     assert cap.isOpened() and cap.read()[0]
 
 
-@pytest.mark.parametrize("size, downscale, ok", [
-    ((7, 5), None, True),       # R = 0.5: 4x2, small but workable
-    ((1, 1), None, False),      # R = 0.5: 0x0
-    ((3, 1), None, False),      # R = 0.5: 2x0
-    ((1, 1), 1.0, True),        # R = 1: 1x1 (without the annotated video: MPEG-4 needs 2x2)
-    ((9, 9), 0.05, False),      # 0x0
-])
+@pytest.mark.parametrize(
+    "size, downscale, ok",
+    [
+        ((7, 5), None, True),  # R = 0.5: 4x2, small but workable
+        ((1, 1), None, False),  # R = 0.5: 0x0
+        ((3, 1), None, False),  # R = 0.5: 2x0
+        ((1, 1), 1.0, True),  # R = 1: 1x1 (without the annotated video: MPEG-4 needs 2x2)
+        ((9, 9), 0.05, False),  # 0x0
+    ],
+)
 def test_tiny_frames(tmp_path, size, downscale, ok):
     """Frames smaller than the downscale allows are refused before anything is written (the
     core's resize would fail on them); any frame that keeps a pixel is processed."""
@@ -265,8 +276,12 @@ def test_tiny_frames(tmp_path, size, downscale, ok):
 
 def test_one_pixel_frames_and_the_annotated_video(tmp_path):
     pattern = write_sequence(tmp_path / "line", [np.full((1, 8, 3), 90, np.uint8)] * 4)
-    assert_error(cli("run", pattern, "--out", tmp_path / "o", "--set", "track.downscale=1"), tmp_path / "o",
-                 "8x1 pixels are too small for annotated.mp4", "--no-video")
+    assert_error(
+        cli("run", pattern, "--out", tmp_path / "o", "--set", "track.downscale=1"),
+        tmp_path / "o",
+        "8x1 pixels are too small for annotated.mp4",
+        "--no-video",
+    )
 
 
 def test_sequence_with_an_image_of_another_size(small_frames, tmp_path):

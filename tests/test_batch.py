@@ -28,8 +28,9 @@ from conveyor_qc.run.batch import KILL_HOOK_ENV, BatchError, VideoJob, completed
 from conveyor_qc.run.job import run_video
 
 #: The cookies scene at 640x360: 2.5 s clips of ~15 objects that render and run in about a second.
-SMALL = dataclasses.replace(PRESETS["cookies"], name="small-cookies", width=640, height=360,
-                            radius=(22.0, 28.0), belt_speed=6.0, rail_px=17)
+SMALL = dataclasses.replace(
+    PRESETS["cookies"], name="small-cookies", width=640, height=360, radius=(22.0, 28.0), belt_speed=6.0, rail_px=17
+)
 SECONDS = 2.5
 FRAMES = 75
 CLIPS = {"a": 1, "b": 2, "c": 3}  # name -> seed
@@ -68,8 +69,18 @@ def assert_same_results(batch_dir: Path, plain_dir: Path) -> None:
         assert (batch_dir / name).read_bytes() == (plain_dir / name).read_bytes(), name
     got = json.loads((batch_dir / "summary.json").read_text())
     want = json.loads((plain_dir / "summary.json").read_text())
-    for key in ("objects", "anomalies", "normal", "unknown", "counts", "counts_over_time", "frames", "crops_written",
-                "complete", "config"):
+    for key in (
+        "objects",
+        "anomalies",
+        "normal",
+        "unknown",
+        "counts",
+        "counts_over_time",
+        "frames",
+        "crops_written",
+        "complete",
+        "config",
+    ):
         assert got[key] == want[key], key
     assert got["objects"] > 5 and got["frames"] == FRAMES
     crops = sorted(p.relative_to(batch_dir) for p in (batch_dir / "crops").rglob("*.jpg"))
@@ -90,8 +101,7 @@ def first_batch(videos, tmp_path_factory):
     root = tmp_path_factory.mktemp("first-batch")
     marker = root / "b-killed-once"
     out = root / "out"
-    r = cli("batch", str(videos / "*.mp4"), "--out", out, "--workers", 2,
-            env={KILL_HOOK_ENV: f"b:{marker}"})
+    r = cli("batch", str(videos / "*.mp4"), "--out", out, "--workers", 2, env={KILL_HOOK_ENV: f"b:{marker}"})
     return out, r, marker
 
 
@@ -103,8 +113,10 @@ def test_results_equal_plain_runs(first_batch, plain_runs):
     for name in CLIPS:
         assert videos[name]["status"] == "done", (videos[name], r.stderr)
         assert_same_results(out / name, plain_runs[name])
-        assert json.loads((out / name / "summary.json").read_text())["input"] == json.loads(
-            (plain_runs[name] / "summary.json").read_text())["input"]
+        assert (
+            json.loads((out / name / "summary.json").read_text())["input"]
+            == json.loads((plain_runs[name] / "summary.json").read_text())["input"]
+        )
     assert batch["state"] == "finished"
     assert batch["cluster"]["local"] is True and batch["cluster"]["workers"] == 2
     assert batch["cluster"]["scheduler"].startswith("tcp://127.0.0.1:")
@@ -147,8 +159,12 @@ def test_batch_json_totals_are_the_sums_of_its_videos(first_batch):
         if v["status"] == "done":
             summary = json.loads((out / v["out"] / "summary.json").read_text())
             assert (v["objects"], v["anomalies"], v["counted"], v["frames"], v["fps"]) == (
-                summary["objects"], summary["anomalies"], summary["counts"]["total"], summary["frames"],
-                summary["fps"])
+                summary["objects"],
+                summary["anomalies"],
+                summary["counts"]["total"],
+                summary["frames"],
+                summary["fps"],
+            )
     assert not list(out.glob(".batch.json*")), "temporary file left behind"
 
 
@@ -207,11 +223,16 @@ def test_an_existing_cluster_by_its_scheduler_address(videos, plain_runs, tmp_pa
     for folder, clip in (("x", "a"), ("y", "b")):
         (tmp_path / folder).mkdir()
         shutil.copy2(videos / f"{clip}.mp4", tmp_path / folder / "a.mp4")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         lines: list[str] = []
-        report = run_batch([str(tmp_path / "[xy]" / "a.mp4")], tmp_path / "out", scheduler=cluster.scheduler_address,
-                           progress=lines.append)
+        report = run_batch(
+            [str(tmp_path / "[xy]" / "a.mp4")],
+            tmp_path / "out",
+            scheduler=cluster.scheduler_address,
+            progress=lines.append,
+        )
     assert [(j.name, j.status) for j in report.jobs] == [("x__a", "done"), ("y__a", "done")]
     assert f"2 videos to run on the cluster at {cluster.scheduler_address}" in lines
     batch = json.loads((tmp_path / "out" / "batch.json").read_text())
@@ -228,8 +249,12 @@ def test_ctrl_c_stops_the_batch_and_closes_the_cluster(videos, tmp_path):
     for i in range(6):
         shutil.copy2(videos / "a.mp4", folder / f"a{i}.mp4")
     out = tmp_path / "out"
-    proc = popen_interruptible([*CLI, "batch", str(folder / "*.mp4"), "--out", str(out), "--workers", "1"],
-                               stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = popen_interruptible(
+        [*CLI, "batch", str(folder / "*.mp4"), "--out", str(out), "--workers", "1"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         children = []
         for line in proc.stderr:
@@ -279,8 +304,16 @@ def test_inputs_that_match_nothing_are_a_clear_error(videos, tmp_path):
 
 
 def test_output_names_tell_videos_of_the_same_name_apart():
-    names = output_names([Path("/data/day1/line3.mp4"), Path("/data/day2/line3.mp4"), Path("/data/day2/line4.mp4"),
-                          Path("/data/x/cam.mp4"), Path("/data/x/cam.avi"), Path("/data/batch.json.mp4")])
+    names = output_names(
+        [
+            Path("/data/day1/line3.mp4"),
+            Path("/data/day2/line3.mp4"),
+            Path("/data/day2/line4.mp4"),
+            Path("/data/x/cam.mp4"),
+            Path("/data/x/cam.avi"),
+            Path("/data/batch.json.mp4"),
+        ]
+    )
     assert names == ["day1__line3", "day2__line3", "line4", "cam.mp4", "cam.avi", "batch.json~2"]
     assert output_names([Path("/a/Clip.mp4"), Path("/b/clip.mp4")]) == ["a__Clip", "b__clip"]
 
@@ -299,8 +332,9 @@ def test_results_are_current_only_for_the_same_video_settings_and_model(plain_ru
     other = json.loads(json.dumps(config_json))
     other["detect"]["min_area"] += 1
     assert completed_figures(job, other, None) is None
-    bigger = VideoJob(video=video, name="a", out=plain_runs["a"],
-                      identity={**job.identity, "bytes": job.identity["bytes"] + 1})
+    bigger = VideoJob(
+        video=video, name="a", out=plain_runs["a"], identity={**job.identity, "bytes": job.identity["bytes"] + 1}
+    )
     assert completed_figures(bigger, config_json, None) is None
     elsewhere = VideoJob(video=videos / "b.mp4", name="a", out=plain_runs["a"], identity=job.identity)
     assert completed_figures(elsewhere, config_json, None) is None

@@ -166,14 +166,17 @@ def test_png_crops_on_request(short_clip, full_run, tmp_path):
     assert sum(p.stat().st_size for p in jpgs) < 0.5 * sum(p.stat().st_size for p in pngs)
 
 
-@pytest.mark.parametrize("setting, words", [
-    ("output.crop_format=gif", ["output.crop_format", "jpg, png", "'gif'"]),
-    ("output.crop_format=jpeg", ["output.crop_format", "jpg, png", "'jpeg'"]),
-    ("output.crop_format=1", ["output.crop_format", "a string"]),
-    ("output.crop_quality=49", ["output.crop_quality", "[50, 100]", "49"]),
-    ("output.crop_quality=101", ["output.crop_quality", "[50, 100]", "101"]),
-    ("output.crop_quality=90.5", ["output.crop_quality", "integer"]),
-])
+@pytest.mark.parametrize(
+    "setting, words",
+    [
+        ("output.crop_format=gif", ["output.crop_format", "jpg, png", "'gif'"]),
+        ("output.crop_format=jpeg", ["output.crop_format", "jpg, png", "'jpeg'"]),
+        ("output.crop_format=1", ["output.crop_format", "a string"]),
+        ("output.crop_quality=49", ["output.crop_quality", "[50, 100]", "49"]),
+        ("output.crop_quality=101", ["output.crop_quality", "[50, 100]", "101"]),
+        ("output.crop_quality=90.5", ["output.crop_quality", "integer"]),
+    ],
+)
 def test_bad_crop_setting_names_the_key(short_clip, tmp_path, capsys, setting, words):
     from conveyor_qc.cli import main
 

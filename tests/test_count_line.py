@@ -32,8 +32,7 @@ def expected_count(gt: np.ndarray, line_x: float | None) -> int:
         g = int(r[1])
         last_row[g] = max(last_row.get(g, 0.0), r[0])
         reach[g] = max(reach.get(g, -1.0), r[2] + r[4] / 2)
-    return sum(1 for g in last_row
-               if last_row[g] < last_frame or (line_x is not None and reach[g] >= line_x))
+    return sum(1 for g in last_row if last_row[g] < last_frame or (line_x is not None and reach[g] >= line_x))
 
 
 @pytest.fixture(scope="module")
@@ -94,28 +93,32 @@ def test_line_counts_labels_and_bins():
     c = LineCounts(fps=30.0)
     c.add_crossed([1, 2], frame=0)
     c.add_crossed([2, 3], frame=45)  # 2 again: ignored
-    c.set_label(1, "anomaly")        # after crossing: moves from unknown
-    c.set_label(4, "normal")         # labelled before crossing
+    c.set_label(1, "anomaly")  # after crossing: moves from unknown
+    c.set_label(4, "normal")  # labelled before crossing
     c.add_crossed([4], frame=89)
-    c.set_label(3, "scratched")      # not a count label: unknown
+    c.set_label(3, "scratched")  # not a count label: unknown
     assert c.counts() == {"total": 4, "normal": 1, "anomaly": 1, "unknown": 2}
     assert c.running() == {"total": 4, "normal": 1, "anomaly": 1}
     t = c.over_time(frames=90)
     assert t["bin_seconds"] == 1
     assert [(b["start_s"], b["total"], b["anomaly"], b["normal"]) for b in t["bins"]] == [
-        (0, 2, 1, 0), (1, 1, 0, 0), (2, 1, 0, 1)]
+        (0, 2, 1, 0),
+        (1, 1, 0, 0),
+        (2, 1, 0, 1),
+    ]
     # Two minutes or more: per minute.
     assert bin_seconds_for(119.9) == 1 and bin_seconds_for(120.0) == 60
     long = LineCounts(fps=10.0)
     long.add_crossed([1], frame=0)
-    long.add_crossed([2], frame=650)   # 65 s
+    long.add_crossed([2], frame=650)  # 65 s
     long.add_crossed([3], frame=1499)  # last frame of 150 s
     t = long.over_time(frames=1500)
     assert t["bin_seconds"] == 60
     assert [(b["start_s"], b["total"]) for b in t["bins"]] == [(0, 1), (60, 1), (120, 1)]
     # Nothing read: one empty bin.
     assert LineCounts(fps=25.0).over_time(0)["bins"] == [
-        {"start_s": 0, "total": 0, "normal": 0, "anomaly": 0, "unknown": 0}]
+        {"start_s": 0, "total": 0, "normal": 0, "anomaly": 0, "unknown": 0}
+    ]
 
 
 def test_count_line_setting_is_validated():
@@ -130,23 +133,31 @@ def test_count_line_setting_is_validated():
     assert Config.from_dict({"count": {"line": 0.25}}).count.line == 0.25
 
 
-@pytest.mark.parametrize("direction, line, segment", [
-    ("left_to_right", 1.0, ((99, 0), (99, 49))),
-    ("left_to_right", 0.5, ((50, 0), (50, 49))),
-    ("right_to_left", 1.0, ((0, 0), (0, 49))),
-    ("right_to_left", 0.25, ((74, 0), (74, 49))),
-    ("top_to_bottom", 1.0, ((0, 49), (99, 49))),
-    ("bottom_to_top", 0.5, ((0, 24), (99, 24))),
-])
+@pytest.mark.parametrize(
+    "direction, line, segment",
+    [
+        ("left_to_right", 1.0, ((99, 0), (99, 49))),
+        ("left_to_right", 0.5, ((50, 0), (50, 49))),
+        ("right_to_left", 1.0, ((0, 0), (0, 49))),
+        ("right_to_left", 0.25, ((74, 0), (74, 49))),
+        ("top_to_bottom", 1.0, ((0, 49), (99, 49))),
+        ("bottom_to_top", 0.5, ((0, 24), (99, 24))),
+    ],
+)
 def test_count_line_segment(direction, line, segment):
     assert count_line_segment((100, 50), line, direction) == segment
 
 
 def test_annotated_frame_shows_the_line_and_the_counts():
     frame = np.zeros((360, 640, 3), np.uint8)
-    tracks = Tracks(frame_index=0, ids=np.array([7], np.int32),
-                    boxes=np.array([[100, 100, 50, 50]], np.float32), whole=np.array([True]), count=1)
+    tracks = Tracks(
+        frame_index=0,
+        ids=np.array([7], np.int32),
+        boxes=np.array([[100, 100, 50, 50]], np.float32),
+        whole=np.array([True]),
+        count=1,
+    )
     segment = count_line_segment((640, 360), 0.5, "left_to_right")
     draw_tracks(frame, tracks, {}, {"total": 3, "normal": 1, "anomaly": 2}, line=segment)
     assert tuple(frame[300, 320]) == (255, 0, 255)  # the line, below the counts' banner
-    assert frame[8:30, 8:200].any()                 # the counts
+    assert frame[8:30, 8:200].any()  # the counts

@@ -55,7 +55,7 @@ def label_run(clip, run_dir: Path, drop: int = 0, unknown: int = 0) -> dict[int,
     for t in tracks[:drop]:
         del labels[t]
     written = dict(labels)
-    for t in tracks[drop:drop + unknown]:
+    for t in tracks[drop : drop + unknown]:
         written[t] = "unknown"
     with open(run_dir / "labels.csv", "w", newline="") as fh:
         w = csv.writer(fh)
@@ -106,9 +106,18 @@ def test_reads_the_aws_sample_manifest(cookies_dir):
 
 def test_reads_any_label_key_and_round_trips(tmp_path, cookies_dir):
     img = next((cookies_dir / "images").glob("*.jpg"))
-    line = {"source-ref": str(img), "my-job": 0, "my-job-metadata": {
-        "class-name": "Normal", "human-annotated": "no", "creation-date": "2024-01-02T03:04:05.678Z",
-        "type": CLASSIFICATION_TYPE, "confidence": 0.93}, "other": {"a": 1}}
+    line = {
+        "source-ref": str(img),
+        "my-job": 0,
+        "my-job-metadata": {
+            "class-name": "Normal",
+            "human-annotated": "no",
+            "creation-date": "2024-01-02T03:04:05.678Z",
+            "type": CLASSIFICATION_TYPE,
+            "confidence": 0.93,
+        },
+        "other": {"a": 1},
+    }
     (tmp_path / "m.manifest").write_text(json.dumps(line) + "\n\n")
     (e,) = read_manifest(tmp_path / "m.manifest", check_files=True)
     assert (e.label, e.label_key, e.human_annotated, e.path) == ("normal", "my-job", "no", img)
@@ -118,16 +127,23 @@ def test_reads_any_label_key_and_round_trips(tmp_path, cookies_dir):
     assert back.to_dict()["my-job-metadata"]["confidence"] == 0.93 and back.extra == {"other": {"a": 1}}
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("{not json", "not JSON"),
-    ('["a list"]', "JSON object"),
-    ('{"x-metadata": {}}', "source-ref"),
-    ('{"source-ref": "a.png", "k": 1}', "no image-classification label"),
-    (f'{{"source-ref": "a.png", "k": 1, "k-metadata": {{"class-name": "cracked", "type": "{CLASSIFICATION_TYPE}"}}}}',
-     "class-name 'cracked'"),
-    (f'{{"source-ref": "a.png", "k": 0, "k-metadata": {{"class-name": "anomaly", "type": "{CLASSIFICATION_TYPE}"}}}}',
-     "but class-name"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("{not json", "not JSON"),
+        ('["a list"]', "JSON object"),
+        ('{"x-metadata": {}}', "source-ref"),
+        ('{"source-ref": "a.png", "k": 1}', "no image-classification label"),
+        (
+            f'{{"source-ref": "a.png", "k": 1, "k-metadata": {{"class-name": "cracked", "type": "{CLASSIFICATION_TYPE}"}}}}',
+            "class-name 'cracked'",
+        ),
+        (
+            f'{{"source-ref": "a.png", "k": 0, "k-metadata": {{"class-name": "anomaly", "type": "{CLASSIFICATION_TYPE}"}}}}',
+            "but class-name",
+        ),
+    ],
+)
 def test_manifest_errors_name_the_line(tmp_path, bad, message):
     good = ManifestEntry(source_ref="a.png", label="normal").to_json()
     (tmp_path / "m.manifest").write_text(good + "\n" + bad + "\n")
@@ -159,7 +175,10 @@ def test_pick_frames_spreads_and_skips_neighbours():
 def test_split_is_by_object_and_stratified():
     for seed in range(30):
         rng = random.Random(seed)
-        objs = [SourceObject("v", str(i), rng.choice(["normal", "anomaly"]), [(Path("x"), i)]) for i in range(rng.randint(2, 40))]
+        objs = [
+            SourceObject("v", str(i), rng.choice(["normal", "anomaly"]), [(Path("x"), i)])
+            for i in range(rng.randint(2, 40))
+        ]
         train, test = split_objects(objs, 0.3, seed)
         assert not {o.key for o in train} & {o.key for o in test}
         assert len(train) + len(test) == len(objs)
@@ -173,8 +192,10 @@ def test_split_is_by_object_and_stratified():
 
 def test_minimum_warnings():
     def counts(**kw):
-        return {side: {c: {"images": kw.get(f"{side}_{c}", 0)} for c in ("normal", "anomaly")}
-                for side in ("train", "test")}
+        return {
+            side: {c: {"images": kw.get(f"{side}_{c}", 0)} for c in ("normal", "anomaly")} for side in ("train", "test")
+        }
+
     assert check_minimums(counts(train_normal=20, train_anomaly=10), single=True) == []
     assert len(check_minimums(counts(train_normal=19, train_anomaly=10), single=True)) == 1
     ok = counts(train_normal=10, test_normal=10, test_anomaly=10)
@@ -339,8 +360,9 @@ def test_dataset_keeps_the_format_of_jpg_and_png_crops(runs, tmp_path):
     for kind, run_dir in (("jpg", jpg_run), ("png", png_run)):
         out = tmp_path / f"ds-{kind}"
         assert main(["dataset", str(run_dir), "--out", str(out), "--per-object", "3", "--seed", "4", "-q"]) == 0
-        entries = read_manifest(out / "train.manifest", check_files=True) + \
-            read_manifest(out / "test.manifest", check_files=True)
+        entries = read_manifest(out / "train.manifest", check_files=True) + read_manifest(
+            out / "test.manifest", check_files=True
+        )
         assert entries and all(e.source_ref.endswith(f".{kind}") for e in entries)
         assert {p for p in (out / "images").rglob("*") if p.is_file()} == {e.path for e in entries}
         for e in entries:
@@ -353,8 +375,9 @@ def test_dataset_keeps_the_format_of_jpg_and_png_crops(runs, tmp_path):
     # Both runs in one dataset: each image keeps its own format.
     both = tmp_path / "ds-both"
     export_dataset([jpg_run, png_run], both, per_object=2, seed=4)
-    entries = read_manifest(both / "train.manifest", check_files=True) + \
-        read_manifest(both / "test.manifest", check_files=True)
+    entries = read_manifest(both / "train.manifest", check_files=True) + read_manifest(
+        both / "test.manifest", check_files=True
+    )
     suffixes = {e.object_id.split("/")[0]: Path(e.source_ref).suffix for e in entries}
     assert suffixes == {"line3": ".jpg", "line3-2": ".png"}
 
@@ -365,8 +388,14 @@ def test_place_image_reencodes_in_the_source_format(tmp_path):
     rng = np.random.default_rng(0)
     small = rng.integers(0, 255, (150, 200, 3), dtype=np.uint8)
     square = rng.integers(0, 255, (384, 384, 3), dtype=np.uint8)
-    for name, img in (("small.jpg", small), ("small.jpeg", small), ("small.png", small), ("small.bmp", small),
-                      ("square.jpg", square), ("square.png", square)):
+    for name, img in (
+        ("small.jpg", small),
+        ("small.jpeg", small),
+        ("small.png", small),
+        ("small.bmp", small),
+        ("square.jpg", square),
+        ("square.png", square),
+    ):
         cv2.imwrite(str(tmp_path / name), img)
     # A crop of another size is letterboxed and re-encoded in its own format.
     for src, dst, fmt in (("small.jpg", "a.jpg", "jpg"), ("small.png", "a.png", "png")):

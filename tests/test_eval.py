@@ -53,8 +53,7 @@ def still(frames, x, y=0, w=10, h=10):
 #   object 2 on frames 1-5, followed by track 20 on 1, 2, 4, 5: missed on frame 3, one fragmentation;
 #   track 30 on frame 1 only, over nothing: a false positive.
 GT_A = gt_rows({1: still(range(1, 5), 0), 2: still(range(1, 6), 100)})
-TR_A = track_rows({10: still([1, 2], 0), 11: still([3, 4], 0), 20: still([1, 2, 4, 5], 100),
-                   30: still([1], 200)})
+TR_A = track_rows({10: still([1, 2], 0), 11: still([3, 4], 0), 20: still([1, 2, 4, 5], 100), 30: still([1], 200)})
 
 
 def test_mot_metrics_by_hand():
@@ -91,24 +90,30 @@ def test_object_metrics_by_hand():
 
 
 def test_joined_duplicate_missed_and_unjudged():
-    gt = gt_rows({
-        1: still(range(1, 5), 0), 2: still(range(1, 5), 10),  # two touching objects...
-        3: still(range(1, 5), 100),                            # one followed twice at once
-        4: [(f, 300, 0, 10, 10, 0.3) for f in range(1, 5)],    # one that never shows more than 30%
-        5: still(range(1, 5), 500),                            # one nobody follows
-    })
-    tracks = track_rows({
-        5: still(range(1, 5), 0, w=21),                  # ...under one box: IoU 100/210 with each, covers both
-        7: still(range(1, 5), 100), 8: still(range(1, 5), 101),
-        9: still(range(1, 5), 300),
-    })
+    gt = gt_rows(
+        {
+            1: still(range(1, 5), 0),
+            2: still(range(1, 5), 10),  # two touching objects...
+            3: still(range(1, 5), 100),  # one followed twice at once
+            4: [(f, 300, 0, 10, 10, 0.3) for f in range(1, 5)],  # one that never shows more than 30%
+            5: still(range(1, 5), 500),  # one nobody follows
+        }
+    )
+    tracks = track_rows(
+        {
+            5: still(range(1, 5), 0, w=21),  # ...under one box: IoU 100/210 with each, covers both
+            7: still(range(1, 5), 100),
+            8: still(range(1, 5), 101),
+            9: still(range(1, 5), 300),
+        }
+    )
     rep = object_metrics(gt, tracks)
     assert rep.joined == [(5, [1, 2])]
     assert rep.duplicates == [(3, [7, 8])]
     assert rep.split == []
     assert rep.ghosts == []  # 5 is joined, 8 a duplicate, 9 follows object 4
     assert rep.objects == 4 and rep.gt_objects == 5  # object 4 is not judged...
-    assert rep.object_of[9] == 4                       # ...but its track is paired with it
+    assert rep.object_of[9] == 4  # ...but its track is paired with it
     assert rep.missed == [1, 2, 5]
     assert rep.tracks == 4 and rep.paired == 2
     assert rep.precision == pytest.approx(2 / 4) and rep.recall == pytest.approx(1 / 4)
@@ -119,8 +124,7 @@ def test_joined_duplicate_missed_and_unjudged():
 def test_pair_needs_most_shared_frames():
     # Track 1 is on object 1 for 3 of the 5 frames they share (60%: paired); track 2 for 2 of 5 (not).
     gt = gt_rows({1: still(range(1, 6), 0), 2: still(range(1, 6), 100)})
-    tracks = track_rows({1: still([1, 2, 3], 0) + still([4, 5], 50),
-                         2: still([1, 2], 100) + still([3, 4, 5], 150)})
+    tracks = track_rows({1: still([1, 2, 3], 0) + still([4, 5], 50), 2: still([1, 2], 100) + still([3, 4, 5], 150)})
     rep = object_metrics(gt, tracks)
     assert rep.pairs == [(1, 1)] and rep.missed == [2] and rep.ghosts == [2]
     assert object_metrics(gt, tracks, min_share=0.4).pairs == [(1, 1), (2, 2)]
@@ -207,7 +211,8 @@ def test_synthetic_run_counts_every_object(run_dir):
     # No anomaly model yet: every verdict is unknown, so the anomaly figures are not measurable.
     assert res["anomaly_unknown"] == res["paired"] and res["anomaly_f1"] is None
     assert read_labels(clip.folder / "labels.csv") and set(read_objects(out / "objects.csv")) == set(
-        read_mot(out / "tracks.txt")[:, 1].astype(int))
+        read_mot(out / "tracks.txt")[:, 1].astype(int)
+    )
 
 
 def trackeval_full(tmp, gt: np.ndarray, tracks: np.ndarray, frames: int) -> dict:
@@ -217,25 +222,51 @@ def trackeval_full(tmp, gt: np.ndarray, tracks: np.ndarray, frames: int) -> dict
 
     def write(path, rows, ints):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(",".join(str(int(v)) if k in ints else repr(float(v)) for k, v in enumerate(r))
-                                + "\n" for r in rows))
+        path.write_text(
+            "".join(
+                ",".join(str(int(v)) if k in ints else repr(float(v)) for k, v in enumerate(r)) + "\n" for r in rows
+            )
+        )
 
     shutil.rmtree(tmp / "te", ignore_errors=True)
     write(tmp / "te/gt/seq/gt/gt.txt", gt, {0, 1, 6, 7})
     write(tmp / "te/trackers/mine/data/seq.txt", tracks, {0, 1})
-    dataset = trackeval.datasets.MotChallenge2DBox({
-        "GT_FOLDER": str(tmp / "te/gt"), "TRACKERS_FOLDER": str(tmp / "te/trackers"), "SKIP_SPLIT_FOL": True,
-        "SEQ_INFO": {"seq": frames}, "TRACKERS_TO_EVAL": ["mine"], "PRINT_CONFIG": False})
-    evaluator = trackeval.Evaluator({
-        "USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False,
-        "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False, "LOG_ON_ERROR": None})
-    metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
-               trackeval.metrics.Identity({"PRINT_CONFIG": False})]
+    dataset = trackeval.datasets.MotChallenge2DBox(
+        {
+            "GT_FOLDER": str(tmp / "te/gt"),
+            "TRACKERS_FOLDER": str(tmp / "te/trackers"),
+            "SKIP_SPLIT_FOL": True,
+            "SEQ_INFO": {"seq": frames},
+            "TRACKERS_TO_EVAL": ["mine"],
+            "PRINT_CONFIG": False,
+        }
+    )
+    evaluator = trackeval.Evaluator(
+        {
+            "USE_PARALLEL": False,
+            "PRINT_RESULTS": False,
+            "PRINT_CONFIG": False,
+            "TIME_PROGRESS": False,
+            "OUTPUT_SUMMARY": False,
+            "OUTPUT_DETAILED": False,
+            "PLOT_CURVES": False,
+            "LOG_ON_ERROR": None,
+        }
+    )
+    metrics = [
+        trackeval.metrics.HOTA(),
+        trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
+        trackeval.metrics.Identity({"PRINT_CONFIG": False}),
+    ]
     res, msg = evaluator.evaluate([dataset], metrics)
     assert msg["MotChallenge2DBox"]["mine"] == "Success", msg
     r = res["MotChallenge2DBox"]["mine"]["seq"]["pedestrian"]
-    return {"mota": r["CLEAR"]["MOTA"], "idf1": r["Identity"]["IDF1"], "hota": float(np.mean(r["HOTA"]["HOTA"])),
-            "id_switches": r["CLEAR"]["IDSW"]}
+    return {
+        "mota": r["CLEAR"]["MOTA"],
+        "idf1": r["Identity"]["IDF1"],
+        "hota": float(np.mean(r["HOTA"]["HOTA"])),
+        "id_switches": r["CLEAR"]["IDSW"],
+    }
 
 
 def test_agrees_with_trackeval(run_dir, tmp_path):
@@ -278,16 +309,38 @@ def test_agrees_with_trackeval(run_dir, tmp_path):
 
 def test_cli_report_json_and_out(run_dir, tmp_path, capsys):
     clip, out = run_dir
-    args = ["eval", "--gt", str(clip.folder / "gt.txt"), "--tracks", str(out / "tracks.txt"),
-            "--labels", str(clip.folder / "labels.csv"), "--objects", str(out / "objects.csv")]
+    args = [
+        "eval",
+        "--gt",
+        str(clip.folder / "gt.txt"),
+        "--tracks",
+        str(out / "tracks.txt"),
+        "--labels",
+        str(clip.folder / "labels.csv"),
+        "--objects",
+        str(out / "objects.csv"),
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "precision 1.000, recall 1.000, F1 1.000" in text and "MOTA" in text and "anomaly" in text
     assert main(args + ["--json", "--out", str(tmp_path / "eval.json")]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((tmp_path / "eval.json").read_text())
-    for key in ("precision", "recall", "f1", "objects", "tracks", "mota", "motp", "idf1", "hota", "id_switches",
-                "anomaly_precision", "anomaly_recall", "anomaly_f1"):
+    for key in (
+        "precision",
+        "recall",
+        "f1",
+        "objects",
+        "tracks",
+        "mota",
+        "motp",
+        "idf1",
+        "hota",
+        "id_switches",
+        "anomaly_precision",
+        "anomaly_recall",
+        "anomaly_f1",
+    ):
         assert key in printed
     assert not any(isinstance(v, dict) for v in printed.values())  # flat
 
@@ -302,8 +355,13 @@ def test_cli_bad_input(tmp_path, capsys):
         "frame0.txt": "0,1,0,0,10,10,1,1,1\n",
         "twice.txt": "1,1,0,0,10,10,1,1,1\n\n1,1,5,5,10,10,1,1,1\n",
     }
-    expect = {"missing.txt": "No such file", "letters.txt": "letters.txt:2:", "short.txt": "short.txt:1:",
-              "frame0.txt": "frame0.txt:1:", "twice.txt": "twice.txt:3: id 1 has a second box on frame 1"}
+    expect = {
+        "missing.txt": "No such file",
+        "letters.txt": "letters.txt:2:",
+        "short.txt": "short.txt:1:",
+        "frame0.txt": "frame0.txt:1:",
+        "twice.txt": "twice.txt:3: id 1 has a second box on frame 1",
+    }
     for name, content in cases.items():
         if content is not None:
             (tmp_path / name).write_text(content)
@@ -316,8 +374,10 @@ def test_cli_bad_input(tmp_path, capsys):
     labels.write_text("id,label,kind\n1,broken,chunk\n")
     objects = tmp_path / "objects.csv"
     objects.write_text("track_id,label\n1,unknown\n")
-    assert main(["eval", "--gt", str(good), "--tracks", str(good), "--labels", str(labels),
-                 "--objects", str(objects)]) == 1
+    assert (
+        main(["eval", "--gt", str(good), "--tracks", str(good), "--labels", str(labels), "--objects", str(objects)])
+        == 1
+    )
     assert "labels.csv:2: label 'broken'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["eval", "--help"])

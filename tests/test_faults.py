@@ -101,13 +101,15 @@ def test_output_not_writable(clip, tmp_path):
     out.mkdir()
     out.chmod(0o555)
     try:
-        r = subprocess.run([*prefix, *CLI, "run", str(clip), "--out", str(out)],
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [*prefix, *CLI, "run", str(clip), "--out", str(out)], capture_output=True, text=True, timeout=300
+        )
         assert_clear_error(r, out, "permission denied")
         assert nothing_written(out)
         # A missing folder inside it cannot be created either.
-        r = subprocess.run([*prefix, *CLI, "run", str(clip), "--out", str(out / "sub")],
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [*prefix, *CLI, "run", str(clip), "--out", str(out / "sub")], capture_output=True, text=True, timeout=300
+        )
         assert_clear_error(r, out / "sub", "cannot create output folder", "permission denied")
     finally:
         out.chmod(0o755)

@@ -35,8 +35,9 @@ from conveyor_qc import _core  # noqa: E402
 from conveyor_qc.config import Config, ConfigError  # noqa: E402
 
 BUDGET = float(os.environ.get("CQC_FUZZ_SECONDS", "3"))
-ROUND = settings(max_examples=40, deadline=None, database=None, derandomize=False,
-                 suppress_health_check=list(HealthCheck))
+ROUND = settings(
+    max_examples=40, deadline=None, database=None, derandomize=False, suppress_health_check=list(HealthCheck)
+)
 
 
 def for_a_while(test) -> int:
@@ -57,18 +58,41 @@ def for_a_while(test) -> int:
 # --- strategies -------------------------------------------------------------------------------
 
 ANY_VALUE = st.one_of(
-    st.none(), st.booleans(),
-    st.integers(), st.integers(-3, 300), st.integers(-2**63, 2**64),
-    st.floats(), st.floats(-10, 10), st.floats(allow_nan=False, allow_infinity=False, width=32),
-    st.text(max_size=12), st.sampled_from(["kcf", "KCF", "none", "auto", "lab", "hsv", "gray", "left-to-right",
-                                           "top_to_bottom", "threshold", "csrt", "mil", "", "\x00", "é"]),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(-3, 300),
+    st.integers(-(2**63), 2**64),
+    st.floats(),
+    st.floats(-10, 10),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "kcf",
+            "KCF",
+            "none",
+            "auto",
+            "lab",
+            "hsv",
+            "gray",
+            "left-to-right",
+            "top_to_bottom",
+            "threshold",
+            "csrt",
+            "mil",
+            "",
+            "\x00",
+            "é",
+        ]
+    ),
     st.lists(st.one_of(st.floats(), st.integers(-300, 300)), max_size=4),
     st.binary(max_size=8),
 )
 
 # Values near the ranges of cpp/include/conveyor_qc/*.hpp, where the bugs are.
 NEAR_RANGE = st.one_of(
-    st.sampled_from([0, 1, 2, 3, 4, 5, 7, 15, 16, 31, 32, 100, 1000, 1001, -1, 2**31 - 1, -2**31]),
+    st.sampled_from([0, 1, 2, 3, 4, 5, 7, 15, 16, 31, 32, 100, 1000, 1001, -1, 2**31 - 1, -(2**31)]),
     st.sampled_from([0.0, 1e-9, 0.001, 0.01, 0.05, 0.1, 0.5, 0.99, 1.0, 1.0001, 2.0, 100.0, 1e9, 1e10, -0.0]),
     st.lists(st.sampled_from([0.0, 1.0, 100.0, 180.0, 255.0, 256.0, -1.0]), min_size=3, max_size=3),
 )
@@ -87,8 +111,21 @@ def core_settings(draw):
     return out
 
 
-DTYPES = st.sampled_from([np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32, np.float64, np.bool_,
-                          np.complex64, np.dtype(">u2"), np.dtype("S3")])
+DTYPES = st.sampled_from(
+    [
+        np.uint8,
+        np.int8,
+        np.uint16,
+        np.int16,
+        np.int32,
+        np.float32,
+        np.float64,
+        np.bool_,
+        np.complex64,
+        np.dtype(">u2"),
+        np.dtype("S3"),
+    ]
+)
 
 
 @st.composite
@@ -115,9 +152,12 @@ def frames(draw, size=None):
     # blobs on a belt, so that detection and tracking have something to do
     for _ in range(draw(st.integers(0, 3))):
         y, x = draw(st.integers(0, h - 1)), draw(st.integers(0, w - 1))
-        a[y: y + draw(st.integers(1, 20)), x: x + draw(st.integers(1, 20))] = draw(st.integers(0, 255))
-    t = draw(st.sampled_from(["none", "none", "transpose", "step", "reverse", "fortran", "broadcast",
-                              "readonly", "channels"]))
+        a[y : y + draw(st.integers(1, 20)), x : x + draw(st.integers(1, 20))] = draw(st.integers(0, 255))
+    t = draw(
+        st.sampled_from(
+            ["none", "none", "transpose", "step", "reverse", "fortran", "broadcast", "readonly", "channels"]
+        )
+    )
     if t == "transpose":
         a = a.transpose(1, 0, 2)
     elif t == "step":
@@ -158,16 +198,24 @@ def test_fuzz_detector_and_mask():
     mask_names = checks.field_names("mask") + ("nope",)
 
     @ROUND
-    @given(st.lists(st.tuples(st.sampled_from(names), st.one_of(NEAR_RANGE, ANY_VALUE)), max_size=4),
-           st.one_of(hnp.arrays(st.sampled_from([np.uint8, np.int8, np.float32, np.bool_]),
-                                hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=30)),
-                     hnp.arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40)),
-                                elements=st.sampled_from([0, 255]))),
-           st.one_of(st.just([]), st.lists(st.integers(-2**31, 2**31 - 1), min_size=0, max_size=5),
-                     st.lists(st.integers(-5, 45), min_size=4, max_size=4)),
-           st.one_of(st.floats(), st.sampled_from([1.0, 0.5, 2.0, 1e-300, 1e300])),
-           st.lists(st.tuples(st.sampled_from(mask_names), st.one_of(NEAR_RANGE, ANY_VALUE)), max_size=4),
-           frame_sequences())
+    @given(
+        st.lists(st.tuples(st.sampled_from(names), st.one_of(NEAR_RANGE, ANY_VALUE)), max_size=4),
+        st.one_of(
+            hnp.arrays(
+                st.sampled_from([np.uint8, np.int8, np.float32, np.bool_]),
+                hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=30),
+            ),
+            hnp.arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40)), elements=st.sampled_from([0, 255])),
+        ),
+        st.one_of(
+            st.just([]),
+            st.lists(st.integers(-(2**31), 2**31 - 1), min_size=0, max_size=5),
+            st.lists(st.integers(-5, 45), min_size=4, max_size=4),
+        ),
+        st.one_of(st.floats(), st.sampled_from([1.0, 0.5, 2.0, 1e-300, 1e300])),
+        st.lists(st.tuples(st.sampled_from(mask_names), st.one_of(NEAR_RANGE, ANY_VALUE)), max_size=4),
+        frame_sequences(),
+    )
     def one(det_settings, mask, roi, scale, mask_settings, frames_):
         checks.check_detector(det_settings, mask, roi, scale)
         checks.check_mask_builder(mask_settings, frames_)
@@ -177,14 +225,33 @@ def test_fuzz_detector_and_mask():
 
 # --- the config loader ------------------------------------------------------------------------
 
-KEYS = st.one_of(st.sampled_from(checks.all_keys()), st.text(max_size=15),
-                 st.sampled_from(["track", "track.", ".kind", "track.kind.x", "output.crop_size", "mask.object_lower"]))
+KEYS = st.one_of(
+    st.sampled_from(checks.all_keys()),
+    st.text(max_size=15),
+    st.sampled_from(["track", "track.", ".kind", "track.kind.x", "output.crop_size", "mask.object_lower"]),
+)
 
 TOML_SCALAR = st.one_of(
-    st.integers().map(str), st.sampled_from(["9" * 30, "-0", "+1", "0x1F", "0o7", "0b1", "1_000", "01"]),
+    st.integers().map(str),
+    st.sampled_from(["9" * 30, "-0", "+1", "0x1F", "0o7", "0b1", "1_000", "01"]),
     st.floats().map(lambda f: repr(f).replace("inf", "inf").replace("nan", "nan")),
-    st.sampled_from(["1e400", "-1e400", "inf", "-inf", "nan", "1.5", "0.0", "1e-320", "true", "false",
-                     "1979-05-27T07:32:00Z", "07:32:00", "1979-05-27"]),
+    st.sampled_from(
+        [
+            "1e400",
+            "-1e400",
+            "inf",
+            "-inf",
+            "nan",
+            "1.5",
+            "0.0",
+            "1e-320",
+            "true",
+            "false",
+            "1979-05-27T07:32:00Z",
+            "07:32:00",
+            "1979-05-27",
+        ]
+    ),
     st.text(max_size=10).map(lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'),
     st.sampled_from(['"kcf"', '"KCF"', '"auto"', "'lab'", '"""x"""', '"\\u0000"', '"\\ud800"']),
 )
@@ -192,7 +259,8 @@ TOML_VALUE = st.one_of(
     TOML_SCALAR,
     st.lists(TOML_SCALAR, max_size=4).map(lambda v: "[" + ", ".join(v) + "]"),
     st.dictionaries(st.sampled_from(["a", "kind", "line"]), TOML_SCALAR, max_size=2).map(
-        lambda d: "{" + ", ".join(f"{k} = {v}" for k, v in d.items()) + "}"),
+        lambda d: "{" + ", ".join(f"{k} = {v}" for k, v in d.items()) + "}"
+    ),
 )
 
 
@@ -200,8 +268,9 @@ TOML_VALUE = st.one_of(
 def toml_texts(draw):
     lines = []
     for _ in range(draw(st.integers(0, 6))):
-        section = draw(st.one_of(st.sampled_from(["mask", "detect", "track", "count", "output"]),
-                                 st.text(min_size=1, max_size=6)))
+        section = draw(
+            st.one_of(st.sampled_from(["mask", "detect", "track", "count", "output"]), st.text(min_size=1, max_size=6))
+        )
         header = draw(st.sampled_from(["[{}]", "[[{}]]", "[{}.sub]", '["{}"]', "{} = 1"])).format(section)
         lines.append(header)
         fields = Config._fields(section) if section in ("mask", "detect", "track", "count", "output") else ("x",)
@@ -225,15 +294,25 @@ def test_fuzz_config_text():
 
 
 def test_fuzz_config_keys_and_values():
-    section_tables = st.dictionaries(st.sampled_from(checks.all_keys()).map(lambda k: k.split(".")[1]),
-                                     st.one_of(NEAR_RANGE, ANY_VALUE), max_size=4)
+    section_tables = st.dictionaries(
+        st.sampled_from(checks.all_keys()).map(lambda k: k.split(".")[1]), st.one_of(NEAR_RANGE, ANY_VALUE), max_size=4
+    )
 
     @ROUND
-    @given(st.lists(st.tuples(KEYS, st.one_of(NEAR_RANGE, ANY_VALUE)), max_size=6),
-           st.one_of(st.dictionaries(st.sampled_from(["mask", "detect", "track", "count", "output", "x"]),
-                                     st.one_of(section_tables, ANY_VALUE), max_size=3), ANY_VALUE),
-           st.lists(st.one_of(st.tuples(KEYS, TOML_VALUE).map(lambda kv: f"{kv[0]}={kv[1]}"),
-                              st.text(max_size=20)), max_size=3))
+    @given(
+        st.lists(st.tuples(KEYS, st.one_of(NEAR_RANGE, ANY_VALUE)), max_size=6),
+        st.one_of(
+            st.dictionaries(
+                st.sampled_from(["mask", "detect", "track", "count", "output", "x"]),
+                st.one_of(section_tables, ANY_VALUE),
+                max_size=3,
+            ),
+            ANY_VALUE,
+        ),
+        st.lists(
+            st.one_of(st.tuples(KEYS, TOML_VALUE).map(lambda kv: f"{kv[0]}={kv[1]}"), st.text(max_size=20)), max_size=3
+        ),
+    )
     def one(items, table, cli_items):
         checks.check_config_set(items)
         checks.check_config_dict(table)
@@ -247,12 +326,26 @@ def test_fuzz_config_keys_and_values():
 
 def run_fuzzer(cmd: list[str], tmp_path: Path) -> str:
     seconds = max(1, int(BUDGET))
-    r = subprocess.run([*cmd, f"-max_total_time={seconds}", "-rss_limit_mb=2048", "-timeout=20",
-                        f"-artifact_prefix={tmp_path}/", "-print_final_stats=1"],
-                       capture_output=True, text=True, timeout=seconds * 10 + 120)
+    r = subprocess.run(
+        [
+            *cmd,
+            f"-max_total_time={seconds}",
+            "-rss_limit_mb=2048",
+            "-timeout=20",
+            f"-artifact_prefix={tmp_path}/",
+            "-print_final_stats=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds * 10 + 120,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
-    print("\n" + " ".join(Path(c).name for c in cmd[:2]) + ": " +
-          " ".join(line for line in r.stderr.splitlines() if line.startswith(("Done", "stat::"))))
+    print(
+        "\n"
+        + " ".join(Path(c).name for c in cmd[:2])
+        + ": "
+        + " ".join(line for line in r.stderr.splitlines() if line.startswith(("Done", "stat::")))
+    )
     runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", r.stderr) or re.search(r"Done (\d+) runs", r.stderr)
     assert runs and int(runs.group(1)) > 0, r.stderr[-3000:]
     return r.stderr
@@ -276,8 +369,7 @@ def test_libfuzzer_core(tmp_path):
 # --- what the fuzzers found -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape, downscale", [((1, 1, 3), 0.5), ((1, 40, 3), 0.5), ((40, 2, 3), 0.2),
-                                               ((3, 3, 3), 0.1)])
+@pytest.mark.parametrize("shape, downscale", [((1, 1, 3), 0.5), ((1, 40, 3), 0.5), ((40, 2, 3), 0.2), ((3, 3, 3), 0.1)])
 def test_found_tiny_frame_is_an_input_error(shape, downscale):
     """A frame that track.downscale makes empty raised OpenCV's resize assertion as a
     RuntimeError (found by these fuzzers and by tests/test_bad_input.py; cpp/src/pipeline.cpp,
@@ -306,14 +398,17 @@ def test_found_one_row_frame_with_any_row_stride(row_stride):
     checks.check_pipeline([("track", "downscale", 1.0)], [frame, np.ascontiguousarray(frame)])
 
 
-@pytest.mark.parametrize("key, value, words", [
-    ("mask.edge_dilate", 2**31, "at most 10 digits"),     # was a TypeError from the core's C int
-    ("track.detect_every", -2**63, "at most 10 digits"),
-    ("detect.min_area", 10**400, "finite"),               # was an OverflowError
-    ("mask.object_lower", [float("nan"), 0, 0], "finite"),  # was taken, and NaN never equals itself
-    ("mask.object_upper", [10**400, 0, 0], "finite"),     # was an OverflowError
-    ("track.kind", "kcf\ud800", "track.kind"),             # not encodable: was a TypeError
-])
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("mask.edge_dilate", 2**31, "at most 10 digits"),  # was a TypeError from the core's C int
+        ("track.detect_every", -(2**63), "at most 10 digits"),
+        ("detect.min_area", 10**400, "finite"),  # was an OverflowError
+        ("mask.object_lower", [float("nan"), 0, 0], "finite"),  # was taken, and NaN never equals itself
+        ("mask.object_upper", [10**400, 0, 0], "finite"),  # was an OverflowError
+        ("track.kind", "kcf\ud800", "track.kind"),  # not encodable: was a TypeError
+    ],
+)
 def test_found_config_values_are_config_errors(key, value, words):
     with pytest.raises(ConfigError, match=re.escape(words)):
         Config().set(key, value)

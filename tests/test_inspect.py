@@ -15,8 +15,16 @@ from conveyor_qc import _core
 from conveyor_qc.config import Config
 from conveyor_qc.run.video import VideoReader
 
-FILES = ("inspect.png", "inspect.json", "frame.png", "light.png", "classes.png", "mask.png", "components.png",
-         "boxes.png")
+FILES = (
+    "inspect.png",
+    "inspect.json",
+    "frame.png",
+    "light.png",
+    "classes.png",
+    "mask.png",
+    "components.png",
+    "boxes.png",
+)
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +83,17 @@ def test_writes_every_file(inspected):
     assert data["frame_size"] == [1280, 720] and data["mask_size"] == [640, 360]
     belt = data["belt_model"]
     assert belt["frames_learnt"] == 8 and belt["past_limits"] == [] and belt["colour"] is True
-    for key in ("belt_lab", "belt_sigma", "threshold", "belt_region", "light_range", "object_share",
-                "ambiguous_share", "typical_area", "limits"):
+    for key in (
+        "belt_lab",
+        "belt_sigma",
+        "threshold",
+        "belt_region",
+        "light_range",
+        "object_share",
+        "ambiguous_share",
+        "typical_area",
+        "limits",
+    ):
         assert key in belt, key
     assert data["detect"]["min_area"] == 400 and data["detect"]["split_solidity"] == pytest.approx(0.93)
     assert data["config"]["track"]["downscale"] == 0.5
@@ -118,8 +135,7 @@ def test_detections_are_the_cores(inspected, cookies):
     assert owned == list(range(1, len(got) + 1))
     for c in data["components"]:
         # The core's own decision (Detector.components()), and the figures it took it by.
-        assert c["status"] in ("object", "kept whole", "split", "grouped", "crumb", "too small", "too large",
-                               "dropped")
+        assert c["status"] in ("object", "kept whole", "split", "grouped", "crumb", "too small", "too large", "dropped")
         assert (c["status"] == "split") == (c["status"] != "grouped" and len(c["detections"]) > 1)
         if not c["detections"]:
             assert c["status"] in ("crumb", "too small", "too large", "dropped")
@@ -186,14 +202,17 @@ def test_short_video_inspects_its_last_frame(make_clip, tmp_path):
     assert "learnt from 4 of its 8 frames" in r.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["missing.mp4"], "video not found: missing.mp4"),
-    (["{video}", "--frame", "500"], "--frame 500 is past the end of {video}: it has 60 frames"),
-    (["{video}", "--frame", "62"], "--frame 62 is past the end of {video}: it has 60 frames"),
-    (["{video}", "--set", "detect.min_area=-5"], "detect.min_area must be in"),
-    (["{video}", "--set", "mask.nope=1"], "unknown key 'mask.nope'"),
-    (["{video}", "--set", "novalue"], "--set expects KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.mp4"], "video not found: missing.mp4"),
+        (["{video}", "--frame", "500"], "--frame 500 is past the end of {video}: it has 60 frames"),
+        (["{video}", "--frame", "62"], "--frame 62 is past the end of {video}: it has 60 frames"),
+        (["{video}", "--set", "detect.min_area=-5"], "detect.min_area must be in"),
+        (["{video}", "--set", "mask.nope=1"], "unknown key 'mask.nope'"),
+        (["{video}", "--set", "novalue"], "--set expects KEY=VALUE"),
+    ],
+)
 def test_bad_input(cookies, tmp_path, args, message):
     out = tmp_path / "out"
     r = cli("inspect", *(a.format(video=cookies.video) for a in args), "--out", out)
@@ -212,8 +231,9 @@ def test_bad_output_folder(cookies, tmp_path):
     assert target.read_text() == "x"
 
 
-@pytest.mark.parametrize("args", [["{video}"], ["{video}", "--out", "x", "--frame", "0"],
-                                  ["{video}", "--out", "x", "--frame", "two"]])
+@pytest.mark.parametrize(
+    "args", [["{video}"], ["{video}", "--out", "x", "--frame", "0"], ["{video}", "--out", "x", "--frame", "two"]]
+)
 def test_usage(cookies, tmp_path, args):
     r = cli("inspect", *(a.format(video=cookies.video) for a in args), cwd=tmp_path)
     assert r.returncode == 2 and "usage: conveyor-qc inspect" in r.stderr

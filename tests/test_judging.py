@@ -36,7 +36,7 @@ class DarkShare:
         out = []
         for im in images:
             h, w = im.shape[:2]
-            middle = im[h // 4: 3 * h // 4, w // 4: 3 * w // 4]
+            middle = im[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
             score = min(1.0, 4.0 * float(np.mean(middle.mean(axis=2) < 80)))  # about half above 0.5
             out.append(Verdict("anomaly" if score >= 0.5 else "normal", score))
         return out

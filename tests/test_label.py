@@ -97,8 +97,9 @@ def serving(run: Path):
         thread.join(5)
 
 
-def request(server, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+def request(
+    server, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     """One raw request (the path is sent exactly as given)."""
     host, port = server.server_address[:2]
     conn = http.client.HTTPConnection(host, port, timeout=5)
@@ -117,8 +118,9 @@ def request(server, method: str, path: str, body: bytes | None = None,
 
 
 def post_label(server, track, label, ctype="application/json") -> tuple[int, bytes]:
-    return request(server, "POST", f"/api/labels/{track}", json.dumps({"label": label}).encode(),
-                   {"Content-Type": ctype})
+    return request(
+        server, "POST", f"/api/labels/{track}", json.dumps({"label": label}).encode(), {"Content-Type": ctype}
+    )
 
 
 def wait_for(check, timeout: float = 5.0, what: str = "condition"):
@@ -154,8 +156,13 @@ def test_api_lists_objects_and_saves_each_change(run_dir):
         status, body = post_label(server, ids[0], "normal")
         assert status == 200 and json.loads(body)["label"] == "normal"
         assert read_labels(run_dir) == {str(ids[0]): "normal"}
-        status, _ = request(server, "PUT", f"/api/labels/{ids[1]}", b'{"label": "anomaly"}',
-                            {"Content-Type": "application/json; charset=utf-8"})
+        status, _ = request(
+            server,
+            "PUT",
+            f"/api/labels/{ids[1]}",
+            b'{"label": "anomaly"}',
+            {"Content-Type": "application/json; charset=utf-8"},
+        )
         assert status == 200
         assert read_labels(run_dir) == {str(ids[0]): "normal", str(ids[1]): "anomaly"}
         status, body = post_label(server, ids[0], None)
@@ -168,8 +175,12 @@ def test_concurrent_changes_all_saved(run_dir):
     ids = object_ids(run_dir)
     with serving(run_dir) as server:
         results = []
-        threads = [threading.Thread(target=lambda t=t, i=i: results.append(
-            post_label(server, t, "normal" if i % 2 else "anomaly")[0])) for i, t in enumerate(ids)]
+        threads = [
+            threading.Thread(
+                target=lambda t=t, i=i: results.append(post_label(server, t, "normal" if i % 2 else "anomaly")[0])
+            )
+            for i, t in enumerate(ids)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -185,16 +196,16 @@ def test_bad_requests_are_refused_and_change_nothing(run_dir):
     outside.write_text("secret")
     tid = with_crops(run_dir)[0]
     real = sorted((run_dir / "crops" / str(tid)).glob("*.jpg"))[0].name
-    (run_dir / "crops" / str(tid) / "999998.png").symlink_to(outside)           # a link out of the run
+    (run_dir / "crops" / str(tid) / "999998.png").symlink_to(outside)  # a link out of the run
     (run_dir / "crops" / str(tid) / "999997.png").symlink_to(run_dir / "summary.json")  # out of crops/
     (run_dir / "crops" / str(tid) / "999996.jpg").symlink_to(outside)
     (run_dir / "crops" / str(tid) / "999995.jpeg").symlink_to(run_dir / "objects.csv")
-    (run_dir / "crops" / str(tid) / "999994.gif").write_bytes(b"GIF89a")       # not a crop's suffix
+    (run_dir / "crops" / str(tid) / "999994.gif").write_bytes(b"GIF89a")  # not a crop's suffix
     before = snapshot(run_dir)
     js = {"Content-Type": "application/json"}
     with serving(run_dir) as server:
-        assert post_label(server, 99999, "normal")[0] == 404            # unknown track
-        assert post_label(server, ids[1], "broken")[0] == 400           # bad label
+        assert post_label(server, 99999, "normal")[0] == 404  # unknown track
+        assert post_label(server, ids[1], "broken")[0] == 400  # bad label
         assert post_label(server, ids[1], "Normal")[0] == 400
         assert post_label(server, ids[1], 1)[0] == 400
         assert post_label(server, ids[1], "normal", ctype="text/plain")[0] == 415
@@ -209,25 +220,56 @@ def test_bad_requests_are_refused_and_change_nothing(run_dir):
         assert request(server, "POST", "/api/objects", b'{"label": "normal"}', js)[0] == 404
         assert request(server, "DELETE", f"/api/labels/{ids[0]}")[0] == 405
         # a page elsewhere: another origin, or DNS rebinding to 127.0.0.1
-        assert request(server, "POST", f"/api/labels/{ids[1]}", b'{"label": "normal"}',
-                       {**js, "Origin": "http://evil.example"})[0] == 403
-        assert request(server, "POST", f"/api/labels/{ids[1]}", b'{"label": "normal"}',
-                       {**js, "Host": "evil.example"})[0] == 403
+        assert (
+            request(
+                server, "POST", f"/api/labels/{ids[1]}", b'{"label": "normal"}', {**js, "Origin": "http://evil.example"}
+            )[0]
+            == 403
+        )
+        assert (
+            request(server, "POST", f"/api/labels/{ids[1]}", b'{"label": "normal"}', {**js, "Host": "evil.example"})[0]
+            == 403
+        )
         assert request(server, "GET", "/api/objects", headers={"Host": "evil.example:80"})[0] == 403
 
         assert request(server, "GET", f"/crops/{tid}/{real}")[0] == 200
-        for path in ["/crops/../objects.csv", "/crops/%2e%2e/objects.csv", "/crops/%2E%2E/summary.json",
-                     f"/crops/{tid}/../../summary.json", f"/crops/{tid}/..%2f..%2fsummary.json",
-                     f"/crops/{tid}/%2e%2e%2f%2e%2e%2fsummary.json", "/crops//etc/passwd", "/crops/%2fetc%2fpasswd",
-                     f"/crops/{tid}/..\\..\\summary.json", "/crops/../../../../etc/passwd",
-                     f"/crops/{tid}/999998.png", f"/crops/{tid}/999997.png", f"/crops/{tid}/{real[:-4]}.PNG",
-                     f"/crops/{tid}/999996.jpg", f"/crops/{tid}/999995.jpeg", f"/crops/{tid}/999994.gif",
-                     f"/crops/{tid}/{real[:-4]}.JPG", f"/crops/{tid}/{real[:-4]}.png", f"/crops/{tid}/{real[:-4]}.jpeg",
-                     f"/crops/{tid}/{real}/", f"/crops/{tid}/{real}%00.png", f"/crops/{tid}/{real}.png",
-                     f"/crops/{tid}/../{tid}/{real}", f"/crops/{tid}/.%2e/{tid}/{real}",
-                     f"/crops/99999/{real}", f"/crops/{tid}", "/crops/", "/objects.csv", "/labels.csv",
-                     "/../objects.csv", "/%2e%2e/objects.csv", "/web/app.js", "/label_server.py",
-                     "http://127.0.0.1/objects.csv", "/etc/passwd"]:
+        for path in [
+            "/crops/../objects.csv",
+            "/crops/%2e%2e/objects.csv",
+            "/crops/%2E%2E/summary.json",
+            f"/crops/{tid}/../../summary.json",
+            f"/crops/{tid}/..%2f..%2fsummary.json",
+            f"/crops/{tid}/%2e%2e%2f%2e%2e%2fsummary.json",
+            "/crops//etc/passwd",
+            "/crops/%2fetc%2fpasswd",
+            f"/crops/{tid}/..\\..\\summary.json",
+            "/crops/../../../../etc/passwd",
+            f"/crops/{tid}/999998.png",
+            f"/crops/{tid}/999997.png",
+            f"/crops/{tid}/{real[:-4]}.PNG",
+            f"/crops/{tid}/999996.jpg",
+            f"/crops/{tid}/999995.jpeg",
+            f"/crops/{tid}/999994.gif",
+            f"/crops/{tid}/{real[:-4]}.JPG",
+            f"/crops/{tid}/{real[:-4]}.png",
+            f"/crops/{tid}/{real[:-4]}.jpeg",
+            f"/crops/{tid}/{real}/",
+            f"/crops/{tid}/{real}%00.png",
+            f"/crops/{tid}/{real}.png",
+            f"/crops/{tid}/../{tid}/{real}",
+            f"/crops/{tid}/.%2e/{tid}/{real}",
+            f"/crops/99999/{real}",
+            f"/crops/{tid}",
+            "/crops/",
+            "/objects.csv",
+            "/labels.csv",
+            "/../objects.csv",
+            "/%2e%2e/objects.csv",
+            "/web/app.js",
+            "/label_server.py",
+            "http://127.0.0.1/objects.csv",
+            "/etc/passwd",
+        ]:
             status, body = request(server, "GET", path)
             assert 400 <= status < 500, path
             assert b"secret" not in body and b"video_fps" not in body and b"track_id,first" not in body, path
@@ -287,7 +329,8 @@ def test_user_labels_loaded_bad_rows_warned_and_kept(run_dir):
         "4242,anomaly,from another run\n"
         "x7,normal,\n"
         f"{ids[3]},unknown,\n"
-        "\n")
+        "\n"
+    )
     store = LabelStore(run_dir)
     assert store.labels == {ids[0]: "normal", ids[1]: "anomaly"}
     text = "\n".join(store.warnings)
@@ -296,10 +339,15 @@ def test_user_labels_loaded_bad_rows_warned_and_kept(run_dir):
         assert post_label(server, ids[2], "anomaly")[0] == 200  # replaces the bad row, keeps its note
         assert post_label(server, ids[4], "normal")[0] == 200
     rows = list(csv.reader((run_dir / "labels.csv").open(newline="")))
-    assert rows == [["track_id", "label", "note"],
-                    [str(ids[0]), "normal", "first"], [str(ids[1]), "anomaly", ""],
-                    [str(ids[2]), "anomaly", "chipped?"], [str(ids[4]), "normal", ""],
-                    ["4242", "anomaly", "from another run"], ["x7", "normal", ""]]
+    assert rows == [
+        ["track_id", "label", "note"],
+        [str(ids[0]), "normal", "first"],
+        [str(ids[1]), "anomaly", ""],
+        [str(ids[2]), "anomaly", "chipped?"],
+        [str(ids[4]), "normal", ""],
+        ["4242", "anomaly", "from another run"],
+        ["x7", "normal", ""],
+    ]
 
 
 def test_unusable_run_folders_exit_1(run_dir, tmp_path, capsys):
@@ -322,8 +370,12 @@ def test_unusable_run_folders_exit_1(run_dir, tmp_path, capsys):
 
 
 def test_command_prints_url_and_stops_on_ctrl_c(run_dir):
-    proc = popen_interruptible([sys.executable, "-m", "conveyor_qc", "label", str(run_dir), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = popen_interruptible(
+        [sys.executable, "-m", "conveyor_qc", "label", str(run_dir), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = proc.stdout.readline()
         second = proc.stdout.readline()
@@ -331,8 +383,12 @@ def test_command_prints_url_and_stops_on_ctrl_c(run_dir):
         url = second.split()[1]
         assert url.startswith("http://127.0.0.1:"), second
         ids = object_ids(run_dir)
-        req = urllib.request.Request(url + f"api/labels/{ids[0]}", data=b'{"label": "anomaly"}', method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            url + f"api/labels/{ids[0]}",
+            data=b'{"label": "anomaly"}',
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=5) as r:
             assert r.status == 200
         proc.send_signal(signal.SIGINT)
@@ -356,8 +412,15 @@ def browser():
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1280,900", "--no-first-run", "--disable-extensions"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        "--no-first-run",
+        "--disable-extensions",
+    ):
         opts.add_argument(arg)
     opts.binary_location = CHROMIUM
     # The driver's path is given: Selenium Manager is never asked to download anything.
@@ -381,7 +444,8 @@ def keys(driver, text: str) -> None:
 def page_labels(driver) -> dict[str, str]:
     return driver.execute_script(
         "return Object.fromEntries([...document.querySelectorAll('article.obj')]"
-        ".map(a => [a.dataset.id, a.dataset.label]))")
+        ".map(a => [a.dataset.id, a.dataset.label]))"
+    )
 
 
 def current(driver) -> int:
@@ -402,7 +466,7 @@ def test_page_labels_with_keys_and_clicks_and_keeps_them(browser, run_dir):
         strip = browser.find_elements(By.CSS_SELECTOR, f"#obj-{with_crops(run_dir)[0]} .strip img")
         assert 1 <= len(strip) <= 8
 
-        keys(browser, "n")   # normal, and on to the next
+        keys(browser, "n")  # normal, and on to the next
         wait_for(lambda: read_labels(run_dir) == {str(ids[0]): "normal"}, what="labels.csv after N")
         assert current(browser) == ids[1]
         keys(browser, "a")
@@ -416,8 +480,10 @@ def test_page_labels_with_keys_and_clicks_and_keeps_them(browser, run_dir):
         keys(browser, "u")
         wait_for(lambda: str(ids[1]) not in read_labels(run_dir), what="labels.csv after U")
         keys(browser, "a" + Keys.ARROW_UP + Keys.ARROW_UP + Keys.BACK_SPACE)  # ids[1] anomaly; ids[0] cleared
-        wait_for(lambda: read_labels(run_dir) == {str(ids[1]): "anomaly", str(ids[2]): "anomaly"},
-                 what="labels.csv after Backspace")
+        wait_for(
+            lambda: read_labels(run_dir) == {str(ids[1]): "anomaly", str(ids[2]): "anomaly"},
+            what="labels.csv after Backspace",
+        )
         keys(browser, "n")  # ids[0] normal again
         wait_for(lambda: read_labels(run_dir).get(str(ids[0])) == "normal", what="labels.csv after N")
         # clicks: the Normal button of ids[4], then the same button again clears it
@@ -430,13 +496,15 @@ def test_page_labels_with_keys_and_clicks_and_keeps_them(browser, run_dir):
         browser.find_element(By.CSS_SELECTOR, f"#obj-{ids[5]} button.mark.anomaly").click()
         want = {str(ids[0]): "normal", str(ids[1]): "anomaly", str(ids[2]): "anomaly", str(ids[5]): "anomaly"}
         wait_for(lambda: read_labels(run_dir) == want, what="labels.csv after a click")
-        wait_for(lambda: browser.find_element(By.ID, "counter").text.startswith(f"{n - 4} of {n} left"),
-                 what="counter")
+        wait_for(lambda: browser.find_element(By.ID, "counter").text.startswith(f"{n - 4} of {n} left"), what="counter")
 
         # the filter: only unlabelled objects
         keys(browser, Keys.HOME + "f")
-        shown = [int(e.get_attribute("data-id")) for e in browser.find_elements(By.CSS_SELECTOR, "article.obj")
-                 if e.is_displayed()]
+        shown = [
+            int(e.get_attribute("data-id"))
+            for e in browser.find_elements(By.CSS_SELECTOR, "article.obj")
+            if e.is_displayed()
+        ]
         assert shown == [t for t in ids if str(t) not in want]
         keys(browser, "f")
 
@@ -467,8 +535,9 @@ def test_page_shows_labels_the_user_brought(browser, run_dir):
     from selenium.webdriver.common.by import By
 
     ids = object_ids(run_dir)
-    (run_dir / "labels.csv").write_text(f"track_id,label\n{ids[0]},anomaly\n{ids[2]},normal\n4242,normal\n"
-                                        f"{ids[1]},maybe\n")
+    (run_dir / "labels.csv").write_text(
+        f"track_id,label\n{ids[0]},anomaly\n{ids[2]},normal\n4242,normal\n{ids[1]},maybe\n"
+    )
     with serving(run_dir) as server:
         open_page(browser, server)
         labels = page_labels(browser)
@@ -480,5 +549,9 @@ def test_page_shows_labels_the_user_brought(browser, run_dir):
         wait_for(lambda: read_labels(run_dir).get(str(ids[1])) == "normal", what="labels.csv after N")
         browser.find_element(By.CSS_SELECTOR, f"#obj-{ids[0]} button.mark.normal").click()
         wait_for(lambda: read_labels(run_dir).get(str(ids[0])) == "normal", what="labels.csv after a click")
-    assert read_labels(run_dir) == {str(ids[0]): "normal", str(ids[1]): "normal", str(ids[2]): "normal",
-                                    "4242": "normal"}
+    assert read_labels(run_dir) == {
+        str(ids[0]): "normal",
+        str(ids[1]): "normal",
+        str(ids[2]): "normal",
+        "4242": "normal",
+    }

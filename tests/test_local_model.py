@@ -34,7 +34,7 @@ def _cookie(size=(300, 260), centre=None, radius=90, crack=False, halves=False, 
     side = max(h, w) + 40
     out = np.zeros((side, side, 3), np.uint8)
     y0, x0 = (side - h) // 2, (side - w) // 2
-    out[y0:y0 + h, x0:x0 + w] = img
+    out[y0 : y0 + h, x0 : x0 + w] = img
     return out
 
 
@@ -80,7 +80,7 @@ def _plain_lbp(gray, inside):
     c = g[1:-1, 1:-1]
     count = np.zeros_like(c, dtype=np.uint8)
     for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1)):
-        count += (g[1 + dy: g.shape[0] - 1 + dy, 1 + dx: g.shape[1] - 1 + dx] > c + 2).astype(np.uint8)
+        count += (g[1 + dy : g.shape[0] - 1 + dy, 1 + dx : g.shape[1] - 1 + dx] > c + 2).astype(np.uint8)
     vals = np.minimum(count[inside[1:-1, 1:-1] > 0], 7)
     hist = np.bincount(vals, minlength=8).astype(np.float64)
     return hist / max(hist.sum(), 1.0)
@@ -96,7 +96,7 @@ def test_lbp_and_content_match_the_plain_numpy():
     for image in _images():
         nonblack = image.max(axis=2) > 8
         rows, cols = np.flatnonzero(nonblack.any(axis=1)), np.flatnonzero(nonblack.any(axis=0))
-        want = image if len(rows) < 8 or len(cols) < 8 else image[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+        want = image if len(rows) < 8 or len(cols) < 8 else image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
         np.testing.assert_array_equal(lm._content(image), want)
 
 
@@ -104,11 +104,12 @@ def test_colour_distance_matches_the_plain_numpy():
     lab = cv2.cvtColor(cv2.resize(_cookie(crack=True), (256, 256), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2LAB)
     _, raw = lm._object_mask(lab)
     b = 256 // 40
-    border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3),
-                             lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)]).astype(np.float32)
+    border = np.concatenate(
+        [lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3), lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)]
+    ).astype(np.float32)
     diff = lab.astype(np.float32) - np.median(border, axis=0)
     diff[..., 0] *= 0.6
-    np.testing.assert_array_equal(raw, np.sqrt((diff ** 2).sum(axis=2)))
+    np.testing.assert_array_equal(raw, np.sqrt((diff**2).sum(axis=2)))
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 101, 1000])

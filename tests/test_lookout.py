@@ -25,17 +25,30 @@ AWS_MODELS = shared_dir() / "aws-models"
 BUCKET = "conveyor-qc-lookout"
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 
-pytestmark = pytest.mark.skipif(not (AWS_MODELS / "lookoutvision" / "2020-11-20").is_dir(),
-                                reason=f"no Lookout for Vision API description in {AWS_MODELS}")
+pytestmark = pytest.mark.skipif(
+    not (AWS_MODELS / "lookoutvision" / "2020-11-20").is_dir(),
+    reason=f"no Lookout for Vision API description in {AWS_MODELS}",
+)
 
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch):
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_DATA_PATH": str(AWS_MODELS)}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_DATA_PATH": str(AWS_MODELS),
+    }.items():
         monkeypatch.setenv(k, v)
-    for k in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_LOOKOUTVISION",
-              "CONVEYOR_QC_LOOKOUT_S3", "CONVEYOR_QC_LOOKOUT_PROJECT"):
+    for k in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_LOOKOUTVISION",
+        "CONVEYOR_QC_LOOKOUT_S3",
+        "CONVEYOR_QC_LOOKOUT_PROJECT",
+    ):
         monkeypatch.delenv(k, raising=False)
 
 
@@ -53,16 +66,21 @@ def stubbed():
 
 
 def _not_found(stub, op, params, rtype="PROJECT"):
-    stub.add_client_error(op, "ResourceNotFoundException", "not found", 404, expected_params=params,
-                          modeled_fields={"Message": "not found", "ResourceId": "x", "ResourceType": rtype})
+    stub.add_client_error(
+        op,
+        "ResourceNotFoundException",
+        "not found",
+        404,
+        expected_params=params,
+        modeled_fields={"Message": "not found", "ResourceId": "x", "ResourceType": rtype},
+    )
 
 
 def _model(stub, status, message=None, project="p", version="1"):
     desc = {"ModelVersion": version, "Status": status}
     if message:
         desc["StatusMessage"] = message
-    stub.add_response("describe_model", {"ModelDescription": desc},
-                      {"ProjectName": project, "ModelVersion": version})
+    stub.add_response("describe_model", {"ModelDescription": desc}, {"ProjectName": project, "ModelVersion": version})
 
 
 def test_missing_model_description_says_aws_data_path(monkeypatch, capsys):
@@ -91,10 +109,14 @@ def test_real_shapes_refuse_bad_requests():
 def test_create_project_is_idempotent(stubbed):
     client, stub = stubbed
     _not_found(stub, "describe_project", {"ProjectName": "p"})
-    stub.add_response("create_project", {"ProjectMetadata": {"ProjectArn": "arn:p", "ProjectName": "p",
-                                                             "CreationTimestamp": NOW}}, {"ProjectName": "p"})
-    stub.add_response("describe_project", {"ProjectDescription": {"ProjectArn": "arn:p", "ProjectName": "p"}},
-                      {"ProjectName": "p"})
+    stub.add_response(
+        "create_project",
+        {"ProjectMetadata": {"ProjectArn": "arn:p", "ProjectName": "p", "CreationTimestamp": NOW}},
+        {"ProjectName": "p"},
+    )
+    stub.add_response(
+        "describe_project", {"ProjectDescription": {"ProjectArn": "arn:p", "ProjectName": "p"}}, {"ProjectName": "p"}
+    )
     assert lv.create_project(client, "p")["created"] is True
     assert lv.create_project(client, "p") == {"ProjectName": "p", "ProjectArn": "arn:p", "created": False}
 
@@ -103,25 +125,41 @@ def test_create_datasets_waits_then_fails_with_aws_message(stubbed):
     client, stub = stubbed
     for side in ("train", "test"):
         _not_found(stub, "describe_dataset", {"ProjectName": "p", "DatasetType": side}, "DATASET")
-        stub.add_response("create_dataset", {"DatasetMetadata": {"DatasetType": side, "Status": "CREATE_IN_PROGRESS"}},
-                          {"ProjectName": "p", "DatasetType": side, "DatasetSource": {"GroundTruthManifest": {
-                              "S3Object": {"Bucket": "bkt", "Key": f"x/{side}.manifest"}}}})
-        stub.add_response("describe_dataset", {"DatasetDescription": {"Status": "CREATE_IN_PROGRESS"}},
-                          {"ProjectName": "p", "DatasetType": side})
-        last = {"Status": "CREATE_COMPLETE", "ImageStats": {"Total": 3, "Normal": 2, "Anomaly": 1}} \
-            if side == "train" else {"Status": "CREATE_FAILED", "StatusMessage": "manifest line 3: bad source-ref"}
+        stub.add_response(
+            "create_dataset",
+            {"DatasetMetadata": {"DatasetType": side, "Status": "CREATE_IN_PROGRESS"}},
+            {
+                "ProjectName": "p",
+                "DatasetType": side,
+                "DatasetSource": {"GroundTruthManifest": {"S3Object": {"Bucket": "bkt", "Key": f"x/{side}.manifest"}}},
+            },
+        )
+        stub.add_response(
+            "describe_dataset",
+            {"DatasetDescription": {"Status": "CREATE_IN_PROGRESS"}},
+            {"ProjectName": "p", "DatasetType": side},
+        )
+        last = (
+            {"Status": "CREATE_COMPLETE", "ImageStats": {"Total": 3, "Normal": 2, "Anomaly": 1}}
+            if side == "train"
+            else {"Status": "CREATE_FAILED", "StatusMessage": "manifest line 3: bad source-ref"}
+        )
         stub.add_response("describe_dataset", {"DatasetDescription": last}, {"ProjectName": "p", "DatasetType": side})
     seen = []
     with pytest.raises(lv.LookoutError, match="test dataset: CREATE_FAILED: manifest line 3: bad source-ref"):
-        lv.create_datasets(client, "p", "s3://bkt/x/train.manifest", "s3://bkt/x/test.manifest", poll=0,
-                           progress=seen.append)
+        lv.create_datasets(
+            client, "p", "s3://bkt/x/train.manifest", "s3://bkt/x/test.manifest", poll=0, progress=seen.append
+        )
     assert any("train dataset: CREATE_COMPLETE" in s for s in seen)
 
 
 def test_train_model_waits_through_training(stubbed):
     client, stub = stubbed
-    stub.add_response("create_model", {"ModelMetadata": {"ModelVersion": "1", "Status": "TRAINING"}},
-                      {"ProjectName": "p", "OutputConfig": {"S3Location": {"Bucket": "bkt", "Prefix": "x/out/"}}})
+    stub.add_response(
+        "create_model",
+        {"ModelMetadata": {"ModelVersion": "1", "Status": "TRAINING"}},
+        {"ProjectName": "p", "OutputConfig": {"S3Location": {"Bucket": "bkt", "Prefix": "x/out/"}}},
+    )
     _model(stub, "TRAINING")
     _model(stub, "TRAINED")
     seen = []
@@ -131,23 +169,28 @@ def test_train_model_waits_through_training(stubbed):
 
 def test_training_failed_carries_message_and_timeout(stubbed):
     client, stub = stubbed
-    stub.add_response("create_model", {"ModelMetadata": {"ModelVersion": "1", "Status": "TRAINING"}},
-                      {"ProjectName": "p", "OutputConfig": {"S3Location": {"Bucket": "bkt"}}})
+    stub.add_response(
+        "create_model",
+        {"ModelMetadata": {"ModelVersion": "1", "Status": "TRAINING"}},
+        {"ProjectName": "p", "OutputConfig": {"S3Location": {"Bucket": "bkt"}}},
+    )
     _model(stub, "TRAINING_FAILED", "Too few anomalous images")
     with pytest.raises(lv.LookoutError, match="model 1: TRAINING_FAILED: Too few anomalous images"):
         lv.train_model(client, "p", "s3://bkt", poll=0)
     # The wait has a timeout.
     with pytest.raises(lv.LookoutError, match="still TRAINING after .*timeout"):
-        lv.wait_for(lambda: {"Status": "TRAINING"}, what="model 1", done=("TRAINED",), failed=(), timeout=0.05,
-                    poll=0.01)
+        lv.wait_for(
+            lambda: {"Status": "TRAINING"}, what="model 1", done=("TRAINED",), failed=(), timeout=0.05, poll=0.01
+        )
 
 
 @pytest.mark.parametrize("interrupt", [RuntimeError("boom"), KeyboardInterrupt()])
 def test_hosting_stops_after_error_or_ctrl_c(stubbed, interrupt):
     client, stub = stubbed
     _model(stub, "TRAINED")
-    stub.add_response("start_model", {"Status": "STARTING_HOSTING"},
-                      {"ProjectName": "p", "ModelVersion": "1", "MinInferenceUnits": 1})
+    stub.add_response(
+        "start_model", {"Status": "STARTING_HOSTING"}, {"ProjectName": "p", "ModelVersion": "1", "MinInferenceUnits": 1}
+    )
     _model(stub, "STARTING_HOSTING")
     _model(stub, "HOSTED")
     _model(stub, "HOSTED")  # stop: still hosted -> StopModel
@@ -170,12 +213,16 @@ def test_lookout_model_predict_and_close(stubbed):
 
     client, stub = stubbed
     _model(stub, "TRAINED")
-    stub.add_response("start_model", {"Status": "STARTING_HOSTING"},
-                      {"ProjectName": "p", "ModelVersion": "1", "MinInferenceUnits": 2})
+    stub.add_response(
+        "start_model", {"Status": "STARTING_HOSTING"}, {"ProjectName": "p", "ModelVersion": "1", "MinInferenceUnits": 2}
+    )
     _model(stub, "HOSTED")
     for anomalous, conf in ((True, 0.9), (False, 0.75)):
-        stub.add_response("detect_anomalies", {"DetectAnomalyResult": {"IsAnomalous": anomalous, "Confidence": conf}},
-                          {"ProjectName": "p", "ModelVersion": "1", "Body": ANY, "ContentType": "image/png"})
+        stub.add_response(
+            "detect_anomalies",
+            {"DetectAnomalyResult": {"IsAnomalous": anomalous, "Confidence": conf}},
+            {"ProjectName": "p", "ModelVersion": "1", "Body": ANY, "ContentType": "image/png"},
+        )
     _model(stub, "HOSTED")
     stub.add_response("stop_model", {"Status": "STOPPING_HOSTING"}, {"ProjectName": "p", "ModelVersion": "1"})
     with lv.LookoutModel(client, "p", "1", min_units=2, poll=0) as model:
@@ -226,8 +273,14 @@ def dataset(tmp_path_factory):
         rel = f"images/v/{i}/000001.png"
         (root / rel).parent.mkdir(parents=True)
         cv2.imwrite(str(root / rel), _crop(60 if label == "anomaly" else 230))
-        sides[side].append(ManifestEntry(source_ref=rel, label=label, creation_date="2026-11-27T10:00:00.000Z",
-                                         extra={"conveyor-qc-object": f"v/{i}"}))
+        sides[side].append(
+            ManifestEntry(
+                source_ref=rel,
+                label=label,
+                creation_date="2026-11-27T10:00:00.000Z",
+                extra={"conveyor-qc-object": f"v/{i}"},
+            )
+        )
     for side, entries in sides.items():
         write_manifest(root / f"{side}.manifest", entries)
     return root
@@ -250,8 +303,10 @@ def test_commands_end_to_end(standin, s3_endpoint, dataset, tmp_path, capsys, mo
     s3 = f"s3://{BUCKET}/cookies/v1"
     code, out, err = _cli(["lookout", "upload", str(dataset), "--s3", s3, "--s3-endpoint", s3_endpoint, "-q"], capsys)
     assert code == 0 and "uploaded 10 file(s)" in out, err
-    assert "uploaded 0 file(s) (0 bytes), 10 already there" in \
-        _cli(["lookout", "upload", str(dataset), "--s3", s3, "--s3-endpoint", s3_endpoint], capsys)[1]
+    assert (
+        "uploaded 0 file(s) (0 bytes), 10 already there"
+        in _cli(["lookout", "upload", str(dataset), "--s3", s3, "--s3-endpoint", s3_endpoint], capsys)[1]
+    )
     # datasets: the stand-in read both manifests from S3 and found every image
     code, out, err = _cli(["lookout", "create-datasets", *pj, "--s3", s3, *ep], capsys)
     assert code == 0, err
@@ -259,8 +314,22 @@ def test_commands_end_to_end(standin, s3_endpoint, dataset, tmp_path, capsys, mo
     assert "test dataset: CREATE_COMPLETE, 3 images (2 normal, 1 anomaly)" in out
     assert sorted(standin.manifest_checked) == [("cookies/v1/test.manifest", 3), ("cookies/v1/train.manifest", 5)]
     # train, with progress on stderr
-    code, out, err = _cli(["lookout", "train", *pj, "--s3", s3, "--out", str(tmp_path / "m"),
-                           "--endpoint-url", standin.url, "--poll", "0.01"], capsys)
+    code, out, err = _cli(
+        [
+            "lookout",
+            "train",
+            *pj,
+            "--s3",
+            s3,
+            "--out",
+            str(tmp_path / "m"),
+            "--endpoint-url",
+            standin.url,
+            "--poll",
+            "0.01",
+        ],
+        capsys,
+    )
     assert code == 0 and out.startswith("model 1: TRAINED, F1 0.900"), err
     assert "model 1: TRAINING" in err
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
@@ -290,9 +359,17 @@ def test_commands_end_to_end(standin, s3_endpoint, dataset, tmp_path, capsys, mo
 def _trained(standin, dataset, s3_endpoint, tmp_path, project="p2"):
     from conveyor_qc.anomaly.model import train_model
 
-    meta = train_model(dataset / "train.manifest", tmp_path / "model", backend="lookout",
-                       test_manifest=dataset / "test.manifest", s3=f"s3://{BUCKET}/{project}", project=project,
-                       endpoint_url=standin.url, s3_endpoint=s3_endpoint, poll=0.01)
+    meta = train_model(
+        dataset / "train.manifest",
+        tmp_path / "model",
+        backend="lookout",
+        test_manifest=dataset / "test.manifest",
+        s3=f"s3://{BUCKET}/{project}",
+        project=project,
+        endpoint_url=standin.url,
+        s3_endpoint=s3_endpoint,
+        poll=0.01,
+    )
     return meta
 
 
@@ -332,13 +409,29 @@ def test_detect_start_always_stops_hosting(standin, s3_endpoint, dataset, tmp_pa
         monkeypatch.setattr(lv, "detect_anomalies", flaky)
     else:
         standin.detect_error = "image too small"
-    code, _out, err = _cli(["lookout", "detect", "--project", "p3", "--model-version", "1", str(crops), "--start",
-                           "--endpoint-url", standin.url, "--poll", "0.01", "-q"], capsys)
+    code, _out, err = _cli(
+        [
+            "lookout",
+            "detect",
+            "--project",
+            "p3",
+            "--model-version",
+            "1",
+            str(crops),
+            "--start",
+            "--endpoint-url",
+            standin.url,
+            "--poll",
+            "0.01",
+            "-q",
+        ],
+        capsys,
+    )
     assert code == (130 if how == "ctrl-c" else 1)
     if how == "error":
         assert "image too small" in err and "Traceback" not in err
     assert standin.calls.count("StartModel") == 1
-    assert "StopModel" in standin.calls[standin.calls.index("StartModel"):]
+    assert "StopModel" in standin.calls[standin.calls.index("StartModel") :]
 
 
 def test_throttling_is_retried(standin, capsys):
@@ -352,8 +445,10 @@ def test_bad_manifest_is_create_failed_with_message(standin, s3_endpoint, datase
     ep = ["--endpoint-url", standin.url, "--poll", "0.01", "-q"]
     assert _cli(["lookout", "create-project", "--project", "bad", *ep], capsys)[0] == 0
     # nothing uploaded under this prefix: the stand-in cannot read the manifest
-    code, _out, err = _cli(["lookout", "create-datasets", "--project", "bad", "--s3", f"s3://{BUCKET}/nothing-here",
-                           "--single", *ep], capsys)
+    code, _out, err = _cli(
+        ["lookout", "create-datasets", "--project", "bad", "--s3", f"s3://{BUCKET}/nothing-here", "--single", *ep],
+        capsys,
+    )
     assert code == 1 and "train dataset: CREATE_FAILED: manifest s3://" in err and "cannot be read" in err
 
 
@@ -362,10 +457,27 @@ def test_cli_train_backend_lookout_and_predict(standin, s3_endpoint, dataset, tm
     options, then `predict` (endpoint from the environment), which hosts the model for the run and stops it."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_LOOKOUTVISION", standin.url)
     monkeypatch.setenv("CONVEYOR_QC_LOOKOUT_POLL", "0.01")
-    code, out, err = _cli(["train", str(dataset / "train.manifest"), "--out", str(tmp_path / "m"), "--backend",
-                           "lookout", "--test-manifest", str(dataset / "test.manifest"),
-                           "--s3", f"s3://{BUCKET}/cli", "--project", "cli", "--endpoint-url", standin.url,
-                           "--s3-endpoint", s3_endpoint], capsys)
+    code, out, err = _cli(
+        [
+            "train",
+            str(dataset / "train.manifest"),
+            "--out",
+            str(tmp_path / "m"),
+            "--backend",
+            "lookout",
+            "--test-manifest",
+            str(dataset / "test.manifest"),
+            "--s3",
+            f"s3://{BUCKET}/cli",
+            "--project",
+            "cli",
+            "--endpoint-url",
+            standin.url,
+            "--s3-endpoint",
+            s3_endpoint,
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "m" / "model.json").read_text())["project"] == "cli"
     img = tmp_path / "dark.png"

@@ -30,7 +30,9 @@ def full(clip, tmp_path_factory):
     """A run left alone, and the order in which its objects finished (from the live objects.csv,
     which grows in that order, read just before close() sorts it)."""
     out = tmp_path_factory.mktemp("full") / "out"
-    r = run_cli("run", clip, "--out", out, "-q", *RUN_SETTINGS, env={**os.environ, "CONVEYOR_QC_KILL_AT": "close:synced"})
+    r = run_cli(
+        "run", clip, "--out", out, "-q", *RUN_SETTINGS, env={**os.environ, "CONVEYOR_QC_KILL_AT": "close:synced"}
+    )
     assert r.returncode == -signal.SIGKILL, r.stderr
     order = [int(line.split(b",", 1)[0]) for line in (out / "objects.csv").read_bytes().splitlines()[1:]]
     r = run_cli("run", clip, "--out", out, "-q", *RUN_SETTINGS)
@@ -50,8 +52,11 @@ def kill_after(clip: Path, out: Path, objects: int) -> None:
     run has started writing). Rows are in objects.csv a moment before their commit; a kill in
     that moment is cut back to the commit before, which is what recovery does, not what this
     waits for."""
-    proc = subprocess.Popen([*CLI, "run", str(clip), "--out", str(out), "-q", *RUN_SETTINGS],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*CLI, "run", str(clip), "--out", str(out), "-q", *RUN_SETTINGS],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -169,8 +174,9 @@ def test_recover_refuses_a_live_run(clip, tmp_path):
     writer holds a lock on its journal), and the live run is not disturbed. The live run is
     stopped (SIGSTOP) while the others try, so that it cannot finish first."""
     out = tmp_path / "out"
-    proc = subprocess.Popen([*CLI, "run", str(clip), "--out", str(out), "-q", *RUN_SETTINGS],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*CLI, "run", str(clip), "--out", str(out), "-q", *RUN_SETTINGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 60
         while not (out / ".run.journal").exists() and time.monotonic() < deadline:

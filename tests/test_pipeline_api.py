@@ -64,7 +64,9 @@ def test_demo_steps(make_clip, tmp_path, capsys):
     # The clip's last object comes into view on its last frame, which X = 2 does not detect on.
     import re
 
-    m = re.search(r"objects counted : (\d+) \(ground truth: (\d+); object F1 ([0-9.]+), each counted once: (yes|no)\)", out)
+    m = re.search(
+        r"objects counted : (\d+) \(ground truth: (\d+); object F1 ([0-9.]+), each counted once: (yes|no)\)", out
+    )
     assert m, out
     assert int(m.group(2)) - 1 <= int(m.group(1)) <= int(m.group(2)) and float(m.group(3)) >= 0.95
     assert demo.main(["nonsense"]) == 2

@@ -56,15 +56,18 @@ def assert_exactly_once(gt_path, tracks):
     return report
 
 
-@pytest.mark.parametrize("preset,seed,seconds", [
-    ("uneven-light", 4, 6),   # 25% vignette, 30% gradient across the belt, a colour cast
-    ("crackers-up", 4, 6),    # light crackers on a blue belt with seams, moving up
-    ("mono", 4, 6),           # grey frames: shadows and products have the belt's (zero) chroma
-    ("lateral-cut", 4, 4),    # rows cut by the frame's top and bottom for their whole passage
-    ("seed-line", 4, 3),      # the seed's line: 1080p60, 1.5 px a frame, 45% covered, vignette, crumbs
-    ("seed-line", 2, 6),      # ... with an object along the top edge that leaves at 5.5 s: its last
-                              # sliver is too small to detect for longer than track.max_misses
-])
+@pytest.mark.parametrize(
+    "preset,seed,seconds",
+    [
+        ("uneven-light", 4, 6),  # 25% vignette, 30% gradient across the belt, a colour cast
+        ("crackers-up", 4, 6),  # light crackers on a blue belt with seams, moving up
+        ("mono", 4, 6),  # grey frames: shadows and products have the belt's (zero) chroma
+        ("lateral-cut", 4, 4),  # rows cut by the frame's top and bottom for their whole passage
+        ("seed-line", 4, 3),  # the seed's line: 1080p60, 1.5 px a frame, 45% covered, vignette, crumbs
+        ("seed-line", 2, 6),  # ... with an object along the top edge that leaves at 5.5 s: its last
+        # sliver is too small to detect for longer than track.max_misses
+    ],
+)
 def test_untuned_run_counts_every_object_once(tmp_path, preset, seed, seconds):
     clip = tmp_path / "clip"
     synthesize(clip, preset=preset, seed=seed, seconds=seconds)
@@ -100,8 +103,11 @@ def _run_scrolling_clip(tmp_path, frames: int, make_frame) -> tuple[subprocess.C
         writer.write(make_frame(t))
     writer.release()
     out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "conveyor_qc", "run", str(video), "--out", str(out),
-                        "--no-video", "--no-crops"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "conveyor_qc", "run", str(video), "--out", str(out), "--no-video", "--no-crops"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     return r, json.loads((out / "summary.json").read_text())
 
@@ -115,7 +121,7 @@ def test_a_belt_of_no_one_colour_is_told_at_once(tmp_path):
 
     def frame(t):
         start = (8 * t) % (strip.shape[1] - 640)
-        return np.ascontiguousarray(strip[:, start:start + 640])
+        return np.ascontiguousarray(strip[:, start : start + 640])
 
     r, summary = _run_scrolling_clip(tmp_path, 60, frame)
     assert "warning: no clear belt colour" in r.stderr
@@ -140,7 +146,7 @@ def test_frames_that_change_while_nothing_is_found_are_told_once():
     for t in range(frames):
         img = np.full((360, 640, 3), 40, np.uint8)
         x = (12 * t) % 560
-        img[100:260, x:x + 160] = 220  # a change of far more than CHANGE_LEVELS on the thumbnail
+        img[100:260, x : x + 160] = 220  # a change of far more than CHANGE_LEVELS on the thumbnail
         watch.after_frame(t, img, False, dict)
         quiet.after_frame(t, np.full((360, 640, 3), 40, np.uint8), False, dict)
         found.after_frame(t, img, True, dict)
@@ -168,7 +174,7 @@ def test_a_view_mostly_of_products_is_told_at_once(tmp_path):
     strip = np.clip(strip.astype(np.int16) + rng.normal(0, 3, strip.shape).astype(np.int16), 0, 255).astype(np.uint8)
 
     def frame(t):
-        return np.ascontiguousarray(strip[:, 3 * t:3 * t + 640])
+        return np.ascontiguousarray(strip[:, 3 * t : 3 * t + 640])
 
     r, summary = _run_scrolling_clip(tmp_path, 45, frame)
     mask = summary["mask"]

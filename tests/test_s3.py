@@ -46,8 +46,17 @@ def test_parse_url():
 def test_dataset_upload_then_nothing_to_send(endpoint, client, cookies_dir, tmp_path, capsys):
     out = tmp_path / "ds"
     url = f"s3://{BUCKET}/cookies/v1"
-    args = ["dataset", str(cookies_dir / "train.manifest"), "--out", str(out), "--s3", url,
-            "--s3-endpoint", endpoint, "-q"]
+    args = [
+        "dataset",
+        str(cookies_dir / "train.manifest"),
+        "--out",
+        str(out),
+        "--s3",
+        url,
+        "--s3-endpoint",
+        endpoint,
+        "-q",
+    ]
     assert main(args) == 0
     assert "uploaded 65 file(s)" in capsys.readouterr().out  # 63 images + 2 manifests
     stored = _objects(client, "cookies/v1")
@@ -63,10 +72,12 @@ def test_dataset_upload_then_nothing_to_send(endpoint, client, cookies_dir, tmp_
         assert [e.label for e in remote] == [e.label for e in local] and remote
         for r, loc in zip(remote, local):
             assert r.source_ref == f"{url}/{loc.source_ref}" and r.path is None
-            key = r.source_ref[len(f"s3://{BUCKET}/"):]
+            key = r.source_ref[len(f"s3://{BUCKET}/") :]
             assert stored[key] == loc.path.read_bytes()
     assert set(stored) == {f"cookies/v1/{p.relative_to(out).as_posix()}" for p in images} | {
-        "cookies/v1/train.manifest", "cookies/v1/test.manifest"}
+        "cookies/v1/train.manifest",
+        "cookies/v1/test.manifest",
+    }
     head = client.head_object(Bucket=BUCKET, Key=f"cookies/v1/{images[0].relative_to(out).as_posix()}")
     assert head["ContentType"] == "image/jpeg"
     assert head["Metadata"]["md5"] == hashlib.md5(images[0].read_bytes()).hexdigest()
@@ -87,8 +98,10 @@ def test_changed_file_is_sent_again_and_env_endpoint(endpoint, client, cookies_d
     one.write_bytes(b"\x89PNG changed")
     res = upload_dataset(out, url)
     assert (res.uploaded, res.skipped) == (1, 64)
-    assert client.get_object(Bucket=BUCKET, Key=f"env/{one.relative_to(out).as_posix()}")["Body"].read() == \
-        b"\x89PNG changed"
+    assert (
+        client.get_object(Bucket=BUCKET, Key=f"env/{one.relative_to(out).as_posix()}")["Body"].read()
+        == b"\x89PNG changed"
+    )
 
 
 def test_augment_uploads_too(endpoint, client, cookies_dir, tmp_path, capsys):
@@ -96,8 +109,24 @@ def test_augment_uploads_too(endpoint, client, cookies_dir, tmp_path, capsys):
     assert main(["dataset", str(cookies_dir / "train.manifest"), "--out", str(ds), "-q"]) == 0
     assert not (ds / "train.s3.manifest").exists()
     aug = tmp_path / "aug"
-    assert main(["augment", str(ds), "--out", str(aug), "--factor", "1", "--s3", f"s3://{BUCKET}/aug",
-                 "--s3-endpoint", endpoint, "-q"]) == 0
+    assert (
+        main(
+            [
+                "augment",
+                str(ds),
+                "--out",
+                str(aug),
+                "--factor",
+                "1",
+                "--s3",
+                f"s3://{BUCKET}/aug",
+                "--s3-endpoint",
+                endpoint,
+                "-q",
+            ]
+        )
+        == 0
+    )
     stored = _objects(client, "aug")
     n_train = len(read_manifest(aug / "train.manifest"))
     n_test = len(read_manifest(aug / "test.manifest"))
@@ -106,8 +135,19 @@ def test_augment_uploads_too(endpoint, client, cookies_dir, tmp_path, capsys):
 
 
 def test_missing_bucket_is_one_clear_line(endpoint, cookies_dir, tmp_path, capsys):
-    code = main(["dataset", str(cookies_dir / "train.manifest"), "--out", str(tmp_path / "ds"),
-                 "--s3", "s3://no-such-bucket-here/x", "--s3-endpoint", endpoint, "-q"])
+    code = main(
+        [
+            "dataset",
+            str(cookies_dir / "train.manifest"),
+            "--out",
+            str(tmp_path / "ds"),
+            "--s3",
+            "s3://no-such-bucket-here/x",
+            "--s3-endpoint",
+            endpoint,
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "bucket no-such-bucket-here does not exist" in err and "Traceback" not in err
     # The local dataset is complete all the same; a later upload can follow.

@@ -81,8 +81,19 @@ def test_cut_and_restored_stream_keeps_its_tracks(clip, frames, tmp_path):
     counts every object once, as on the file."""
     out = tmp_path / "out"
     with MjpegStandIn(frames, fps=60, cuts=[Cut(at=50, seconds=1.5)]) as cam:
-        r = cli("run", cam.url, "--out", out, "--no-video", "--max-frames", len(frames), "--max-gap", 30,
-                "--reconnect-timeout", 30)
+        r = cli(
+            "run",
+            cam.url,
+            "--out",
+            out,
+            "--no-video",
+            "--max-frames",
+            len(frames),
+            "--max-gap",
+            30,
+            "--reconnect-timeout",
+            30,
+        )
         served = list(cam.served)
         assert cam.refused >= 1 and cam.connections == 2
     assert r.returncode == 0, r.stderr
@@ -157,8 +168,12 @@ def test_source_gone_for_good_gives_up_with_complete_files(clip, frames, tmp_pat
 def test_stream_back_at_another_size_ends_the_run(frames, tmp_path):
     """A camera reconfigured during an outage: the run keeps one frame size, so it ends
     at the gap with complete files and says why (exit code 3)."""
-    small = [cv2.imencode(".jpg", cv2.resize(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR),
-                                             (640, 360)))[1].tobytes() for j in frames[40:60]]
+    small = [
+        cv2.imencode(".jpg", cv2.resize(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), (640, 360)))[
+            1
+        ].tobytes()
+        for j in frames[40:60]
+    ]
     out = tmp_path / "out"
     with MjpegStandIn(frames[:40] + small, fps=120, cuts=[Cut(at=40, seconds=0.3)]) as cam:
         r = cli("run", cam.url, "--out", out, "--no-video")
@@ -183,8 +198,12 @@ def test_duration_stops_a_live_stream(frames, tmp_path):
 def test_ctrl_c_stops_a_live_stream_with_complete_files(frames, tmp_path):
     out = tmp_path / "out"
     with MjpegStandIn(frames, fps=30, loop=True) as cam:
-        proc = popen_interruptible([*CLI, "run", cam.url, "--out", str(out), "--no-video"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = popen_interruptible(
+            [*CLI, "run", cam.url, "--out", str(out), "--no-video"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             _wait_for(lambda: len(cam.served) >= 60, proc)
             proc.send_signal(signal.SIGINT)
@@ -201,9 +220,12 @@ def test_ctrl_c_while_reconnecting(frames, tmp_path):
     with the frames seen before the outage in complete files."""
     out = tmp_path / "out"
     with MjpegStandIn(frames, fps=120, cuts=[Cut(at=30, seconds=600)]) as cam:
-        proc = popen_interruptible([*CLI, "run", cam.url, "--out", str(out), "--no-video",
-                                    "--reconnect-timeout", "600"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = popen_interruptible(
+            [*CLI, "run", cam.url, "--out", str(out), "--no-video", "--reconnect-timeout", "600"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             _wait_for(lambda: cam.refused >= 3, proc)
             proc.send_signal(signal.SIGINT)
@@ -220,8 +242,7 @@ def test_file_never_reconnects_and_max_frames_is_no_early_end(clip, tmp_path):
     """A file's end is the end; stopping it with --max-frames is a complete run (exit 0),
     not a truncated file."""
     out = tmp_path / "out"
-    r = cli("run", clip.video, "--out", out, "--no-video", "--no-crops", "--max-frames", 30,
-            "--reconnect-timeout", 60)
+    r = cli("run", clip.video, "--out", out, "--no-video", "--no-crops", "--max-frames", 30, "--reconnect-timeout", 60)
     assert r.returncode == 0, r.stderr
     summary, _, _ = read_outputs(out)
     assert summary["frames"] == 30 and summary["complete"] and summary["stop_reason"] is None
@@ -249,8 +270,15 @@ def test_video_file_served_over_http_is_read_like_a_file(clip, tmp_path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        r = cli("run", f"http://127.0.0.1:{server.server_address[1]}/clip.avi", "--out", tmp_path / "url",
-                "--no-video", "--reconnect-timeout", 60)
+        r = cli(
+            "run",
+            f"http://127.0.0.1:{server.server_address[1]}/clip.avi",
+            "--out",
+            tmp_path / "url",
+            "--no-video",
+            "--reconnect-timeout",
+            60,
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -275,10 +303,15 @@ def test_stream_that_never_answers_fails_before_writing(tmp_path):
     assert not out.exists() or not any(out.iterdir())
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--duration", "0"], "more than 0"), (["--reconnect-timeout", "-1"], "at least 0"),
-    (["--max-gap", "soon"], "number of seconds"), (["--max-frames", "0"], "at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--duration", "0"], "more than 0"),
+        (["--reconnect-timeout", "-1"], "at least 0"),
+        (["--max-gap", "soon"], "number of seconds"),
+        (["--max-frames", "0"], "at least 1"),
+    ],
+)
 def test_bad_stream_options_are_usage_errors(tmp_path, args, words):
     r = cli("run", "http://127.0.0.1:9/x", "--out", tmp_path / "o", *args)
     assert r.returncode == 2 and words in r.stderr

@@ -216,8 +216,15 @@ def test_box_edges_match_the_pixels(cookies):
             assert side.any(), f"object {int(r[1])}: box larger than the drawn object"
         # a strip 3-5 px above the box (shadows fall down-right) is belt, unless a neighbour is there
         x0, x1, y0, y1 = x + w // 4, x + 3 * w // 4, y - 5, y - 3
-        near = [o for o in rows[:, 2:6] if o[0] < x1 + 2 and o[0] + o[2] > x0 - 2 and o[1] < y1 + 2
-                and o[1] + o[3] > y0 - 2 and not (o == r[2:6]).all()]
+        near = [
+            o
+            for o in rows[:, 2:6]
+            if o[0] < x1 + 2
+            and o[0] + o[2] > x0 - 2
+            and o[1] < y1 + 2
+            and o[1] + o[3] > y0 - 2
+            and not (o == r[2:6]).all()
+        ]
         if y0 >= 40 and not near:
             assert np.median(dist[y0:y1, x0:x1]) < 20, f"object {int(r[1])}: drawn above its box"
             checked += 1

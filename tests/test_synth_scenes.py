@@ -23,14 +23,22 @@ from conveyor_qc.evaluation.synth.scene import _DensePlanner, _Factory, _mask
 # sha256 of gt.txt and labels.csv of 0.7 s clips, recorded from the single-module renderer
 # (python/conveyor_qc/synth.py at commit 3ad2736) before it became a package
 LEGACY = {
-    ("cookies", 11): ("ed052241753336e520d3c7243eaac5f491a1f687ad0635649f5e3ccdc439bbe5",
-                      "570b472960107dba937336ce701b8a9a9b2c5c47c06cdcd8ebf64257357d1dd5"),
-    ("vertical", 12): ("37faf29d2ab14bea422b60478a2b4098bca713b39d7f12670dda6e5b8ee00167",
-                       "88ec3b0b4c4213ec2c45540a6758c2c66580e2cf3782bfc0b642b632470dd096"),
-    ("light-on-dark", 13): ("606b9885f198e646cf0533e42798912bba807bc3762930205c376684200512a7",
-                            "1f5c23ec1927b90aefce08e9b4d392df3ed838d9b077d2a534f21769e627244f"),
-    ("hard", 14): ("c1a797fcb178c6b727f85c00bd9e1359249f3ea0999ccbb8b1d5647d80523955",
-                   "c25e3abff82a457dbb77bbbac281af80d2859eb2fba568a51c6ea2d5afba8bd6"),
+    ("cookies", 11): (
+        "ed052241753336e520d3c7243eaac5f491a1f687ad0635649f5e3ccdc439bbe5",
+        "570b472960107dba937336ce701b8a9a9b2c5c47c06cdcd8ebf64257357d1dd5",
+    ),
+    ("vertical", 12): (
+        "37faf29d2ab14bea422b60478a2b4098bca713b39d7f12670dda6e5b8ee00167",
+        "88ec3b0b4c4213ec2c45540a6758c2c66580e2cf3782bfc0b642b632470dd096",
+    ),
+    ("light-on-dark", 13): (
+        "606b9885f198e646cf0533e42798912bba807bc3762930205c376684200512a7",
+        "1f5c23ec1927b90aefce08e9b4d392df3ed838d9b077d2a534f21769e627244f",
+    ),
+    ("hard", 14): (
+        "c1a797fcb178c6b727f85c00bd9e1359249f3ea0999ccbb8b1d5647d80523955",
+        "c25e3abff82a457dbb77bbbac281af80d2859eb2fba568a51c6ea2d5afba8bd6",
+    ),
 }
 
 # target coverage of the view (from the objects' masks) of every preset with a density, on every frame
@@ -113,8 +121,19 @@ def test_every_preset_is_described_and_valid():
     for name, p in PRESETS.items():
         assert p.description and p.name == name
         assert p.direction in ("right", "left", "down", "up")
-    assert {"dense", "uneven-light", "seed-line", "crackers-up", "mesh-packs", "lateral-cut", "mono", "toys",
-            "parts", "photo-dense", "photo-objects"} <= set(PRESETS)
+    assert {
+        "dense",
+        "uneven-light",
+        "seed-line",
+        "crackers-up",
+        "mesh-packs",
+        "lateral-cut",
+        "mono",
+        "toys",
+        "parts",
+        "photo-dense",
+        "photo-objects",
+    } <= set(PRESETS)
     s = PRESETS["seed-line"]
     assert (s.width, s.height, s.fps, s.belt_speed, s.rail_px) == (1920, 1080, 60.0, 1.5, 0)
 
@@ -170,8 +189,17 @@ def test_dense_packing_uses_masks_so_objects_nest_but_never_overlap():
 
 
 def small(direction: str, **kw) -> Preset:
-    base = {"name": f"small-{direction}", "width": 480, "height": 400, "radius": (22.0, 28.0), "rate": 6.0, "direction": direction,
-                "touching_share": 0.0, "noise_sigma": 0.0, "jpeg_quality": 0}
+    base = {
+        "name": f"small-{direction}",
+        "width": 480,
+        "height": 400,
+        "radius": (22.0, 28.0),
+        "rate": 6.0,
+        "direction": direction,
+        "touching_share": 0.0,
+        "noise_sigma": 0.0,
+        "jpeg_quality": 0,
+    }
     base.update(kw)
     return Preset(**base)
 
@@ -322,7 +350,7 @@ def test_missing_scikit_image_names_the_package_and_how_to_install_it(tmp_path, 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "skimage" else real(name, *a))
     monkeypatch.setattr(synth_photos, "_SK_CACHE", {})
-    for name in ("photo-objects", ):
+    for name in ("photo-objects",):
         with pytest.raises(SynthDataError) as err:
             synthesize(tmp_path / "out", preset=name, seconds=0.5)
         assert "scikit-image" in str(err.value) and "pip install" in str(err.value) and name in str(err.value)
@@ -341,8 +369,14 @@ def test_missing_cookie_photos_name_the_folder_and_variable(tmp_path, monkeypatc
 
 
 def test_bad_scene_options_are_errors(tmp_path):
-    for bad in ({"direction": "sideways"}, {"products": ("spaceship",)}, {"output_format": "gif"},
-                {"overhang": 0.1}, {"belt_pattern": "tartan"}, {"density": 0.95}):
+    for bad in (
+        {"direction": "sideways"},
+        {"products": ("spaceship",)},
+        {"output_format": "gif"},
+        {"overhang": 0.1},
+        {"belt_pattern": "tartan"},
+        {"density": 0.95},
+    ):
         with pytest.raises(ValueError):
             synthesize(tmp_path / "out", preset=dataclasses.replace(PRESETS["cookies"], **bad), seconds=0.5)
     with pytest.raises(ValueError, match="format"):
@@ -352,8 +386,24 @@ def test_bad_scene_options_are_errors(tmp_path):
 
 def test_cli_synth_png8(tmp_path):
     out = tmp_path / "seq"
-    r = subprocess.run([sys.executable, "-m", "conveyor_qc", "synth", str(out), "--preset", "mono", "--seconds",
-                        "0.2", "--format", "png8", "-q"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conveyor_qc",
+            "synth",
+            str(out),
+            "--preset",
+            "mono",
+            "--seconds",
+            "0.2",
+            "--format",
+            "png8",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "frames/img_%05d.png" in r.stdout
     assert len(list((out / "frames").glob("img_*.png"))) == 6

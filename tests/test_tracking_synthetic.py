@@ -136,12 +136,15 @@ def test_hard_preset_recall(make_clip, tmp_path):
     assert len(report.ghosts) <= 0.1 * report.tracks + 1, report.ghosts
 
 
-@pytest.mark.parametrize("preset, flip, direction", [
-    ("cookies", "mirror", "right_to_left"),
-    ("cookies", "mirror", "auto"),
-    ("vertical", "upside_down", "bottom_to_top"),
-    ("vertical", "upside_down", "auto"),
-])
+@pytest.mark.parametrize(
+    "preset, flip, direction",
+    [
+        ("cookies", "mirror", "right_to_left"),
+        ("cookies", "mirror", "auto"),
+        ("vertical", "upside_down", "bottom_to_top"),
+        ("vertical", "upside_down", "auto"),
+    ],
+)
 def test_reversed_belts(make_clip, preset, flip, direction):
     """A clip mirrored (objects enter from the right) or turned upside down (from
     the bottom): the same objects, each counted once, with the direction stated

@@ -41,16 +41,31 @@ def test_bad_start_is_repaired_and_written(clip, tmp_path):
     text = out.read_text()
     header = [line for line in text.splitlines() if line.startswith("#")]
     joined = "\n".join(header)
-    for needle in ("object F1", "precision", "recall", "MOTA", "count error", "budget 30 s", str(clip.video),
-                   "start config on the whole clip"):
+    for needle in (
+        "object F1",
+        "precision",
+        "recall",
+        "MOTA",
+        "count error",
+        "budget 30 s",
+        str(clip.video),
+        "start config on the whole clip",
+    ):
         assert needle in joined, needle
     assert f"object F1 {result.scores.f1:.4f}" in joined
 
 
 def test_grid_search_never_returns_worse_than_start(clip, tmp_path):
     start = Config()
-    result = tune(clip.video, clip.video.parent / "gt.txt", tmp_path / "grid.toml", start=start, budget=12,
-                  search="grid", quiet=True)
+    result = tune(
+        clip.video,
+        clip.video.parent / "gt.txt",
+        tmp_path / "grid.toml",
+        start=start,
+        budget=12,
+        search="grid",
+        quiet=True,
+    )
     assert result.scores.rank() >= result.start_scores.rank()
     assert "search: grid" in result.header
 
@@ -69,9 +84,23 @@ def test_split_reports_held_out_scores(clip, tmp_path):
 def test_ctrl_c_writes_best_so_far(clip, tmp_path):
     out = tmp_path / "interrupted.toml"
     proc = popen_interruptible(
-        [*CLI, "tune", str(clip.video), "--gt", str(clip.video.parent / "gt.txt"), "--out", str(out),
-         "--budget", "120", "--start", str(_write(tmp_path / "start.toml", bad_start()))],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            *CLI,
+            "tune",
+            str(clip.video),
+            "--gt",
+            str(clip.video.parent / "gt.txt"),
+            "--out",
+            str(out),
+            "--budget",
+            "120",
+            "--start",
+            str(_write(tmp_path / "start.toml", bad_start())),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # Wait until the start config has been scored, then search a little longer.
         deadline = time.monotonic() + 60
@@ -115,8 +144,17 @@ def test_missing_input_is_a_clear_error(clip, tmp_path, what):
 
 
 def test_bad_split_is_a_clear_error(clip, tmp_path):
-    r = run_cli("tune", clip.video, "--gt", clip.video.parent / "gt.txt", "--out", tmp_path / "o.toml",
-                "--split", "1.5", timeout=120)
+    r = run_cli(
+        "tune",
+        clip.video,
+        "--gt",
+        clip.video.parent / "gt.txt",
+        "--out",
+        tmp_path / "o.toml",
+        "--split",
+        "1.5",
+        timeout=120,
+    )
     assert r.returncode == 1 and "--split" in r.stderr
 
 

@@ -65,7 +65,9 @@ def prepare(work: Path) -> dict[str, Path]:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
         from test_throughput import CLIP_RATE  # the bench clip's own rate
 
-        synthesize(bench, preset=dataclasses.replace(SYNTH_PRESETS["cookies"], rate=CLIP_RATE), seed=11, seconds=SECONDS)
+        synthesize(
+            bench, preset=dataclasses.replace(SYNTH_PRESETS["cookies"], rate=CLIP_RATE), seed=11, seconds=SECONDS
+        )
     clips["bench"] = bench / "video.mp4"
     model = work / "model"
     if not (model / "model.json").exists() and not any(model.glob("*")):

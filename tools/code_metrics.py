@@ -168,7 +168,9 @@ def main() -> None:
         for length, where in figures[key]:
             print(f"  {length:4d}  {where}")
     print(f"duplicates: {figures['duplicates']}")
-    print(f"ruff findings, its defaults: {figures['ruff_defaults']}; the project's configuration: {figures['ruff_project']}")
+    print(
+        f"ruff findings, its defaults: {figures['ruff_defaults']}; the project's configuration: {figures['ruff_project']}"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
 

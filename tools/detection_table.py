@@ -43,8 +43,9 @@ def source_of(folder: Path) -> str:
     return str(folder / "frames" / "img_%05d.png")
 
 
-def measure(work: Path, tag: str, preset: str, seed: int, seconds: float, sets: list[str],
-            judge_visibility: float) -> dict:
+def measure(
+    work: Path, tag: str, preset: str, seed: int, seconds: float, sets: list[str], judge_visibility: float
+) -> dict:
     folder = clip(work, preset, seed, seconds)
     out = work / "runs" / tag / f"{preset}-s{seed}"
     args = ["run", source_of(folder), "--out", str(out), "--no-video", "--no-crops", "-q"]
@@ -55,10 +56,21 @@ def measure(work: Path, tag: str, preset: str, seed: int, seconds: float, sets: 
         return {"preset": preset, "seed": seed, "error": r.stderr.strip().splitlines()[-1]}
     rep = object_metrics(folder / "gt.txt", out / "tracks.txt", judge_visibility=judge_visibility)
     summary = json.loads((out / "summary.json").read_text())
-    return {"preset": preset, "seed": seed, "f1": rep.f1, "counted": rep.counted, "objects": rep.objects,
-            "count_error": rep.count_error, "missed": len(rep.missed), "ghosts": len(rep.ghosts),
-            "joined": len(rep.joined), "split": len(rep.split), "duplicates": len(rep.duplicates),
-            "fps": summary["fps"], "warnings": [w["code"] for w in summary.get("mask", {}).get("warnings", [])]}
+    return {
+        "preset": preset,
+        "seed": seed,
+        "f1": rep.f1,
+        "counted": rep.counted,
+        "objects": rep.objects,
+        "count_error": rep.count_error,
+        "missed": len(rep.missed),
+        "ghosts": len(rep.ghosts),
+        "joined": len(rep.joined),
+        "split": len(rep.split),
+        "duplicates": len(rep.duplicates),
+        "fps": summary["fps"],
+        "warnings": [w["code"] for w in summary.get("mask", {}).get("warnings", [])],
+    }
 
 
 def main() -> int:
@@ -69,8 +81,12 @@ def main() -> int:
     p.add_argument("--work", type=Path, default=Path("/tmp/conveyor-qc-table"))
     p.add_argument("--tag", default="untuned", help="runs go to WORK/runs/TAG")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--judge-visibility", type=float, default=0.4,
-                   help="an object is required once this share of it is in view (default 0.4)")
+    p.add_argument(
+        "--judge-visibility",
+        type=float,
+        default=0.4,
+        help="an object is required once this share of it is in view (default 0.4)",
+    )
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--markdown", action="store_true", help="a docs/tuning.md table instead of one line a run")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write every row to FILE")
@@ -79,28 +95,32 @@ def main() -> int:
     # Clips first, one process each in parallel (rendering is the slow part), then the runs.
     with ThreadPoolExecutor(a.jobs) as pool:
         list(pool.map(lambda j: clip(a.work, j[0], j[1], a.seconds), jobs))
-        rows = list(pool.map(lambda j: measure(a.work, a.tag, j[0], j[1], a.seconds, a.sets, a.judge_visibility),
-                             jobs))
+        rows = list(pool.map(lambda j: measure(a.work, a.tag, j[0], j[1], a.seconds, a.sets, a.judge_visibility), jobs))
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1))
     if a.markdown:
-        print("| preset | " + " | ".join(f"seed {s}: object F1, counted / objects (count error)" for s in a.seeds) + " |")
+        print(
+            "| preset | " + " | ".join(f"seed {s}: object F1, counted / objects (count error)" for s in a.seeds) + " |"
+        )
         print("|---|" + "---|" * len(a.seeds))
         for pr in a.presets:
             cells = []
             for s in a.seeds:
                 r = next(r for r in rows if r["preset"] == pr and r["seed"] == s)
-                cells.append(r.get("error") or f"{r['f1']:.3f}, {r['counted']} / {r['objects']} "
-                                                f"({100 * r['count_error']:.1f}%)")
+                cells.append(
+                    r.get("error") or f"{r['f1']:.3f}, {r['counted']} / {r['objects']} ({100 * r['count_error']:.1f}%)"
+                )
             print(f"| {pr} | " + " | ".join(cells) + " |")
     else:
         for r in rows:
             if "error" in r:
                 print(f"{r['preset']:<14} s{r['seed']}  ERROR {r['error']}")
                 continue
-            print(f"{r['preset']:<14} s{r['seed']}  F1 {r['f1']:.3f}  {r['counted']:3d}/{r['objects']:3d} "
-                  f"err {100 * r['count_error']:4.1f}%  m{r['missed']} g{r['ghosts']} j{r['joined']} "
-                  f"s{r['split']} d{r['duplicates']}  {r['fps']:.0f} fps {' '.join(r['warnings'])}")
+            print(
+                f"{r['preset']:<14} s{r['seed']}  F1 {r['f1']:.3f}  {r['counted']:3d}/{r['objects']:3d} "
+                f"err {100 * r['count_error']:4.1f}%  m{r['missed']} g{r['ghosts']} j{r['joined']} "
+                f"s{r['split']} d{r['duplicates']}  {r['fps']:.0f} fps {' '.join(r['warnings'])}"
+            )
     sys.stdout.flush()
     os._exit(0)  # (no lingering pool threads)
 

@@ -125,9 +125,7 @@ class Config:
         config = cls()
         for section, table in data.items():
             if section not in SECTIONS:
-                raise ConfigError(
-                    f"{source}: unknown section [{section}] (known: {', '.join(SECTIONS)})"
-                )
+                raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
             if not isinstance(table, dict):
                 raise ConfigError(f"{source}: [{section}] must be a table of settings")
             for key, value in table.items():
@@ -159,9 +157,7 @@ class Config:
         target = self._section(section)
         known = self._fields(section)
         if key not in known:
-            raise ConfigError(
-                f"{source}: unknown key '{dotted_key}' (known in [{section}]: {', '.join(known)})"
-            )
+            raise ConfigError(f"{source}: unknown key '{dotted_key}' (known in [{section}]: {', '.join(known)})")
         current = getattr(target, key)
         value = _check_type(f"{section}.{key}", current, value, source)
         try:
@@ -249,7 +245,7 @@ def _check_type(key: str, current: Any, value: Any, source: str) -> Any:
     if isinstance(current, int):
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("an integer")
-        if not -2**31 <= value < 2**31:  # the core's fields are C ints (found by fuzzing: a TypeError)
+        if not -(2**31) <= value < 2**31:  # the core's fields are C ints (found by fuzzing: a TypeError)
             raise bad("an integer of at most 10 digits")
         return value
     if isinstance(current, float):

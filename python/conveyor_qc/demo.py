@@ -34,16 +34,23 @@ def summary(run_dir: str, synth_dir: str) -> int:
     true_anomalies = sum(1 for label in read_labels(synth / "labels.csv").values() if label == "anomaly")
     print()
     print(f"demo: {run}/  (annotated.mp4, tracks.txt, objects.csv, crops/, summary.json)")
-    print(f"  objects counted : {s['objects']} (ground truth: {r['objects']}; object F1 {r['f1']:.3f}, "
-          f"each counted once: {'yes' if r['f1'] == 1.0 else 'no'})")
+    print(
+        f"  objects counted : {s['objects']} (ground truth: {r['objects']}; object F1 {r['f1']:.3f}, "
+        f"each counted once: {'yes' if r['f1'] == 1.0 else 'no'})"
+    )
     if s["unknown"] == s["objects"]:
         print("  anomalies       : no anomaly model given (objects are labelled 'unknown')")
     else:
         f1 = r.get("anomaly_f1")
-        print(f"  anomalies       : {s['anomalies']} flagged (ground truth: {true_anomalies}; "
-              f"anomaly F1 {f1:.3f})" if f1 is not None else f"  anomalies       : {s['anomalies']} flagged")
-    print(f"  speed           : {s['fps']:.0f} frames per second ({s['frames']} frames of "
-          f"{s['width']}x{s['height']}, with annotated video, crops and the anomaly model)")
+        print(
+            f"  anomalies       : {s['anomalies']} flagged (ground truth: {true_anomalies}; anomaly F1 {f1:.3f})"
+            if f1 is not None
+            else f"  anomalies       : {s['anomalies']} flagged"
+        )
+    print(
+        f"  speed           : {s['fps']:.0f} frames per second ({s['frames']} frames of "
+        f"{s['width']}x{s['height']}, with annotated video, crops and the anomaly model)"
+    )
     return 0
 
 

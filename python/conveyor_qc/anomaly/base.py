@@ -90,7 +90,8 @@ def read_meta(model_dir: str | Path) -> dict:
         raise ModelError(
             f"{f}: model format version {meta.get('version')!r} made by conveyor-qc "
             f"{meta.get('conveyor_qc_version', '?')}, this is conveyor-qc {__version__} "
-            f"(reads version {MODEL_VERSION}): train the model again with this release")
+            f"(reads version {MODEL_VERSION}): train the model again with this release"
+        )
     return meta
 
 

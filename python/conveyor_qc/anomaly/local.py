@@ -58,11 +58,37 @@ __all__ = ["FEATURE_NAMES", "LocalClassifier", "crop_features", "features_of", "
 WORK_SIZE = 256  # long side of the object's region, pixels, before measuring
 
 FEATURE_NAMES = (
-    "area_share", "solidity", "circularity", "hole_share", "defect_max", "defect_sum", "defect_count",
-    "pieces", "crack_share", "crack_len", "crack_count", "hull_gap", "hole_max", "hole_elong", "hole_count",
-    "axis_ratio", "radius_cv", "radius_min", "radius_max",
-    "L_mean", "a_mean", "b_mean", "L_std", "a_std", "b_std",
-    "grad_mean", "grad_std", "grad_p90", "edge_density", "dark_share", "dark_share_strong",
+    "area_share",
+    "solidity",
+    "circularity",
+    "hole_share",
+    "defect_max",
+    "defect_sum",
+    "defect_count",
+    "pieces",
+    "crack_share",
+    "crack_len",
+    "crack_count",
+    "hull_gap",
+    "hole_max",
+    "hole_elong",
+    "hole_count",
+    "axis_ratio",
+    "radius_cv",
+    "radius_min",
+    "radius_max",
+    "L_mean",
+    "a_mean",
+    "b_mean",
+    "L_std",
+    "a_std",
+    "b_std",
+    "grad_mean",
+    "grad_std",
+    "grad_p90",
+    "edge_density",
+    "dark_share",
+    "dark_share_strong",
     *(f"lbp_{i}" for i in range(8)),
 )
 
@@ -81,7 +107,7 @@ def _content(image: np.ndarray) -> np.ndarray:
     cols = np.flatnonzero(nonblack.any(axis=0).reshape(w, 3).any(axis=1))
     if len(rows) < 8 or len(cols) < 8:
         return image
-    return image[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 _K3 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
@@ -96,8 +122,9 @@ def _object_mask(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     and every pixel's (blurred) colour distance to the background."""
     h, w = lab.shape[:2]
     b = max(2, min(h, w) // 40)
-    border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3),
-                             lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)]).astype(np.float32)
+    border = np.concatenate(
+        [lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3), lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)]
+    ).astype(np.float32)
     bg = np.median(border, axis=0)
     # Each channel's squared (float32) difference to the background for all 256 levels, looked up
     # per pixel: the same numbers as squaring lab - bg pixel by pixel, summed in the same order.
@@ -161,7 +188,7 @@ def _lbp_hist(gray: np.ndarray, inside: np.ndarray) -> np.ndarray:
     count = np.zeros(c.shape, np.uint8)
     h, w = gray.shape
     for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1)):
-        count += gray[1 + dy: h - 1 + dy, 1 + dx: w - 1 + dx] > c2
+        count += gray[1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx] > c2
     vals = np.minimum(count[inside[1:-1, 1:-1] > 0], 7)
     hist = np.bincount(vals, minlength=8).astype(np.float64)
     return hist / max(hist.sum(), 1.0)
@@ -273,8 +300,7 @@ def crop_features(image: np.ndarray) -> np.ndarray:
     cn, cstats = 1, None
     if crack_px:
         cn, _, cstats, _ = cv2.connectedComponentsWithStats(crack, connectivity=8)
-    lengths = [math.hypot(cstats[j, cv2.CC_STAT_WIDTH], cstats[j, cv2.CC_STAT_HEIGHT]) / size
-               for j in range(1, cn)]
+    lengths = [math.hypot(cstats[j, cv2.CC_STAT_WIDTH], cstats[j, cv2.CC_STAT_HEIGHT]) / size for j in range(1, cn)]
     feats["crack_len"] = max(lengths, default=0.0)
     feats["crack_count"] = float(sum(1 for v in lengths if v > 0.1))
     if len(cnt) >= 5:
@@ -416,8 +442,9 @@ class LocalClassifier:
 
     # ---- training
     @classmethod
-    def fit(cls, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None,
-            one_class: bool = False) -> LocalClassifier:
+    def fit(
+        cls, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, one_class: bool = False
+    ) -> LocalClassifier:
         X = np.asarray(X, float)
         y = np.asarray(y, int)
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
@@ -463,9 +490,19 @@ class LocalClassifier:
         w = np.zeros(Z.shape[1])
         w[sub] = w_sub
         b -= math.log(t / (1 - t))  # the chosen threshold becomes score 0.5
-        return cls({"mode": "supervised", "mean": mean.tolist(), "scale": scale.tolist(),
-                    "weights": w.tolist(), "intercept": b, "l2": l2, "features_used": int(nf),
-                    "cv_threshold": t, "cv_f1": cv_f1 if k >= 2 else None})
+        return cls(
+            {
+                "mode": "supervised",
+                "mean": mean.tolist(),
+                "scale": scale.tolist(),
+                "weights": w.tolist(),
+                "intercept": b,
+                "l2": l2,
+                "features_used": int(nf),
+                "cv_threshold": t,
+                "cv_f1": cv_f1 if k >= 2 else None,
+            }
+        )
 
     @classmethod
     def _fit_one_class(cls, X: np.ndarray) -> LocalClassifier:
@@ -481,10 +518,18 @@ class LocalClassifier:
         for i in range(len(Z)):
             rest = np.delete(Z, i, axis=0)
             mu = rest.mean(axis=0)
-            d2[i] = _mahalanobis2(Z[i:i + 1] - mu, _shrunk_precision(rest))[0]
+            d2[i] = _mahalanobis2(Z[i : i + 1] - mu, _shrunk_precision(rest))[0]
         q = float(np.quantile(d2, _OC_Q))
-        return cls({"mode": "one-class", "mean": mean.tolist(), "scale": scale.tolist(),
-                    "precision": prec.tolist(), "center": Z.mean(axis=0).tolist(), "d2_threshold": q})
+        return cls(
+            {
+                "mode": "one-class",
+                "mean": mean.tolist(),
+                "scale": scale.tolist(),
+                "precision": prec.tolist(),
+                "center": Z.mean(axis=0).tolist(),
+                "d2_threshold": q,
+            }
+        )
 
     # ---- scoring
     def scores(self, X: np.ndarray) -> np.ndarray:
@@ -533,7 +578,8 @@ class LocalModel(AnomalyModel):
         if list(names or []) != list(FEATURE_NAMES):
             raise ModelError(
                 f"the model's features differ from this release's (made by conveyor-qc "
-                f"{meta.get('conveyor_qc_version', '?')}, this is {__version__}): train it again")
+                f"{meta.get('conveyor_qc_version', '?')}, this is {__version__}): train it again"
+            )
         try:
             self.classifier = LocalClassifier(meta["classifier"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -565,7 +611,9 @@ def train_local(entries: list[ManifestEntry], one_class: bool | None = None) -> 
     _, g = np.unique(np.array(groups), return_inverse=True)
     clf = LocalClassifier.fit(X, y, g, one_class=one)
     meta = {
-        "format": MODEL_FORMAT, "version": MODEL_VERSION, "backend": "local",
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
+        "backend": "local",
         "conveyor_qc_version": __version__,
         "mode": clf.mode,
         "trained_on": {"images": len(y), "normal": int((y == 0).sum()), "anomaly": int(y.sum())},

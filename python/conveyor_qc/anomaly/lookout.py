@@ -107,11 +107,16 @@ def _missing_model_message() -> str:
     found = copy if (copy / SERVICE / API_VERSION).is_dir() else None
     import botocore
 
-    hint = (f"a copy is at {found}: export AWS_DATA_PATH={found}" if found else
-            "export AWS_DATA_PATH=DIR, DIR holding lookoutvision/2020-11-20/service-2.json.gz (botocore 1.40.60 "
-            "shipped the last one; the project's shared folder has it in aws-models/)")
-    return (f"the installed botocore {botocore.__version__} has no '{SERVICE}' API description (botocore removed "
-            f"Lookout for Vision in 1.40.61, after AWS discontinued it on 2025-10-31); {hint}")
+    hint = (
+        f"a copy is at {found}: export AWS_DATA_PATH={found}"
+        if found
+        else "export AWS_DATA_PATH=DIR, DIR holding lookoutvision/2020-11-20/service-2.json.gz (botocore 1.40.60 "
+        "shipped the last one; the project's shared folder has it in aws-models/)"
+    )
+    return (
+        f"the installed botocore {botocore.__version__} has no '{SERVICE}' API description (botocore removed "
+        f"Lookout for Vision in 1.40.61, after AWS discontinued it on 2025-10-31); {hint}"
+    )
 
 
 def retry_config(mode: str = "standard", max_attempts: int = 10, **extra):
@@ -125,8 +130,14 @@ def retry_config(mode: str = "standard", max_attempts: int = 10, **extra):
     return Config(retries={"mode": mode, "max_attempts": max_attempts}, **extra)
 
 
-def lookout_client(region: str | None = None, endpoint_url: str | None = None, *, retry_mode: str = "standard",
-                   max_attempts: int = 10, data_path: str | os.PathLike | None = None):
+def lookout_client(
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    *,
+    retry_mode: str = "standard",
+    max_attempts: int = 10,
+    data_path: str | os.PathLike | None = None,
+):
     """A boto3 ``lookoutvision`` client with botocore retries.
 
     ``data_path``: a folder with the API description, searched before
@@ -143,14 +154,15 @@ def lookout_client(region: str | None = None, endpoint_url: str | None = None, *
         loader.search_paths.insert(0, str(Path(data_path).expanduser()))
     session = boto3.session.Session(botocore_session=bsession, region_name=region or None)
     try:
-        return session.client(SERVICE, endpoint_url=endpoint_url or None,
-                              config=retry_config(retry_mode, max_attempts))
+        return session.client(SERVICE, endpoint_url=endpoint_url or None, config=retry_config(retry_mode, max_attempts))
     except UnknownServiceError:
         raise LookoutError(_missing_model_message()) from None
     except NoRegionError:
-        raise LookoutError("no AWS region: give --region or set AWS_DEFAULT_REGION (Lookout for Vision ran in "
-                           "us-east-1, us-east-2, us-west-2, eu-west-1, eu-central-1, ap-northeast-1, "
-                           "ap-northeast-2)") from None
+        raise LookoutError(
+            "no AWS region: give --region or set AWS_DEFAULT_REGION (Lookout for Vision ran in "
+            "us-east-1, us-east-2, us-west-2, eu-west-1, eu-central-1, ap-northeast-1, "
+            "ap-northeast-2)"
+        ) from None
 
 
 def _code(exc: Exception) -> str | None:
@@ -195,9 +207,17 @@ def _calling(what: str) -> Iterator[None]:
 # --------------------------------------------------------------------------- waiting
 
 
-def wait_for(describe: Callable[[], dict], *, what: str, done: tuple[str, ...], failed: tuple[str, ...],
-             timeout: float, poll: float = DEFAULT_POLL, progress: Progress | None = None,
-             sleep: Callable[[float], None] = time.sleep) -> dict:
+def wait_for(
+    describe: Callable[[], dict],
+    *,
+    what: str,
+    done: tuple[str, ...],
+    failed: tuple[str, ...],
+    timeout: float,
+    poll: float = DEFAULT_POLL,
+    progress: Progress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
     """Call ``describe()`` (-> a dict with ``Status`` and maybe ``StatusMessage``) every ``poll``
     seconds until the status is in ``done`` (returned) or ``failed`` (LookoutError with AWS's
     message), or ``timeout`` seconds pass (LookoutError). ``progress`` gets a line per change."""
@@ -216,8 +236,10 @@ def wait_for(describe: Callable[[], dict], *, what: str, done: tuple[str, ...], 
             msg = desc.get("StatusMessage") or "no message"
             raise LookoutError(f"{what}: {status}: {msg}")
         if elapsed + poll > timeout:
-            raise LookoutError(f"{what}: still {status} after {elapsed:.0f} s (timeout {timeout:.0f} s); "
-                               "it goes on in AWS: check with `conveyor-qc lookout status`")
+            raise LookoutError(
+                f"{what}: still {status} after {elapsed:.0f} s (timeout {timeout:.0f} s); "
+                "it goes on in AWS: check with `conveyor-qc lookout status`"
+            )
         sleep(poll)
 
 
@@ -251,8 +273,15 @@ def _image_size(path: Path) -> tuple[int, int]:
     return int(img.shape[1]), int(img.shape[0])
 
 
-def upload_manifests(train_manifest: str | Path, s3_url: str, *, test_manifest: str | Path | None = None,
-                     s3_endpoint: str | None = None, workers: int = 8, progress=None) -> dict:
+def upload_manifests(
+    train_manifest: str | Path,
+    s3_url: str,
+    *,
+    test_manifest: str | Path | None = None,
+    s3_endpoint: str | None = None,
+    workers: int = 8,
+    progress=None,
+) -> dict:
     """Upload the images of local Ground Truth manifests and the manifests themselves (with s3://
     source-refs) under ``s3_url``: images to ``PREFIX/<source-ref>`` (or ``PREFIX/images/<name>`` for a
     source-ref outside the manifest's folder), then ``PREFIX/train.manifest`` and ``PREFIX/test.manifest``.
@@ -296,13 +325,26 @@ def upload_manifests(train_manifest: str | Path, s3_url: str, *, test_manifest: 
             write_manifest(local, s3_entries(rel_entries, s3_url))
             manifests.append((local, _key(prefix, f"{side}.manifest")))
         try:
-            res = upload_files(files + manifests, bucket, client=s3_client(s3_endpoint, workers=workers),
-                               prefix=prefix, workers=workers, progress=progress, url=s3_url.rstrip("/"))
+            res = upload_files(
+                files + manifests,
+                bucket,
+                client=s3_client(s3_endpoint, workers=workers),
+                prefix=prefix,
+                workers=workers,
+                progress=progress,
+                url=s3_url.rstrip("/"),
+            )
         except S3Error as exc:
             raise LookoutError(str(exc)) from None
-    out = {"bucket": bucket, "prefix": prefix, "train_manifest": f"s3://{bucket}/{_key(prefix, 'train.manifest')}",
-           "test_manifest": f"s3://{bucket}/{_key(prefix, 'test.manifest')}" if "test" in sides else None,
-           "image_size": list(size or DEFAULT_IMAGE_SIZE), "counts": counts, "upload": res.to_dict()}
+    out = {
+        "bucket": bucket,
+        "prefix": prefix,
+        "train_manifest": f"s3://{bucket}/{_key(prefix, 'train.manifest')}",
+        "test_manifest": f"s3://{bucket}/{_key(prefix, 'test.manifest')}" if "test" in sides else None,
+        "image_size": list(size or DEFAULT_IMAGE_SIZE),
+        "counts": counts,
+        "upload": res.to_dict(),
+    }
     return out
 
 
@@ -324,9 +366,17 @@ def _describe_dataset(client, project: str, side: str) -> dict | None:
             raise
 
 
-def create_datasets(client, project: str, train_manifest: str, test_manifest: str | None = None, *,
-                    replace: bool = False, poll: float = DEFAULT_POLL, timeout: float = DEFAULT_TIMEOUTS["dataset"],
-                    progress: Progress | None = None) -> dict[str, dict]:
+def create_datasets(
+    client,
+    project: str,
+    train_manifest: str,
+    test_manifest: str | None = None,
+    *,
+    replace: bool = False,
+    poll: float = DEFAULT_POLL,
+    timeout: float = DEFAULT_TIMEOUTS["dataset"],
+    progress: Progress | None = None,
+) -> dict[str, dict]:
     """The train (and test) datasets from Ground Truth manifests at s3:// URLs; waits for CREATE_COMPLETE.
     An existing dataset is kept (its status checked) unless ``replace``: then it is deleted first.
     Returns {side: DatasetDescription}."""
@@ -340,19 +390,32 @@ def create_datasets(client, project: str, train_manifest: str, test_manifest: st
         if have is not None and replace:
             with _calling(f"delete the {side} dataset of {project}"):
                 client.delete_dataset(ProjectName=project, DatasetType=side)
-            wait_for(lambda side=side: _describe_dataset(client, project, side) or {"Status": "DELETE_COMPLETE"},
-                     what=f"deleting the {side} dataset", done=("DELETE_COMPLETE",), failed=("DELETE_FAILED",),
-                     timeout=timeout, poll=poll, progress=progress)
+            wait_for(
+                lambda side=side: _describe_dataset(client, project, side) or {"Status": "DELETE_COMPLETE"},
+                what=f"deleting the {side} dataset",
+                done=("DELETE_COMPLETE",),
+                failed=("DELETE_FAILED",),
+                timeout=timeout,
+                poll=poll,
+                progress=progress,
+            )
             have = None
         if have is None:
             with _calling(f"create the {side} dataset of {project} from {url}"):
-                client.create_dataset(ProjectName=project, DatasetType=side, DatasetSource={
-                    "GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Key": key}}})
-        out[side] = wait_for(lambda side=side: _describe_dataset(client, project, side) or {"Status": "?"},
-                             what=f"{side} dataset", done=("CREATE_COMPLETE", "UPDATE_COMPLETE"),
-                             failed=("CREATE_FAILED", "UPDATE_FAILED_ROLLBACK_COMPLETE", "DELETE_COMPLETE",
-                                     "DELETE_FAILED"),
-                             timeout=timeout, poll=poll, progress=progress)
+                client.create_dataset(
+                    ProjectName=project,
+                    DatasetType=side,
+                    DatasetSource={"GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Key": key}}},
+                )
+        out[side] = wait_for(
+            lambda side=side: _describe_dataset(client, project, side) or {"Status": "?"},
+            what=f"{side} dataset",
+            done=("CREATE_COMPLETE", "UPDATE_COMPLETE"),
+            failed=("CREATE_FAILED", "UPDATE_FAILED_ROLLBACK_COMPLETE", "DELETE_COMPLETE", "DELETE_FAILED"),
+            timeout=timeout,
+            poll=poll,
+            progress=progress,
+        )
     return out
 
 
@@ -361,9 +424,17 @@ def _describe_model(client, project: str, version: str) -> dict:
         return client.describe_model(ProjectName=project, ModelVersion=str(version))["ModelDescription"]
 
 
-def train_model(client, project: str, output_s3: str, *, description: str | None = None, wait: bool = True,
-                poll: float = DEFAULT_POLL, timeout: float = DEFAULT_TIMEOUTS["train"],
-                progress: Progress | None = None) -> dict:
+def train_model(
+    client,
+    project: str,
+    output_s3: str,
+    *,
+    description: str | None = None,
+    wait: bool = True,
+    poll: float = DEFAULT_POLL,
+    timeout: float = DEFAULT_TIMEOUTS["train"],
+    progress: Progress | None = None,
+) -> dict:
     """CreateModel (training output under ``output_s3``) and wait through TRAINING for TRAINED.
     Returns the ModelDescription (``ModelVersion``, ``Performance``, ...)."""
 
@@ -381,14 +452,28 @@ def train_model(client, project: str, output_s3: str, *, description: str | None
         progress(f"model {version}: training started (this takes from 30 minutes to some hours in AWS)")
     if not wait:
         return {**meta}
-    return wait_for(lambda: _describe_model(client, project, version), what=f"model {version}",
-                    done=("TRAINED", "HOSTED"), failed=("TRAINING_FAILED",), timeout=timeout, poll=poll,
-                    progress=progress)
+    return wait_for(
+        lambda: _describe_model(client, project, version),
+        what=f"model {version}",
+        done=("TRAINED", "HOSTED"),
+        failed=("TRAINING_FAILED",),
+        timeout=timeout,
+        poll=poll,
+        progress=progress,
+    )
 
 
-def start_model(client, project: str, version: str, *, min_units: int = 1, max_units: int | None = None,
-                poll: float = DEFAULT_POLL, timeout: float = DEFAULT_TIMEOUTS["start"],
-                progress: Progress | None = None) -> bool:
+def start_model(
+    client,
+    project: str,
+    version: str,
+    *,
+    min_units: int = 1,
+    max_units: int | None = None,
+    poll: float = DEFAULT_POLL,
+    timeout: float = DEFAULT_TIMEOUTS["start"],
+    progress: Progress | None = None,
+) -> bool:
     """Host the model (``min_units`` inference units) and wait for HOSTED. True if this call started it,
     False if it was hosted already. Hosting is billed by the hour until stop_model."""
     desc = _describe_model(client, project, version)
@@ -403,9 +488,15 @@ def start_model(client, project: str, version: str, *, min_units: int = 1, max_u
             client.start_model(**kwargs)
         started = True
     try:
-        wait_for(lambda: _describe_model(client, project, version), what=f"hosting model {version}",
-                 done=("HOSTED",), failed=("HOSTING_FAILED", "TRAINING_FAILED"), timeout=timeout, poll=poll,
-                 progress=progress)
+        wait_for(
+            lambda: _describe_model(client, project, version),
+            what=f"hosting model {version}",
+            done=("HOSTED",),
+            failed=("HOSTING_FAILED", "TRAINING_FAILED"),
+            timeout=timeout,
+            poll=poll,
+            progress=progress,
+        )
     except BaseException:
         if started:  # half started is billed too
             with contextlib.suppress(Exception):
@@ -414,8 +505,16 @@ def start_model(client, project: str, version: str, *, min_units: int = 1, max_u
     return started
 
 
-def stop_model(client, project: str, version: str, *, wait: bool = True, poll: float = DEFAULT_POLL,
-               timeout: float = DEFAULT_TIMEOUTS["stop"], progress: Progress | None = None) -> dict:
+def stop_model(
+    client,
+    project: str,
+    version: str,
+    *,
+    wait: bool = True,
+    poll: float = DEFAULT_POLL,
+    timeout: float = DEFAULT_TIMEOUTS["stop"],
+    progress: Progress | None = None,
+) -> dict:
     """Stop hosting; with ``wait``, until the model is TRAINED again. Stopping a model that is not
     hosted is not an error."""
     desc = _describe_model(client, project, version)
@@ -426,18 +525,41 @@ def stop_model(client, project: str, version: str, *, wait: bool = True, poll: f
         return desc
     if not wait:
         return desc
-    return wait_for(lambda: _describe_model(client, project, version), what=f"stopping model {version}",
-                    done=("TRAINED",), failed=("HOSTING_FAILED",), timeout=timeout, poll=poll, progress=progress)
+    return wait_for(
+        lambda: _describe_model(client, project, version),
+        what=f"stopping model {version}",
+        done=("TRAINED",),
+        failed=("HOSTING_FAILED",),
+        timeout=timeout,
+        poll=poll,
+        progress=progress,
+    )
 
 
 @contextlib.contextmanager
-def hosted(client, project: str, version: str, *, min_units: int = 1, max_units: int | None = None,
-           poll: float = DEFAULT_POLL, start_timeout: float = DEFAULT_TIMEOUTS["start"],
-           progress: Progress | None = None) -> Iterator[bool]:
+def hosted(
+    client,
+    project: str,
+    version: str,
+    *,
+    min_units: int = 1,
+    max_units: int | None = None,
+    poll: float = DEFAULT_POLL,
+    start_timeout: float = DEFAULT_TIMEOUTS["start"],
+    progress: Progress | None = None,
+) -> Iterator[bool]:
     """Host the model for the ``with`` block and stop it afterwards, whatever happens in the block
     (an error, Ctrl-C), if this block started it. Yields whether it started it."""
-    started = start_model(client, project, version, min_units=min_units, max_units=max_units, poll=poll,
-                          timeout=start_timeout, progress=progress)
+    started = start_model(
+        client,
+        project,
+        version,
+        min_units=min_units,
+        max_units=max_units,
+        poll=poll,
+        timeout=start_timeout,
+        progress=progress,
+    )
     try:
         yield started
     except BaseException:
@@ -458,14 +580,16 @@ def _stop_quietly(client, project: str, version: str, progress: Progress | None)
     try:
         stop_model(client, project, version, wait=False)
     except BaseException as exc:  # noqa: BLE001
-        print(f"warning: could not stop hosting model {version} of {project} ({exc}); it is billed until stopped: "
-              f"conveyor-qc lookout stop --project {project} --model-version {version}", file=sys.stderr)
+        print(
+            f"warning: could not stop hosting model {version} of {project} ({exc}); it is billed until stopped: "
+            f"conveyor-qc lookout stop --project {project} --model-version {version}",
+            file=sys.stderr,
+        )
 
 
 def encode_image(image: np.ndarray, size: tuple[int, int] = DEFAULT_IMAGE_SIZE, fmt: str = "png") -> tuple[bytes, str]:
     """A BGR crop at the training size (letterboxed when the training images are square), encoded as
     PNG (lossless, default) or JPEG. -> (bytes, content type)."""
-
 
     w, h = int(size[0]), int(size[1])
     if image.ndim == 2:
@@ -500,8 +624,9 @@ def anomaly_score(result: dict) -> float:
 def detect_anomalies(client, project: str, version: str, body: bytes, content_type: str = "image/png") -> dict:
     """DetectAnomalies on one encoded image -> the DetectAnomalyResult (IsAnomalous, Confidence, ...)."""
     with _calling(f"detect anomalies with model {version} of {project}"):
-        return client.detect_anomalies(ProjectName=project, ModelVersion=str(version), Body=body,
-                                       ContentType=content_type)["DetectAnomalyResult"]
+        return client.detect_anomalies(
+            ProjectName=project, ModelVersion=str(version), Body=body, ContentType=content_type
+        )["DetectAnomalyResult"]
 
 
 def project_status(client, project: str) -> dict:
@@ -511,11 +636,23 @@ def project_status(client, project: str) -> dict:
         models = []
         for page in client.get_paginator("list_models").paginate(ProjectName=project):
             models.extend(page.get("Models", []))
-    return {"project": project, "arn": d.get("ProjectArn"),
-            "datasets": [{"type": x.get("DatasetType"), "status": x.get("Status"),
-                          "message": x.get("StatusMessage")} for x in d.get("Datasets", [])],
-            "models": [{"version": m.get("ModelVersion"), "status": m.get("Status"),
-                        "message": m.get("StatusMessage"), "performance": m.get("Performance")} for m in models]}
+    return {
+        "project": project,
+        "arn": d.get("ProjectArn"),
+        "datasets": [
+            {"type": x.get("DatasetType"), "status": x.get("Status"), "message": x.get("StatusMessage")}
+            for x in d.get("Datasets", [])
+        ],
+        "models": [
+            {
+                "version": m.get("ModelVersion"),
+                "status": m.get("Status"),
+                "message": m.get("StatusMessage"),
+                "performance": m.get("Performance"),
+            }
+            for m in models
+        ],
+    }
 
 
 # --------------------------------------------------------------------------- model interface
@@ -535,12 +672,28 @@ def _project_name(out_dir: Path) -> str:
     return ("conveyor-qc-" + name)[:255]
 
 
-def train_lookout(manifest, out_dir, test_manifest=None, *, s3: str | None = None, project: str | None = None,
-                  region: str | None = None, endpoint_url: str | None = None, s3_endpoint: str | None = None,
-                  output_s3: str | None = None, replace_datasets: bool = True, poll: float | None = None,
-                  dataset_timeout: float = DEFAULT_TIMEOUTS["dataset"], train_timeout: float = DEFAULT_TIMEOUTS["train"],
-                  min_inference_units: int = 1, retry_mode: str = "standard", data_path=None,
-                  progress: Progress | None = None, client=None, **unknown) -> dict:
+def train_lookout(
+    manifest,
+    out_dir,
+    test_manifest=None,
+    *,
+    s3: str | None = None,
+    project: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    s3_endpoint: str | None = None,
+    output_s3: str | None = None,
+    replace_datasets: bool = True,
+    poll: float | None = None,
+    dataset_timeout: float = DEFAULT_TIMEOUTS["dataset"],
+    train_timeout: float = DEFAULT_TIMEOUTS["train"],
+    min_inference_units: int = 1,
+    retry_mode: str = "standard",
+    data_path=None,
+    progress: Progress | None = None,
+    client=None,
+    **unknown,
+) -> dict:
     """Project (idempotent), upload (images + manifests under ``s3``), datasets, training; then write
     ``out_dir/model.json`` and return its content. Hosting is not started (it is billed by the hour):
     LookoutModel starts it on first use and stops it on close()."""
@@ -549,8 +702,10 @@ def train_lookout(manifest, out_dir, test_manifest=None, *, s3: str | None = Non
     out = Path(out_dir)
     s3 = s3 or os.environ.get("CONVEYOR_QC_LOOKOUT_S3")
     if not s3:
-        raise LookoutError("the lookout backend needs an S3 place for the images and manifests: s3=s3://BUCKET/PREFIX "
-                           "(or the environment variable CONVEYOR_QC_LOOKOUT_S3)")
+        raise LookoutError(
+            "the lookout backend needs an S3 place for the images and manifests: s3=s3://BUCKET/PREFIX "
+            "(or the environment variable CONVEYOR_QC_LOOKOUT_S3)"
+        )
     project = project or os.environ.get("CONVEYOR_QC_LOOKOUT_PROJECT") or _project_name(out)
     if poll is None:
         poll = _env_poll()
@@ -564,17 +719,33 @@ def train_lookout(manifest, out_dir, test_manifest=None, *, s3: str | None = Non
     up = upload_manifests(manifest, s3, test_manifest=test_manifest, s3_endpoint=s3_endpoint)
     u = up["upload"]
     say(f"uploaded {u['uploaded']} file(s), {u['skipped']} already there -> {u['url']}")
-    datasets = create_datasets(client, project, up["train_manifest"], up["test_manifest"], replace=replace_datasets,
-                               poll=poll, timeout=dataset_timeout, progress=progress)
+    datasets = create_datasets(
+        client,
+        project,
+        up["train_manifest"],
+        up["test_manifest"],
+        replace=replace_datasets,
+        poll=poll,
+        timeout=dataset_timeout,
+        progress=progress,
+    )
     output = output_s3 or (s3.rstrip("/") + "/model-output")
     desc = train_model(client, project, output, poll=poll, timeout=train_timeout, progress=progress)
     meta = {
-        "format": MODEL_FORMAT, "version": MODEL_VERSION, "backend": "lookout", "conveyor_qc_version": __version__,
-        "project": project, "model_version": str(desc["ModelVersion"]),
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
+        "backend": "lookout",
+        "conveyor_qc_version": __version__,
+        "project": project,
+        "model_version": str(desc["ModelVersion"]),
         "model_arn": desc.get("ModelArn"),
         "region": client.meta.region_name,
-        "s3": {"dataset": s3.rstrip("/"), "train_manifest": up["train_manifest"],
-               "test_manifest": up["test_manifest"], "output": output},
+        "s3": {
+            "dataset": s3.rstrip("/"),
+            "train_manifest": up["train_manifest"],
+            "test_manifest": up["test_manifest"],
+            "output": output,
+        },
         "image_size": up["image_size"],
         "min_inference_units": int(min_inference_units),
         "performance": desc.get("Performance"),
@@ -597,9 +768,20 @@ class LookoutModel(AnomalyModel):
     for; use it as a context manager (or call close()) so hosting stops. ``threshold`` turns the score
     (probability of anomaly) into the label; None (default) keeps Lookout's own IsAnomalous."""
 
-    def __init__(self, client, project: str, version: str, *, image_size=DEFAULT_IMAGE_SIZE, min_units: int = 1,
-                 threshold: float | None = None, poll: float = DEFAULT_POLL, start_timeout: float = DEFAULT_TIMEOUTS["start"],
-                 image_format: str = "png", progress: Progress | None = None):
+    def __init__(
+        self,
+        client,
+        project: str,
+        version: str,
+        *,
+        image_size=DEFAULT_IMAGE_SIZE,
+        min_units: int = 1,
+        threshold: float | None = None,
+        poll: float = DEFAULT_POLL,
+        start_timeout: float = DEFAULT_TIMEOUTS["start"],
+        image_format: str = "png",
+        progress: Progress | None = None,
+    ):
         self.client = client
         self.project = project
         self.version = str(version)
@@ -625,14 +807,26 @@ class LookoutModel(AnomalyModel):
             client = lookout_client(meta.get("region"), endpoint, data_path=options.pop("data_path", None))
         options.setdefault("min_units", meta.get("min_inference_units", 1))
         options.setdefault("poll", _env_poll())
-        return cls(client, meta["project"], meta["model_version"],
-                   image_size=meta.get("image_size") or DEFAULT_IMAGE_SIZE, **options)
+        return cls(
+            client,
+            meta["project"],
+            meta["model_version"],
+            image_size=meta.get("image_size") or DEFAULT_IMAGE_SIZE,
+            **options,
+        )
 
     def ensure_hosted(self) -> None:
         if self._ready:
             return
-        started = start_model(self.client, self.project, self.version, min_units=self.min_units, poll=self.poll,
-                              timeout=self.start_timeout, progress=self.progress)
+        started = start_model(
+            self.client,
+            self.project,
+            self.version,
+            min_units=self.min_units,
+            poll=self.poll,
+            timeout=self.start_timeout,
+            progress=self.progress,
+        )
         self.started = self.started or started
         self._ready = True
 

@@ -44,8 +44,13 @@ def load_model(model_dir: str | Path) -> AnomalyModel:
     raise ModelError(f"{Path(model_dir) / META_NAME}: unknown backend {backend!r}")
 
 
-def train_model(manifest: str | Path, out_dir: str | Path, backend: str = "local",
-                test_manifest: str | Path | None = None, **options) -> dict:
+def train_model(
+    manifest: str | Path,
+    out_dir: str | Path,
+    backend: str = "local",
+    test_manifest: str | Path | None = None,
+    **options,
+) -> dict:
     """Train from a Ground Truth classification manifest into ``out_dir`` (model.json).
     Returns the model's metadata; with ``test_manifest``, its ``"test"`` holds evaluate_model's figures."""
     out = Path(out_dir)
@@ -84,8 +89,7 @@ def evaluate_model(model_dir: str | Path, manifest: str | Path, model: AnomalyMo
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * p * r / (p + r) if p + r else 0.0
-    return {"images": len(entries), "precision": p, "recall": r, "f1": f1,
-            "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+    return {"images": len(entries), "precision": p, "recall": r, "f1": f1, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 
 def cross_validate(manifest: str | Path, folds: int = 5, repeats: int = 10, one_class: bool = False) -> dict:
@@ -107,10 +111,22 @@ def cross_validate(manifest: str | Path, folds: int = 5, repeats: int = 10, one_
                 tr &= y == 0
             clf = LocalClassifier.fit(X[tr], y[tr], groups[tr], one_class=one_class)
             pred[fold == f] = clf.scores(X[fold == f]) >= 0.5
-        runs.append({"f1": f1_score(y, pred), "tp": int((pred & (y > 0)).sum()), "fp": int((pred & (y == 0)).sum()),
-                     "fn": int((~pred & (y > 0)).sum()), "tn": int((~pred & (y == 0)).sum())})
+        runs.append(
+            {
+                "f1": f1_score(y, pred),
+                "tp": int((pred & (y > 0)).sum()),
+                "fp": int((pred & (y == 0)).sum()),
+                "fn": int((~pred & (y > 0)).sum()),
+                "tn": int((~pred & (y == 0)).sum()),
+            }
+        )
     f1s = [r["f1"] for r in runs]
-    return {"images": len(y), "folds": folds, "repeats": repeats, "f1_mean": float(np.mean(f1s)),
-            "f1_min": float(np.min(f1s)), "f1_max": float(np.max(f1s)), "runs": runs}
-
-
+    return {
+        "images": len(y),
+        "folds": folds,
+        "repeats": repeats,
+        "f1_mean": float(np.mean(f1s)),
+        "f1_min": float(np.min(f1s)),
+        "f1_max": float(np.max(f1s)),
+        "runs": runs,
+    }

@@ -19,21 +19,39 @@ def cmd_label(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     return EXIT_OK  # Ctrl-C is the way to stop it
 
+
 def cmd_dataset(args: argparse.Namespace) -> int:
-    report = export_dataset(args.inputs, args.out, test_fraction=args.test_fraction, seed=args.seed,
-                            per_object=args.per_object, s3=args.s3, s3_endpoint=args.s3_endpoint,
-                            progress=None if args.quiet else terminal_progress())
+    report = export_dataset(
+        args.inputs,
+        args.out,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        per_object=args.per_object,
+        s3=args.s3,
+        s3_endpoint=args.s3_endpoint,
+        progress=None if args.quiet else terminal_progress(),
+    )
     print(format_report(report))
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return EXIT_OK
 
+
 def cmd_augment(args: argparse.Namespace) -> int:
-    r = augment_dataset(args.dataset_dir, args.out, factor=args.factor, seed=args.seed, s3=args.s3,
-                        s3_endpoint=args.s3_endpoint, progress=None if args.quiet else terminal_progress())
-    print(f"{r.new_images} new train images ({r.by_class.get('normal', 0)} normal, "
-          f"{r.by_class.get('anomaly', 0)} anomaly) from {r.train_images}; test side ({r.test_images} images) "
-          f"unchanged -> {args.out}")
+    r = augment_dataset(
+        args.dataset_dir,
+        args.out,
+        factor=args.factor,
+        seed=args.seed,
+        s3=args.s3,
+        s3_endpoint=args.s3_endpoint,
+        progress=None if args.quiet else terminal_progress(),
+    )
+    print(
+        f"{r.new_images} new train images ({r.by_class.get('normal', 0)} normal, "
+        f"{r.by_class.get('anomaly', 0)} anomaly) from {r.train_images}; test side ({r.test_images} images) "
+        f"unchanged -> {args.out}"
+    )
     if r.upload:
         u = r.upload
         print(f"uploaded {u['uploaded']} file(s) ({u['bytes']} bytes), {u['skipped']} already there -> {u['url']}")

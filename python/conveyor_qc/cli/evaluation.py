@@ -23,24 +23,38 @@ def cmd_synth(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\rrendering {done}/{total} frames ")
             sys.stderr.flush()
 
-    result = synthesize(args.out_dir, preset=args.preset, seed=args.seed, seconds=args.seconds,
-                        progress=None if args.quiet else progress, output_format=args.format,
-                        mono=True if args.mono else None)
+    result = synthesize(
+        args.out_dir,
+        preset=args.preset,
+        seed=args.seed,
+        seconds=args.seconds,
+        progress=None if args.quiet else progress,
+        output_format=args.format,
+        mono=True if args.mono else None,
+    )
     if sys.stderr.isatty() and not args.quiet:
         sys.stderr.write("\n")
-    print(f"{result.objects} objects ({result.anomalies} anomalies), {result.frames} frames "
-          f"-> {result.video}")
+    print(f"{result.objects} objects ({result.anomalies} anomalies), {result.frames} frames -> {result.video}")
     return EXIT_OK
 
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    res = evaluate(args.gt, args.tracks, args.labels, args.objects, min_iou=args.min_iou,
-                   min_share=args.min_share, judge_visibility=args.judge_visibility,
-                   min_visibility=args.min_visibility)
+    res = evaluate(
+        args.gt,
+        args.tracks,
+        args.labels,
+        args.objects,
+        min_iou=args.min_iou,
+        min_share=args.min_share,
+        judge_visibility=args.judge_visibility,
+        min_visibility=args.min_visibility,
+    )
     text = json.dumps(res, indent=None, separators=(", ", ": ")) + "\n"
     if args.out:
         atomic_write_text(args.out, text)
     sys.stdout.write(text if args.json else format_report(res) + "\n")
     return EXIT_OK
+
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """``conveyor-qc tune`` (parser in cli.py). Exit 0, 1 on bad input, 130 after Ctrl-C (config written)."""
@@ -51,9 +65,20 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.set:
         label += " with " + " ".join(f"--set {s}" for s in args.set)
     try:
-        result = tune(args.video, args.gt, args.out, start=start, budget=args.budget, search=args.search,
-                      split=args.split, workers=args.workers, seed=args.seed, kinds=kinds, quiet=args.quiet,
-                      start_label=label)
+        result = tune(
+            args.video,
+            args.gt,
+            args.out,
+            start=start,
+            budget=args.budget,
+            search=args.search,
+            split=args.split,
+            workers=args.workers,
+            seed=args.seed,
+            kinds=kinds,
+            quiet=args.quiet,
+            start_label=label,
+        )
     except KeyboardInterrupt:
         print("conveyor-qc tune: interrupted before a config could be written: nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -62,8 +87,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     line += f", count error {100 * s.count_error:.2f}%"
     if result.heldout is not None:
         h = result.heldout
-        line += (f"; held out: object F1 {h.f1:.4f}, MOTA {h.mota:.4f}, count error "
-                 f"{100 * h.count_error:.2f}%")
+        line += f"; held out: object F1 {h.f1:.4f}, MOTA {h.mota:.4f}, count error {100 * h.count_error:.2f}%"
     print(f"{line} -> {args.out}")
     if result.interrupted:
         print("interrupted: wrote the best config scored so far", file=sys.stderr)

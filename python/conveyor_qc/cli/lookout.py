@@ -34,8 +34,11 @@ def _collect_images(items: list[str]) -> list[Path]:
 def cmd_lookout(args: argparse.Namespace) -> int:
     step = getattr(args, "lookout_command", None)
     if not step:
-        print("conveyor-qc lookout: give a step: create-project, upload, create-datasets, train, start, detect, "
-              "stop, status (see --help)", file=sys.stderr)
+        print(
+            "conveyor-qc lookout: give a step: create-project, upload, create-datasets, train, start, detect, "
+            "stop, status (see --help)",
+            file=sys.stderr,
+        )
         return 2
     progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     poll = args.poll
@@ -59,44 +62,96 @@ def cmd_lookout(args: argparse.Namespace) -> int:
     client = lookout.lookout_client(args.region, args.endpoint_url, retry_mode=args.retry_mode)
     if step == "create-project":
         r = lookout.create_project(client, args.project)
-        print(f"project {args.project} {'created' if r['created'] else 'exists'}" +
-              (f": {r['ProjectArn']}" if r.get("ProjectArn") else ""))
+        print(
+            f"project {args.project} {'created' if r['created'] else 'exists'}"
+            + (f": {r['ProjectArn']}" if r.get("ProjectArn") else "")
+        )
     elif step == "create-datasets":
         base = args.s3.rstrip("/")
-        res = lookout.create_datasets(client, args.project, f"{base}/train.manifest",
-                              None if args.single else f"{base}/test.manifest", replace=args.replace, poll=poll,
-                              timeout=t or lookout.DEFAULT_TIMEOUTS["dataset"], progress=progress)
+        res = lookout.create_datasets(
+            client,
+            args.project,
+            f"{base}/train.manifest",
+            None if args.single else f"{base}/test.manifest",
+            replace=args.replace,
+            poll=poll,
+            timeout=t or lookout.DEFAULT_TIMEOUTS["dataset"],
+            progress=progress,
+        )
         for side, d in res.items():
             st = d.get("ImageStats") or {}
-            print(f"{side} dataset: {d.get('Status')}" + (f", {st.get('Total', 0)} images ({st.get('Normal', 0)} "
-                                                          f"normal, {st.get('Anomaly', 0)} anomaly)" if st else ""))
+            print(
+                f"{side} dataset: {d.get('Status')}"
+                + (
+                    f", {st.get('Total', 0)} images ({st.get('Normal', 0)} normal, {st.get('Anomaly', 0)} anomaly)"
+                    if st
+                    else ""
+                )
+            )
     elif step == "train":
         output = args.s3.rstrip("/") + "/model-output"
-        d = lookout.train_model(client, args.project, output, wait=not args.no_wait, poll=poll,
-                        timeout=t or lookout.DEFAULT_TIMEOUTS["train"], progress=progress)
+        d = lookout.train_model(
+            client,
+            args.project,
+            output,
+            wait=not args.no_wait,
+            poll=poll,
+            timeout=t or lookout.DEFAULT_TIMEOUTS["train"],
+            progress=progress,
+        )
         perf = d.get("Performance") or {}
-        print(f"model {d['ModelVersion']}: {d.get('Status')}" +
-              (f", F1 {perf['F1Score']:.3f}, precision {perf.get('Precision', 0):.3f}, recall "
-               f"{perf.get('Recall', 0):.3f}" if "F1Score" in perf else ""))
+        print(
+            f"model {d['ModelVersion']}: {d.get('Status')}"
+            + (
+                f", F1 {perf['F1Score']:.3f}, precision {perf.get('Precision', 0):.3f}, recall "
+                f"{perf.get('Recall', 0):.3f}"
+                if "F1Score" in perf
+                else ""
+            )
+        )
         if args.out:
-            meta = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "backend": "lookout", "conveyor_qc_version": __version__,
-                    "project": args.project,
-                    "model_version": str(d["ModelVersion"]), "model_arn": d.get("ModelArn"),
-                    "region": client.meta.region_name, "s3": {"dataset": args.s3.rstrip("/"), "output": output},
-                    "image_size": [args.image_size, args.image_size], "min_inference_units": 1,
-                    "performance": d.get("Performance")}
+            meta = {
+                "format": MODEL_FORMAT,
+                "version": MODEL_VERSION,
+                "backend": "lookout",
+                "conveyor_qc_version": __version__,
+                "project": args.project,
+                "model_version": str(d["ModelVersion"]),
+                "model_arn": d.get("ModelArn"),
+                "region": client.meta.region_name,
+                "s3": {"dataset": args.s3.rstrip("/"), "output": output},
+                "image_size": [args.image_size, args.image_size],
+                "min_inference_units": 1,
+                "performance": d.get("Performance"),
+            }
             if args.endpoint_url:
                 meta["endpoint"] = args.endpoint_url
             print(f"-> {write_meta(args.out, meta)}")
     elif step == "start":
-        started = lookout.start_model(client, args.project, args.model_version, min_units=args.min_units,
-                              max_units=args.max_units, poll=poll, timeout=t or lookout.DEFAULT_TIMEOUTS["start"],
-                              progress=progress)
-        print(f"model {args.model_version}: HOSTED{'' if started else ' (already)'}; billed by the hour until "
-              f"`conveyor-qc lookout stop --project {args.project} --model-version {args.model_version}`")
+        started = lookout.start_model(
+            client,
+            args.project,
+            args.model_version,
+            min_units=args.min_units,
+            max_units=args.max_units,
+            poll=poll,
+            timeout=t or lookout.DEFAULT_TIMEOUTS["start"],
+            progress=progress,
+        )
+        print(
+            f"model {args.model_version}: HOSTED{'' if started else ' (already)'}; billed by the hour until "
+            f"`conveyor-qc lookout stop --project {args.project} --model-version {args.model_version}`"
+        )
     elif step == "stop":
-        d = lookout.stop_model(client, args.project, args.model_version, wait=not args.no_wait, poll=poll,
-                       timeout=t or lookout.DEFAULT_TIMEOUTS["stop"], progress=progress)
+        d = lookout.stop_model(
+            client,
+            args.project,
+            args.model_version,
+            wait=not args.no_wait,
+            poll=poll,
+            timeout=t or lookout.DEFAULT_TIMEOUTS["stop"],
+            progress=progress,
+        )
         print(f"model {args.model_version}: {d.get('Status')}")
     elif step == "status":
         s = lookout.project_status(client, args.project)
@@ -130,20 +185,38 @@ def _cmd_detect(args, client, progress) -> int:
             label = "anomaly" if res.get("IsAnomalous") else "normal"
             n_anomalous += label == "anomaly"
             if args.json:
-                print(json.dumps({"image": str(path), "label": label, "score": round(score, 6),
-                                  "confidence": res.get("Confidence")}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "image": str(path),
+                            "label": label,
+                            "score": round(score, 6),
+                            "confidence": res.get("Confidence"),
+                        }
+                    ),
+                    flush=True,
+                )
             else:
                 print(f"{path}\t{label}\t{score:.4f}", flush=True)
 
     if args.start:
-        with lookout.hosted(client, args.project, args.model_version, min_units=args.min_units, poll=args.poll,
-                    start_timeout=args.timeout or lookout.DEFAULT_TIMEOUTS["start"], progress=progress):
+        with lookout.hosted(
+            client,
+            args.project,
+            args.model_version,
+            min_units=args.min_units,
+            poll=args.poll,
+            start_timeout=args.timeout or lookout.DEFAULT_TIMEOUTS["start"],
+            progress=progress,
+        ):
             run()
     else:
         status = lookout._describe_model(client, args.project, args.model_version).get("Status")
         if status != "HOSTED":
-            raise lookout.LookoutError(f"model {args.model_version} is {status}, not hosted: run `conveyor-qc lookout start` "
-                               "first, or add --start (hosts it for this run only)")
+            raise lookout.LookoutError(
+                f"model {args.model_version} is {status}, not hosted: run `conveyor-qc lookout start` "
+                "first, or add --start (hosts it for this run only)"
+            )
         run()
     if progress is not None:
         progress(f"{len(images)} image(s), {n_anomalous} anomalous")

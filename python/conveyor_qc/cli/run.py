@@ -55,35 +55,55 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("interrupted: the outputs hold everything seen until then", file=sys.stderr)
         return EXIT_INTERRUPTED
     if result.ended_early:
-        print(f"warning: {result.stop_reason or 'the video ended before the frames it announced'}; "
-              "the outputs hold the frames that could be read", file=sys.stderr)
+        print(
+            f"warning: {result.stop_reason or 'the video ended before the frames it announced'}; "
+            "the outputs hold the frames that could be read",
+            file=sys.stderr,
+        )
         return EXIT_PARTIAL
     return EXIT_OK
 
+
 def cmd_recover(args: argparse.Namespace) -> int:
     s = recover_run(args.run_dir)
-    print(f"{s['objects']} objects ({s['anomalies']} anomalies), {s.get('crops_written', 0)} crops recovered "
-          f"-> {args.run_dir} (summary.json: complete {str(s.get('complete')).lower()}, recovered true)")
+    print(
+        f"{s['objects']} objects ({s['anomalies']} anomalies), {s.get('crops_written', 0)} crops recovered "
+        f"-> {args.run_dir} (summary.json: complete {str(s.get('complete')).lower()}, recovered true)"
+    )
     return EXIT_OK
+
 
 def cmd_batch(args: argparse.Namespace) -> int:
     if args.scheduler and args.workers is not None:
-        print("conveyor-qc batch: error: --workers sizes the local cluster; an existing cluster (--scheduler) "
-              "has its own workers", file=sys.stderr)
+        print(
+            "conveyor-qc batch: error: --workers sizes the local cluster; an existing cluster (--scheduler) "
+            "has its own workers",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     config = Config.from_options(args.config, args.set)
 
     def show(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    report = run_batch(args.videos, args.out, config, scheduler=args.scheduler, workers=args.workers,
-                       model=args.model, retries=args.retries, force=args.force,
-                       progress=None if args.quiet else show)
+    report = run_batch(
+        args.videos,
+        args.out,
+        config,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        model=args.model,
+        retries=args.retries,
+        force=args.force,
+        progress=None if args.quiet else show,
+    )
     t = report.totals()
-    print(f"{t['videos']} videos: {t['done']} done, {t['skipped']} skipped, {t['failed']} failed"
-          + (f", {t['interrupted']} not finished" if t["interrupted"] else "")
-          + f"; {t['objects']} objects ({t['anomalies']} anomalies) in {t['frames']} frames; "
-          f"{t['fps']:.1f} frames per second across the cluster -> {report.out_dir / BATCH_FILE}")
+    print(
+        f"{t['videos']} videos: {t['done']} done, {t['skipped']} skipped, {t['failed']} failed"
+        + (f", {t['interrupted']} not finished" if t["interrupted"] else "")
+        + f"; {t['objects']} objects ({t['anomalies']} anomalies) in {t['frames']} frames; "
+        f"{t['fps']:.1f} frames per second across the cluster -> {report.out_dir / BATCH_FILE}"
+    )
     for job in report.failed:
         print(f"failed: {job.video}: {job.error}", file=sys.stderr)
     if report.interrupted:

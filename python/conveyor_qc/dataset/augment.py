@@ -147,8 +147,9 @@ def augment_image(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
         dx, dy = rng.uniform(-0.05, 0.05) * w, rng.uniform(-0.05, 0.05) * h
         m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
         m[:, 2] += (dx, dy)
-        out = cv2.warpAffine(out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                             borderValue=(0, 0, 0))
+        out = cv2.warpAffine(
+            out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
+        )
         done.append(f"rotate {angle:+.1f}deg scale x{scale:.2f} shift {dx:+.0f},{dy:+.0f}px")
     return out, ", ".join(done) or "none"
 
@@ -166,17 +167,23 @@ class AugmentReport:
     upload: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"written_by": f"conveyor-qc {__version__} augment", "train_images": self.train_images,
-                "new_images": self.new_images, "test_images": self.test_images, "new_by_class": self.by_class,
-                "upload": self.upload}
+        return {
+            "written_by": f"conveyor-qc {__version__} augment",
+            "train_images": self.train_images,
+            "new_images": self.new_images,
+            "test_images": self.test_images,
+            "new_by_class": self.by_class,
+            "upload": self.upload,
+        }
 
 
 def _rel(entry: ManifestEntry, root: Path, manifest: Path) -> str:
     """Where the entry's image goes in the new dataset: the same relative path
     when it is inside the dataset folder, else under images/external/."""
     if entry.path is None:
-        raise DatasetError(f"{manifest}:{entry.line}: {entry.source_ref} is not a local file; augment needs "
-                           "the images on disk")
+        raise DatasetError(
+            f"{manifest}:{entry.line}: {entry.source_ref} is not a local file; augment needs the images on disk"
+        )
     p = entry.path.resolve()
     try:
         return p.relative_to(root).as_posix()
@@ -185,9 +192,17 @@ def _rel(entry: ManifestEntry, root: Path, manifest: Path) -> str:
         return f"images/external/{tag}-{p.name}"
 
 
-def augment_dataset(dataset_dir: str | Path, out: str | Path, *, factor: int, seed: int = 0,
-                    workers: int | None = None, progress: Callable[[int, int, str], None] | None = None,
-                    s3: str | None = None, s3_endpoint: str | None = None) -> AugmentReport:
+def augment_dataset(
+    dataset_dir: str | Path,
+    out: str | Path,
+    *,
+    factor: int,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    s3: str | None = None,
+    s3_endpoint: str | None = None,
+) -> AugmentReport:
     """Write ``out``: the dataset of ``dataset_dir`` plus ``factor`` new images per train
     image; with ``s3``, also its s3 manifests, and upload it there."""
     root = Path(dataset_dir).resolve()
@@ -252,9 +267,16 @@ def augment_dataset(dataset_dir: str | Path, out: str | Path, *, factor: int, se
             extra = dict(src.extra)
             extra[SOURCE_KEY] = train_rel[i]
             extra[AUGMENT_KEY] = what
-            return ManifestEntry(source_ref=rel, label=src.label, label_key=src.label_key,
-                                 human_annotated=src.human_annotated, creation_date=src.creation_date,
-                                 job_name=src.job_name, metadata_extra=dict(src.metadata_extra), extra=extra)
+            return ManifestEntry(
+                source_ref=rel,
+                label=src.label,
+                label_key=src.label_key,
+                human_annotated=src.human_annotated,
+                creation_date=src.creation_date,
+                job_name=src.job_name,
+                metadata_extra=dict(src.metadata_extra),
+                extra=extra,
+            )
 
         new_entries: list[ManifestEntry] = []
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="augment") as pool:
@@ -266,10 +288,18 @@ def augment_dataset(dataset_dir: str | Path, out: str | Path, *, factor: int, se
         def moved(entries: list[ManifestEntry], rels: list[str]) -> list[ManifestEntry]:
             res = []
             for e, rel in zip(entries, rels):
-                res.append(ManifestEntry(source_ref=rel, label=e.label, label_key=e.label_key,
-                                         human_annotated=e.human_annotated, creation_date=e.creation_date,
-                                         job_name=e.job_name, metadata_extra=dict(e.metadata_extra),
-                                         extra=dict(e.extra)))
+                res.append(
+                    ManifestEntry(
+                        source_ref=rel,
+                        label=e.label,
+                        label_key=e.label_key,
+                        human_annotated=e.human_annotated,
+                        creation_date=e.creation_date,
+                        job_name=e.job_name,
+                        metadata_extra=dict(e.metadata_extra),
+                        extra=dict(e.extra),
+                    )
+                )
             return res
 
         sides = {"train": moved(train, train_rel) + new_entries}
@@ -283,8 +313,7 @@ def augment_dataset(dataset_dir: str | Path, out: str | Path, *, factor: int, se
         report.by_class = by_class
         atomic_write_text(tmp / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
 
-    report = AugmentReport(out=out, train_images=len(sources), new_images=total, test_images=len(test),
-                           by_class={})
+    report = AugmentReport(out=out, train_images=len(sources), new_images=total, test_images=len(test), by_class={})
     build_then_swap(out, build)
     if s3 is not None:
         report.upload = upload_dataset(out, s3, endpoint_url=s3_endpoint, progress=progress).to_dict()

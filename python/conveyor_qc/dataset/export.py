@@ -136,15 +136,18 @@ def read_run_labels(path: str | Path) -> dict[int, str]:
     try:
         fh = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115  `with fh` below; a missing file told apart
     except FileNotFoundError:
-        raise DatasetError(f"{path} not found: label the run's objects first (a CSV with header "
-                           "track_id,label; label normal, anomaly or unknown)") from None
+        raise DatasetError(
+            f"{path} not found: label the run's objects first (a CSV with header "
+            "track_id,label; label normal, anomaly or unknown)"
+        ) from None
     with fh:
         reader = csv.DictReader(fh)
         cols = [c.strip() for c in (reader.fieldnames or [])]
         if "track_id" not in cols or "label" not in cols:
             hint = " (that is a synthetic clip's ground truth: its ids are not track ids)" if "id" in cols else ""
-            raise DatasetError(f"{path}:1: header must have columns track_id,label, got "
-                               f"{','.join(cols) or 'nothing'}{hint}")
+            raise DatasetError(
+                f"{path}:1: header must have columns track_id,label, got {','.join(cols) or 'nothing'}{hint}"
+            )
         reader.fieldnames = cols
         for row in reader:
             n = reader.line_num
@@ -169,8 +172,10 @@ def collect_run(run_dir: str | Path, video: str) -> tuple[list[SourceObject], li
         raise DatasetError(f"{run_dir}: not a folder (give a run folder or a .manifest file)")
     labels_path = run_dir / "labels.csv"
     if not labels_path.exists():
-        raise DatasetError(f"{run_dir}: no labels.csv (a CSV with header track_id,label; label normal, "
-                           "anomaly or unknown): label the run's objects first")
+        raise DatasetError(
+            f"{run_dir}: no labels.csv (a CSV with header track_id,label; label normal, "
+            "anomaly or unknown): label the run's objects first"
+        )
     labels = read_run_labels(labels_path)
     crops_dir = run_dir / "crops"
     if not crops_dir.is_dir():
@@ -194,8 +199,9 @@ def collect_run(run_dir: str | Path, video: str) -> tuple[list[SourceObject], li
     for tid in sorted(known | set(labels)):
         label = labels.get(tid)
         if label is None or label == "unknown":
-            left_out.append({"video": video, "object": str(tid),
-                             "reason": "not labelled" if label is None else "labelled unknown"})
+            left_out.append(
+                {"video": video, "object": str(tid), "reason": "not labelled" if label is None else "labelled unknown"}
+            )
         elif tid not in crops:
             left_out.append({"video": video, "object": str(tid), "reason": f"labelled {label} but has no crops"})
         else:
@@ -256,8 +262,9 @@ def pick_frames(frames: list[int], k: int, min_gap: int = MIN_FRAME_GAP) -> list
     return sorted(chosen)
 
 
-def split_objects(objects: list[SourceObject], test_fraction: float, seed: int
-                  ) -> tuple[list[SourceObject], list[SourceObject]]:
+def split_objects(
+    objects: list[SourceObject], test_fraction: float, seed: int
+) -> tuple[list[SourceObject], list[SourceObject]]:
     """(train, test) by object, stratified by class: a class with two objects or
     more has at least one on each side (when ``test_fraction`` > 0)."""
     if not 0.0 <= test_fraction < 1.0:
@@ -290,8 +297,9 @@ def check_minimums(counts: dict, single: bool) -> list[str]:
         for cls, n_min in need.items():
             have = counts.get(side, {}).get(cls, {}).get("images", 0)
             if have < n_min:
-                warnings.append(f"{side} has {have} {cls} image(s); Lookout for Vision needs at least {n_min} "
-                                f"for {what}")
+                warnings.append(
+                    f"{side} has {have} {cls} image(s); Lookout for Vision needs at least {n_min} for {what}"
+                )
     return warnings
 
 
@@ -337,8 +345,9 @@ def build_then_swap(out: Path, build: Callable[[Path], None], marker: str = REPO
         if not out.is_dir():
             raise DatasetError(f"{out} exists and is not a folder")
         if any(out.iterdir()) and not (out / marker).exists():
-            raise DatasetError(f"{out} exists and is not a dataset written by conveyor-qc (no {marker}): "
-                               "choose a new or empty folder")
+            raise DatasetError(
+                f"{out} exists and is not a dataset written by conveyor-qc (no {marker}): choose a new or empty folder"
+            )
     parent = out.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -425,22 +434,37 @@ def export_dataset(
                 chosen = [(src, f"images/{o.video}/{o.name}/{o.name}{image_suffix(src)}")]
             else:
                 frames = [f for _, f in o.images]
-                chosen = [(src, f"images/{o.video}/{o.name}/{f:06d}{image_suffix(src)}")
-                          for src, f in (o.images[i] for i in pick_frames(frames, per_object))]
+                chosen = [
+                    (src, f"images/{o.video}/{o.name}/{f:06d}{image_suffix(src)}")
+                    for src, f in (o.images[i] for i in pick_frames(frames, per_object))
+                ]
             rows.extend((o, src, rel) for src, rel in chosen)
         plan[side] = rows
 
-    counts = {side: {cls: {"objects": sum(1 for o in objs if o.label == cls),
-                           "images": sum(1 for o, _, _ in plan[side] if o.label == cls)}
-                     for cls in CLASSES} for side, objs in sides.items()}
+    counts = {
+        side: {
+            cls: {
+                "objects": sum(1 for o in objs if o.label == cls),
+                "images": sum(1 for o, _, _ in plan[side] if o.label == cls),
+            }
+            for cls in CLASSES
+        }
+        for side, objs in sides.items()
+    }
     warnings = []
     for cls in CLASSES:
         n = sum(1 for o in objects if o.label == cls)
         if not single and n == 1:
             warnings.append(f"only one {cls} object: it is on the train side, the test side has none")
     warnings += check_minimums(counts, single)
-    report = DatasetReport(out=out, single=single, videos={v: str(p) for v, p in zip(videos, paths)},
-                           counts=counts, left_out=left_out, warnings=warnings)
+    report = DatasetReport(
+        out=out,
+        single=single,
+        videos={v: str(p) for v, p in zip(videos, paths)},
+        counts=counts,
+        left_out=left_out,
+        warnings=warnings,
+    )
     total = sum(len(r) for r in plan.values())
 
     def build(tmp: Path) -> None:
@@ -449,8 +473,14 @@ def export_dataset(
             entries = []
             for o, src, rel in rows:
                 place_image(src, tmp / rel)
-                entries.append(ManifestEntry(source_ref=rel, label=o.label, creation_date=o.creation_date or
-                                             format_date(), extra={OBJECT_KEY: o.key}))
+                entries.append(
+                    ManifestEntry(
+                        source_ref=rel,
+                        label=o.label,
+                        creation_date=o.creation_date or format_date(),
+                        extra={OBJECT_KEY: o.key},
+                    )
+                )
                 done += 1
                 if progress is not None and (done % 20 == 0 or done == total):
                     progress(done, total, "images")
@@ -472,24 +502,31 @@ def format_report(report: DatasetReport) -> str:
     lines = []
     n_obj = sum(c["objects"] for side in report.counts.values() for c in side.values())
     n_img = sum(c["images"] for side in report.counts.values() for c in side.values())
-    lines.append(f"{len(report.videos)} input(s), {n_obj} objects, {n_img} images -> {report.out}"
-                 + ("  (single dataset: --test-fraction 0)" if report.single else ""))
+    lines.append(
+        f"{len(report.videos)} input(s), {n_obj} objects, {n_img} images -> {report.out}"
+        + ("  (single dataset: --test-fraction 0)" if report.single else "")
+    )
     lines.append(f"{'':8}{'objects':>18}{'images':>18}")
     lines.append(f"{'':8}{'normal':>9}{'anomaly':>9}{'normal':>9}{'anomaly':>9}")
     for side, c in report.counts.items():
-        lines.append(f"{side:8}{c['normal']['objects']:>9}{c['anomaly']['objects']:>9}"
-                     f"{c['normal']['images']:>9}{c['anomaly']['images']:>9}")
+        lines.append(
+            f"{side:8}{c['normal']['objects']:>9}{c['anomaly']['objects']:>9}"
+            f"{c['normal']['images']:>9}{c['anomaly']['images']:>9}"
+        )
     if report.left_out:
         reasons: dict[str, int] = {}
         for r in report.left_out:
             reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
-        lines.append(f"left out {len(report.left_out)} object(s): "
-                     + ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
-                     + " (listed in report.json)")
+        lines.append(
+            f"left out {len(report.left_out)} object(s): "
+            + ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+            + " (listed in report.json)"
+        )
     if report.upload:
         u = report.upload
-        lines.append(f"uploaded {u['uploaded']} file(s) ({u['bytes']} bytes), {u['skipped']} already there "
-                     f"-> {u['url']}")
+        lines.append(
+            f"uploaded {u['uploaded']} file(s) ({u['bytes']} bytes), {u['skipped']} already there -> {u['url']}"
+        )
     return "\n".join(lines)
 
 

@@ -68,7 +68,7 @@ def _crop_type(body: bytes, name: str) -> str:
         return "image/png"
     if body.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
-    return CROP_CONTENT_TYPES[name[name.rindex("."):]]
+    return CROP_CONTENT_TYPES[name[name.rindex(".") :]]
 
 
 class LabelError(ConveyorQCError, ValueError):
@@ -127,16 +127,23 @@ class LabelStore:
             reader = csv.DictReader(fh)
             need = {"track_id", "first_frame", "last_frame", "frames", "x", "y", "w", "h"}
             if not need <= set(reader.fieldnames or ()):
-                raise LabelError(f"{path}: expected the columns of `conveyor-qc run` "
-                                 f"(track_id,first_frame,last_frame,frames,x,y,w,h,label,score)")
+                raise LabelError(
+                    f"{path}: expected the columns of `conveyor-qc run` "
+                    f"(track_id,first_frame,last_frame,frames,x,y,w,h,label,score)"
+                )
             for line, row in enumerate(reader, start=2):
                 try:
                     tid = int(row["track_id"])
                     score = row.get("score") or ""
                     objects[tid] = RunObject(
-                        track_id=tid, first_frame=int(row["first_frame"]), last_frame=int(row["last_frame"]),
-                        frames=int(row["frames"]), box=[_num(row[k]) for k in ("x", "y", "w", "h")],
-                        predicted=(row.get("label") or "unknown"), score=float(score) if score else None)
+                        track_id=tid,
+                        first_frame=int(row["first_frame"]),
+                        last_frame=int(row["last_frame"]),
+                        frames=int(row["frames"]),
+                        box=[_num(row[k]) for k in ("x", "y", "w", "h")],
+                        predicted=(row.get("label") or "unknown"),
+                        score=float(score) if score else None,
+                    )
                 except (TypeError, ValueError):
                     raise LabelError(f"{path}, line {line}: not a row of `conveyor-qc run`") from None
         return dict(sorted(objects.items()))
@@ -192,8 +199,10 @@ class LabelStore:
             return
         names = [h.strip().lower() for h in header]
         if "track_id" not in names or "label" not in names or len(set(names)) != len(names):
-            raise LabelError(f"{path}: expected a header with the columns track_id,label, found "
-                             f"{','.join(header)!r}; fix or move the file (it is not overwritten)")
+            raise LabelError(
+                f"{path}: expected a header with the columns track_id,label, found "
+                f"{','.join(header)!r}; fix or move the file (it is not overwritten)"
+            )
         self._fieldnames = names
         for line, values in enumerate(reader, start=2):
             if not any(v.strip() for v in values):
@@ -208,15 +217,18 @@ class LabelStore:
                 continue
             label = raw_label.lower()
             if tid not in self.objects:
-                self.warnings.append(f"{path.name} line {line}: track {tid} is not an object of this run; "
-                                     "row kept as is")
+                self.warnings.append(
+                    f"{path.name} line {line}: track {tid} is not an object of this run; row kept as is"
+                )
                 self._kept.append((tid, row))
                 continue
             if label in UNLABELLED:
                 continue
             if label not in LABELS:
-                self.warnings.append(f"{path.name} line {line}: label {raw_label!r} of track {tid} is not "
-                                     "normal or anomaly; shown unlabelled, row kept until it is labelled")
+                self.warnings.append(
+                    f"{path.name} line {line}: label {raw_label!r} of track {tid} is not "
+                    "normal or anomaly; shown unlabelled, row kept until it is labelled"
+                )
                 self._kept.append((tid, row))
                 continue
             if tid in self.labels:
@@ -411,9 +423,15 @@ class _Handler(BaseHTTPRequestHandler):
         if path in _STATIC:
             name, ctype = _STATIC[path]
             body = (self.server.web / name).read_bytes()
-            return self._send(HTTPStatus.OK, body, ctype, {
-                "Content-Security-Policy": "default-src 'self'; img-src 'self'; object-src 'none'; "
-                                           "base-uri 'none'; frame-ancestors 'none'"})
+            return self._send(
+                HTTPStatus.OK,
+                body,
+                ctype,
+                {
+                    "Content-Security-Policy": "default-src 'self'; img-src 'self'; object-src 'none'; "
+                    "base-uri 'none'; frame-ancestors 'none'"
+                },
+            )
         if path == "/api/objects":
             return self._json(HTTPStatus.OK, self.server.store.snapshot())
         if path.startswith("/crops/"):
@@ -473,15 +491,18 @@ class _Handler(BaseHTTPRequestHandler):
         except KeyError:
             return self._error(HTTPStatus.NOT_FOUND, f"track {track_id} is not an object of this run")
         except OSError as exc:
-            return self._error(HTTPStatus.INTERNAL_SERVER_ERROR,
-                               f"labels.csv not saved: {exc.strerror or exc}")
+            return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"labels.csv not saved: {exc.strerror or exc}")
         return self._json(HTTPStatus.OK, state)
 
     do_PUT = do_POST
 
     def _refuse(self) -> None:
-        self._send(HTTPStatus.METHOD_NOT_ALLOWED, b'{"error": "method not allowed"}',
-                   "application/json; charset=utf-8", {"Allow": "GET, HEAD, POST, PUT"})
+        self._send(
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            b'{"error": "method not allowed"}',
+            "application/json; charset=utf-8",
+            {"Allow": "GET, HEAD, POST, PUT"},
+        )
 
     do_DELETE = do_PATCH = do_OPTIONS = _refuse
 
@@ -499,8 +520,11 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, out=sy
     for w in store.warnings:
         print(f"warning: {w}", file=err)
     if not _is_loopback(host):
-        print(f"warning: serving on {host}, not just this machine: anyone who can reach it can see the "
-              "crops and change the labels", file=err)
+        print(
+            f"warning: serving on {host}, not just this machine: anyone who can reach it can see the "
+            "crops and change the labels",
+            file=err,
+        )
     try:
         server = LabelServer(store, host, port)
     except OSError as exc:
@@ -515,5 +539,4 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, out=sy
     finally:
         server.server_close()
     c = store.counts()
-    print(f"stopped: {c['normal'] + c['anomaly']} labelled, {c['left']} left, saved in {store.labels_path}",
-          file=out)
+    print(f"stopped: {c['normal'] + c['anomaly']} labelled, {c['left']} left, saved in {store.labels_path}", file=out)

@@ -104,16 +104,21 @@ class ManifestEntry:
         meta: dict = {}
         if self.job_name is not None:
             meta["job-name"] = self.job_name
-        meta.update({
-            "class-name": self.label,
-            "human-annotated": self.human_annotated,
-            "creation-date": self.creation_date,
-            "type": CLASSIFICATION_TYPE,
-        })
+        meta.update(
+            {
+                "class-name": self.label,
+                "human-annotated": self.human_annotated,
+                "creation-date": self.creation_date,
+                "type": CLASSIFICATION_TYPE,
+            }
+        )
         for k, v in self.metadata_extra.items():
             meta.setdefault(k, v)
-        out = {"source-ref": self.source_ref, self.label_key: 1 if self.label == "anomaly" else 0,
-               f"{self.label_key}-metadata": meta}
+        out = {
+            "source-ref": self.source_ref,
+            self.label_key: 1 if self.label == "anomaly" else 0,
+            f"{self.label_key}-metadata": meta,
+        }
         for k, v in self.extra.items():
             out.setdefault(k, v)
         return out
@@ -130,8 +135,9 @@ def _label_keys(obj: dict) -> list[str]:
     return keys
 
 
-def parse_line(text: str, where: str, base: Path | None = None, label_key: str | None = None,
-               line: int | None = None) -> ManifestEntry:
+def parse_line(
+    text: str, where: str, base: Path | None = None, label_key: str | None = None, line: int | None = None
+) -> ManifestEntry:
     """One manifest line -> ManifestEntry. ``where`` prefixes every error (``path:line``)."""
     try:
         obj = json.loads(text)
@@ -141,20 +147,22 @@ def parse_line(text: str, where: str, base: Path | None = None, label_key: str |
         raise ManifestError(f"{where}: a line must be a JSON object, got {type(obj).__name__}")
     ref = obj.get("source-ref")
     if not isinstance(ref, str) or not ref.strip():
-        raise ManifestError(f"{where}: no \"source-ref\" (the image's path or s3:// URL)")
+        raise ManifestError(f'{where}: no "source-ref" (the image\'s path or s3:// URL)')
     if label_key is None:
         keys = _label_keys(obj)
         if not keys:
-            raise ManifestError(f"{where}: no image-classification label (a \"KEY-metadata\" object "
-                                f"with \"type\": \"{CLASSIFICATION_TYPE}\")")
+            raise ManifestError(
+                f'{where}: no image-classification label (a "KEY-metadata" object with "type": "{CLASSIFICATION_TYPE}")'
+            )
         if len(keys) > 1:
-            raise ManifestError(f"{where}: several image-classification labels ({', '.join(keys)}); "
-                                "choose one with label_key")
+            raise ManifestError(
+                f"{where}: several image-classification labels ({', '.join(keys)}); choose one with label_key"
+            )
         key = keys[0]
     else:
         key = label_key
         if not isinstance(obj.get(f"{key}-metadata"), dict):
-            raise ManifestError(f"{where}: no \"{key}-metadata\" object")
+            raise ManifestError(f'{where}: no "{key}-metadata" object')
     meta = dict(obj[f"{key}-metadata"])
     cls = meta.pop("class-name", None)
     label = cls.strip().lower() if isinstance(cls, str) else None
@@ -162,9 +170,9 @@ def parse_line(text: str, where: str, base: Path | None = None, label_key: str |
         raise ManifestError(f"{where}: class-name {cls!r} is not normal or anomaly")
     value = obj.get(key)
     if value is not None and value not in (0, 1):
-        raise ManifestError(f"{where}: \"{key}\" is {value!r}, expected 0 (normal) or 1 (anomaly)")
+        raise ManifestError(f'{where}: "{key}" is {value!r}, expected 0 (normal) or 1 (anomaly)')
     if value is not None and value != (1 if label == "anomaly" else 0):
-        raise ManifestError(f"{where}: \"{key}\" is {value} but class-name is {label!r}")
+        raise ManifestError(f'{where}: "{key}" is {value} but class-name is {label!r}')
     meta.pop("type", None)
     human = meta.pop("human-annotated", "yes")
     date = meta.pop("creation-date", None)
@@ -175,14 +183,20 @@ def parse_line(text: str, where: str, base: Path | None = None, label_key: str |
         p = Path(ref)
         path = p if p.is_absolute() or base is None else base / p
     return ManifestEntry(
-        source_ref=ref, label=label, label_key=key, human_annotated=str(human),
-        creation_date=str(date) if date is not None else format_date(), job_name=job,
-        metadata_extra=meta, extra=extra, line=line, path=path,
+        source_ref=ref,
+        label=label,
+        label_key=key,
+        human_annotated=str(human),
+        creation_date=str(date) if date is not None else format_date(),
+        job_name=job,
+        metadata_extra=meta,
+        extra=extra,
+        line=line,
+        path=path,
     )
 
 
-def read_manifest(path: str | Path, *, label_key: str | None = None, check_files: bool = False
-                  ) -> list[ManifestEntry]:
+def read_manifest(path: str | Path, *, label_key: str | None = None, check_files: bool = False) -> list[ManifestEntry]:
     """Every line of a manifest (blank lines skipped). ``check_files``: a local
     source-ref that names no file is an error too."""
     path = Path(path)

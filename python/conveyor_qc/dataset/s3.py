@@ -41,8 +41,13 @@ __all__ = [
 ]
 
 MAX_SINGLE_PUT = 5 * 1024**3  # S3's limit for one PUT
-CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-                 ".manifest": "application/x-ndjson", ".json": "application/json"}
+CONTENT_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".manifest": "application/x-ndjson",
+    ".json": "application/json",
+}
 
 
 class S3Error(ConveyorQCError, ValueError):
@@ -80,9 +85,18 @@ def s3_entries(entries: list[ManifestEntry], url: str) -> list[ManifestEntry]:
     out = []
     for e in entries:
         ref = e.source_ref if e.source_ref.startswith("s3://") else f"s3://{bucket}/{_key(prefix, e.source_ref)}"
-        out.append(ManifestEntry(source_ref=ref, label=e.label, label_key=e.label_key,
-                                 human_annotated=e.human_annotated, creation_date=e.creation_date,
-                                 job_name=e.job_name, metadata_extra=dict(e.metadata_extra), extra=dict(e.extra)))
+        out.append(
+            ManifestEntry(
+                source_ref=ref,
+                label=e.label,
+                label_key=e.label_key,
+                human_annotated=e.human_annotated,
+                creation_date=e.creation_date,
+                job_name=e.job_name,
+                metadata_extra=dict(e.metadata_extra),
+                extra=dict(e.extra),
+            )
+        )
     return out
 
 
@@ -91,8 +105,12 @@ def s3_client(endpoint_url: str | None = None, *, workers: int = 8, max_attempts
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": max_attempts},
-                    max_pool_connections=max(10, workers * 2), connect_timeout=10, read_timeout=60)
+    config = Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        max_pool_connections=max(10, workers * 2),
+        connect_timeout=10,
+        read_timeout=60,
+    )
     return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
 
 
@@ -143,9 +161,16 @@ def _existing(client, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
     return out
 
 
-def upload_files(files: list[tuple[Path, str]], bucket: str, *, client=None, prefix: str = "",
-                 workers: int = 8, progress: Callable[[int, int, str], None] | None = None,
-                 url: str = "") -> UploadResult:
+def upload_files(
+    files: list[tuple[Path, str]],
+    bucket: str,
+    *,
+    client=None,
+    prefix: str = "",
+    workers: int = 8,
+    progress: Callable[[int, int, str], None] | None = None,
+    url: str = "",
+) -> UploadResult:
     """Upload each ``(local path, key)`` (keys under ``prefix``), skipping the unchanged ones.
     Files are sent in the order given, in waves: pass images before manifests."""
     client = client or s3_client(workers=workers)
@@ -173,8 +198,14 @@ def upload_files(files: list[tuple[Path, str]], bucket: str, *, client=None, pre
             extra = {"ContentType": CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")}
             try:
                 with open(path, "rb") as fh:
-                    client.put_object(Bucket=bucket, Key=key, Body=fh, Metadata={"md5": md5},
-                                      ContentMD5=base64.b64encode(bytes.fromhex(md5)).decode(), **extra)
+                    client.put_object(
+                        Bucket=bucket,
+                        Key=key,
+                        Body=fh,
+                        Metadata={"md5": md5},
+                        ContentMD5=base64.b64encode(bytes.fromhex(md5)).decode(),
+                        **extra,
+                    )
             except Exception as exc:  # noqa: BLE001
                 raise _explain(exc, bucket, f"upload {key}") from None
         with lock:
@@ -196,16 +227,18 @@ def upload_files(files: list[tuple[Path, str]], bucket: str, *, client=None, pre
                 for f in futures:
                     f.cancel()
                 raise
-    return UploadResult(url=url or f"s3://{bucket}/{prefix}", uploaded=state["uploaded"],
-                        skipped=state["skipped"], bytes=state["bytes"])
+    return UploadResult(
+        url=url or f"s3://{bucket}/{prefix}", uploaded=state["uploaded"], skipped=state["skipped"], bytes=state["bytes"]
+    )
 
 
 def dataset_files(dataset_dir: str | Path, prefix: str) -> list[tuple[Path, str]]:
     """What a dataset folder puts in the bucket: every image under ``images/``, and
     ``train.s3.manifest`` / ``test.s3.manifest`` as ``train.manifest`` / ``test.manifest``."""
     root = Path(dataset_dir)
-    files = [(p, _key(prefix, p.relative_to(root).as_posix()))
-             for p in sorted((root / "images").rglob("*")) if p.is_file()]
+    files = [
+        (p, _key(prefix, p.relative_to(root).as_posix())) for p in sorted((root / "images").rglob("*")) if p.is_file()
+    ]
     for side in ("train", "test"):
         m = root / f"{side}.s3.manifest"
         if m.exists():
@@ -213,13 +246,26 @@ def dataset_files(dataset_dir: str | Path, prefix: str) -> list[tuple[Path, str]
     return files
 
 
-def upload_dataset(dataset_dir: str | Path, url: str, *, endpoint_url: str | None = None, workers: int = 8,
-                   progress: Callable[[int, int, str], None] | None = None) -> UploadResult:
+def upload_dataset(
+    dataset_dir: str | Path,
+    url: str,
+    *,
+    endpoint_url: str | None = None,
+    workers: int = 8,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> UploadResult:
     """Upload a dataset folder (images, then its s3 manifests) under ``url``."""
     bucket, prefix = parse_s3_url(url)
     root = Path(dataset_dir)
     if not (root / "train.s3.manifest").exists():
         raise S3Error(f"{root} has no train.s3.manifest (it is written when --s3 is given)")
     client = s3_client(endpoint_url, workers=workers)
-    return upload_files(dataset_files(root, prefix), bucket, client=client, prefix=prefix, workers=workers,
-                        progress=progress, url=f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}")
+    return upload_files(
+        dataset_files(root, prefix),
+        bucket,
+        client=client,
+        prefix=prefix,
+        workers=workers,
+        progress=progress,
+        url=f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}",
+    )

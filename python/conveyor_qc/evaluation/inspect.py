@@ -60,15 +60,15 @@ PANEL_FILES = ("frame", "light", "classes", "mask", "components", "boxes")
 Progress = Callable[[int, int], None]
 
 # Colours (BGR).
-PRODUCT = (0, 150, 255)      # orange: a product colour
-SHADOW = (255, 140, 40)      # blue: a shadow colour (removed from the mask)
-FIXTURE = (220, 60, 220)     # magenta: a fixture (rail, guard) the model keeps out of the mask
-RIM = (0, 220, 240)          # yellow: the rims the model learnt nothing from
-BELT = (110, 110, 110)       # grey: belt
-SINGLE = (60, 220, 60)       # green: a component that is one object
-SPLIT = (255, 80, 255)       # pink: a component cut into several objects
-DROPPED = (90, 90, 90)       # grey: a component that gave no object
-BAD = (40, 40, 230)          # red: a figure past its limit (mask_watch.LIMITS)
+PRODUCT = (0, 150, 255)  # orange: a product colour
+SHADOW = (255, 140, 40)  # blue: a shadow colour (removed from the mask)
+FIXTURE = (220, 60, 220)  # magenta: a fixture (rail, guard) the model keeps out of the mask
+RIM = (0, 220, 240)  # yellow: the rims the model learnt nothing from
+BELT = (110, 110, 110)  # grey: belt
+SINGLE = (60, 220, 60)  # green: a component that is one object
+SPLIT = (255, 80, 255)  # pink: a component cut into several objects
+DROPPED = (90, 90, 90)  # grey: a component that gave no object
+BAD = (40, 40, 230)  # red: a figure past its limit (mask_watch.LIMITS)
 WHITE = (255, 255, 255)
 TITLE_BG = (48, 48, 48)
 SHEET_BG = (24, 24, 24)
@@ -92,21 +92,21 @@ class Inspection:
     """Everything ``inspect`` found on one frame."""
 
     source: str
-    frame_number: int            # 1-based
-    frame_count: int             # frames the container announces (0: unknown)
+    frame_number: int  # 1-based
+    frame_count: int  # frames the container announces (0: unknown)
     config: Config
-    frame: np.ndarray            # the full-resolution BGR frame
-    small: np.ndarray            # the frame as the mask sees it (downscaled by R)
-    mask: np.ndarray             # the final mask the detector saw (uint8 0/255)
-    object_mask: np.ndarray      # product colours, before shadows and morphology
-    shadow_mask: np.ndarray      # shadow colours
-    light_gain: np.ndarray       # float32 per pixel (empty: no belt model)
+    frame: np.ndarray  # the full-resolution BGR frame
+    small: np.ndarray  # the frame as the mask sees it (downscaled by R)
+    mask: np.ndarray  # the final mask the detector saw (uint8 0/255)
+    object_mask: np.ndarray  # product colours, before shadows and morphology
+    shadow_mask: np.ndarray  # shadow colours
+    light_gain: np.ndarray  # float32 per pixel (empty: no belt model)
     learning_labels: np.ndarray  # uint8 0 unused, 1 belt, 2 rim, 3 product core, 4 fixture (empty: none)
     belt_stats: _core.BeltStats  # the core's figures (MaskBuilder.belt_stats)
-    stats: dict                  # the same, as plain values for inspect.json
-    detections: list[dict]       # number, box, centroid, area, solidity, circularity, component, split
-    components: list[dict]       # id, pixels, area, box, detections, status
-    labels: np.ndarray           # int32 component labels of the mask (0 background)
+    stats: dict  # the same, as plain values for inspect.json
+    detections: list[dict]  # number, box, centroid, area, solidity, circularity, component, split
+    components: list[dict]  # id, pixels, area, box, detections, status
+    labels: np.ndarray  # int32 component labels of the mask (0 background)
     warnings: list[dict] = field(default_factory=list)  # code, message
     requested: int | None = None  # --frame as given (None: the default)
 
@@ -155,8 +155,9 @@ class Inspection:
 # ----------------------------------------------------------------------------- looking
 
 
-def inspect_frame(source: str | int, config: Config | None = None, frame: int | None = None,
-                  progress: Progress | None = None) -> Inspection:
+def inspect_frame(
+    source: str | int, config: Config | None = None, frame: int | None = None, progress: Progress | None = None
+) -> Inspection:
     """Read ``source`` up to frame ``frame`` (1-based; default :func:`default_frame`, or the
     last frame of a shorter video) through the core's mask and detector, as a run does,
     and collect what they saw on it. Writes nothing. ``progress(done, target)`` is called
@@ -203,10 +204,23 @@ def inspect_frame(source: str | int, config: Config | None = None, frame: int | 
     stats = {k: _plain(v) for k, v in builder.belt_stats.as_dict().items()}
     labels, components, detections = _components(mask, dets, detector.components(), config)
     ins = Inspection(
-        source=source_name, frame_number=number, frame_count=announced, config=config, frame=image,
-        small=small, mask=mask, object_mask=builder.object_mask(), shadow_mask=builder.shadow_mask(),
-        light_gain=builder.light_gain(), learning_labels=builder.learning_labels(), belt_stats=builder.belt_stats, stats=stats,
-        detections=detections, components=components, labels=labels, requested=frame,
+        source=source_name,
+        frame_number=number,
+        frame_count=announced,
+        config=config,
+        frame=image,
+        small=small,
+        mask=mask,
+        object_mask=builder.object_mask(),
+        shadow_mask=builder.shadow_mask(),
+        light_gain=builder.light_gain(),
+        learning_labels=builder.learning_labels(),
+        belt_stats=builder.belt_stats,
+        stats=stats,
+        detections=detections,
+        components=components,
+        labels=labels,
+        requested=frame,
     )
     ins.warnings = _warnings(ins, info.fps)
     return ins
@@ -214,12 +228,21 @@ def inspect_frame(source: str | int, config: Config | None = None, frame: int | 
 
 #: The core's outcome of a component (Detector.components(), detector.hpp ComponentNote) as
 #: this page words it.
-_STATUS = {"one": "object", "kept_whole": "kept whole", "split": "split", "grouped": "grouped",
-           "crumb": "crumb", "too_small": "too small", "too_large": "too large", "cut_by_roi": "dropped"}
+_STATUS = {
+    "one": "object",
+    "kept_whole": "kept whole",
+    "split": "split",
+    "grouped": "grouped",
+    "crumb": "crumb",
+    "too_small": "too small",
+    "too_large": "too large",
+    "cut_by_roi": "dropped",
+}
 
 
-def _components(mask: np.ndarray, dets: _core.Detections | None, notes: list[_core.ComponentNote], config: Config
-                ) -> tuple[np.ndarray, list[dict], list[dict]]:
+def _components(
+    mask: np.ndarray, dets: _core.Detections | None, notes: list[_core.ComponentNote], config: Config
+) -> tuple[np.ndarray, list[dict], list[dict]]:
     """The mask's components as the core's detector judged them (its notes, one per
     component in label order) and its detections. The label image, for drawing, is
     OpenCV's 8-connected labelling, which numbers components as the core does."""
@@ -229,8 +252,10 @@ def _components(mask: np.ndarray, dets: _core.Detections | None, notes: list[_co
         raise InspectError(f"the core's detector saw {len(notes)} components where OpenCV sees {n - 1}")
     boxes = np.asarray(dets.boxes if dets is not None else np.zeros((0, 4)), float).reshape(-1, 4)
     cents = np.asarray(dets.centroids if dets is not None else np.zeros((0, 2)), float).reshape(-1, 2)
-    cols = {k: np.asarray(getattr(dets, k) if dets is not None else np.zeros(0), float).ravel()
-            for k in ("area", "solidity", "circularity")}
+    cols = {
+        k: np.asarray(getattr(dets, k) if dets is not None else np.zeros(0), float).ravel()
+        for k in ("area", "solidity", "circularity")
+    }
     components, owner = [], [0] * boxes.shape[0]
     for i, note in enumerate(notes, start=1):
         x, y, cw, ch = note.box
@@ -242,26 +267,35 @@ def _components(mask: np.ndarray, dets: _core.Detections | None, notes: list[_co
             mine = list(range(first + 1, first + 1 + note.detections)) if first >= 0 else []
             for number in mine:
                 owner[number - 1] = i
-        components.append({
-            "id": i, "pixels": int(note.pixels), "area": round(float(note.area), 1),
-            "box": [round(x / R, 1), round(y / R, 1), round(cw / R, 1), round(ch / R, 1)],
-            "solidity": round(float(note.solidity), 4), "detections": mine, "status": status,
-            "objects_by_area": int(note.objects_by_area), "peaks": int(note.peaks),
-            "joined": note.joined + 1 if note.joined >= 0 else None,
-        })
+        components.append(
+            {
+                "id": i,
+                "pixels": int(note.pixels),
+                "area": round(float(note.area), 1),
+                "box": [round(x / R, 1), round(y / R, 1), round(cw / R, 1), round(ch / R, 1)],
+                "solidity": round(float(note.solidity), 4),
+                "detections": mine,
+                "status": status,
+                "objects_by_area": int(note.objects_by_area),
+                "peaks": int(note.peaks),
+                "joined": note.joined + 1 if note.joined >= 0 else None,
+            }
+        )
     split_ids = {c["id"] for c in components if c["status"] == "split"}
     detections = []
     for i in range(boxes.shape[0]):
-        detections.append({
-            "number": i + 1,
-            "box": [round(float(v), 1) for v in boxes[i]],
-            "centroid": [round(float(v), 1) for v in cents[i]],
-            "area": round(float(cols["area"][i]), 1),
-            "solidity": round(float(cols["solidity"][i]), 4),
-            "circularity": round(float(cols["circularity"][i]), 4),
-            "component": owner[i] or None,
-            "split": owner[i] in split_ids,
-        })
+        detections.append(
+            {
+                "number": i + 1,
+                "box": [round(float(v), 1) for v in boxes[i]],
+                "centroid": [round(float(v), 1) for v in cents[i]],
+                "area": round(float(cols["area"][i]), 1),
+                "solidity": round(float(cols["solidity"][i]), 4),
+                "circularity": round(float(cols["circularity"][i]), 4),
+                "component": owner[i] or None,
+                "split": owner[i] in split_ids,
+            }
+        )
     return labels, components, detections
 
 
@@ -277,28 +311,42 @@ def _warnings(ins: Inspection, fps: float) -> list[dict]:
         out += [{"code": w.code, "message": w.message} for w in watch.warnings]
         learnt = int(ins.stats.get("frames_learnt", 0))
         if learnt < learn_frames:
-            out.append({"code": "still-learning", "message":
-                        f"on frame {ins.frame_number} the belt model has learnt from {learnt} of its "
-                        f"{learn_frames} frames (one every {stride}): a run sees a better model from frame "
-                        f"{default_frame(ins.config)} on"})
+            out.append(
+                {
+                    "code": "still-learning",
+                    "message": f"on frame {ins.frame_number} the belt model has learnt from {learnt} of its "
+                    f"{learn_frames} frames (one every {stride}): a run sees a better model from frame "
+                    f"{default_frame(ins.config)} on",
+                }
+            )
     c = ins.counts()
     if ins.detections and c["too_small"] >= max(5, len(ins.detections)):
-        out.append({"code": "fragments", "message":
-                    f"{c['too_small']} mask components are smaller than detect.min_area "
-                    f"({ins.config.detect.min_area:g} px^2) against {len(ins.detections)} objects: the mask may "
-                    f"see only pieces of the products (or noise); compare the classes and mask panels with the "
-                    f"frame, and the products' colours with the mask settings (docs/settings.md)"})
+        out.append(
+            {
+                "code": "fragments",
+                "message": f"{c['too_small']} mask components are smaller than detect.min_area "
+                f"({ins.config.detect.min_area:g} px^2) against {len(ins.detections)} objects: the mask may "
+                f"see only pieces of the products (or noise); compare the classes and mask panels with the "
+                f"frame, and the products' colours with the mask settings (docs/settings.md)",
+            }
+        )
     if not ins.detections:
         if c["components"]:
-            why = (f"the mask has {c['components']} component(s) but none gave an object "
-                   f"({c['too_small']} under detect.min_area = {ins.config.detect.min_area:g} px^2, "
-                   f"{c['too_large']} over detect.max_area = {ins.config.detect.max_area:g} px^2)")
+            why = (
+                f"the mask has {c['components']} component(s) but none gave an object "
+                f"({c['too_small']} under detect.min_area = {ins.config.detect.min_area:g} px^2, "
+                f"{c['too_large']} over detect.max_area = {ins.config.detect.max_area:g} px^2)"
+            )
         else:
             why = "the mask is empty: nothing on this frame differs enough from the belt"
-        out.append({"code": "nothing-found", "message":
-                    f"no object on frame {ins.frame_number}: {why}; if products are in view, try another "
-                    f"--frame, or set the products' colours by hand (--set mask.mode=threshold with "
-                    f"mask.object_space, object_lower and object_upper: docs/settings.md)"})
+        out.append(
+            {
+                "code": "nothing-found",
+                "message": f"no object on frame {ins.frame_number}: {why}; if products are in view, try another "
+                f"--frame, or set the products' colours by hand (--set mask.mode=threshold with "
+                f"mask.object_space, object_lower and object_upper: docs/settings.md)",
+            }
+        )
     return out
 
 
@@ -336,8 +384,10 @@ def report(ins: Inspection) -> dict:
             "shadow_share": round(np.count_nonzero(ins.shadow_mask) / view, 4),
             "mask_share": round(np.count_nonzero(ins.mask) / view, 4),
         },
-        "detect": {k: getattr(ins.config.detect, k) for k in ("min_area", "max_area", "split_solidity",
-                                                              "split_min_part", "group_gap")},
+        "detect": {
+            k: getattr(ins.config.detect, k)
+            for k in ("min_area", "max_area", "split_solidity", "split_min_part", "group_gap")
+        },
         "counts": ins.counts(),
         "components": ins.components,
         "detections": ins.detections,
@@ -359,18 +409,28 @@ def summary_lines(ins: Inspection, out_dir: str | Path | None = None) -> list[st
         extra.append(f"{c['too_small']} under detect.min_area {ins.config.detect.min_area:g}")
     if c["too_large"]:
         extra.append(f"{c['too_large']} over detect.max_area {ins.config.detect.max_area:g}")
-    lines.append(f"{c['detections']} objects from {c['components']} mask components"
-                 + (f" ({', '.join(extra)})" if extra else ""))
+    lines.append(
+        f"{c['detections']} objects from {c['components']} mask components"
+        + (f" ({', '.join(extra)})" if extra else "")
+    )
     if ins.learnt:
         L, a, b = s["belt_lab"]
         sl, sa, sb = s["belt_sigma"]
-        lines.append(f"belt: Lab {L:.0f} {a:.0f} {b:.0f}, noise sigma L {sl:.1f} a {sa:.1f} b {sb:.1f}, threshold "
-                     f"{s['threshold']:.1f} sigma, light range {s['light_range']:.2f}, learnt from {s['frames_learnt']} "
-                     f"frames")
-        lines.append("belt region {} (at least {:.0%}), product share {} (at most {:.0%}), ambiguous {} "
-                     "(at most {:.0%})".format(_pct(s["belt_region"]), LIMITS["belt_region"],
-                                               _pct(s["object_share"]), LIMITS["object_share"],
-                                               _pct(s["ambiguous_share"]), LIMITS["ambiguous_share"]))
+        lines.append(
+            f"belt: Lab {L:.0f} {a:.0f} {b:.0f}, noise sigma L {sl:.1f} a {sa:.1f} b {sb:.1f}, threshold "
+            f"{s['threshold']:.1f} sigma, light range {s['light_range']:.2f}, learnt from {s['frames_learnt']} "
+            f"frames"
+        )
+        lines.append(
+            "belt region {} (at least {:.0%}), product share {} (at most {:.0%}), ambiguous {} (at most {:.0%})".format(
+                _pct(s["belt_region"]),
+                LIMITS["belt_region"],
+                _pct(s["object_share"]),
+                LIMITS["object_share"],
+                _pct(s["ambiguous_share"]),
+                LIMITS["ambiguous_share"],
+            )
+        )
     elif not ins.auto:
         lines.append(f"mask.mode = {ins.config.mask.mode}: no belt model (fixed colour ranges)")
     for w in ins.warnings:
@@ -406,8 +466,9 @@ def _lab_to_bgr(lab) -> tuple[int, int, int]:
     return int(b), int(g), int(r)
 
 
-def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour=WHITE, thick: int = 1,
-          outline: bool = True) -> None:
+def _text(
+    img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour=WHITE, thick: int = 1, outline: bool = True
+) -> None:
     """Text with a dark outline, legible on any background."""
     org = (int(org[0]), int(org[1]))
     if outline:  # a dilated copy of the glyphs in black (a thicker stroke would also be wider)
@@ -436,8 +497,9 @@ def _backdrop(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, alpha: float 
         img[y0:y1, x0:x1] = (img[y0:y1, x0:x1].astype(np.float32) * (1 - alpha)).astype(np.uint8)
 
 
-def _legend(img: np.ndarray, items: list[tuple[tuple[int, int, int] | None, str, tuple[int, int, int]]],
-            scale: float) -> np.ndarray:
+def _legend(
+    img: np.ndarray, items: list[tuple[tuple[int, int, int] | None, str, tuple[int, int, int]]], scale: float
+) -> np.ndarray:
     """``img`` over a band of the same width holding coloured squares with words (on as
     many lines as the width needs)."""
     _h, w = img.shape[:2]
@@ -517,11 +579,21 @@ def panel_light(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
     if not ins.learnt:
         img = np.full((h, w, 3), 40, np.uint8)
         m = ins.config.mask
-        lines = ([f"mask.mode = {m.mode}: no belt model", f"object: {m.object_space} "
-                  f"{_range(m.object_lower)} .. {_range(m.object_upper)}"]
-                 + ([f"shadow: {m.shadow_space} {_range(m.shadow_lower)} .. {_range(m.shadow_upper)}"]
-                    if m.shadow_enabled else ["shadows: off"])) if not ins.auto else \
-            ["the belt model has not learnt yet"]
+        lines = (
+            (
+                [
+                    f"mask.mode = {m.mode}: no belt model",
+                    f"object: {m.object_space} {_range(m.object_lower)} .. {_range(m.object_upper)}",
+                ]
+                + (
+                    [f"shadow: {m.shadow_space} {_range(m.shadow_lower)} .. {_range(m.shadow_upper)}"]
+                    if m.shadow_enabled
+                    else ["shadows: off"]
+                )
+            )
+            if not ins.auto
+            else ["the belt model has not learnt yet"]
+        )
         for i, line in enumerate(lines):
             _text(img, line, (pad, pad + (i + 1) * (th + pad)), fs)
         return _legend(img, [(None, "", WHITE)], fs)
@@ -537,7 +609,7 @@ def panel_light(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
     bx0, by0, by1 = w - bw - pad, pad + th + pad, h // 2
     ramp = np.linspace(1.0, 0.0, by1 - by0)[:, None] * 200 + 40
     bar = cv2.applyColorMap(np.repeat(ramp, bw, axis=1).astype(np.uint8), cv2.COLORMAP_INFERNO)
-    img[by0:by1, bx0:bx0 + bw] = bar
+    img[by0:by1, bx0 : bx0 + bw] = bar
     cv2.rectangle(img, (bx0 - 1, by0 - 1), (bx0 + bw, by1), WHITE, 1)
     top, bottom = "100%", f"{lo:.0%}" if span > 1e-3 else "100%"
     _text(img, top, (bx0 + bw - _text_size(top, fs)[0], by0 - pad), fs)
@@ -548,8 +620,7 @@ def panel_light(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
     sl, sa, sb = s["belt_sigma"]
     lines = [
         (f"belt colour  Lab {L:.0f} {a:.0f} {b:.0f}", WHITE),
-        (f"noise sigma L {sl:.1f} a {sa:.1f} b {sb:.1f}   threshold {s['threshold']:.1f} sigma",
-         WHITE),
+        (f"noise sigma L {sl:.1f} a {sa:.1f} b {sb:.1f}   threshold {s['threshold']:.1f} sigma", WHITE),
     ]
     sw = 2 * th + pad
     box_h = max(len(lines) * (th + pad), sw) + 2 * pad
@@ -564,8 +635,11 @@ def panel_light(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
         y = y0 + pad + (i + 1) * (th + pad) - pad // 2
         _text(img, t, (x, y), fs, col, outline=False)
     camera = "colour camera" if s.get("colour", True) else "monochrome camera"
-    light_words = (f"light: darkest {lo:.0%} of the brightest (range {s['light_range']:.2f})" if span > 1e-3
-                   else "light even (range 1.00)")
+    light_words = (
+        f"light: darkest {lo:.0%} of the brightest (range {s['light_range']:.2f})"
+        if span > 1e-3
+        else "light even (range 1.00)"
+    )
     return _legend(img, [(None, light_words, WHITE), (None, camera, WHITE)], fs)
 
 
@@ -580,17 +654,23 @@ def panel_learnt(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
     labels = ins.learning_labels
     if not ins.learnt or labels.size == 0:
         img = np.full((h, w, 3), 40, np.uint8)
-        _text(img, "no belt model" if not ins.auto else "the belt model has not learnt yet",
-              (10, 10 + _text_size("Ag", fs)[1]), fs)
+        _text(
+            img,
+            "no belt model" if not ins.auto else "the belt model has not learnt yet",
+            (10, 10 + _text_size("Ag", fs)[1]),
+            fs,
+        )
         return _legend(img, [(None, "", WHITE)], fs)
     lut = np.zeros((256, 3), np.uint8)
     lut[1], lut[2], lut[3], lut[4] = BELT, RIM, PRODUCT, FIXTURE
     img = _resize(lut[labels], size, nearest=True)
     view = float(labels.size)
     share = {k: np.count_nonzero(labels == k) / view for k in (1, 2, 3, 4)}
-    items = [(BELT, f"belt {_pct(share[1])}", BAD if ins.bad("belt_region") else WHITE),
-             (RIM, f"rim {_pct(share[2])}", WHITE),
-             (PRODUCT, f"product {_pct(share[3])}", BAD if ins.bad("object_share") else WHITE)]
+    items = [
+        (BELT, f"belt {_pct(share[1])}", BAD if ins.bad("belt_region") else WHITE),
+        (RIM, f"rim {_pct(share[2])}", WHITE),
+        (PRODUCT, f"product {_pct(share[3])}", BAD if ins.bad("object_share") else WHITE),
+    ]
     if share[4] > 0:
         items.append((FIXTURE, f"fixture {_pct(share[4])}", WHITE))
     return _legend(img, items, fs)
@@ -605,8 +685,10 @@ def panel_classes(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
     _paint(img, obj & ~sha, PRODUCT, 0.85)
     _paint(img, sha, SHADOW, 0.8)
     view = float(ins.mask.size)
-    items = [(PRODUCT, f"product colour {_pct(np.count_nonzero(ins.object_mask) / view)}", WHITE),
-             (SHADOW, f"shadow {_pct(np.count_nonzero(ins.shadow_mask) / view)}", WHITE)]
+    items = [
+        (PRODUCT, f"product colour {_pct(np.count_nonzero(ins.object_mask) / view)}", WHITE),
+        (SHADOW, f"shadow {_pct(np.count_nonzero(ins.shadow_mask) / view)}", WHITE),
+    ]
     labels = ins.learning_labels
     if ins.learnt and labels.size and labels.shape == ins.mask.shape and (labels == 4).any():
         fix = _resize(((labels == 4) * 255).astype(np.uint8), size, nearest=True) > 0
@@ -614,8 +696,9 @@ def panel_classes(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
         cv2.drawContours(img, contours, -1, FIXTURE, max(1, round(2 * fs)))
         items.append((FIXTURE, "fixture (kept out)", WHITE))
     if ins.learnt:
-        items.append((None, f"ambiguous {_pct(ins.stats['ambiguous_share'])}",
-                      BAD if ins.bad("ambiguous_share") else WHITE))
+        items.append(
+            (None, f"ambiguous {_pct(ins.stats['ambiguous_share'])}", BAD if ins.bad("ambiguous_share") else WHITE)
+        )
     return _legend(img, items, fs)
 
 
@@ -647,8 +730,7 @@ def panel_components(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
         comp = (ins.labels == c["id"]).astype(np.uint8)
         contours, _ = cv2.findContours(comp, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         scaled = [np.round((cnt + 0.5) * [sx, sy] - 0.5).astype(np.int32) for cnt in contours]
-        cv2.drawContours(img, scaled, -1, WHITE if split else RIM, thick if split else max(1, thick - 1),
-                         cv2.LINE_AA)
+        cv2.drawContours(img, scaled, -1, WHITE if split else RIM, thick if split else max(1, thick - 1), cv2.LINE_AA)
         solidity = f"s{c['solidity']:.2f}".replace("s0.", "s.")
         label = f"split x{len(c['detections'])} {solidity}" if split else f"whole {solidity}"
         for k in c["detections"] if split else ():
@@ -664,10 +746,12 @@ def panel_components(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
             y = int((by + bh) * R * sy) + tht + 2
         _text(img, label, (x, min(h - 2, y)), fs, WHITE if split else RIM, max(1, round(fs * 1.6)))
     c = ins.counts()
-    items = [(None, f"{c['components']} components", WHITE),
-             (WHITE, f"split {c['split_components']}", WHITE),
-             (RIM, f"tried for a split, kept whole {c['kept_whole']}", WHITE),
-             (DROPPED, f"no object {c['too_small'] + c['crumbs'] + c['too_large'] + c['dropped_other']}", WHITE)]
+    items = [
+        (None, f"{c['components']} components", WHITE),
+        (WHITE, f"split {c['split_components']}", WHITE),
+        (RIM, f"tried for a split, kept whole {c['kept_whole']}", WHITE),
+        (DROPPED, f"no object {c['too_small'] + c['crumbs'] + c['too_large'] + c['dropped_other']}", WHITE),
+    ]
     return _legend(img, items, fs)
 
 
@@ -702,10 +786,15 @@ def panel_boxes(ins: Inspection, size: tuple[int, int], legend_scale: float | No
         _text(img, number, (bx + 2, by + th1 - 1), fs * 1.15, colour, thick, outline=False)
         _text(img, figures, (bx + 2, by + th1 + th2 + 1), fs * 0.7, WHITE, outline=False)
     c = ins.counts()
-    return _legend(img, [(SINGLE, f"one object per component {c['single']}", WHITE),
-                         (SPLIT, f"from a split {c['split_detections']}", WHITE),
-                         (None, "label: number, area (px2), solidity", WHITE)],
-                   legend_scale or 0.8 * _text_scale(size))
+    return _legend(
+        img,
+        [
+            (SINGLE, f"one object per component {c['single']}", WHITE),
+            (SPLIT, f"from a split {c['split_detections']}", WHITE),
+            (None, "label: number, area (px2), solidity", WHITE),
+        ],
+        legend_scale or 0.8 * _text_scale(size),
+    )
 
 
 def _title(ins: Inspection, name: str) -> tuple[str, bool]:
@@ -724,19 +813,21 @@ def _title(ins: Inspection, name: str) -> tuple[str, bool]:
         if not ins.learnt:
             return "what the belt model learnt from", False
         bad = ins.bad("belt_region") or ins.bad("object_share")
-        return (f"learnt from frame {ins.last_learning_frame}: belt region {_pct(s['belt_region'])}, "
-                f"product {_pct(s['object_share'])}"), bad
+        return (
+            f"learnt from frame {ins.last_learning_frame}: belt region {_pct(s['belt_region'])}, "
+            f"product {_pct(s['object_share'])}"
+        ), bad
     if name == "classes":
         return "product and shadow colours (before morphology)", ins.bad("ambiguous_share")
     if name == "mask":
         return f"final mask (after morphology): {_pct(np.count_nonzero(ins.mask) / view)} of the view", False
     if name == "components":
-        return (f"components: {c['components']} -> {c['detections']} objects "
-                f"({c['split_components']} split)"), False
+        return (f"components: {c['components']} -> {c['detections']} objects ({c['split_components']} split)"), False
     if name == "boxes":
         d = ins.config.detect
-        return (f"detections: {c['detections']}  (min_area {d.min_area:g} px2, split below solidity "
-                f"{d.split_solidity:g})"), not ins.detections
+        return (
+            f"detections: {c['detections']}  (min_area {d.min_area:g} px2, split below solidity {d.split_solidity:g})"
+        ), not ins.detections
     return name, False
 
 
@@ -789,7 +880,7 @@ def _titled(img: np.ndarray, title: str, bad: bool, width: int, title_h: int, fs
         fs *= 0.92
         tw, th = _text_size(title, fs)
     _text(out, title, (8, (title_h + th) // 2 - 2), fs, WHITE, outline=False)
-    out[title_h:, (width - w) // 2:(width - w) // 2 + w] = img
+    out[title_h:, (width - w) // 2 : (width - w) // 2 + w] = img
     if bad:
         cv2.rectangle(out, (0, 0), (width - 1, h + title_h - 1), BAD, 3)
     return out
@@ -815,22 +906,31 @@ def _text_panel(ins: Inspection, width: int, height: int, fs: float) -> np.ndarr
 
     head("video")
     row(f"{Path(ins.source).name}, frame {ins.frame_number}" + (f" of {ins.frame_count}" if ins.frame_count else ""))
-    row(f"{ins.frame.shape[1]}x{ins.frame.shape[0]}, mask {ins.mask.shape[1]}x{ins.mask.shape[0]} "
-        f"(track.downscale {ins.scale:g})")
+    row(
+        f"{ins.frame.shape[1]}x{ins.frame.shape[0]}, mask {ins.mask.shape[1]}x{ins.mask.shape[0]} "
+        f"(track.downscale {ins.scale:g})"
+    )
     head(f"belt model (mask.mode {m.mode})")
     if ins.learnt:
         L, a, b = s["belt_lab"]
-        row(f"learnt from {s['frames_learnt']} frames (every {m.auto_learn_stride}), "
-            f"{s['candidates']} candidate colours")
+        row(
+            f"learnt from {s['frames_learnt']} frames (every {m.auto_learn_stride}), "
+            f"{s['candidates']} candidate colours"
+        )
         sl, sa, sb = s["belt_sigma"]
         row(f"belt Lab {L:.1f} {a:.1f} {b:.1f}, noise sigma L {sl:.2f} a {sa:.2f} b {sb:.2f}")
         row(f"threshold {s['threshold']:.1f} sigma (auto_threshold {m.auto_threshold:g} minimum)")
         row(f"light range {s['light_range']:.3f}" + ("" if s.get("colour", True) else ", monochrome camera"))
-        for key, words, cmp in (("belt_region", "belt region", "min"), ("object_share", "product share", "max"),
-                                ("ambiguous_share", "ambiguous colours", "max")):
+        for key, words, cmp in (
+            ("belt_region", "belt region", "min"),
+            ("object_share", "product share", "max"),
+            ("ambiguous_share", "ambiguous colours", "max"),
+        ):
             bad = ins.bad(key)
-            row(f"{words} {float(s[key]):.1%}  ({cmp} {LIMITS[key]:.0%})" + ("  PAST THE LIMIT" if bad else ""),
-                BAD if bad else WHITE)
+            row(
+                f"{words} {float(s[key]):.1%}  ({cmp} {LIMITS[key]:.0%})" + ("  PAST THE LIMIT" if bad else ""),
+                BAD if bad else WHITE,
+            )
         row(f"{s['object_components']} product components while learning, typical {s['typical_area']:.0f} px")
     elif ins.auto:
         row("not learnt yet")
@@ -838,17 +938,25 @@ def _text_panel(ins: Inspection, width: int, height: int, fs: float) -> np.ndarr
         row(f"none: object {m.object_space} {_range(m.object_lower)}..{_range(m.object_upper)}")
     head("mask")
     view = float(ins.mask.size)
-    row(f"product colour {np.count_nonzero(ins.object_mask) / view:.1%}, shadow "
-        f"{np.count_nonzero(ins.shadow_mask) / view:.1%}, final mask {np.count_nonzero(ins.mask) / view:.1%}")
-    row(f"blur {m.blur}, kernel {m.kernel_size}, open {m.open_iterations}, close {m.close_iterations}, "
-        f"edges {'on' if m.edges_enabled else 'off'}, shadows {'on' if m.shadow_enabled else 'off'}")
+    row(
+        f"product colour {np.count_nonzero(ins.object_mask) / view:.1%}, shadow "
+        f"{np.count_nonzero(ins.shadow_mask) / view:.1%}, final mask {np.count_nonzero(ins.mask) / view:.1%}"
+    )
+    row(
+        f"blur {m.blur}, kernel {m.kernel_size}, open {m.open_iterations}, close {m.close_iterations}, "
+        f"edges {'on' if m.edges_enabled else 'off'}, shadows {'on' if m.shadow_enabled else 'off'}"
+    )
     head("detect")
     row(f"min_area {d.min_area:g} px2, max_area {d.max_area:g} px2")
     row(f"split_solidity {d.split_solidity:g}, split_min_part {d.split_min_part:g}")
-    row(f"{c['components']} components: {c['single']} one object, {c['split_components']} split "
-        f"into {c['split_detections']}")
-    row(f"  {c['too_small']} under min_area, {c['crumbs']} crumbs, {c['too_large']} over max_area, "
-        f"{c['dropped_other']} other")
+    row(
+        f"{c['components']} components: {c['single']} one object, {c['split_components']} split "
+        f"into {c['split_detections']}"
+    )
+    row(
+        f"  {c['too_small']} under min_area, {c['crumbs']} crumbs, {c['too_large']} over max_area, "
+        f"{c['dropped_other']} other"
+    )
     row(f"{c['detections']} detections", WHITE if ins.detections else BAD)
     if ins.detections:
         areas = np.array([x["area"] for x in ins.detections])
@@ -858,7 +966,7 @@ def _text_panel(ins: Inspection, width: int, height: int, fs: float) -> np.ndarr
     notes = _decisions(ins)
     if notes:
         head("components that were not simply one object")
-        shown = notes[:DECISIONS_SHOWN] if len(notes) <= DECISIONS_SHOWN + 1 else notes[:DECISIONS_SHOWN - 1]
+        shown = notes[:DECISIONS_SHOWN] if len(notes) <= DECISIONS_SHOWN + 1 else notes[: DECISIONS_SHOWN - 1]
         for text in shown:
             row(text)
         if len(shown) < len(notes):
@@ -902,8 +1010,13 @@ def _decisions(ins: Inspection) -> list[str]:
         elif c["status"] == "too small":
             dropped.append((c["area"], f"{c['area']:.0f} px2 < min_area {d.min_area:g}: no object"))
         elif c["status"] == "crumb":
-            dropped.append((c["area"], f"{c['area']:.0f} px2, under a quarter of the typical object, "
-                                       "near no object to join: a crumb, no object"))
+            dropped.append(
+                (
+                    c["area"],
+                    f"{c['area']:.0f} px2, under a quarter of the typical object, "
+                    "near no object to join: a crumb, no object",
+                )
+            )
         elif c["status"] == "too large":
             dropped.append((c["area"], f"{c['area']:.0f} px2 > max_area {d.max_area:g}: no object"))
         elif c["status"] == "dropped":
@@ -914,9 +1027,9 @@ def _decisions(ins: Inspection) -> list[str]:
 def render_sheet(ins: Inspection) -> np.ndarray:
     """inspect.png: three columns,
 
-        frame       | belt model (light, colour) | what it learnt from
-        classes     | final mask                 | components
-        boxes (two columns, two rows)            | the numbers
+    frame       | belt model (light, colour) | what it learnt from
+    classes     | final mask                 | components
+    boxes (two columns, two rows)            | the numbers
     """
     cw, ch = _cell_size(ins.frame.shape)
     fs = 0.55
@@ -947,16 +1060,16 @@ def render_sheet(ins: Inspection) -> np.ndarray:
     y0 = header_h
     for i, name in enumerate(("frame", "light", "learnt")):
         t = titled[name]
-        sheet[y0:y0 + t.shape[0], cols[i]:cols[i] + cw] = t
+        sheet[y0 : y0 + t.shape[0], cols[i] : cols[i] + cw] = t
     y1 = y0 + row_h + GAP
     for i, name in enumerate(("classes", "mask", "components")):
         t = titled[name]
-        sheet[y1:y1 + t.shape[0], cols[i]:cols[i] + cw] = t
+        sheet[y1 : y1 + t.shape[0], cols[i] : cols[i] + cw] = t
     y2 = y1 + row_h + GAP
     b = titled["boxes"]
-    sheet[y2:y2 + b.shape[0], cols[0]:cols[0] + b.shape[1]] = b
+    sheet[y2 : y2 + b.shape[0], cols[0] : cols[0] + b.shape[1]] = b
     tx = cols[0] + b.shape[1] + GAP
-    sheet[y2:y2 + text.shape[0], tx:tx + text_w] = text
+    sheet[y2 : y2 + text.shape[0], tx : tx + text_w] = text
     return sheet
 
 
@@ -991,8 +1104,13 @@ def write_inspection(ins: Inspection, out_dir: str | Path) -> list[Path]:
     return written
 
 
-def inspect_video(source: str | int, out_dir: str | Path, config: Config | None = None, frame: int | None = None,
-                  progress: Progress | None = None) -> Inspection:
+def inspect_video(
+    source: str | int,
+    out_dir: str | Path,
+    config: Config | None = None,
+    frame: int | None = None,
+    progress: Progress | None = None,
+) -> Inspection:
     """The whole ``inspect`` job: :func:`inspect_frame`, then :func:`write_inspection`.
     Nothing is written when the input is bad."""
     out = Path(out_dir)

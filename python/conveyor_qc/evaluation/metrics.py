@@ -106,8 +106,10 @@ def read_mot(path: str | Path) -> np.ndarray:
     dup = _duplicate_rows(out)
     if dup is not None:
         i, j = dup
-        raise EvalError(f"{path}:{lines[j]}: id {int(out[j, 1])} has a second box on frame {int(out[j, 0])} "
-                        f"(first on line {lines[i]})")
+        raise EvalError(
+            f"{path}:{lines[j]}: id {int(out[j, 1])} has a second box on frame {int(out[j, 0])} "
+            f"(first on line {lines[i]})"
+        )
     return out
 
 
@@ -135,7 +137,11 @@ def _as_rows(data, what: str) -> np.ndarray:
         raise EvalError(f"{what}: expected an (N, >=6) array of MOT rows, got shape {rows.shape}")
     if not np.all(np.isfinite(rows[:, :6])):
         raise EvalError(f"{what}: frame, id and box must be finite numbers")
-    if np.any(rows[:, 0] < 1) or np.any(rows[:, 0] != np.round(rows[:, 0])) or np.any(rows[:, 1] != np.round(rows[:, 1])):
+    if (
+        np.any(rows[:, 0] < 1)
+        or np.any(rows[:, 0] != np.round(rows[:, 0]))
+        or np.any(rows[:, 1] != np.round(rows[:, 1]))
+    ):
         raise EvalError(f"{what}: frames must be integers >= 1 and ids integers")
     dup = _duplicate_rows(rows)
     if dup is not None:
@@ -150,8 +156,7 @@ def _read_csv(path: str | Path, columns: tuple[str, ...]) -> list[tuple[int, dic
         reader = csv.DictReader(fh)
         missing = [c for c in columns if c not in (reader.fieldnames or [])]
         if missing:
-            raise EvalError(f"{path}:1: header lacks column(s) {', '.join(missing)} "
-                            f"(expected {','.join(columns)})")
+            raise EvalError(f"{path}:1: header lacks column(s) {', '.join(missing)} (expected {','.join(columns)})")
         return [(reader.line_num, row) for row in reader]
 
 
@@ -347,8 +352,9 @@ def _f1(p: float, r: float) -> float:
 JUDGE_VISIBILITY = 0.4
 
 
-def object_metrics(gt, tracks, *, min_iou: float = 0.5, min_share: float = 0.5,
-                   judge_visibility: float = JUDGE_VISIBILITY) -> ObjectReport:
+def object_metrics(
+    gt, tracks, *, min_iou: float = 0.5, min_share: float = 0.5, judge_visibility: float = JUDGE_VISIBILITY
+) -> ObjectReport:
     """Pair ground-truth objects and tracks one to one and report the counting errors.
 
     ``gt`` and ``tracks``: paths or arrays of MOT rows (:func:`read_mot`).
@@ -416,7 +422,7 @@ def object_metrics(gt, tracks, *, min_iou: float = 0.5, min_share: float = 0.5,
             return c
 
         for a_pos, a in enumerate(cand):
-            for b in cand[a_pos + 1:]:
+            for b in cand[a_pos + 1 :]:
                 fa, fb = frames[int(a)], frames[int(b)]
                 if len(fa & fb) >= min_share * min(len(fa), len(fb)) - 1e-9:
                     parent[root(int(b))] = root(int(a))
@@ -431,8 +437,10 @@ def object_metrics(gt, tracks, *, min_iou: float = 0.5, min_share: float = 0.5,
             duplicates.append((gid, dup))
         explained.update(int(t_ids[c]) for c in cand)
 
-    joined = [(int(t_ids[c]), sorted(int(g_ids[g]) for g in np.flatnonzero(covers[:, c])))
-              for c in np.flatnonzero(covers.sum(axis=0) >= 2)]
+    joined = [
+        (int(t_ids[c]), sorted(int(g_ids[g]) for g in np.flatnonzero(covers[:, c])))
+        for c in np.flatnonzero(covers.sum(axis=0) >= 2)
+    ]
     explained.update(t for t, _ in joined)
     ghosts = sorted(int(t) for t in t_ids if int(t) not in paired_t and int(t) not in explained)
     missed = sorted(int(g) for g, jd in zip(g_ids, judged) if jd and int(g) not in paired_g)
@@ -442,9 +450,18 @@ def object_metrics(gt, tracks, *, min_iou: float = 0.5, min_share: float = 0.5,
     recall = sum(1 for g, jd in zip(g_ids, judged) if jd and int(g) in paired_g) / n_judged if n_judged else 0.0
     judged_ids = {int(g) for g, jd in zip(g_ids, judged) if jd}
     return ObjectReport(
-        objects=n_judged, tracks=T, gt_objects=G, pairs=pairs,
-        precision=precision, recall=recall, f1=_f1(precision, recall),
-        missed=missed, ghosts=ghosts, joined=joined, split=split, duplicates=duplicates,
+        objects=n_judged,
+        tracks=T,
+        gt_objects=G,
+        pairs=pairs,
+        precision=precision,
+        recall=recall,
+        f1=_f1(precision, recall),
+        missed=missed,
+        ghosts=ghosts,
+        joined=joined,
+        split=split,
+        duplicates=duplicates,
         peeking=sum(1 for g, _ in pairs if g not in judged_ids),
     )
 
@@ -458,8 +475,10 @@ def _trackeval_metrics():
         with contextlib.redirect_stdout(io.StringIO()):
             from trackeval.metrics import CLEAR, HOTA, Identity
     except ImportError as exc:
-        raise EvalError(f"TrackEval is needed for the MOT metrics ({exc}); install it with: "
-                        f"{TRACKEVAL_INSTALL} (see docs/evaluation.md)") from None
+        raise EvalError(
+            f"TrackEval is needed for the MOT metrics ({exc}); install it with: "
+            f"{TRACKEVAL_INSTALL} (see docs/evaluation.md)"
+        ) from None
     return CLEAR, HOTA, Identity
 
 
@@ -488,8 +507,8 @@ def trackeval_data(gt, tracks, *, min_visibility: float = 0.0, num_frames: int |
 
     gt_ids, tr_ids, sims = [], [], []
     for t in range(T):
-        gi = g_order[g_bounds[t]:g_bounds[t + 1]]
-        ti = t_order[t_bounds[t]:t_bounds[t + 1]]
+        gi = g_order[g_bounds[t] : g_bounds[t + 1]]
+        ti = t_order[t_bounds[t] : t_bounds[t + 1]]
         sim = _iou_matrix(gt[gi, 2:6], tracks[ti, 2:6])
         if len(gi) and len(ti) and distractor[gi].any():
             m = sim.copy()
@@ -612,16 +631,30 @@ def anomaly_metrics(pairs, labels, objects) -> dict:
         "anomaly_precision": p if known else None,
         "anomaly_recall": r if known else None,
         "anomaly_f1": _f1(p, r) if known else None,
-        "anomaly_tp": tp, "anomaly_fp": fp, "anomaly_fn": fn, "anomaly_tn": tn,
-        "anomaly_judged": known, "anomaly_unknown": unknown,
+        "anomaly_tp": tp,
+        "anomaly_fp": fp,
+        "anomaly_fn": fn,
+        "anomaly_tn": tn,
+        "anomaly_judged": known,
+        "anomaly_unknown": unknown,
     }
 
 
 # --------------------------------------------------------------------------- all together
 
 
-def evaluate(gt, tracks, labels=None, objects=None, *, min_iou: float = 0.5, min_share: float = 0.5,
-             judge_visibility: float = JUDGE_VISIBILITY, min_visibility: float = 0.0, mot: bool = True) -> dict:
+def evaluate(
+    gt,
+    tracks,
+    labels=None,
+    objects=None,
+    *,
+    min_iou: float = 0.5,
+    min_share: float = 0.5,
+    judge_visibility: float = JUDGE_VISIBILITY,
+    min_visibility: float = 0.0,
+    mot: bool = True,
+) -> dict:
     """Everything ``conveyor-qc eval`` reports, as one flat dict.
 
     ``gt``, ``tracks``: paths or arrays of MOT rows; ``labels``, ``objects``:
@@ -632,17 +665,28 @@ def evaluate(gt, tracks, labels=None, objects=None, *, min_iou: float = 0.5, min
     False), the ``anomaly_*`` figures with labels, and the settings used.
     """
     if (labels is None) != (objects is None):
-        raise EvalError("labels and objects go together: give both (labels.csv of the ground truth, "
-                        "objects.csv of the run) or neither")
+        raise EvalError(
+            "labels and objects go together: give both (labels.csv of the ground truth, "
+            "objects.csv of the run) or neither"
+        )
     gt = _as_rows(gt, "ground truth")
     tracks = _as_rows(tracks, "tracks")
     rep = object_metrics(gt, tracks, min_iou=min_iou, min_share=min_share, judge_visibility=judge_visibility)
     out: dict = {
-        "precision": rep.precision, "recall": rep.recall, "f1": rep.f1,
-        "objects": rep.objects, "tracks": rep.tracks, "paired": rep.paired, "gt_objects": rep.gt_objects,
-        "missed_count": len(rep.missed), "ghost_count": len(rep.ghosts), "joined_count": len(rep.joined),
-        "split_count": len(rep.split), "duplicate_count": len(rep.duplicates),
-        "missed": rep.missed, "ghosts": rep.ghosts,
+        "precision": rep.precision,
+        "recall": rep.recall,
+        "f1": rep.f1,
+        "objects": rep.objects,
+        "tracks": rep.tracks,
+        "paired": rep.paired,
+        "gt_objects": rep.gt_objects,
+        "missed_count": len(rep.missed),
+        "ghost_count": len(rep.ghosts),
+        "joined_count": len(rep.joined),
+        "split_count": len(rep.split),
+        "duplicate_count": len(rep.duplicates),
+        "missed": rep.missed,
+        "ghosts": rep.ghosts,
         "joined": [{"track": t, "objects": g} for t, g in rep.joined],
         "split": [{"object": g, "tracks": t} for g, t in rep.split],
         "duplicates": [{"object": g, "tracks": t} for g, t in rep.duplicates],
@@ -651,8 +695,14 @@ def evaluate(gt, tracks, labels=None, objects=None, *, min_iou: float = 0.5, min
         out.update(mot_metrics(gt, tracks, min_visibility=min_visibility))
     if labels is not None:
         out.update(anomaly_metrics(rep.pairs, labels, objects))
-    out.update({"min_iou": min_iou, "min_share": min_share, "judge_visibility": judge_visibility,
-                "min_visibility": min_visibility})
+    out.update(
+        {
+            "min_iou": min_iou,
+            "min_share": min_share,
+            "judge_visibility": judge_visibility,
+            "min_visibility": min_visibility,
+        }
+    )
     return out
 
 
@@ -670,22 +720,24 @@ def format_report(res: dict) -> str:
         f"precision {frac(res['precision'])}, recall {frac(res['recall'])}, F1 {frac(res['f1'])}",
         f"missed      {ids(res['missed'])}",
         f"ghosts      {ids(res['ghosts'])}",
-        "joined      " + ("; ".join(f"track {j['track']} over objects {ids(j['objects'])}" for j in res["joined"])
-                          or "none"),
-        "split       " + ("; ".join(f"object {s['object']} under tracks {ids(s['tracks'])}" for s in res["split"])
-                          or "none"),
-        "duplicates  " + ("; ".join(f"object {d['object']} under tracks {ids(d['tracks'])}"
-                                    for d in res["duplicates"]) or "none"),
+        "joined      "
+        + ("; ".join(f"track {j['track']} over objects {ids(j['objects'])}" for j in res["joined"]) or "none"),
+        "split       "
+        + ("; ".join(f"object {s['object']} under tracks {ids(s['tracks'])}" for s in res["split"]) or "none"),
+        "duplicates  "
+        + ("; ".join(f"object {d['object']} under tracks {ids(d['tracks'])}" for d in res["duplicates"]) or "none"),
     ]
     if "mota" in res:
         lines.append(
             f"MOT         MOTA {res['mota']:.3f}  MOTP {res['motp']:.3f}  IDF1 {res['idf1']:.3f}  "
             f"HOTA {res['hota']:.3f}  ID switches {res['id_switches']}  fragmentations {res['fragmentations']}  "
-            f"(TP {res['true_positives']}, FP {res['false_positives']}, FN {res['false_negatives']})")
+            f"(TP {res['true_positives']}, FP {res['false_positives']}, FN {res['false_negatives']})"
+        )
     if "anomaly_f1" in res:
         lines.append(
             f"anomaly     precision {frac(res['anomaly_precision'])}, recall {frac(res['anomaly_recall'])}, "
             f"F1 {frac(res['anomaly_f1'])} (tp {res['anomaly_tp']}, fp {res['anomaly_fp']}, "
             f"fn {res['anomaly_fn']}, tn {res['anomaly_tn']}; {res['anomaly_unknown']} paired objects "
-            f"labelled unknown, left out)")
+            f"labelled unknown, left out)"
+        )
     return "\n".join(lines)

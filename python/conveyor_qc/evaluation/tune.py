@@ -101,19 +101,21 @@ class Scores:
 
     def describe(self) -> str:
         mota = f"{self.mota:.4f}" if math.isfinite(self.mota) else "n/a"
-        return (f"object F1 {self.f1:.4f} (precision {self.precision:.4f}, recall {self.recall:.4f}), "
-                f"MOTA {mota}, count error {100 * self.count_error:.2f}% "
-                f"({self.counted} counted / {self.objects} objects)")
+        return (
+            f"object F1 {self.f1:.4f} (precision {self.precision:.4f}, recall {self.recall:.4f}), "
+            f"MOTA {mota}, count error {100 * self.count_error:.2f}% "
+            f"({self.counted} counted / {self.objects} objects)"
+        )
 
 
 @dataclass
 class TuneResult:
     config: Config
-    scores: Scores            # the best config on the tuning frames
-    start_scores: Scores      # the start config on the tuning frames
-    heldout: Scores | None    # the best config on the held-out frames (--split)
-    header: str               # the comment written above the config
-    candidates: int           # settings scored (detection and tracking stages)
+    scores: Scores  # the best config on the tuning frames
+    start_scores: Scores  # the start config on the tuning frames
+    heldout: Scores | None  # the best config on the held-out frames (--split)
+    header: str  # the comment written above the config
+    candidates: int  # settings scored (detection and tracking stages)
     interrupted: bool
     elapsed: float
 
@@ -125,8 +127,14 @@ def _eval_module():
 def _score(gt: np.ndarray, tracks: np.ndarray, frames: int, with_mota: bool = False) -> Scores:
     rep = _eval_module().object_metrics(gt, tracks)
     # The count leaves out tracks on objects that only peek in (ObjectReport.counted).
-    s = Scores(f1=float(rep.f1), precision=float(rep.precision), recall=float(rep.recall),
-               counted=int(rep.counted), objects=int(rep.objects), frames=frames)
+    s = Scores(
+        f1=float(rep.f1),
+        precision=float(rep.precision),
+        recall=float(rep.recall),
+        counted=int(rep.counted),
+        objects=int(rep.objects),
+        frames=frames,
+    )
     if with_mota:
         s.mota = _mota(gt, tracks)
     return s
@@ -141,10 +149,10 @@ def _mota(gt: np.ndarray, tracks: np.ndarray) -> float:
 
 @dataclass
 class _Clip:
-    frames: np.ndarray       # (N, H, W, 3) uint8
-    gt: np.ndarray           # MOT rows, frames 1-based
+    frames: np.ndarray  # (N, H, W, 3) uint8
+    gt: np.ndarray  # MOT rows, frames 1-based
     fps: float
-    truncated: bool          # only the first part of a long clip is held
+    truncated: bool  # only the first part of a long clip is held
 
 
 def _read_gt(path: str | Path) -> np.ndarray:
@@ -209,9 +217,9 @@ def _r(v: float, digits: int = 3) -> float:
 class _Scale:
     """What the ground truth and the first frame say about the clip."""
 
-    object_area: float      # median full box area of wholly visible objects, px^2
-    speed: float            # median displacement per frame, px
-    direction: str          # belt direction inferred from the motion
+    object_area: float  # median full box area of wholly visible objects, px^2
+    speed: float  # median displacement per frame, px
+    direction: str  # belt direction inferred from the motion
     belt_gray: float
     object_gray: float
 
@@ -247,8 +255,8 @@ def _scale(gt: np.ndarray, first: np.ndarray) -> _Scale:
     centre = np.zeros(gray.shape, bool)
     for row in gt[gt[:, 0] == gt[:, 0].min()]:
         x, y, w, h = (int(round(v)) for v in row[2:6])
-        inside[max(0, y):y + h, max(0, x):x + w] = True
-        centre[max(0, y + h // 3):y + 2 * h // 3, max(0, x + w // 3):x + 2 * w // 3] = True
+        inside[max(0, y) : y + h, max(0, x) : x + w] = True
+        centre[max(0, y + h // 3) : y + 2 * h // 3, max(0, x + w // 3) : x + 2 * w // 3] = True
     belt = float(np.median(gray[~inside])) if (~inside).any() else float(np.median(gray))
     obj = float(np.median(gray[centre])) if centre.any() else (belt * 0.5 if belt > 127 else belt + 80)
     return _Scale(object_area=area, speed=speed, direction=direction, belt_gray=belt, object_gray=obj)
@@ -265,17 +273,48 @@ class _Space:
     """
 
     R_CHOICES = (0.3, 0.4, 0.5, 0.5, 0.75)
-    COMMON = ("track.downscale", "mask.edges_enabled", "mask.canny_low", "mask.canny_high", "mask.edge_dilate",
-              "mask.blur", "mask.kernel_size", "mask.open_iterations", "mask.erode_iterations",
-              "mask.dilate_iterations", "mask.close_iterations", "detect.min_area", "detect.max_area",
-              "detect.split_solidity", "detect.split_min_part")
-    AUTO = ("mask.auto_threshold", "mask.auto_min_sigma", "mask.shadow_enabled", "mask.shadow_min_ratio",
-            "mask.shadow_max_ratio", "mask.shadow_chroma")
-    THRESHOLD = ("mask.object_space", "mask.object_lower", "mask.object_upper", "mask.shadow_enabled",
-                 "mask.shadow_space", "mask.shadow_lower", "mask.shadow_upper")
+    COMMON = (
+        "track.downscale",
+        "mask.edges_enabled",
+        "mask.canny_low",
+        "mask.canny_high",
+        "mask.edge_dilate",
+        "mask.blur",
+        "mask.kernel_size",
+        "mask.open_iterations",
+        "mask.erode_iterations",
+        "mask.dilate_iterations",
+        "mask.close_iterations",
+        "detect.min_area",
+        "detect.max_area",
+        "detect.split_solidity",
+        "detect.split_min_part",
+    )
+    AUTO = (
+        "mask.auto_threshold",
+        "mask.auto_min_sigma",
+        "mask.shadow_enabled",
+        "mask.shadow_min_ratio",
+        "mask.shadow_max_ratio",
+        "mask.shadow_chroma",
+    )
+    THRESHOLD = (
+        "mask.object_space",
+        "mask.object_lower",
+        "mask.object_upper",
+        "mask.shadow_enabled",
+        "mask.shadow_space",
+        "mask.shadow_lower",
+        "mask.shadow_upper",
+    )
     EDGE_KEYS = ("mask.canny_low", "mask.canny_high", "mask.edge_dilate")
-    SHADOW_KEYS = ("mask.shadow_min_ratio", "mask.shadow_max_ratio", "mask.shadow_chroma", "mask.shadow_lower",
-                   "mask.shadow_upper")
+    SHADOW_KEYS = (
+        "mask.shadow_min_ratio",
+        "mask.shadow_max_ratio",
+        "mask.shadow_chroma",
+        "mask.shadow_lower",
+        "mask.shadow_upper",
+    )
 
     def __init__(self, start: Config, scale: _Scale, rng: random.Random):
         self.start = start
@@ -399,8 +438,14 @@ class _Space:
                 for c in (1, 2, 3):
                     for m in (0.05, 0.15, 0.3):
                         for edges in (False, True):
-                            d = {**base, **first, "mask.kernel_size": k, "mask.close_iterations": c,
-                                 "detect.min_area": _r(a * m), "mask.edges_enabled": edges}
+                            d = {
+                                **base,
+                                **first,
+                                "mask.kernel_size": k,
+                                "mask.close_iterations": c,
+                                "detect.min_area": _r(a * m),
+                                "mask.edges_enabled": edges,
+                            }
                             grid.append(d)
         return grid
 
@@ -428,9 +473,15 @@ class _Space:
                     for misses in (2, 4, 8):
                         xs = (10, 20) if kind != "none" else (1, 2)
                         for x in xs:
-                            out.append({"track.kind": kind, "track.max_distance": _r(max(10.0, self.s.speed * md)),
-                                        "track.min_hits": hits, "track.max_misses": misses,
-                                        "track.detect_every": x})
+                            out.append(
+                                {
+                                    "track.kind": kind,
+                                    "track.max_distance": _r(max(10.0, self.s.speed * md)),
+                                    "track.min_hits": hits,
+                                    "track.max_misses": misses,
+                                    "track.detect_every": x,
+                                }
+                            )
         return out
 
 
@@ -556,13 +607,31 @@ class _Progress:
         self._status_shown = False
 
 
-TRACK_KEYS = ("track.kind", "track.detect_every", "track.max_distance", "track.min_hits", "track.max_misses",
-              "track.entry_strip")
+TRACK_KEYS = (
+    "track.kind",
+    "track.detect_every",
+    "track.max_distance",
+    "track.min_hits",
+    "track.max_misses",
+    "track.entry_strip",
+)
 
 
 class _Tuner:
-    def __init__(self, clip: _Clip, start: Config, n_tune: int, budget: float, search: str, workers: int,
-                 seed: int, kinds: tuple[str, ...], progress: _Progress, t0: float, stop: threading.Event):
+    def __init__(
+        self,
+        clip: _Clip,
+        start: Config,
+        n_tune: int,
+        budget: float,
+        search: str,
+        workers: int,
+        seed: int,
+        kinds: tuple[str, ...],
+        progress: _Progress,
+        t0: float,
+        stop: threading.Event,
+    ):
         self.clip = clip
         self.start = start
         self.n_tune = n_tune
@@ -582,10 +651,10 @@ class _Tuner:
         self.det_done = 0
         self.track_done = 0
         self.best_det = -1.0
-        self.entries: list[_Entry] = []       # tracking-stage configs run in full on the tuning frames
+        self.entries: list[_Entry] = []  # tracking-stage configs run in full on the tuning frames
         self.seen: set[tuple] = set()
         self.errors = 0
-        self.run_seconds = 1.0                # a full run, measured on the start config
+        self.run_seconds = 1.0  # a full run, measured on the start config
         # Ground truth per frame for the detection stage: (judged boxes, boxes less than half visible).
         self._empty = np.empty((0, 4))
         self._gt_frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -623,8 +692,10 @@ class _Tuner:
         best = self.best_entry()
         b = f"best F1 {best.scores.f1:.4f}" if best else "best F1 -"
         det = f"best {self.best_det:.4f}" if self.best_det >= 0 else "best -"
-        self.progress.status(f"[{self.elapsed():4.0f}s/{self.budget:.0f}s] {stage}: {self.det_done} detection "
-                             f"settings ({det}), {self.track_done} tracking runs ({b})")
+        self.progress.status(
+            f"[{self.elapsed():4.0f}s/{self.budget:.0f}s] {stage}: {self.det_done} detection "
+            f"settings ({det}), {self.track_done} tracking runs ({b})"
+        )
 
     def map(self, fn: Callable, items: list, stage: str) -> list:
         """fn over items on the worker threads; None for a cancelled or refused item."""
@@ -758,8 +829,8 @@ class _Tuner:
             for i in range(0, len(grid), n):
                 if time.monotonic() > until or self.stop.is_set():
                     break
-                record(self.map(self.det_eval, [(d, 1) for d in grid[i:i + n]], "detection (grid)"))
-                self.det_done += len(grid[i:i + n])
+                record(self.map(self.det_eval, [(d, 1) for d in grid[i : i + n]], "detection (grid)"))
+                self.det_done += len(grid[i : i + n])
             return sorted(results.values(), key=lambda t: -t[0])
         steps = (9, 3, 1) if self.search == "halving" else (1,)
         n0 = 18 if self.search == "halving" else 2 * self.workers
@@ -770,7 +841,9 @@ class _Tuner:
             for _ in range(20 * n0):
                 if len(batch) == n0:
                     break
-                base = ranked[self.rng.randrange(min(3, len(ranked)))][1] if ranked and self.rng.random() < 0.6 else None
+                base = (
+                    ranked[self.rng.randrange(min(3, len(ranked)))][1] if ranked and self.rng.random() < 0.6 else None
+                )
                 d = self.space.detection(base)
                 if _key(d) not in tried:
                     tried.add(_key(d))
@@ -786,7 +859,7 @@ class _Tuner:
                     record(got)
                     break
                 got.sort(key=lambda p: -p[1])
-                alive = [ov for ov, _ in got[:max(1, len(got) // 3)]]
+                alive = [ov for ov, _ in got[: max(1, len(got) // 3)]]
         return sorted(results.values(), key=lambda t: -t[0])
 
     # --- the whole search -----------------------------------------------------------
@@ -798,8 +871,10 @@ class _Tuner:
         ranked = self.detection_stage(time.monotonic() + 0.4 * self.left())
         if self.stop.is_set() or self.left() <= 0 or not ranked:
             return
-        self.progress.event(f"[{self.elapsed():4.0f}s] detection stage: {self.det_done} settings, best per-frame "
-                            f"detection F1 {ranked[0][0]:.4f} (start {self.start_det_f1:.4f})")
+        self.progress.event(
+            f"[{self.elapsed():4.0f}s] detection stage: {self.det_done} settings, best per-frame "
+            f"detection F1 {ranked[0][0]:.4f} (start {self.start_det_f1:.4f})"
+        )
         for e in self.entries:
             if e.is_start:
                 e.det_f1 = self.start_det_f1
@@ -817,8 +892,9 @@ class _Tuner:
             for i in range(0, len(grid), self.workers):
                 if self.left() < self.run_seconds / self.workers or self.stop.is_set():
                     break
-                self.add_full([self.entry({**det_part(best.overrides), **tr}, best.det_f1)
-                               for tr in grid[i:i + self.workers]])
+                self.add_full(
+                    [self.entry({**det_part(best.overrides), **tr}, best.det_f1) for tr in grid[i : i + self.workers]]
+                )
             return
         prefix = self.search == "halving" and self.n_tune >= 90
         while not self.stop.is_set() and self.left() > self.run_seconds * (0.8 if prefix else 1.1):
@@ -916,14 +992,15 @@ def tune(
     n = clip.frames.shape[0]
     clip.gt = gt[(gt[:, 0] >= 1) & (gt[:, 0] <= n)]
     if clip.gt.shape[0] == 0:
-        raise TuneError(f"ground truth {gt_path} has no rows for the {n} frames of {video} "
-                        "(frames are 1-based)")
+        raise TuneError(f"ground truth {gt_path} has no rows for the {n} frames of {video} (frames are 1-based)")
     if clip.truncated:
         progress.event(f"note: the clip is longer than memory allows; tuning on its first {n} frames")
     n_tune = n if split is None else max(1, min(n - 1, int(round(n * split))))
     h, w = clip.frames.shape[1:3]
-    progress.event(f"[{time.monotonic() - t0:4.0f}s] {n} frames of {w}x{h} in memory"
-                   + (f"; tuning on frames 1-{n_tune}, holding out {n_tune + 1}-{n}" if split else ""))
+    progress.event(
+        f"[{time.monotonic() - t0:4.0f}s] {n} frames of {w}x{h} in memory"
+        + (f"; tuning on frames 1-{n_tune}, holding out {n_tune + 1}-{n}" if split else "")
+    )
 
     tuner = _Tuner(clip, start, n_tune, budget, search, workers, seed, kinds, progress, t0, stop)
     interrupted = False
@@ -941,8 +1018,10 @@ def tune(
         reserve = 1.5 * held + 2.0  # the held-out run (and its MOT metrics), writing
         tuner.deadline = t0 + budget - reserve
         if tuner.scale.direction != start.track.direction:
-            progress.event(f"note: the ground truth moves {tuner.scale.direction}, the start config says "
-                           f"track.direction={start.track.direction}; trying both")
+            progress.event(
+                f"note: the ground truth moves {tuner.scale.direction}, the start config says "
+                f"track.direction={start.track.direction}; trying both"
+            )
             tuner.add_full([tuner.entry({"track.direction": tuner.scale.direction})])
         tuner.run_inner()
     except KeyboardInterrupt:
@@ -968,16 +1047,39 @@ def tune(
             interrupted = True
     elapsed = time.monotonic() - t0
     candidates = tuner.det_done + tuner.track_done
-    header = _header(video, gt_path, clip, n_tune, split, budget, search, best, start_entry, heldout,
-                     candidates, tuner, interrupted, elapsed, start_label)
+    header = _header(
+        video,
+        gt_path,
+        clip,
+        n_tune,
+        split,
+        budget,
+        search,
+        best,
+        start_entry,
+        heldout,
+        candidates,
+        tuner,
+        interrupted,
+        elapsed,
+        start_label,
+    )
     config = best.config.copy()
     if out is not None:
         config.save(out, header=header)
     progress.event(f"[{elapsed:4.0f}s] best of {candidates} candidates: {best.scores.describe()}")
     if heldout is not None:
         progress.event(f"        held-out frames {n_tune + 1}-{n}: {heldout.describe()}")
-    return TuneResult(config=config, scores=best.scores, start_scores=start_entry.scores, heldout=heldout,
-                      header=header, candidates=candidates, interrupted=interrupted, elapsed=elapsed)
+    return TuneResult(
+        config=config,
+        scores=best.scores,
+        start_scores=start_entry.scores,
+        heldout=heldout,
+        header=header,
+        candidates=candidates,
+        interrupted=interrupted,
+        elapsed=elapsed,
+    )
 
 
 #: A candidate that ties the start config on object F1 and count error must beat its MOTA by at
@@ -1000,9 +1102,23 @@ def _final_choice(tuner: _Tuner, start: _Entry | None) -> _Entry:
     return best
 
 
-def _header(video, gt_path, clip: _Clip, n_tune: int, split, budget, search, best: _Entry, start_entry: _Entry,
-            heldout: Scores | None, candidates: int, tuner: _Tuner, interrupted: bool, elapsed: float,
-            start_label: str) -> str:
+def _header(
+    video,
+    gt_path,
+    clip: _Clip,
+    n_tune: int,
+    split,
+    budget,
+    search,
+    best: _Entry,
+    start_entry: _Entry,
+    heldout: Scores | None,
+    candidates: int,
+    tuner: _Tuner,
+    interrupted: bool,
+    elapsed: float,
+    start_label: str,
+) -> str:
     n = clip.frames.shape[0]
     h, w = clip.frames.shape[1:3]
     lines = [

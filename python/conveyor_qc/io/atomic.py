@@ -254,23 +254,25 @@ def check_writable_directory(path: str | Path, what: str = "output folder") -> P
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise WriteError(f"cannot create {what} {path}: "
-                         f"{_WRITE_PROBLEMS.get(exc.errno) or exc.strerror}", exc.errno, path) from None
+        raise WriteError(
+            f"cannot create {what} {path}: {_WRITE_PROBLEMS.get(exc.errno) or exc.strerror}", exc.errno, path
+        ) from None
     probe = path / f".write-test-{os.getpid()}"
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             data = b"\0" * PROBE_BYTES
             while data:
-                data = data[os.write(fd, data):]
+                data = data[os.write(fd, data) :]
             os.fsync(fd)
         finally:
             os.close(fd)
     except OSError as exc:
         with contextlib.suppress(OSError):
             probe.unlink()
-        raise WriteError(f"cannot write to {what} {path}: "
-                         f"{_WRITE_PROBLEMS.get(exc.errno) or exc.strerror}", exc.errno, path) from None
+        raise WriteError(
+            f"cannot write to {what} {path}: {_WRITE_PROBLEMS.get(exc.errno) or exc.strerror}", exc.errno, path
+        ) from None
     with contextlib.suppress(OSError):
         probe.unlink()
     return path

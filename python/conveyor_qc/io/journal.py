@@ -119,8 +119,14 @@ class AppendJournal:
     ``files`` maps each file name to its first bytes (a CSV header, or b""); each is created
     anew, atomically. ``meta`` (JSON) is kept in the journal's header for recovery."""
 
-    def __init__(self, folder: str | Path, journal_name: str, files: dict[str, bytes], meta: dict | None = None,
-                 sync_seconds: float = 1.0):
+    def __init__(
+        self,
+        folder: str | Path,
+        journal_name: str,
+        files: dict[str, bytes],
+        meta: dict | None = None,
+        sync_seconds: float = 1.0,
+    ):
         self.folder = Path(folder)
         self.path = self.folder / journal_name
         self.names = list(files)
@@ -142,8 +148,9 @@ class AppendJournal:
             for name, first in files.items():
                 atomic_write_bytes(self.folder / name, first)
             self.lengths = [len(first) for first in files.values()]
-            header = json.dumps({"journal": _VERSION, "files": self.names, "meta": meta or {}},
-                                separators=(",", ":"), default=str)
+            header = json.dumps(
+                {"journal": _VERSION, "files": self.names, "meta": meta or {}}, separators=(",", ":"), default=str
+            )
             self._write_all(self._journal_fd, header.encode() + b"\n" + _record(self.lengths, 0))
             os.fsync(self._journal_fd)
             os.replace(tmp, self.path)
@@ -160,7 +167,7 @@ class AppendJournal:
     def _write_all(fd: int, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
 
     def append(self, chunks: list[bytes], items: int = 0) -> None:
         """Append ``chunks[i]`` (whole lines) to file ``i`` and commit them with ``items`` more
@@ -269,8 +276,9 @@ def recover_journal(path: str | Path) -> tuple[JournalState, list[int], int]:
             if held(lengths):
                 break
         else:  # never cut a file to nothing on a guess
-            raise JournalError(f"{path}: no commit matches the files beside it (sizes {sizes}): "
-                             "they were changed after the run")
+            raise JournalError(
+                f"{path}: no commit matches the files beside it (sizes {sizes}): they were changed after the run"
+            )
         for name, n, size in zip(state.files, lengths, sizes):
             if size > n:
                 with open(folder / name, "r+b") as f:

@@ -66,7 +66,12 @@ __all__ = [
 
 OBJECT_COLUMNS = ["track_id", "first_frame", "last_frame", "frames", "x", "y", "w", "h", "label", "score"]
 OBJECTS_NAME, TRACKS_NAME, SUMMARY_NAME, CROPS_NAME, VIDEO_NAME = (
-    "objects.csv", "tracks.txt", "summary.json", "crops", "annotated.mp4")
+    "objects.csv",
+    "tracks.txt",
+    "summary.json",
+    "crops",
+    "annotated.mp4",
+)
 JOURNAL_NAME = ".run.journal"
 PENDING_SUMMARY = ".summary.pending.json"
 CROPS_PARTIAL = ".crops.partial"
@@ -146,13 +151,22 @@ def object_row(obj: ObjectEvent) -> list[str]:
     x, y, w, h = obj.best_box
     score = "" if math.isnan(obj.score) else f"{obj.score:.4f}"
     return [
-        str(obj.track_id), str(obj.first_frame + 1), str(obj.last_frame + 1), str(obj.frame_count),
-        _fmt(x), _fmt(y), _fmt(w), _fmt(h), obj.label, score,
+        str(obj.track_id),
+        str(obj.first_frame + 1),
+        str(obj.last_frame + 1),
+        str(obj.frame_count),
+        _fmt(x),
+        _fmt(y),
+        _fmt(w),
+        _fmt(h),
+        obj.label,
+        score,
     ]
 
 
-def count_line_segment(frame_size: tuple[int, int], line: float, direction: str
-                       ) -> tuple[tuple[int, int], tuple[int, int]]:
+def count_line_segment(
+    frame_size: tuple[int, int], line: float, direction: str
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """End points (pixels) of the counting line across a ``(width, height)`` frame:
     ``line`` of the frame along the belt from the entry edge (``count.line``),
     kept inside the frame (the exit edge, 1.0, is its last row or column). The core's counter
@@ -160,8 +174,14 @@ def count_line_segment(frame_size: tuple[int, int], line: float, direction: str
     return _core.count_line_segment(tuple(frame_size), line, direction)
 
 
-def draw_tracks(frame: np.ndarray, tracks: Tracks, labels: dict[int, str], counts: dict[str, int],
-                line: tuple[tuple[int, int], tuple[int, int]] | None = None, scale: float = 1.0) -> None:
+def draw_tracks(
+    frame: np.ndarray,
+    tracks: Tracks,
+    labels: dict[int, str],
+    counts: dict[str, int],
+    line: tuple[tuple[int, int], tuple[int, int]] | None = None,
+    scale: float = 1.0,
+) -> None:
     """Draw the counting line (end points, see count_line_segment), boxes, numbers
     and running counts onto ``frame`` in place. Boxes and line are in the pixels of the
     full-resolution frame; ``scale`` is the size of ``frame`` against it (output.video_scale).
@@ -175,8 +195,16 @@ def draw_tracks(frame: np.ndarray, tracks: Tracks, labels: dict[int, str], count
         colour = LABEL_COLOURS.get(labels.get(tid, "unknown"), LABEL_COLOURS["unknown"])
         p0, p1 = (int(x * scale), int(y * scale)), (int((x + w) * scale), int((y + h) * scale))
         cv2.rectangle(frame, p0, p1, colour, thick)
-        cv2.putText(frame, str(tid), (p0[0] + 3, p0[1] + int(22 * size)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.7 * size, colour, thick, cv2.LINE_AA)
+        cv2.putText(
+            frame,
+            str(tid),
+            (p0[0] + 3, p0[1] + int(22 * size)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.7 * size,
+            colour,
+            thick,
+            cv2.LINE_AA,
+        )
     text = "  ".join(f"{k}: {v}" for k, v in counts.items())
     (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.8 * size, thick)
     cv2.rectangle(frame, (8, 8), (20 + tw, 20 + th + int(8 * size)), (0, 0, 0), -1)
@@ -236,10 +264,19 @@ class RunWriter:
     full: OutputError otherwise); a killed run's files found there are finished and kept in
     ``interrupted-<start time>/`` (``self.preserved``); the previous run's outputs are removed."""
 
-    def __init__(self, out_dir: str | Path, fps: float, frame_size: tuple[int, int],
-                 video: bool = True, crops: bool = True, crop_format: str = "jpg",
-                 crop_quality: int = JPEG_QUALITY, meta: dict | None = None,
-                 sync_seconds: float = SYNC_SECONDS, video_scale: float = 1.0):
+    def __init__(
+        self,
+        out_dir: str | Path,
+        fps: float,
+        frame_size: tuple[int, int],
+        video: bool = True,
+        crops: bool = True,
+        crop_format: str = "jpg",
+        crop_quality: int = JPEG_QUALITY,
+        meta: dict | None = None,
+        sync_seconds: float = SYNC_SECONDS,
+        video_scale: float = 1.0,
+    ):
         if crop_format not in CROP_FORMATS:  # before anything is written
             raise ValueError(f"crop format {crop_format!r} is not one of {', '.join(CROP_FORMATS)}")
         self.crop_format = crop_format
@@ -276,11 +313,24 @@ class RunWriter:
             for stale in (VIDEO_NAME, VIDEO_PARTIAL):
                 (self.out_dir / stale).unlink(missing_ok=True)
             started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            journal_meta = {"started": started, "pid": os.getpid(), "video_fps": fps, "width": frame_size[0],
-                            "height": frame_size[1], "crops": crops, "crop_format": crop_format, "video": video,
-                            **(meta or {})}
-            self._journal = AppendJournal(self.out_dir, JOURNAL_NAME, {TRACKS_NAME: b"", OBJECTS_NAME: OBJECTS_HEADER},
-                                          meta=journal_meta, sync_seconds=sync_seconds)
+            journal_meta = {
+                "started": started,
+                "pid": os.getpid(),
+                "video_fps": fps,
+                "width": frame_size[0],
+                "height": frame_size[1],
+                "crops": crops,
+                "crop_format": crop_format,
+                "video": video,
+                **(meta or {}),
+            }
+            self._journal = AppendJournal(
+                self.out_dir,
+                JOURNAL_NAME,
+                {TRACKS_NAME: b"", OBJECTS_NAME: OBJECTS_HEADER},
+                meta=journal_meta,
+                sync_seconds=sync_seconds,
+            )
             if crops:
                 self._crops_dir = self.out_dir / CROPS_PARTIAL
                 self._crops_dir.mkdir()
@@ -295,8 +345,12 @@ class RunWriter:
                     raise OutputError(f"cannot encode video into {self._video_tmp}", None, self._video_tmp) from None
         except (JournalBusy, RunBusy):
             self._release()
-            raise OutputError(f"another conveyor-qc run is writing into {self.out_dir} (it holds "
-                              f"{JOURNAL_NAME}): stop it or choose another --out", None, self.out_dir) from None
+            raise OutputError(
+                f"another conveyor-qc run is writing into {self.out_dir} (it holds "
+                f"{JOURNAL_NAME}): stop it or choose another --out",
+                None,
+                self.out_dir,
+            ) from None
         except OSError as exc:
             self._release()
             raise _output_error(exc) from None
@@ -497,8 +551,9 @@ class RunWriter:
             recover_run(self.out_dir, reason=str(error) if error is not None else "stopped")
         except (OSError, RecoverError) as exc:
             if isinstance(error, WriteError):
-                error.message += (f"; `conveyor-qc recover {self.out_dir}` finishes the folder once it can be "
-                                  f"written ({exc})")
+                error.message += (
+                    f"; `conveyor-qc recover {self.out_dir}` finishes the folder once it can be written ({exc})"
+                )
 
 
 # --- recovery ---------------------------------------------------------------------------
@@ -529,8 +584,9 @@ def recover_run(out_dir: str | Path, reason: str = "killed") -> dict:
         return json.loads((out / SUMMARY_NAME).read_text(encoding="utf-8"))
     files = dict(zip(state.files, lengths))
     (out / VIDEO_PARTIAL).unlink(missing_ok=True)  # unplayable without its index; first, as it frees the most
-    objects, tracks = _sorted_outputs(_read_prefix(out / OBJECTS_NAME, files[OBJECTS_NAME]),
-                                      _read_prefix(out / TRACKS_NAME, files[TRACKS_NAME]))
+    objects, tracks = _sorted_outputs(
+        _read_prefix(out / OBJECTS_NAME, files[OBJECTS_NAME]), _read_prefix(out / TRACKS_NAME, files[TRACKS_NAME])
+    )
     atomic_write_text(out / TRACKS_NAME, tracks.decode())
     atomic_write_text(out / OBJECTS_NAME, objects.decode())
     rows = list(csv.DictReader(io.StringIO(objects.decode())))
@@ -560,9 +616,14 @@ def recover_run(out_dir: str | Path, reason: str = "killed") -> dict:
     except (OSError, ValueError):
         pending = None
     if isinstance(pending, dict) and pending.get("objects") == len(rows):
-        summary = {**pending, "recovered": True, "reason": reason, "crops_written": crops_written,
-                   "recovered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                   "started": meta.get("started")}
+        summary = {
+            **pending,
+            "recovered": True,
+            "reason": reason,
+            "crops_written": crops_written,
+            "recovered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "started": meta.get("started"),
+        }
         if not (out / VIDEO_NAME).exists() and meta.get("video"):
             summary["video_lost"] = True
         atomic_write_text(out / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")

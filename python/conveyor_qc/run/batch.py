@@ -95,13 +95,27 @@ class VideoJob:
     def record(self) -> dict:
         entry = {"name": self.name, "video": str(self.video), "out": self.name, "status": self.status}
         entry.update({k: (self.figures or {}).get(k) for k in _FIGURE_KEYS})
-        entry.update({"worker": self.worker, "worker_losses": self.worker_losses,
-                      "error": self.error, "error_type": self.error_type})
+        entry.update(
+            {
+                "worker": self.worker,
+                "worker_losses": self.worker_losses,
+                "error": self.error,
+                "error_type": self.error_type,
+            }
+        )
         return entry
 
 
-_FIGURE_KEYS = ("objects", "anomalies", "counted", "frames", "video_seconds", "processing_seconds", "fps",
-                "ended_early")
+_FIGURE_KEYS = (
+    "objects",
+    "anomalies",
+    "counted",
+    "frames",
+    "video_seconds",
+    "processing_seconds",
+    "fps",
+    "ended_early",
+)
 _SUMMED = ("objects", "anomalies", "counted", "frames")
 
 
@@ -205,10 +219,14 @@ def output_names(videos: list[Path]) -> list[str]:
 
 def _figures(summary: dict) -> dict:
     return {
-        "objects": summary["objects"], "anomalies": summary["anomalies"],
-        "counted": summary["counts"]["total"], "frames": summary["frames"],
-        "video_seconds": summary["video_seconds"], "processing_seconds": summary["processing_seconds"],
-        "fps": summary["fps"], "ended_early": bool(summary["ended_early"]),
+        "objects": summary["objects"],
+        "anomalies": summary["anomalies"],
+        "counted": summary["counts"]["total"],
+        "frames": summary["frames"],
+        "video_seconds": summary["video_seconds"],
+        "processing_seconds": summary["processing_seconds"],
+        "fps": summary["fps"],
+        "ended_early": bool(summary["ended_early"]),
     }
 
 
@@ -229,9 +247,13 @@ def completed_figures(job: VideoJob, config_json: dict, model_id: dict | None) -
         return None
     if not ((job.out / "tracks.txt").is_file() and (job.out / "objects.csv").is_file()):
         return None
-    same = (summary.get("source") == str(job.video) and job.identity is not None
-            and summary.get("input") == job.identity and summary.get("config") == config_json
-            and summary.get("model") == model_id)
+    same = (
+        summary.get("source") == str(job.video)
+        and job.identity is not None
+        and summary.get("input") == job.identity
+        and summary.get("config") == config_json
+        and summary.get("model") == model_id
+    )
     if not same:
         return None
     try:
@@ -277,8 +299,13 @@ def _worker_address() -> str | None:
 def run_one(name: str, video: str, out_dir: str, config: dict, model: str | None) -> dict:
     """One video's ``run`` (the task each worker runs); returns its figures and the worker's address."""
     try:
-        result = run_video(video, out_dir, Config.from_dict(config, source="batch settings"), model=model,
-                           progress=_test_kill_hook(name))
+        result = run_video(
+            video,
+            out_dir,
+            Config.from_dict(config, source="batch settings"),
+            model=model,
+            progress=_test_kill_hook(name),
+        )
     except Exception as exc:  # noqa: BLE001  any failure travels back as a TaskError (not every one unpickles)
         raise TaskError(str(exc) or type(exc).__name__, type(exc).__name__) from None
     return {**_figures(result.summary), "worker": _worker_address()}
@@ -326,8 +353,10 @@ class _Cluster:
         try:
             from distributed import Client, LocalCluster
         except ImportError:
-            raise BatchError("batch runs on Dask distributed, which is not installed: "
-                             "pip install 'conveyor-qc[batch]' (or: pip install distributed)") from None
+            raise BatchError(
+                "batch runs on Dask distributed, which is not installed: "
+                "pip install 'conveyor-qc[batch]' (or: pip install distributed)"
+            ) from None
 
         self.cluster = None
         if scheduler:
@@ -340,8 +369,12 @@ class _Cluster:
             return
         n = workers or default_workers()
         self.cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None, silence_logs=logging.CRITICAL,
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
             # A worker death fails its task at once (KilledWorker) and this client decides whether
             # to run it again: the retry count is ours (--retries), not the scheduler's default 3.
             scheduler_kwargs={"allowed_failures": 0},
@@ -406,8 +439,10 @@ def run_batch(
 
     config_json = json.loads(json.dumps(config.to_dict()))  # as summary.json holds it
     model_id = model_identity(model_path)
-    jobs = [VideoJob(video=v, name=n, out=out_dir / n, identity=source_identity(v))
-            for v, n in zip(videos, output_names(videos))]
+    jobs = [
+        VideoJob(video=v, name=n, out=out_dir / n, identity=source_identity(v))
+        for v, n in zip(videos, output_names(videos))
+    ]
     report = BatchReport(jobs=jobs, out_dir=out_dir)
     if not force:
         for job in jobs:
@@ -415,15 +450,22 @@ def run_batch(
             if figures is not None:
                 job.status, job.figures = "skipped", figures
     todo = [j for j in jobs if j.status == "pending"]
-    meta = {"retries": retries, "force": force, "config": config_json, "model": model_id,
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    meta = {
+        "retries": retries,
+        "force": force,
+        "config": config_json,
+        "model": model_id,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
     def write(state: str) -> None:
         _write_batch_json(report, meta, state)
 
     if len(todo) < len(jobs):
-        emit(f"{len(jobs) - len(todo)} of {len(jobs)} videos already have complete results: skipped "
-             "(--force redoes them)")
+        emit(
+            f"{len(jobs) - len(todo)} of {len(jobs)} videos already have complete results: skipped "
+            "(--force redoes them)"
+        )
     if not todo:
         _check_output_dir(out_dir)
         write("finished")
@@ -431,7 +473,9 @@ def run_batch(
 
     start = time.perf_counter()
     try:
-        cluster = _Cluster(scheduler, workers, connect_timeout)  # an unreachable scheduler fails here: nothing written yet
+        cluster = _Cluster(
+            scheduler, workers, connect_timeout
+        )  # an unreachable scheduler fails here: nothing written yet
     except KeyboardInterrupt:
         report.interrupted = True
         for job in todo:
@@ -447,8 +491,11 @@ def run_batch(
     try:
         report.cluster = cluster.description
         n = cluster.description.get("workers")
-        where = (f"a local cluster of {n} worker process{'es' if n != 1 else ''}"
-                 if cluster.description["local"] else f"the cluster at {cluster.description['scheduler']}")
+        where = (
+            f"a local cluster of {n} worker process{'es' if n != 1 else ''}"
+            if cluster.description["local"]
+            else f"the cluster at {cluster.description['scheduler']}"
+        )
         emit(f"{len(todo)} videos to run on {where}")
         write("running")
         start = time.perf_counter()
@@ -466,9 +513,17 @@ def run_batch(
     return report
 
 
-def _run_jobs(cluster: _Cluster, todo: list[VideoJob], report: BatchReport, config_json: dict,
-              model_path: str | None, retries: int, emit: Progress, snapshot: Callable[[], None],
-              start: float) -> None:
+def _run_jobs(
+    cluster: _Cluster,
+    todo: list[VideoJob],
+    report: BatchReport,
+    config_json: dict,
+    model_path: str | None,
+    retries: int,
+    emit: Progress,
+    snapshot: Callable[[], None],
+    start: float,
+) -> None:
     from distributed import KilledWorker, as_completed
 
     client = cluster.client
@@ -482,9 +537,17 @@ def _run_jobs(cluster: _Cluster, todo: list[VideoJob], report: BatchReport, conf
     capacity, capacity_checked = 1, 0.0
 
     def submit(job: VideoJob) -> None:
-        future = client.submit(run_one, job.name, str(job.video), str(job.out), config_json, model_path,
-                               key=f"conveyor-qc-batch-{job.name}-{uuid.uuid4().hex[:8]}",
-                               retries=retries, pure=False)
+        future = client.submit(
+            run_one,
+            job.name,
+            str(job.video),
+            str(job.out),
+            config_json,
+            model_path,
+            key=f"conveyor-qc-batch-{job.name}-{uuid.uuid4().hex[:8]}",
+            retries=retries,
+            pure=False,
+        )
         running[future] = job
         pending_results.add(future)
 
@@ -508,16 +571,20 @@ def _run_jobs(cluster: _Cluster, todo: list[VideoJob], report: BatchReport, conf
                     exc = future.exception() if future.status == "error" else None
                     if isinstance(exc, KilledWorker) and job.worker_losses < retries:
                         job.worker_losses += 1
-                        emit(f"{job.name}: its worker process died (killed, out of memory or crashed); "
-                             f"running it again ({job.worker_losses} of {retries})")
+                        emit(
+                            f"{job.name}: its worker process died (killed, out of memory or crashed); "
+                            f"running it again ({job.worker_losses} of {retries})"
+                        )
                         queue.appendleft(job)
                         continue
                     job.status = "failed"
                     if isinstance(exc, KilledWorker):
                         job.worker_losses += 1
                         job.error_type = "KilledWorker"
-                        job.error = (f"the worker process running it died (killed, out of memory or crashed) "
-                                     f"{job.worker_losses} time(s); given up")
+                        job.error = (
+                            f"the worker process running it died (killed, out of memory or crashed) "
+                            f"{job.worker_losses} time(s); given up"
+                        )
                     elif isinstance(exc, TaskError):
                         job.error, job.error_type = exc.message, exc.kind
                     elif exc is not None:
@@ -543,18 +610,26 @@ def _progress_line(job: VideoJob, finished: int, total: int, cluster_fps: float)
         return f"{head}: failed: {job.error}"
     f = job.figures
     early = " (the video ended before the frames it announced)" if f["ended_early"] else ""
-    return (f"{head}: {f['objects']} objects ({f['anomalies']} anomalies), {f['frames']} frames at "
-            f"{f['fps']:.0f} fps{early}; cluster {cluster_fps:.0f} fps")
+    return (
+        f"{head}: {f['objects']} objects ({f['anomalies']} anomalies), {f['frames']} frames at "
+        f"{f['fps']:.0f} fps{early}; cluster {cluster_fps:.0f} fps"
+    )
 
 
 def _write_batch_json(report: BatchReport, meta: dict, state: str) -> None:
     doc = {
-        "format": BATCH_FORMAT, "version": 1, "conveyor_qc_version": __version__,
+        "format": BATCH_FORMAT,
+        "version": 1,
+        "conveyor_qc_version": __version__,
         "state": state,  # running | finished | interrupted
         "started_at": meta["started_at"],
         "finished_at": None if state == "running" else datetime.now(UTC).isoformat(timespec="seconds"),
-        "out": str(report.out_dir), "cluster": report.cluster or None,
-        "retries": meta["retries"], "force": meta["force"], "config": meta["config"], "model": meta["model"],
+        "out": str(report.out_dir),
+        "cluster": report.cluster or None,
+        "retries": meta["retries"],
+        "force": meta["force"],
+        "config": meta["config"],
+        "model": meta["model"],
         "total": report.totals(),
         "videos": [j.record() for j in report.jobs],
     }

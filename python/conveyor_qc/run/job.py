@@ -88,6 +88,7 @@ def opencv_single_threaded() -> Iterator[None]:
             if _opencv_runs == 0:
                 cv2.setNumThreads(_opencv_threads)
 
+
 #: progress(frames_done, frames_total_or_0, objects_counted, fps)
 Progress = Callable[[int, int, int, float], None]
 
@@ -162,9 +163,12 @@ def run_video(
         raise
     info = reader.info
     # A live source back after a long gap restarts the core (segments.py), numbering continued.
-    pipeline = SegmentedPipeline(config, keep_crops=write_crops,
-                                 object_crops=OBJECT_CROPS if model is not None else 0,
-                                 judge_every=judge_every(out.crop_every))
+    pipeline = SegmentedPipeline(
+        config,
+        keep_crops=write_crops,
+        object_crops=OBJECT_CROPS if model is not None else 0,
+        judge_every=judge_every(out.crop_every),
+    )
 
     # Each crop of an object wholly in view is judged as it is cut, so the annotated video shows
     # the verdict so far (combine_verdicts over the crops seen); the object's final verdict is the
@@ -194,9 +198,17 @@ def run_video(
             add_objects(judged.objects)
 
     try:
-        writer = RunWriter(out_dir, info.fps, (info.width, info.height), video=write_video, crops=write_crops,
-                           crop_format=out.crop_format, crop_quality=out.crop_quality, video_scale=out.video_scale,
-                           meta={"source": str(source), "version": __version__, "config": config.to_dict()})
+        writer = RunWriter(
+            out_dir,
+            info.fps,
+            (info.width, info.height),
+            video=write_video,
+            crops=write_crops,
+            crop_format=out.crop_format,
+            crop_quality=out.crop_quality,
+            video_scale=out.video_scale,
+            meta={"source": str(source), "version": __version__, "config": config.to_dict()},
+        )
     except BaseException:
         if judge is not None:
             judge.close()
@@ -208,8 +220,13 @@ def run_video(
     # Objects counted at the counting line, by label (the label lookup an
     # anomaly model fills as objects are judged) and by video time.
     counts = LineCounts(info.fps)
-    watch = MaskWatch(config.mask.mode, info.fps, config.mask.auto_learn_frames, config.mask.auto_learn_stride,
-                      warn=warn if warn is not None else _warn_on_stderr)
+    watch = MaskWatch(
+        config.mask.mode,
+        info.fps,
+        config.mask.auto_learn_frames,
+        config.mask.auto_learn_stride,
+        warn=warn if warn is not None else _warn_on_stderr,
+    )
     line = None  # drawn once the belt's direction is known (read from the footage with track.direction = auto)
     interrupted = False
     start = time.perf_counter()
@@ -222,17 +239,27 @@ def run_video(
         if isinstance(event, SourceLost):
             say(f"source lost after frame {frames}: reconnecting for up to {reconnect_timeout:g} s")
         elif isinstance(event, Reconnecting):
-            say(f"reconnect attempt {event.attempt} failed, lost for {event.lost_seconds:.1f} s; "
-                f"next attempt in {event.next_wait:.1f} s")
+            say(
+                f"reconnect attempt {event.attempt} failed, lost for {event.lost_seconds:.1f} s; "
+                f"next attempt in {event.next_wait:.1f} s"
+            )
         elif isinstance(event, Reconnected):
             long_gap = event.gap_seconds > max_gap
             if long_gap:  # the objects moved out of the tracker's reach: end them, start afresh
                 finished(pipeline.restart())
                 counts.add_crossed(pipeline.finish_crossed, max(frames - 1, 0))
-            gaps.append({"after_frame": frames, "seconds": round(event.gap_seconds, 3),
-                         "attempts": event.attempts, "tracks": "ended" if long_gap else "kept"})
-            say(f"source back after a gap of {event.gap_seconds:.1f} s (attempt {event.attempts}): open tracks "
-                + (f"ended (gap longer than {max_gap:g} s)" if long_gap else "kept"))
+            gaps.append(
+                {
+                    "after_frame": frames,
+                    "seconds": round(event.gap_seconds, 3),
+                    "attempts": event.attempts,
+                    "tracks": "ended" if long_gap else "kept",
+                }
+            )
+            say(
+                f"source back after a gap of {event.gap_seconds:.1f} s (attempt {event.attempts}): open tracks "
+                + (f"ended (gap longer than {max_gap:g} s)" if long_gap else "kept")
+            )
 
     def out_of_time() -> bool:
         return duration is not None and time.perf_counter() - start >= duration
@@ -259,8 +286,14 @@ def run_video(
                             line = count_line_segment((info.width, info.height), config.count.line, pipeline.direction)
                         # Drawn at the video's size (output.video_scale), so text keeps its size.
                         canvas = writer.video_canvas(frame)
-                        draw_tracks(canvas, update.tracks, counts.labels, counts.running(), line=line,
-                                    scale=canvas.shape[1] / info.width)
+                        draw_tracks(
+                            canvas,
+                            update.tracks,
+                            counts.labels,
+                            counts.running(),
+                            line=line,
+                            scale=canvas.shape[1] / info.width,
+                        )
                         writer.add_frame(canvas)
                     frames += 1
                     if progress is not None and (frames % 10 == 0):
@@ -323,8 +356,9 @@ def run_video(
         reader.close()
         if own_model:
             model.close()
-    return RunResult(summary=summary, ended_early=reader.ended_early, interrupted=interrupted,
-                     stop_reason=reader.stop_reason)
+    return RunResult(
+        summary=summary, ended_early=reader.ended_early, interrupted=interrupted, stop_reason=reader.stop_reason
+    )
 
 
 def _warn_on_stderr(text: str) -> None:

@@ -38,9 +38,11 @@ NOTHING_FOUND_SECONDS = 3.0
 #: the frames changing (products passing; a moving belt's own texture averages out).
 CHANGE_LEVELS = 4.0
 
-_TRY = ("look at what the detector sees with `conveyor-qc inspect VIDEO --out DIR`; "
-        "or set the products' colours by hand: --set mask.mode=threshold with mask.object_space, "
-        "object_lower and object_upper (docs/settings.md)")
+_TRY = (
+    "look at what the detector sees with `conveyor-qc inspect VIDEO --out DIR`; "
+    "or set the products' colours by hand: --set mask.mode=threshold with mask.object_space, "
+    "object_lower and object_upper (docs/settings.md)"
+)
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,9 @@ class MaskWarning:
 class MaskWatch:
     """Watches one run. ``warn(text)`` is called once per problem, when it is found."""
 
-    def __init__(self, mode: str, fps: float, learn_frames: int, learn_stride: int,
-                 warn: Callable[[str], None] | None = None):
+    def __init__(
+        self, mode: str, fps: float, learn_frames: int, learn_stride: int, warn: Callable[[str], None] | None = None
+    ):
         self.mode = mode
         self._warn = warn or (lambda text: None)
         self._fps = fps if fps and fps > 0 else 30.0
@@ -82,18 +85,27 @@ class MaskWatch:
         if s.frames_learnt == 0:
             return
         if s.belt_region < LIMITS["belt_region"]:
-            self._tell("no-belt", index,
-                       f"no clear belt colour: the largest region of one colour covers only "
-                       f"{s.belt_region:.0%} of the view; {_TRY}")
+            self._tell(
+                "no-belt",
+                index,
+                f"no clear belt colour: the largest region of one colour covers only "
+                f"{s.belt_region:.0%} of the view; {_TRY}",
+            )
         if s.object_share > LIMITS["object_share"]:
-            self._tell("mostly-object", index,
-                       f"{s.object_share:.0%} of the view differs from what the belt model took for the belt: "
-                       f"it may have taken a product colour for the belt; {_TRY}")
+            self._tell(
+                "mostly-object",
+                index,
+                f"{s.object_share:.0%} of the view differs from what the belt model took for the belt: "
+                f"it may have taken a product colour for the belt; {_TRY}",
+            )
         if s.ambiguous_share > LIMITS["ambiguous_share"]:
-            self._tell("ambiguous", index,
-                       f"the products' colours overlap the belt's ({s.ambiguous_share:.0%} of the learnt pixels "
-                       f"were seen as both): products may be missed or cut; more contrast in the lighting helps, "
-                       f"or {_TRY}")
+            self._tell(
+                "ambiguous",
+                index,
+                f"the products' colours overlap the belt's ({s.ambiguous_share:.0%} of the learnt pixels "
+                f"were seen as both): products may be missed or cut; more contrast in the lighting helps, "
+                f"or {_TRY}",
+            )
 
     def _watch_quiet(self, index: int, frame: np.ndarray, found: bool) -> None:
         if found:
@@ -105,8 +117,9 @@ class MaskWatch:
         if self._told_nothing or (index - self._quiet_since) % 5:
             return
         h, w = frame.shape[:2]
-        thumb = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (max(1, w // 32), max(1, h // 32)),
-                           interpolation=cv2.INTER_AREA).astype(np.float32)
+        thumb = cv2.resize(
+            cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (max(1, w // 32), max(1, h // 32)), interpolation=cv2.INTER_AREA
+        ).astype(np.float32)
         self._quiet.append((index, thumb))
         window = NOTHING_FOUND_SECONDS * self._fps
         if index - self._quiet_since < window:
@@ -115,9 +128,12 @@ class MaskWatch:
         change = max(float(np.mean(np.abs(t - first))) for _, t in self._quiet)
         if change >= CHANGE_LEVELS:
             self._told_nothing = True
-            self._tell("nothing-found", index,
-                       f"the frames change but nothing has been found for {(index - self._quiet_since) / self._fps:.1f} s "
-                       f"(since frame {self._quiet_since + 1}): the mask may take the products for belt; {_TRY}")
+            self._tell(
+                "nothing-found",
+                index,
+                f"the frames change but nothing has been found for {(index - self._quiet_since) / self._fps:.1f} s "
+                f"(since frame {self._quiet_since + 1}): the mask may take the products for belt; {_TRY}",
+            )
         while self._quiet and index - self._quiet[0][0] > window:
             self._quiet.popleft()
 

@@ -73,8 +73,15 @@ class Crop:
 
     __slots__ = ("_image", "_region", "_size", "frame_index", "track_id")
 
-    def __init__(self, track_id: int, frame_index: int, image: np.ndarray | None = None, *,
-                 region: np.ndarray | None = None, size: int = 384):
+    def __init__(
+        self,
+        track_id: int,
+        frame_index: int,
+        image: np.ndarray | None = None,
+        *,
+        region: np.ndarray | None = None,
+        size: int = 384,
+    ):
         if (image is None) == (region is None):
             raise ValueError("a Crop is made of either its image or the region to letterbox, not both or neither")
         self.track_id, self.frame_index = track_id, frame_index
@@ -150,8 +157,9 @@ class FrameUpdate:
 class Pipeline:
     """Frames in, tracked objects out. See the module docstring."""
 
-    def __init__(self, config: Config | None = None, keep_crops: bool = False, object_crops: int = 0,
-                 judge_every: int = 1):
+    def __init__(
+        self, config: Config | None = None, keep_crops: bool = False, object_crops: int = 0, judge_every: int = 1
+    ):
         """``object_crops``: judge each object from at most this many crops (``judge_crops``), its
         periodic crops number 0, ``judge_every``, 2 * ``judge_every``, ... (0: judge nothing)."""
         self.config = config if config is not None else Config()
@@ -252,8 +260,7 @@ class Pipeline:
                 if periodic and self._object_crops:
                     # every judge_every-th periodic crop, until the object has object_crops of them
                     number = (index - first) // out.crop_every
-                    judged = (number % self._judge_every == 0
-                              and len(self._crop_lists.get(key, ())) < self._object_crops)
+                    judged = number % self._judge_every == 0 and len(self._crop_lists.get(key, ())) < self._object_crops
             if not ((periodic and self._keep_crops) or judged or best[i]):
                 continue
             region = cut_region(frame, r.boxes[i], out.crop_margin)

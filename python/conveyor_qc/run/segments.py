@@ -32,8 +32,8 @@ class SegmentedPipeline:
         self.config = config if config is not None else Config()
         self._args = pipeline_args
         self._pipeline = Pipeline(self.config, **pipeline_args)
-        self._id_offset = 0       # track numbers used by earlier segments
-        self._frame_offset = 0    # frames processed by earlier segments
+        self._id_offset = 0  # track numbers used by earlier segments
+        self._frame_offset = 0  # frames processed by earlier segments
         self._counted_before = 0  # objects counted at the line by earlier segments
         self._max_id = 0
         #: Segments so far (1 + restarts).
@@ -108,16 +108,27 @@ class SegmentedPipeline:
             self._max_id = top
 
     def _tracks(self, t: Tracks) -> Tracks:
-        return replace(t, frame_index=t.frame_index + self._frame_offset, ids=t.ids + self._id_offset,
-                       crossed=t.crossed + self._id_offset, count=t.count + self._id_offset,
-                       counted=t.counted + self._counted_before)
+        return replace(
+            t,
+            frame_index=t.frame_index + self._frame_offset,
+            ids=t.ids + self._id_offset,
+            crossed=t.crossed + self._id_offset,
+            count=t.count + self._id_offset,
+            counted=t.counted + self._counted_before,
+        )
 
     def _object(self, o: ObjectEvent) -> ObjectEvent:
         if not (self._id_offset or self._frame_offset):
             return o
         f = self._frame_offset
-        return replace(o, track_id=o.track_id + self._id_offset, first_frame=o.first_frame + f,
-                       last_frame=o.last_frame + f, best_frame=o.best_frame + f, frames=o.frames + f)
+        return replace(
+            o,
+            track_id=o.track_id + self._id_offset,
+            first_frame=o.first_frame + f,
+            last_frame=o.last_frame + f,
+            best_frame=o.best_frame + f,
+            frames=o.frames + f,
+        )
 
     def _crop(self, c: Crop) -> Crop:
         return c.renumbered(self._id_offset, self._frame_offset)

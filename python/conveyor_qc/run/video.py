@@ -204,7 +204,7 @@ def _sequence_files(pattern: str) -> dict[int, str]:
     """The files of an image sequence pattern (``img_%04d.png``), by their number."""
     path = Path(pattern)
     number = _SEQUENCE.search(path.name)
-    prefix, suffix = path.name[:number.start()], path.name[number.end():]
+    prefix, suffix = path.name[: number.start()], path.name[number.end() :]
     named = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix))
     folder = path.parent
     files = {}
@@ -218,8 +218,12 @@ def _sequence_files(pattern: str) -> dict[int, str]:
 def _open_capture(target: str | int, kind: str) -> cv2.VideoCapture:
     if kind == "stream":
         # FFmpeg with our timeouts, so a silent server counts as lost instead of hanging the run.
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(STREAM_OPEN_TIMEOUT_S * 1000),
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(STREAM_READ_TIMEOUT_S * 1000)]
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(STREAM_OPEN_TIMEOUT_S * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(STREAM_READ_TIMEOUT_S * 1000),
+        ]
         return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
     if kind == "sequence":
         # OpenCV's image-sequence reader: every image as it is stored (grey, 16-bit, 4 channels
@@ -270,10 +274,13 @@ def check_frame_size(width: int, height: int, downscale: float, video: bool = Fa
     if min(small) < 1:
         raise VideoError(
             f"frames of {width}x{height} pixels are too small: track.downscale = {downscale:g} makes them "
-            f"{small[0]}x{small[1]}; use larger frames or --set track.downscale=1")
+            f"{small[0]}x{small[1]}; use larger frames or --set track.downscale=1"
+        )
     if video and min(width, height) < 2:
-        raise VideoError(f"frames of {width}x{height} pixels are too small for annotated.mp4 (MPEG-4 needs "
-                         "2x2 at least); use --no-video")
+        raise VideoError(
+            f"frames of {width}x{height} pixels are too small for annotated.mp4 (MPEG-4 needs "
+            "2x2 at least); use --no-video"
+        )
 
 
 class VideoReader:
@@ -289,17 +296,19 @@ class VideoReader:
     than the reconnect policy allows. ``ended_early`` is ``stop_reason is not None``.
     """
 
-    def __init__(self, source: str | int | os.PathLike, prefetch: int = 4,
-                 reconnect: ReconnectPolicy | None = None):
+    def __init__(self, source: str | int | os.PathLike, prefetch: int = 4, reconnect: ReconnectPolicy | None = None):
         target, kind = _describe(source)
         self._target = target
         self._reconnect = reconnect if reconnect is not None else ReconnectPolicy()
         self._cap = _open_capture(target, kind)
         if not self._cap.isOpened():
             self._cap.release()
-            what = {"file": "a video OpenCV can decode (another kind of file, or damaged or truncated)",
-                    "sequence": "an image sequence OpenCV can read",
-                    "stream": "a stream that answers", "camera": "a camera that answers"}[kind]
+            what = {
+                "file": "a video OpenCV can decode (another kind of file, or damaged or truncated)",
+                "sequence": "an image sequence OpenCV can read",
+                "stream": "a stream that answers",
+                "camera": "a camera that answers",
+            }[kind]
             raise VideoError(f"cannot open {source!r}: not {what}")
         try:
             ok, first = self._cap.read()
@@ -352,14 +361,17 @@ class VideoReader:
             files = _sequence_files(str(self._target))
             unread = min(files, default=0) + self.frames_read
             if unread in files:
-                return (f"image {files[unread]} cannot be read (damaged, or not an image): the sequence "
-                        f"stopped after {self.frames_read} images")
+                return (
+                    f"image {files[unread]} cannot be read (damaged, or not an image): the sequence "
+                    f"stopped after {self.frames_read} images"
+                )
             return None
         n = self.info.frame_count
         # A container's frame count can be a little off.
         if self.info.is_file and n > 0 and self.frames_read < n - max(2, n // 100):
-            return (f"the video ended after {self.frames_read} of the {n} frames it announced "
-                    "(truncated or damaged file)")
+            return (
+                f"the video ended after {self.frames_read} of the {n} frames it announced (truncated or damaged file)"
+            )
         return None
 
     @property
@@ -384,13 +396,17 @@ class VideoReader:
         if (w, h) == (self.info.width, self.info.height):
             return None
         if after_gap:
-            return (f"the stream came back at {w}x{h} after {self.info.width}x{self.info.height}: a run keeps "
-                    "one frame size, so it ended here (start a new run for the new size)")
-        why = {"file": "damaged file", "remote file": "damaged file",
-               "sequence": "images of different sizes"}.get(self.info.kind,
-                                                                                    "the source changed")
-        return (f"frame {self._decoded + 1} is {w}x{h} but the {self.info.kind} started at {self.info.width}x"
-                f"{self.info.height} ({why}); stopped there")
+            return (
+                f"the stream came back at {w}x{h} after {self.info.width}x{self.info.height}: a run keeps "
+                "one frame size, so it ended here (start a new run for the new size)"
+            )
+        why = {"file": "damaged file", "remote file": "damaged file", "sequence": "images of different sizes"}.get(
+            self.info.kind, "the source changed"
+        )
+        return (
+            f"frame {self._decoded + 1} is {w}x{h} but the {self.info.kind} started at {self.info.width}x"
+            f"{self.info.height} ({why}); stopped there"
+        )
 
     def _decode(self, out: queue.Queue) -> None:
         cap = self._cap
@@ -454,8 +470,10 @@ class VideoReader:
                     return None
                 gap = time.monotonic() - last_frame_at
                 self._decoded += 1
-                if not (self._put(out, Reconnected(frames=self._decoded - 1, gap_seconds=gap, attempts=attempt))
-                        and self._put(out, frame)):
+                if not (
+                    self._put(out, Reconnected(frames=self._decoded - 1, gap_seconds=gap, attempts=attempt))
+                    and self._put(out, frame)
+                ):
                     cap.release()
                     return None
                 return cap
@@ -466,15 +484,21 @@ class VideoReader:
             lost_for = time.monotonic() - lost_at
             if lost_for >= policy.give_up_after:
                 break
-            if not self._put(out, Reconnecting(attempt=attempt, lost_seconds=lost_for,
-                                                next_wait=min(wait, policy.give_up_after - lost_for))):
+            if not self._put(
+                out,
+                Reconnecting(
+                    attempt=attempt, lost_seconds=lost_for, next_wait=min(wait, policy.give_up_after - lost_for)
+                ),
+            ):
                 return None
         lost_for = time.monotonic() - lost_at
         if policy.give_up_after == 0:
             reason = f"the {self.info.kind} stopped after {self._decoded} frames (reconnecting is off)"
         else:
-            reason = (f"the {self.info.kind} was lost after {self._decoded} frames and did not come back in "
-                      f"{lost_for:.0f} s ({attempt} attempts; the reconnect timeout is {policy.give_up_after:g} s)")
+            reason = (
+                f"the {self.info.kind} was lost after {self._decoded} frames and did not come back in "
+                f"{lost_for:.0f} s ({attempt} attempts; the reconnect timeout is {policy.give_up_after:g} s)"
+            )
         self._put(out, _Stop(reason))
         return None
 

@@ -61,8 +61,6 @@ def _vignette(p: Preset, W: int, L: int) -> np.ndarray:
     return np.repeat(g[..., None], 3, axis=2)
 
 
-
-
 # --------------------------------------------------------------------------- belt patterns
 
 # the colours of each product's crumbs (BGR)
@@ -74,8 +72,14 @@ CRUMB_COLOURS = {
 }
 
 
-def _belt_strip(rng: np.random.Generator, p: Preset, W: int, L: int, rng_pattern: np.random.Generator | None = None,
-                photo: np.ndarray | None = None) -> tuple:
+def _belt_strip(
+    rng: np.random.Generator,
+    p: Preset,
+    W: int,
+    L: int,
+    rng_pattern: np.random.Generator | None = None,
+    photo: np.ndarray | None = None,
+) -> tuple:
     """The belt: a texture strip (W x period) extended by L columns for wrap-free slicing, and its period.
 
     "plain" belts without seams, stains or crumbs are the first presets' strip, draw for draw.
@@ -90,8 +94,9 @@ def _belt_strip(rng: np.random.Generator, p: Preset, W: int, L: int, rng_pattern
         period = tile * int(math.ceil(max(2 * L, 1024) / tile))
     if p.belt_pattern == "plain" or p.belt_pattern == "modular":
         # the plain belt's texture (grain, streaks, blotches, specks) over any period
-        q = Preset(name="_", belt_bgr=p.belt_bgr,
-                   belt_texture=p.belt_texture * (0.45 if p.belt_pattern == "modular" else 1.0))
+        q = Preset(
+            name="_", belt_bgr=p.belt_bgr, belt_texture=p.belt_texture * (0.45 if p.belt_pattern == "modular" else 1.0)
+        )
         strip = _texture(rng2, q, W, period).astype(np.float32)
     else:
         strip = _photo_texture(p, photo, W, period, tile)
@@ -155,7 +160,7 @@ def _modular(p: Preset, strip: np.ndarray, W: int, period: int) -> np.ndarray:
     # hinge: a dark gap with a lit rod beside it
     d_hinge = np.minimum(fu, 1.0 - fu) * pitch
     hinge = np.clip(1.0 - d_hinge / 1.6, 0, 1)
-    rod = np.exp(-(((fu - 0.12) * pitch) / 1.6) ** 2)
+    rod = np.exp(-((((fu - 0.12) * pitch) / 1.6) ** 2))
     # module edges along the belt, staggered by half a module every other row
     vs = (vv + (row % 2) * mod_w / 2.0) % mod_w
     d_edge = np.minimum(vs, mod_w - vs)

@@ -161,8 +161,6 @@ def _draw_stacked(rng: np.random.Generator, r: float, frac: float, shadow: tuple
     return _crop_sprite(np.clip(alpha, 0, 1), pm)
 
 
-
-
 # --------------------------------------------------------------------------- signed distances
 
 # The new products are drawn axis-aligned from signed distance functions (negative inside), as
@@ -318,7 +316,9 @@ def draw_choco_square(rng: np.random.Generator, r: float) -> Drawn:
     # sparse sugar / cocoa specks
     specks = np.zeros((size, size), np.uint8)
     for _ in range(int(rng.integers(5, 16))):
-        cv2.circle(specks, (int(rng.uniform(c - hw, c + hw)), int(rng.uniform(c - hh, c + hh))), 1, 255, -1, cv2.LINE_AA)
+        cv2.circle(
+            specks, (int(rng.uniform(c - hw, c + hw)), int(rng.uniform(c - hh, c + hh))), 1, 255, -1, cv2.LINE_AA
+        )
     col = _mix(col, (70, 78, 90), specks.astype(np.float32) / 255.0 * 0.6)
     return Drawn(alpha, np.clip(col, 0, 255).astype(np.float32), hgt)
 
@@ -364,8 +364,9 @@ def _split_drawn(rng: np.random.Generator, d: Drawn, gap: float, size: float) ->
     return Drawn(alpha, pm / np.maximum(alpha, 1e-4)[..., None], parts[0][2] + parts[1][2])
 
 
-def _stack_drawn(rng: np.random.Generator, bottom: Drawn, top: Drawn, off: tuple, turn: float,
-                 shadow_dir: tuple, lift: float) -> Drawn:
+def _stack_drawn(
+    rng: np.random.Generator, bottom: Drawn, top: Drawn, off: tuple, turn: float, shadow_dir: tuple, lift: float
+) -> Drawn:
     """`top` lying on `bottom`, offset by `off` and turned by `turn` degrees; it shades the bottom one."""
     hb, wb = bottom.alpha.shape
     ht, wt = top.alpha.shape
@@ -447,10 +448,21 @@ def _broken_cracker(rng: np.random.Generator, r: float) -> Drawn:
 
 # --------------------------------------------------------------------------- two-colour packs with a label
 
-_PACK_COLOURS = np.array([
-    (40, 40, 190), (150, 70, 20), (30, 150, 40), (20, 170, 220), (120, 30, 120), (200, 200, 210),
-    (30, 90, 210), (90, 40, 20), (60, 170, 170), (20, 20, 25),
-], np.float32)
+_PACK_COLOURS = np.array(
+    [
+        (40, 40, 190),
+        (150, 70, 20),
+        (30, 150, 40),
+        (20, 170, 220),
+        (120, 30, 120),
+        (200, 200, 210),
+        (30, 90, 210),
+        (90, 40, 20),
+        (60, 170, 170),
+        (20, 20, 25),
+    ],
+    np.float32,
+)
 
 
 def draw_pack(rng: np.random.Generator, r: float, belt_bgr, anomaly: str = "") -> Drawn:
@@ -499,8 +511,14 @@ def draw_pack(rng: np.random.Generator, r: float, belt_bgr, anomaly: str = "") -
             x = lx - lw * 0.8
             while x < lx + lw * 0.8 - 4:
                 wlen = rng.uniform(0.12, 0.35) * lw
-                cv2.line(ink, (int(x), int(y)), (int(min(x + wlen, lx + lw * 0.8)), int(y)), 255,
-                         max(1, int(lh * 0.12)), cv2.LINE_AA)
+                cv2.line(
+                    ink,
+                    (int(x), int(y)),
+                    (int(min(x + wlen, lx + lw * 0.8)), int(y)),
+                    255,
+                    max(1, int(lh * 0.12)),
+                    cv2.LINE_AA,
+                )
                 x += wlen + rng.uniform(0.06, 0.12) * lw
         inkf = cv2.GaussianBlur(ink.astype(np.float32) / 255.0, (0, 0), 0.6) * lab
         logo = _cov(_sd_circle(xx, yy, lx - lw * 0.62, c - lh * 0.45, lh * 0.28)) * lab
@@ -525,10 +543,19 @@ def draw_pack(rng: np.random.Generator, r: float, belt_bgr, anomaly: str = "") -
 
 # --------------------------------------------------------------------------- toy figures
 
-_PLASTIC = np.array([
-    (40, 40, 200), (200, 90, 30), (40, 200, 230), (60, 170, 40), (180, 60, 160), (230, 230, 230),
-    (30, 120, 240), (150, 150, 40),
-], np.float32)
+_PLASTIC = np.array(
+    [
+        (40, 40, 200),
+        (200, 90, 30),
+        (40, 200, 230),
+        (60, 170, 40),
+        (180, 60, 160),
+        (230, 230, 230),
+        (30, 120, 240),
+        (150, 150, 40),
+    ],
+    np.float32,
+)
 _SKIN = np.array([140, 180, 230], np.float32)
 
 
@@ -633,6 +660,7 @@ def draw_bottle(rng: np.random.Generator, r: float, no_cap: bool = False) -> Dra
 
 # --------------------------------------------------------------------------- L-shaped parts
 
+
 def draw_lpart(rng: np.random.Generator, r: float, anomaly: str = "") -> Drawn:
     """A flat machined (aluminium) or moulded (dark plastic) L-shaped part with drilled holes."""
     a = 2.1 * r * rng.uniform(0.9, 1.1)  # long leg
@@ -660,8 +688,7 @@ def draw_lpart(rng: np.random.Generator, r: float, anomaly: str = "") -> Drawn:
     metal = rng.random() < 0.6
     if metal:
         base = np.float32(rng.uniform(165, 195)) * np.array([1.0, 1.0, 0.98], np.float32)
-        brushed = cv2.GaussianBlur(rng.standard_normal((size, size)).astype(np.float32), (0, 0),
-                                   sigmaX=9.0, sigmaY=0.6)
+        brushed = cv2.GaussianBlur(rng.standard_normal((size, size)).astype(np.float32), (0, 0), sigmaX=9.0, sigmaY=0.6)
         brushed /= float(brushed.std()) + 1e-9
         col = base * (1.0 + 0.04 * brushed)[..., None]
     else:
@@ -701,6 +728,9 @@ def draw_bag(rng: np.random.Generator, r: float, torn: bool = False) -> Drawn:
     col = np.where((ring < body)[..., None], bagc * 0.8, col)
     hgt = _bevel(body, 0.25 * bh, 9.0) + 1.5 * wr * _cov(body) + 2.0 * _cov(ring)
     if rng.random() < 0.7:  # a printed logo on the bag
-        col = _mix(col, _PACK_COLOURS[int(rng.integers(len(_PACK_COLOURS)))],
-                   0.85 * _cov(_sd_circle(xx, yy, bx - 0.2 * bw, c, 0.35 * bh)))
+        col = _mix(
+            col,
+            _PACK_COLOURS[int(rng.integers(len(_PACK_COLOURS)))],
+            0.85 * _cov(_sd_circle(xx, yy, bx - 0.2 * bw, c, 0.35 * bh)),
+        )
     return Drawn(_cov(sd), np.clip(col, 0, 255).astype(np.float32), hgt.astype(np.float32))

@@ -84,8 +84,10 @@ def _load_photos() -> list:
     if key in _PHOTO_CACHE:
         return _PHOTO_CACHE[key]
     manifest = folder / "train.manifest"
-    hint = (f"the presets built from real cookie photos (light-on-dark, photo-dense) need them in {folder} "
-            f"(images/*.jpg and train.manifest); set {SHARED_ENV} to the shared folder")
+    hint = (
+        f"the presets built from real cookie photos (light-on-dark, photo-dense) need them in {folder} "
+        f"(images/*.jpg and train.manifest); set {SHARED_ENV} to the shared folder"
+    )
     if not manifest.is_file():
         raise SynthDataError(f"{hint}: {manifest} not found")
     photos = []
@@ -128,12 +130,12 @@ def _photo_sprite(rng: np.random.Generator, photo: _Photo, r: float) -> tuple:
     return _crop_sprite(np.clip(a, 0, 1), pm)
 
 
-
-
 # --------------------------------------------------------------------------- photographs bundled with scikit-image
 
-_SKIMAGE_HINT = ("needs the photographs bundled with scikit-image (skimage/data, no download): "
-                 "install it with  pip install 'conveyor-qc[photos]'  (or  pip install 'scikit-image>=0.22')")
+_SKIMAGE_HINT = (
+    "needs the photographs bundled with scikit-image (skimage/data, no download): "
+    "install it with  pip install 'conveyor-qc[photos]'  (or  pip install 'scikit-image>=0.22')"
+)
 _SK_CACHE: dict[str, object] = {}
 
 
@@ -261,14 +263,19 @@ def photo_object_sprite(rng: np.random.Generator, photo: _Photo, r: float, anoma
             low = (a > 0.5).astype(np.uint8)
             low[: int(0.68 * h)] = 0
             n, lab, st, _ = cv2.connectedComponentsWithStats(low)
-            legs = [i for i in range(1, n) if st[i, cv2.CC_STAT_AREA] > 0.002 * h * w
-                    and st[i, cv2.CC_STAT_TOP] + st[i, cv2.CC_STAT_HEIGHT] > 0.85 * h]  # down to the hooves
+            legs = [
+                i
+                for i in range(1, n)
+                if st[i, cv2.CC_STAT_AREA] > 0.002 * h * w
+                and st[i, cv2.CC_STAT_TOP] + st[i, cv2.CC_STAT_HEIGHT] > 0.85 * h
+            ]  # down to the hooves
             cut = (lab == legs[int(rng.integers(len(legs)))]).astype(np.float32) if legs else np.zeros_like(a)
             cut = cv2.dilate(cut, np.ones((3, 3), np.uint8))
         else:
             rad = photo.radius
-            cut = _cut_polygon(rng, (h, w), (w / 2.0, h / 2.0), rad, rng.uniform(0, 2 * np.pi),
-                               rad * rng.uniform(0.3, 0.5))
+            cut = _cut_polygon(
+                rng, (h, w), (w / 2.0, h / 2.0), rad, rng.uniform(0, 2 * np.pi), rad * rng.uniform(0.3, 0.5)
+            )
         keep = 1.0 - cut
         a, pm = a * keep, pm * keep[..., None]
     return _photo_sprite(rng, _Photo(photo.ref, bool(anomaly), a, pm, photo.radius), r)

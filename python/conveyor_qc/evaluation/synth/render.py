@@ -95,8 +95,9 @@ def _check_args(preset, seed, seconds, output_format=None, mono=None) -> tuple:
     if p.overhang > 0 and (p.rail_px > 0 or p.density <= 0):
         raise SynthError(f"preset {p.name!r}: a belt wider than the view (overhang) needs rail_px = 0 and a density")
     across = p.height if p.direction in ("right", "left") else p.width
-    if p.density <= 0 and \
-            across - 2 * (p.rail_px + p.lane_margin) < 2.6 * p.radius[1] * (2.0 if p.stacked_share > 0 else 1.0):
+    if p.density <= 0 and across - 2 * (p.rail_px + p.lane_margin) < 2.6 * p.radius[1] * (
+        2.0 if p.stacked_share > 0 else 1.0
+    ):
         raise SynthError(f"preset {p.name!r}: the belt is too narrow for objects of radius {p.radius[1]}")
     frames = max(1, int(round(seconds * p.fps)))
     return p, int(seed), seconds, frames
@@ -126,10 +127,16 @@ def _check_out_dir(out_dir) -> Path:
     return out
 
 
-
-def synthesize(out_dir, preset: str | Preset = "cookies", seed: int = 0, seconds: float | None = None,
-               progress: Callable[[int, int], None] | None = None, *, output_format: str | None = None,
-               mono: bool | None = None) -> SynthResult:
+def synthesize(
+    out_dir,
+    preset: str | Preset = "cookies",
+    seed: int = 0,
+    seconds: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    output_format: str | None = None,
+    mono: bool | None = None,
+) -> SynthResult:
     """Render a synthetic belt video with exact ground truth into ``out_dir``.
 
     Writes ``video.mp4`` (or, for ``output_format`` "png8" / "png16", the grey image sequence
@@ -175,12 +182,16 @@ def synthesize(out_dir, preset: str | Preset = "cookies", seed: int = 0, seconds
     bank = bank16 = None
     if p.noise_sigma > 0:
         if fmt == "png16":
-            bank16 = [rng_cam.standard_normal((W + bpad, L + bpad), dtype=np.float32) * np.float32(p.noise_sigma * 257)
-                      for _ in range(n_bank)]
+            bank16 = [
+                rng_cam.standard_normal((W + bpad, L + bpad), dtype=np.float32) * np.float32(p.noise_sigma * 257)
+                for _ in range(n_bank)
+            ]
         else:
             shape = (W + bpad, L + bpad) if mono else (W + bpad, L + bpad, 3)
-            bank = [np.round(rng_cam.standard_normal(shape, dtype=np.float32) * p.noise_sigma).astype(np.int16)
-                    for _ in range(n_bank)]
+            bank = [
+                np.round(rng_cam.standard_normal(shape, dtype=np.float32) * p.noise_sigma).astype(np.int16)
+                for _ in range(n_bank)
+            ]
     flick_phase = rng_cam.uniform(0, 2 * np.pi)
     flick_freq = rng_cam.uniform(1.5, 4.0)
 
@@ -253,8 +264,10 @@ def synthesize(out_dir, preset: str | Preset = "cookies", seed: int = 0, seconds
 
                     gain = 1.0
                     if p.flicker > 0:
-                        gain = 1.0 + p.flicker * (0.8 * math.sin(2 * math.pi * flick_freq * t / fps + flick_phase)
-                                                  + 0.6 * float(rng_cam.standard_normal()))
+                        gain = 1.0 + p.flicker * (
+                            0.8 * math.sin(2 * math.pi * flick_freq * t / fps + flick_phase)
+                            + 0.6 * float(rng_cam.standard_normal())
+                        )
                     if not mono:
                         img = cv2.multiply(frame, light, scale=gain, dtype=cv2.CV_8U)
                     else:  # a monochrome camera sees the luminance
@@ -268,8 +281,11 @@ def synthesize(out_dir, preset: str | Preset = "cookies", seed: int = 0, seconds
                     if bank is not None:
                         k, oy, ox = (int(x) for x in rng_cam.integers(0, [n_bank, bpad, bpad]))
                         noise = bank[k][oy : oy + W, ox : ox + L]
-                        img = cv2.add(img, noise, dtype=cv2.CV_8U) if t % 2 == 0 else \
-                            cv2.subtract(img, noise, dtype=cv2.CV_8U)
+                        img = (
+                            cv2.add(img, noise, dtype=cv2.CV_8U)
+                            if t % 2 == 0
+                            else cv2.subtract(img, noise, dtype=cv2.CV_8U)
+                        )
                     elif bank16 is not None:
                         k, oy, ox = (int(x) for x in rng_cam.integers(0, [n_bank, bpad, bpad]))
                         noise = bank16[k][oy : oy + W, ox : ox + L]

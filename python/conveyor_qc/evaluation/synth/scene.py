@@ -114,22 +114,36 @@ class Product:
     scale: float = 1.0  # size against the preset's radius
 
 
-PRODUCTS: dict[str, Product] = {pr.name: pr for pr in (
-    Product("cookie", ("broken", "stacked"), 1.0, "drawn", "round chocolate-chip cookie"),
-    Product("cookie-photo", ("broken",), 1.0, "cookie-photos", "cut-out of a real cookie photo"),
-    Product("choco-square", ("broken", "stacked"), 1.0, "drawn",
-            "square dark chocolate cookie, rounded corners; broken (a corner off, or in halves) or stacked"),
-    Product("cracker", ("broken", "burnt"), 0.8, "drawn", "pale rectangular cracker with docking holes"),
-    Product("pack", ("misprint", "torn"), 1.2, "drawn", "flow-wrapped pack, stripes of 2-3 colours, a label"),
-    Product("toy", ("missing-part",), 1.2, "drawn", "toy figure: head, body, two arms, two legs"),
-    Product("bottle", ("no-cap",), 1.5, "drawn", "bottle lying on its side: body, neck, cap"),
-    Product("lpart", ("broken", "missing-hole"), 0.8, "drawn", "flat L-shaped part with two holes"),
-    Product("bag", ("torn-handle",), 1.3, "drawn", "bag with a loop handle (the loop encloses a hole)"),
-    Product("coin", ("broken",), 0.6, "skimage", "coin cut out of skimage's coins.png", 0.5),
-    Product("cup", ("broken",), 1.5, "skimage", "cup on its saucer cut out of skimage's coffee.png", 1.25),
-    Product("horse", ("missing-part",), 0.9, "skimage",
-            "skimage's horse.png silhouette filled with the wood of coffee.png (a wooden toy horse)", 1.2),
-)}
+PRODUCTS: dict[str, Product] = {
+    pr.name: pr
+    for pr in (
+        Product("cookie", ("broken", "stacked"), 1.0, "drawn", "round chocolate-chip cookie"),
+        Product("cookie-photo", ("broken",), 1.0, "cookie-photos", "cut-out of a real cookie photo"),
+        Product(
+            "choco-square",
+            ("broken", "stacked"),
+            1.0,
+            "drawn",
+            "square dark chocolate cookie, rounded corners; broken (a corner off, or in halves) or stacked",
+        ),
+        Product("cracker", ("broken", "burnt"), 0.8, "drawn", "pale rectangular cracker with docking holes"),
+        Product("pack", ("misprint", "torn"), 1.2, "drawn", "flow-wrapped pack, stripes of 2-3 colours, a label"),
+        Product("toy", ("missing-part",), 1.2, "drawn", "toy figure: head, body, two arms, two legs"),
+        Product("bottle", ("no-cap",), 1.5, "drawn", "bottle lying on its side: body, neck, cap"),
+        Product("lpart", ("broken", "missing-hole"), 0.8, "drawn", "flat L-shaped part with two holes"),
+        Product("bag", ("torn-handle",), 1.3, "drawn", "bag with a loop handle (the loop encloses a hole)"),
+        Product("coin", ("broken",), 0.6, "skimage", "coin cut out of skimage's coins.png", 0.5),
+        Product("cup", ("broken",), 1.5, "skimage", "cup on its saucer cut out of skimage's coffee.png", 1.25),
+        Product(
+            "horse",
+            ("missing-part",),
+            0.9,
+            "skimage",
+            "skimage's horse.png silhouette filled with the wood of coffee.png (a wooden toy horse)",
+            1.2,
+        ),
+    )
+}
 
 
 def products_of(p: Preset) -> tuple:
@@ -167,8 +181,9 @@ def _make_sprite(rng: np.random.Generator, p: Preset, kind: str, photos: list | 
     return _Obj(a, pm, kind, "", 1.0)
 
 
-def _make_product(rng: np.random.Generator, p: Preset, pr: Product, kind: str, photos: list | None,
-                  sk: dict | None) -> _Obj:
+def _make_product(
+    rng: np.random.Generator, p: Preset, pr: Product, kind: str, photos: list | None, sk: dict | None
+) -> _Obj:
     """One object of product `pr` (kind "normal" or one of pr.anomalies), drawn in the frame's
     orientation, turned by up to +-p.rotation degrees, in canonical orientation."""
     r = float(rng.uniform(*p.radius)) * pr.scale
@@ -204,8 +219,9 @@ def _make_product(rng: np.random.Generator, p: Preset, pr: Product, kind: str, p
                 top = ob.draw_choco_square(rng, r * rng.uniform(0.93, 1.0))
                 phi = rng.uniform(0, 2 * np.pi)
                 off = float(rng.uniform(0.18, 0.35)) * r * 1.77
-                d = ob._stack_drawn(rng, bottom, top, (off * math.cos(phi), off * math.sin(phi)),
-                                    float(rng.uniform(-25, 25)), sh, 7.0)
+                d = ob._stack_drawn(
+                    rng, bottom, top, (off * math.cos(phi), off * math.sin(phi)), float(rng.uniform(-25, 25)), sh, 7.0
+                )
                 lift = _MAX_LIFT
             elif kind == "broken":
                 d = ob._broken_square(rng, r, p.split_share, p.split_gap)
@@ -269,8 +285,11 @@ class _Factory:
         if self._from_bag("anomaly", 20, self.p.anomaly_share):
             an = pr.anomalies
             if "stacked" in an and len(an) > 1:
-                kind = "stacked" if self._from_bag("kind", 10, self.p.stacked_share) else \
-                    [k for k in an if k != "stacked"][int(rng.integers(len(an) - 1))]
+                kind = (
+                    "stacked"
+                    if self._from_bag("kind", 10, self.p.stacked_share)
+                    else [k for k in an if k != "stacked"][int(rng.integers(len(an) - 1))]
+                )
             else:
                 kind = an[int(rng.integers(len(an)))]
         return _make_product(rng, self.p, pr, kind, self.photos, self.sk)
@@ -380,8 +399,6 @@ class _Planner:
         return group
 
 
-
-
 class _DensePlanner:
     """Packs the belt to a target coverage, from the first frame on, using the objects' masks.
 
@@ -407,8 +424,9 @@ class _DensePlanner:
         self.per_px = p.density * max(W, span)  # object area owed per px along the belt
         self.chunk = max(8, int(round(1.2 * p.radius[1])))
         self.g = max(0, int(p.min_gap))
-        self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * self.g + 1, 2 * self.g + 1)) \
-            if self.g > 0 else None
+        self.kernel = (
+            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * self.g + 1, 2 * self.g + 1)) if self.g > 0 else None
+        )
         self.F = int(L + math.ceil(4.5 * p.radius[1])) if p.prefill else 0  # upstream end of the plan
         self.cursor = float(self.F)  # no object planned later reaches beyond this (along)
         self.owed = 0.0
@@ -450,8 +468,13 @@ class _DensePlanner:
         ys, xs = np.nonzero(m)
         r0, c0 = int(ys.min()), int(xs.min())
         m = np.ascontiguousarray(m[r0 : int(ys.max()) + 1, c0 : int(xs.max()) + 1])
-        grown = m if self.kernel is None else cv2.dilate(
-            cv2.copyMakeBorder(m, self.g, self.g, self.g, self.g, cv2.BORDER_CONSTANT, value=0), self.kernel)
+        grown = (
+            m
+            if self.kernel is None
+            else cv2.dilate(
+                cv2.copyMakeBorder(m, self.g, self.g, self.g, self.g, cv2.BORDER_CONSTANT, value=0), self.kernel
+            )
+        )
         return group, rel, m, (c0, r0), grown, float(m.sum())
 
     # ---- occupancy
@@ -546,8 +569,9 @@ class _DensePlanner:
                     self._put(self.pending, pos[0], pos[1], placed)
                     self.pending = None
                     lead = pos[0] + m.shape[1]
-                    self.due[lane] = min(self.due[lane], lead) - area / (self.p.density * self.pitch) \
-                        * float(self.rng.uniform(0.9, 1.1))
+                    self.due[lane] = min(self.due[lane], lead) - area / (self.p.density * self.pitch) * float(
+                        self.rng.uniform(0.9, 1.1)
+                    )
         else:
             self.owed = min(self.owed + self.per_px * self.chunk, 2.5 * self.per_px * self.chunk)
             while self.owed > 0:
@@ -616,5 +640,3 @@ def _prepare(o: _Obj, p: Preset, W: int | None = None) -> None:
     o.patch_a = np.ascontiguousarray(aa[y0:y1, x0:x1])
     o.pu, o.pv = x0 - pad, y0 - pad
     o.alpha = o.pm = None  # no longer needed
-
-

@@ -64,5 +64,3 @@ def _fill_poly(shape: tuple, pts: np.ndarray) -> np.ndarray:
     canvas = np.zeros(shape, np.uint8)
     cv2.fillPoly(canvas, [np.round(pts * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
     return canvas.astype(np.float32) / 255.0
-
-
