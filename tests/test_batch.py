@@ -24,7 +24,7 @@ from distributed import LocalCluster
 
 from conftest import CLI, popen_interruptible, run_cli
 from conveyor_qc.evaluation.synth import PRESETS, synthesize
-from conveyor_qc.run.batch import KILL_HOOK_ENV, BatchError, VideoJob, completed_figures, output_names, run_batch
+from conveyor_qc.run.batch import BatchError, VideoJob, completed_figures, output_names, run_batch
 from conveyor_qc.run.job import run_video
 
 #: The cookies scene at 640x360: 2.5 s clips of ~15 objects that render and run in about a second.
@@ -101,7 +101,12 @@ def first_batch(videos, tmp_path_factory):
     root = tmp_path_factory.mktemp("first-batch")
     marker = root / "b-killed-once"
     out = root / "out"
-    r = cli("batch", str(videos / "*.mp4"), "--out", out, "--workers", 2, env={KILL_HOOK_ENV: f"b:{marker}"})
+    # tests/kill_worker.py, preloaded by every worker of the local cluster, kills the one running b
+    kill = {
+        "DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps([str(Path(__file__).with_name("kill_worker.py"))]),
+        "CQC_TEST_KILL_WORKER": f"b:{marker}",
+    }
+    r = cli("batch", str(videos / "*.mp4"), "--out", out, "--workers", 2, env=kill)
     return out, r, marker
 
 

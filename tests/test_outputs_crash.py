@@ -8,9 +8,9 @@ seconds; every run keeps crops and the annotated video on, so that all outputs a
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -30,9 +30,7 @@ def full(clip, tmp_path_factory):
     """A run left alone, and the order in which its objects finished (from the live objects.csv,
     which grows in that order, read just before close() sorts it)."""
     out = tmp_path_factory.mktemp("full") / "out"
-    r = run_cli(
-        "run", clip, "--out", out, "-q", *RUN_SETTINGS, env={**os.environ, "CONVEYOR_QC_KILL_AT": "close:synced"}
-    )
+    r = killed_at("synced", "run", clip, "--out", out, "-q", *RUN_SETTINGS)
     assert r.returncode == -signal.SIGKILL, r.stderr
     order = [int(line.split(b",", 1)[0]) for line in (out / "objects.csv").read_bytes().splitlines()[1:]]
     r = run_cli("run", clip, "--out", out, "-q", *RUN_SETTINGS)
@@ -45,6 +43,12 @@ def full(clip, tmp_path_factory):
     kept = [d for d in out.iterdir() if d.name.startswith("interrupted-")]
     assert len(kept) == 1 and Outputs(kept[0]).objects_text == result.objects_text
     return result, order
+
+
+def killed_at(step: str, *args) -> subprocess.CompletedProcess:
+    """`conveyor-qc ARGS` killed with SIGKILL right after the named step of close() (tests/kill_at.py)."""
+    cmd = [sys.executable, str(Path(__file__).with_name("kill_at.py")), step, *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
 
 
 def kill_after(clip: Path, out: Path, objects: int) -> None:
@@ -127,17 +131,17 @@ def test_kill_during_the_run(clip, full, tmp_path, finished):
     assert Outputs(out).objects_text == objects
 
 
-@pytest.mark.parametrize("stage", ["close:tracks", "close:crops", "close:summary"])
+@pytest.mark.parametrize("stage", ["tracks", "crops", "summary"])
 def test_kill_while_closing(clip, full, tmp_path, stage):
     """Killed between the steps of close(): every object had been committed, so recovery gives
     the full run's files exactly, and the summary known before the kill."""
     full_out, _ = full
     out = tmp_path / "out"
-    r = run_cli("run", clip, "--out", out, "-q", *RUN_SETTINGS, env={**os.environ, "CONVEYOR_QC_KILL_AT": stage})
+    r = killed_at(stage, "run", clip, "--out", out, "-q", *RUN_SETTINGS)
     assert r.returncode == -signal.SIGKILL, r.stderr
     before = Outputs(out)  # whole rows of every object, sorted or not yet
     assert sorted(before.objects) == sorted(full_out.objects)
-    assert (out / "annotated.mp4").exists() == (stage == "close:summary")
+    assert (out / "annotated.mp4").exists() == (stage == "summary")
 
     r = run_cli("recover", out)
     assert r.returncode == 0, r.stderr
@@ -149,7 +153,7 @@ def test_kill_while_closing(clip, full, tmp_path, stage):
     full_summary = json.loads((full_out.folder / "summary.json").read_text())
     assert summary["objects"] == full_summary["objects"] and summary["frames"] == full_summary["frames"]
     assert summary["counts"] == full_summary["counts"]
-    assert summary.get("recovered", False) is (stage != "close:summary")
+    assert summary.get("recovered", False) is (stage != "summary")
 
 
 def test_next_run_keeps_a_killed_run(clip, full, tmp_path):

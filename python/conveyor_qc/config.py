@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -192,7 +193,7 @@ class Config:
         atomic_write_bytes(Path(path), (comment + self.to_toml()).encode("utf-8"))
 
     @classmethod
-    def from_options(cls, path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    def from_options(cls, path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
         """The settings of a command line: a TOML file (or the defaults), then each ``KEY=VALUE`` of
         ``--set`` in order (VALUE in TOML syntax; a bare word is a string), validated."""
         config = cls.load(path) if path else cls()

@@ -276,7 +276,8 @@ def crop_features(image: np.ndarray) -> np.ndarray:
     feats["hull_gap"] = 1.0 - ma / hull_area
     # holes: chips are small and round, cracks and gaps large or long
     holes = cv2.bitwise_and(filled, cv2.bitwise_not(mask))
-    hn, hstats = 1, None  # most objects have no hole: no labelling then
+    # most objects have no hole: no labelling then
+    hn, hstats = 1, np.zeros((1, 5), np.int32).view(np.ndarray)
     if cv2.countNonZero(holes):
         hn, _, hstats, _ = cv2.connectedComponentsWithStats(holes, connectivity=8)
     hmax = helong = 0.0
@@ -297,7 +298,7 @@ def crop_features(image: np.ndarray) -> np.ndarray:
     crack = cv2.bitwise_and(inner, (dist < 0.4 * max(ref, 1e-6)).view(np.uint8))
     crack_px = cv2.countNonZero(crack)
     feats["crack_share"] = float(crack_px) / fa
-    cn, cstats = 1, None
+    cn, cstats = 1, np.zeros((1, 5), np.int32).view(np.ndarray)
     if crack_px:
         cn, _, cstats, _ = cv2.connectedComponentsWithStats(crack, connectivity=8)
     lengths = [math.hypot(cstats[j, cv2.CC_STAT_WIDTH], cstats[j, cv2.CC_STAT_HEIGHT]) / size for j in range(1, cn)]
@@ -400,7 +401,7 @@ def f1_score(y: np.ndarray, pred: np.ndarray) -> float:
     return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
 
 
-def group_folds(y: np.ndarray, groups: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
+def group_folds(y: np.ndarray, groups: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     """Group-aware, class-stratified fold numbers: every group in exactly one fold."""
     rng = np.random.default_rng(seed)
     fold = np.zeros(len(y), int)

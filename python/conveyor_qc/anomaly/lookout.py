@@ -366,6 +366,11 @@ def _describe_dataset(client, project: str, side: str) -> dict | None:
             raise
 
 
+def _dataset_status(client, project: str, side: str, missing: str) -> Callable[[], dict]:
+    """What wait_for polls: the dataset's description, or ``{"Status": missing}`` once it is gone."""
+    return lambda: _describe_dataset(client, project, side) or {"Status": missing}
+
+
 def create_datasets(
     client,
     project: str,
@@ -391,7 +396,7 @@ def create_datasets(
             with _calling(f"delete the {side} dataset of {project}"):
                 client.delete_dataset(ProjectName=project, DatasetType=side)
             wait_for(
-                lambda side=side: _describe_dataset(client, project, side) or {"Status": "DELETE_COMPLETE"},
+                _dataset_status(client, project, side, missing="DELETE_COMPLETE"),
                 what=f"deleting the {side} dataset",
                 done=("DELETE_COMPLETE",),
                 failed=("DELETE_FAILED",),
@@ -408,7 +413,7 @@ def create_datasets(
                     DatasetSource={"GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Key": key}}},
                 )
         out[side] = wait_for(
-            lambda side=side: _describe_dataset(client, project, side) or {"Status": "?"},
+            _dataset_status(client, project, side, missing="?"),
             what=f"{side} dataset",
             done=("CREATE_COMPLETE", "UPDATE_COMPLETE"),
             failed=("CREATE_FAILED", "UPDATE_FAILED_ROLLBACK_COMPLETE", "DELETE_COMPLETE", "DELETE_FAILED"),

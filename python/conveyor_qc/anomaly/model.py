@@ -75,13 +75,14 @@ def evaluate_model(model_dir: str | Path, manifest: str | Path, model: AnomalyMo
     for e in entries:
         if e.path is None:
             raise ModelError(f"{manifest}:{e.line}: {e.source_ref}: evaluate-model reads local images, not s3:// ones")
+    paths = [e.path for e in entries if e.path is not None]  # every one, checked above
     own = model is None
-    model = load_model(model_dir) if own else model
+    judge = load_model(model_dir) if model is None else model
     try:
-        verdicts = model.predict([read_image(e.path) for e in entries])
+        verdicts = judge.predict([read_image(p) for p in paths])
     finally:
         if own:
-            model.close()
+            judge.close()
     tp = sum(1 for e, v in zip(entries, verdicts) if e.label == "anomaly" and v.label == "anomaly")
     fp = sum(1 for e, v in zip(entries, verdicts) if e.label == "normal" and v.label == "anomaly")
     fn = sum(1 for e, v in zip(entries, verdicts) if e.label == "anomaly" and v.label == "normal")
@@ -98,7 +99,12 @@ def cross_validate(manifest: str | Path, folds: int = 5, repeats: int = 10, one_
     class), repeated over ``repeats`` shuffles. Returns the mean, min and max F1 of the anomaly
     class and each repeat's pooled confusion counts."""
     entries = read_manifest(manifest)
-    X = features_of([read_image(e.path) for e in entries])
+    for e in entries:
+        if e.path is None:
+            raise ModelError(
+                f"{manifest}:{e.line}: {e.source_ref}: cross-validation reads local images, not s3:// ones"
+            )
+    X = features_of([read_image(e.path) for e in entries if e.path is not None])
     y = np.array([e.label == "anomaly" for e in entries], int)
     _, groups = np.unique(np.array([e.object_id or str(e.path) for e in entries]), return_inverse=True)
     runs = []

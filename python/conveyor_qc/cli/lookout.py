@@ -46,6 +46,7 @@ def cmd_lookout(args: argparse.Namespace) -> int:
 
     if step == "upload":
         src = Path(args.dataset)
+        test: Path | None
         if src.is_dir():
             train, test = src / "train.manifest", src / "test.manifest"
             test = test if test.exists() else None

@@ -86,7 +86,7 @@ def augment_image(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
     """One random variation of a BGR uint8 image (same size) and a description of it."""
     h, w = img.shape[:2]
     x0, y0, x1, y1 = content_rect(img)
-    c = img[y0:y1, x0:x1].astype(np.float32)
+    c: np.ndarray = img[y0:y1, x0:x1].astype(np.float32)
     done: list[str] = []
 
     # Lighting: exposure and contrast (around the mean), sometimes gamma.
@@ -125,7 +125,9 @@ def augment_image(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
         q = int(rng.integers(35, 91))
         ok, buf = cv2.imencode(".jpg", c, [cv2.IMWRITE_JPEG_QUALITY, q])
         if ok:
-            c = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).reshape(c.shape)
+            decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+            if decoded is not None:
+                c = decoded.reshape(c.shape)
             done.append(f"jpeg {q}")
     out = np.zeros_like(img)
     out[y0:y1, x0:x1] = c
@@ -246,6 +248,7 @@ def augment_dataset(
             dst = tmp / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             if not dst.exists():
+                assert e.path is not None, "augment reads local datasets"
                 try:
                     os.link(e.path, dst)
                 except OSError:

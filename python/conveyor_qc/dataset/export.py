@@ -23,7 +23,7 @@ import os
 import random
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +94,7 @@ class SourceObject:
     video: str
     name: str  # track id for runs, the image's name for manifests
     label: str
-    images: list[tuple[Path, int | None]]
+    images: Sequence[tuple[Path, int | None]]
     creation_date: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -427,13 +427,13 @@ def export_dataset(
     sides = {"train": train} if single else {"train": train, "test": test}
     plan: dict[str, list[tuple[SourceObject, Path, str]]] = {}
     for side, objs in sides.items():
-        rows = []
+        rows: list[tuple[SourceObject, Path, str]] = []
         for o in sorted(objs, key=lambda o: (o.video, _natural(o.name))):
             if o.images[0][1] is None:  # a photo from a manifest: one image, named after it
                 src = o.images[0][0]
                 chosen = [(src, f"images/{o.video}/{o.name}/{o.name}{image_suffix(src)}")]
             else:
-                frames = [f for _, f in o.images]
+                frames = [f for _, f in o.images if f is not None]
                 chosen = [
                     (src, f"images/{o.video}/{o.name}/{f:06d}{image_suffix(src)}")
                     for src, f in (o.images[i] for i in pick_frames(frames, per_object))

@@ -344,6 +344,7 @@ class LabelServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         if host in ("0.0.0.0", "::"):
             host = socket.gethostname()
         elif ":" in host:

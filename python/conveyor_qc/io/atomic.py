@@ -69,7 +69,7 @@ class WriteError(ConveyorQCError, OSError):
 def describe_write_error(exc: OSError, path: str | Path | None = None) -> str:
     """``cannot write PATH: PROBLEM`` in words, for any OSError raised while writing."""
     where = path if path is not None else (exc.filename or "?")
-    problem = _WRITE_PROBLEMS.get(exc.errno) or exc.strerror or str(exc)
+    problem = _WRITE_PROBLEMS.get(exc.errno or 0) or exc.strerror or str(exc)
     return f"cannot write {where}: {problem}"
 
 
@@ -255,7 +255,7 @@ def check_writable_directory(path: str | Path, what: str = "output folder") -> P
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WriteError(
-            f"cannot create {what} {path}: {_WRITE_PROBLEMS.get(exc.errno) or exc.strerror}", exc.errno, path
+            f"cannot create {what} {path}: {_WRITE_PROBLEMS.get(exc.errno or 0) or exc.strerror}", exc.errno, path
         ) from None
     probe = path / f".write-test-{os.getpid()}"
     try:
@@ -271,7 +271,7 @@ def check_writable_directory(path: str | Path, what: str = "output folder") -> P
         with contextlib.suppress(OSError):
             probe.unlink()
         raise WriteError(
-            f"cannot write to {what} {path}: {_WRITE_PROBLEMS.get(exc.errno) or exc.strerror}", exc.errno, path
+            f"cannot write to {what} {path}: {_WRITE_PROBLEMS.get(exc.errno or 0) or exc.strerror}", exc.errno, path
         ) from None
     with contextlib.suppress(OSError):
         probe.unlink()

@@ -24,10 +24,10 @@ import csv
 import errno
 import io
 import json
+import logging
 import math
 import os
 import shutil
-import signal
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -83,9 +83,9 @@ SYNC_SECONDS = 1.0
 SPACE_CHECK_FRAMES = 30
 #: A run into a folder holding a killed run's files keeps them in ``interrupted-<start time>/``.
 INTERRUPTED_PREFIX = "interrupted-"
-#: Fault injection for the tests (tests/test_outputs_crash.py): the process kills itself with
-#: SIGKILL at the named stage of close() (docs/outputs.md lists them).
-KILL_AT_ENV = "CONVEYOR_QC_KILL_AT"
+#: Each step of close() is logged here at DEBUG as it is done (extra ``close_step``: synced, tracks,
+#: objects, crops, video, summary): where a stalled or killed close stopped.
+log = logging.getLogger(__name__)
 
 LABEL_COLOURS = {  # BGR
     "normal": (60, 200, 60),
@@ -107,9 +107,8 @@ class RunBusy(RecoverError):
     """A live run holds the folder's journal."""
 
 
-def _kill_point(stage: str) -> None:
-    if os.environ.get(KILL_AT_ENV) == stage:
-        os.kill(os.getpid(), signal.SIGKILL)
+def _step_done(step: str) -> None:
+    log.debug("close: %s done", step, extra={"close_step": step})
 
 
 def _output_error(exc: OSError, path=None, suffix: str = "") -> OutputError:
@@ -171,7 +170,7 @@ def count_line_segment(
     ``line`` of the frame along the belt from the entry edge (``count.line``),
     kept inside the frame (the exit edge, 1.0, is its last row or column). The core's counter
     places it (``LineCounter::segment``); this only draws it."""
-    return _core.count_line_segment(tuple(frame_size), line, direction)
+    return _core.count_line_segment((int(frame_size[0]), int(frame_size[1])), line, direction)
 
 
 def draw_tracks(
@@ -368,7 +367,14 @@ class RunWriter:
             while len(self._pending) > 128:
                 self._pending.popleft().result()
 
+    @property
+    def _open_journal(self) -> AppendJournal:
+        """The journal, open from the constructor until close()."""
+        assert self._journal is not None, "the writer's journal is open until close()"
+        return self._journal
+
     def _submit(self, fn, *args) -> None:
+        assert self._pool is not None, "only with a writer thread"
         self._pending.append(self._pool.submit(fn, *args))
         self._check()
 
@@ -390,7 +396,7 @@ class RunWriter:
         self._watch_space()
         # Rows committed a while ago reach the disk even when no object has finished since
         # (on the writer thread when there is one, after what it has queued).
-        if self._journal.sync_due():
+        if self._open_journal.sync_due():
             if self._pool is None:
                 self._sync()
             else:
@@ -404,6 +410,7 @@ class RunWriter:
         if self._failed is not None:
             return
         try:
+            assert self._crops_dir is not None, "crops are written only into a crops folder"
             folder = self._crops_dir / str(crop.track_id)
             folder.mkdir(exist_ok=True)
             try:
@@ -462,7 +469,7 @@ class RunWriter:
         chunks = [tracks.encode(), _objects_text(rows).encode()]
         count = len(objects)
         try:
-            self._journal.append(chunks, count)
+            self._open_journal.append(chunks, count)
         except OSError as exc:
             self._failed = exc
             raise _output_error(exc, None, self._kept_note()) from None
@@ -471,7 +478,7 @@ class RunWriter:
         if self._failed is not None:
             return
         try:
-            self._journal.sync_if_due()
+            self._open_journal.sync_if_due()
         except OSError as exc:
             self._failed = exc
             raise _output_error(exc, None, self._kept_note()) from None
@@ -491,7 +498,7 @@ class RunWriter:
             self._pool.shutdown(wait=True)
             while self._pending:
                 self._pending.popleft().result()
-        journal = self._journal
+        journal = self._open_journal
         try:
             journal.close()  # every row on disk; the journal stays until summary.json is
         except OSError as exc:
@@ -499,18 +506,18 @@ class RunWriter:
         # The summary as it will be, for recovery if the process dies before writing it.
         summary["crops_written"] = self.crops_written
         atomic_write_text(self.out_dir / PENDING_SUMMARY, json.dumps(summary) + "\n")
-        _kill_point("close:synced")
+        _step_done("synced")
         committed = dict(zip(journal.names, journal.lengths))
         objects, tracks = (_read_prefix(self.out_dir / name, committed[name]) for name in (OBJECTS_NAME, TRACKS_NAME))
         objects, tracks = _sorted_outputs(objects, tracks)
         atomic_write_text(self.out_dir / TRACKS_NAME, tracks.decode())
-        _kill_point("close:tracks")
+        _step_done("tracks")
         atomic_write_text(self.out_dir / OBJECTS_NAME, objects.decode())
-        _kill_point("close:objects")
+        _step_done("objects")
         if self._crops_dir is not None:
             sync_filesystem(self._crops_dir)  # the crops reach the disk before they take their final name
             replace_directory(self._crops_dir, self.out_dir / CROPS_NAME)
-            _kill_point("close:crops")
+            _step_done("crops")
         if self._video is not None:
             video, self._video = self._video, None
             try:
@@ -520,9 +527,9 @@ class RunWriter:
             fsync_path(self._video_tmp)
             os.replace(self._video_tmp, self.out_dir / VIDEO_NAME)
             fsync_directory(self.out_dir)
-            _kill_point("close:video")
+            _step_done("video")
         atomic_write_text(self.out_dir / SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=False) + "\n")
-        _kill_point("close:summary")
+        _step_done("summary")
         journal.remove()
         (self.out_dir / PENDING_SUMMARY).unlink(missing_ok=True)
 

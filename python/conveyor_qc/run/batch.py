@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from conveyor_qc.anomaly.model import load_model
 from conveyor_qc.config import Config
@@ -52,11 +53,6 @@ BATCH_FORMAT = "conveyor-qc-batch"
 DEFAULT_RETRIES = 2
 #: Seconds to wait for an existing cluster's scheduler to answer.
 CONNECT_TIMEOUT = 10.0
-#: For tests of the worker-loss handling only: "NAME:MARKER" makes the worker running the video
-#: named NAME kill its own process part-way through, unless the file MARKER exists (it is
-#: created just before), so the video's next attempt runs through.
-KILL_HOOK_ENV = "CONVEYOR_QC_TEST_KILL_WORKER"
-KILL_HOOK_FRAME = 30
 
 #: progress(line): one line of text per event (a video finished, a worker lost, the cluster up).
 Progress = Callable[[str], None]
@@ -93,7 +89,7 @@ class VideoJob:
     worker_losses: int = 0
 
     def record(self) -> dict:
-        entry = {"name": self.name, "video": str(self.video), "out": self.name, "status": self.status}
+        entry: dict[str, Any] = {"name": self.name, "video": str(self.video), "out": self.name, "status": self.status}
         entry.update({k: (self.figures or {}).get(k) for k in _FIGURE_KEYS})
         entry.update(
             {
@@ -139,11 +135,11 @@ class BatchReport:
         return [j for j in self.jobs if j.figures and j.figures.get("ended_early")]
 
     def totals(self) -> dict:
-        with_results = [j for j in self.jobs if j.figures is not None]
-        total = {"videos": len(self.jobs)}
+        with_results = [j.figures for j in self.jobs if j.figures is not None]
+        total: dict[str, Any] = {"videos": len(self.jobs)}
         total.update({s: self.count(s) for s in ("done", "skipped", "failed", "interrupted", "pending")})
-        total.update({k: sum(j.figures[k] for j in with_results) for k in _SUMMED})
-        processed = sum(j.figures["frames"] for j in self.jobs if j.status == "done")
+        total.update({k: sum(f[k] for f in with_results) for k in _SUMMED})
+        processed = sum(j.figures["frames"] for j in self.jobs if j.status == "done" and j.figures is not None)
         total["frames_processed"] = processed  # by this batch (skipped videos' frames were not)
         total["wall_seconds"] = round(self.wall_seconds, 3)
         total["fps"] = round(processed / self.wall_seconds, 2) if self.wall_seconds > 0 else 0.0
@@ -271,22 +267,6 @@ def dask_setup(worker) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _test_kill_hook(name: str):
-    spec = os.environ.get(KILL_HOOK_ENV)
-    if not spec:
-        return None
-    target, _, marker = spec.partition(":")
-    if target != name or not marker or os.path.exists(marker):
-        return None
-
-    def kill(done: int, *_):
-        if done >= KILL_HOOK_FRAME:
-            Path(marker).touch()
-            os._exit(70)  # as a crash or the OOM killer would: no clean-up, partial files left behind
-
-    return kill
-
-
 def _worker_address() -> str | None:
     try:
         from distributed import get_worker
@@ -304,7 +284,6 @@ def run_one(name: str, video: str, out_dir: str, config: dict, model: str | None
             out_dir,
             Config.from_dict(config, source="batch settings"),
             model=model,
-            progress=_test_kill_hook(name),
         )
     except Exception as exc:  # noqa: BLE001  any failure travels back as a TaskError (not every one unpickles)
         raise TaskError(str(exc) or type(exc).__name__, type(exc).__name__) from None
@@ -351,6 +330,7 @@ class _Cluster:
 
     def __init__(self, scheduler: str | None, workers: int | None, connect_timeout: float = CONNECT_TIMEOUT):
         try:
+            import dask
             from distributed import Client, LocalCluster
         except ImportError:
             raise BatchError(
@@ -381,7 +361,9 @@ class _Cluster:
             # No Dask memory limit: a task holds no Dask data to spill, and being killed near a
             # limit would only be retried into the same death. The OS still guards the machine.
             memory_limit=0,
-            preload=[__name__],  # dask_setup: the workers leave Ctrl-C to the client
+            # dask_setup: the workers leave Ctrl-C to the client; and the preloads the Dask
+            # configuration names (distributed.worker.preload), as Dask's own workers would run.
+            preload=[__name__, *dask.config.get("distributed.worker.preload", [])],
         )
         try:
             self.client = Client(self.cluster, set_as_default=False)
@@ -609,6 +591,7 @@ def _progress_line(job: VideoJob, finished: int, total: int, cluster_fps: float)
     if job.status == "failed":
         return f"{head}: failed: {job.error}"
     f = job.figures
+    assert f is not None, "a job that did not fail has its figures"
     early = " (the video ended before the frames it announced)" if f["ended_early"] else ""
     return (
         f"{head}: {f['objects']} objects ({f['anomalies']} anomalies), {f['frames']} frames at "

@@ -45,7 +45,7 @@ class VideoEncoder:
         # Even sizes: the MPEG-4 encoder works on 2x2 chroma blocks.
         self.size = (max(2, round(w * scale) // 2 * 2), max(2, round(h * scale) // 2 * 2))
         self._resize = self.size != (w, h)
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), fps, self.size)
         if not self._writer.isOpened():
             raise EncoderError(f"cannot encode video into {self.path}")
         self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=QUEUE_FRAMES)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -310,7 +311,7 @@ def run_video(
         counts.add_crossed(pipeline.finish_crossed, max(frames - 1, 0))  # counted at the stream end
         elapsed = time.perf_counter() - start
         labelled = writer.label_counts
-        summary = {
+        summary: dict[str, Any] = {
             "source": str(source),
             "input": input_identity,  # the file's bytes and mtime_ns (null for a camera or stream)
             "model": model_id,  # the model folder and the sha256 of its model.json (null: none)

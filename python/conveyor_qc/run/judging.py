@@ -99,7 +99,8 @@ class Judge:
         for crop, verdict in zip(crops, self.model.predict([c.image for c in crops])):
             self._seen.setdefault(crop.track_id, []).append(verdict)
         ids = dict.fromkeys(c.track_id for c in crops)  # each once, in order
-        return Judged(labels=tuple((tid, combine_verdicts(self._seen[tid]).label) for tid in ids))
+        # every id has at least the verdict just added, so combine_verdicts gives one
+        return Judged(labels=tuple((tid, _label(combine_verdicts(self._seen[tid]))) for tid in ids))
 
     def _finish(self, objects) -> Judged:
         for obj in objects:
@@ -111,3 +112,7 @@ class Judge:
                 obj.label, obj.score = verdict.label, verdict.score
             obj.crops = []  # the pixels are not needed any more
         return Judged(objects=tuple(objects))
+
+
+def _label(verdict: Verdict | None) -> str:
+    return verdict.label if verdict is not None else "unknown"

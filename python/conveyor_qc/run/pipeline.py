@@ -59,7 +59,8 @@ class Tracks:
 
     def __iter__(self) -> Iterator[tuple[int, tuple[float, float, float, float]]]:
         for i in range(len(self)):
-            yield int(self.ids[i]), tuple(float(v) for v in self.boxes[i])
+            x, y, w, h = (float(v) for v in self.boxes[i])
+            yield int(self.ids[i]), (x, y, w, h)
 
 
 class Crop:
@@ -94,6 +95,7 @@ class Crop:
         if image is None:
             # Two threads asking at once each letterbox the region (which is never dropped):
             # the same pixels, and no lock on the way of the common case.
+            assert self._region is not None, "a Crop holds its image or its region"
             image = self._image = letterbox(self._region, self._size)
         return image
 
@@ -289,7 +291,7 @@ class Pipeline:
                     last_frame=t.last_frame,
                     frames=t.frames,
                     boxes=t.boxes,
-                    best_box=tuple(float(v) for v in t.best_box),
+                    best_box=t.best_box,
                     best_frame=t.best_frame,
                     ever_whole=t.ever_whole,
                     best_crop=_image_of(self._best_crops.pop(key, None)),

@@ -204,6 +204,7 @@ def _sequence_files(pattern: str) -> dict[int, str]:
     """The files of an image sequence pattern (``img_%04d.png``), by their number."""
     path = Path(pattern)
     number = _SEQUENCE.search(path.name)
+    assert number is not None, "called only for a name that is a sequence pattern"
     prefix, suffix = path.name[: number.start()], path.name[number.end() :]
     named = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix))
     folder = path.parent
@@ -311,8 +312,8 @@ class VideoReader:
             }[kind]
             raise VideoError(f"cannot open {source!r}: not {what}")
         try:
-            ok, first = self._cap.read()
-            first = to_bgr8(first) if ok and first is not None else None
+            ok, raw = self._cap.read()
+            first = to_bgr8(raw) if ok and raw is not None else None
         except (cv2.error, VideoError) as exc:
             self._cap.release()
             raise VideoError(f"the first frame of {source!r} cannot be read: {exc}") from None
