@@ -6,8 +6,9 @@ import argparse
 import sys
 
 from conveyor_qc.cli.exit_codes import EXIT_ERROR, EXIT_OK
+from conveyor_qc.cli.progress import ProgressLine, progress_line
 from conveyor_qc.dataset.augment import augment_dataset
-from conveyor_qc.dataset.export import export_dataset, format_report, terminal_progress
+from conveyor_qc.dataset.export import export_dataset, format_report
 from conveyor_qc.dataset.label_server import LabelError, serve
 
 
@@ -29,7 +30,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         per_object=args.per_object,
         s3=args.s3,
         s3_endpoint=args.s3_endpoint,
-        progress=None if args.quiet else terminal_progress(),
+        progress=_steps(progress_line(args.quiet)),
     )
     print(format_report(report))
     for w in report.warnings:
@@ -45,7 +46,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
         seed=args.seed,
         s3=args.s3,
         s3_endpoint=args.s3_endpoint,
-        progress=None if args.quiet else terminal_progress(),
+        progress=_steps(progress_line(args.quiet)),
     )
     print(
         f"{r.new_images} new train images ({r.by_class.get('normal', 0)} normal, "
@@ -56,3 +57,16 @@ def cmd_augment(args: argparse.Namespace) -> int:
         u = r.upload
         print(f"uploaded {u['uploaded']} file(s) ({u['bytes']} bytes), {u['skipped']} already there -> {u['url']}")
     return EXIT_OK
+
+
+def _steps(line: ProgressLine | None):
+    """``what: done/total`` for each step of a dataset's making (images read, written, uploaded)."""
+    if line is None:
+        return None
+
+    def show(done: int, total: int, what: str) -> None:
+        line.show(f"{what}: {done}/{total}")
+        if done >= total:
+            line.end()
+
+    return show

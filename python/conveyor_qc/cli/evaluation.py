@@ -8,6 +8,7 @@ import math
 import sys
 
 from conveyor_qc.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
+from conveyor_qc.cli.progress import bar, progress_line
 from conveyor_qc.config import Config
 from conveyor_qc.evaluation.inspect import inspect_video, summary_lines
 from conveyor_qc.evaluation.metrics import evaluate, format_report
@@ -18,22 +19,23 @@ from conveyor_qc.run.video import quiet_decoder_logs
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    line = progress_line(args.quiet)
+
     def progress(done: int, total: int) -> None:
-        if sys.stderr.isatty():
-            sys.stderr.write(f"\rrendering {done}/{total} frames ")
-            sys.stderr.flush()
+        assert line is not None
+        line.show(f"rendering {bar(done, total)} frames")
 
     result = synthesize(
         args.out_dir,
         preset=args.preset,
         seed=args.seed,
         seconds=args.seconds,
-        progress=None if args.quiet else progress,
+        progress=None if line is None else progress,
         output_format=args.format,
         mono=True if args.mono else None,
     )
-    if sys.stderr.isatty() and not args.quiet:
-        sys.stderr.write("\n")
+    if line is not None:
+        line.end()
     print(f"{result.objects} objects ({result.anomalies} anomalies), {result.frames} frames -> {result.video}")
     return EXIT_OK
 
@@ -99,17 +101,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     config = Config.from_options(args.config, args.set)
     source = int(args.video) if args.video.isdigit() else args.video
 
-    def counter(done: int, total: int) -> None:  # one line on a terminal, as run's progress
-        sys.stderr.write(f"\rreading frame {done}/{total} ")
-        sys.stderr.flush()
+    line = progress_line(args.quiet)
 
-    progress = counter if not args.quiet and sys.stderr.isatty() else None
+    def progress(done: int, total: int) -> None:
+        assert line is not None
+        line.show(f"reading {bar(done, total)} frames")
+
     quiet_decoder_logs()
     try:
-        ins = inspect_video(source, args.out, config, frame=args.frame, progress=progress)
+        ins = inspect_video(source, args.out, config, frame=args.frame, progress=None if line is None else progress)
     finally:
-        if progress is not None:
-            sys.stderr.write("\n")
+        if line is not None:
+            line.end()
     lines = summary_lines(ins, args.out)
     print("\n".join(lines if not args.quiet else [x for x in lines if x.startswith("warning:")] + lines[-1:]))
     return EXIT_OK

@@ -12,22 +12,29 @@ from conveyor_qc.cli.exit_codes import (
     EXIT_PARTIAL,
     EXIT_USAGE,
 )
+from conveyor_qc.cli.progress import bar, progress_line
 from conveyor_qc.config import Config
 from conveyor_qc.io.outputs import recover_run
 from conveyor_qc.run.batch import BATCH_FILE, run_batch
-from conveyor_qc.run.job import run_video, terminal_progress
+from conveyor_qc.run.job import run_video
 from conveyor_qc.run.video import quiet_decoder_logs
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = Config.from_options(args.config, args.set)
     source = int(args.video) if args.video.isdigit() else args.video
-    progress = None if args.quiet else terminal_progress()
+    line = progress_line(args.quiet)
     quiet_decoder_logs()  # the reader names every input problem in one line of its own
 
+    def progress(done: int, total: int, count: int, fps: float) -> None:
+        assert line is not None
+        frames = f"{bar(done, total)} frames" if total else f"{done} frames"
+        line.show(f"{frames}  {count} objects  {fps:.0f} fps")
+
     def stream_status(text: str) -> None:  # losses and reconnections of a live source, always told
-        sys.stderr.write(("\n" if progress is not None else "") + f"conveyor-qc run: {text}\n")
-        sys.stderr.flush()
+        if line is not None:
+            line.end()
+        print(f"conveyor-qc run: {text}", file=sys.stderr, flush=True)
 
     result = run_video(
         source,
@@ -36,15 +43,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         video=False if args.no_video else None,
         crops=False if args.no_crops else None,
         max_frames=args.max_frames,
-        progress=progress,
+        progress=None if line is None else progress,
         model=args.model,
         duration=args.duration,
         reconnect_timeout=args.reconnect_timeout,
         max_gap=args.max_gap,
         stream_status=stream_status,
     )
-    if progress is not None:
-        sys.stderr.write("\n")
+    if line is not None:
+        line.end()
     s = result.summary
     print(
         f"{s['objects']} objects ({s['anomalies']} anomalies), {s['counts']['total']} counted at the line, "

@@ -22,7 +22,6 @@ import json
 import os
 import random
 import shutil
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -528,17 +527,3 @@ def format_report(report: DatasetReport) -> str:
             f"uploaded {u['uploaded']} file(s) ({u['bytes']} bytes), {u['skipped']} already there -> {u['url']}"
         )
     return "\n".join(lines)
-
-
-def terminal_progress(stream=sys.stderr) -> Progress | None:
-    """A one-line progress counter on a terminal; None when stderr is not one."""
-    if not stream.isatty():
-        return None
-
-    def show(done: int, total: int, what: str) -> None:
-        stream.write(f"\r{what}: {done}/{total} ")
-        if done >= total:
-            stream.write("\n")
-        stream.flush()
-
-    return show

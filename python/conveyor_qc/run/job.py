@@ -365,20 +365,3 @@ def run_video(
 def _warn_on_stderr(text: str) -> None:
     sys.stderr.write(f"\nwarning: {text}\n")
     sys.stderr.flush()
-
-
-def terminal_progress(stream=sys.stderr) -> Progress | None:
-    """A one-line progress bar on a terminal; None when output is not a terminal."""
-    if not stream.isatty():
-        return None
-
-    def show(done: int, total: int, count: int, fps: float) -> None:
-        if total:
-            filled = int(30 * min(done, total) / total)
-            bar = "#" * filled + "." * (30 - filled)
-            stream.write(f"\r[{bar}] {done}/{total} frames  {count} objects  {fps:.0f} fps ")
-        else:
-            stream.write(f"\r{done} frames  {count} objects  {fps:.0f} fps ")
-        stream.flush()
-
-    return show
