@@ -20,7 +20,7 @@ import numpy as np
 
 from conveyor_qc import Config, Pipeline
 from conveyor_qc.evaluation.metrics import object_metrics
-from conveyor_qc.io.outputs import mot_block
+from conveyor_qc.run.outputs import mot_block
 from conveyor_qc.run.video import VideoReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -264,7 +264,7 @@ def run_reference(
 def write_mot(rows, path) -> None:
     """Write MOT rows as comma-separated text, one per line, like a run's tracks.txt (atomically)."""
     from conveyor_qc.io.atomic import atomic_write_text
-    from conveyor_qc.io.outputs import mot_line
+    from conveyor_qc.run.outputs import mot_line
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

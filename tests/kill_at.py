@@ -2,7 +2,7 @@
 
     python tests/kill_at.py STEP ARGS...     (STEP: synced, tracks, objects, crops, video, summary)
 
-The run's writer logs each step of close() at DEBUG on ``conveyor_qc.io.outputs`` as it is done
+The run's writer logs each step of close() at DEBUG on ``conveyor_qc.run.outputs`` as it is done
 (docs/outputs.md); a logging handler here turns the named one into a SIGKILL, as a crash or a
 power cut there would be. tests/test_outputs_crash.py uses it; nothing of it is in the package.
 """
@@ -28,7 +28,7 @@ class _KillAt(logging.Handler):
 
 
 if __name__ == "__main__":
-    writer_log = logging.getLogger("conveyor_qc.io.outputs")
+    writer_log = logging.getLogger("conveyor_qc.run.outputs")
     writer_log.setLevel(logging.DEBUG)
     writer_log.addHandler(_KillAt(sys.argv[1]))
     sys.exit(main(sys.argv[2:]))

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from conveyor_qc.cli import main
+from conveyor_qc.crops import letterbox
 from conveyor_qc.dataset.augment import augment_dataset, augment_image, content_rect
 from conveyor_qc.dataset.export import export_dataset
 from conveyor_qc.dataset.manifest import read_manifest
-from conveyor_qc.run.crops import letterbox
 
 FACTOR = 2
 
@@ -83,7 +83,7 @@ def test_same_seed_same_images_and_again_on_augmented(augmented, tmp_path):
 
 def test_new_images_keep_their_source_format(augmented):
     """The photos are JPEGs, so the dataset's images are, and so are the images made from them."""
-    from conveyor_qc.run.crops import image_header
+    from conveyor_qc.crops import image_header
 
     out, _ = augmented
     new = [e for e in read_manifest(out / "train.manifest") if e.augmented_from is not None]
@@ -95,7 +95,7 @@ def test_new_images_keep_their_source_format(augmented):
 
 def test_content_rect_ignores_jpeg_ringing(cookies_dir):
     """A JPEG crop's padding is near black next to the object, not black: still padding."""
-    from conveyor_qc.run.crops import encode_crop
+    from conveyor_qc.crops import encode_crop
 
     photo = cv2.imread(str(next((cookies_dir / "images").glob("normal-*.jpg"))))
     for part in (photo[:, :200], photo[:150]):  # padded left and right, top and bottom

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from conveyor_qc import Config, ConfigError
-from conveyor_qc.io.outputs import count_line_segment, draw_tracks
 from conveyor_qc.run.counts import LineCounts, bin_seconds_for
 from conveyor_qc.run.job import run_video
+from conveyor_qc.run.outputs import count_line_segment, draw_tracks
 from conveyor_qc.run.pipeline import Tracks
 
 

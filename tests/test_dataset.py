@@ -19,6 +19,7 @@ import pytest
 
 from conveyor_qc.cli import main
 from conveyor_qc.config import Config
+from conveyor_qc.crops import image_header
 from conveyor_qc.dataset.export import (
     LOOKOUT_MINIMUMS,
     MIN_FRAME_GAP,
@@ -39,7 +40,6 @@ from conveyor_qc.dataset.manifest import (
     write_manifest,
 )
 from conveyor_qc.evaluation.metrics import object_metrics
-from conveyor_qc.run.crops import image_header
 from conveyor_qc.run.job import run_video
 
 PER_OBJECT = 4

@@ -126,7 +126,7 @@ def test_crops_are_letterboxed_where_first_read(make_clip):
 
     import pytest
 
-    from conveyor_qc.run.crops import cut_out
+    from conveyor_qc.crops import cut_out
     from conveyor_qc.run.pipeline import Crop
 
     clip = make_clip("cookies", seed=2, seconds=3)

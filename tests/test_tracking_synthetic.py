@@ -152,7 +152,7 @@ def test_reversed_belts(make_clip, preset, flip, direction):
     import cv2
 
     from conveyor_qc import Pipeline, VideoReader
-    from conveyor_qc.io.outputs import mot_rows
+    from conveyor_qc.run.outputs import mot_rows
 
     clip = make_clip(preset, seed=1, seconds=8)
     expected = "right_to_left" if flip == "mirror" else "bottom_to_top"

@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 import tomli_w
 
 from conveyor_qc import _core
+from conveyor_qc.crops import CROP_FORMATS, JPEG_QUALITY
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_bytes
-from conveyor_qc.run.crops import CROP_FORMATS, JPEG_QUALITY
 
 __all__ = ["Config", "ConfigError", "OutputParams"]
 

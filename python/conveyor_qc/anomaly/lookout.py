@@ -49,6 +49,7 @@ from conveyor_qc.anomaly.base import (
     Verdict,
     write_meta,
 )
+from conveyor_qc.crops import letterbox
 from conveyor_qc.dataset.manifest import ManifestError, read_manifest, write_manifest
 from conveyor_qc.dataset.s3 import (
     S3Error,
@@ -59,7 +60,6 @@ from conveyor_qc.dataset.s3 import (
     upload_files,
 )
 from conveyor_qc.errors import ConveyorQCError
-from conveyor_qc.run.crops import letterbox
 from conveyor_qc.shared import shared_dir
 from conveyor_qc.version import __version__
 

@@ -14,9 +14,9 @@ from conveyor_qc.cli.exit_codes import (
 )
 from conveyor_qc.cli.progress import bar, progress_line
 from conveyor_qc.config import Config
-from conveyor_qc.io.outputs import recover_run
 from conveyor_qc.run.batch import BATCH_FILE, run_batch
 from conveyor_qc.run.job import run_video
+from conveyor_qc.run.outputs import recover_run
 from conveyor_qc.run.video import quiet_decoder_logs
 
 

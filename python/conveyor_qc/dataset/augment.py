@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from conveyor_qc.crops import JPEG_QUALITY, encode_crop
 from conveyor_qc.dataset.export import (
     REPORT_NAME,
     DatasetError,
@@ -47,7 +48,6 @@ from conveyor_qc.dataset.manifest import (
 )
 from conveyor_qc.dataset.s3 import parse_s3_url, s3_entries, upload_dataset
 from conveyor_qc.io.atomic import atomic_write_text
-from conveyor_qc.run.crops import JPEG_QUALITY, encode_crop
 from conveyor_qc.version import __version__
 
 __all__ = ["AugmentReport", "augment_dataset", "augment_image", "content_rect"]

@@ -29,6 +29,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from conveyor_qc.crops import (
+    CROP_SUFFIXES,
+    JPEG_QUALITY,
+    encode_crop,
+    image_header,
+    letterbox,
+)
 from conveyor_qc.dataset.manifest import (
     CLASSES,
     OBJECT_KEY,
@@ -41,13 +48,6 @@ from conveyor_qc.dataset.manifest import (
 from conveyor_qc.dataset.s3 import parse_s3_url, s3_entries, upload_dataset
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text, replace_directory, sync_filesystem
-from conveyor_qc.run.crops import (
-    CROP_SUFFIXES,
-    JPEG_QUALITY,
-    encode_crop,
-    image_header,
-    letterbox,
-)
 from conveyor_qc.version import __version__
 
 __all__ = [

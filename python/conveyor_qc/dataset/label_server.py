@@ -36,9 +36,9 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from conveyor_qc.crops import CROP_CONTENT_TYPES
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text
-from conveyor_qc.run.crops import CROP_CONTENT_TYPES
 
 __all__ = ["LABELS", "MAX_BODY", "LabelError", "LabelServer", "LabelStore", "make_server", "serve"]
 

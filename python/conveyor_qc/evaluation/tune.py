@@ -54,7 +54,7 @@ from conveyor_qc import _core
 from conveyor_qc.config import Config, ConfigError
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.evaluation import metrics as evaluate
-from conveyor_qc.io.outputs import mot_block
+from conveyor_qc.run.outputs import mot_block
 from conveyor_qc.run.video import VideoReader
 
 __all__ = ["DEFAULT_BUDGET", "SEARCHES", "Scores", "TuneError", "TuneResult", "tune"]

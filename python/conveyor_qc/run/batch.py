@@ -30,8 +30,8 @@ from conveyor_qc.anomaly.model import load_model
 from conveyor_qc.config import Config
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text
-from conveyor_qc.io.outputs import OutputError
 from conveyor_qc.run.job import run_video
+from conveyor_qc.run.outputs import OutputError
 from conveyor_qc.run.provenance import model_identity, source_identity
 from conveyor_qc.version import __version__
 

@@ -16,15 +16,15 @@ import numpy as np
 
 from conveyor_qc.anomaly.model import load_model
 from conveyor_qc.config import Config
-from conveyor_qc.io.outputs import (
+from conveyor_qc.run.counts import LineCounts
+from conveyor_qc.run.judging import Judge
+from conveyor_qc.run.mask_watch import MaskWatch
+from conveyor_qc.run.outputs import (
     RunWriter,
     check_output_dir,
     count_line_segment,
     draw_tracks,
 )
-from conveyor_qc.run.counts import LineCounts
-from conveyor_qc.run.judging import Judge
-from conveyor_qc.run.mask_watch import MaskWatch
 from conveyor_qc.run.provenance import model_identity, source_identity
 from conveyor_qc.run.segments import SegmentedPipeline
 from conveyor_qc.run.video import (

@@ -28,7 +28,7 @@ import numpy as np
 
 from conveyor_qc import _core
 from conveyor_qc.config import Config
-from conveyor_qc.run.crops import cut_region, letterbox
+from conveyor_qc.crops import cut_region, letterbox
 
 __all__ = ["Crop", "FrameUpdate", "ObjectEvent", "Pipeline", "Tracks"]
 

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from conveyor_qc import _core
+from conveyor_qc.crops import CROP_FORMATS, CROP_SUFFIXES, JPEG_QUALITY, encode_crop
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import (
     WriteError,
@@ -49,7 +50,6 @@ from conveyor_qc.io.atomic import (
     sync_filesystem,
 )
 from conveyor_qc.io.journal import AppendJournal, JournalBusy, JournalError, recover_journal
-from conveyor_qc.run.crops import CROP_FORMATS, CROP_SUFFIXES, JPEG_QUALITY, encode_crop
 from conveyor_qc.run.encoder import EncoderError, VideoEncoder
 from conveyor_qc.run.pipeline import Crop, ObjectEvent, Tracks
 
