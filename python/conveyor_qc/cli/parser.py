@@ -52,17 +52,52 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"conveyor-qc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(sub)
+    _add_inspect(sub)
+    _add_recover(sub)
+    _add_batch(sub)
+    _add_synth(sub)
+    _add_eval(sub)
+    _add_tune(sub)
+    _add_label(sub)
+    _add_dataset(sub)
+    _add_augment(sub)
+    _add_train(sub)
+    _add_predict(sub)
+    _add_evaluate_model(sub)
+    add_lookout(sub)  # conveyor-qc lookout STEP (docs/lookout.md)
+    _add_config(sub)
+    return parser
 
-    def add_config_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", metavar="FILE", help="settings in TOML (see `conveyor-qc config`)")
-        p.add_argument(
-            "--set",
-            metavar="KEY=VALUE",
-            action="append",
-            default=[],
-            help="override one setting, e.g. --set track.kind=kcf (repeatable)",
-        )
 
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="settings in TOML (see `conveyor-qc config`)")
+    p.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one setting, e.g. --set track.kind=kcf (repeatable)",
+    )
+
+
+def _add_s3_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--s3",
+        metavar="s3://BUCKET/PREFIX",
+        help="also upload images and manifests there (unchanged files are skipped), and write "
+        "train.s3.manifest/test.s3.manifest with s3:// paths (uploaded as train.manifest, "
+        "test.manifest)",
+    )
+    p.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="another S3 API (MinIO, on-premises); default AWS, or $AWS_ENDPOINT_URL_S3",
+    )
+
+
+def _add_run(sub) -> None:
+    """``conveyor-qc run``."""
     p = sub.add_parser(
         "run",
         help="detect, track and cut out the objects of a video",
@@ -75,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="video file, image sequence (frames/img_%%04d.png), camera index (0) or stream URL (rtsp://, http://)",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    add_config_args(p)
+    _add_config_args(p)
     p.add_argument("--no-video", action="store_true", help="do not write annotated.mp4")
     p.add_argument("--no-crops", action="store_true", help="do not write crops/")
     p.add_argument("--max-frames", type=_count, metavar="N", help="stop after N frames")
@@ -112,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler="run:cmd_run")
 
+
+def _add_inspect(sub) -> None:
+    """``conveyor-qc inspect``."""
     p = sub.add_parser(
         "inspect",
         help="what the detector sees on one frame, as pictures with the numbers (docs/inspect.md)",
@@ -137,10 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="output folder (created if missing; earlier inspect files in it are replaced)",
     )
-    add_config_args(p)
+    _add_config_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress; print only warnings and where the sheet is")
     p.set_defaults(handler="evaluation:cmd_inspect")
 
+
+def _add_recover(sub) -> None:
+    """``conveyor-qc recover``."""
     p = sub.add_parser(
         "recover",
         help="finish the output folder of a run that was killed",
@@ -154,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of the killed run")
     p.set_defaults(handler="run:cmd_recover")
 
+
+def _add_batch(sub) -> None:
+    """``conveyor-qc batch``."""
     p = sub.add_parser(
         "batch",
         help="run many videos on a Dask cluster (local worker processes, or an existing scheduler)",
@@ -170,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="video files or quoted glob patterns ('footage/*.mp4', 'day*/**/*.mkv'), expanded here",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    add_config_args(p)
+    _add_config_args(p)
     p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
@@ -196,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(handler="run:cmd_batch")
 
+
+def _add_synth(sub) -> None:
+    """``conveyor-qc synth``."""
     presets_text = "\n".join(
         textwrap.fill(q.description, width=100, initial_indent=f"  {n:<14}", subsequent_indent=" " * 16)
         for n, q in SYNTH_PRESETS.items()
@@ -233,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
     p.set_defaults(handler="evaluation:cmd_synth")
 
+
+def _add_eval(sub) -> None:
+    """``conveyor-qc eval``."""
     p = sub.add_parser(
         "eval",
         help="compare tracks with ground truth: counting, MOT metrics, anomaly verdicts",
@@ -284,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler="evaluation:cmd_eval")
 
+
+def _add_tune(sub) -> None:
+    """``conveyor-qc tune``."""
     p = sub.add_parser(
         "tune",
         help="search the settings for the best object F1, then MOTA, on a clip with ground truth",
@@ -332,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(handler="evaluation:cmd_tune")
 
+
+def _add_label(sub) -> None:
+    """``conveyor-qc label``."""
     p = sub.add_parser(
         "label",
         help="label the objects of a run as normal or anomaly in a local web page",
@@ -352,20 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler="dataset:cmd_label")
 
-    def add_s3_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--s3",
-            metavar="s3://BUCKET/PREFIX",
-            help="also upload images and manifests there (unchanged files are skipped), and write "
-            "train.s3.manifest/test.s3.manifest with s3:// paths (uploaded as train.manifest, "
-            "test.manifest)",
-        )
-        p.add_argument(
-            "--s3-endpoint",
-            metavar="URL",
-            help="another S3 API (MinIO, on-premises); default AWS, or $AWS_ENDPOINT_URL_S3",
-        )
 
+def _add_dataset(sub) -> None:
+    """``conveyor-qc dataset``."""
     p = sub.add_parser(
         "dataset",
         help="make a train/test image dataset (Lookout for Vision manifests) from labelled runs",
@@ -398,10 +443,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="at most K crops per object, spread over its frames (default 5)",
     )
-    add_s3_args(p)
+    _add_s3_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
     p.set_defaults(handler="dataset:cmd_dataset")
 
+
+def _add_augment(sub) -> None:
+    """``conveyor-qc augment``."""
     p = sub.add_parser(
         "augment",
         help="add augmented train images (lighting, blur, noise, JPEG, rotation, ...) to a dataset",
@@ -414,10 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="new dataset folder (replaced if it holds one)")
     p.add_argument("--factor", type=int, required=True, metavar="N", help="new images per train image")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same images)")
-    add_s3_args(p)
+    _add_s3_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
     p.set_defaults(handler="dataset:cmd_augment")
 
+
+def _add_train(sub) -> None:
+    """``conveyor-qc train``."""
     p = sub.add_parser(
         "train",
         help="train an anomaly model from a labelled manifest (docs/anomaly.md)",
@@ -442,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     lk.add_argument("--s3-endpoint", metavar="URL", help="S3 endpoint (or AWS_ENDPOINT_URL_S3)")
     p.set_defaults(handler="anomaly:cmd_train")
 
+
+def _add_predict(sub) -> None:
+    """``conveyor-qc predict``."""
     p = sub.add_parser(
         "predict",
         help="label images with an anomaly model",
@@ -452,6 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line: path, label, score")
     p.set_defaults(handler="anomaly:cmd_predict")
 
+
+def _add_evaluate_model(sub) -> None:
+    """``conveyor-qc evaluate-model``."""
     p = sub.add_parser(
         "evaluate-model",
         help="precision, recall, F1 and confusion counts of a model on a manifest",
@@ -463,18 +520,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(handler="anomaly:cmd_evaluate_model")
 
-    add_lookout(sub)  # conveyor-qc lookout STEP (docs/lookout.md)
 
+def _add_config(sub) -> None:
+    """``conveyor-qc config``."""
     p = sub.add_parser(
         "config",
         help="print or save the settings (defaults, or a file with overrides)",
         description="Print the full settings as TOML: the defaults, or --config FILE with --set "
         "overrides applied and validated.",
     )
-    add_config_args(p)
+    _add_config_args(p)
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of printing")
     p.set_defaults(handler="run:cmd_config")
-    return parser
 
 
 def add_lookout(sub) -> None:
