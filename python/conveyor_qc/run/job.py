@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from conveyor_qc.run.outputs import (
     count_line_segment,
     draw_tracks,
 )
+from conveyor_qc.run.pipeline import FrameUpdate
 from conveyor_qc.run.provenance import model_identity, source_identity
 from conveyor_qc.run.segments import SegmentedPipeline
 from conveyor_qc.run.video import (
@@ -140,105 +141,200 @@ def run_video(
     config = config if config is not None else Config()
     config.validate()
     # What the results are made from, as the run starts (summary.json: "input", "model").
-    input_identity, model_id = source_identity(source), model_identity(model)
-    out = config.output
-    write_video = out.video if video is None else video
-    write_crops = out.crops if crops is None else crops
-    own_model = False
-    if model is not None and not hasattr(model, "predict"):
-        model, own_model = load_model(model), True  # a damaged model fails before anything is written
-    try:
+    identity = {"input": source_identity(source), "model": model_identity(model)}
+    write_video = config.output.video if video is None else video
+    write_crops = config.output.crops if crops is None else crops
+    # Everything opened is closed in the reverse order, whatever happens: the judge, the
+    # reader, then the model (if loaded here); the writer finishes what it has as a recovered
+    # run when the run fails or is killed (docs/outputs.md).
+    with ExitStack() as stack:
+        if model is not None and not hasattr(model, "predict"):
+            model = load_model(model)  # a damaged model fails before anything is written
+            stack.callback(model.close)
         reader = VideoReader(source, reconnect=ReconnectPolicy(give_up_after=reconnect_timeout))
-        try:
-            check_frame_size(reader.info.width, reader.info.height, config.track.downscale, video=write_video)
-            # An output folder that cannot be written (not a folder, read-only, full) is told
-            # before any frame is processed; only after the model and the video have opened
-            # (which write nothing), so that a bad model or video leaves no folder behind.
-            check_output_dir(out_dir)
-        except BaseException:
-            reader.close()
-            raise
-    except BaseException:
-        if own_model:
-            model.close()
-        raise
-    info = reader.info
-    # A live source back after a long gap restarts the core (segments.py), numbering continued.
-    pipeline = SegmentedPipeline(
-        config,
-        keep_crops=write_crops,
-        object_crops=OBJECT_CROPS if model is not None else 0,
-        judge_every=judge_every(out.crop_every),
+        stack.callback(reader.close)
+        check_frame_size(reader.info.width, reader.info.height, config.track.downscale, video=write_video)
+        # An output folder that cannot be written (not a folder, read-only, full) is told
+        # before any frame is processed; only after the model and the video have opened
+        # (which write nothing), so that a bad model or video leaves no folder behind.
+        check_output_dir(out_dir)
+        run = _Run(config, reader, model, write_crops=write_crops, warn=warn or _warn_on_stderr)
+        if run.judge is not None:
+            stack.callback(run.judge.close)
+        run.open_writer(out_dir, source, write_video=write_video, write_crops=write_crops)
+        stack.push(run.abort_on_error)
+        with opencv_single_threaded():
+            interrupted = run.read(
+                progress,
+                max_frames=max_frames,
+                duration=duration,
+                max_gap=max_gap,
+                reconnect_timeout=reconnect_timeout,
+                stream_status=stream_status or (lambda _text: None),
+                write_video=write_video,
+            )
+        summary = run.finish(source, identity, interrupted)
+        if progress is not None:
+            progress(run.frames, reader.info.frame_count, run.writer.object_count, summary["fps"])
+        run.writer.close(summary)  # adds crops_written once the crop writer is done
+    return RunResult(
+        summary=summary, ended_early=reader.ended_early, interrupted=interrupted, stop_reason=reader.stop_reason
     )
 
-    # Each crop of an object wholly in view is judged as it is cut, so the annotated video shows
-    # the verdict so far (combine_verdicts over the crops seen); the object's final verdict is the
-    # same combination over all of them when it finishes. The model works in a thread of its own
-    # (judging.py): finished objects reach the writer once judged, in the order they finished.
-    judge = Judge(model) if model is not None else None
 
-    def finished(objects) -> None:
-        """Objects that have left: to the judge, or (no model) straight to the writer."""
-        if judge is not None:
-            judge.objects(objects)
-        else:
-            add_objects(objects)
+class _Run:
+    """One run's moving parts and the steps of its loop over frames (run_video opens and closes them)."""
 
-    def add_objects(objects) -> None:
-        writer.add_objects(objects)
-        for obj in objects:
-            counts.set_label(obj.track_id, obj.label)
+    def __init__(self, config: Config, reader: VideoReader, model, *, write_crops: bool, warn: Callable[[str], None]):
+        self.config = config
+        self.reader = reader
+        self.info = reader.info
+        # A live source back after a long gap restarts the core (segments.py), numbering continued.
+        self.pipeline = SegmentedPipeline(
+            config,
+            keep_crops=write_crops,
+            object_crops=OBJECT_CROPS if model is not None else 0,
+            judge_every=judge_every(config.output.crop_every),
+        )
+        # Each crop of an object wholly in view is judged as it is cut, so the annotated video shows
+        # the verdict so far (combine_verdicts over the crops seen); the object's final verdict is the
+        # same combination over all of them when it finishes. The model works in a thread of its own
+        # (judging.py): finished objects reach the writer once judged, in the order they finished.
+        self.judge = Judge(model) if model is not None else None
+        # Objects counted at the counting line, by label (the label lookup an
+        # anomaly model fills as objects are judged) and by video time.
+        self.counts = LineCounts(self.info.fps)
+        self.watch = MaskWatch(
+            config.mask.mode,
+            self.info.fps,
+            config.mask.auto_learn_frames,
+            config.mask.auto_learn_stride,
+            warn=warn,
+        )
+        # Drawn once the belt's direction is known (read from the footage with track.direction = auto).
+        self.line: tuple | None = None
+        self.frames = 0
+        self.gaps: list[dict] = []  # summary.json "stream_gaps"
+        self.start = time.perf_counter()
+        self.writer: RunWriter
 
-    def collect(wait: bool = False) -> None:
-        """What the judge has done so far (``wait``: all of it) into the counts and the writer."""
-        if judge is None:
-            return
-        for judged in judge.done(wait):
-            for tid, label in judged.labels:
-                counts.set_label(tid, label)
-            add_objects(judged.objects)
-
-    try:
-        writer = RunWriter(
+    def open_writer(self, out_dir: str | Path, source: str | int, *, write_video: bool, write_crops: bool) -> None:
+        out = self.config.output
+        self.writer = RunWriter(
             out_dir,
-            info.fps,
-            (info.width, info.height),
+            self.info.fps,
+            (self.info.width, self.info.height),
             video=write_video,
             crops=write_crops,
             crop_format=out.crop_format,
             crop_quality=out.crop_quality,
             video_scale=out.video_scale,
-            meta={"source": str(source), "version": __version__, "config": config.to_dict()},
+            meta={"source": str(source), "version": __version__, "config": self.config.to_dict()},
         )
-    except BaseException:
-        if judge is not None:
-            judge.close()
-        reader.close()
-        if own_model:
-            model.close()
-        raise
 
-    # Objects counted at the counting line, by label (the label lookup an
-    # anomaly model fills as objects are judged) and by video time.
-    counts = LineCounts(info.fps)
-    watch = MaskWatch(
-        config.mask.mode,
-        info.fps,
-        config.mask.auto_learn_frames,
-        config.mask.auto_learn_stride,
-        warn=warn if warn is not None else _warn_on_stderr,
-    )
-    line = None  # drawn once the belt's direction is known (read from the footage with track.direction = auto)
-    interrupted = False
-    start = time.perf_counter()
-    frames = 0
-    gaps: list[dict] = []  # summary.json "stream_gaps"
-    say = stream_status or (lambda text: None)
+    def abort_on_error(self, exc_type, exc, tb) -> bool:
+        """ExitStack's exit step: what was written is finished as a recovered run (docs/outputs.md)."""
+        if exc is not None:
+            self.writer.abort(exc)
+        return False
 
-    def source_event(event) -> None:
+    # --- objects ---------------------------------------------------------------------------------
+
+    def finished(self, objects) -> None:
+        """Objects that have left: to the judge, or (no model) straight to the writer."""
+        if self.judge is not None:
+            self.judge.objects(objects)
+        else:
+            self.add_objects(objects)
+
+    def add_objects(self, objects) -> None:
+        self.writer.add_objects(objects)
+        for obj in objects:
+            self.counts.set_label(obj.track_id, obj.label)
+
+    def collect(self, wait: bool = False) -> None:
+        """What the judge has done so far (``wait``: all of it) into the counts and the writer."""
+        if self.judge is None:
+            return
+        for judged in self.judge.done(wait):
+            for tid, label in judged.labels:
+                self.counts.set_label(tid, label)
+            self.add_objects(judged.objects)
+
+    # --- the loop over frames ----------------------------------------------------------------------
+
+    def read(
+        self,
+        progress: Progress | None,
+        *,
+        max_frames: int | None,
+        duration: float | None,
+        max_gap: float,
+        reconnect_timeout: float,
+        stream_status: Callable[[str], None],
+        write_video: bool,
+    ) -> bool:
+        """Every frame (and live-source event) until the source ends, a limit is reached or Ctrl-C;
+        returns whether it was interrupted."""
+
+        def out_of_time() -> bool:
+            return duration is not None and time.perf_counter() - self.start >= duration
+
+        try:
+            for frame in self.reader.frames_and_events():
+                if not isinstance(frame, np.ndarray):  # a live source's event, or a pause without frames
+                    self.source_event(frame, stream_status, max_gap, reconnect_timeout)
+                    if out_of_time():
+                        break
+                    continue
+                update = self.frame(frame, write_video)
+                self.frames += 1
+                if progress is not None and (self.frames % 10 == 0):
+                    elapsed = time.perf_counter() - self.start
+                    progress(self.frames, self.info.frame_count, update.tracks.count, self.frames / max(elapsed, 1e-9))
+                if max_frames is not None and self.frames >= max_frames:
+                    break
+                if out_of_time():
+                    break
+        except KeyboardInterrupt:
+            return True
+        return False
+
+    def frame(self, frame: np.ndarray, write_video: bool) -> FrameUpdate:
+        """One frame: the pipeline, crops to the judge and the writer, counts, the mask watch, the video."""
+        update = self.pipeline.process(frame)
+        if self.judge is not None:
+            self.judge.crops(update.judge_crops)
+        self.writer.add_crops(update.crops)
+        self.finished(update.finished)
+        self.collect()
+        self.counts.add_crossed(update.tracks.crossed, update.tracks.frame_index)
+        self.watch.after_frame(self.frames, frame, len(update.tracks) > 0, lambda: self.pipeline.belt_stats)
+        if write_video:
+            self.draw(frame, update)
+        return update
+
+    def draw(self, frame: np.ndarray, update: FrameUpdate) -> None:
+        if self.line is None and self.pipeline.direction != "auto":
+            self.line = count_line_segment(
+                (self.info.width, self.info.height), self.config.count.line, self.pipeline.direction
+            )
+        # Drawn at the video's size (output.video_scale), so text keeps its size.
+        canvas = self.writer.video_canvas(frame)
+        draw_tracks(
+            canvas,
+            update.tracks,
+            self.counts.labels,
+            self.counts.running(),
+            line=self.line,
+            scale=canvas.shape[1] / self.info.width,
+        )
+        self.writer.add_frame(canvas)
+
+    def source_event(self, event, say: Callable[[str], None], max_gap: float, reconnect_timeout: float) -> None:
         """A live source lost, reconnecting, back (video.py's events): told, and acted on."""
         if isinstance(event, SourceLost):
-            say(f"source lost after frame {frames}: reconnecting for up to {reconnect_timeout:g} s")
+            say(f"source lost after frame {self.frames}: reconnecting for up to {reconnect_timeout:g} s")
         elif isinstance(event, Reconnecting):
             say(
                 f"reconnect attempt {event.attempt} failed, lost for {event.lost_seconds:.1f} s; "
@@ -247,11 +343,11 @@ def run_video(
         elif isinstance(event, Reconnected):
             long_gap = event.gap_seconds > max_gap
             if long_gap:  # the objects moved out of the tracker's reach: end them, start afresh
-                finished(pipeline.restart())
-                counts.add_crossed(pipeline.finish_crossed, max(frames - 1, 0))
-            gaps.append(
+                self.finished(self.pipeline.restart())
+                self.counts.add_crossed(self.pipeline.finish_crossed, max(self.frames - 1, 0))
+            self.gaps.append(
                 {
-                    "after_frame": frames,
+                    "after_frame": self.frames,
                     "seconds": round(event.gap_seconds, 3),
                     "attempts": event.attempts,
                     "tracks": "ended" if long_gap else "kept",
@@ -262,69 +358,30 @@ def run_video(
                 + (f"ended (gap longer than {max_gap:g} s)" if long_gap else "kept")
             )
 
-    def out_of_time() -> bool:
-        return duration is not None and time.perf_counter() - start >= duration
+    # --- the end -----------------------------------------------------------------------------------
 
-    try:
-        with opencv_single_threaded():
-            try:
-                for frame in reader.frames_and_events():
-                    if not isinstance(frame, np.ndarray):  # a live source's event, or a pause without frames
-                        source_event(frame)
-                        if out_of_time():
-                            break
-                        continue
-                    update = pipeline.process(frame)
-                    if judge is not None:
-                        judge.crops(update.judge_crops)
-                    writer.add_crops(update.crops)
-                    finished(update.finished)
-                    collect()
-                    counts.add_crossed(update.tracks.crossed, update.tracks.frame_index)
-                    watch.after_frame(frames, frame, len(update.tracks) > 0, lambda: pipeline.belt_stats)
-                    if write_video:
-                        if line is None and pipeline.direction != "auto":
-                            line = count_line_segment((info.width, info.height), config.count.line, pipeline.direction)
-                        # Drawn at the video's size (output.video_scale), so text keeps its size.
-                        canvas = writer.video_canvas(frame)
-                        draw_tracks(
-                            canvas,
-                            update.tracks,
-                            counts.labels,
-                            counts.running(),
-                            line=line,
-                            scale=canvas.shape[1] / info.width,
-                        )
-                        writer.add_frame(canvas)
-                    frames += 1
-                    if progress is not None and (frames % 10 == 0):
-                        elapsed = time.perf_counter() - start
-                        progress(frames, info.frame_count, update.tracks.count, frames / max(elapsed, 1e-9))
-                    if max_frames is not None and frames >= max_frames:
-                        break
-                    if out_of_time():
-                        break
-            except KeyboardInterrupt:
-                interrupted = True
-        finished(pipeline.finish())
-        collect(wait=True)
-        counts.add_crossed(pipeline.finish_crossed, max(frames - 1, 0))  # counted at the stream end
-        elapsed = time.perf_counter() - start
-        labelled = writer.label_counts
-        summary: dict[str, Any] = {
+    def finish(self, source: str | int, identity: dict, interrupted: bool) -> dict[str, Any]:
+        """The objects still in view finished and judged; the summary of the run."""
+        self.finished(self.pipeline.finish())
+        self.collect(wait=True)
+        self.counts.add_crossed(self.pipeline.finish_crossed, max(self.frames - 1, 0))  # counted at the stream end
+        elapsed = time.perf_counter() - self.start
+        labelled = self.writer.label_counts
+        reader, info, frames = self.reader, self.info, self.frames
+        return {
             "source": str(source),
-            "input": input_identity,  # the file's bytes and mtime_ns (null for a camera or stream)
-            "model": model_id,  # the model folder and the sha256 of its model.json (null: none)
+            "input": identity["input"],  # the file's bytes and mtime_ns (null for a camera or stream)
+            "model": identity["model"],  # the model folder and the sha256 of its model.json (null: none)
             "version": __version__,
-            "objects": writer.object_count,
+            "objects": self.writer.object_count,
             "anomalies": labelled.get("anomaly", 0),
             "normal": labelled.get("normal", 0),
             "unknown": labelled.get("unknown", 0),
             # Objects counted at the counting line (count.line; the exit edge by default).
-            "counts": counts.counts(),
-            "counts_over_time": counts.over_time(frames),
+            "counts": self.counts.counts(),
+            "counts_over_time": self.counts.over_time(frames),
             # track.direction, or the direction read from the footage ("auto": the belt never moved).
-            "direction": pipeline.direction,
+            "direction": self.pipeline.direction,
             "frames": frames,
             "video_seconds": round(frames / info.fps, 3),
             "width": info.width,
@@ -340,26 +397,11 @@ def run_video(
             "source_kind": info.kind,  # file, sequence, stream or camera
             "reconnects": reader.reconnects,
             # Every reconnection of a live source: frames before it, its seconds, its open tracks kept or ended.
-            "stream_gaps": gaps,
+            "stream_gaps": self.gaps,
             # How objects were told from the belt: the belt model's figures and any warning (mask_watch.py).
-            "mask": watch.section(pipeline.belt_stats),
-            "config": config.to_dict(),
+            "mask": self.watch.section(self.pipeline.belt_stats),
+            "config": self.config.to_dict(),
         }
-        if progress is not None:
-            progress(frames, info.frame_count, writer.object_count, summary["fps"])
-        writer.close(summary)  # adds crops_written once the crop writer is done
-    except BaseException as exc:
-        writer.abort(exc)  # what was written is finished as a recovered run (docs/outputs.md)
-        raise
-    finally:
-        if judge is not None:
-            judge.close()
-        reader.close()
-        if own_model:
-            model.close()
-    return RunResult(
-        summary=summary, ended_early=reader.ended_early, interrupted=interrupted, stop_reason=reader.stop_reason
-    )
 
 
 def _warn_on_stderr(text: str) -> None:
