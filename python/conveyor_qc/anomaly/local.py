@@ -36,6 +36,7 @@ training distances (leave-one-out), so again the threshold is 0.5.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -217,10 +218,46 @@ def _u8_quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
 _MARGIN = 16
 
 
+@dataclass
+class _Object:
+    """One crop's object, as every group of features sees it: the object's neighbourhood (its
+    mask's bounding box with a margin, where each operation gives what it gives on the whole crop)."""
+
+    region: np.ndarray  # the crop's content, resized to WORK_SIZE (BGR)
+    lab: np.ndarray  # the neighbourhood in Lab
+    mask: np.ndarray  # the object's pixels (holes open)
+    dist: np.ndarray  # each pixel's Lab distance to the background
+    filled: np.ndarray  # the object with its holes filled (its outline)
+    offset: tuple[int, int]  # the neighbourhood's top-left corner in region
+    crop_area: float  # region's pixels
+    area: float  # the filled object's pixels
+    mask_area: float  # the object's own pixels
+    outline: np.ndarray  # one contour around all its pieces (a gap between halves is a defect)
+
+    @property
+    def size(self) -> float:
+        return math.sqrt(self.area)
+
+
 def crop_features(image: np.ndarray) -> np.ndarray:
     """The feature vector (FEATURE_NAMES) of one BGR uint8 crop."""
     if image is None or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError("a crop must be a BGR uint8 HxWx3 image")
+    obj, pieces = _find_object(image)
+    if obj is None:
+        return np.zeros(len(FEATURE_NAMES))
+    feats = {
+        **_shape_features(obj, pieces),
+        **_outline_features(obj),
+        **_hole_features(obj),
+        **_crack_features(obj),
+        **_colour_and_texture_features(obj),
+    }
+    return np.array([feats[n] for n in FEATURE_NAMES], dtype=np.float64)
+
+
+def _find_object(image: np.ndarray) -> tuple[_Object | None, int]:
+    """The crop's object and its number of sizeable pieces; None when there is none to measure."""
     region = _content(image)
     h, w = region.shape[:2]
     s = WORK_SIZE / max(h, w)
@@ -228,37 +265,53 @@ def crop_features(image: np.ndarray) -> np.ndarray:
     lab = cv2.cvtColor(region, cv2.COLOR_BGR2LAB)
     mask_full, dist_full = _object_mask(lab)
     H, W = mask_full.shape
-    total = float(H * W)
-    # Everything from here on looks only at the object and its neighbourhood: the bounding box of
-    # the mask with a margin (every operation below gives there what it gives on the whole image).
     x, y, bw, bh = cv2.boundingRect(mask_full)
     if bw == 0 or bh == 0:
-        return np.zeros(len(FEATURE_NAMES))
+        return None, 0
     x0, y0 = max(x - _MARGIN, 0), max(y - _MARGIN, 0)
     x1, y1 = min(x + bw + _MARGIN, W), min(y + bh + _MARGIN, H)
-    off = (x0, y0)
     mask = mask_full[y0:y1, x0:x1]
-    dist = dist_full[y0:y1, x0:x1]
     filled = _fill(mask)
-    feats: dict[str, float] = {}
     fa = float(np.count_nonzero(filled))
     if fa < 20:
-        return np.zeros(len(FEATURE_NAMES))
-    ma = float(np.count_nonzero(mask))
-    d = _DETECTOR.detect(filled)
-    i = int(np.argmax(d.area)) if len(d.area) else -1
-    feats["area_share"] = fa / total
-    feats["solidity"] = float(d.solidity[i]) if i >= 0 else 1.0
-    feats["circularity"] = float(d.circularity[i]) if i >= 0 else 1.0
-    feats["hole_share"] = 1.0 - ma / fa
-
-    contours, _ = cv2.findContours(filled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=off)
-    feats["pieces"] = float(sum(1 for c in contours if cv2.contourArea(c) >= 0.02 * fa))
-    # the outline of all the pieces together: a gap between two halves is a deep convexity defect
-    cnt = np.vstack(contours) if len(contours) > 1 else contours[0]
+        return None, 0
+    contours, _ = cv2.findContours(filled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=(x0, y0))
+    pieces = sum(1 for c in contours if cv2.contourArea(c) >= 0.02 * fa)
+    outline = np.vstack(contours) if len(contours) > 1 else contours[0]
     if len(contours) > 1:
-        cnt = cv2.convexHull(cnt) if len(cnt) < 5 else _outline_of(filled, off)
-    size = math.sqrt(fa)
+        outline = cv2.convexHull(outline) if len(outline) < 5 else _outline_of(filled, (x0, y0))
+    obj = _Object(
+        region=region,
+        lab=lab[y0:y1, x0:x1],
+        mask=mask,
+        dist=dist_full[y0:y1, x0:x1],
+        filled=filled,
+        offset=(x0, y0),
+        crop_area=float(H * W),
+        area=fa,
+        mask_area=float(np.count_nonzero(mask)),
+        outline=outline,
+    )
+    return obj, pieces
+
+
+def _shape_features(o: _Object, pieces: int) -> dict[str, float]:
+    """Size, solidity and circularity (the core's detector), holes' share, pieces."""
+    d = _DETECTOR.detect(o.filled)
+    i = int(np.argmax(d.area)) if len(d.area) else -1
+    return {
+        "area_share": o.area / o.crop_area,
+        "solidity": float(d.solidity[i]) if i >= 0 else 1.0,
+        "circularity": float(d.circularity[i]) if i >= 0 else 1.0,
+        "hole_share": 1.0 - o.mask_area / o.area,
+        "pieces": float(pieces),
+    }
+
+
+def _outline_features(o: _Object) -> dict[str, float]:
+    """Convexity defects (a bite, a gap between halves), the hull's gap, the ellipse's axis ratio,
+    the spread of the radius around the centre."""
+    cnt = o.outline
     dmax = dsum = 0.0
     dcount = 0
     if len(cnt) >= 4:
@@ -268,14 +321,37 @@ def crop_features(image: np.ndarray) -> np.ndarray:
         except cv2.error:
             defects = None
         if defects is not None:
-            depth = defects.reshape(-1, 4)[:, 3] / 256.0 / size
+            depth = defects.reshape(-1, 4)[:, 3] / 256.0 / o.size
             dmax, dsum = float(depth.max()), float(depth.sum())
             dcount = int(np.count_nonzero(depth > 0.05))
-    feats["defect_max"], feats["defect_sum"], feats["defect_count"] = dmax, dsum, float(dcount)
     hull_area = max(float(cv2.contourArea(cv2.convexHull(cnt))), 1.0)
-    feats["hull_gap"] = 1.0 - ma / hull_area
-    # holes: chips are small and round, cracks and gaps large or long
-    holes = cv2.bitwise_and(filled, cv2.bitwise_not(mask))
+    feats = {
+        "defect_max": dmax,
+        "defect_sum": dsum,
+        "defect_count": float(dcount),
+        "hull_gap": 1.0 - o.mask_area / hull_area,
+    }
+    if len(cnt) >= 5:
+        (_, _), (ea, eb), _ = cv2.fitEllipse(cnt)
+        feats["axis_ratio"] = min(ea, eb) / max(ea, eb, 1e-6)
+    else:
+        feats["axis_ratio"] = 1.0
+    m = cv2.moments(o.filled, binaryImage=True)
+    # the moments of a binary image are whole numbers: shifting them back to the whole image is exact
+    x0, y0 = o.offset
+    cx, cy = (m["m10"] + x0 * m["m00"]) / m["m00"], (m["m01"] + y0 * m["m00"]) / m["m00"]
+    pts = cnt[:, 0, :].astype(np.float64)
+    r = np.hypot(pts[:, 0] - cx, pts[:, 1] - cy)
+    rm = max(float(r.mean()), 1e-6)
+    feats["radius_cv"] = float(r.std()) / rm
+    feats["radius_min"] = float(r.min()) / rm
+    feats["radius_max"] = float(r.max()) / rm
+    return feats
+
+
+def _hole_features(o: _Object) -> dict[str, float]:
+    """Holes: chips are small and round, cracks and gaps large or long."""
+    holes = cv2.bitwise_and(o.filled, cv2.bitwise_not(o.mask))
     # most objects have no hole: no labelling then
     hn, hstats = 1, np.zeros((1, 5), np.int32).view(np.ndarray)
     if cv2.countNonZero(holes):
@@ -284,51 +360,47 @@ def crop_features(image: np.ndarray) -> np.ndarray:
     hcount = 0
     for j in range(1, hn):
         a = float(hstats[j, cv2.CC_STAT_AREA])
-        if a / fa > 0.002:
+        if a / o.area > 0.002:
             hcount += 1
         if a > hmax:
             hmax = a
             bw, bh = hstats[j, cv2.CC_STAT_WIDTH], hstats[j, cv2.CC_STAT_HEIGHT]
             helong = max(bw, bh) ** 2 / max(a, 1.0)
-    feats["hole_max"], feats["hole_elong"], feats["hole_count"] = hmax / fa, helong, float(hcount)
-    # cracks and gaps: pixels inside the outline with the background's own colour (the belt or
-    # tray seen through the object; chocolate chips and creases are dark but not belt-coloured)
-    inner = cv2.erode(filled, _K7)
-    ref = float(np.median(dist[mask > 0])) if ma else 1.0
-    crack = cv2.bitwise_and(inner, (dist < 0.4 * max(ref, 1e-6)).view(np.uint8))
+    return {"hole_max": hmax / o.area, "hole_elong": helong, "hole_count": float(hcount)}
+
+
+def _crack_features(o: _Object) -> dict[str, float]:
+    """Cracks and gaps: pixels inside the outline with the background's own colour (the belt or
+    tray seen through the object; chocolate chips and creases are dark but not belt-coloured)."""
+    inner = cv2.erode(o.filled, _K7)
+    ref = float(np.median(o.dist[o.mask > 0])) if o.mask_area else 1.0
+    crack = cv2.bitwise_and(inner, (o.dist < 0.4 * max(ref, 1e-6)).view(np.uint8))
     crack_px = cv2.countNonZero(crack)
-    feats["crack_share"] = float(crack_px) / fa
     cn, cstats = 1, np.zeros((1, 5), np.int32).view(np.ndarray)
     if crack_px:
         cn, _, cstats, _ = cv2.connectedComponentsWithStats(crack, connectivity=8)
-    lengths = [math.hypot(cstats[j, cv2.CC_STAT_WIDTH], cstats[j, cv2.CC_STAT_HEIGHT]) / size for j in range(1, cn)]
-    feats["crack_len"] = max(lengths, default=0.0)
-    feats["crack_count"] = float(sum(1 for v in lengths if v > 0.1))
-    if len(cnt) >= 5:
-        (_, _), (ea, eb), _ = cv2.fitEllipse(cnt)
-        feats["axis_ratio"] = min(ea, eb) / max(ea, eb, 1e-6)
-    else:
-        feats["axis_ratio"] = 1.0
-    m = cv2.moments(filled, binaryImage=True)
-    # the moments of a binary image are whole numbers: shifting them back to the whole image is exact
-    cx, cy = (m["m10"] + x0 * m["m00"]) / m["m00"], (m["m01"] + y0 * m["m00"]) / m["m00"]
-    pts = cnt[:, 0, :].astype(np.float64)
-    r = np.hypot(pts[:, 0] - cx, pts[:, 1] - cy)
-    rm = max(float(r.mean()), 1e-6)
-    feats["radius_cv"] = float(r.std()) / rm
-    feats["radius_min"] = float(r.min()) / rm
-    feats["radius_max"] = float(r.max()) / rm
+    lengths = [math.hypot(cstats[j, cv2.CC_STAT_WIDTH], cstats[j, cv2.CC_STAT_HEIGHT]) / o.size for j in range(1, cn)]
+    return {
+        "crack_share": float(crack_px) / o.area,
+        "crack_len": max(lengths, default=0.0),
+        "crack_count": float(sum(1 for v in lengths if v > 0.1)),
+    }
 
-    inside = cv2.erode(mask, _K5)
+
+def _colour_and_texture_features(o: _Object) -> dict[str, float]:
+    """Lab mean and spread inside the object, gradients, edges, dark pixels, local binary patterns."""
+    feats: dict[str, float] = {}
+    inside = cv2.erode(o.mask, _K5)
     if np.count_nonzero(inside) < 10:
-        inside = mask
+        inside = o.mask
     sel = inside > 0
-    labc = lab[y0:y1, x0:x1]
     for j, ch in enumerate("Lab"):
-        px = labc[..., j][sel].astype(np.float64)
+        px = o.lab[..., j][sel].astype(np.float64)
         feats[f"{ch}_mean"] = float(px.mean())
         feats[f"{ch}_std"] = float(px.std())
-    gray_full = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
+    x0, y0 = o.offset
+    y1, x1 = y0 + o.mask.shape[0], x0 + o.mask.shape[1]
+    gray_full = cv2.cvtColor(o.region, cv2.COLOR_BGR2GRAY)
     # Sobel at a selected pixel needs its 3x3 neighbourhood: the margin holds it
     gray = gray_full[y0:y1, x0:x1]
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)[sel]
@@ -341,10 +413,10 @@ def crop_features(image: np.ndarray) -> np.ndarray:
     n_sel = max(int(np.count_nonzero(sel)), 1)
     feats["edge_density"] = float(np.count_nonzero(edges[y0:y1, x0:x1][sel])) / n_sel
     # dark pixels inside the outline: cracks (belt or tray through the object), a stacked top's shadow
-    fsel = cv2.erode(filled, _K5) > 0
+    fsel = cv2.erode(o.filled, _K5) > 0
     if not fsel.any():
-        fsel = filled > 0
-    L = labc[..., 0]
+        fsel = o.filled > 0
+    L = o.lab[..., 0]
     q25, med, q75 = _u8_quantiles(L[sel], (25, 50, 75))
     spread = max(q75 - q25, 4.0)
     Lf = L[fsel]
@@ -354,7 +426,7 @@ def crop_features(image: np.ndarray) -> np.ndarray:
     # leaves out as it does on the whole image: the crop gives the same histogram.
     for j, v in enumerate(_lbp_hist(gray, inside)):
         feats[f"lbp_{j}"] = float(v)
-    return np.array([feats[n] for n in FEATURE_NAMES], dtype=np.float64)
+    return feats
 
 
 def features_of(images: list[np.ndarray]) -> np.ndarray:
