@@ -19,6 +19,7 @@ rotated, scaled and shifted, with black filling what comes in from outside.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -215,36 +216,100 @@ def augment_dataset(
         raise DatasetError("--out must be another folder than the dataset (the dataset is left as it is)")
     if s3 is not None:
         parse_s3_url(s3)
-    train_path, test_path = root / "train.manifest", root / "test.manifest"
-    if not train_path.exists():
-        raise DatasetError(f"{dataset_dir}: no train.manifest (make the dataset with conveyor-qc dataset)")
-    try:
-        train = read_manifest(train_path, check_files=True)
-        test = read_manifest(test_path, check_files=True) if test_path.exists() else []
-    except ManifestError as exc:
-        raise DatasetError(str(exc)) from None
-
-    train_rel = [_rel(e, root, train_path) for e in train]
-    test_rel = [_rel(e, root, test_path) for e in test]
-    sources = [i for i, e in enumerate(train) if e.augmented_from is None]  # never augment an augmented image
-    taken = set(train_rel) | set(test_rel)
-    jobs: list[tuple[int, int, str]] = []  # (train index, k, new rel path)
-    for i in sources:
-        stem, parent = Path(train_rel[i]).stem, Path(train_rel[i]).parent
-        k, made = 0, 0
-        while made < factor:
-            k += 1
-            rel = (parent / f"{stem}-aug{k:02d}{image_suffix(Path(train_rel[i]))}").as_posix()
-            if rel in taken:  # made by an earlier augment run: keep counting
-                continue
-            taken.add(rel)
-            jobs.append((i, k, rel))
-            made += 1
-    total = len(jobs)
-    workers = workers or min(2, os.cpu_count() or 1)
+    source = _Dataset.read(root, dataset_dir)
+    jobs = source.plan(factor)
+    report = AugmentReport(
+        out=out, train_images=len(source.originals()), new_images=len(jobs), test_images=len(source.test), by_class={}
+    )
 
     def build(tmp: Path) -> None:
-        for e, rel in list(zip(train, train_rel)) + list(zip(test, test_rel)):
+        source.link_into(tmp)
+        make = functools.partial(_augmented_entry, source, tmp, seed)
+        new_entries: list[ManifestEntry] = []
+        with ThreadPoolExecutor(
+            max_workers=workers or min(2, os.cpu_count() or 1), thread_name_prefix="augment"
+        ) as pool:
+            for n, entry in enumerate(pool.map(make, jobs), start=1):
+                new_entries.append(entry)
+                if progress is not None and (n % 20 == 0 or n == len(jobs)):
+                    progress(n, len(jobs), "augmenting")
+        sides = {"train": [_entry_at(e, rel) for e, rel in zip(source.train, source.train_rel)] + new_entries}
+        if source.test_path.exists():
+            sides["test"] = [_entry_at(e, rel) for e, rel in zip(source.test, source.test_rel)]
+        for side, entries in sides.items():
+            write_manifest(tmp / f"{side}.manifest", entries)
+            if s3 is not None:
+                write_manifest(tmp / f"{side}.s3.manifest", s3_entries(entries, s3))
+        report.by_class = {c: sum(1 for e in new_entries if e.label == c) for c in ("normal", "anomaly")}
+        atomic_write_text(tmp / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
+
+    build_then_swap(out, build)
+    if s3 is not None:
+        report.upload = upload_dataset(out, s3, endpoint_url=s3_endpoint, progress=progress).to_dict()
+        atomic_write_text(out / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
+    return report
+
+
+#: (train index, number of the augmented copy, its path in the new dataset)
+_Job = tuple[int, int, str]
+
+
+@dataclass
+class _Dataset:
+    """The dataset being augmented: its manifests' entries and their paths relative to it."""
+
+    root: Path
+    train_path: Path
+    test_path: Path
+    train: list[ManifestEntry]
+    test: list[ManifestEntry]
+    train_rel: list[str]
+    test_rel: list[str]
+
+    @classmethod
+    def read(cls, root: Path, given: str | Path) -> _Dataset:
+        train_path, test_path = root / "train.manifest", root / "test.manifest"
+        if not train_path.exists():
+            raise DatasetError(f"{given}: no train.manifest (make the dataset with conveyor-qc dataset)")
+        try:
+            train = read_manifest(train_path, check_files=True)
+            test = read_manifest(test_path, check_files=True) if test_path.exists() else []
+        except ManifestError as exc:
+            raise DatasetError(str(exc)) from None
+        return cls(
+            root,
+            train_path,
+            test_path,
+            train,
+            test,
+            [_rel(e, root, train_path) for e in train],
+            [_rel(e, root, test_path) for e in test],
+        )
+
+    def originals(self) -> list[int]:
+        """The train images to augment: never an augmented one."""
+        return [i for i, e in enumerate(self.train) if e.augmented_from is None]
+
+    def plan(self, factor: int) -> list[_Job]:
+        """``factor`` new images per original, named after it; numbers an earlier run used are skipped."""
+        taken = set(self.train_rel) | set(self.test_rel)
+        jobs: list[_Job] = []
+        for i in self.originals():
+            rel = Path(self.train_rel[i])
+            k, made = 0, 0
+            while made < factor:
+                k += 1
+                new = (rel.parent / f"{rel.stem}-aug{k:02d}{image_suffix(rel)}").as_posix()
+                if new in taken:  # made by an earlier augment run: keep counting
+                    continue
+                taken.add(new)
+                jobs.append((i, k, new))
+                made += 1
+        return jobs
+
+    def link_into(self, tmp: Path) -> None:
+        """Every image of the dataset at its place in the new one (hard links where possible)."""
+        for e, rel in list(zip(self.train, self.train_rel)) + list(zip(self.test, self.test_rel)):
             dst = tmp / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             if not dst.exists():
@@ -254,71 +319,33 @@ def augment_dataset(
                 except OSError:
                     dst.write_bytes(Path(e.path).read_bytes())
 
-        def make(job: tuple[int, int, str]) -> ManifestEntry:
-            i, k, rel = job
-            src = train[i]
-            img = cv2.imread(str(src.path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise DatasetError(f"{train_path}:{src.line}: {src.path} is not a readable image")
-            rng = np.random.default_rng([seed, i, k])
-            new, what = augment_image(img, rng)
-            try:
-                data = encode_crop(new, "jpg" if rel.endswith(".jpg") else "png", JPEG_QUALITY)
-            except ValueError:
-                raise DatasetError(f"cannot encode an augmented image of {src.path}") from None
-            (tmp / rel).write_bytes(data)
-            extra = dict(src.extra)
-            extra[SOURCE_KEY] = train_rel[i]
-            extra[AUGMENT_KEY] = what
-            return ManifestEntry(
-                source_ref=rel,
-                label=src.label,
-                label_key=src.label_key,
-                human_annotated=src.human_annotated,
-                creation_date=src.creation_date,
-                job_name=src.job_name,
-                metadata_extra=dict(src.metadata_extra),
-                extra=extra,
-            )
 
-        new_entries: list[ManifestEntry] = []
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="augment") as pool:
-            for n, entry in enumerate(pool.map(make, jobs), start=1):
-                new_entries.append(entry)
-                if progress is not None and (n % 20 == 0 or n == total):
-                    progress(n, total, "augmenting")
+def _augmented_entry(source: _Dataset, tmp: Path, seed: int, job: _Job) -> ManifestEntry:
+    """One augmented image written into ``tmp``, and its manifest entry (its source and what was done)."""
+    i, k, rel = job
+    src = source.train[i]
+    img = cv2.imread(str(src.path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DatasetError(f"{source.train_path}:{src.line}: {src.path} is not a readable image")
+    rng = np.random.default_rng([seed, i, k])
+    new, what = augment_image(img, rng)
+    try:
+        data = encode_crop(new, "jpg" if rel.endswith(".jpg") else "png", JPEG_QUALITY)
+    except ValueError:
+        raise DatasetError(f"cannot encode an augmented image of {src.path}") from None
+    (tmp / rel).write_bytes(data)
+    return _entry_at(src, rel, {SOURCE_KEY: source.train_rel[i], AUGMENT_KEY: what})
 
-        def moved(entries: list[ManifestEntry], rels: list[str]) -> list[ManifestEntry]:
-            res = []
-            for e, rel in zip(entries, rels):
-                res.append(
-                    ManifestEntry(
-                        source_ref=rel,
-                        label=e.label,
-                        label_key=e.label_key,
-                        human_annotated=e.human_annotated,
-                        creation_date=e.creation_date,
-                        job_name=e.job_name,
-                        metadata_extra=dict(e.metadata_extra),
-                        extra=dict(e.extra),
-                    )
-                )
-            return res
 
-        sides = {"train": moved(train, train_rel) + new_entries}
-        if test_path.exists():
-            sides["test"] = moved(test, test_rel)
-        for side, entries in sides.items():
-            write_manifest(tmp / f"{side}.manifest", entries)
-            if s3 is not None:
-                write_manifest(tmp / f"{side}.s3.manifest", s3_entries(entries, s3))
-        by_class = {c: sum(1 for e in new_entries if e.label == c) for c in ("normal", "anomaly")}
-        report.by_class = by_class
-        atomic_write_text(tmp / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
-
-    report = AugmentReport(out=out, train_images=len(sources), new_images=total, test_images=len(test), by_class={})
-    build_then_swap(out, build)
-    if s3 is not None:
-        report.upload = upload_dataset(out, s3, endpoint_url=s3_endpoint, progress=progress).to_dict()
-        atomic_write_text(out / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
-    return report
+def _entry_at(e: ManifestEntry, rel: str, extra: dict | None = None) -> ManifestEntry:
+    """``e`` at the path ``rel`` of the new dataset, with ``extra`` keys added."""
+    return ManifestEntry(
+        source_ref=rel,
+        label=e.label,
+        label_key=e.label_key,
+        human_annotated=e.human_annotated,
+        creation_date=e.creation_date,
+        job_name=e.job_name,
+        metadata_extra=dict(e.metadata_extra),
+        extra={**e.extra, **(extra or {})},
+    )
