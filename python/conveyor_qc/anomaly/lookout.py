@@ -672,6 +672,28 @@ def _env_poll() -> float:
         raise LookoutError(f"CONVEYOR_QC_LOOKOUT_POLL={raw!r} is not a number of seconds") from None
 
 
+def model_meta(
+    client, project: str, description: dict, *, s3: dict, image_size, min_inference_units: int, **more
+) -> dict:
+    """A Lookout model's ``model.json``: the folder's format, the model (DescribeModel's
+    ``description``), its region, S3 places, image size and hosting units, then ``more``."""
+    return {
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
+        "backend": "lookout",
+        "conveyor_qc_version": __version__,
+        "project": project,
+        "model_version": str(description["ModelVersion"]),
+        "model_arn": description.get("ModelArn"),
+        "region": client.meta.region_name,
+        "s3": s3,
+        "image_size": image_size,
+        "min_inference_units": min_inference_units,
+        "performance": description.get("Performance"),
+        **more,
+    }
+
+
 def _project_name(out_dir: Path) -> str:
     name = re.sub(r"[^a-zA-Z0-9_\-]", "-", out_dir.resolve().name).strip("-_") or "model"
     return ("conveyor-qc-" + name)[:255]
@@ -736,27 +758,21 @@ def train_lookout(
     )
     output = output_s3 or (s3.rstrip("/") + "/model-output")
     desc = train_model(client, project, output, poll=poll, timeout=train_timeout, progress=progress)
-    meta = {
-        "format": MODEL_FORMAT,
-        "version": MODEL_VERSION,
-        "backend": "lookout",
-        "conveyor_qc_version": __version__,
-        "project": project,
-        "model_version": str(desc["ModelVersion"]),
-        "model_arn": desc.get("ModelArn"),
-        "region": client.meta.region_name,
-        "s3": {
+    meta = model_meta(
+        client,
+        project,
+        desc,
+        s3={
             "dataset": s3.rstrip("/"),
             "train_manifest": up["train_manifest"],
             "test_manifest": up["test_manifest"],
             "output": output,
         },
-        "image_size": up["image_size"],
-        "min_inference_units": int(min_inference_units),
-        "performance": desc.get("Performance"),
-        "counts": up["counts"],
-        "datasets": {k: v.get("ImageStats") for k, v in datasets.items()},
-    }
+        image_size=up["image_size"],
+        min_inference_units=int(min_inference_units),
+        counts=up["counts"],
+        datasets={k: v.get("ImageStats") for k, v in datasets.items()},
+    )
     if endpoint_url:
         meta["endpoint"] = endpoint_url
     if s3_endpoint:

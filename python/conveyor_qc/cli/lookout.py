@@ -10,8 +10,7 @@ from pathlib import Path
 import cv2
 
 from conveyor_qc.anomaly import lookout
-from conveyor_qc.anomaly.base import MODEL_FORMAT, MODEL_VERSION, write_meta
-from conveyor_qc.version import __version__
+from conveyor_qc.anomaly.base import write_meta
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -41,131 +40,129 @@ def cmd_lookout(args: argparse.Namespace) -> int:
         )
         return 2
     progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    poll = args.poll
-    t = args.timeout
-
-    if step == "upload":
-        src = Path(args.dataset)
-        test: Path | None
-        if src.is_dir():
-            train, test = src / "train.manifest", src / "test.manifest"
-            test = test if test.exists() else None
-        else:
-            train, test = src, Path(args.test) if args.test else None
-        res = lookout.upload_manifests(train, args.s3, test_manifest=test, s3_endpoint=args.s3_endpoint)
-        u = res["upload"]
-        print(f"uploaded {u['uploaded']} file(s) ({u['bytes']} bytes), {u['skipped']} already there -> {u['url']}")
-        print(f"train manifest: {res['train_manifest']}")
-        if res["test_manifest"]:
-            print(f"test manifest: {res['test_manifest']}")
-        return 0
-
+    if step == "upload":  # S3 only: no Lookout client
+        return _upload(args)
     client = lookout.lookout_client(args.region, args.endpoint_url, retry_mode=args.retry_mode)
-    if step == "create-project":
-        r = lookout.create_project(client, args.project)
-        print(
-            f"project {args.project} {'created' if r['created'] else 'exists'}"
-            + (f": {r['ProjectArn']}" if r.get("ProjectArn") else "")
-        )
-    elif step == "create-datasets":
-        base = args.s3.rstrip("/")
-        res = lookout.create_datasets(
+    return _STEPS[step](args, client, progress)
+
+
+def _upload(args) -> int:
+    src = Path(args.dataset)
+    test: Path | None
+    if src.is_dir():
+        train, test = src / "train.manifest", src / "test.manifest"
+        test = test if test.exists() else None
+    else:
+        train, test = src, Path(args.test) if args.test else None
+    res = lookout.upload_manifests(train, args.s3, test_manifest=test, s3_endpoint=args.s3_endpoint)
+    u = res["upload"]
+    print(f"uploaded {u['uploaded']} file(s) ({u['bytes']} bytes), {u['skipped']} already there -> {u['url']}")
+    print(f"train manifest: {res['train_manifest']}")
+    if res["test_manifest"]:
+        print(f"test manifest: {res['test_manifest']}")
+    return 0
+
+
+def _create_project(args, client, progress) -> int:
+    r = lookout.create_project(client, args.project)
+    arn = f": {r['ProjectArn']}" if r.get("ProjectArn") else ""
+    print(f"project {args.project} {'created' if r['created'] else 'exists'}{arn}")
+    return 0
+
+
+def _create_datasets(args, client, progress) -> int:
+    base = args.s3.rstrip("/")
+    res = lookout.create_datasets(
+        client,
+        args.project,
+        f"{base}/train.manifest",
+        None if args.single else f"{base}/test.manifest",
+        replace=args.replace,
+        poll=args.poll,
+        timeout=args.timeout or lookout.DEFAULT_TIMEOUTS["dataset"],
+        progress=progress,
+    )
+    for side, d in res.items():
+        st = d.get("ImageStats") or {}
+        images = f", {st.get('Total', 0)} images ({st.get('Normal', 0)} normal, {st.get('Anomaly', 0)} anomaly)"
+        print(f"{side} dataset: {d.get('Status')}" + (images if st else ""))
+    return 0
+
+
+def _train(args, client, progress) -> int:
+    output = args.s3.rstrip("/") + "/model-output"
+    d = lookout.train_model(
+        client,
+        args.project,
+        output,
+        wait=not args.no_wait,
+        poll=args.poll,
+        timeout=args.timeout or lookout.DEFAULT_TIMEOUTS["train"],
+        progress=progress,
+    )
+    perf = d.get("Performance") or {}
+    scores = (
+        f", F1 {perf['F1Score']:.3f}, precision {perf.get('Precision', 0):.3f}, recall {perf.get('Recall', 0):.3f}"
+        if "F1Score" in perf
+        else ""
+    )
+    print(f"model {d['ModelVersion']}: {d.get('Status')}{scores}")
+    if args.out:
+        meta = lookout.model_meta(
             client,
             args.project,
-            f"{base}/train.manifest",
-            None if args.single else f"{base}/test.manifest",
-            replace=args.replace,
-            poll=poll,
-            timeout=t or lookout.DEFAULT_TIMEOUTS["dataset"],
-            progress=progress,
+            d,
+            s3={"dataset": args.s3.rstrip("/"), "output": output},
+            image_size=[args.image_size, args.image_size],
+            min_inference_units=1,
+            **({"endpoint": args.endpoint_url} if args.endpoint_url else {}),
         )
-        for side, d in res.items():
-            st = d.get("ImageStats") or {}
-            print(
-                f"{side} dataset: {d.get('Status')}"
-                + (
-                    f", {st.get('Total', 0)} images ({st.get('Normal', 0)} normal, {st.get('Anomaly', 0)} anomaly)"
-                    if st
-                    else ""
-                )
-            )
-    elif step == "train":
-        output = args.s3.rstrip("/") + "/model-output"
-        d = lookout.train_model(
-            client,
-            args.project,
-            output,
-            wait=not args.no_wait,
-            poll=poll,
-            timeout=t or lookout.DEFAULT_TIMEOUTS["train"],
-            progress=progress,
-        )
-        perf = d.get("Performance") or {}
-        print(
-            f"model {d['ModelVersion']}: {d.get('Status')}"
-            + (
-                f", F1 {perf['F1Score']:.3f}, precision {perf.get('Precision', 0):.3f}, recall "
-                f"{perf.get('Recall', 0):.3f}"
-                if "F1Score" in perf
-                else ""
-            )
-        )
-        if args.out:
-            meta = {
-                "format": MODEL_FORMAT,
-                "version": MODEL_VERSION,
-                "backend": "lookout",
-                "conveyor_qc_version": __version__,
-                "project": args.project,
-                "model_version": str(d["ModelVersion"]),
-                "model_arn": d.get("ModelArn"),
-                "region": client.meta.region_name,
-                "s3": {"dataset": args.s3.rstrip("/"), "output": output},
-                "image_size": [args.image_size, args.image_size],
-                "min_inference_units": 1,
-                "performance": d.get("Performance"),
-            }
-            if args.endpoint_url:
-                meta["endpoint"] = args.endpoint_url
-            print(f"-> {write_meta(args.out, meta)}")
-    elif step == "start":
-        started = lookout.start_model(
-            client,
-            args.project,
-            args.model_version,
-            min_units=args.min_units,
-            max_units=args.max_units,
-            poll=poll,
-            timeout=t or lookout.DEFAULT_TIMEOUTS["start"],
-            progress=progress,
-        )
-        print(
-            f"model {args.model_version}: HOSTED{'' if started else ' (already)'}; billed by the hour until "
-            f"`conveyor-qc lookout stop --project {args.project} --model-version {args.model_version}`"
-        )
-    elif step == "stop":
-        d = lookout.stop_model(
-            client,
-            args.project,
-            args.model_version,
-            wait=not args.no_wait,
-            poll=poll,
-            timeout=t or lookout.DEFAULT_TIMEOUTS["stop"],
-            progress=progress,
-        )
-        print(f"model {args.model_version}: {d.get('Status')}")
-    elif step == "status":
-        s = lookout.project_status(client, args.project)
-        if args.json:
-            print(json.dumps(s, default=str))
-        else:
-            print(f"project {s['project']}")
-            for d in s["datasets"]:
-                print(f"  {d['type']} dataset: {d['status']}" + (f" ({d['message']})" if d.get("message") else ""))
-            for m in s["models"]:
-                print(f"  model {m['version']}: {m['status']}" + (f" ({m['message']})" if m.get("message") else ""))
-    elif step == "detect":
-        return _cmd_detect(args, client, progress)
+        print(f"-> {write_meta(args.out, meta)}")
+    return 0
+
+
+def _start(args, client, progress) -> int:
+    started = lookout.start_model(
+        client,
+        args.project,
+        args.model_version,
+        min_units=args.min_units,
+        max_units=args.max_units,
+        poll=args.poll,
+        timeout=args.timeout or lookout.DEFAULT_TIMEOUTS["start"],
+        progress=progress,
+    )
+    print(
+        f"model {args.model_version}: HOSTED{'' if started else ' (already)'}; billed by the hour until "
+        f"`conveyor-qc lookout stop --project {args.project} --model-version {args.model_version}`"
+    )
+    return 0
+
+
+def _stop(args, client, progress) -> int:
+    d = lookout.stop_model(
+        client,
+        args.project,
+        args.model_version,
+        wait=not args.no_wait,
+        poll=args.poll,
+        timeout=args.timeout or lookout.DEFAULT_TIMEOUTS["stop"],
+        progress=progress,
+    )
+    print(f"model {args.model_version}: {d.get('Status')}")
+    return 0
+
+
+def _status(args, client, progress) -> int:
+    s = lookout.project_status(client, args.project)
+    if args.json:
+        print(json.dumps(s, default=str))
+        return 0
+    print(f"project {s['project']}")
+    for d in s["datasets"]:
+        print(f"  {d['type']} dataset: {d['status']}" + (f" ({d['message']})" if d.get("message") else ""))
+    for m in s["models"]:
+        print(f"  model {m['version']}: {m['status']}" + (f" ({m['message']})" if m.get("message") else ""))
     return 0
 
 
@@ -222,3 +219,15 @@ def _cmd_detect(args, client, progress) -> int:
     if progress is not None:
         progress(f"{len(images)} image(s), {n_anomalous} anomalous")
     return 0
+
+
+#: Each step's handler (upload needs no Lookout client: it is S3 only).
+_STEPS = {
+    "create-project": _create_project,
+    "create-datasets": _create_datasets,
+    "train": _train,
+    "start": _start,
+    "stop": _stop,
+    "status": _status,
+    "detect": _cmd_detect,
+}
