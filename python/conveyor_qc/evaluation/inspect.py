@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +74,9 @@ TITLE_BG = (48, 48, 48)
 SHEET_BG = (24, 24, 24)
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+#: A legend entry: (colour of its square or None for words only, words, colour of the words).
+_LegendItem = tuple[tuple[int, int, int] | None, str, tuple[int, int, int]]
 
 
 class InspectError(ConveyorQCError, ValueError):
@@ -497,16 +500,14 @@ def _backdrop(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, alpha: float 
         img[y0:y1, x0:x1] = (img[y0:y1, x0:x1].astype(np.float32) * (1 - alpha)).astype(np.uint8)
 
 
-def _legend(
-    img: np.ndarray, items: list[tuple[tuple[int, int, int] | None, str, tuple[int, int, int]]], scale: float
-) -> np.ndarray:
+def _legend(img: np.ndarray, items: Sequence[_LegendItem], scale: float) -> np.ndarray:
     """``img`` over a band of the same width holding coloured squares with words (on as
     many lines as the width needs)."""
     _h, w = img.shape[:2]
     _, th = _text_size("Ag", scale)
     pad = max(3, th // 3)
     square = th - 2
-    placed: list[list[tuple[int, tuple, str, tuple]]] = [[]]
+    placed: list[list[tuple[int, tuple[int, int, int] | None, str, tuple[int, int, int]]]] = [[]]
     x = pad
     for colour, words, text_colour in items:
         width = (square + pad if colour is not None else 0) + _text_size(words, scale)[0]
@@ -579,7 +580,7 @@ def panel_light(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
     if not ins.learnt:
         img = np.full((h, w, 3), 40, np.uint8)
         m = ins.config.mask
-        lines = (
+        notes = (
             (
                 [
                     f"mask.mode = {m.mode}: no belt model",
@@ -594,7 +595,7 @@ def panel_light(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
             if not ins.auto
             else ["the belt model has not learnt yet"]
         )
-        for i, line in enumerate(lines):
+        for i, line in enumerate(notes):
             _text(img, line, (pad, pad + (i + 1) * (th + pad)), fs)
         return _legend(img, [(None, "", WHITE)], fs)
     gain = ins.light_gain.astype(np.float32)
@@ -685,7 +686,7 @@ def panel_classes(ins: Inspection, size: tuple[int, int]) -> np.ndarray:
     _paint(img, obj & ~sha, PRODUCT, 0.85)
     _paint(img, sha, SHADOW, 0.8)
     view = float(ins.mask.size)
-    items = [
+    items: list[_LegendItem] = [
         (PRODUCT, f"product colour {_pct(np.count_nonzero(ins.object_mask) / view)}", WHITE),
         (SHADOW, f"shadow {_pct(np.count_nonzero(ins.shadow_mask) / view)}", WHITE),
     ]

@@ -41,7 +41,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -420,6 +420,7 @@ class _Space:
         """The seed's way: every combination of a few values of the key settings."""
         a = self.s.object_area
         base = self.values_of(self.start)
+        firsts: list[dict[str, float | list[float]]]
         if self.start_mode == "auto":
             firsts = [{"mask.auto_threshold": t} for t in (4.0, 6.0, 8.0, 11.0)]
         else:
@@ -569,6 +570,7 @@ class _Entry:
     def rank(self) -> tuple:
         """Object F1, MOTA, count error; on a tie, the better per-frame detection (the tracker
         hides some detection errors on this clip, not necessarily on the next)."""
+        assert self.scores is not None, "only entries run in full are ranked"
         return (*self.scores.rank(), self.det_f1 if math.isfinite(self.det_f1) else -math.inf)
 
     @property
@@ -690,7 +692,10 @@ class _Tuner:
 
     def show(self, stage: str) -> None:
         best = self.best_entry()
-        b = f"best F1 {best.scores.f1:.4f}" if best else "best F1 -"
+        b = "best F1 -"
+        if best is not None:
+            assert best.scores is not None, "best_entry() only picks entries with scores"
+            b = f"best F1 {best.scores.f1:.4f}"
         det = f"best {self.best_det:.4f}" if self.best_det >= 0 else "best -"
         self.progress.status(
             f"[{self.elapsed():4.0f}s/{self.budget:.0f}s] {stage}: {self.det_done} detection "
@@ -749,7 +754,7 @@ class _Tuner:
         e.det_f1 = det_f1
         return None if e.key in self.seen else e
 
-    def add_full(self, entries: list[_Entry]) -> None:
+    def add_full(self, entries: Sequence[_Entry | None]) -> None:
         todo = []
         for e in entries:
             if e is not None and e.key not in self.seen:
@@ -764,6 +769,7 @@ class _Tuner:
                 self.track_done += 1
         best = self.best_entry()
         if best is not None and best is not before:
+            assert best.scores is not None, "best_entry() only picks entries with scores"
             changes = f"  [{_fmt_overrides(best.changes)}]" if best.changes else ""
             self.progress.event(f"[{self.elapsed():4.0f}s] best: {best.scores.describe()}{changes}")
 
@@ -837,7 +843,7 @@ class _Tuner:
         tried: set[tuple] = {_key(start_det)}
         while time.monotonic() < until and not self.stop.is_set():
             ranked = sorted(results.values(), key=lambda t: -t[0])
-            batch = []
+            batch: list[dict] = []
             for _ in range(20 * n0):
                 if len(batch) == n0:
                     break
@@ -888,6 +894,7 @@ class _Tuner:
 
         if self.search == "grid":
             best = self.best_entry()
+            assert best is not None, "the start config has been run in full before the search"
             grid = self.space.tracking_grid(self.kinds)
             for i in range(0, len(grid), self.workers):
                 if self.left() < self.run_seconds / self.workers or self.stop.is_set():
@@ -909,9 +916,9 @@ class _Tuner:
                 else:
                     parent = ranked_full[self.rng.randrange(min(2, len(ranked_full)))]
                     det_f1, base = parent.det_f1, det_part(parent.overrides)
-                e = self.entry({**base, **self.space.tracking(self.kinds)}, det_f1)
-                if e is not None and e.key not in {b.key for b in batch}:
-                    batch.append(e)
+                candidate = self.entry({**base, **self.space.tracking(self.kinds)}, det_f1)
+                if candidate is not None and candidate.key not in {b.key for b in batch}:
+                    batch.append(candidate)
             if not batch:
                 break
             if prefix:
@@ -978,10 +985,10 @@ def tune(
             raise TuneError(f"--out must be a file, not a folder: {out}")
         if not out.parent.is_dir():
             raise TuneError(f"folder of --out does not exist: {out.parent}")
-        probe = out.parent / f".{out.name}.write-test"
+        write_test = out.parent / f".{out.name}.write-test"
         try:
-            probe.write_bytes(b"")
-            probe.unlink()
+            write_test.write_bytes(b"")
+            write_test.unlink()
         except OSError as exc:
             raise TuneError(f"cannot write to {out.parent}: {exc.strerror}") from None
 
@@ -1035,6 +1042,7 @@ def tune(
     if start_entry is None:
         raise KeyboardInterrupt  # nothing scored at all
     best = _final_choice(tuner, start_entry)
+    assert best.scores is not None and start_entry.scores is not None, "tuner.entries are all run in full"
     heldout = None
     if split is not None and not interrupted:
         try:
@@ -1095,6 +1103,7 @@ def _final_choice(tuner: _Tuner, start: _Entry | None) -> _Entry:
     best = max((e for e in tuner.entries if e.scores is not None), key=lambda e: e.rank())
     if start is None or start.scores is None or best is start:
         return best
+    assert best.scores is not None, "picked among the entries with scores"
     b, s = best.scores, start.scores
     ties = round(b.f1, 9) == round(s.f1, 9) and b.count_error == s.count_error
     if ties and math.isfinite(b.mota) and math.isfinite(s.mota) and b.mota - s.mota < MIN_MOTA_GAIN:
@@ -1119,6 +1128,7 @@ def _header(
     elapsed: float,
     start_label: str,
 ) -> str:
+    assert best.scores is not None and start_entry.scores is not None, "tuner.entries are all run in full"
     n = clip.frames.shape[0]
     h, w = clip.frames.shape[1:3]
     lines = [

@@ -45,7 +45,7 @@ def _rails(p: Preset, W: int, L: int, rng: np.random.Generator) -> tuple:
     base = np.asarray(p.rail_bgr, np.float32)
     y = np.arange(r, dtype=np.float32)[:, None]
     prof = 1.0 + 0.18 * np.exp(-((y - r * 0.35) ** 2) / (2 * (r * 0.12) ** 2)) - 0.25 * _smoothstep(r * 0.75, r, y)
-    brushed = 1.0 + 0.02 * _blur_noise(rng, (r, L), 0).astype(np.float32)
+    brushed: np.ndarray = 1.0 + 0.02 * _blur_noise(rng, (r, L), 0).astype(np.float32)
     brushed = cv2.GaussianBlur(brushed, (0, 0), sigmaX=25, sigmaY=0.5)
     top = base * (prof * brushed)[..., None]
     top[-3:] *= np.array([0.45, 0.55, 0.75], np.float32)[:, None, None]  # dark gap at the belt edge
@@ -99,6 +99,7 @@ def _belt_strip(
         )
         strip = _texture(rng2, q, W, period).astype(np.float32)
     else:
+        assert photo is not None, "synthesize() loads the photograph of a photo belt"
         strip = _photo_texture(p, photo, W, period, tile)
     if p.belt_pattern == "modular":
         strip = _modular(p, strip, W, period)
@@ -135,7 +136,7 @@ def _texture(rng: np.random.Generator, p: Preset, W: int, period: int) -> np.nda
 def _photo_texture(p: Preset, photo: np.ndarray, W: int, period: int, tile: int) -> np.ndarray:
     """A grey photograph tiled seamlessly (mirrored copies side by side), scaled so that its tile
     is `tile` px, coloured around the belt colour."""
-    g = photo.astype(np.float32)
+    g: np.ndarray = photo.astype(np.float32)
     g = np.concatenate([g, g[:, ::-1]], axis=1)
     g = np.concatenate([g, g[::-1]], axis=0)  # periodic in both axes
     g = cv2.resize(g, (tile, tile), interpolation=cv2.INTER_AREA if tile < g.shape[0] else cv2.INTER_CUBIC)
@@ -197,7 +198,7 @@ def _stains(rng: np.random.Generator, p: Preset, strip: np.ndarray, period: int)
     """Soft darker, discoloured blotches (oil, chocolate, dirt) that move with the belt."""
     W = strip.shape[0]
     n = max(1, int(round(p.stains * W * period / 1e6)))
-    acc = np.zeros((W, period), np.float32)
+    acc: np.ndarray = np.zeros((W, period), np.float32)
     for _ in range(n):
         u, v = rng.uniform(0, period), rng.uniform(0, W)
         a, b = rng.uniform(8, 45), rng.uniform(5, 30)
@@ -215,12 +216,12 @@ def _crumbs(rng: np.random.Generator, p: Preset, strip: np.ndarray, period: int)
     """Crumbs: small irregular fragments in the products' colours, lying on (moving with) the belt.
     They are not objects: they never appear in the ground truth."""
     W = strip.shape[0]
-    cols = []
+    cols: list[tuple[float, ...]] = []
     for name in products_of(p):
         cols += CRUMB_COLOURS.get(name, [])
     if not cols:
         cols = [tuple(np.asarray(p.belt_bgr, np.float32) * 0.6)]
-    cols = np.asarray(cols, np.float32)
+    palette = np.asarray(cols, np.float32)
     n = max(1, int(round(p.crumbs * W * period / 1e6)))
     cover = np.zeros((W, period), np.float32)
     colour = np.zeros((W, period, 3), np.float32)
@@ -232,7 +233,7 @@ def _crumbs(rng: np.random.Generator, p: Preset, strip: np.ndarray, period: int)
         ang = np.sort(rng.uniform(0, 2 * np.pi, k))
         rr = rad * rng.uniform(0.55, 1.0, k)
         pts = np.stack([u + rr * np.cos(ang), v + rr * np.sin(ang)], axis=1)
-        c = cols[int(rng.integers(len(cols)))] * rng.uniform(0.85, 1.1)
+        c = palette[int(rng.integers(len(palette)))] * rng.uniform(0.85, 1.1)
         for off in (-period, 0, period):
             q = np.round((pts + [off, 0]) * 16).astype(np.int32)
             cv2.fillPoly(cover, [q], 1.0, cv2.LINE_AA, shift=4)

@@ -128,7 +128,7 @@ def _draw_split(rng: np.random.Generator, r: float, gap: float) -> tuple:
     # move the halves apart along the normal, the second one slightly rotated
     sa = n * gap / 2.0
     a_a, p_a = _shift(a_a, sa[0], sa[1]), _shift(p_a, sa[0], sa[1])
-    rot = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), float(rng.uniform(-4, 4)), 1.0)
+    rot: np.ndarray = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), float(rng.uniform(-4, 4)), 1.0)
     rot[:, 2] -= sa
     a_b = cv2.warpAffine(a_b, rot, (w, h), flags=cv2.INTER_LINEAR)
     p_b = cv2.warpAffine(p_b, rot, (w, h), flags=cv2.INTER_LINEAR)
@@ -351,10 +351,12 @@ def _split_drawn(rng: np.random.Generator, d: Drawn, gap: float, size: float) ->
     col = col * (1.0 + 0.18 * band[..., None])
     sa = n * gap / 2.0
     parts = []
-    for keep, mat in ((side, np.float32([[1, 0, sa[0]], [0, 1, sa[1]]])), (1.0 - side, None)):
+    mat: np.ndarray | None
+    for keep, mat in ((side, np.array([[1, 0, sa[0]], [0, 1, sa[1]]], np.float32)), (1.0 - side, None)):
         if mat is None:
-            mat = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), float(rng.uniform(-5, 5)), 1.0)
-            mat[:, 2] -= sa
+            rot: np.ndarray = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), float(rng.uniform(-5, 5)), 1.0)
+            rot[:, 2] -= sa
+            mat = rot
         ak = cv2.warpAffine(a * keep, mat, (w, h), flags=cv2.INTER_LINEAR)
         pk = cv2.warpAffine(col * (a * keep)[..., None], mat, (w, h), flags=cv2.INTER_LINEAR)
         hk = cv2.warpAffine(hgt * keep, mat, (w, h), flags=cv2.INTER_LINEAR)
@@ -688,7 +690,9 @@ def draw_lpart(rng: np.random.Generator, r: float, anomaly: str = "") -> Drawn:
     metal = rng.random() < 0.6
     if metal:
         base = np.float32(rng.uniform(165, 195)) * np.array([1.0, 1.0, 0.98], np.float32)
-        brushed = cv2.GaussianBlur(rng.standard_normal((size, size)).astype(np.float32), (0, 0), sigmaX=9.0, sigmaY=0.6)
+        brushed: np.ndarray = cv2.GaussianBlur(
+            rng.standard_normal((size, size)).astype(np.float32), (0, 0), sigmaX=9.0, sigmaY=0.6
+        )
         brushed /= float(brushed.std()) + 1e-9
         col = base * (1.0 + 0.04 * brushed)[..., None]
     else:

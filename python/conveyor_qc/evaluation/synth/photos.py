@@ -67,7 +67,7 @@ def _segment_cookie(img: np.ndarray, anomaly: bool) -> np.ndarray:
     k = 15 if not anomaly else 5
     keep = cv2.morphologyEx(keep, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     # fill holes (dark chips inside)
-    ff = cv2.bitwise_not(keep)
+    ff: np.ndarray = cv2.bitwise_not(keep)
     cv2.floodFill(ff, np.zeros((h + 2, w + 2), np.uint8), (0, 0), 0)
     keep = keep | ff
     # leave out the tray-coloured outline

@@ -13,6 +13,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -55,7 +56,7 @@ def resolve_preset(preset, output_format: str | None = None, mono: bool | None =
         p = PRESETS[preset]
     else:
         raise SynthError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
-    changes = {}
+    changes: dict[str, Any] = {}
     if output_format is not None:
         if output_format not in FORMATS:
             raise SynthError(f"output format must be one of {', '.join(FORMATS)}, not {output_format!r}")
@@ -243,6 +244,7 @@ def synthesize(
                             o.patch_m = o.patch_a = o.mask = None
                             continue
                         still.append(o)
+                        assert o.patch_m is not None and o.patch_a is not None, "made by _prepare, freed once past"
                         _composite(frame, o.patch_m, o.patch_a, o.v + o.pv, left)
                         box = _visible_box(o, o.b + s, L)
                         if box is not None:
@@ -362,7 +364,7 @@ class _BackgroundWriter:
     """JPEG round-trip and mp4v encoding on a second thread (OpenCV releases the GIL)."""
 
     def __init__(self, path: Path, fps: float, size: tuple, jpeg_quality: int, color: bool = True):
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size, color)
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size, color)
         if not self.writer.isOpened():
             raise RuntimeError("cv2.VideoWriter cannot write mp4v video (OpenCV built without a video backend?)")
         self.jpeg_quality = int(jpeg_quality)
@@ -375,7 +377,9 @@ class _BackgroundWriter:
     def _encode(self, img: np.ndarray) -> None:
         if self.jpeg_quality > 0:
             _ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
-            img = cv2.imdecode(buf, self.read_flag)
+            decoded = cv2.imdecode(buf, self.read_flag)
+            assert decoded is not None, "the JPEG encoded just above decodes"
+            img = decoded
         self.writer.write(img)
 
     def _run(self) -> None:
@@ -448,6 +452,7 @@ def _composite(frame: np.ndarray, m: np.ndarray, a: np.ndarray, top: int, left: 
 def _visible_box(o: _Obj, u: int, L: int) -> tuple | None:
     """Canonical (u0, v0, du, dv, visibility, visible px) of the visible part of o's mask with origin
     at column u (only its rows inside the view across the belt count)."""
+    assert o.colcount is not None and o.colmin is not None and o.colmax is not None, "set by _prepare"
     w = o.colcount.size
     c0, c1 = max(0, -u), min(w, L - u)
     if c0 >= c1 or not o.full_box:

@@ -163,6 +163,7 @@ def _make_sprite(rng: np.random.Generator, p: Preset, kind: str, photos: list | 
     r = float(rng.uniform(*p.radius))
     sh = _canon_xy(p, p.shadow_offset)
     if p.style == "photo":
+        assert photos is not None, "_sources() loads the cookie photos for the photo style's products"
         pool = [ph for ph in photos if ph.anomaly == (kind != "normal")]
         photo = pool[int(rng.integers(len(pool)))]
         a, pm = _photo_sprite(rng, photo, r)
@@ -202,11 +203,13 @@ def _make_product(
         else:
             a, pm = _crop_sprite(*_draw_cookie(rng, r))
     elif pr.name == "cookie-photo":
+        assert photos is not None, "_sources() loads the cookie photos for a cookie-photos product"
         pool = [ph for ph in photos if ph.anomaly == (kind != "normal")]
         photo = pool[int(rng.integers(len(pool)))]
         a, pm = _photo_sprite(rng, photo, r)
         source = photo.ref
     elif pr.source == "skimage":
+        assert sk is not None, "_sources() loads the skimage cut-outs for a skimage product"
         pool = sk[pr.name]
         photo = pool[int(rng.integers(len(pool)))]
         a, pm = photo_object_sprite(rng, photo, r, anomaly)
@@ -639,4 +642,4 @@ def _prepare(o: _Obj, p: Preset, W: int | None = None) -> None:
     o.patch_m = np.ascontiguousarray(np.repeat(mm[y0:y1, x0:x1, None], 3, axis=2))
     o.patch_a = np.ascontiguousarray(aa[y0:y1, x0:x1])
     o.pu, o.pv = x0 - pad, y0 - pad
-    o.alpha = o.pm = None  # no longer needed
+    o.alpha = o.pm = None  # type: ignore[assignment]  # no longer needed: nothing reads the sprite after this

@@ -24,7 +24,7 @@ def _periodic_noise(rng: np.random.Generator, shape: tuple, sig_r: float, sig_c:
 
 
 def _blur_noise(rng: np.random.Generator, shape: tuple, sigma: float) -> np.ndarray:
-    n = rng.standard_normal(shape).astype(np.float32)
+    n: np.ndarray = rng.standard_normal(shape).astype(np.float32)
     if sigma > 0:
         n = cv2.GaussianBlur(n, (0, 0), sigma)
     n /= float(n.std()) + 1e-9
@@ -34,7 +34,7 @@ def _blur_noise(rng: np.random.Generator, shape: tuple, sigma: float) -> np.ndar
 def _shift(img: np.ndarray, dx: float, dy: float, size: tuple | None = None) -> np.ndarray:
     """Translate by (dx, dy) (sub-pixel, bilinear) into an array of ``size`` = (w, h)."""
     h, w = img.shape[:2]
-    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    m = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
     return cv2.warpAffine(img, m, size or (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
