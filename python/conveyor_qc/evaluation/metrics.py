@@ -237,8 +237,10 @@ def _iou_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return iou, ioa
 
 
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` with every box of ``b`` (xywh), exactly as TrackEval computes it."""
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` with every box of ``b`` (xywh), exactly as TrackEval computes it
+    (a box of no area overlaps nothing). The one IoU of the Python side: eval and tune judge by it;
+    the core's tracker has its own, for its duplicate tracks (tracker.cpp)."""
     a0, b0 = a[:, :2], b[:, :2]
     a1, b1 = a0 + a[:, 2:4], b0 + b[:, 2:4]
     mn = np.minimum(a1[:, None, :], b1[None, :, :])
@@ -509,7 +511,7 @@ def trackeval_data(gt, tracks, *, min_visibility: float = 0.0, num_frames: int |
     for t in range(T):
         gi = g_order[g_bounds[t] : g_bounds[t + 1]]
         ti = t_order[t_bounds[t] : t_bounds[t + 1]]
-        sim = _iou_matrix(gt[gi, 2:6], tracks[ti, 2:6])
+        sim = iou_matrix(gt[gi, 2:6], tracks[ti, 2:6])
         if len(gi) and len(ti) and distractor[gi].any():
             m = sim.copy()
             m[m < 0.5 - EPS] = 0

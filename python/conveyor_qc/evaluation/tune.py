@@ -516,18 +516,6 @@ def _diff(start: Config, config: Config) -> dict:
 # ----------------------------------------------------------------------------- detection stage
 
 
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ax0, ay0 = a[:, 0:1], a[:, 1:2]
-    ax1, ay1 = ax0 + a[:, 2:3], ay0 + a[:, 3:4]
-    bx0, by0 = b[:, 0], b[:, 1]
-    bx1, by1 = bx0 + b[:, 2], by0 + b[:, 3]
-    iw = np.clip(np.minimum(ax1, bx1) - np.maximum(ax0, bx0), 0, None)
-    ih = np.clip(np.minimum(ay1, by1) - np.maximum(ay0, by0), 0, None)
-    inter = iw * ih
-    union = a[:, 2:3] * a[:, 3:4] + b[:, 2] * b[:, 3] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
 def _match_frame(det: np.ndarray, judged: np.ndarray, ignored: np.ndarray) -> tuple[int, int, int]:
     """(tp, fp, fn) of one frame's detections against its ground-truth boxes."""
     n, m = det.shape[0], judged.shape[0]
@@ -536,7 +524,7 @@ def _match_frame(det: np.ndarray, judged: np.ndarray, ignored: np.ndarray) -> tu
     used_d = np.zeros(n, bool)
     tp = 0
     if m:
-        iou = _iou_matrix(det, judged)
+        iou = evaluate.iou_matrix(det, judged)
         pairs = np.argwhere(iou >= 0.5)
         if pairs.size:
             order = np.argsort(-iou[pairs[:, 0], pairs[:, 1]])
@@ -549,7 +537,7 @@ def _match_frame(det: np.ndarray, judged: np.ndarray, ignored: np.ndarray) -> tu
     fp = fp_rows.shape[0]
     if fp and ignored.shape[0]:
         # A detection of an object too little in view to be judged is no false alarm.
-        iou = _iou_matrix(fp_rows, ignored)
+        iou = evaluate.iou_matrix(fp_rows, ignored)
         fp -= int((iou.max(axis=1) >= 0.3).sum())
     return tp, fp, m - tp
 
