@@ -120,12 +120,8 @@ class TuneResult:
     elapsed: float
 
 
-def _eval_module():
-    return evaluate
-
-
 def _score(gt: np.ndarray, tracks: np.ndarray, frames: int, with_mota: bool = False) -> Scores:
-    rep = _eval_module().object_metrics(gt, tracks)
+    rep = evaluate.object_metrics(gt, tracks)
     # The count leaves out tracks on objects that only peek in (ObjectReport.counted).
     s = Scores(
         f1=float(rep.f1),
@@ -141,7 +137,7 @@ def _score(gt: np.ndarray, tracks: np.ndarray, frames: int, with_mota: bool = Fa
 
 
 def _mota(gt: np.ndarray, tracks: np.ndarray) -> float:
-    return _eval_module().mota(gt, tracks)
+    return evaluate.mota(gt, tracks)
 
 
 # ----------------------------------------------------------------------------- clip
@@ -162,7 +158,7 @@ def _read_gt(path: str | Path) -> np.ndarray:
     if path.is_dir():
         raise TuneError(f"ground truth path is a folder, not a file: {path}")
     try:
-        gt = np.asarray(_eval_module().read_mot(path), dtype=float)
+        gt = np.asarray(evaluate.read_mot(path), dtype=float)
     except OSError as exc:
         raise TuneError(f"cannot read ground truth {path}: {exc.strerror or exc}") from None
     except ValueError as exc:  # evaluate.EvalError names the line
@@ -651,7 +647,7 @@ class _Tuner:
         g = self.gt_tune
         for f in np.unique(g[:, 0]).astype(int):
             rows = g[g[:, 0] == f]
-            judged = rows[:, 8] >= _eval_module().JUDGE_VISIBILITY
+            judged = rows[:, 8] >= evaluate.JUDGE_VISIBILITY
             self._gt_frames[f - 1] = (rows[judged, 2:6], rows[~judged, 2:6])
         # Frames of the detection stage: the auto belt model's learning frames, then a sample.
         m = start.mask
@@ -703,7 +699,7 @@ class _Tuner:
                 out.append(f.result())
             except _Cancelled:
                 out.append(None)
-            except (ValueError, RuntimeError) as exc:  # a combination the core refuses
+            except (_core.ParamError, _core.InputError, RuntimeError) as exc:  # a combination the core refuses
                 self.errors += 1
                 if self.errors <= 3:
                     self.progress.event(f"  candidate refused: {exc}")
@@ -1004,6 +1000,8 @@ def tune(
         tuner.deadline = math.inf
         t = time.monotonic()
         tuner.add_full([_Entry({}, start, start)])
+        if not tuner.entries:  # the core refused it: there is nothing to search from
+            raise TuneError("the start config cannot be run on this clip (the core refuses it): see `conveyor-qc run`")
         run_s = time.monotonic() - t
         tuner.run_seconds = run_s
         if split is not None:
