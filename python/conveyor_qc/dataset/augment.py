@@ -233,9 +233,9 @@ def augment_dataset(
                 new_entries.append(entry)
                 if progress is not None and (n % 20 == 0 or n == len(jobs)):
                     progress(n, len(jobs), "augmenting")
-        sides = {"train": [_entry_at(e, rel) for e, rel in zip(source.train, source.train_rel)] + new_entries}
+        sides = {"train": [e.at(rel) for e, rel in zip(source.train, source.train_rel)] + new_entries}
         if source.test_path.exists():
-            sides["test"] = [_entry_at(e, rel) for e, rel in zip(source.test, source.test_rel)]
+            sides["test"] = [e.at(rel) for e, rel in zip(source.test, source.test_rel)]
         for side, entries in sides.items():
             write_manifest(tmp / f"{side}.manifest", entries)
             if s3 is not None:
@@ -334,18 +334,4 @@ def _augmented_entry(source: _Dataset, tmp: Path, seed: int, job: _Job) -> Manif
     except ValueError:
         raise DatasetError(f"cannot encode an augmented image of {src.path}") from None
     (tmp / rel).write_bytes(data)
-    return _entry_at(src, rel, {SOURCE_KEY: source.train_rel[i], AUGMENT_KEY: what})
-
-
-def _entry_at(e: ManifestEntry, rel: str, extra: dict | None = None) -> ManifestEntry:
-    """``e`` at the path ``rel`` of the new dataset, with ``extra`` keys added."""
-    return ManifestEntry(
-        source_ref=rel,
-        label=e.label,
-        label_key=e.label_key,
-        human_annotated=e.human_annotated,
-        creation_date=e.creation_date,
-        job_name=e.job_name,
-        metadata_extra=dict(e.metadata_extra),
-        extra={**e.extra, **(extra or {})},
-    )
+    return src.at(rel, **{SOURCE_KEY: source.train_rel[i], AUGMENT_KEY: what})

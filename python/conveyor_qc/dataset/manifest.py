@@ -89,6 +89,20 @@ class ManifestEntry:
         if self.label not in CLASSES:
             raise ValueError(f"label {self.label!r} is not normal or anomaly")
 
+    def at(self, source_ref: str, **extra) -> ManifestEntry:
+        """The same line for an image at ``source_ref`` (another dataset, or S3), with ``extra``
+        top-level keys added; where it was read from is not carried over."""
+        return ManifestEntry(
+            source_ref=source_ref,
+            label=self.label,
+            label_key=self.label_key,
+            human_annotated=self.human_annotated,
+            creation_date=self.creation_date,
+            job_name=self.job_name,
+            metadata_extra=dict(self.metadata_extra),
+            extra={**self.extra, **extra},
+        )
+
     @property
     def object_id(self) -> str | None:
         """``<video>/<track_id>`` when conveyor-qc wrote the line."""

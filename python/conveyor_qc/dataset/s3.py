@@ -85,18 +85,7 @@ def s3_entries(entries: list[ManifestEntry], url: str) -> list[ManifestEntry]:
     out = []
     for e in entries:
         ref = e.source_ref if e.source_ref.startswith("s3://") else f"s3://{bucket}/{_key(prefix, e.source_ref)}"
-        out.append(
-            ManifestEntry(
-                source_ref=ref,
-                label=e.label,
-                label_key=e.label_key,
-                human_annotated=e.human_annotated,
-                creation_date=e.creation_date,
-                job_name=e.job_name,
-                metadata_extra=dict(e.metadata_extra),
-                extra=dict(e.extra),
-            )
-        )
+        out.append(e.at(ref))
     return out
 
 
