@@ -38,6 +38,28 @@ def too_small(shape: tuple, params: _core.PipelineParams) -> bool:
 # --- the bindings -------------------------------------------------------------------------
 
 
+#: Words the settings' string fields take, in and out of their spellings (and a few that no field takes).
+ENUM_WORDS = (
+    "kcf",
+    "KCF",
+    "none",
+    "auto",
+    "lab",
+    "hsv",
+    "gray",
+    "left-to-right",
+    "top_to_bottom",
+    "threshold",
+    "csrt",
+    "mil",
+    "mosse",
+    "medianflow",
+    "",
+    "\x00",
+    "é",
+)
+
+
 def field_names(section: str) -> tuple[str, ...]:
     return tuple(getattr(_core, f"{section.capitalize()}Params").FIELDS)
 

@@ -24,24 +24,7 @@ with atheris.instrument_imports(include=["checks"]):
 
 SECTIONS = list(checks.CORE_SECTIONS) + ["nope"]
 FIELDS = {s: list(checks.field_names(s)) + ["nope"] for s in checks.CORE_SECTIONS}
-STRINGS = [
-    "kcf",
-    "KCF",
-    "none",
-    "auto",
-    "lab",
-    "hsv",
-    "gray",
-    "left-to-right",
-    "top_to_bottom",
-    "threshold",
-    "csrt",
-    "mil",
-    "mosse",
-    "medianflow",
-    "",
-    "\x00",
-]
+STRINGS = list(checks.ENUM_WORDS)
 DTYPES = [np.uint8, np.int8, np.uint16, np.float32, np.float64, np.bool_, np.complex64]
 
 

@@ -67,25 +67,7 @@ ANY_VALUE = st.one_of(
     st.floats(-10, 10),
     st.floats(allow_nan=False, allow_infinity=False, width=32),
     st.text(max_size=12),
-    st.sampled_from(
-        [
-            "kcf",
-            "KCF",
-            "none",
-            "auto",
-            "lab",
-            "hsv",
-            "gray",
-            "left-to-right",
-            "top_to_bottom",
-            "threshold",
-            "csrt",
-            "mil",
-            "",
-            "\x00",
-            "é",
-        ]
-    ),
+    st.sampled_from(checks.ENUM_WORDS),
     st.lists(st.one_of(st.floats(), st.integers(-300, 300)), max_size=4),
     st.binary(max_size=8),
 )
