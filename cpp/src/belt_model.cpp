@@ -1,6 +1,7 @@
 #include "conveyor_qc/belt_model.hpp"
 
 #include "conveyor_qc/mask.hpp"
+#include "conveyor_qc/simd.hpp"
 
 #include <opencv2/imgproc.hpp>
 
@@ -419,7 +420,7 @@ __attribute__((target("ssse3"))) inline __m128i gather_channel(__m128i a, __m128
 // each cut to 6 bits, the table index (b << 12 | g << 6 | r) as 32-bit lanes
 // by a multiply-add; then 16 table reads (the one step that cannot be done in
 // lanes) and the three masks written as vectors. Returns the pixels done.
-// SSSE3 is checked at run time (the build's baseline is SSE2).
+// Taken from SimdLevel::SSSE3 (the build's baseline is SSE2).
 __attribute__((target("ssse3"))) int classify_row_ssse3(const std::uint8_t* p, int pixels, const std::uint8_t* lut,
                                                         std::uint8_t keep, std::uint8_t* o, std::uint8_t* s,
                                                         std::uint8_t* m) {
@@ -861,7 +862,7 @@ void BeltModel::classify(const cv::Mat& bgr, cv::Mat& object, cv::Mat& shadow, c
     // and a subtraction less over the frame.
     const std::uint8_t keep = shadows_ ? 3 : 1;
 #ifdef CQC_CLASSIFY_SSSE3
-    static const bool ssse3 = __builtin_cpu_supports("ssse3");
+    const bool ssse3 = simd_level() >= SimdLevel::SSSE3;
 #endif
     for (int y = 0; y < even.rows; ++y) {
         const std::uint8_t* p = even.ptr<std::uint8_t>(y);
