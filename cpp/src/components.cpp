@@ -1,5 +1,7 @@
 #include "conveyor_qc/components.hpp"
 
+#include "conveyor_qc/simd.hpp"
+
 #include "row_scan.hpp"
 
 #include <algorithm>
@@ -38,15 +40,16 @@ int ComponentLabeller::label(const cv::Mat& mask) {
     // a mask with more runs or components than any before.
     runs_.clear();
     int n = 0;
+    const bool sse2 = simd_level() >= SimdLevel::SSE2;
     for (int y = 0; y < h; ++y) {
         const int prev_begin = y > 0 ? row_start_[static_cast<std::size_t>(y - 1)] : 0;
         const int prev_end = n;
         row_start_[static_cast<std::size_t>(y)] = n;
         const std::uint8_t* p = mask.ptr<std::uint8_t>(y);
         int j = prev_begin;
-        for (int x = skip_zero(p, 0, w); x < w; x = skip_zero(p, x, w)) {
+        for (int x = skip_zero(p, 0, w, sse2); x < w; x = skip_zero(p, x, w, sse2)) {
             const int x0 = x;
-            x = skip_nonzero(p, x, w);
+            x = skip_nonzero(p, x, w, sse2);
             const int x1 = x - 1;
             runs_.push_back(Run{x0, x1, n, 0});
             while (j < prev_end && runs_[static_cast<std::size_t>(j)].x1 < x0 - 1) ++j;

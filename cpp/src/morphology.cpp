@@ -1,6 +1,7 @@
 #include "conveyor_qc/morphology.hpp"
 
 #include "conveyor_qc/contour.hpp"
+#include "conveyor_qc/simd.hpp"
 
 #include "row_scan.hpp"
 
@@ -144,19 +145,20 @@ struct ByteMasks {
 const ByteMasks kByteMasks;
 
 // Bits of up to 64 pixels (bit i: pixel i nonzero); `binary` is cleared when
-// a pixel is neither 0 nor 255.
-inline std::uint64_t pack_word(const std::uint8_t* p, int n, bool& binary) {
+// a pixel is neither 0 nor 255. `sse2`: simd_level() >= SimdLevel::SSE2.
+inline std::uint64_t pack_word(const std::uint8_t* p, int n, bool& binary, bool sse2) {
     std::uint64_t bits = 0;
     int i = 0;
 #if defined(__SSE2__)
     const __m128i zero = _mm_setzero_si128(), full = _mm_set1_epi8(-1);
-    for (; i + 16 <= n; i += 16) {
+    for (; sse2 && i + 16 <= n; i += 16) {
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
         const __m128i set = _mm_cmpeq_epi8(v, full);
         if (_mm_movemask_epi8(_mm_or_si128(set, _mm_cmpeq_epi8(v, zero))) != 0xffff) binary = false;
         bits |= static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(set))) << i;
     }
 #endif
+    (void)sse2;
     for (; i < n; ++i) {
         if (p[i] != 0 && p[i] != 255) binary = false;
         bits |= static_cast<std::uint64_t>(p[i] != 0) << i;
@@ -176,10 +178,11 @@ bool Morphology::pack(const cv::Mat& src) {
         bits_out_.resize(need);
     }
     bool binary = true;
+    const bool sse2 = simd_level() >= SimdLevel::SSE2;
     for (int y = 0; y < h && binary; ++y) {
         const std::uint8_t* p = src.ptr<std::uint8_t>(y);
         std::uint64_t* b = bits_.data() + static_cast<std::size_t>(y) * stride + 1;
-        for (int j = 0; j < words_; ++j) b[j] = pack_word(p + 64 * j, std::min(64, w - 64 * j), binary);
+        for (int j = 0; j < words_; ++j) b[j] = pack_word(p + 64 * j, std::min(64, w - 64 * j), binary, sse2);
     }
     return binary;
 }
@@ -385,15 +388,16 @@ void HoleFiller::fill(cv::Mat& mask, long long max_hole, float large_solidity) {
     // than any before.
     runs_.clear();
     int n = 0;
+    const bool sse2 = simd_level() >= SimdLevel::SSE2;
     for (int y = 0; y < h; ++y) {
         const int prev_begin = y > 0 ? row_start_[static_cast<std::size_t>(y - 1)] : 0;
         const int prev_end = n;
         row_start_[static_cast<std::size_t>(y)] = n;
         const std::uint8_t* p = mask.ptr<std::uint8_t>(y);
         int j = prev_begin;
-        for (int x = detail::skip_nonzero(p, 0, w); x < w; x = detail::skip_nonzero(p, x, w)) {
+        for (int x = detail::skip_nonzero(p, 0, w, sse2); x < w; x = detail::skip_nonzero(p, x, w, sse2)) {
             const int x0 = x;
-            x = detail::skip_zero(p, x, w);
+            x = detail::skip_zero(p, x, w, sse2);
             const int x1 = x - 1;
             runs_.push_back(Run{x0, x1, n, y == 0 || y == h - 1 || x0 == 0 || x1 == w - 1, x1 - x0 + 1, false});
             // 4-connectivity: runs of the row above that overlap this one.
