@@ -1,5 +1,7 @@
 #include "conveyor_qc/detector.hpp"
 
+#include "conveyor_qc/union_find.hpp"
+
 #include "params_check.hpp"
 
 #include <algorithm>
@@ -728,6 +730,13 @@ float Detector::find_peaks(const cv::Rect& box, int label, int frame_sides, long
         uf_peak_.resize(pixels);
         uf_peak_value_.resize(pixels);
     }
+    // A union-find of the flood's own, not detail::UnionFind (the labeller's
+    // and the hole filler's): pixels join as the flood reaches them (-1 until
+    // then, which the neighbour test below reads); a union keeps the region
+    // with the higher peak as the root, which holds that peak, not the smaller
+    // index; and i's root is followed through its unions, parents read
+    // directly, so that most of a pixel's eight neighbours cost no find. Only
+    // the find, path halving, is the same (flood_root: detail::find_root).
     std::fill(uf_.begin(), uf_.begin() + static_cast<std::ptrdiff_t>(pixels), -1);  // -1: not flooded yet; else parent
     // uf_peak_ and uf_peak_value_ are valid at roots: the region's peak pixel and its distance.
     auto find = [this](int i) { return flood_root(i); };
@@ -771,13 +780,7 @@ float Detector::find_peaks(const cv::Rect& box, int label, int frame_sides, long
     return static_cast<float>(maxv);
 }
 
-int Detector::flood_root(int i) {
-    while (uf_[i] != i) {
-        uf_[i] = uf_[uf_[i]];
-        i = uf_[i];
-    }
-    return i;
-}
+int Detector::flood_root(int i) { return detail::find_root(uf_.data(), i); }
 
 Detector::Peak Detector::highest_peak() {
     const int w = last_view_width_;

@@ -316,15 +316,6 @@ void Morphology::apply(const cv::Mat& src, cv::Mat& dst, int open, int erode, in
 
 // ---------------------------------------------------------------- holes
 
-int HoleFiller::find(int i) {
-    while (runs_[static_cast<std::size_t>(i)].parent != i) {
-        Run& r = runs_[static_cast<std::size_t>(i)];
-        r.parent = runs_[static_cast<std::size_t>(r.parent)].parent;
-        i = r.parent;
-    }
-    return i;
-}
-
 // Whether each large hole is convex: its pixels at least `large_solidity` of
 // its convex hull's (the hull of its rows' ends). One pass over the runs for
 // all large holes; their row ends, grouped by hole with a counting sort, stay
@@ -340,7 +331,7 @@ void HoleFiller::judge_large(int rows, float large_solidity) {
     assign_growing(count_, holes + 1, 0);
     for (int y = 0; y < rows; ++y) {
         for (int i = row_start_[static_cast<std::size_t>(y)]; i < row_start_[static_cast<std::size_t>(y) + 1]; ++i) {
-            const int hole = hole_of_[static_cast<std::size_t>(find(i))];
+            const int hole = hole_of_[static_cast<std::size_t>(sets_.find(i))];
             if (hole < 0) continue;
             const Run& r = runs_[static_cast<std::size_t>(i)];
             const std::size_t h = static_cast<std::size_t>(hole);
@@ -384,9 +375,10 @@ void HoleFiller::fill(cv::Mat& mask, long long max_hole, float large_solidity) {
     CV_Assert(mask.type() == CV_8UC1);
     const int w = mask.cols, h = mask.rows;
     if (row_start_.size() < static_cast<std::size_t>(h) + 1) row_start_.resize(static_cast<std::size_t>(h) + 1);
-    // runs_ keeps its capacity: it grows only on a mask with more zero runs
-    // than any before.
+    // runs_ and sets_ keep their capacity: they grow only on a mask with more
+    // zero runs than any before.
     runs_.clear();
+    sets_.clear();
     int n = 0;
     const bool sse2 = simd_level() >= SimdLevel::SSE2;
     for (int y = 0; y < h; ++y) {
@@ -399,16 +391,15 @@ void HoleFiller::fill(cv::Mat& mask, long long max_hole, float large_solidity) {
             const int x0 = x;
             x = detail::skip_zero(p, x, w, sse2);
             const int x1 = x - 1;
-            runs_.push_back(Run{x0, x1, n, y == 0 || y == h - 1 || x0 == 0 || x1 == w - 1, x1 - x0 + 1, false});
+            runs_.push_back(Run{x0, x1, y == 0 || y == h - 1 || x0 == 0 || x1 == w - 1, x1 - x0 + 1, false});
+            sets_.add();
             // 4-connectivity: runs of the row above that overlap this one.
             while (j < prev_end && runs_[static_cast<std::size_t>(j)].x1 < x0) ++j;
             for (int k = j; k < prev_end && runs_[static_cast<std::size_t>(k)].x0 <= x1; ++k) {
-                int a = find(n), b = find(k);
-                if (a == b) continue;
-                if (b < a) std::swap(a, b);
+                int a, b;
+                if (!sets_.unite(n, k, a, b)) continue;
                 Run& root = runs_[static_cast<std::size_t>(a)];
-                Run& other = runs_[static_cast<std::size_t>(b)];
-                other.parent = a;
+                const Run& other = runs_[static_cast<std::size_t>(b)];
                 root.outside = root.outside || other.outside;
                 root.area += other.area;
             }
@@ -421,7 +412,7 @@ void HoleFiller::fill(cv::Mat& mask, long long max_hole, float large_solidity) {
     assign_growing(hole_of_, static_cast<std::size_t>(n), -1);
     for (int i = 0; i < n; ++i) {
         const Run& r = runs_[static_cast<std::size_t>(i)];
-        if (r.parent == i && !r.outside && r.area > max_hole) {
+        if (sets_.is_root(i) && !r.outside && r.area > max_hole) {
             hole_of_[static_cast<std::size_t>(i)] = static_cast<int>(large_.size());
             large_.push_back(i);
         }
@@ -431,7 +422,7 @@ void HoleFiller::fill(cv::Mat& mask, long long max_hole, float large_solidity) {
     for (int y = 0; y < h; ++y) {
         std::uint8_t* p = mask.ptr<std::uint8_t>(y);
         for (int i = row_start_[static_cast<std::size_t>(y)]; i < row_start_[static_cast<std::size_t>(y) + 1]; ++i)
-            if (const Run& set = runs[find(i)]; !set.outside && !set.keep_open) std::memset(p + runs[i].x0, 255, static_cast<std::size_t>(runs[i].x1 - runs[i].x0 + 1));
+            if (const Run& set = runs[sets_.find(i)]; !set.outside && !set.keep_open) std::memset(p + runs[i].x0, 255, static_cast<std::size_t>(runs[i].x1 - runs[i].x0 + 1));
     }
 }
 
