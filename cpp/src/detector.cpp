@@ -156,151 +156,155 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
     const int n = labeller_.label(mask(roi));
     label_count_ = n;
     if (n <= 1) return;
-    const cv::Mat& labels = labeller_.labels();
 
     // Grow-only scratch of the ROI's size plus a 1 px border.
     if (component_.rows < roi.height + 2 || component_.cols < roi.width + 2) {
         component_.create(std::max(component_.rows, roi.height + 2), std::max(component_.cols, roi.width + 2),
                           CV_8UC1);
     }
+    find_provisional_typical(roi, scale, n);
 
-    // The typical object from earlier frames; on the first frames, before
-    // kTypicalMin are known, from this frame's own whole components that are
-    // one object by their shape (a dense belt merges its first objects into
-    // clusters that only the typical size tells how to cut).
-    provisional_typical_ = 0.f;
-    if (typical_seen_ < kTypicalMin) {
-        int m = 0;
-        provisional_others_.clear();
-        for (int i = 1; i < n && m < kTypical; ++i) {
-            const ComponentStats& st = labeller_.stats(i);
-            const double area = st.area / (scale * scale);
-            if (st.left == 0 || st.top == 0 || st.left + st.width == roi.width || st.top + st.height == roi.height ||
-                area < params_.min_area || area > params_.max_area)
-                continue;
-            const int* top = labels.ptr<int>(st.top);
-            int first = st.left;
-            while (top[first] != i) ++first;
-            float solidity = 1.f, circularity = 1.f;
-            shape(tracer_.component(labels, i, cv::Point(first, st.top)), st.area, solidity, circularity);
-            if (solidity >= params_.split_solidity) typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(area);
-            else provisional_others_.push_back(i);
-        }
-        // The others are single by their shape or not; their holes over a
-        // tenth of the compact ones' median are belt between objects (a ring
-        // of touching objects filled in would be one huge "single").
-        long long max_hole = kNoHoleLimit;
-        if (m >= 3) {
-            auto mid = typical_scratch_.begin() + m / 2;
-            std::nth_element(typical_scratch_.begin(), mid, typical_scratch_.begin() + m);
-            max_hole = static_cast<long long>(HoleFiller::kTextureHoleShare * *mid * scale * scale);
-        }
-        for (const int i : provisional_others_) {
-            if (m >= kTypical) break;
-            const ComponentStats& st = labeller_.stats(i);
-            const cv::Rect box(st.left, st.top, st.width, st.height);
-            if (find_peaks(box, i, 0, max_hole) > 0.f && single_by_shape(box, i))
-                typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(st.area / (scale * scale));
-        }
-        if (m >= 3) provisional_typical_ = first_typical(typical_scratch_.data(), m);
-    }
-
-    const bool inner_left = roi.x > 0;
-    const bool inner_top = roi.y > 0;
-    const bool inner_right = roi.x + roi.width < mask.cols;
-    const bool inner_bottom = roi.y + roi.height < mask.rows;
-    const double px_to_full = 1.0 / (scale * scale);
-    const bool may_split = params_.split_solidity > 0.0;
-
+    // The sides of the ROI that lie inside the frame (a detection strip's).
+    const int inner_sides = (roi.x > 0 ? kLeft : 0) | (roi.y > 0 ? kTop : 0) |
+                            (roi.x + roi.width < mask.cols ? kRight : 0) |
+                            (roi.y + roi.height < mask.rows ? kBottom : 0);
     // The typical object stays the same through the frame: it learns from
     // the frame's objects only once they are all found.
     last_typical_ = typical_area();
     notes_.clear();
-    for (int i = 1; i < n; ++i) {
-        const ComponentStats& st = labeller_.stats(i);
-        const cv::Rect box(st.left, st.top, st.width, st.height);
-        const double area_px = st.area;
-        const double area = area_px * px_to_full;
-        ComponentNote* note = nullptr;
-        if (explain_) {
-            notes_.push_back({box + roi.tl(), st.area, static_cast<float>(area), 1.f, ComponentNote::Outcome::One});
-            note = &notes_.back();
-        }
-        // Touching a side of the ROI inside the frame: the object is cut by the
-        // strip, it belongs to the part of the frame outside.
-        if ((inner_left && box.x == 0) || (inner_top && box.y == 0) ||
-            (inner_right && box.x + box.width == roi.width) || (inner_bottom && box.y + box.height == roi.height)) {
-            if (note) note->outcome = ComponentNote::Outcome::CutByRoi;
-            continue;
-        }
-        if (area < params_.min_area || (!may_split && area > params_.max_area)) {
-            if (note) note->outcome = area < params_.min_area ? ComponentNote::Outcome::TooSmall : ComponentNote::Outcome::TooLarge;
-            continue;
-        }
-
-        // The component's outer contour starts at its first pixel in raster order.
-        const int* top = labels.ptr<int>(box.y);
-        int first = box.x;
-        while (top[first] != i) ++first;
-        float solidity = 1.f, circularity = 1.f;
-        shape(tracer_.component(labels, i, cv::Point(first, box.y)), area_px, solidity, circularity);
-        // Sides of the component's box on the frame's own edges: the object
-        // may go on beyond them (a row cut by a side of the view).
-        const int frame_sides = (box.x == 0 && roi.x == 0 ? kLeft : 0) | (box.y == 0 && roi.y == 0 ? kTop : 0) |
-                                (box.x + box.width == roi.width && !inner_right ? kRight : 0) |
-                                (box.y + box.height == roi.height && !inner_bottom ? kBottom : 0);
-        const std::size_t before = out.size();
-        // A component too little convex for one object is cut; so is one
-        // whose area holds two objects (two squares side by side make a
-        // rectangle as solid as one), and one the frame's side cuts (an
-        // object coming into view right behind another hangs on to it by a
-        // sliver, and the cut hides the waist between them).
-        const float typical = last_typical_;
-        const bool tried = may_split && (solidity < params_.split_solidity || frame_sides != 0 ||
-                                         (typical > 0.f && area >= kSplitByArea * typical));
-        last_by_area_ = 0;
-        last_peaks_ = 0;
-        if (note) note->solidity = solidity;
-        if (tried && split(box, i, area_px, frame_sides, roi, scale, out)) {
-            // One object by its shape (one region holds most of it under its
-            // clear necks), cut only because the typical size was taken too
-            // small: it still tells the typical size.
-            if (last_dominant_ && frame_sides == 0 && split_singles_.size() < kTypical)
-                split_singles_.push_back(static_cast<float>(area));
-            if (note) {
-                note->outcome = ComponentNote::Outcome::Split;
-                note->first_detection = static_cast<int>(before);
-                note->detections = static_cast<int>(out.size() - before);
-                note->objects_by_area = last_by_area_;
-                note->peaks = last_peaks_;
-            }
-            continue;
-        }
-        emit(box, area_px, st.cx, st.cy, solidity, circularity, roi, scale, out);
-        if (note) {
-            note->objects_by_area = last_by_area_;
-            note->peaks = last_peaks_;
-            if (out.size() == before) {
-                note->outcome = ComponentNote::Outcome::TooLarge;
-            } else {
-                note->outcome = tried ? ComponentNote::Outcome::KeptWhole : ComponentNote::Outcome::One;
-                note->first_detection = static_cast<int>(before);
-                note->detections = 1;
-            }
-        }
-        if (out.size() == before) continue;
-        const bool on_border = box.x == 0 || box.y == 0 || box.x + box.width == roi.width ||
-                               box.y + box.height == roi.height;
-        pieces_.push_back({i, static_cast<int>(before), static_cast<float>(area), !on_border, false,
-                           !on_border && (tried ? last_single_ : true), -1,
-                           note ? static_cast<int>(notes_.size() - 1) : -1});
-    }
+    for (int i = 1; i < n; ++i) detect_component(i, roi, inner_sides, scale, out);
     group_pieces(box_scale_gap(scale), out);
     for (const Piece& p : pieces_)
         if (p.single && !p.grouped && !p.crumb) note_typical(p.area);
     for (const float a : split_singles_) note_typical(a);
     pieces_.clear();
     split_singles_.clear();
+}
+
+void Detector::component_shape(int label, float& solidity, float& circularity) {
+    const ComponentStats& st = labeller_.stats(label);
+    // The component's outer contour starts at its first pixel in raster order.
+    const int* top = labeller_.labels().ptr<int>(st.top);
+    int first = st.left;
+    while (top[first] != label) ++first;
+    shape(tracer_.component(labeller_.labels(), label, cv::Point(first, st.top)), st.area, solidity, circularity);
+}
+
+// The typical object from earlier frames; on the first frames, before
+// kTypicalMin are known, from this frame's own whole components that are
+// one object by their shape (a dense belt merges its first objects into
+// clusters that only the typical size tells how to cut).
+void Detector::find_provisional_typical(const cv::Rect& roi, double scale, int n) {
+    provisional_typical_ = 0.f;
+    if (typical_seen_ >= kTypicalMin) return;
+    int m = 0;
+    provisional_others_.clear();
+    for (int i = 1; i < n && m < kTypical; ++i) {
+        const ComponentStats& st = labeller_.stats(i);
+        const double area = st.area / (scale * scale);
+        if (st.left == 0 || st.top == 0 || st.left + st.width == roi.width || st.top + st.height == roi.height ||
+            area < params_.min_area || area > params_.max_area)
+            continue;
+        float solidity = 1.f, circularity = 1.f;
+        component_shape(i, solidity, circularity);
+        if (solidity >= params_.split_solidity) typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(area);
+        else provisional_others_.push_back(i);
+    }
+    // The others are single by their shape or not; their holes over a
+    // tenth of the compact ones' median are belt between objects (a ring
+    // of touching objects filled in would be one huge "single").
+    long long max_hole = kNoHoleLimit;
+    if (m >= 3) {
+        auto mid = typical_scratch_.begin() + m / 2;
+        std::nth_element(typical_scratch_.begin(), mid, typical_scratch_.begin() + m);
+        max_hole = static_cast<long long>(HoleFiller::kTextureHoleShare * *mid * scale * scale);
+    }
+    for (const int i : provisional_others_) {
+        if (m >= kTypical) break;
+        const ComponentStats& st = labeller_.stats(i);
+        const cv::Rect box(st.left, st.top, st.width, st.height);
+        if (find_peaks(box, i, 0, max_hole) > 0.f && single_by_shape(box, i))
+            typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(st.area / (scale * scale));
+    }
+    if (m >= 3) provisional_typical_ = first_typical(typical_scratch_.data(), m);
+}
+
+// Component `label` of the ROI: dropped, one detection, or cut into several;
+// one left whole is a piece that group_pieces() may join to another.
+void Detector::detect_component(int label, const cv::Rect& roi, int inner_sides, double scale,
+                                std::vector<Detection>& out) {
+    const ComponentStats& st = labeller_.stats(label);
+    const cv::Rect box(st.left, st.top, st.width, st.height);
+    const double area_px = st.area;
+    const double area = area_px * (1.0 / (scale * scale));
+    ComponentNote* note = nullptr;
+    if (explain_) {
+        notes_.push_back({box + roi.tl(), st.area, static_cast<float>(area), 1.f, ComponentNote::Outcome::One});
+        note = &notes_.back();
+    }
+    // Touching a side of the ROI inside the frame: the object is cut by the
+    // strip, it belongs to the part of the frame outside.
+    const int touching = (box.x == 0 ? kLeft : 0) | (box.y == 0 ? kTop : 0) |
+                         (box.x + box.width == roi.width ? kRight : 0) |
+                         (box.y + box.height == roi.height ? kBottom : 0);
+    if (touching & inner_sides) {
+        if (note) note->outcome = ComponentNote::Outcome::CutByRoi;
+        return;
+    }
+    const bool may_split = params_.split_solidity > 0.0;
+    if (area < params_.min_area || (!may_split && area > params_.max_area)) {
+        if (note) note->outcome = area < params_.min_area ? ComponentNote::Outcome::TooSmall : ComponentNote::Outcome::TooLarge;
+        return;
+    }
+    float solidity = 1.f, circularity = 1.f;
+    component_shape(label, solidity, circularity);
+    // The sides it touches are now the frame's own edges: the object may go
+    // on beyond them (a row cut by a side of the view).
+    const int frame_sides = touching;
+    const std::size_t before = out.size();
+    // A component too little convex for one object is cut; so is one
+    // whose area holds two objects (two squares side by side make a
+    // rectangle as solid as one), and one the frame's side cuts (an
+    // object coming into view right behind another hangs on to it by a
+    // sliver, and the cut hides the waist between them).
+    const float typical = last_typical_;
+    const bool tried = may_split && (solidity < params_.split_solidity || frame_sides != 0 ||
+                                     (typical > 0.f && area >= kSplitByArea * typical));
+    last_by_area_ = 0;
+    last_peaks_ = 0;
+    if (note) note->solidity = solidity;
+    if (tried && split(box, label, area_px, frame_sides, roi, scale, out)) {
+        // One object by its shape (one region holds most of it under its
+        // clear necks), cut only because the typical size was taken too
+        // small: it still tells the typical size.
+        if (last_dominant_ && frame_sides == 0 && split_singles_.size() < kTypical)
+            split_singles_.push_back(static_cast<float>(area));
+        if (note) {
+            note->outcome = ComponentNote::Outcome::Split;
+            note->first_detection = static_cast<int>(before);
+            note->detections = static_cast<int>(out.size() - before);
+            note->objects_by_area = last_by_area_;
+            note->peaks = last_peaks_;
+        }
+        return;
+    }
+    emit(box, area_px, st.cx, st.cy, solidity, circularity, roi, scale, out);
+    if (note) {
+        note->objects_by_area = last_by_area_;
+        note->peaks = last_peaks_;
+        if (out.size() == before) {
+            note->outcome = ComponentNote::Outcome::TooLarge;
+        } else {
+            note->outcome = tried ? ComponentNote::Outcome::KeptWhole : ComponentNote::Outcome::One;
+            note->first_detection = static_cast<int>(before);
+            note->detections = 1;
+        }
+    }
+    if (out.size() == before) return;
+    const bool on_border = touching != 0;
+    pieces_.push_back({label, static_cast<int>(before), static_cast<float>(area), !on_border, false,
+                       !on_border && (tried ? last_single_ : true), -1,
+                       note ? static_cast<int>(notes_.size() - 1) : -1});
 }
 
 // Solidity of pieces a and b (with what is grouped into them) taken together:

@@ -109,6 +109,12 @@ private:
         int x0, y0, x1, y1;
     };
 
+    // Component `label` of detect()'s ROI: dropped (its note says why), one
+    // detection, or split. `inner_sides`: the ROI's sides inside the frame
+    // (kLeft | kTop | kRight | kBottom), which cut the objects they touch.
+    void detect_component(int label, const cv::Rect& roi, int inner_sides, double scale, std::vector<Detection>& out);
+    // Solidity and circularity of component `label` from its outer contour.
+    void component_shape(int label, float& solidity, float& circularity);
     // Zero-bordered binary image of component `label` (box in ROI coordinates),
     // written into component_; returns the (w+2)x(h+2) view.
     cv::Mat component_view(const cv::Rect& box, int label);
@@ -160,6 +166,8 @@ private:
     // however solid it is.
     static constexpr float kSplitByArea = 1.6f;
     float provisional_typical_ = 0.f;
+    // Sets provisional_typical_ from the ROI's `n` labels (0 once kTypicalMin are known).
+    void find_provisional_typical(const cv::Rect& roi, double scale, int n);
     void note_typical(float area);
     // Grouping of pieces (group_gap): every component left in one piece, with
     // its detection's index; group_pieces() merges them in `out`.
