@@ -363,7 +363,6 @@ int Detector::box_scale_gap(double scale) const {
 void Detector::group_pieces(int gap, std::vector<Detection>& out) {
     const float typical = last_typical_;
     if (gap <= 0 || typical <= 0.f || pieces_.size() < 2) return;
-    const cv::Mat& labels = labeller_.labels();  // framed by zeros: reads one pixel out are safe
     // Label -> piece index (labels of components that are no piece map to -1).
     piece_of_.assign(static_cast<std::size_t>(label_count_), -1);
     for (std::size_t k = 0; k < pieces_.size(); ++k) piece_of_[static_cast<std::size_t>(pieces_[k].label)] = static_cast<int>(k);
@@ -374,98 +373,119 @@ void Detector::group_pieces(int gap, std::vector<Detection>& out) {
               [&](int a, int b) { return pieces_[static_cast<std::size_t>(a)].area < pieces_[static_cast<std::size_t>(b)].area; });
     bool any = false;
     for (const int k : order_pieces_) {
-        Piece& small = pieces_[static_cast<std::size_t>(k)];
-        if (small.grouped) continue;
-        const ComponentStats& st = labeller_.stats(small.label);
-        // For every other piece, how many of this piece's outline pixels have
-        // one of its pixels within `gap` (Chebyshev distance): the length of
-        // the crack they share.
-        near_votes_.clear();
-        int outline_px = 0;
-        for (int y = st.top; y < st.top + st.height; ++y) {
-            const int* row = labels.ptr<int>(y);
-            for (int x = st.left; x < st.left + st.width; ++x) {
-                if (row[x] != small.label) continue;
-                const bool outline = row[x - 1] != small.label || row[x + 1] != small.label ||
-                                     labels.ptr<int>(y - 1)[x] != small.label || labels.ptr<int>(y + 1)[x] != small.label;
-                if (!outline) continue;
-                ++outline_px;
-                seen_here_.clear();
-                const int y0 = std::max(0, y - gap), y1 = std::min(labels.rows - 1, y + gap);
-                const int x0 = std::max(0, x - gap), x1 = std::min(labels.cols - 1, x + gap);
-                for (int yy = y0; yy <= y1; ++yy) {
-                    const int* r = labels.ptr<int>(yy);
-                    for (int xx = x0; xx <= x1; ++xx) {
-                        const int l = r[xx];
-                        if (l == 0 || l == small.label) continue;
-                        const int other = piece_of_[static_cast<std::size_t>(l)];
-                        if (other < 0 || std::find(seen_here_.begin(), seen_here_.end(), other) != seen_here_.end())
-                            continue;
-                        seen_here_.push_back(other);
-                        auto it = std::find_if(near_votes_.begin(), near_votes_.end(),
-                                               [&](const std::pair<int, int>& v) { return v.first == other; });
-                        if (it == near_votes_.end()) near_votes_.emplace_back(other, 1);
-                        else ++it->second;
-                    }
-                }
-            }
-        }
-        // The piece most of the outline is near; a crumb would rather join a
-        // piece that is no crumb itself (a figure's leg its body, not the
-        // other leg).
-        const bool crumb = small.area < kGroupCrumb * typical;
-        int best = -1, best_votes = 0;
-        bool best_solid = false;
-        for (const auto& [other, votes] : near_votes_) {
-            // A piece already grouped stands for its group.
-            const Piece& o = pieces_[static_cast<std::size_t>(other)];
-            const int target = o.grouped ? o.into : other;
-            const Piece& into = pieces_[static_cast<std::size_t>(target)];
-            if (target == k || !into.whole || into.grouped) continue;
-            // A crumb of an object (a figure's head or hand that the mask's
-            // opening cut off) is no object of its own: it joins the piece it
-            // lies nearest to, whatever the shape or size they make.
-            if (!crumb) {
-                // A group stays one object's size.
-                if (small.area + into.area > kGroupMax * typical) continue;
-                if (votes < kGroupCrack * outline_px) continue;  // only a corner near: two objects side by side
-                // Pieces of one object fit together into something about as
-                // solid as one; two objects side by side leave a waist. A
-                // product that is not convex need only stay about as solid as
-                // its larger piece already is.
-                const float solid_enough =
-                    std::min(kGroupSolidity, kGroupSolidityKept * out[static_cast<std::size_t>(into.det)].solidity);
-                if (union_solidity(k, target) < solid_enough) continue;
-            }
-            const bool solid = into.area >= kGroupCrumb * typical;
-            if (solid > best_solid || (solid == best_solid && votes > best_votes)) {
-                best_votes = votes;
-                best_solid = solid;
-                best = target;
-            }
-        }
+        if (pieces_[static_cast<std::size_t>(k)].grouped) continue;
+        const int outline_px = count_near_votes(pieces_[static_cast<std::size_t>(k)], gap);
+        const int best = best_group(k, outline_px, out);
         if (best < 0) continue;
-        Piece& into = pieces_[static_cast<std::size_t>(best)];
-        Detection& a = out[static_cast<std::size_t>(into.det)];
-        const Detection& b = out[static_cast<std::size_t>(small.det)];
-        const float total = a.area + b.area;
-        a.centroid = (a.centroid * a.area + b.centroid * b.area) / total;
-        a.box = a.box | b.box;
-        a.area = total;
-        a.solidity = std::min(a.solidity, b.solidity);  // a group's figures: its least regular piece's
-        a.circularity = std::min(a.circularity, b.circularity);
-        into.area = total;
-        small.grouped = true;
-        small.into = best;
-        into.single = false;
+        join_piece(k, best, out);
         any = true;
     }
     // A crumb that joined nothing is no object either (a limb or a head
     // lying apart from its figure, debris bigger than min_area).
     for (Piece& p : pieces_)
         if (p.whole && !p.grouped && p.area < kGroupCrumb * typical) p.crumb = any = true;
-    if (!any) return;
-    // Drop the grouped pieces' and the crumbs' detections, keeping the order of the rest.
+    if (any) drop_grouped(out);
+}
+
+// For every other piece, how many of this piece's outline pixels have one of
+// its pixels within `gap` (Chebyshev distance): the length of the crack they
+// share, into near_votes_. Returns the outline's length.
+int Detector::count_near_votes(const Piece& small, int gap) {
+    const cv::Mat& labels = labeller_.labels();  // framed by zeros: reads one pixel out are safe
+    const ComponentStats& st = labeller_.stats(small.label);
+    near_votes_.clear();
+    int outline_px = 0;
+    for (int y = st.top; y < st.top + st.height; ++y) {
+        const int* row = labels.ptr<int>(y);
+        for (int x = st.left; x < st.left + st.width; ++x) {
+            if (row[x] != small.label) continue;
+            const bool outline = row[x - 1] != small.label || row[x + 1] != small.label ||
+                                 labels.ptr<int>(y - 1)[x] != small.label || labels.ptr<int>(y + 1)[x] != small.label;
+            if (!outline) continue;
+            ++outline_px;
+            seen_here_.clear();
+            const int y0 = std::max(0, y - gap), y1 = std::min(labels.rows - 1, y + gap);
+            const int x0 = std::max(0, x - gap), x1 = std::min(labels.cols - 1, x + gap);
+            for (int yy = y0; yy <= y1; ++yy) {
+                const int* r = labels.ptr<int>(yy);
+                for (int xx = x0; xx <= x1; ++xx) {
+                    const int l = r[xx];
+                    if (l == 0 || l == small.label) continue;
+                    const int other = piece_of_[static_cast<std::size_t>(l)];
+                    if (other < 0 || std::find(seen_here_.begin(), seen_here_.end(), other) != seen_here_.end())
+                        continue;
+                    seen_here_.push_back(other);
+                    auto it = std::find_if(near_votes_.begin(), near_votes_.end(),
+                                           [&](const std::pair<int, int>& v) { return v.first == other; });
+                    if (it == near_votes_.end()) near_votes_.emplace_back(other, 1);
+                    else ++it->second;
+                }
+            }
+        }
+    }
+    return outline_px;
+}
+
+// The piece that piece k joins, of near_votes_ (-1: none): the one most of
+// its outline is near; a crumb would rather join a piece that is no crumb
+// itself (a figure's leg its body, not the other leg).
+int Detector::best_group(int k, int outline_px, const std::vector<Detection>& out) {
+    const float typical = last_typical_;
+    const Piece& small = pieces_[static_cast<std::size_t>(k)];
+    const bool crumb = small.area < kGroupCrumb * typical;
+    int best = -1, best_votes = 0;
+    bool best_solid = false;
+    for (const auto& [other, votes] : near_votes_) {
+        // A piece already grouped stands for its group.
+        const Piece& o = pieces_[static_cast<std::size_t>(other)];
+        const int target = o.grouped ? o.into : other;
+        const Piece& into = pieces_[static_cast<std::size_t>(target)];
+        if (target == k || !into.whole || into.grouped) continue;
+        // A crumb of an object (a figure's head or hand that the mask's
+        // opening cut off) is no object of its own: it joins the piece it
+        // lies nearest to, whatever the shape or size they make.
+        if (!crumb) {
+            // A group stays one object's size.
+            if (small.area + into.area > kGroupMax * typical) continue;
+            if (votes < kGroupCrack * outline_px) continue;  // only a corner near: two objects side by side
+            // Pieces of one object fit together into something about as
+            // solid as one; two objects side by side leave a waist. A
+            // product that is not convex need only stay about as solid as
+            // its larger piece already is.
+            const float solid_enough =
+                std::min(kGroupSolidity, kGroupSolidityKept * out[static_cast<std::size_t>(into.det)].solidity);
+            if (union_solidity(k, target) < solid_enough) continue;
+        }
+        const bool solid = into.area >= kGroupCrumb * typical;
+        if (solid > best_solid || (solid == best_solid && votes > best_votes)) {
+            best_votes = votes;
+            best_solid = solid;
+            best = target;
+        }
+    }
+    return best;
+}
+
+// Piece k joins piece `best`: best's detection becomes the group's.
+void Detector::join_piece(int k, int best, std::vector<Detection>& out) {
+    Piece& small = pieces_[static_cast<std::size_t>(k)];
+    Piece& into = pieces_[static_cast<std::size_t>(best)];
+    Detection& a = out[static_cast<std::size_t>(into.det)];
+    const Detection& b = out[static_cast<std::size_t>(small.det)];
+    const float total = a.area + b.area;
+    a.centroid = (a.centroid * a.area + b.centroid * b.area) / total;
+    a.box = a.box | b.box;
+    a.area = total;
+    a.solidity = std::min(a.solidity, b.solidity);  // a group's figures: its least regular piece's
+    a.circularity = std::min(a.circularity, b.circularity);
+    into.area = total;
+    small.grouped = true;
+    small.into = best;
+    into.single = false;
+}
+
+// Drops the grouped pieces' and the crumbs' detections, keeping the order of the rest.
+void Detector::drop_grouped(std::vector<Detection>& out) {
     std::size_t w = 0;
     dropped_.assign(out.size(), 0);
     for (const Piece& p : pieces_)

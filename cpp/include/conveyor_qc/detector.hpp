@@ -201,6 +201,13 @@ private:
     std::vector<std::uint8_t> dropped_;
     int box_scale_gap(double scale) const;
     void group_pieces(int gap, std::vector<Detection>& out);
+    // group_pieces()'s steps for one piece: the other pieces near its outline
+    // (near_votes_), the one it joins, the joining; then the dropping of the
+    // detections of those that joined another or are crumbs.
+    int count_near_votes(const Piece& small, int gap);
+    int best_group(int k, int outline_px, const std::vector<Detection>& out);
+    void join_piece(int k, int best, std::vector<Detection>& out);
+    void drop_grouped(std::vector<Detection>& out);
     float union_solidity(int a, int b);
     std::vector<cv::Point> hull_in_, hull_out_;
     // Joins every part smaller than min_area_px (mask pixels; cut_min_area_px
