@@ -689,25 +689,48 @@ void Detector::sort_flood_keys() {
 }
 
 float Detector::find_peaks(const cv::Rect& box, int label, int frame_sides, long long max_hole) {
-    const int w = box.width + 2, h = box.height + 2;
-    if (dist_.rows < component_.rows || dist_.cols < component_.cols) {
-        // The first split (or a larger ROI): 2-D buffers for any component of
-        // the ROI, so that a larger component does not allocate later.
-        dist_.create(component_.size(), CV_32F);
-        parts_map_.create(component_.size(), CV_8UC1);
-        distance_.reserve(component_.size());
-        tracer_.reserve(component_.size());
-        holes_.reserve(component_.size());
-        // And the flooding's per-pixel lists, for the largest component too.
-        const std::size_t most = component_.total();
-        order_.reserve(most);
-        order_scratch_.reserve(most);
-        if (uf_.size() < most) {
-            uf_.resize(most);
-            uf_peak_.resize(most);
-            uf_peak_value_.resize(most);
-        }
+    grow_split_buffers();
+    const double maxv = distance_map(box, label, frame_sides, max_hole);
+    peaks_.clear();
+    clear_peaks_ = 0;
+    if (maxv <= 0.0) return 0.f;
+    flood_peaks(dist_(cv::Rect(0, 0, box.width + 2, box.height + 2)), maxv);
+    // The clear ones first (a clear neck, a peak of kPeakFraction), then the
+    // others; each the clearest neck first: peaks_[0, clear_peaks_) are the clear ones.
+    const float clear_floor = kPeakFraction * static_cast<float>(maxv);
+    const auto clear = [clear_floor](const Peak& p) { return p.neck < kNeckFraction && p.value >= clear_floor; };
+    std::sort(peaks_.begin(), peaks_.end(), [&clear](const Peak& p, const Peak& q) {
+        const bool a = clear(p), b = clear(q);
+        return a != b ? a : p.neck < q.neck;
+    });
+    clear_peaks_ = static_cast<std::size_t>(std::count_if(peaks_.begin(), peaks_.end(), clear));
+    return static_cast<float>(maxv);
+}
+
+// On the first split (or a larger ROI): 2-D buffers for any component of the
+// ROI, so that a larger component does not allocate later.
+void Detector::grow_split_buffers() {
+    if (dist_.rows >= component_.rows && dist_.cols >= component_.cols) return;
+    dist_.create(component_.size(), CV_32F);
+    parts_map_.create(component_.size(), CV_8UC1);
+    distance_.reserve(component_.size());
+    tracer_.reserve(component_.size());
+    holes_.reserve(component_.size());
+    // And the flooding's per-pixel lists, for the largest component too.
+    const std::size_t most = component_.total();
+    order_.reserve(most);
+    order_scratch_.reserve(most);
+    if (uf_.size() < most) {
+        uf_.resize(most);
+        uf_peak_.resize(most);
+        uf_peak_value_.resize(most);
     }
+}
+
+// The distance map of component `label` (dist_, its zero-bordered view's
+// size); returns its largest distance.
+double Detector::distance_map(const cv::Rect& box, int label, int frame_sides, long long max_hole) {
+    const int w = box.width + 2, h = box.height + 2;
     const cv::Rect r(0, 0, w, h);
     cv::Mat bin = component_view(box, label);
     cv::Mat dist = dist_(r);
@@ -727,17 +750,18 @@ float Detector::find_peaks(const cv::Rect& box, int label, int frame_sides, long
     distance_.l2_mask5(bin, dist);
     double maxv = 0.0;
     cv::minMaxLoc(dist, nullptr, &maxv);
-    peaks_.clear();
-    clear_peaks_ = 0;
-    if (maxv <= 0.0) return 0.f;
+    return maxv;
+}
 
-    // Peaks by flooding the distance map from the top (0-dimensional
-    // persistence): pixels enter in decreasing distance; when two regions meet
-    // at a saddle, the lower one is a separate object if the saddle is a real
-    // neck (well below its peak) and its peak is at least half the maximum.
-    // A plateau or a ridge (an ellipse, a notched disc) stays one region.
+// Peaks by flooding `dist` (distance_map()'s, largest distance maxv > 0)
+// from the top (0-dimensional persistence): pixels enter in decreasing
+// distance; when two regions meet at a saddle, the lower one is a separate
+// object if the saddle is a real neck (well below its peak) and its peak is
+// at least half the maximum. A plateau or a ridge (an ellipse, a notched
+// disc) stays one region. Into peaks_, in the order found.
+void Detector::flood_peaks(const cv::Mat& dist, double maxv) {
+    const int w = dist.cols, h = dist.rows;
     const float floor_v = kAreaPeakFraction * static_cast<float>(maxv);
-    const float clear_floor = kPeakFraction * static_cast<float>(maxv);
     order_.clear();
     for (int y = 1; y < h - 1; ++y) {
         const float* d = dist.ptr<float>(y);
@@ -793,15 +817,6 @@ float Detector::find_peaks(const cv::Rect& box, int label, int frame_sides, long
             root = a;
         }
     }
-    // The clear ones first (a clear neck, a peak of kPeakFraction), then the
-    // others; each the clearest neck first: peaks_[0, clear_peaks_) are the clear ones.
-    const auto clear = [clear_floor](const Peak& p) { return p.neck < kNeckFraction && p.value >= clear_floor; };
-    std::sort(peaks_.begin(), peaks_.end(), [&clear](const Peak& p, const Peak& q) {
-        const bool a = clear(p), b = clear(q);
-        return a != b ? a : p.neck < q.neck;
-    });
-    clear_peaks_ = static_cast<std::size_t>(std::count_if(peaks_.begin(), peaks_.end(), clear));
-    return static_cast<float>(maxv);
 }
 
 int Detector::flood_root(int i) { return detail::find_root(uf_.data(), i); }

@@ -130,6 +130,11 @@ private:
     // an empty component).
     // Holes in it of up to `max_hole` mask pixels are filled first.
     float find_peaks(const cv::Rect& box, int label, int frame_sides, long long max_hole);
+    // Its steps: the buffers, the distance map (returns its largest
+    // distance), the flooding that finds the peaks.
+    void grow_split_buffers();
+    double distance_map(const cv::Rect& box, int label, int frame_sides, long long max_hole);
+    void flood_peaks(const cv::Mat& dist, double maxv);
     // Holes under HoleFiller::kTextureHoleShare of a typical object are
     // texture (filled before the distance transform); larger ones are belt
     // between objects.
