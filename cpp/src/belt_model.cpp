@@ -1,6 +1,7 @@
 #include "conveyor_qc/belt_model.hpp"
 
 #include "conveyor_qc/mask.hpp"
+#include "conveyor_qc/simd.hpp"
 
 #include <opencv2/imgproc.hpp>
 
@@ -419,7 +420,7 @@ __attribute__((target("ssse3"))) inline __m128i gather_channel(__m128i a, __m128
 // each cut to 6 bits, the table index (b << 12 | g << 6 | r) as 32-bit lanes
 // by a multiply-add; then 16 table reads (the one step that cannot be done in
 // lanes) and the three masks written as vectors. Returns the pixels done.
-// SSSE3 is checked at run time (the build's baseline is SSE2).
+// Taken from SimdLevel::SSSE3 (the build's baseline is SSE2).
 __attribute__((target("ssse3"))) int classify_row_ssse3(const std::uint8_t* p, int pixels, const std::uint8_t* lut,
                                                         std::uint8_t keep, std::uint8_t* o, std::uint8_t* s,
                                                         std::uint8_t* m) {
@@ -599,6 +600,24 @@ const cv::Mat& BeltModel::normalise(const cv::Mat& bgr) {
     return normalised_;
 }
 
+namespace {
+
+// The area at which half the pixels of `areas` lie in components no larger
+// (0 for none); sorts `areas`.
+double area_weighted_median(std::vector<int>& areas) {
+    if (areas.empty()) return 0.0;
+    std::sort(areas.begin(), areas.end());
+    const double total = std::accumulate(areas.begin(), areas.end(), 0.0);
+    double cum = 0.0;
+    for (int a : areas) {
+        cum += a;
+        if (2.0 * cum >= total) return a;
+    }
+    return 0.0;
+}
+
+}  // namespace
+
 void BeltModel::segment_and_count(const cv::Mat& even, cv::Size full) {
     cv::Mat lab, dist, labels, cstats, centroids;
     cv::cvtColor(even, lab, cv::COLOR_BGR2Lab);
@@ -616,28 +635,7 @@ void BeltModel::segment_and_count(const cv::Mat& even, cv::Size full) {
     if (cv::countNonZero(far) > 0.8 * static_cast<double>(far.total())) return;
     const int n = cv::connectedComponentsWithStats(far, labels, cstats, centroids, 8, CV_32S);
     const int W = even.cols, H = even.rows;
-
-    // In colour footage, a component of shadow colours only (the belt's
-    // chroma, darker) is a shadow, not a product: a product's shadow cast from
-    // outside the view, or cut off from it. It teaches nothing. (A monochrome
-    // camera has no chroma to tell them apart: there every colour is the
-    // belt's, and the evidence alone decides.)
-    std::vector<int> shadowy_px(static_cast<std::size_t>(n), 0);
-    if (stats_.colour && shadows_) {
-        const float chroma_limit = static_cast<float>(shadow_chroma_);  // in the belt's sigmas
-        const float belt_l = std::max(1.f, belt[0]);
-        const float ia = 1.f / stats_.belt_sigma[1], ib = 1.f / stats_.belt_sigma[2];
-        for (int y = 0; y < H; ++y) {
-            const int* l = labels.ptr<int>(y);
-            const cv::Vec3b* p = lab.ptr<cv::Vec3b>(y);
-            for (int x = 0; x < W; ++x) {
-                if (l[x] == 0) continue;
-                const float ratio = p[x][0] / belt_l, da = (p[x][1] - belt[1]) * ia, db = (p[x][2] - belt[2]) * ib;
-                if (ratio >= shadow_min_ratio_ && ratio <= shadow_max_ratio_ && da * da + db * db < chroma_limit * chroma_limit)
-                    ++shadowy_px[static_cast<std::size_t>(l[x])];
-            }
-        }
-    }
+    const std::vector<int> shadowy_px = shadowy_pixels(lab, labels, n, belt);
 
     // Components that reach across the view (two opposite sides) are belt
     // structures; of the rest, those under a tenth of the typical component
@@ -656,19 +654,7 @@ void BeltModel::segment_and_count(const cv::Mat& even, cv::Size full) {
         product[static_cast<std::size_t>(i)] = true;
         areas.push_back(cstats.at<int>(i, cv::CC_STAT_AREA));
     }
-    double typical = 0.0;
-    if (!areas.empty()) {
-        std::sort(areas.begin(), areas.end());
-        const double total = std::accumulate(areas.begin(), areas.end(), 0.0);
-        double cum = 0.0;
-        for (int a : areas) {
-            cum += a;
-            if (2.0 * cum >= total) {
-                typical = a;
-                break;
-            }
-        }
-    }
+    const double typical = area_weighted_median(areas);
     int kept = 0;
     cv::Mat objects(even.size(), CV_8U, cv::Scalar(0));
     for (int i = 1; i < n; ++i) {
@@ -698,18 +684,55 @@ void BeltModel::segment_and_count(const cv::Mat& even, cv::Size full) {
     cv::Mat core, around;
     cv::erode(objects, core, ellipse(2 * r + 1));
     cv::dilate(objects, around, ellipse(kLearnAround));
+    const cv::Mat fixtures = update_fixtures(structures, full);
+    const std::uint64_t object_px = count_evidence(even, objects, core, around, structures, fixtures);
 
-    // Fixtures: structures in the same place on every learning frame that
-    // run straight along or across the whole view (side rails, guards, the
-    // belt's edge, a mesh's lines along the motion). The view ends at them,
-    // so every frame drops them from the mask; and a colour they share with
-    // the products (a grey guard in a monochrome camera) is not the belt's.
-    // They must be seen on two learning frames at least (one frame cannot
-    // tell a rail from a row of products), and be thin bands: at most
-    // kFixtureThickness of the view thick, and as long as it.
+    const double frames = stats_.frames_learnt;
+    stats_.object_share = static_cast<float>((stats_.object_share * frames + static_cast<double>(object_px) / even.total()) /
+                                             (frames + 1.0));
+    stats_.object_components += kept;
+    stats_.typical_area = static_cast<float>(typical * full.area()) / static_cast<float>(even.total());
+}
+
+// In colour footage, a component of shadow colours only (the belt's chroma,
+// darker) is a shadow, not a product: a product's shadow cast from outside
+// the view, or cut off from it. It teaches nothing. (A monochrome camera has
+// no chroma to tell them apart: there every colour is the belt's, and the
+// evidence alone decides.) Per label of `labels`, its pixels of shadow colour
+// (all 0 in monochrome footage or with shadows off).
+std::vector<int> BeltModel::shadowy_pixels(const cv::Mat& lab, const cv::Mat& labels, int n,
+                                           const cv::Vec3f& belt) const {
+    std::vector<int> shadowy_px(static_cast<std::size_t>(n), 0);
+    if (!(stats_.colour && shadows_)) return shadowy_px;
+    const float chroma_limit = static_cast<float>(shadow_chroma_);  // in the belt's sigmas
+    const float belt_l = std::max(1.f, belt[0]);
+    const float ia = 1.f / stats_.belt_sigma[1], ib = 1.f / stats_.belt_sigma[2];
+    for (int y = 0; y < lab.rows; ++y) {
+        const int* l = labels.ptr<int>(y);
+        const cv::Vec3b* p = lab.ptr<cv::Vec3b>(y);
+        for (int x = 0; x < lab.cols; ++x) {
+            if (l[x] == 0) continue;
+            const float ratio = p[x][0] / belt_l, da = (p[x][1] - belt[1]) * ia, db = (p[x][2] - belt[2]) * ib;
+            if (ratio >= shadow_min_ratio_ && ratio <= shadow_max_ratio_ && da * da + db * db < chroma_limit * chroma_limit)
+                ++shadowy_px[static_cast<std::size_t>(l[x])];
+        }
+    }
+    return shadowy_px;
+}
+
+// Fixtures: structures in the same place on every learning frame that run
+// straight along or across the whole view (side rails, guards, the belt's
+// edge, a mesh's lines along the motion). The view ends at them, so every
+// frame drops them from the mask; and a colour they share with the products
+// (a grey guard in a monochrome camera) is not the belt's. They must be seen
+// on two learning frames at least (one frame cannot tell a rail from a row of
+// products), and be thin bands: at most kFixtureThickness of the view thick,
+// and as long as it. Updates the mask's keep-map (not_fixture_, the frame's
+// `full` size) and returns the fixtures of this half-size learning frame.
+cv::Mat BeltModel::update_fixtures(const cv::Mat& structures, cv::Size full) {
     if (stats_.frames_learnt == 0) fixtures_seen_ = structures.clone();
     else cv::bitwise_and(fixtures_seen_, structures, fixtures_seen_);
-    cv::Mat fixtures(even.size(), CV_8U, cv::Scalar(0));
+    cv::Mat fixtures(structures.size(), CV_8U, cv::Scalar(0));
     if (stats_.frames_learnt >= 1) {
         fixtures = thin_bands(fixtures_seen_, true) | thin_bands(fixtures_seen_, false);
     }
@@ -717,11 +740,20 @@ void BeltModel::segment_and_count(const cv::Mat& even, cv::Size full) {
     cv::Mat full_fixtures;
     cv::resize(fixtures, full_fixtures, full, 0, 0, cv::INTER_NEAREST);
     cv::bitwise_not(full_fixtures, not_fixture_);
+    return fixtures;
+}
 
+// The learning frame's evidence: each pixel's colour counts for the products
+// (deep inside a product component: `core`) or for the belt (away from every
+// component, `around`, and from the structures), or not at all (the rims
+// between; fixtures). Their labels go to learn_labels_ (1 belt, 2 rim, 3
+// product, 4 fixture). Returns the pixels of product components.
+std::uint64_t BeltModel::count_evidence(const cv::Mat& even, const cv::Mat& objects, const cv::Mat& core,
+                                        const cv::Mat& around, const cv::Mat& structures, const cv::Mat& fixtures) {
     learn_labels_.create(even.size(), CV_8U);
     std::uint64_t object_px = 0;
     constexpr int shift = 8 - kEvidenceBits;
-    for (int y = 0; y < H; ++y) {
+    for (int y = 0; y < even.rows; ++y) {
         const cv::Vec3b* p = even.ptr<cv::Vec3b>(y);
         const std::uint8_t* c = core.ptr<std::uint8_t>(y);
         const std::uint8_t* a = around.ptr<std::uint8_t>(y);
@@ -729,7 +761,7 @@ void BeltModel::segment_and_count(const cv::Mat& even, cv::Size full) {
         const std::uint8_t* fx = fixtures.ptr<std::uint8_t>(y);
         const std::uint8_t* st = structures.ptr<std::uint8_t>(y);
         std::uint8_t* l = learn_labels_.ptr<std::uint8_t>(y);
-        for (int x = 0; x < W; ++x) {
+        for (int x = 0; x < even.cols; ++x) {
             const std::size_t bin = (static_cast<std::size_t>(p[x][0] >> shift) * kEvidenceBins +
                                      static_cast<std::size_t>(p[x][1] >> shift)) * kEvidenceBins +
                                     static_cast<std::size_t>(p[x][2] >> shift);
@@ -747,11 +779,7 @@ void BeltModel::segment_and_count(const cv::Mat& even, cv::Size full) {
             }
         }
     }
-    const double frames = stats_.frames_learnt;
-    stats_.object_share = static_cast<float>((stats_.object_share * frames + static_cast<double>(object_px) / even.total()) /
-                                             (frames + 1.0));
-    stats_.object_components += kept;
-    stats_.typical_area = static_cast<float>(typical * full.area()) / static_cast<float>(even.total());
+    return object_px;
 }
 
 namespace {
@@ -861,7 +889,7 @@ void BeltModel::classify(const cv::Mat& bgr, cv::Mat& object, cv::Mat& shadow, c
     // and a subtraction less over the frame.
     const std::uint8_t keep = shadows_ ? 3 : 1;
 #ifdef CQC_CLASSIFY_SSSE3
-    static const bool ssse3 = __builtin_cpu_supports("ssse3");
+    const bool ssse3 = simd_level() >= SimdLevel::SSSE3;
 #endif
     for (int y = 0; y < even.rows; ++y) {
         const std::uint8_t* p = even.ptr<std::uint8_t>(y);

@@ -1,5 +1,7 @@
 #include "conveyor_qc/components.hpp"
 
+#include "conveyor_qc/simd.hpp"
+
 #include "row_scan.hpp"
 
 #include <algorithm>
@@ -16,15 +18,6 @@ void ComponentLabeller::reserve(int width, int height) {
         framed_.create(std::max(framed_.rows, height + 2), std::max(framed_.cols, width + 2), CV_32SC1);
 }
 
-int ComponentLabeller::find(int i) {
-    while (runs_[static_cast<std::size_t>(i)].parent != i) {
-        Run& r = runs_[static_cast<std::size_t>(i)];
-        r.parent = runs_[static_cast<std::size_t>(r.parent)].parent;  // path halving
-        i = r.parent;
-    }
-    return i;
-}
-
 int ComponentLabeller::label(const cv::Mat& mask) {
     CV_Assert(mask.type() == CV_8UC1);
     const int w = mask.cols, h = mask.rows;
@@ -34,27 +27,26 @@ int ComponentLabeller::label(const cv::Mat& mask) {
 
     // Pass 1: runs, joined to the runs of the row above that touch them
     // (8-connectivity: overlapping or diagonal), the smaller index the root.
-    // runs_ and stats_ keep their capacity: they grow (geometrically) only on
-    // a mask with more runs or components than any before.
+    // runs_, sets_ and stats_ keep their capacity: they grow (geometrically)
+    // only on a mask with more runs or components than any before.
     runs_.clear();
+    sets_.clear();
     int n = 0;
+    const bool sse2 = simd_level() >= SimdLevel::SSE2;
     for (int y = 0; y < h; ++y) {
         const int prev_begin = y > 0 ? row_start_[static_cast<std::size_t>(y - 1)] : 0;
         const int prev_end = n;
         row_start_[static_cast<std::size_t>(y)] = n;
         const std::uint8_t* p = mask.ptr<std::uint8_t>(y);
         int j = prev_begin;
-        for (int x = skip_zero(p, 0, w); x < w; x = skip_zero(p, x, w)) {
+        for (int x = skip_zero(p, 0, w, sse2); x < w; x = skip_zero(p, x, w, sse2)) {
             const int x0 = x;
-            x = skip_nonzero(p, x, w);
+            x = skip_nonzero(p, x, w, sse2);
             const int x1 = x - 1;
-            runs_.push_back(Run{x0, x1, n, 0});
+            runs_.push_back(Run{x0, x1, 0});
+            sets_.add();
             while (j < prev_end && runs_[static_cast<std::size_t>(j)].x1 < x0 - 1) ++j;
-            for (int k = j; k < prev_end && runs_[static_cast<std::size_t>(k)].x0 <= x1 + 1; ++k) {
-                const int a = find(n), b = find(k);
-                if (a < b) runs_[static_cast<std::size_t>(b)].parent = a;
-                else if (b < a) runs_[static_cast<std::size_t>(a)].parent = b;
-            }
+            for (int k = j; k < prev_end && runs_[static_cast<std::size_t>(k)].x0 <= x1 + 1; ++k) sets_.unite(n, k);
             ++n;
         }
     }
@@ -73,7 +65,7 @@ int ComponentLabeller::label(const cv::Mat& mask) {
         const int b_end = y + 1 < h ? row_start_[static_cast<std::size_t>(y + 2)] : a_end;
         while (a < a_end || b < b_end) {
             const bool take_a = b >= b_end || (a < a_end && runs[a].x0 <= runs[b].x0);
-            const int r = find(take_a ? a++ : b++);
+            const int r = sets_.find(take_a ? a++ : b++);
             if (runs[r].label == 0) runs[r].label = next++;
         }
     }
@@ -96,7 +88,7 @@ int ComponentLabeller::label(const cv::Mat& mask) {
         std::fill(row, row + w, 0);
         for (int i = row_start_[static_cast<std::size_t>(y)]; i < row_start_[static_cast<std::size_t>(y) + 1]; ++i) {
             Run& run = runs[i];
-            const int l = runs[find(i)].label;
+            const int l = runs[sets_.find(i)].label;
             run.label = l;
             std::fill(row + run.x0, row + run.x1 + 1, l);
             ComponentStats& s = stats_[static_cast<std::size_t>(l)];

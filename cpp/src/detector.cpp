@@ -1,5 +1,7 @@
 #include "conveyor_qc/detector.hpp"
 
+#include "conveyor_qc/union_find.hpp"
+
 #include "params_check.hpp"
 
 #include <algorithm>
@@ -154,151 +156,155 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
     const int n = labeller_.label(mask(roi));
     label_count_ = n;
     if (n <= 1) return;
-    const cv::Mat& labels = labeller_.labels();
 
     // Grow-only scratch of the ROI's size plus a 1 px border.
     if (component_.rows < roi.height + 2 || component_.cols < roi.width + 2) {
         component_.create(std::max(component_.rows, roi.height + 2), std::max(component_.cols, roi.width + 2),
                           CV_8UC1);
     }
+    find_provisional_typical(roi, scale, n);
 
-    // The typical object from earlier frames; on the first frames, before
-    // kTypicalMin are known, from this frame's own whole components that are
-    // one object by their shape (a dense belt merges its first objects into
-    // clusters that only the typical size tells how to cut).
-    provisional_typical_ = 0.f;
-    if (typical_seen_ < kTypicalMin) {
-        int m = 0;
-        provisional_others_.clear();
-        for (int i = 1; i < n && m < kTypical; ++i) {
-            const ComponentStats& st = labeller_.stats(i);
-            const double area = st.area / (scale * scale);
-            if (st.left == 0 || st.top == 0 || st.left + st.width == roi.width || st.top + st.height == roi.height ||
-                area < params_.min_area || area > params_.max_area)
-                continue;
-            const int* top = labels.ptr<int>(st.top);
-            int first = st.left;
-            while (top[first] != i) ++first;
-            float solidity = 1.f, circularity = 1.f;
-            shape(tracer_.component(labels, i, cv::Point(first, st.top)), st.area, solidity, circularity);
-            if (solidity >= params_.split_solidity) typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(area);
-            else provisional_others_.push_back(i);
-        }
-        // The others are single by their shape or not; their holes over a
-        // tenth of the compact ones' median are belt between objects (a ring
-        // of touching objects filled in would be one huge "single").
-        long long max_hole = kNoHoleLimit;
-        if (m >= 3) {
-            auto mid = typical_scratch_.begin() + m / 2;
-            std::nth_element(typical_scratch_.begin(), mid, typical_scratch_.begin() + m);
-            max_hole = static_cast<long long>(HoleFiller::kTextureHoleShare * *mid * scale * scale);
-        }
-        for (const int i : provisional_others_) {
-            if (m >= kTypical) break;
-            const ComponentStats& st = labeller_.stats(i);
-            const cv::Rect box(st.left, st.top, st.width, st.height);
-            if (find_peaks(box, i, 0, max_hole) > 0.f && single_by_shape(box, i))
-                typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(st.area / (scale * scale));
-        }
-        if (m >= 3) provisional_typical_ = first_typical(typical_scratch_.data(), m);
-    }
-
-    const bool inner_left = roi.x > 0;
-    const bool inner_top = roi.y > 0;
-    const bool inner_right = roi.x + roi.width < mask.cols;
-    const bool inner_bottom = roi.y + roi.height < mask.rows;
-    const double px_to_full = 1.0 / (scale * scale);
-    const bool may_split = params_.split_solidity > 0.0;
-
+    // The sides of the ROI that lie inside the frame (a detection strip's).
+    const int inner_sides = (roi.x > 0 ? kLeft : 0) | (roi.y > 0 ? kTop : 0) |
+                            (roi.x + roi.width < mask.cols ? kRight : 0) |
+                            (roi.y + roi.height < mask.rows ? kBottom : 0);
     // The typical object stays the same through the frame: it learns from
     // the frame's objects only once they are all found.
     last_typical_ = typical_area();
     notes_.clear();
-    for (int i = 1; i < n; ++i) {
-        const ComponentStats& st = labeller_.stats(i);
-        const cv::Rect box(st.left, st.top, st.width, st.height);
-        const double area_px = st.area;
-        const double area = area_px * px_to_full;
-        ComponentNote* note = nullptr;
-        if (explain_) {
-            notes_.push_back({box + roi.tl(), st.area, static_cast<float>(area), 1.f, ComponentNote::Outcome::One});
-            note = &notes_.back();
-        }
-        // Touching a side of the ROI inside the frame: the object is cut by the
-        // strip, it belongs to the part of the frame outside.
-        if ((inner_left && box.x == 0) || (inner_top && box.y == 0) ||
-            (inner_right && box.x + box.width == roi.width) || (inner_bottom && box.y + box.height == roi.height)) {
-            if (note) note->outcome = ComponentNote::Outcome::CutByRoi;
-            continue;
-        }
-        if (area < params_.min_area || (!may_split && area > params_.max_area)) {
-            if (note) note->outcome = area < params_.min_area ? ComponentNote::Outcome::TooSmall : ComponentNote::Outcome::TooLarge;
-            continue;
-        }
-
-        // The component's outer contour starts at its first pixel in raster order.
-        const int* top = labels.ptr<int>(box.y);
-        int first = box.x;
-        while (top[first] != i) ++first;
-        float solidity = 1.f, circularity = 1.f;
-        shape(tracer_.component(labels, i, cv::Point(first, box.y)), area_px, solidity, circularity);
-        // Sides of the component's box on the frame's own edges: the object
-        // may go on beyond them (a row cut by a side of the view).
-        const int frame_sides = (box.x == 0 && roi.x == 0 ? kLeft : 0) | (box.y == 0 && roi.y == 0 ? kTop : 0) |
-                                (box.x + box.width == roi.width && !inner_right ? kRight : 0) |
-                                (box.y + box.height == roi.height && !inner_bottom ? kBottom : 0);
-        const std::size_t before = out.size();
-        // A component too little convex for one object is cut; so is one
-        // whose area holds two objects (two squares side by side make a
-        // rectangle as solid as one), and one the frame's side cuts (an
-        // object coming into view right behind another hangs on to it by a
-        // sliver, and the cut hides the waist between them).
-        const float typical = last_typical_;
-        const bool tried = may_split && (solidity < params_.split_solidity || frame_sides != 0 ||
-                                         (typical > 0.f && area >= kSplitByArea * typical));
-        last_by_area_ = 0;
-        last_peaks_ = 0;
-        if (note) note->solidity = solidity;
-        if (tried && split(box, i, area_px, frame_sides, roi, scale, out)) {
-            // One object by its shape (one region holds most of it under its
-            // clear necks), cut only because the typical size was taken too
-            // small: it still tells the typical size.
-            if (last_dominant_ && frame_sides == 0 && split_singles_.size() < kTypical)
-                split_singles_.push_back(static_cast<float>(area));
-            if (note) {
-                note->outcome = ComponentNote::Outcome::Split;
-                note->first_detection = static_cast<int>(before);
-                note->detections = static_cast<int>(out.size() - before);
-                note->objects_by_area = last_by_area_;
-                note->peaks = last_peaks_;
-            }
-            continue;
-        }
-        emit(box, area_px, st.cx, st.cy, solidity, circularity, roi, scale, out);
-        if (note) {
-            note->objects_by_area = last_by_area_;
-            note->peaks = last_peaks_;
-            if (out.size() == before) {
-                note->outcome = ComponentNote::Outcome::TooLarge;
-            } else {
-                note->outcome = tried ? ComponentNote::Outcome::KeptWhole : ComponentNote::Outcome::One;
-                note->first_detection = static_cast<int>(before);
-                note->detections = 1;
-            }
-        }
-        if (out.size() == before) continue;
-        const bool on_border = box.x == 0 || box.y == 0 || box.x + box.width == roi.width ||
-                               box.y + box.height == roi.height;
-        pieces_.push_back({i, static_cast<int>(before), static_cast<float>(area), !on_border, false,
-                           !on_border && (tried ? last_single_ : true), -1,
-                           note ? static_cast<int>(notes_.size() - 1) : -1});
-    }
+    for (int i = 1; i < n; ++i) detect_component(i, roi, inner_sides, scale, out);
     group_pieces(box_scale_gap(scale), out);
     for (const Piece& p : pieces_)
         if (p.single && !p.grouped && !p.crumb) note_typical(p.area);
     for (const float a : split_singles_) note_typical(a);
     pieces_.clear();
     split_singles_.clear();
+}
+
+void Detector::component_shape(int label, float& solidity, float& circularity) {
+    const ComponentStats& st = labeller_.stats(label);
+    // The component's outer contour starts at its first pixel in raster order.
+    const int* top = labeller_.labels().ptr<int>(st.top);
+    int first = st.left;
+    while (top[first] != label) ++first;
+    shape(tracer_.component(labeller_.labels(), label, cv::Point(first, st.top)), st.area, solidity, circularity);
+}
+
+// The typical object from earlier frames; on the first frames, before
+// kTypicalMin are known, from this frame's own whole components that are
+// one object by their shape (a dense belt merges its first objects into
+// clusters that only the typical size tells how to cut).
+void Detector::find_provisional_typical(const cv::Rect& roi, double scale, int n) {
+    provisional_typical_ = 0.f;
+    if (typical_seen_ >= kTypicalMin) return;
+    int m = 0;
+    provisional_others_.clear();
+    for (int i = 1; i < n && m < kTypical; ++i) {
+        const ComponentStats& st = labeller_.stats(i);
+        const double area = st.area / (scale * scale);
+        if (st.left == 0 || st.top == 0 || st.left + st.width == roi.width || st.top + st.height == roi.height ||
+            area < params_.min_area || area > params_.max_area)
+            continue;
+        float solidity = 1.f, circularity = 1.f;
+        component_shape(i, solidity, circularity);
+        if (solidity >= params_.split_solidity) typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(area);
+        else provisional_others_.push_back(i);
+    }
+    // The others are single by their shape or not; their holes over a
+    // tenth of the compact ones' median are belt between objects (a ring
+    // of touching objects filled in would be one huge "single").
+    long long max_hole = kNoHoleLimit;
+    if (m >= 3) {
+        auto mid = typical_scratch_.begin() + m / 2;
+        std::nth_element(typical_scratch_.begin(), mid, typical_scratch_.begin() + m);
+        max_hole = static_cast<long long>(HoleFiller::kTextureHoleShare * *mid * scale * scale);
+    }
+    for (const int i : provisional_others_) {
+        if (m >= kTypical) break;
+        const ComponentStats& st = labeller_.stats(i);
+        const cv::Rect box(st.left, st.top, st.width, st.height);
+        if (find_peaks(box, i, 0, max_hole) > 0.f && single_by_shape(box, i))
+            typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(st.area / (scale * scale));
+    }
+    if (m >= 3) provisional_typical_ = first_typical(typical_scratch_.data(), m);
+}
+
+// Component `label` of the ROI: dropped, one detection, or cut into several;
+// one left whole is a piece that group_pieces() may join to another.
+void Detector::detect_component(int label, const cv::Rect& roi, int inner_sides, double scale,
+                                std::vector<Detection>& out) {
+    const ComponentStats& st = labeller_.stats(label);
+    const cv::Rect box(st.left, st.top, st.width, st.height);
+    const double area_px = st.area;
+    const double area = area_px * (1.0 / (scale * scale));
+    ComponentNote* note = nullptr;
+    if (explain_) {
+        notes_.push_back({box + roi.tl(), st.area, static_cast<float>(area), 1.f, ComponentNote::Outcome::One});
+        note = &notes_.back();
+    }
+    // Touching a side of the ROI inside the frame: the object is cut by the
+    // strip, it belongs to the part of the frame outside.
+    const int touching = (box.x == 0 ? kLeft : 0) | (box.y == 0 ? kTop : 0) |
+                         (box.x + box.width == roi.width ? kRight : 0) |
+                         (box.y + box.height == roi.height ? kBottom : 0);
+    if (touching & inner_sides) {
+        if (note) note->outcome = ComponentNote::Outcome::CutByRoi;
+        return;
+    }
+    const bool may_split = params_.split_solidity > 0.0;
+    if (area < params_.min_area || (!may_split && area > params_.max_area)) {
+        if (note) note->outcome = area < params_.min_area ? ComponentNote::Outcome::TooSmall : ComponentNote::Outcome::TooLarge;
+        return;
+    }
+    float solidity = 1.f, circularity = 1.f;
+    component_shape(label, solidity, circularity);
+    // The sides it touches are now the frame's own edges: the object may go
+    // on beyond them (a row cut by a side of the view).
+    const int frame_sides = touching;
+    const std::size_t before = out.size();
+    // A component too little convex for one object is cut; so is one
+    // whose area holds two objects (two squares side by side make a
+    // rectangle as solid as one), and one the frame's side cuts (an
+    // object coming into view right behind another hangs on to it by a
+    // sliver, and the cut hides the waist between them).
+    const float typical = last_typical_;
+    const bool tried = may_split && (solidity < params_.split_solidity || frame_sides != 0 ||
+                                     (typical > 0.f && area >= kSplitByArea * typical));
+    last_by_area_ = 0;
+    last_peaks_ = 0;
+    if (note) note->solidity = solidity;
+    if (tried && split(box, label, area_px, frame_sides, roi, scale, out)) {
+        // One object by its shape (one region holds most of it under its
+        // clear necks), cut only because the typical size was taken too
+        // small: it still tells the typical size.
+        if (last_dominant_ && frame_sides == 0 && split_singles_.size() < kTypical)
+            split_singles_.push_back(static_cast<float>(area));
+        if (note) {
+            note->outcome = ComponentNote::Outcome::Split;
+            note->first_detection = static_cast<int>(before);
+            note->detections = static_cast<int>(out.size() - before);
+            note->objects_by_area = last_by_area_;
+            note->peaks = last_peaks_;
+        }
+        return;
+    }
+    emit(box, area_px, st.cx, st.cy, solidity, circularity, roi, scale, out);
+    if (note) {
+        note->objects_by_area = last_by_area_;
+        note->peaks = last_peaks_;
+        if (out.size() == before) {
+            note->outcome = ComponentNote::Outcome::TooLarge;
+        } else {
+            note->outcome = tried ? ComponentNote::Outcome::KeptWhole : ComponentNote::Outcome::One;
+            note->first_detection = static_cast<int>(before);
+            note->detections = 1;
+        }
+    }
+    if (out.size() == before) return;
+    const bool on_border = touching != 0;
+    pieces_.push_back({label, static_cast<int>(before), static_cast<float>(area), !on_border, false,
+                       !on_border && (tried ? last_single_ : true), -1,
+                       note ? static_cast<int>(notes_.size() - 1) : -1});
 }
 
 // Solidity of pieces a and b (with what is grouped into them) taken together:
@@ -357,7 +363,6 @@ int Detector::box_scale_gap(double scale) const {
 void Detector::group_pieces(int gap, std::vector<Detection>& out) {
     const float typical = last_typical_;
     if (gap <= 0 || typical <= 0.f || pieces_.size() < 2) return;
-    const cv::Mat& labels = labeller_.labels();  // framed by zeros: reads one pixel out are safe
     // Label -> piece index (labels of components that are no piece map to -1).
     piece_of_.assign(static_cast<std::size_t>(label_count_), -1);
     for (std::size_t k = 0; k < pieces_.size(); ++k) piece_of_[static_cast<std::size_t>(pieces_[k].label)] = static_cast<int>(k);
@@ -368,98 +373,119 @@ void Detector::group_pieces(int gap, std::vector<Detection>& out) {
               [&](int a, int b) { return pieces_[static_cast<std::size_t>(a)].area < pieces_[static_cast<std::size_t>(b)].area; });
     bool any = false;
     for (const int k : order_pieces_) {
-        Piece& small = pieces_[static_cast<std::size_t>(k)];
-        if (small.grouped) continue;
-        const ComponentStats& st = labeller_.stats(small.label);
-        // For every other piece, how many of this piece's outline pixels have
-        // one of its pixels within `gap` (Chebyshev distance): the length of
-        // the crack they share.
-        near_votes_.clear();
-        int outline_px = 0;
-        for (int y = st.top; y < st.top + st.height; ++y) {
-            const int* row = labels.ptr<int>(y);
-            for (int x = st.left; x < st.left + st.width; ++x) {
-                if (row[x] != small.label) continue;
-                const bool outline = row[x - 1] != small.label || row[x + 1] != small.label ||
-                                     labels.ptr<int>(y - 1)[x] != small.label || labels.ptr<int>(y + 1)[x] != small.label;
-                if (!outline) continue;
-                ++outline_px;
-                seen_here_.clear();
-                const int y0 = std::max(0, y - gap), y1 = std::min(labels.rows - 1, y + gap);
-                const int x0 = std::max(0, x - gap), x1 = std::min(labels.cols - 1, x + gap);
-                for (int yy = y0; yy <= y1; ++yy) {
-                    const int* r = labels.ptr<int>(yy);
-                    for (int xx = x0; xx <= x1; ++xx) {
-                        const int l = r[xx];
-                        if (l == 0 || l == small.label) continue;
-                        const int other = piece_of_[static_cast<std::size_t>(l)];
-                        if (other < 0 || std::find(seen_here_.begin(), seen_here_.end(), other) != seen_here_.end())
-                            continue;
-                        seen_here_.push_back(other);
-                        auto it = std::find_if(near_votes_.begin(), near_votes_.end(),
-                                               [&](const std::pair<int, int>& v) { return v.first == other; });
-                        if (it == near_votes_.end()) near_votes_.emplace_back(other, 1);
-                        else ++it->second;
-                    }
-                }
-            }
-        }
-        // The piece most of the outline is near; a crumb would rather join a
-        // piece that is no crumb itself (a figure's leg its body, not the
-        // other leg).
-        const bool crumb = small.area < kGroupCrumb * typical;
-        int best = -1, best_votes = 0;
-        bool best_solid = false;
-        for (const auto& [other, votes] : near_votes_) {
-            // A piece already grouped stands for its group.
-            const Piece& o = pieces_[static_cast<std::size_t>(other)];
-            const int target = o.grouped ? o.into : other;
-            const Piece& into = pieces_[static_cast<std::size_t>(target)];
-            if (target == k || !into.whole || into.grouped) continue;
-            // A crumb of an object (a figure's head or hand that the mask's
-            // opening cut off) is no object of its own: it joins the piece it
-            // lies nearest to, whatever the shape or size they make.
-            if (!crumb) {
-                // A group stays one object's size.
-                if (small.area + into.area > kGroupMax * typical) continue;
-                if (votes < kGroupCrack * outline_px) continue;  // only a corner near: two objects side by side
-                // Pieces of one object fit together into something about as
-                // solid as one; two objects side by side leave a waist. A
-                // product that is not convex need only stay about as solid as
-                // its larger piece already is.
-                const float solid_enough =
-                    std::min(kGroupSolidity, kGroupSolidityKept * out[static_cast<std::size_t>(into.det)].solidity);
-                if (union_solidity(k, target) < solid_enough) continue;
-            }
-            const bool solid = into.area >= kGroupCrumb * typical;
-            if (solid > best_solid || (solid == best_solid && votes > best_votes)) {
-                best_votes = votes;
-                best_solid = solid;
-                best = target;
-            }
-        }
+        if (pieces_[static_cast<std::size_t>(k)].grouped) continue;
+        const int outline_px = count_near_votes(pieces_[static_cast<std::size_t>(k)], gap);
+        const int best = best_group(k, outline_px, out);
         if (best < 0) continue;
-        Piece& into = pieces_[static_cast<std::size_t>(best)];
-        Detection& a = out[static_cast<std::size_t>(into.det)];
-        const Detection& b = out[static_cast<std::size_t>(small.det)];
-        const float total = a.area + b.area;
-        a.centroid = (a.centroid * a.area + b.centroid * b.area) / total;
-        a.box = a.box | b.box;
-        a.area = total;
-        a.solidity = std::min(a.solidity, b.solidity);  // a group's figures: its least regular piece's
-        a.circularity = std::min(a.circularity, b.circularity);
-        into.area = total;
-        small.grouped = true;
-        small.into = best;
-        into.single = false;
+        join_piece(k, best, out);
         any = true;
     }
     // A crumb that joined nothing is no object either (a limb or a head
     // lying apart from its figure, debris bigger than min_area).
     for (Piece& p : pieces_)
         if (p.whole && !p.grouped && p.area < kGroupCrumb * typical) p.crumb = any = true;
-    if (!any) return;
-    // Drop the grouped pieces' and the crumbs' detections, keeping the order of the rest.
+    if (any) drop_grouped(out);
+}
+
+// For every other piece, how many of this piece's outline pixels have one of
+// its pixels within `gap` (Chebyshev distance): the length of the crack they
+// share, into near_votes_. Returns the outline's length.
+int Detector::count_near_votes(const Piece& small, int gap) {
+    const cv::Mat& labels = labeller_.labels();  // framed by zeros: reads one pixel out are safe
+    const ComponentStats& st = labeller_.stats(small.label);
+    near_votes_.clear();
+    int outline_px = 0;
+    for (int y = st.top; y < st.top + st.height; ++y) {
+        const int* row = labels.ptr<int>(y);
+        for (int x = st.left; x < st.left + st.width; ++x) {
+            if (row[x] != small.label) continue;
+            const bool outline = row[x - 1] != small.label || row[x + 1] != small.label ||
+                                 labels.ptr<int>(y - 1)[x] != small.label || labels.ptr<int>(y + 1)[x] != small.label;
+            if (!outline) continue;
+            ++outline_px;
+            seen_here_.clear();
+            const int y0 = std::max(0, y - gap), y1 = std::min(labels.rows - 1, y + gap);
+            const int x0 = std::max(0, x - gap), x1 = std::min(labels.cols - 1, x + gap);
+            for (int yy = y0; yy <= y1; ++yy) {
+                const int* r = labels.ptr<int>(yy);
+                for (int xx = x0; xx <= x1; ++xx) {
+                    const int l = r[xx];
+                    if (l == 0 || l == small.label) continue;
+                    const int other = piece_of_[static_cast<std::size_t>(l)];
+                    if (other < 0 || std::find(seen_here_.begin(), seen_here_.end(), other) != seen_here_.end())
+                        continue;
+                    seen_here_.push_back(other);
+                    auto it = std::find_if(near_votes_.begin(), near_votes_.end(),
+                                           [&](const std::pair<int, int>& v) { return v.first == other; });
+                    if (it == near_votes_.end()) near_votes_.emplace_back(other, 1);
+                    else ++it->second;
+                }
+            }
+        }
+    }
+    return outline_px;
+}
+
+// The piece that piece k joins, of near_votes_ (-1: none): the one most of
+// its outline is near; a crumb would rather join a piece that is no crumb
+// itself (a figure's leg its body, not the other leg).
+int Detector::best_group(int k, int outline_px, const std::vector<Detection>& out) {
+    const float typical = last_typical_;
+    const Piece& small = pieces_[static_cast<std::size_t>(k)];
+    const bool crumb = small.area < kGroupCrumb * typical;
+    int best = -1, best_votes = 0;
+    bool best_solid = false;
+    for (const auto& [other, votes] : near_votes_) {
+        // A piece already grouped stands for its group.
+        const Piece& o = pieces_[static_cast<std::size_t>(other)];
+        const int target = o.grouped ? o.into : other;
+        const Piece& into = pieces_[static_cast<std::size_t>(target)];
+        if (target == k || !into.whole || into.grouped) continue;
+        // A crumb of an object (a figure's head or hand that the mask's
+        // opening cut off) is no object of its own: it joins the piece it
+        // lies nearest to, whatever the shape or size they make.
+        if (!crumb) {
+            // A group stays one object's size.
+            if (small.area + into.area > kGroupMax * typical) continue;
+            if (votes < kGroupCrack * outline_px) continue;  // only a corner near: two objects side by side
+            // Pieces of one object fit together into something about as
+            // solid as one; two objects side by side leave a waist. A
+            // product that is not convex need only stay about as solid as
+            // its larger piece already is.
+            const float solid_enough =
+                std::min(kGroupSolidity, kGroupSolidityKept * out[static_cast<std::size_t>(into.det)].solidity);
+            if (union_solidity(k, target) < solid_enough) continue;
+        }
+        const bool solid = into.area >= kGroupCrumb * typical;
+        if (solid > best_solid || (solid == best_solid && votes > best_votes)) {
+            best_votes = votes;
+            best_solid = solid;
+            best = target;
+        }
+    }
+    return best;
+}
+
+// Piece k joins piece `best`: best's detection becomes the group's.
+void Detector::join_piece(int k, int best, std::vector<Detection>& out) {
+    Piece& small = pieces_[static_cast<std::size_t>(k)];
+    Piece& into = pieces_[static_cast<std::size_t>(best)];
+    Detection& a = out[static_cast<std::size_t>(into.det)];
+    const Detection& b = out[static_cast<std::size_t>(small.det)];
+    const float total = a.area + b.area;
+    a.centroid = (a.centroid * a.area + b.centroid * b.area) / total;
+    a.box = a.box | b.box;
+    a.area = total;
+    a.solidity = std::min(a.solidity, b.solidity);  // a group's figures: its least regular piece's
+    a.circularity = std::min(a.circularity, b.circularity);
+    into.area = total;
+    small.grouped = true;
+    small.into = best;
+    into.single = false;
+}
+
+// Drops the grouped pieces' and the crumbs' detections, keeping the order of the rest.
+void Detector::drop_grouped(std::vector<Detection>& out) {
     std::size_t w = 0;
     dropped_.assign(out.size(), 0);
     for (const Piece& p : pieces_)
@@ -663,25 +689,48 @@ void Detector::sort_flood_keys() {
 }
 
 float Detector::find_peaks(const cv::Rect& box, int label, int frame_sides, long long max_hole) {
-    const int w = box.width + 2, h = box.height + 2;
-    if (dist_.rows < component_.rows || dist_.cols < component_.cols) {
-        // The first split (or a larger ROI): 2-D buffers for any component of
-        // the ROI, so that a larger component does not allocate later.
-        dist_.create(component_.size(), CV_32F);
-        parts_map_.create(component_.size(), CV_8UC1);
-        distance_.reserve(component_.size());
-        tracer_.reserve(component_.size());
-        holes_.reserve(component_.size());
-        // And the flooding's per-pixel lists, for the largest component too.
-        const std::size_t most = component_.total();
-        order_.reserve(most);
-        order_scratch_.reserve(most);
-        if (uf_.size() < most) {
-            uf_.resize(most);
-            uf_peak_.resize(most);
-            uf_peak_value_.resize(most);
-        }
+    grow_split_buffers();
+    const double maxv = distance_map(box, label, frame_sides, max_hole);
+    peaks_.clear();
+    clear_peaks_ = 0;
+    if (maxv <= 0.0) return 0.f;
+    flood_peaks(dist_(cv::Rect(0, 0, box.width + 2, box.height + 2)), maxv);
+    // The clear ones first (a clear neck, a peak of kPeakFraction), then the
+    // others; each the clearest neck first: peaks_[0, clear_peaks_) are the clear ones.
+    const float clear_floor = kPeakFraction * static_cast<float>(maxv);
+    const auto clear = [clear_floor](const Peak& p) { return p.neck < kNeckFraction && p.value >= clear_floor; };
+    std::sort(peaks_.begin(), peaks_.end(), [&clear](const Peak& p, const Peak& q) {
+        const bool a = clear(p), b = clear(q);
+        return a != b ? a : p.neck < q.neck;
+    });
+    clear_peaks_ = static_cast<std::size_t>(std::count_if(peaks_.begin(), peaks_.end(), clear));
+    return static_cast<float>(maxv);
+}
+
+// On the first split (or a larger ROI): 2-D buffers for any component of the
+// ROI, so that a larger component does not allocate later.
+void Detector::grow_split_buffers() {
+    if (dist_.rows >= component_.rows && dist_.cols >= component_.cols) return;
+    dist_.create(component_.size(), CV_32F);
+    parts_map_.create(component_.size(), CV_8UC1);
+    distance_.reserve(component_.size());
+    tracer_.reserve(component_.size());
+    holes_.reserve(component_.size());
+    // And the flooding's per-pixel lists, for the largest component too.
+    const std::size_t most = component_.total();
+    order_.reserve(most);
+    order_scratch_.reserve(most);
+    if (uf_.size() < most) {
+        uf_.resize(most);
+        uf_peak_.resize(most);
+        uf_peak_value_.resize(most);
     }
+}
+
+// The distance map of component `label` (dist_, its zero-bordered view's
+// size); returns its largest distance.
+double Detector::distance_map(const cv::Rect& box, int label, int frame_sides, long long max_hole) {
+    const int w = box.width + 2, h = box.height + 2;
     const cv::Rect r(0, 0, w, h);
     cv::Mat bin = component_view(box, label);
     cv::Mat dist = dist_(r);
@@ -701,17 +750,18 @@ float Detector::find_peaks(const cv::Rect& box, int label, int frame_sides, long
     distance_.l2_mask5(bin, dist);
     double maxv = 0.0;
     cv::minMaxLoc(dist, nullptr, &maxv);
-    peaks_.clear();
-    clear_peaks_ = 0;
-    if (maxv <= 0.0) return 0.f;
+    return maxv;
+}
 
-    // Peaks by flooding the distance map from the top (0-dimensional
-    // persistence): pixels enter in decreasing distance; when two regions meet
-    // at a saddle, the lower one is a separate object if the saddle is a real
-    // neck (well below its peak) and its peak is at least half the maximum.
-    // A plateau or a ridge (an ellipse, a notched disc) stays one region.
+// Peaks by flooding `dist` (distance_map()'s, largest distance maxv > 0)
+// from the top (0-dimensional persistence): pixels enter in decreasing
+// distance; when two regions meet at a saddle, the lower one is a separate
+// object if the saddle is a real neck (well below its peak) and its peak is
+// at least half the maximum. A plateau or a ridge (an ellipse, a notched
+// disc) stays one region. Into peaks_, in the order found.
+void Detector::flood_peaks(const cv::Mat& dist, double maxv) {
+    const int w = dist.cols, h = dist.rows;
     const float floor_v = kAreaPeakFraction * static_cast<float>(maxv);
-    const float clear_floor = kPeakFraction * static_cast<float>(maxv);
     order_.clear();
     for (int y = 1; y < h - 1; ++y) {
         const float* d = dist.ptr<float>(y);
@@ -728,6 +778,13 @@ float Detector::find_peaks(const cv::Rect& box, int label, int frame_sides, long
         uf_peak_.resize(pixels);
         uf_peak_value_.resize(pixels);
     }
+    // A union-find of the flood's own, not detail::UnionFind (the labeller's
+    // and the hole filler's): pixels join as the flood reaches them (-1 until
+    // then, which the neighbour test below reads); a union keeps the region
+    // with the higher peak as the root, which holds that peak, not the smaller
+    // index; and i's root is followed through its unions, parents read
+    // directly, so that most of a pixel's eight neighbours cost no find. Only
+    // the find, path halving, is the same (flood_root: detail::find_root).
     std::fill(uf_.begin(), uf_.begin() + static_cast<std::ptrdiff_t>(pixels), -1);  // -1: not flooded yet; else parent
     // uf_peak_ and uf_peak_value_ are valid at roots: the region's peak pixel and its distance.
     auto find = [this](int i) { return flood_root(i); };
@@ -760,24 +817,9 @@ float Detector::find_peaks(const cv::Rect& box, int label, int frame_sides, long
             root = a;
         }
     }
-    // The clear ones first (a clear neck, a peak of kPeakFraction), then the
-    // others; each the clearest neck first: peaks_[0, clear_peaks_) are the clear ones.
-    const auto clear = [clear_floor](const Peak& p) { return p.neck < kNeckFraction && p.value >= clear_floor; };
-    std::sort(peaks_.begin(), peaks_.end(), [&clear](const Peak& p, const Peak& q) {
-        const bool a = clear(p), b = clear(q);
-        return a != b ? a : p.neck < q.neck;
-    });
-    clear_peaks_ = static_cast<std::size_t>(std::count_if(peaks_.begin(), peaks_.end(), clear));
-    return static_cast<float>(maxv);
 }
 
-int Detector::flood_root(int i) {
-    while (uf_[i] != i) {
-        uf_[i] = uf_[uf_[i]];
-        i = uf_[i];
-    }
-    return i;
-}
+int Detector::flood_root(int i) { return detail::find_root(uf_.data(), i); }
 
 Detector::Peak Detector::highest_peak() {
     const int w = last_view_width_;

@@ -1,5 +1,7 @@
 #include "conveyor_qc/distance.hpp"
 
+#include "conveyor_qc/simd.hpp"
+
 #include <algorithm>
 #include <climits>
 
@@ -31,21 +33,21 @@ __attribute__((always_inline)) inline void near_rows(const int* __restrict r1, c
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define CQC_DISTANCE_AVX2 1
-// SSE2 has no 32-bit minimum (SSE4.1's pminsd); AVX2's is checked at run time.
+// SSE2 has no 32-bit minimum (SSE4.1's pminsd): AVX2's, from SimdLevel::AVX2.
 __attribute__((target("avx2"))) void near_rows_avx2(const int* r1, const int* r2, int* out, int w, int hv, int diag,
                                                     int knight) {
     near_rows(r1, r2, out, w, hv, diag, knight);
 }
 #endif
 
-void near_rows_any(const int* r1, const int* r2, int* out, int w, int hv, int diag, int knight) {
+void near_rows_any(const int* r1, const int* r2, int* out, int w, int hv, int diag, int knight, bool avx2) {
 #ifdef CQC_DISTANCE_AVX2
-    static const bool avx2 = __builtin_cpu_supports("avx2");
     if (avx2) {
         near_rows_avx2(r1, r2, out, w, hv, diag, knight);
         return;
     }
 #endif
+    (void)avx2;
     near_rows(r1, r2, out, w, hv, diag, knight);
 }
 
@@ -78,19 +80,20 @@ void DistanceTransform::l2_mask5(const cv::Mat& bin, cv::Mat& dist) {
     }
 
     int* near = near_.ptr<int>(0);
+    const bool avx2 = simd_level() >= SimdLevel::AVX2;
     // Forward pass: the neighbours above and to the left.
     for (int i = 0; i < h; ++i) {
         const std::uint8_t* s = bin.ptr<std::uint8_t>(i);
         int* t = temp.ptr<int>(i + kBorder) + kBorder;
         for (int j = 0; j < kBorder; ++j) t[-j - 1] = t[w + j] = kFar;
-        near_rows_any(t - step, t - 2 * step, near, w, hv, diag, knight);
+        near_rows_any(t - step, t - 2 * step, near, w, hv, diag, knight, avx2);
         for (int j = 0; j < w; ++j) t[j] = s[j] ? std::min(near[j], t[j - 1] + hv) : 0;
     }
     // Backward pass: below and to the right; then to float.
     for (int i = h - 1; i >= 0; --i) {
         float* d = dist.ptr<float>(i);
         int* t = temp.ptr<int>(i + kBorder) + kBorder;
-        near_rows_any(t + step, t + 2 * step, near, w, hv, diag, knight);
+        near_rows_any(t + step, t + 2 * step, near, w, hv, diag, knight, avx2);
         for (int j = w - 1; j >= 0; --j) {
             if (t[j] > hv) t[j] = std::min(std::min(t[j], near[j]), t[j + 1] + hv);
         }

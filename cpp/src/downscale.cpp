@@ -1,5 +1,7 @@
 #include "conveyor_qc/downscale.hpp"
 
+#include "conveyor_qc/simd.hpp"
+
 #include <opencv2/imgproc.hpp>
 
 #include <cmath>
@@ -18,8 +20,8 @@ namespace {
 // 3 channels, 8 output pixels at a time: the two rows' sums as 16-bit lanes,
 // lane k plus lane k + 3 (the pixel to the right), rounded, packed, and every
 // other pixel's 3 bytes gathered with pshufb. Returns the pixels done. SSSE3
-// (every x86-64 CPU since 2006) is checked at run time: the build's baseline
-// is SSE2, where OpenCV's own code is slower than this.
+// (every x86-64 CPU since 2006) is taken from SimdLevel::SSSE3: the build's
+// baseline is SSE2, where OpenCV's own code is slower than this.
 __attribute__((target("ssse3"))) int average_row3_ssse3(const std::uint8_t* a, const std::uint8_t* b,
                                                         std::uint8_t* d, int pixels) {
     const __m128i zero = _mm_setzero_si128(), two = _mm_set1_epi16(2);
@@ -112,8 +114,8 @@ void resize_area(const cv::Mat& src, cv::Mat& dst, cv::Size size) {
     dst.create(size, src.type());
     const int n = size.width * cn;
 #ifdef CQC_DOWNSCALE_SSSE3
-    static const bool ssse3 = __builtin_cpu_supports("ssse3");
-    static const bool avx2 = __builtin_cpu_supports("avx2");
+    const SimdLevel level = simd_level();
+    const bool ssse3 = level >= SimdLevel::SSSE3, avx2 = level >= SimdLevel::AVX2;
 #endif
     for (int y = 0; y < size.height; ++y) {
         const std::uint8_t* __restrict a = src.ptr<std::uint8_t>(2 * y);

@@ -1,5 +1,7 @@
 #include "conveyor_qc/mask.hpp"
 
+#include "conveyor_qc/simd.hpp"
+
 #include "params_check.hpp"
 
 #include <opencv2/imgproc.hpp>
@@ -204,9 +206,9 @@ void MaskBuilder::build_threshold(const cv::Mat& bgr) {
 
 namespace {
 
-// The two loops of median_blur3 as vectors, 32 bytes at a time with AVX2
-// (checked at run time), else 16 with SSE2 (x86-64's baseline); the scalar
-// code does the rest of a row.
+// The two loops of median_blur3 as vectors, 32 bytes at a time from
+// SimdLevel::AVX2, else 16 from SimdLevel::SSE2 (x86-64's baseline); the
+// scalar code does the rest of a row, or all of it at SimdLevel::Scalar.
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define CQC_MEDIAN_AVX2 1
 
@@ -264,21 +266,23 @@ __attribute__((target("avx2"))) int median_of_columns_avx2(const std::uint8_t* l
 #endif
 
 void sort_columns(const std::uint8_t* a, const std::uint8_t* b, const std::uint8_t* c, std::uint8_t* lo,
-                  std::uint8_t* mid, std::uint8_t* hi, int n, bool avx2) {
+                  std::uint8_t* mid, std::uint8_t* hi, int n, SimdLevel level) {
     int i = 0;
+    (void)level;  // builds with no vector code
 #ifdef CQC_MEDIAN_AVX2
-    if (avx2) i = sort_columns_avx2(a, b, c, lo, mid, hi, n);
+    if (level >= SimdLevel::AVX2) i = sort_columns_avx2(a, b, c, lo, mid, hi, n);
 #endif
-    (void)avx2;
 #if defined(__SSE2__)
-    for (; i + 16 <= n; i += 16) {
-        const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i));
-        const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i));
-        const __m128i vc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c + i));
-        const __m128i mn = _mm_min_epu8(va, vb), mx = _mm_max_epu8(va, vb);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(lo + i), _mm_min_epu8(mn, vc));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(hi + i), _mm_max_epu8(mx, vc));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(mid + i), _mm_max_epu8(mn, _mm_min_epu8(mx, vc)));
+    if (level >= SimdLevel::SSE2) {
+        for (; i + 16 <= n; i += 16) {
+            const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i));
+            const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i));
+            const __m128i vc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c + i));
+            const __m128i mn = _mm_min_epu8(va, vb), mx = _mm_max_epu8(va, vb);
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(lo + i), _mm_min_epu8(mn, vc));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(hi + i), _mm_max_epu8(mx, vc));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(mid + i), _mm_max_epu8(mn, _mm_min_epu8(mx, vc)));
+        }
     }
 #endif
     for (; i < n; ++i) {
@@ -290,22 +294,24 @@ void sort_columns(const std::uint8_t* a, const std::uint8_t* b, const std::uint8
 }
 
 void median_of_columns(const std::uint8_t* lo, const std::uint8_t* mid, const std::uint8_t* hi, std::uint8_t* d,
-                       int n, int cn, bool avx2) {
+                       int n, int cn, SimdLevel level) {
     int i = 0;
+    (void)level;  // builds with no vector code
 #ifdef CQC_MEDIAN_AVX2
-    if (avx2) i = median_of_columns_avx2(lo, mid, hi, d, n, cn);
+    if (level >= SimdLevel::AVX2) i = median_of_columns_avx2(lo, mid, hi, d, n, cn);
 #endif
-    (void)avx2;
 #if defined(__SSE2__)
     auto at = [](const std::uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
-    for (; i + 16 <= n; i += 16) {
-        const __m128i max_lo = _mm_max_epu8(_mm_max_epu8(at(lo + i - cn), at(lo + i)), at(lo + i + cn));
-        const __m128i min_hi = _mm_min_epu8(_mm_min_epu8(at(hi + i - cn), at(hi + i)), at(hi + i + cn));
-        const __m128i m0 = at(mid + i - cn), m1 = at(mid + i), m2 = at(mid + i + cn);
-        const __m128i med_mid = _mm_max_epu8(_mm_min_epu8(m0, m1), _mm_min_epu8(_mm_max_epu8(m0, m1), m2));
-        const __m128i med = _mm_max_epu8(_mm_min_epu8(max_lo, med_mid),
-                                         _mm_min_epu8(_mm_max_epu8(max_lo, med_mid), min_hi));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), med);
+    if (level >= SimdLevel::SSE2) {
+        for (; i + 16 <= n; i += 16) {
+            const __m128i max_lo = _mm_max_epu8(_mm_max_epu8(at(lo + i - cn), at(lo + i)), at(lo + i + cn));
+            const __m128i min_hi = _mm_min_epu8(_mm_min_epu8(at(hi + i - cn), at(hi + i)), at(hi + i + cn));
+            const __m128i m0 = at(mid + i - cn), m1 = at(mid + i), m2 = at(mid + i + cn);
+            const __m128i med_mid = _mm_max_epu8(_mm_min_epu8(m0, m1), _mm_min_epu8(_mm_max_epu8(m0, m1), m2));
+            const __m128i med = _mm_max_epu8(_mm_min_epu8(max_lo, med_mid),
+                                             _mm_min_epu8(_mm_max_epu8(max_lo, med_mid), min_hi));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), med);
+        }
     }
 #endif
     for (; i < n; ++i) {
@@ -336,20 +342,16 @@ void median_blur3(const cv::Mat& src, cv::Mat& dst, std::vector<std::uint8_t>& s
     std::uint8_t* lo = scratch.data() + cn;  // one pixel of border on either side
     std::uint8_t* mid = lo + len;
     std::uint8_t* hi = mid + len;
-#ifdef CQC_MEDIAN_AVX2
-    static const bool avx2 = __builtin_cpu_supports("avx2");
-#else
-    const bool avx2 = false;
-#endif
+    const SimdLevel level = simd_level();
     for (int y = 0; y < h; ++y) {
         sort_columns(src.ptr<std::uint8_t>(std::max(y - 1, 0)), src.ptr<std::uint8_t>(y),
-                     src.ptr<std::uint8_t>(std::min(y + 1, h - 1)), lo, mid, hi, n, avx2);
+                     src.ptr<std::uint8_t>(std::min(y + 1, h - 1)), lo, mid, hi, n, level);
         for (int k = 0; k < cn; ++k) {
             lo[-cn + k] = lo[k], lo[n + k] = lo[n - cn + k];
             mid[-cn + k] = mid[k], mid[n + k] = mid[n - cn + k];
             hi[-cn + k] = hi[k], hi[n + k] = hi[n - cn + k];
         }
-        median_of_columns(lo, mid, hi, dst.ptr<std::uint8_t>(y), n, cn, avx2);
+        median_of_columns(lo, mid, hi, dst.ptr<std::uint8_t>(y), n, cn, level);
     }
 }
 

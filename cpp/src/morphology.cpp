@@ -1,6 +1,7 @@
 #include "conveyor_qc/morphology.hpp"
 
 #include "conveyor_qc/contour.hpp"
+#include "conveyor_qc/simd.hpp"
 
 #include "row_scan.hpp"
 
@@ -144,19 +145,20 @@ struct ByteMasks {
 const ByteMasks kByteMasks;
 
 // Bits of up to 64 pixels (bit i: pixel i nonzero); `binary` is cleared when
-// a pixel is neither 0 nor 255.
-inline std::uint64_t pack_word(const std::uint8_t* p, int n, bool& binary) {
+// a pixel is neither 0 nor 255. `sse2`: simd_level() >= SimdLevel::SSE2.
+inline std::uint64_t pack_word(const std::uint8_t* p, int n, bool& binary, bool sse2) {
     std::uint64_t bits = 0;
     int i = 0;
 #if defined(__SSE2__)
     const __m128i zero = _mm_setzero_si128(), full = _mm_set1_epi8(-1);
-    for (; i + 16 <= n; i += 16) {
+    for (; sse2 && i + 16 <= n; i += 16) {
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
         const __m128i set = _mm_cmpeq_epi8(v, full);
         if (_mm_movemask_epi8(_mm_or_si128(set, _mm_cmpeq_epi8(v, zero))) != 0xffff) binary = false;
         bits |= static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(set))) << i;
     }
 #endif
+    (void)sse2;
     for (; i < n; ++i) {
         if (p[i] != 0 && p[i] != 255) binary = false;
         bits |= static_cast<std::uint64_t>(p[i] != 0) << i;
@@ -176,10 +178,11 @@ bool Morphology::pack(const cv::Mat& src) {
         bits_out_.resize(need);
     }
     bool binary = true;
+    const bool sse2 = simd_level() >= SimdLevel::SSE2;
     for (int y = 0; y < h && binary; ++y) {
         const std::uint8_t* p = src.ptr<std::uint8_t>(y);
         std::uint64_t* b = bits_.data() + static_cast<std::size_t>(y) * stride + 1;
-        for (int j = 0; j < words_; ++j) b[j] = pack_word(p + 64 * j, std::min(64, w - 64 * j), binary);
+        for (int j = 0; j < words_; ++j) b[j] = pack_word(p + 64 * j, std::min(64, w - 64 * j), binary, sse2);
     }
     return binary;
 }
@@ -313,15 +316,6 @@ void Morphology::apply(const cv::Mat& src, cv::Mat& dst, int open, int erode, in
 
 // ---------------------------------------------------------------- holes
 
-int HoleFiller::find(int i) {
-    while (runs_[static_cast<std::size_t>(i)].parent != i) {
-        Run& r = runs_[static_cast<std::size_t>(i)];
-        r.parent = runs_[static_cast<std::size_t>(r.parent)].parent;
-        i = r.parent;
-    }
-    return i;
-}
-
 // Whether each large hole is convex: its pixels at least `large_solidity` of
 // its convex hull's (the hull of its rows' ends). One pass over the runs for
 // all large holes; their row ends, grouped by hole with a counting sort, stay
@@ -337,7 +331,7 @@ void HoleFiller::judge_large(int rows, float large_solidity) {
     assign_growing(count_, holes + 1, 0);
     for (int y = 0; y < rows; ++y) {
         for (int i = row_start_[static_cast<std::size_t>(y)]; i < row_start_[static_cast<std::size_t>(y) + 1]; ++i) {
-            const int hole = hole_of_[static_cast<std::size_t>(find(i))];
+            const int hole = hole_of_[static_cast<std::size_t>(sets_.find(i))];
             if (hole < 0) continue;
             const Run& r = runs_[static_cast<std::size_t>(i)];
             const std::size_t h = static_cast<std::size_t>(hole);
@@ -381,30 +375,31 @@ void HoleFiller::fill(cv::Mat& mask, long long max_hole, float large_solidity) {
     CV_Assert(mask.type() == CV_8UC1);
     const int w = mask.cols, h = mask.rows;
     if (row_start_.size() < static_cast<std::size_t>(h) + 1) row_start_.resize(static_cast<std::size_t>(h) + 1);
-    // runs_ keeps its capacity: it grows only on a mask with more zero runs
-    // than any before.
+    // runs_ and sets_ keep their capacity: they grow only on a mask with more
+    // zero runs than any before.
     runs_.clear();
+    sets_.clear();
     int n = 0;
+    const bool sse2 = simd_level() >= SimdLevel::SSE2;
     for (int y = 0; y < h; ++y) {
         const int prev_begin = y > 0 ? row_start_[static_cast<std::size_t>(y - 1)] : 0;
         const int prev_end = n;
         row_start_[static_cast<std::size_t>(y)] = n;
         const std::uint8_t* p = mask.ptr<std::uint8_t>(y);
         int j = prev_begin;
-        for (int x = detail::skip_nonzero(p, 0, w); x < w; x = detail::skip_nonzero(p, x, w)) {
+        for (int x = detail::skip_nonzero(p, 0, w, sse2); x < w; x = detail::skip_nonzero(p, x, w, sse2)) {
             const int x0 = x;
-            x = detail::skip_zero(p, x, w);
+            x = detail::skip_zero(p, x, w, sse2);
             const int x1 = x - 1;
-            runs_.push_back(Run{x0, x1, n, y == 0 || y == h - 1 || x0 == 0 || x1 == w - 1, x1 - x0 + 1, false});
+            runs_.push_back(Run{x0, x1, y == 0 || y == h - 1 || x0 == 0 || x1 == w - 1, x1 - x0 + 1, false});
+            sets_.add();
             // 4-connectivity: runs of the row above that overlap this one.
             while (j < prev_end && runs_[static_cast<std::size_t>(j)].x1 < x0) ++j;
             for (int k = j; k < prev_end && runs_[static_cast<std::size_t>(k)].x0 <= x1; ++k) {
-                int a = find(n), b = find(k);
-                if (a == b) continue;
-                if (b < a) std::swap(a, b);
+                int a, b;
+                if (!sets_.unite(n, k, a, b)) continue;
                 Run& root = runs_[static_cast<std::size_t>(a)];
-                Run& other = runs_[static_cast<std::size_t>(b)];
-                other.parent = a;
+                const Run& other = runs_[static_cast<std::size_t>(b)];
                 root.outside = root.outside || other.outside;
                 root.area += other.area;
             }
@@ -417,7 +412,7 @@ void HoleFiller::fill(cv::Mat& mask, long long max_hole, float large_solidity) {
     assign_growing(hole_of_, static_cast<std::size_t>(n), -1);
     for (int i = 0; i < n; ++i) {
         const Run& r = runs_[static_cast<std::size_t>(i)];
-        if (r.parent == i && !r.outside && r.area > max_hole) {
+        if (sets_.is_root(i) && !r.outside && r.area > max_hole) {
             hole_of_[static_cast<std::size_t>(i)] = static_cast<int>(large_.size());
             large_.push_back(i);
         }
@@ -427,7 +422,7 @@ void HoleFiller::fill(cv::Mat& mask, long long max_hole, float large_solidity) {
     for (int y = 0; y < h; ++y) {
         std::uint8_t* p = mask.ptr<std::uint8_t>(y);
         for (int i = row_start_[static_cast<std::size_t>(y)]; i < row_start_[static_cast<std::size_t>(y) + 1]; ++i)
-            if (const Run& set = runs[find(i)]; !set.outside && !set.keep_open) std::memset(p + runs[i].x0, 255, static_cast<std::size_t>(runs[i].x1 - runs[i].x0 + 1));
+            if (const Run& set = runs[sets_.find(i)]; !set.outside && !set.keep_open) std::memset(p + runs[i].x0, 255, static_cast<std::size_t>(runs[i].x1 - runs[i].x0 + 1));
     }
 }
 

@@ -1,5 +1,6 @@
 // Detector tests on masks drawn with exactly known components.
 #include "check.hpp"
+#include "simd_levels.hpp"
 
 #include "conveyor_qc/components.hpp"
 #include "conveyor_qc/contour.hpp"
@@ -492,7 +493,7 @@ struct Threads {
 
 }  // namespace
 
-TEST_CASE("components: labels, stats and centroids as connectedComponentsWithStats, on 1 and 2 threads") {
+TEST_CASE_AT_EVERY_SIMD_LEVEL("components: labels, stats and centroids as connectedComponentsWithStats, on 1 and 2 threads") {
     int components = 0;
     for (int threads : {1, 2}) {
         Threads t(threads);  // OpenCV labels in parallel stripes on more than one
@@ -607,7 +608,7 @@ TEST_CASE("contour: the split path's hole filling equals filling the outer conto
     CHECK(with_holes > 50);
 }
 
-TEST_CASE("distance: as distanceTransform(DIST_L2, DIST_MASK_5, CV_32F), into a view") {
+TEST_CASE_AT_EVERY_SIMD_LEVEL("distance: as distanceTransform(DIST_L2, DIST_MASK_5, CV_32F), into a view") {
     cv::RNG rng(34);
     DistanceTransform dt;
     for (int i = 0; i < 150; ++i) {

@@ -3,6 +3,7 @@
 // light-on-dark variant. Counting goes through the Detector with its defaults.
 #include "check.hpp"
 #include "scenes.hpp"
+#include "simd_levels.hpp"
 
 #include "conveyor_qc/detector.hpp"
 #include "conveyor_qc/downscale.hpp"
@@ -421,7 +422,7 @@ TEST_CASE("mask: buffers are reused in the steady state") {
     }
 }
 
-TEST_CASE("mask: auto mode's BGR table after learning agrees with the exact Lab decision") {
+TEST_CASE_AT_EVERY_SIMD_LEVEL("mask: auto mode's BGR table after learning agrees with the exact Lab decision") {
     // Every colour of a 64-level grid per channel, on one 512x512 frame.
     cv::Mat ramp(512, 512, CV_8UC3);
     for (int i = 0; i < 512 * 512; ++i) {
@@ -515,7 +516,7 @@ bool same(const cv::Mat& a, const cv::Mat& b) {
 
 }  // namespace
 
-TEST_CASE("morphology: erode, dilate, open, close as OpenCV's, any kernel size, shape and iterations") {
+TEST_CASE_AT_EVERY_SIMD_LEVEL("morphology: erode, dilate, open, close as OpenCV's, any kernel size, shape and iterations") {
     cv::RNG rng(41);
     const int ops[4] = {cv::MORPH_ERODE, cv::MORPH_DILATE, cv::MORPH_OPEN, cv::MORPH_CLOSE};
     const int shapes[3] = {cv::MORPH_ELLIPSE, cv::MORPH_RECT, cv::MORPH_CROSS};
@@ -544,7 +545,7 @@ TEST_CASE("morphology: erode, dilate, open, close as OpenCV's, any kernel size, 
     CHECK_THROWS(Morphology{split_row}, std::invalid_argument);
 }
 
-TEST_CASE("morphology: binary masks at word boundaries, views, and apply() as its four calls") {
+TEST_CASE_AT_EVERY_SIMD_LEVEL("morphology: binary masks at word boundaries, views, and apply() as its four calls") {
     // Binary masks go through the bit-packed path: rows of 64-pixel words.
     cv::RNG rng(46);
     const int widths[] = {1, 2, 63, 64, 65, 127, 128, 129, 200, 640};
@@ -572,7 +573,7 @@ TEST_CASE("morphology: binary masks at word boundaries, views, and apply() as it
     }
 }
 
-TEST_CASE("morphology: holes filled as a flood fill from outside the image leaves them") {
+TEST_CASE_AT_EVERY_SIMD_LEVEL("morphology: holes filled as a flood fill from outside the image leaves them") {
     cv::RNG rng(42);
     HoleFiller filler;
     int filled = 0;
@@ -618,7 +619,7 @@ TEST_CASE("morphology: a large hole stays open unless convex, small ones are fil
     CHECK_EQ(static_cast<int>(never.at<std::uint8_t>(101, 101)), 255);
 }
 
-TEST_CASE("median_blur3: as medianBlur 3x3, any size and 1 to 4 channels") {
+TEST_CASE_AT_EVERY_SIMD_LEVEL("median_blur3: as medianBlur 3x3, any size and 1 to 4 channels") {
     cv::RNG rng(44);
     std::vector<std::uint8_t> scratch;
     for (int i = 0; i < 200; ++i) {
@@ -646,10 +647,12 @@ TEST_CASE("median_blur3: as medianBlur 3x3, any size and 1 to 4 channels") {
     }
 }
 
-TEST_CASE("mask: the table path's vector and scalar code agree") {
+TEST_CASE_AT_EVERY_SIMD_LEVEL("mask: the table path's vector and scalar code agree") {
     // The vector code takes 16 pixels at a time and leaves the rest of a row
     // to the scalar code: a frame 512 wide goes through the first, the same
-    // frame cut into strips 5 wide (and one 2 wide) through the second.
+    // frame cut into strips 5 wide (and one 2 wide) through the second. (At
+    // SimdLevel::Scalar both go through the scalar code: test_simd.cpp holds
+    // every level to the table itself.)
     // Both learn a belt of one colour: the same model from any strip of it.
     const cv::Mat belt_frame(256, 512, CV_8UC3, cv::Scalar(60, 140, 210));
     cv::Mat frame(256, 512, CV_8UC3);
@@ -688,7 +691,7 @@ TEST_CASE("mask: the table path's vector and scalar code agree") {
     }
 }
 
-TEST_CASE("resize_area: as resize INTER_AREA, the 2x2 path and the others") {
+TEST_CASE_AT_EVERY_SIMD_LEVEL("resize_area: as resize INTER_AREA, the 2x2 path and the others") {
     cv::RNG rng(43);
     int halves = 0;
     for (int i = 0; i < 120; ++i) {
@@ -713,7 +716,7 @@ TEST_CASE("resize_area: as resize INTER_AREA, the 2x2 path and the others") {
     CHECK(halves > 40);
 }
 
-TEST_CASE("mask: post-processing as OpenCV's morphologyEx, erode, dilate and floodFill did") {
+TEST_CASE_AT_EVERY_SIMD_LEVEL("mask: post-processing as OpenCV's morphologyEx, erode, dilate and floodFill did") {
     cv::Mat clean = belt();
     cookie(clean, cv::Point(150, 150), 45);
     cookie(clean, cv::Point(240, 150), 45, kCookie, 6);  // touching the first

@@ -113,6 +113,12 @@ private:
     // Both work on the half-size copy of the learning frame; `full` is the frame's size.
     void find_belt_and_light(const cv::Mat& half_bgr, cv::Size full);
     void segment_and_count(const cv::Mat& normalised_half_bgr, cv::Size full);
+    // segment_and_count()'s steps: the shadow-coloured pixels of each
+    // component, the fixtures, and the counting of the colours' evidence.
+    std::vector<int> shadowy_pixels(const cv::Mat& lab, const cv::Mat& labels, int n, const cv::Vec3f& belt) const;
+    cv::Mat update_fixtures(const cv::Mat& structures, cv::Size full);
+    std::uint64_t count_evidence(const cv::Mat& even, const cv::Mat& objects, const cv::Mat& core, const cv::Mat& around,
+                                 const cv::Mat& structures, const cv::Mat& fixtures);
     void build_table();
     // `bgr` with the light divided out, into normalised_ (or bgr itself when even).
     const cv::Mat& normalise(const cv::Mat& bgr);

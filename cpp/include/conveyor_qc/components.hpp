@@ -6,6 +6,8 @@
 // allocates about 25 times a call; cpp/tests/test_alloc.cpp).
 #pragma once
 
+#include "conveyor_qc/union_find.hpp"
+
 #include <opencv2/core.hpp>
 
 #include <cstdint>
@@ -33,17 +35,17 @@ public:
     const ComponentStats& stats(int label) const { return stats_[static_cast<std::size_t>(label)]; }
 
 private:
-    // A run of nonzero pixels [x0, x1] on one row; `parent` links runs of one
-    // component (union-find over run indices).
+    // A run of nonzero pixels [x0, x1] on one row; sets_ joins the runs of
+    // one component (its elements are run indices).
     struct Run {
-        int x0, x1, parent, label;
+        int x0, x1, label;
     };
-    int find(int i);
     void reserve(int width, int height);
 
     cv::Mat framed_;  // (h + 2) x (w + 2) labels with the zero frame
     cv::Mat labels_;  // its inner view
     std::vector<Run> runs_;
+    detail::UnionFind sets_;
     std::vector<int> row_start_;  // first run of each row; row_start_[h] = number of runs
     std::vector<ComponentStats> stats_;
     std::vector<std::uint64_t> sum_x_, sum_y_;

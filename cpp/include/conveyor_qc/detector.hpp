@@ -109,6 +109,12 @@ private:
         int x0, y0, x1, y1;
     };
 
+    // Component `label` of detect()'s ROI: dropped (its note says why), one
+    // detection, or split. `inner_sides`: the ROI's sides inside the frame
+    // (kLeft | kTop | kRight | kBottom), which cut the objects they touch.
+    void detect_component(int label, const cv::Rect& roi, int inner_sides, double scale, std::vector<Detection>& out);
+    // Solidity and circularity of component `label` from its outer contour.
+    void component_shape(int label, float& solidity, float& circularity);
     // Zero-bordered binary image of component `label` (box in ROI coordinates),
     // written into component_; returns the (w+2)x(h+2) view.
     cv::Mat component_view(const cv::Rect& box, int label);
@@ -124,6 +130,11 @@ private:
     // an empty component).
     // Holes in it of up to `max_hole` mask pixels are filled first.
     float find_peaks(const cv::Rect& box, int label, int frame_sides, long long max_hole);
+    // Its steps: the buffers, the distance map (returns its largest
+    // distance), the flooding that finds the peaks.
+    void grow_split_buffers();
+    double distance_map(const cv::Rect& box, int label, int frame_sides, long long max_hole);
+    void flood_peaks(const cv::Mat& dist, double maxv);
     // Holes under HoleFiller::kTextureHoleShare of a typical object are
     // texture (filled before the distance transform); larger ones are belt
     // between objects.
@@ -160,6 +171,8 @@ private:
     // however solid it is.
     static constexpr float kSplitByArea = 1.6f;
     float provisional_typical_ = 0.f;
+    // Sets provisional_typical_ from the ROI's `n` labels (0 once kTypicalMin are known).
+    void find_provisional_typical(const cv::Rect& roi, double scale, int n);
     void note_typical(float area);
     // Grouping of pieces (group_gap): every component left in one piece, with
     // its detection's index; group_pieces() merges them in `out`.
@@ -193,6 +206,13 @@ private:
     std::vector<std::uint8_t> dropped_;
     int box_scale_gap(double scale) const;
     void group_pieces(int gap, std::vector<Detection>& out);
+    // group_pieces()'s steps for one piece: the other pieces near its outline
+    // (near_votes_), the one it joins, the joining; then the dropping of the
+    // detections of those that joined another or are crumbs.
+    int count_near_votes(const Piece& small, int gap);
+    int best_group(int k, int outline_px, const std::vector<Detection>& out);
+    void join_piece(int k, int best, std::vector<Detection>& out);
+    void drop_grouped(std::vector<Detection>& out);
     float union_solidity(int a, int b);
     std::vector<cv::Point> hull_in_, hull_out_;
     // Joins every part smaller than min_area_px (mask pixels; cut_min_area_px

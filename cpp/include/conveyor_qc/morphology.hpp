@@ -6,6 +6,8 @@
 // allocations per morphologyEx, 4 per floodFill).
 #pragma once
 
+#include "conveyor_qc/union_find.hpp"
+
 #include <opencv2/core.hpp>
 
 #include <cstdint>
@@ -107,6 +109,7 @@ public:
     // grow later.
     void reserve(cv::Size size) {
         runs_.reserve(static_cast<std::size_t>(size.height) * 16);
+        sets_.reserve(static_cast<std::size_t>(size.height) * 16);
         hole_of_.reserve(static_cast<std::size_t>(size.height) * 16);
         // Large holes: 64 of them, and their row ends for 4 on every row.
         entry_of_.reserve(65);
@@ -117,8 +120,11 @@ public:
     }
 
 private:
+    // A run of zero pixels [x0, x1] on one row; sets_ joins the runs of one
+    // hole or of the background (its elements are run indices; a set's
+    // figures are kept at its root).
     struct Run {
-        int x0, x1, parent;
+        int x0, x1;
         bool outside;     // at a root: the set touches the border
         long long area;   // at a root: the set's pixels
         bool keep_open;   // at a root: a large hole that is not convex
@@ -126,10 +132,10 @@ private:
     struct RowEnds {
         int hole, y, x0, x1;  // a large hole's first and last pixel on row y
     };
-    int find(int i);
     // Sets keep_open on the roots in large_: not convex by their outline.
     void judge_large(int rows, float large_solidity);
     std::vector<Run> runs_;
+    detail::UnionFind sets_;
     std::vector<int> row_start_;
     std::vector<int> large_;                   // roots of holes over max_hole
     std::vector<int> hole_of_;                 // per run: its index in large_ if it is such a root, else -1
