@@ -29,19 +29,27 @@ void check(bool ok, const char* what) {
 // A value for a parameter: mostly near the documented ranges, sometimes anything.
 double number(FuzzedDataProvider& in, double lo, double hi) {
     switch (in.ConsumeIntegralInRange<int>(0, 5)) {
-        case 0: return in.ConsumeFloatingPoint<double>();
-        case 1: return lo;
-        case 2: return hi;
-        case 3: return in.ConsumeFloatingPointInRange<double>(lo - 1.0, hi + 1.0);
-        default: return in.ConsumeFloatingPointInRange<double>(lo, hi);
+        case 0:
+            return in.ConsumeFloatingPoint<double>();
+        case 1:
+            return lo;
+        case 2:
+            return hi;
+        case 3:
+            return in.ConsumeFloatingPointInRange<double>(lo - 1.0, hi + 1.0);
+        default:
+            return in.ConsumeFloatingPointInRange<double>(lo, hi);
     }
 }
 
 int integer(FuzzedDataProvider& in, int lo, int hi) {
     switch (in.ConsumeIntegralInRange<int>(0, 4)) {
-        case 0: return in.ConsumeIntegral<int>();
-        case 1: return in.ConsumeIntegralInRange<int>(lo - 2, hi + 2);
-        default: return in.ConsumeIntegralInRange<int>(lo, hi);
+        case 0:
+            return in.ConsumeIntegral<int>();
+        case 1:
+            return in.ConsumeIntegralInRange<int>(lo - 2, hi + 2);
+        default:
+            return in.ConsumeIntegralInRange<int>(lo, hi);
     }
 }
 
@@ -54,14 +62,23 @@ void fill_params(FuzzedDataProvider& in, cqc::PipelineParams& p) {
     auto& m = p.mask;
     if (in.ConsumeBool()) m.mode = in.ConsumeBool() ? cqc::MaskMode::Auto : cqc::MaskMode::Threshold;
     if (in.ConsumeBool()) m.object_space = static_cast<cqc::ColorSpace>(in.ConsumeIntegralInRange<int>(0, 2));
-    if (in.ConsumeBool()) { m.object_lower = colour(in); m.object_upper = colour(in); }
+    if (in.ConsumeBool()) {
+        m.object_lower = colour(in);
+        m.object_upper = colour(in);
+    }
     if (in.ConsumeBool()) m.shadow_enabled = in.ConsumeBool();
-    if (in.ConsumeBool()) { m.shadow_lower = colour(in); m.shadow_upper = colour(in); }
+    if (in.ConsumeBool()) {
+        m.shadow_lower = colour(in);
+        m.shadow_upper = colour(in);
+    }
     if (in.ConsumeBool()) m.shadow_min_ratio = number(in, 0, 1);
     if (in.ConsumeBool()) m.shadow_max_ratio = number(in, 0, 1);
     if (in.ConsumeBool()) m.shadow_chroma = number(in, 0, 100);
     if (in.ConsumeBool()) m.edges_enabled = in.ConsumeBool();
-    if (in.ConsumeBool()) { m.canny_low = number(in, 0, 1000); m.canny_high = number(in, 0, 1000); }
+    if (in.ConsumeBool()) {
+        m.canny_low = number(in, 0, 1000);
+        m.canny_high = number(in, 0, 1000);
+    }
     if (in.ConsumeBool()) m.edge_dilate = integer(in, 0, 10);
     if (in.ConsumeBool()) m.auto_learn_frames = integer(in, 1, 20);
     if (in.ConsumeBool()) m.auto_learn_stride = integer(in, 1, 10);
@@ -80,8 +97,9 @@ void fill_params(FuzzedDataProvider& in, cqc::PipelineParams& p) {
     if (in.ConsumeBool()) d.split_solidity = number(in, 0, 1);
     if (in.ConsumeBool()) d.split_min_part = number(in, 0, 1);
     auto& t = p.track;
-    if (in.ConsumeBool()) t.kind = in.ConsumeBool() ? cqc::TrackerKind::None
-                                                    : static_cast<cqc::TrackerKind>(in.ConsumeIntegralInRange<int>(0, 5));
+    if (in.ConsumeBool())
+        t.kind = in.ConsumeBool() ? cqc::TrackerKind::None
+                                  : static_cast<cqc::TrackerKind>(in.ConsumeIntegralInRange<int>(0, 5));
     if (in.ConsumeBool()) t.downscale = number(in, 0, 1);
     if (in.ConsumeBool()) t.detect_every = integer(in, 1, 30);
     if (in.ConsumeBool()) t.entry_strip = number(in, 0, 1);
@@ -123,7 +141,8 @@ void check_finished(const std::vector<cqc::FinishedTrack>& done) {
             check(t.history[i - 1].frame < t.history[i].frame, "a path's frames increase");
         for (const auto& p : t.history)
             check(std::isfinite(p.box.x) && std::isfinite(p.box.y) && std::isfinite(p.box.width) &&
-                  std::isfinite(p.box.height), "boxes are finite");
+                      std::isfinite(p.box.height),
+                  "boxes are finite");
     }
 }
 
@@ -204,8 +223,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             check(!too_small(params, fw, h), "a frame that downscale empties was taken");
             first_w = fw;
             check(r.count >= 0 && r.counted >= 0, "counts are not negative");
-            for (const auto& t : r.tracks)
-                check(!t.confirmed || t.id > 0, "confirmed tracks have ids");
+            for (const auto& t : r.tracks) check(!t.confirmed || t.id > 0, "confirmed tracks have ids");
         } catch (const cqc::InputError&) {
             check((first_w >= 0 && fw != first_w) || too_small(params, fw, h),
                   "a frame of the first frame's size was refused");

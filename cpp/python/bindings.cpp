@@ -33,11 +33,11 @@ cv::Mat frame_view(const py::array& a, const char* what = "frame") {
         throw py::value_error(std::string(what) + " must have shape (height, width, 3), got " + shape);
     }
     if (!(a.flags() & py::array::c_style)) {
-        throw py::value_error(std::string(what) +
-                              " must be C-contiguous (use numpy.ascontiguousarray to make it so)");
+        throw py::value_error(std::string(what) + " must be C-contiguous (use numpy.ascontiguousarray to make it so)");
     }
     if (a.shape(0) < 1 || a.shape(1) < 1) throw py::value_error(std::string(what) + " is empty");
-    if (a.shape(0) > INT_MAX / 4 || a.shape(1) > INT_MAX / 4) throw py::value_error(std::string(what) + " is too large");
+    if (a.shape(0) > INT_MAX / 4 || a.shape(1) > INT_MAX / 4)
+        throw py::value_error(std::string(what) + " is too large");
     // Rows are packed (C-contiguous), so the step is the row's size: a.strides(0) is not, for
     // one row, where NumPy lets it be anything (found by fuzzing: a 1-row view with stride 0
     // made cv::Mat assert).
@@ -84,15 +84,19 @@ py::array_t<int32_t> ids_array(const std::vector<int>& ids) {
 }
 
 using Box = std::tuple<float, float, float, float>;  // x, y, w, h
-Box rect_tuple(const cv::Rect2f& r) { return {r.x, r.y, r.width, r.height}; }
-std::tuple<float, float, float> vec3_tuple(const cv::Vec3f& v) { return {v[0], v[1], v[2]}; }
+Box rect_tuple(const cv::Rect2f& r) {
+    return {r.x, r.y, r.width, r.height};
+}
+std::tuple<float, float, float> vec3_tuple(const cv::Vec3f& v) {
+    return {v[0], v[1], v[2]};
+}
 
 // ---- What the core hands Python, as typed classes (the stub lists their fields) -------------
 
 // Detections of one frame as columns: one array per field, no Python object per row.
 struct Detections {
-    py::array_t<float> boxes;        // (N, 4) x, y, w, h, full-resolution pixels
-    py::array_t<float> centroids;    // (N, 2)
+    py::array_t<float> boxes;                        // (N, 4) x, y, w, h, full-resolution pixels
+    py::array_t<float> centroids;                    // (N, 2)
     py::array_t<float> area, solidity, circularity;  // (N,)
 };
 
@@ -102,12 +106,19 @@ Detections detections_columns(const std::vector<Detection>& ds) {
                  py::array_t<float>(n), py::array_t<float>(n), py::array_t<float>(n)};
     auto b = o.boxes.mutable_unchecked<2>();
     auto c = o.centroids.mutable_unchecked<2>();
-    auto a = o.area.mutable_unchecked<1>(), s = o.solidity.mutable_unchecked<1>(), k = o.circularity.mutable_unchecked<1>();
+    auto a = o.area.mutable_unchecked<1>(), s = o.solidity.mutable_unchecked<1>(),
+         k = o.circularity.mutable_unchecked<1>();
     for (py::ssize_t i = 0; i < n; ++i) {
         const auto& d = ds[static_cast<size_t>(i)];
-        b(i, 0) = d.box.x; b(i, 1) = d.box.y; b(i, 2) = d.box.width; b(i, 3) = d.box.height;
-        c(i, 0) = d.centroid.x; c(i, 1) = d.centroid.y;
-        a(i) = d.area; s(i) = d.solidity; k(i) = d.circularity;
+        b(i, 0) = d.box.x;
+        b(i, 1) = d.box.y;
+        b(i, 2) = d.box.width;
+        b(i, 3) = d.box.height;
+        c(i, 0) = d.centroid.x;
+        c(i, 1) = d.centroid.y;
+        a(i) = d.area;
+        s(i) = d.solidity;
+        k(i) = d.circularity;
     }
     return o;
 }
@@ -145,8 +156,14 @@ FrameTracks frame_tracks(const FrameResult& r) {
         const auto& t = r.tracks[static_cast<size_t>(i)];
         i_(i) = t.id;
         k_(i) = t.key;
-        b_(i, 0) = t.box.x; b_(i, 1) = t.box.y; b_(i, 2) = t.box.width; b_(i, 3) = t.box.height;
-        c_(i) = t.confirmed; w_(i) = t.whole; be_(i) = t.best_updated; d_(i) = t.detected;
+        b_(i, 0) = t.box.x;
+        b_(i, 1) = t.box.y;
+        b_(i, 2) = t.box.width;
+        b_(i, 3) = t.box.height;
+        c_(i) = t.confirmed;
+        w_(i) = t.whole;
+        be_(i) = t.best_updated;
+        d_(i) = t.detected;
     }
     o.count = r.count;
     o.crossed = ids_array(r.crossed);
@@ -157,9 +174,12 @@ FrameTracks frame_tracks(const FrameResult& r) {
 
 const char* end_name(FinishedTrack::End e) {
     switch (e) {
-        case FinishedTrack::End::Exited: return "exited";
-        case FinishedTrack::End::Lost: return "lost";
-        case FinishedTrack::End::StreamEnd: return "stream_end";
+        case FinishedTrack::End::Exited:
+            return "exited";
+        case FinishedTrack::End::Lost:
+            return "lost";
+        case FinishedTrack::End::StreamEnd:
+            return "stream_end";
     }
     return "exited";
 }
@@ -186,7 +206,10 @@ FinishedObject finished_object(const FinishedTrack& t) {
     for (py::ssize_t i = 0; i < n; ++i) {
         const auto& p = t.history[static_cast<size_t>(i)];
         f(i) = p.frame;
-        b(i, 0) = p.box.x; b(i, 1) = p.box.y; b(i, 2) = p.box.width; b(i, 3) = p.box.height;
+        b(i, 0) = p.box.x;
+        b(i, 1) = p.box.y;
+        b(i, 2) = p.box.width;
+        b(i, 3) = p.box.height;
     }
     o.key = t.key;
     o.id = t.id;
@@ -267,7 +290,11 @@ struct ParamsBinder {
     }
     ParamsBinder& scalar_field(const char* name, cv::Scalar T::*member) {
         cls.def_property(
-            name, [member](const T& p) { const auto& s = p.*member; return std::vector<double>{s[0], s[1], s[2]}; },
+            name,
+            [member](const T& p) {
+                const auto& s = p.*member;
+                return std::vector<double>{s[0], s[1], s[2]};
+            },
             [member, name](T& p, const std::vector<double>& v) {
                 if (v.size() != 3) throw ParamError(std::string(name) + " must be a list of 3 numbers");
                 p.*member = cv::Scalar(v[0], v[1], v[2]);
@@ -294,10 +321,11 @@ PYBIND11_MODULE(_core, m) {
 
     // The core's results: typed, read-only; arrays are NumPy's (copies the caller owns).
     py::class_<Detection>(m, "Detection", "One object's box and shape figures (types.hpp).")
-        .def_property_readonly("box", [](const Detection& d) { return rect_tuple(d.box); },
-                               "(x, y, w, h), full-resolution pixels")
-        .def_property_readonly("centroid", [](const Detection& d) { return std::make_tuple(d.centroid.x, d.centroid.y); },
-                               "(x, y) of the mask pixels' centroid")
+        .def_property_readonly(
+            "box", [](const Detection& d) { return rect_tuple(d.box); }, "(x, y, w, h), full-resolution pixels")
+        .def_property_readonly(
+            "centroid", [](const Detection& d) { return std::make_tuple(d.centroid.x, d.centroid.y); },
+            "(x, y) of the mask pixels' centroid")
         .def_readonly("area", &Detection::area, "mask pixel count, full-resolution px^2")
         .def_readonly("solidity", &Detection::solidity, "area / convex hull area, in (0, 1]")
         .def_readonly("circularity", &Detection::circularity, "4 pi area / perimeter^2, in (0, 1]");
@@ -344,13 +372,17 @@ PYBIND11_MODULE(_core, m) {
         .def_readonly("count", &StreamEnd::count, "confirmed objects");
 
     py::class_<BeltModelStats>(m, "BeltStats", "The figures the learnt belt model judged by (belt_model.hpp).")
-        .def_readonly("frames_learnt", &BeltModelStats::frames_learnt, "0: not learnt (threshold mode, or no frame yet)")
-        .def_property_readonly("belt_lab", [](const BeltModelStats& s) { return vec3_tuple(s.belt_lab); },
-                               "the belt's Lab colour in the light of the frame's centre")
-        .def_property_readonly("belt_sigma", [](const BeltModelStats& s) { return vec3_tuple(s.belt_sigma); },
-                               "its noise per Lab channel")
-        .def_readonly("threshold", &BeltModelStats::threshold, "distance in sigmas past which an unseen colour is product")
-        .def_readonly("belt_region", &BeltModelStats::belt_region, "share of the first frame in the belt's largest region")
+        .def_readonly("frames_learnt", &BeltModelStats::frames_learnt,
+                      "0: not learnt (threshold mode, or no frame yet)")
+        .def_property_readonly(
+            "belt_lab", [](const BeltModelStats& s) { return vec3_tuple(s.belt_lab); },
+            "the belt's Lab colour in the light of the frame's centre")
+        .def_property_readonly(
+            "belt_sigma", [](const BeltModelStats& s) { return vec3_tuple(s.belt_sigma); }, "its noise per Lab channel")
+        .def_readonly("threshold", &BeltModelStats::threshold,
+                      "distance in sigmas past which an unseen colour is product")
+        .def_readonly("belt_region", &BeltModelStats::belt_region,
+                      "share of the first frame in the belt's largest region")
         .def_readonly("candidates", &BeltModelStats::candidates, "colour modes considered for the belt")
         .def_readonly("light_range", &BeltModelStats::light_range, "brightest / darkest point of the light field")
         .def_readonly("object_share", &BeltModelStats::object_share, "share of learning pixels in product components")
@@ -361,16 +393,20 @@ PYBIND11_MODULE(_core, m) {
         .def("as_dict", &belt_stats_dict, "The figures as a dict, in the order summary.json gives them.");
 
     py::class_<ComponentNote>(m, "ComponentNote", "What the detector did with one connected component (explain on).")
-        .def_property_readonly("box", [](const ComponentNote& n) { return std::make_tuple(n.box.x, n.box.y, n.box.width, n.box.height); },
-                               "(x, y, w, h), mask pixels")
+        .def_property_readonly(
+            "box", [](const ComponentNote& n) { return std::make_tuple(n.box.x, n.box.y, n.box.width, n.box.height); },
+            "(x, y, w, h), mask pixels")
         .def_readonly("pixels", &ComponentNote::pixels)
         .def_readonly("area", &ComponentNote::area, "full-resolution px^2")
         .def_readonly("solidity", &ComponentNote::solidity)
-        .def_property_readonly("outcome", [](const ComponentNote& n) { return std::string(to_string(n.outcome)); },
-                               "one, kept_whole, split, grouped, crumb, too_small, too_large or cut_by_roi")
-        .def_readonly("first_detection", &ComponentNote::first_detection, "its first detection in detect()'s output, -1: none")
+        .def_property_readonly(
+            "outcome", [](const ComponentNote& n) { return std::string(to_string(n.outcome)); },
+            "one, kept_whole, split, grouped, crumb, too_small, too_large or cut_by_roi")
+        .def_readonly("first_detection", &ComponentNote::first_detection,
+                      "its first detection in detect()'s output, -1: none")
         .def_readonly("detections", &ComponentNote::detections)
-        .def_readonly("objects_by_area", &ComponentNote::objects_by_area, "area / typical object, rounded (0: not tried)")
+        .def_readonly("objects_by_area", &ComponentNote::objects_by_area,
+                      "area / typical object, rounded (0: not tried)")
         .def_readonly("peaks", &ComponentNote::peaks, "distance-transform peaks it was cut around")
         .def_readonly("joined", &ComponentNote::joined, "grouped: the component it joined, else -1")
         .def("as_dict", &component_dict, "The note as a dict (inspect.json).");
@@ -441,53 +477,59 @@ PYBIND11_MODULE(_core, m) {
 
     py::class_<MaskBuilder>(m, "MaskBuilder", "Builds object masks; keeps the learnt belt model between frames.")
         .def(py::init<const MaskParams&>(), py::arg("params"))
-        .def("build",
-             [](MaskBuilder& self, const py::array& frame) {
-                 cv::Mat view = frame_view(frame), mask;
-                 {
-                     py::gil_scoped_release release;
-                     self.build(view, mask);
-                 }
-                 return mask_to_numpy(mask);
-             },
-             py::arg("frame"), "Object mask (uint8, 0 or 255) of a BGR frame.")
+        .def(
+            "build",
+            [](MaskBuilder& self, const py::array& frame) {
+                cv::Mat view = frame_view(frame), mask;
+                {
+                    py::gil_scoped_release release;
+                    self.build(view, mask);
+                }
+                return mask_to_numpy(mask);
+            },
+            py::arg("frame"), "Object mask (uint8, 0 or 255) of a BGR frame.")
         .def_property_readonly("ready", &MaskBuilder::ready)
         .def_property_readonly(
             "belt_stats", [](const MaskBuilder& self) { return self.belt_model().stats(); },
             "The figures the learnt belt model judged by (auto mode; belt_model.hpp).")
-        .def("object_mask", [](const MaskBuilder& self) { return image_to_numpy(self.object_mask()); },
-             "Pixels of a product colour on the last frame, before shadows and morphology.")
-        .def("shadow_mask", [](const MaskBuilder& self) { return image_to_numpy(self.shadow_mask()); },
-             "Pixels of a shadow colour on the last frame.")
-        .def("light_gain", [](const MaskBuilder& self) { return image_to_numpy(self.belt_model().light_gain()); },
-             "The belt model's light gain per pixel (float32; 1 where the light is even).")
-        .def("learning_labels",
-             [](const MaskBuilder& self) { return image_to_numpy(self.belt_model().learning_labels()); },
-             "The last learning frame's first segmentation: 0 unused, 1 belt, 2 rim, 3 product.")
-        .def("normalised", [](const MaskBuilder& self) { return image_to_numpy(self.belt_model().normalised()); },
-             "The last frame with the light divided out (empty while the light is even).");
+        .def(
+            "object_mask", [](const MaskBuilder& self) { return image_to_numpy(self.object_mask()); },
+            "Pixels of a product colour on the last frame, before shadows and morphology.")
+        .def(
+            "shadow_mask", [](const MaskBuilder& self) { return image_to_numpy(self.shadow_mask()); },
+            "Pixels of a shadow colour on the last frame.")
+        .def(
+            "light_gain", [](const MaskBuilder& self) { return image_to_numpy(self.belt_model().light_gain()); },
+            "The belt model's light gain per pixel (float32; 1 where the light is even).")
+        .def(
+            "learning_labels",
+            [](const MaskBuilder& self) { return image_to_numpy(self.belt_model().learning_labels()); },
+            "The last learning frame's first segmentation: 0 unused, 1 belt, 2 rim, 3 product.")
+        .def(
+            "normalised", [](const MaskBuilder& self) { return image_to_numpy(self.belt_model().normalised()); },
+            "The last frame with the light divided out (empty while the light is even).");
 
     py::class_<Detector>(m, "Detector", "Connected components to detections.")
         .def(py::init<const DetectParams&>(), py::arg("params"))
-        .def("detect",
-             [](Detector& self, const py::array& mask, std::vector<int> roi, double scale) {
-                 cv::Mat view = mask_view(mask);
-                 if (!roi.empty() && roi.size() != 4) throw py::value_error("roi must be (x, y, w, h) or empty");
-                 cv::Rect r = roi.empty() ? cv::Rect() : cv::Rect(roi[0], roi[1], roi[2], roi[3]);
-                 std::vector<Detection> out;
-                 {
-                     py::gil_scoped_release release;
-                     self.detect(view, r, scale, out);
-                 }
-                 return detections_columns(out);
-             },
-             py::arg("mask"), py::arg("roi") = std::vector<int>{}, py::arg("scale") = 1.0,
-             "Detections as columns: boxes (N,4 x,y,w,h), centroids, area, solidity, circularity.")
+        .def(
+            "detect",
+            [](Detector& self, const py::array& mask, std::vector<int> roi, double scale) {
+                cv::Mat view = mask_view(mask);
+                if (!roi.empty() && roi.size() != 4) throw py::value_error("roi must be (x, y, w, h) or empty");
+                cv::Rect r = roi.empty() ? cv::Rect() : cv::Rect(roi[0], roi[1], roi[2], roi[3]);
+                std::vector<Detection> out;
+                {
+                    py::gil_scoped_release release;
+                    self.detect(view, r, scale, out);
+                }
+                return detections_columns(out);
+            },
+            py::arg("mask"), py::arg("roi") = std::vector<int>{}, py::arg("scale") = 1.0,
+            "Detections as columns: boxes (N,4 x,y,w,h), centroids, area, solidity, circularity.")
         .def("explain", &Detector::explain, py::arg("on") = true,
              "Keep a note of every component's fate on each detect() (components()).")
         .def(
-            "components",
-            [](const Detector& self) { return self.notes(); },
+            "components", [](const Detector& self) { return self.notes(); },
             "With explain on: a ComponentNote for every component of the last detect(), in label order.")
         .def_property_readonly("typical_area", &Detector::last_typical,
                                "The typical object's area (full-resolution px^2) the last detect() used; 0: none yet.");
@@ -502,8 +544,8 @@ PYBIND11_MODULE(_core, m) {
                 downscale_frame(view, r, small, scratch);
             }
             if (small.data == view.data) small = view.clone();  // r = 1: a copy the caller owns
-            py::array_t<uint8_t> out({static_cast<py::ssize_t>(small.rows), static_cast<py::ssize_t>(small.cols),
-                                      py::ssize_t(3)});
+            py::array_t<uint8_t> out(
+                {static_cast<py::ssize_t>(small.rows), static_cast<py::ssize_t>(small.cols), py::ssize_t(3)});
             for (int y = 0; y < small.rows; ++y)
                 std::memcpy(out.mutable_data(y), small.ptr(y), static_cast<size_t>(small.cols) * 3);
             return out;
@@ -526,35 +568,38 @@ PYBIND11_MODULE(_core, m) {
 
     py::class_<Pipeline>(m, "Pipeline", "The core's per-frame job: downscale, mask, components, tracking.")
         .def(py::init<const PipelineParams&>(), py::arg("params"))
-        .def("process",
-             [](Pipeline& self, const py::array& frame) {
-                 cv::Mat view = frame_view(frame);
-                 const FrameResult* r;
-                 {
-                     py::gil_scoped_release release;
-                     r = &self.process(view);
-                 }
-                 return frame_tracks(*r);
-             },
-             py::arg("frame"),
-             "Process the next BGR frame (uint8, HxWx3, C-contiguous; not copied). Returns the live tracks.")
-        .def("take_finished",
-             [](Pipeline& self) {
-                 std::vector<FinishedTrack> done;
-                 self.take_finished(done);
-                 std::vector<FinishedObject> out;
-                 out.reserve(done.size());
-                 for (const auto& t : done) out.push_back(finished_object(t));  // copies: the arrays are Python's
-                 self.recycle(done);  // their memory serves the next objects
-                 return out;
-             },
-             "Tracks confirmed and ended since the last call.")
-        .def("finish",
-             [](Pipeline& self) {
-                 const FrameResult& r = self.finish();
-                 return StreamEnd{ids_array(r.crossed), r.counted, r.count};
-             },
-             "End of stream: every live confirmed track becomes finished (take them with take_finished).")
+        .def(
+            "process",
+            [](Pipeline& self, const py::array& frame) {
+                cv::Mat view = frame_view(frame);
+                const FrameResult* r;
+                {
+                    py::gil_scoped_release release;
+                    r = &self.process(view);
+                }
+                return frame_tracks(*r);
+            },
+            py::arg("frame"),
+            "Process the next BGR frame (uint8, HxWx3, C-contiguous; not copied). Returns the live tracks.")
+        .def(
+            "take_finished",
+            [](Pipeline& self) {
+                std::vector<FinishedTrack> done;
+                self.take_finished(done);
+                std::vector<FinishedObject> out;
+                out.reserve(done.size());
+                for (const auto& t : done) out.push_back(finished_object(t));  // copies: the arrays are Python's
+                self.recycle(done);                                            // their memory serves the next objects
+                return out;
+            },
+            "Tracks confirmed and ended since the last call.")
+        .def(
+            "finish",
+            [](Pipeline& self) {
+                const FrameResult& r = self.finish();
+                return StreamEnd{ids_array(r.crossed), r.counted, r.count};
+            },
+            "End of stream: every live confirmed track becomes finished (take them with take_finished).")
         .def_property_readonly("frames_processed", &Pipeline::frames_processed)
         .def_property_readonly(
             "belt_stats", [](const Pipeline& self) { return self.mask_builder().belt_model().stats(); },
@@ -563,6 +608,7 @@ PYBIND11_MODULE(_core, m) {
             "direction", [](const Pipeline& self) { return std::string(to_string(self.direction())); },
             "The belt's direction: track.direction, or with 'auto' the direction read from the footage "
             "once known ('auto' until then).")
-        .def("last_mask", [](const Pipeline& self) { return mask_to_numpy(self.last_mask()); },
-             "The object mask of the last detection frame (at the downscaled size).");
+        .def(
+            "last_mask", [](const Pipeline& self) { return mask_to_numpy(self.last_mask()); },
+            "The object mask of the last detection frame (at the downscaled size).");
 }

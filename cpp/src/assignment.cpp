@@ -6,8 +6,7 @@
 
 namespace cqc {
 
-void assign(const cv::Mat_<float>& cost, float gate, std::vector<int>& row_to_col,
-            AssignmentWorkspace& ws) {
+void assign(const cv::Mat_<float>& cost, float gate, std::vector<int>& row_to_col, AssignmentWorkspace& ws) {
     const int rows = cost.rows, cols = cost.cols;
     row_to_col.assign(static_cast<size_t>(std::max(rows, 0)), -1);
     if (rows <= 0 || cols <= 0) return;

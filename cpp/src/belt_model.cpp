@@ -44,11 +44,13 @@ std::vector<Mode> colour_modes(const cv::Mat& lab) {
     const std::size_t bins = static_cast<std::size_t>(kBinsL) * kBinsAB * kBinsAB;
     std::vector<float> hist(bins, 0.f), tmp(bins);
     auto bin = [](int l, int a, int b) {
-        return (static_cast<std::size_t>(l) * kBinsAB + static_cast<std::size_t>(a)) * kBinsAB + static_cast<std::size_t>(b);
+        return (static_cast<std::size_t>(l) * kBinsAB + static_cast<std::size_t>(a)) * kBinsAB +
+               static_cast<std::size_t>(b);
     };
     for (int y = 0; y < lab.rows; ++y) {
         const cv::Vec3b* row = lab.ptr<cv::Vec3b>(y);
-        for (int x = 0; x < lab.cols; ++x) hist[bin(row[x][0] >> kShiftL, row[x][1] >> kShiftAB, row[x][2] >> kShiftAB)] += 1.f;
+        for (int x = 0; x < lab.cols; ++x)
+            hist[bin(row[x][0] >> kShiftL, row[x][1] >> kShiftAB, row[x][2] >> kShiftAB)] += 1.f;
     }
     // 3x3x3 box sum as three passes of 3 along each axis.
     const int dims[3] = {kBinsL, kBinsAB, kBinsAB};
@@ -149,7 +151,8 @@ cv::Vec3f channel_sigmas(const cv::Mat& lab, const cv::Vec3f& c, const cv::Mat& 
         for (int x = 0; x < lab.cols; ++x) {
             if (!m[x]) continue;
             for (int k = 0; k < 3; ++k)
-                ++h[static_cast<std::size_t>(k)][static_cast<std::size_t>(std::min(511.f, 2.f * std::abs(p[x][k] - c[k])))];
+                ++h[static_cast<std::size_t>(k)]
+                   [static_cast<std::size_t>(std::min(511.f, 2.f * std::abs(p[x][k] - c[k])))];
             ++n;
         }
     }
@@ -176,8 +179,8 @@ cv::Mat thin_bands(const cv::Mat& mask, bool along) {
     const int W = mask.cols, H = mask.rows;
     cv::Mat open, labels, stats, centroids;
     cv::morphologyEx(mask, open, cv::MORPH_OPEN,
-                     cv::getStructuringElement(cv::MORPH_RECT, along ? cv::Size(std::max(1, W / 4), 1)
-                                                                     : cv::Size(1, std::max(1, H / 4))));
+                     cv::getStructuringElement(
+                         cv::MORPH_RECT, along ? cv::Size(std::max(1, W / 4), 1) : cv::Size(1, std::max(1, H / 4))));
     const int n = cv::connectedComponentsWithStats(open, labels, stats, centroids, 8, CV_32S);
     std::vector<std::uint8_t> keep(static_cast<std::size_t>(n), 0);
     for (int i = 1; i < n; ++i) {
@@ -221,7 +224,9 @@ cv::Vec3f follow_mode(const cv::Mat& lab, cv::Vec3f start, float radius, double*
     return c;
 }
 
-cv::Mat ellipse(int size) { return cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(size, size)); }
+cv::Mat ellipse(int size) {
+    return cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(size, size));
+}
 
 // The first segmentation's morphology, in pixels of the half-size view it
 // works on: an opening that drops lines and specks up to ~6 mask pixels
@@ -386,8 +391,7 @@ void apply_gain_f(const cv::Mat& bgr, const cv::Mat& gain, cv::Mat& out) {
         const float* g = gain.ptr<float>(y);
         std::uint8_t* o = out.ptr<std::uint8_t>(y);
         for (int x = 0; x < bgr.cols; ++x)
-            for (int c = 0; c < 3; ++c)
-                o[3 * x + c] = cv::saturate_cast<std::uint8_t>(p[3 * x + c] * g[x]);
+            for (int c = 0; c < 3; ++c) o[3 * x + c] = cv::saturate_cast<std::uint8_t>(p[3 * x + c] * g[x]);
     }
 }
 
@@ -412,8 +416,9 @@ const ChannelShuffles kChannelShuffles;
 
 __attribute__((target("ssse3"))) inline __m128i gather_channel(__m128i a, __m128i b, __m128i c, int ch) {
     const auto* k = reinterpret_cast<const __m128i*>(kChannelShuffles.of[ch]);
-    return _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, _mm_load_si128(k)), _mm_shuffle_epi8(b, _mm_load_si128(k + 1))),
-                        _mm_shuffle_epi8(c, _mm_load_si128(k + 2)));
+    return _mm_or_si128(
+        _mm_or_si128(_mm_shuffle_epi8(a, _mm_load_si128(k)), _mm_shuffle_epi8(b, _mm_load_si128(k + 1))),
+        _mm_shuffle_epi8(c, _mm_load_si128(k + 2)));
 }
 
 // The table path 16 pixels at a time: the channels gathered with pshufb,
@@ -688,8 +693,8 @@ void BeltModel::segment_and_count(const cv::Mat& even, cv::Size full) {
     const std::uint64_t object_px = count_evidence(even, objects, core, around, structures, fixtures);
 
     const double frames = stats_.frames_learnt;
-    stats_.object_share = static_cast<float>((stats_.object_share * frames + static_cast<double>(object_px) / even.total()) /
-                                             (frames + 1.0));
+    stats_.object_share = static_cast<float>(
+        (stats_.object_share * frames + static_cast<double>(object_px) / even.total()) / (frames + 1.0));
     stats_.object_components += kept;
     stats_.typical_area = static_cast<float>(typical * full.area()) / static_cast<float>(even.total());
 }
@@ -713,7 +718,8 @@ std::vector<int> BeltModel::shadowy_pixels(const cv::Mat& lab, const cv::Mat& la
         for (int x = 0; x < lab.cols; ++x) {
             if (l[x] == 0) continue;
             const float ratio = p[x][0] / belt_l, da = (p[x][1] - belt[1]) * ia, db = (p[x][2] - belt[2]) * ib;
-            if (ratio >= shadow_min_ratio_ && ratio <= shadow_max_ratio_ && da * da + db * db < chroma_limit * chroma_limit)
+            if (ratio >= shadow_min_ratio_ && ratio <= shadow_max_ratio_ &&
+                da * da + db * db < chroma_limit * chroma_limit)
                 ++shadowy_px[static_cast<std::size_t>(l[x])];
         }
     }
@@ -763,7 +769,8 @@ std::uint64_t BeltModel::count_evidence(const cv::Mat& even, const cv::Mat& obje
         std::uint8_t* l = learn_labels_.ptr<std::uint8_t>(y);
         for (int x = 0; x < even.cols; ++x) {
             const std::size_t bin = (static_cast<std::size_t>(p[x][0] >> shift) * kEvidenceBins +
-                                     static_cast<std::size_t>(p[x][1] >> shift)) * kEvidenceBins +
+                                     static_cast<std::size_t>(p[x][1] >> shift)) *
+                                        kEvidenceBins +
                                     static_cast<std::size_t>(p[x][2] >> shift);
             if (o[x]) ++object_px;
             if (fx[x]) {
@@ -904,7 +911,8 @@ void BeltModel::classify(const cv::Mat& bgr, cv::Mat& object, cv::Mat& shadow, c
         }
 #endif
         for (; x < even.cols; ++x, p += 3) {
-            const std::uint8_t f = lut[((p[0] >> shift) << (2 * kLutBits)) | ((p[1] >> shift) << kLutBits) | (p[2] >> shift)];
+            const std::uint8_t f =
+                lut[((p[0] >> shift) << (2 * kLutBits)) | ((p[1] >> shift) << kLutBits) | (p[2] >> shift)];
             o[x] = (f & 1) ? 255 : 0;
             s[x] = (f & 2) ? 255 : 0;
             m[x] = (f & keep) == 1 ? 255 : 0;

@@ -13,7 +13,8 @@ using detail::skip_nonzero;
 using detail::skip_zero;
 
 void ComponentLabeller::reserve(int width, int height) {
-    if (row_start_.size() < static_cast<std::size_t>(height) + 1) row_start_.resize(static_cast<std::size_t>(height) + 1);
+    if (row_start_.size() < static_cast<std::size_t>(height) + 1)
+        row_start_.resize(static_cast<std::size_t>(height) + 1);
     if (framed_.rows < height + 2 || framed_.cols < width + 2)
         framed_.create(std::max(framed_.rows, height + 2), std::max(framed_.cols, width + 2), CV_32SC1);
 }

@@ -24,8 +24,9 @@ LineCounter::LineCounter(const CountParams& params, Direction direction, float e
     : params_(params), direction_(direction), edge_margin_(edge_margin) {
     params_.validate();
     if (direction == Direction::Auto)
-        throw ParamError("count: the counting line needs the belt's direction (left_to_right, right_to_left, "
-                         "top_to_bottom or bottom_to_top), not auto");
+        throw ParamError(
+            "count: the counting line needs the belt's direction (left_to_right, right_to_left, "
+            "top_to_bottom or bottom_to_top), not auto");
     crossed_.reserve(16);
     pending_.reserve(16);
     counted_.reserve(1024);

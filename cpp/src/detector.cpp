@@ -5,9 +5,9 @@
 #include "params_check.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <sstream>
 #include <string>
 
@@ -15,7 +15,9 @@ namespace cqc {
 
 namespace {
 
-std::string num(double v) { return detail::format_number(v); }
+std::string num(double v) {
+    return detail::format_number(v);
+}
 
 [[noreturn]] void fail(const std::string& field, const std::string& range, double got) {
     detail::param_error("detect", field, range, got);
@@ -49,14 +51,22 @@ constexpr std::size_t kMaxParts = 250;
 
 const char* to_string(ComponentNote::Outcome o) {
     switch (o) {
-        case ComponentNote::Outcome::One: return "one";
-        case ComponentNote::Outcome::KeptWhole: return "kept_whole";
-        case ComponentNote::Outcome::Split: return "split";
-        case ComponentNote::Outcome::Grouped: return "grouped";
-        case ComponentNote::Outcome::Crumb: return "crumb";
-        case ComponentNote::Outcome::TooSmall: return "too_small";
-        case ComponentNote::Outcome::TooLarge: return "too_large";
-        case ComponentNote::Outcome::CutByRoi: return "cut_by_roi";
+        case ComponentNote::Outcome::One:
+            return "one";
+        case ComponentNote::Outcome::KeptWhole:
+            return "kept_whole";
+        case ComponentNote::Outcome::Split:
+            return "split";
+        case ComponentNote::Outcome::Grouped:
+            return "grouped";
+        case ComponentNote::Outcome::Crumb:
+            return "crumb";
+        case ComponentNote::Outcome::TooSmall:
+            return "too_small";
+        case ComponentNote::Outcome::TooLarge:
+            return "too_large";
+        case ComponentNote::Outcome::CutByRoi:
+            return "cut_by_roi";
     }
     return "one";
 }
@@ -159,8 +169,7 @@ void Detector::detect(const cv::Mat& mask, const cv::Rect& roi_in, double scale,
 
     // Grow-only scratch of the ROI's size plus a 1 px border.
     if (component_.rows < roi.height + 2 || component_.cols < roi.width + 2) {
-        component_.create(std::max(component_.rows, roi.height + 2), std::max(component_.cols, roi.width + 2),
-                          CV_8UC1);
+        component_.create(std::max(component_.rows, roi.height + 2), std::max(component_.cols, roi.width + 2), CV_8UC1);
     }
     find_provisional_typical(roi, scale, n);
 
@@ -207,7 +216,8 @@ void Detector::find_provisional_typical(const cv::Rect& roi, double scale, int n
             continue;
         float solidity = 1.f, circularity = 1.f;
         component_shape(i, solidity, circularity);
-        if (solidity >= params_.split_solidity) typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(area);
+        if (solidity >= params_.split_solidity)
+            typical_scratch_[static_cast<std::size_t>(m++)] = static_cast<float>(area);
         else provisional_others_.push_back(i);
     }
     // The others are single by their shape or not; their holes over a
@@ -253,7 +263,9 @@ void Detector::detect_component(int label, const cv::Rect& roi, int inner_sides,
     }
     const bool may_split = params_.split_solidity > 0.0;
     if (area < params_.min_area || (!may_split && area > params_.max_area)) {
-        if (note) note->outcome = area < params_.min_area ? ComponentNote::Outcome::TooSmall : ComponentNote::Outcome::TooLarge;
+        if (note)
+            note->outcome =
+                area < params_.min_area ? ComponentNote::Outcome::TooSmall : ComponentNote::Outcome::TooLarge;
         return;
     }
     float solidity = 1.f, circularity = 1.f;
@@ -365,12 +377,14 @@ void Detector::group_pieces(int gap, std::vector<Detection>& out) {
     if (gap <= 0 || typical <= 0.f || pieces_.size() < 2) return;
     // Label -> piece index (labels of components that are no piece map to -1).
     piece_of_.assign(static_cast<std::size_t>(label_count_), -1);
-    for (std::size_t k = 0; k < pieces_.size(); ++k) piece_of_[static_cast<std::size_t>(pieces_[k].label)] = static_cast<int>(k);
+    for (std::size_t k = 0; k < pieces_.size(); ++k)
+        piece_of_[static_cast<std::size_t>(pieces_[k].label)] = static_cast<int>(k);
     order_pieces_.clear();
     for (std::size_t k = 0; k < pieces_.size(); ++k)
         if (pieces_[k].whole && pieces_[k].area < kGroupPiece * typical) order_pieces_.push_back(static_cast<int>(k));
-    std::sort(order_pieces_.begin(), order_pieces_.end(),
-              [&](int a, int b) { return pieces_[static_cast<std::size_t>(a)].area < pieces_[static_cast<std::size_t>(b)].area; });
+    std::sort(order_pieces_.begin(), order_pieces_.end(), [&](int a, int b) {
+        return pieces_[static_cast<std::size_t>(a)].area < pieces_[static_cast<std::size_t>(b)].area;
+    });
     bool any = false;
     for (const int k : order_pieces_) {
         if (pieces_[static_cast<std::size_t>(k)].grouped) continue;
@@ -529,8 +543,8 @@ void Detector::merge_small_parts(cv::Mat& parts, double min_area_px, double cut_
     };
     border_.resize(static_cast<std::size_t>(n));
     settled_.assign(static_cast<std::size_t>(n), 0);
-    for (int alive = static_cast<int>(std::count_if(parts_.begin(), parts_.end(),
-                                                    [](const Part& p) { return p.area > 0.0; }));
+    for (int alive =
+             static_cast<int>(std::count_if(parts_.begin(), parts_.end(), [](const Part& p) { return p.area > 0.0; }));
          alive > keep;) {
         int k = -1;  // the smallest part below the bound not yet settled
         for (int i = 0; i < n; ++i) {
@@ -549,8 +563,8 @@ void Detector::merge_small_parts(cv::Mat& parts, double min_area_px, double cut_
             for (int x = small.x0; x <= small.x1; ++x) {
                 if (row[x] != own) continue;
                 // The map has a zero border, so the 4 neighbours are always inside.
-                for (const std::uint8_t other : {row[x - 1], row[x + 1], parts.ptr<std::uint8_t>(y - 1)[x],
-                                                 parts.ptr<std::uint8_t>(y + 1)[x]}) {
+                for (const std::uint8_t other :
+                     {row[x - 1], row[x + 1], parts.ptr<std::uint8_t>(y - 1)[x], parts.ptr<std::uint8_t>(y + 1)[x]}) {
                     if (other != 0 && other != own) ++border_[static_cast<std::size_t>(other - 1)];
                 }
             }
@@ -637,7 +651,9 @@ std::uint64_t flood_key(float distance, int index) {
     std::memcpy(&bits, &distance, sizeof bits);
     return (static_cast<std::uint64_t>(~bits) << 32) | static_cast<std::uint32_t>(index);
 }
-int flood_index(std::uint64_t key) { return static_cast<int>(static_cast<std::uint32_t>(key)); }
+int flood_index(std::uint64_t key) {
+    return static_cast<int>(static_cast<std::uint32_t>(key));
+}
 float flood_value(std::uint64_t key) {
     const std::uint32_t bits = ~static_cast<std::uint32_t>(key >> 32);
     float v;
@@ -819,7 +835,9 @@ void Detector::flood_peaks(const cv::Mat& dist, double maxv) {
     }
 }
 
-int Detector::flood_root(int i) { return detail::find_root(uf_.data(), i); }
+int Detector::flood_root(int i) {
+    return detail::find_root(uf_.data(), i);
+}
 
 Detector::Peak Detector::highest_peak() {
     const int w = last_view_width_;
@@ -889,8 +907,8 @@ std::size_t Detector::nearest_peak(const std::vector<Peak>& peaks, int x, int y)
     return best;
 }
 
-bool Detector::split(const cv::Rect& box, int label, double area_px, int frame_sides, const cv::Rect& roi,
-                     double scale, std::vector<Detection>& out) {
+bool Detector::split(const cv::Rect& box, int label, double area_px, int frame_sides, const cv::Rect& roi, double scale,
+                     std::vector<Detection>& out) {
     const int w = box.width + 2, h = box.height + 2;
     last_single_ = last_dominant_ = false;
     const float typical = last_typical_;

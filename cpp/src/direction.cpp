@@ -10,8 +10,10 @@ namespace cqc {
 void DirectionFinderParams::validate() const {
     if (!(max_distance > 0.0 && max_distance <= 1e5))
         detail::param_error("direction", "max_distance", "in (0, 100000]", max_distance);
-    if (!(min_shift > 0.0 && min_shift <= 1e5)) detail::param_error("direction", "min_shift", "in (0, 100000]", min_shift);
-    if (!(min_votes >= 1 && min_votes <= 100000)) detail::param_error("direction", "min_votes", "in [1, 100000]", min_votes);
+    if (!(min_shift > 0.0 && min_shift <= 1e5))
+        detail::param_error("direction", "min_shift", "in (0, 100000]", min_shift);
+    if (!(min_votes >= 1 && min_votes <= 100000))
+        detail::param_error("direction", "min_votes", "in [1, 100000]", min_votes);
     if (!(agreement > 0.5 && agreement <= 1.0)) detail::param_error("direction", "agreement", "in (0.5, 1]", agreement);
 }
 
@@ -59,14 +61,20 @@ bool DirectionFinder::add(const std::vector<Detection>& detections) {
         float best = gate;
         for (size_t i = 0; i < nc; ++i) {
             const float d = dist2(detections[j].centroid, chains_[i].at);
-            if (d <= best) { best = d; nearest_chain_[j] = static_cast<int>(i); }
+            if (d <= best) {
+                best = d;
+                nearest_chain_[j] = static_cast<int>(i);
+            }
         }
     }
     for (size_t i = 0; i < nc; ++i) {
         float best = gate;
         for (size_t j = 0; j < nd; ++j) {
             const float d = dist2(detections[j].centroid, chains_[i].at);
-            if (d <= best) { best = d; nearest_det_[i] = static_cast<int>(j); }
+            if (d <= best) {
+                best = d;
+                nearest_det_[i] = static_cast<int>(j);
+            }
         }
     }
 

@@ -22,8 +22,8 @@ namespace {
 // other pixel's 3 bytes gathered with pshufb. Returns the pixels done. SSSE3
 // (every x86-64 CPU since 2006) is taken from SimdLevel::SSSE3: the build's
 // baseline is SSE2, where OpenCV's own code is slower than this.
-__attribute__((target("ssse3"))) int average_row3_ssse3(const std::uint8_t* a, const std::uint8_t* b,
-                                                        std::uint8_t* d, int pixels) {
+__attribute__((target("ssse3"))) int average_row3_ssse3(const std::uint8_t* a, const std::uint8_t* b, std::uint8_t* d,
+                                                        int pixels) {
     const __m128i zero = _mm_setzero_si128(), two = _mm_set1_epi16(2);
     const __m128i take0 = _mm_setr_epi8(0, 1, 2, 6, 7, 8, 12, 13, 14, -1, -1, -1, -1, -1, -1, -1);
     const __m128i take1 = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, 2, 3, 4, 8, 9, 10, 14);
@@ -57,8 +57,8 @@ __attribute__((target("ssse3"))) int average_row3_ssse3(const std::uint8_t* a, c
 
 // The same with AVX2, two blocks of 8 pixels at a time: each 128-bit lane
 // does one block exactly as above (every step stays within a lane).
-__attribute__((target("avx2"))) int average_row3_avx2(const std::uint8_t* a, const std::uint8_t* b,
-                                                      std::uint8_t* d, int pixels) {
+__attribute__((target("avx2"))) int average_row3_avx2(const std::uint8_t* a, const std::uint8_t* b, std::uint8_t* d,
+                                                      int pixels) {
     const __m256i zero = _mm256_setzero_si256(), two = _mm256_set1_epi16(2);
     const __m256i take0 = _mm256_setr_epi8(0, 1, 2, 6, 7, 8, 12, 13, 14, -1, -1, -1, -1, -1, -1, -1,  //
                                            0, 1, 2, 6, 7, 8, 12, 13, 14, -1, -1, -1, -1, -1, -1, -1);
@@ -75,8 +75,10 @@ __attribute__((target("avx2"))) int average_row3_avx2(const std::uint8_t* a, con
             // Bytes [16 i, 16 i + 16) of each block: the first block's in the low lane.
             const __m128i* pa = reinterpret_cast<const __m128i*>(a + 16 * i);
             const __m128i* pb = reinterpret_cast<const __m128i*>(b + 16 * i);
-            const __m256i p = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(pa)), _mm_loadu_si128(pa + 3), 1);
-            const __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(pb)), _mm_loadu_si128(pb + 3), 1);
+            const __m256i p =
+                _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(pa)), _mm_loadu_si128(pa + 3), 1);
+            const __m256i q =
+                _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(pb)), _mm_loadu_si128(pb + 3), 1);
             sums[2 * i] = _mm256_add_epi16(_mm256_unpacklo_epi8(p, zero), _mm256_unpacklo_epi8(q, zero));
             sums[2 * i + 1] = _mm256_add_epi16(_mm256_unpackhi_epi8(p, zero), _mm256_unpackhi_epi8(q, zero));
         }
@@ -104,9 +106,8 @@ __attribute__((target("avx2"))) int average_row3_avx2(const std::uint8_t* a, con
 
 void resize_area(const cv::Mat& src, cv::Mat& dst, cv::Size size) {
     const int cn = src.channels();
-    const bool half = src.depth() == CV_8U && (cn == 1 || cn == 3 || cn == 4) && size.width > 0 &&
-                      size.height > 0 && 2 * size.width == src.cols && 2 * size.height == src.rows &&
-                      dst.data != src.data;
+    const bool half = src.depth() == CV_8U && (cn == 1 || cn == 3 || cn == 4) && size.width > 0 && size.height > 0 &&
+                      2 * size.width == src.cols && 2 * size.height == src.rows && dst.data != src.data;
     if (!half) {
         cv::resize(src, dst, size, 0, 0, cv::INTER_AREA);
         return;

@@ -25,8 +25,10 @@ using detail::format_number;
 
 const char* to_string(MaskMode m) {
     switch (m) {
-        case MaskMode::Auto: return "auto";
-        case MaskMode::Threshold: return "threshold";
+        case MaskMode::Auto:
+            return "auto";
+        case MaskMode::Threshold:
+            return "threshold";
     }
     return "auto";
 }
@@ -41,9 +43,12 @@ MaskMode mask_mode_from_string(const std::string& s) {
 
 const char* to_string(ColorSpace c) {
     switch (c) {
-        case ColorSpace::Gray: return "gray";
-        case ColorSpace::HSV: return "hsv";
-        case ColorSpace::Lab: return "lab";
+        case ColorSpace::Gray:
+            return "gray";
+        case ColorSpace::HSV:
+            return "hsv";
+        case ColorSpace::Lab:
+            return "lab";
     }
     return "gray";
 }
@@ -60,7 +65,9 @@ ColorSpace color_space_from_string(const std::string& s) {
 
 namespace {
 
-std::string num(double v) { return format_number(v); }
+std::string num(double v) {
+    return format_number(v);
+}
 
 [[noreturn]] void fail(const std::string& field, const std::string& range, double got) {
     detail::param_error("mask", field, range, got);
@@ -68,8 +75,8 @@ std::string num(double v) { return format_number(v); }
 
 // Closed interval [lo, hi]; lo_name / hi_name replace the bound by "name=value"
 // when the bound is another field.
-void check_closed(const std::string& field, double v, double lo, double hi,
-                  const std::string& lo_name = {}, const std::string& hi_name = {}) {
+void check_closed(const std::string& field, double v, double lo, double hi, const std::string& lo_name = {},
+                  const std::string& hi_name = {}) {
     if (!(v >= lo && v <= hi)) {
         const std::string l = lo_name.empty() ? num(lo) : lo_name + "=" + num(lo);
         const std::string h = hi_name.empty() ? num(hi) : hi_name + "=" + num(hi);
@@ -85,7 +92,9 @@ void check_odd(const std::string& field, int v, int lo, int hi) {
     if (v < lo || v > hi || v % 2 == 0) fail(field, "odd in [" + num(lo) + ", " + num(hi) + "]", v);
 }
 
-double channel_max(ColorSpace space, int c) { return (space == ColorSpace::HSV && c == 0) ? 180.0 : 255.0; }
+double channel_max(ColorSpace space, int c) {
+    return (space == ColorSpace::HSV && c == 0) ? 180.0 : 255.0;
+}
 
 void check_range(const std::string& lower_name, const std::string& upper_name, ColorSpace space,
                  const cv::Scalar& lower, const cv::Scalar& upper) {
@@ -172,9 +181,15 @@ namespace {
 
 void convert(const cv::Mat& bgr, ColorSpace space, cv::Mat& dst) {
     switch (space) {
-        case ColorSpace::Gray: cv::cvtColor(bgr, dst, cv::COLOR_BGR2GRAY); break;
-        case ColorSpace::HSV: cv::cvtColor(bgr, dst, cv::COLOR_BGR2HSV); break;
-        case ColorSpace::Lab: cv::cvtColor(bgr, dst, cv::COLOR_BGR2Lab); break;
+        case ColorSpace::Gray:
+            cv::cvtColor(bgr, dst, cv::COLOR_BGR2GRAY);
+            break;
+        case ColorSpace::HSV:
+            cv::cvtColor(bgr, dst, cv::COLOR_BGR2HSV);
+            break;
+        case ColorSpace::Lab:
+            cv::cvtColor(bgr, dst, cv::COLOR_BGR2Lab);
+            break;
     }
 }
 
@@ -293,8 +308,8 @@ void sort_columns(const std::uint8_t* a, const std::uint8_t* b, const std::uint8
     }
 }
 
-void median_of_columns(const std::uint8_t* lo, const std::uint8_t* mid, const std::uint8_t* hi, std::uint8_t* d,
-                       int n, int cn, SimdLevel level) {
+void median_of_columns(const std::uint8_t* lo, const std::uint8_t* mid, const std::uint8_t* hi, std::uint8_t* d, int n,
+                       int cn, SimdLevel level) {
     int i = 0;
     (void)level;  // builds with no vector code
 #ifdef CQC_MEDIAN_AVX2
@@ -308,8 +323,8 @@ void median_of_columns(const std::uint8_t* lo, const std::uint8_t* mid, const st
             const __m128i min_hi = _mm_min_epu8(_mm_min_epu8(at(hi + i - cn), at(hi + i)), at(hi + i + cn));
             const __m128i m0 = at(mid + i - cn), m1 = at(mid + i), m2 = at(mid + i + cn);
             const __m128i med_mid = _mm_max_epu8(_mm_min_epu8(m0, m1), _mm_min_epu8(_mm_max_epu8(m0, m1), m2));
-            const __m128i med = _mm_max_epu8(_mm_min_epu8(max_lo, med_mid),
-                                             _mm_min_epu8(_mm_max_epu8(max_lo, med_mid), min_hi));
+            const __m128i med =
+                _mm_max_epu8(_mm_min_epu8(max_lo, med_mid), _mm_min_epu8(_mm_max_epu8(max_lo, med_mid), min_hi));
             _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), med);
         }
     }
@@ -409,9 +424,8 @@ void MaskBuilder::build(const cv::Mat& bgr, cv::Mat& mask) {
     // convex, and filled.)
     if (params_.fill_holes) {
         const float learnt = params_.mode == MaskMode::Auto ? belt_.stats().typical_area : 0.f;
-        const long long max_hole =
-            learnt > 0.f ? static_cast<long long>(HoleFiller::kTextureHoleShare * learnt)
-                          : std::numeric_limits<long long>::max();
+        const long long max_hole = learnt > 0.f ? static_cast<long long>(HoleFiller::kTextureHoleShare * learnt)
+                                                : std::numeric_limits<long long>::max();
         hole_filler_.fill(mask, max_hole);
     }
 }

@@ -107,8 +107,8 @@ void Morphology::pass(const cv::Mat& src, cv::Mat& dst) {
         for (const Span& s : spans_) {
             const int sy = y + s.dy;
             if (sy < 0 || sy >= h) continue;  // a neutral border row
-            const std::uint8_t* __restrict in = windows_of(sy) + static_cast<std::size_t>(s.which) * padded_len_ +
-                                                (pad_left_ + s.dx);
+            const std::uint8_t* __restrict in =
+                windows_of(sy) + static_cast<std::size_t>(s.which) * padded_len_ + (pad_left_ + s.dx);
             for (int x = 0; x < w; ++x) out[x] = Max ? std::max(out[x], in[x]) : std::min(out[x], in[x]);
         }
         std::memcpy(dst.ptr<std::uint8_t>(y), out, static_cast<std::size_t>(w));
@@ -335,7 +335,7 @@ void HoleFiller::judge_large(int rows, float large_solidity) {
             if (hole < 0) continue;
             const Run& r = runs_[static_cast<std::size_t>(i)];
             const std::size_t h = static_cast<std::size_t>(hole);
-            const int entry = entry_of_[h];  // the hole's last row ends, if any
+            const int entry = entry_of_[h];                                    // the hole's last row ends, if any
             if (entry < 0 || ends_[static_cast<std::size_t>(entry)].y != y) {  // its first run on this row
                 entry_of_[h] = static_cast<int>(ends_.size());
                 ends_.push_back({hole, y, r.x0, r.x1});
@@ -422,7 +422,8 @@ void HoleFiller::fill(cv::Mat& mask, long long max_hole, float large_solidity) {
     for (int y = 0; y < h; ++y) {
         std::uint8_t* p = mask.ptr<std::uint8_t>(y);
         for (int i = row_start_[static_cast<std::size_t>(y)]; i < row_start_[static_cast<std::size_t>(y) + 1]; ++i)
-            if (const Run& set = runs[sets_.find(i)]; !set.outside && !set.keep_open) std::memset(p + runs[i].x0, 255, static_cast<std::size_t>(runs[i].x1 - runs[i].x0 + 1));
+            if (const Run& set = runs[sets_.find(i)]; !set.outside && !set.keep_open)
+                std::memset(p + runs[i].x0, 255, static_cast<std::size_t>(runs[i].x1 - runs[i].x0 + 1));
     }
 }
 

@@ -21,7 +21,9 @@ namespace {
 
 // The counting line needs a real direction; with auto, a placeholder until the
 // direction is read (nothing is counted meanwhile).
-Direction known_or_placeholder(Direction d) { return d == Direction::Auto ? Direction::LeftToRight : d; }
+Direction known_or_placeholder(Direction d) {
+    return d == Direction::Auto ? Direction::LeftToRight : d;
+}
 
 }  // namespace
 
@@ -36,8 +38,8 @@ Pipeline::Pipeline(const PipelineParams& params)
         DirectionFinderParams fp;
         fp.max_distance = params.track.max_distance;
         finder_ = std::make_unique<DirectionFinder>(fp);
-        for (Direction d : {Direction::LeftToRight, Direction::RightToLeft, Direction::TopToBottom,
-                            Direction::BottomToTop}) {
+        for (Direction d :
+             {Direction::LeftToRight, Direction::RightToLeft, Direction::TopToBottom, Direction::BottomToTop}) {
             TrackParams tp = params.track;
             tp.direction = d;
             candidates_.push_back(MultiTracker::create(tp));
@@ -77,16 +79,14 @@ void Pipeline::count_frame(bool stream_end) {
 
 const FrameResult& Pipeline::process(const cv::Mat& bgr) {
     if (bgr.empty() || bgr.type() != CV_8UC3) {
-        throw InputError("frame must be a non-empty 8-bit BGR image (CV_8UC3), got type " +
-                         std::to_string(bgr.type()) + " of size " + std::to_string(bgr.cols) + "x" +
-                         std::to_string(bgr.rows));
+        throw InputError("frame must be a non-empty 8-bit BGR image (CV_8UC3), got type " + std::to_string(bgr.type()) +
+                         " of size " + std::to_string(bgr.cols) + "x" + std::to_string(bgr.rows));
     }
     if (next_frame_ == 0) {
         frame_size_ = bgr.size();
     } else if (bgr.size() != frame_size_) {
-        throw InputError("frame size changed mid-stream: " + std::to_string(bgr.cols) + "x" +
-                         std::to_string(bgr.rows) + " after " + std::to_string(frame_size_.width) + "x" +
-                         std::to_string(frame_size_.height));
+        throw InputError("frame size changed mid-stream: " + std::to_string(bgr.cols) + "x" + std::to_string(bgr.rows) +
+                         " after " + std::to_string(frame_size_.width) + "x" + std::to_string(frame_size_.height));
     }
 
     // One downscale per frame: tracking and detection both work on it.

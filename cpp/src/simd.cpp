@@ -60,10 +60,14 @@ Levels& levels() {
 
 const char* to_string(SimdLevel level) {
     switch (level) {
-        case SimdLevel::Scalar: return "scalar";
-        case SimdLevel::SSE2: return "sse2";
-        case SimdLevel::SSSE3: return "ssse3";
-        case SimdLevel::AVX2: return "avx2";
+        case SimdLevel::Scalar:
+            return "scalar";
+        case SimdLevel::SSE2:
+            return "sse2";
+        case SimdLevel::SSSE3:
+            return "ssse3";
+        case SimdLevel::AVX2:
+            return "avx2";
     }
     return "scalar";
 }
@@ -75,9 +79,13 @@ SimdLevel simd_level_from_string(const std::string& s) {
     throw ParamError("SIMD level must be one of scalar, sse2, ssse3, avx2, got '" + s + "'");
 }
 
-SimdLevel simd_level() { return static_cast<SimdLevel>(levels().in_force.load(std::memory_order_relaxed)); }
+SimdLevel simd_level() {
+    return static_cast<SimdLevel>(levels().in_force.load(std::memory_order_relaxed));
+}
 
-SimdLevel simd_supported() { return levels().supported; }
+SimdLevel simd_supported() {
+    return levels().supported;
+}
 
 void force_simd_level(SimdLevel level) {
     Levels& l = levels();

@@ -67,12 +67,18 @@ const char* const kKindNames = "none, kcf, csrt, mosse, medianflow, mil";
 
 const char* to_string(TrackerKind k) {
     switch (k) {
-        case TrackerKind::None: return "none";
-        case TrackerKind::KCF: return "kcf";
-        case TrackerKind::CSRT: return "csrt";
-        case TrackerKind::MOSSE: return "mosse";
-        case TrackerKind::MedianFlow: return "medianflow";
-        case TrackerKind::MIL: return "mil";
+        case TrackerKind::None:
+            return "none";
+        case TrackerKind::KCF:
+            return "kcf";
+        case TrackerKind::CSRT:
+            return "csrt";
+        case TrackerKind::MOSSE:
+            return "mosse";
+        case TrackerKind::MedianFlow:
+            return "medianflow";
+        case TrackerKind::MIL:
+            return "mil";
     }
     return "none";
 }
@@ -93,8 +99,13 @@ TrackerKind tracker_kind_from_string(const std::string& s) {
 
 void TrackParams::validate() const {
     switch (kind) {
-        case TrackerKind::None: case TrackerKind::KCF: case TrackerKind::CSRT:
-        case TrackerKind::MOSSE: case TrackerKind::MedianFlow: case TrackerKind::MIL: break;
+        case TrackerKind::None:
+        case TrackerKind::KCF:
+        case TrackerKind::CSRT:
+        case TrackerKind::MOSSE:
+        case TrackerKind::MedianFlow:
+        case TrackerKind::MIL:
+            break;
         default:
             throw ParamError(std::string("track.kind must be one of ") + kKindNames + ", got " +
                              std::to_string(static_cast<int>(kind)));
@@ -103,11 +114,17 @@ void TrackParams::validate() const {
     if (!(detect_every >= 1 && detect_every <= 1000)) range_error("detect_every", "[1, 1000]", detect_every);
     if (!(entry_strip > 0.0 && entry_strip <= 1.0)) range_error("entry_strip", "(0, 1]", entry_strip);
     switch (direction) {
-        case Direction::LeftToRight: case Direction::RightToLeft:
-        case Direction::TopToBottom: case Direction::BottomToTop: case Direction::Auto: break;
+        case Direction::LeftToRight:
+        case Direction::RightToLeft:
+        case Direction::TopToBottom:
+        case Direction::BottomToTop:
+        case Direction::Auto:
+            break;
         default:
-            throw ParamError("track.direction must be one of auto, left_to_right, right_to_left, top_to_bottom, "
-                             "bottom_to_top, got " + std::to_string(static_cast<int>(direction)));
+            throw ParamError(
+                "track.direction must be one of auto, left_to_right, right_to_left, top_to_bottom, "
+                "bottom_to_top, got " +
+                std::to_string(static_cast<int>(direction)));
     }
     if (!(max_distance > 0.0 && max_distance <= 1e5)) range_error("max_distance", "(0, 100000]", max_distance);
     if (!(max_misses >= 0 && max_misses <= 1000)) range_error("max_misses", "[0, 1000]", max_misses);
@@ -122,23 +139,27 @@ void TrackParams::validate() const {
 
 namespace {
 
-constexpr float kVelocityAlpha = 0.4f;   // EMA weight of a new velocity sample
-constexpr int kMinVelocitySamples = 2;   // below this, a track moves at the belt velocity
-constexpr float kMinCoastVelocity = 1.f; // px/frame: a leaving box always makes progress
-constexpr int kMinTrackerSide = 4;       // smallest box side (downscaled px) an OpenCV tracker gets
+constexpr float kVelocityAlpha = 0.4f;    // EMA weight of a new velocity sample
+constexpr int kMinVelocitySamples = 2;    // below this, a track moves at the belt velocity
+constexpr float kMinCoastVelocity = 1.f;  // px/frame: a leaving box always makes progress
+constexpr int kMinTrackerSide = 4;        // smallest box side (downscaled px) an OpenCV tracker gets
 // MIL draws random Haar features inside the box until one is valid: in a box
 // of 4x4 px none is, and OpenCV 4.6's loop never ends (rand() forever, found by
 // the bad-input tests). Below this side MIL objects move like in None mode.
 constexpr int kMinMilSide = 8;
-constexpr float kCoveredFraction = 0.5f; // a detection this much inside a live box starts no track
-constexpr size_t kHistoryReserve = 256;  // history points reserved when a track starts
+constexpr float kCoveredFraction = 0.5f;  // a detection this much inside a live box starts no track
+constexpr size_t kHistoryReserve = 256;   // history points reserved when a track starts
 // Histories kept for reuse (recycle()): more than the tracks a frame holds at
 // once; beyond that a returned history is freed.
 constexpr size_t kSpareHistories = 64;
 
-cv::Point2f centre(const cv::Rect2f& b) { return {b.x + 0.5f * b.width, b.y + 0.5f * b.height}; }
+cv::Point2f centre(const cv::Rect2f& b) {
+    return {b.x + 0.5f * b.width, b.y + 0.5f * b.height};
+}
 
-float area(const cv::Rect2f& b) { return b.width > 0 && b.height > 0 ? b.width * b.height : 0.f; }
+float area(const cv::Rect2f& b) {
+    return b.width > 0 && b.height > 0 ? b.width * b.height : 0.f;
+}
 
 float iou(const cv::Rect2f& a, const cv::Rect2f& b) {
     const float i = area(a & b);
@@ -161,18 +182,22 @@ cv::Ptr<cv::Tracker> make_opencv_tracker(TrackerKind kind) {
             p.compressed_size = 1;
             return cv::TrackerKCF::create(p);
         }
-        case TrackerKind::CSRT: return cv::TrackerCSRT::create();
-        case TrackerKind::MIL: return cv::TrackerMIL::create();
-        case TrackerKind::MOSSE: return cv::legacy::upgradeTrackingAPI(cv::legacy::TrackerMOSSE::create());
+        case TrackerKind::CSRT:
+            return cv::TrackerCSRT::create();
+        case TrackerKind::MIL:
+            return cv::TrackerMIL::create();
+        case TrackerKind::MOSSE:
+            return cv::legacy::upgradeTrackingAPI(cv::legacy::TrackerMOSSE::create());
         case TrackerKind::MedianFlow:
             return cv::legacy::upgradeTrackingAPI(cv::legacy::TrackerMedianFlow::create());
-        case TrackerKind::None: break;
+        case TrackerKind::None:
+            break;
     }
     return {};
 }
 
 class MultiTrackerImpl final : public MultiTracker {
-public:
+  public:
     explicit MultiTrackerImpl(const TrackParams& p) : params_(p) {
         live_.reserve(32);
         states_.reserve(32);
@@ -191,9 +216,7 @@ public:
     void update(int frame_index, const cv::Mat& small, cv::Size full_size,
                 const std::vector<Detection>* detections) override;
 
-    bool is_detection_frame(int frame_index) const override {
-        return frame_index % params_.detect_every == 0;
-    }
+    bool is_detection_frame(int frame_index) const override { return frame_index % params_.detect_every == 0; }
     const std::vector<TrackState>& tracks() const override { return states_; }
     void take_finished(std::vector<FinishedTrack>& out) override {
         for (auto& f : finished_) out.push_back(std::move(f));
@@ -230,12 +253,12 @@ public:
     void hold_confirmation(bool held) override { held_ = held; }
     const TrackParams& params() const override { return params_; }
 
-private:
+  private:
     struct Track {
-        int uid = 0;               // creation order (age on ties)
-        int id = 0;                // 0 until confirmed
+        int uid = 0;  // creation order (age on ties)
+        int id = 0;   // 0 until confirmed
         bool confirmed = false;
-        cv::Rect2f box;            // clipped to the frame, full resolution
+        cv::Rect2f box;  // clipped to the frame, full resolution
         // The box came from a detection cut by the entry edge and has not been
         // replaced by a complete one since: its hidden part is unknown, so it
         // is never "whole" even after an OpenCV tracker moved it off the edge.
@@ -253,8 +276,8 @@ private:
         int obs_frame = -1;
         // OpenCV tracker (tracker modes)
         cv::Ptr<cv::Tracker> tracker;
-        cv::Rect trk_rect;           // tracker's last box, downscaled px
-        bool coasting = false;       // touched the exit edge: moved by velocity until it has left
+        cv::Rect trk_rect;      // tracker's last box, downscaled px
+        bool coasting = false;  // touched the exit edge: moved by velocity until it has left
         // output
         std::vector<TrackPoint> history;
         cv::Rect2f best_box;
@@ -266,8 +289,16 @@ private:
     };
 
     // --- geometry along the belt -------------------------------------------
-    float near_of(const cv::Rect2f& b) const { float n = 0.f, f = 0.f; axis_.span(b, n, f); return n; }
-    float far_of(const cv::Rect2f& b) const { float n = 0.f, f = 0.f; axis_.span(b, n, f); return f; }
+    float near_of(const cv::Rect2f& b) const {
+        float n = 0.f, f = 0.f;
+        axis_.span(b, n, f);
+        return n;
+    }
+    float far_of(const cv::Rect2f& b) const {
+        float n = 0.f, f = 0.f;
+        axis_.span(b, n, f);
+        return f;
+    }
     float margin() const { return static_cast<float>(params_.edge_margin); }
     bool touches_entry(const cv::Rect2f& b) const { return near_of(b) <= margin(); }
     bool touches_exit(const cv::Rect2f& b) const { return far_of(b) >= axis_.length() - margin(); }
@@ -278,12 +309,17 @@ private:
     // Position of a point along the belt, from the entry edge.
     float belt_pos(const cv::Point2f& p) const {
         switch (axis_.direction) {
-            case Direction::LeftToRight: return p.x;
-            case Direction::RightToLeft: return frame_.width - p.x;
-            case Direction::TopToBottom: return p.y;
-            case Direction::BottomToTop: return frame_.height - p.y;
+            case Direction::LeftToRight:
+                return p.x;
+            case Direction::RightToLeft:
+                return frame_.width - p.x;
+            case Direction::TopToBottom:
+                return p.y;
+            case Direction::BottomToTop:
+                return frame_.height - p.y;
 
-            case Direction::Auto: break;  // refused by create()
+            case Direction::Auto:
+                break;  // refused by create()
         }
         return p.x;
     }
@@ -295,18 +331,31 @@ private:
         cv::Rect2f r = b;
         const float len = std::max(0.f, f - n);
         switch (axis_.direction) {
-            case Direction::LeftToRight: r.x = n; r.width = len; break;
-            case Direction::RightToLeft: r.x = frame_.width - f; r.width = len; break;
-            case Direction::TopToBottom: r.y = n; r.height = len; break;
-            case Direction::BottomToTop: r.y = frame_.height - f; r.height = len; break;
+            case Direction::LeftToRight:
+                r.x = n;
+                r.width = len;
+                break;
+            case Direction::RightToLeft:
+                r.x = frame_.width - f;
+                r.width = len;
+                break;
+            case Direction::TopToBottom:
+                r.y = n;
+                r.height = len;
+                break;
+            case Direction::BottomToTop:
+                r.y = frame_.height - f;
+                r.height = len;
+                break;
 
-            case Direction::Auto: break;  // refused by create()
+            case Direction::Auto:
+                break;  // refused by create()
         }
         return r;
     }
     cv::Rect2f clip(const cv::Rect2f& b) const {
-        const cv::Rect2f r = b & cv::Rect2f(0.f, 0.f, static_cast<float>(frame_.width),
-                                            static_cast<float>(frame_.height));
+        const cv::Rect2f r =
+            b & cv::Rect2f(0.f, 0.f, static_cast<float>(frame_.width), static_cast<float>(frame_.height));
         return (r.width > 0 && r.height > 0) ? r : cv::Rect2f();
     }
     // Box moved `d` px along the belt. An edge cut by the entry border stays on
@@ -328,9 +377,7 @@ private:
         return clip(with_span(b, std::max(n, 0.f), std::min(f, len)));
     }
     // Whether the box has left through the exit edge.
-    bool exited(const cv::Rect2f& b) const {
-        return area(b) <= 0.f || near_of(b) >= axis_.length() - margin();
-    }
+    bool exited(const cv::Rect2f& b) const { return area(b) <= 0.f || near_of(b) >= axis_.length() - margin(); }
     // Displacement along the belt between two observed boxes, from an edge not
     // cut by the frame border in either (centre when neither is cut).
     bool belt_shift(const cv::Rect2f& a, const cv::Rect2f& b, float& shift) const {
@@ -345,8 +392,8 @@ private:
         // partial view replaced by a complete one) keeps its leading edge.
         const bool same_length = std::abs((bf - bn) - (af - an)) <= 2.f * std::max(1.f, m);
         if (near_free && far_free && same_length) shift = 0.5f * ((bn + bf) - (an + af));
-        else if (far_free) shift = bf - af;  // entering: leading edge
-        else if (near_free) shift = bn - an; // leaving: trailing edge
+        else if (far_free) shift = bf - af;   // entering: leading edge
+        else if (near_free) shift = bn - an;  // leaving: trailing edge
         else return false;
         return true;
     }
@@ -416,8 +463,7 @@ private:
         finished_.push_back(std::move(f));
     }
     void remove_dead() {
-        live_.erase(std::remove_if(live_.begin(), live_.end(), [](const Track& t) { return t.dead; }),
-                    live_.end());
+        live_.erase(std::remove_if(live_.begin(), live_.end(), [](const Track& t) { return t.dead; }), live_.end());
     }
     // Counted once seen on min_hits frames and wholly in view: pieces of an
     // object that enters in fragments never become whole, merge into one
@@ -452,8 +498,8 @@ private:
                          vel_scratch_.end());
         float med = vel_scratch_[mid];
         if (vel_scratch_.size() % 2 == 0) {
-            const float lower = *std::max_element(vel_scratch_.begin(),
-                                                  vel_scratch_.begin() + static_cast<std::ptrdiff_t>(mid));
+            const float lower =
+                *std::max_element(vel_scratch_.begin(), vel_scratch_.begin() + static_cast<std::ptrdiff_t>(mid));
             med = 0.5f * (med + lower);
         }
         belt_vel_ = med;
@@ -717,7 +763,10 @@ void MultiTrackerImpl::start_tracks(int frame_index, const std::vector<Detection
         // A piece of an object a live track already follows.
         bool covered = false;
         for (const auto& t : live_)
-            if (area(t.box & db) > kCoveredFraction * area(db)) { covered = true; break; }
+            if (area(t.box & db) > kCoveredFraction * area(db)) {
+                covered = true;
+                break;
+            }
         if (covered) continue;
 
         live_.emplace_back();
@@ -815,8 +864,9 @@ void MultiTrackerImpl::record(int frame_index) {
 std::unique_ptr<MultiTracker> MultiTracker::create(const TrackParams& params) {
     params.validate();
     if (params.direction == Direction::Auto)
-        throw ParamError("track.direction = auto is read from the footage by the Pipeline; a MultiTracker on its "
-                         "own needs one of left_to_right, right_to_left, top_to_bottom, bottom_to_top");
+        throw ParamError(
+            "track.direction = auto is read from the footage by the Pipeline; a MultiTracker on its "
+            "own needs one of left_to_right, right_to_left, top_to_bottom, bottom_to_top");
     return std::make_unique<MultiTrackerImpl>(params);
 }
 

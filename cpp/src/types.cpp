@@ -31,23 +31,30 @@ std::string normalise_name(const std::string& s) {
 
 const char* to_string(Direction d) {
     switch (d) {
-        case Direction::LeftToRight: return "left_to_right";
-        case Direction::RightToLeft: return "right_to_left";
-        case Direction::TopToBottom: return "top_to_bottom";
-        case Direction::BottomToTop: return "bottom_to_top";
-        case Direction::Auto: return "auto";
+        case Direction::LeftToRight:
+            return "left_to_right";
+        case Direction::RightToLeft:
+            return "right_to_left";
+        case Direction::TopToBottom:
+            return "top_to_bottom";
+        case Direction::BottomToTop:
+            return "bottom_to_top";
+        case Direction::Auto:
+            return "auto";
     }
     return "left_to_right";
 }
 
 Direction direction_from_string(const std::string& s) {
     const std::string v = detail::normalise_name(s);
-    for (Direction d : {Direction::LeftToRight, Direction::RightToLeft, Direction::TopToBottom,
-                        Direction::BottomToTop, Direction::Auto}) {
+    for (Direction d : {Direction::LeftToRight, Direction::RightToLeft, Direction::TopToBottom, Direction::BottomToTop,
+                        Direction::Auto}) {
         if (v == to_string(d)) return d;
     }
-    throw ParamError("track.direction must be one of auto, left_to_right, right_to_left, top_to_bottom, "
-                     "bottom_to_top, got '" + s + "'");
+    throw ParamError(
+        "track.direction must be one of auto, left_to_right, right_to_left, top_to_bottom, "
+        "bottom_to_top, got '" +
+        s + "'");
 }
 
 }  // namespace cqc

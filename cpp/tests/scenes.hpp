@@ -27,7 +27,9 @@ inline MaskParams learning(int frames, int stride) {
     return p;
 }
 
-inline cv::Mat belt(const cv::Scalar& colour = kBelt) { return cv::Mat(kFrame, CV_8UC3, colour); }
+inline cv::Mat belt(const cv::Scalar& colour = kBelt) {
+    return cv::Mat(kFrame, CV_8UC3, colour);
+}
 
 // A disc with dark chips inside (texture that Canny picks up). `rim` > 0 draws a
 // darker baked edge of that width, as the shading between touching cookies.

@@ -15,13 +15,13 @@ namespace cqc::test {
 // Forces a level for its lifetime; the level in force before is back on the
 // way out, a failure or not.
 class ForcedSimdLevel {
-public:
+  public:
     explicit ForcedSimdLevel(SimdLevel level) { force_simd_level(level); }
     ~ForcedSimdLevel() { force_simd_level(before_); }
     ForcedSimdLevel(const ForcedSimdLevel&) = delete;
     ForcedSimdLevel& operator=(const ForcedSimdLevel&) = delete;
 
-private:
+  private:
     SimdLevel before_ = simd_level();  // initialised before the constructor's body runs
 };
 
@@ -46,9 +46,9 @@ void at_every_simd_level(Check&& check) {
 }  // namespace cqc::test
 
 // A TEST_CASE whose body runs at every SIMD level (at_every_simd_level).
-#define TEST_CASE_AT_EVERY_SIMD_LEVEL(name)                                               \
-    static void CHECK_CAT(simd_body_, __LINE__)();                                        \
-    TEST_CASE(name) {                                                                     \
+#define TEST_CASE_AT_EVERY_SIMD_LEVEL(name)                                                        \
+    static void CHECK_CAT(simd_body_, __LINE__)();                                                 \
+    TEST_CASE(name) {                                                                              \
         cqc::test::at_every_simd_level([](cqc::SimdLevel) { CHECK_CAT(simd_body_, __LINE__)(); }); \
-    }                                                                                     \
+    }                                                                                              \
     static void CHECK_CAT(simd_body_, __LINE__)()

@@ -114,8 +114,8 @@ struct Stack {
 std::atomic<bool> counting{false};   // the switch
 std::atomic<bool> recording{false};  // also backtrace each allocation
 std::atomic<std::uint64_t> n_alloc{0}, n_free{0}, n_bytes{0}, n_dropped{0};
-std::atomic<int> frame{0};           // bit of the per-stack frame sets
-thread_local bool busy = false;      // inside the instrument on this thread
+std::atomic<int> frame{0};       // bit of the per-stack frame sets
+thread_local bool busy = false;  // inside the instrument on this thread
 std::atomic_flag table_lock = ATOMIC_FLAG_INIT;
 Stack table[kSlots];
 
@@ -146,7 +146,8 @@ __attribute__((noinline)) void note(std::size_t n) {
                 hit = &s;
                 break;
             }
-            if (s.hash == h && s.depth == d && std::memcmp(s.pc, pc, sizeof(void*) * static_cast<std::size_t>(d)) == 0) {
+            if (s.hash == h && s.depth == d &&
+                std::memcmp(s.pc, pc, sizeof(void*) * static_cast<std::size_t>(d)) == 0) {
                 hit = &s;
                 break;
             }
@@ -167,7 +168,9 @@ inline void on_alloc(std::size_t n) {
     if (counting.load(std::memory_order_relaxed)) note(n);
 }
 
-inline bool pow2(std::size_t a) { return a != 0 && (a & (a - 1)) == 0; }
+inline bool pow2(std::size_t a) {
+    return a != 0 && (a & (a - 1)) == 0;
+}
 
 // backtrace() loads libgcc_s on first use (and allocates): do it now.
 const int warmed = [] {
@@ -272,7 +275,9 @@ void clear_table() {
 struct Totals {
     std::uint64_t allocs, frees, bytes;
 };
-Totals totals() { return {n_alloc.load(), n_free.load(), n_bytes.load()}; }
+Totals totals() {
+    return {n_alloc.load(), n_free.load(), n_bytes.load()};
+}
 
 // Counts allocations (with backtraces when `record`) until destroyed.
 struct Counting {
@@ -286,14 +291,22 @@ struct Counting {
 enum Cls { kHook, kMachinery, kCqc, kTest, kOpenCV, kTbb, kStdcxx, kOther };
 const char* cls_name(Cls c) {
     switch (c) {
-        case kHook: return "hook";
-        case kMachinery: return "machinery";
-        case kCqc: return "conveyor_qc";
-        case kTest: return "test";
-        case kOpenCV: return "opencv";
-        case kTbb: return "tbb";
-        case kStdcxx: return "libstdc++";
-        case kOther: return "other";
+        case kHook:
+            return "hook";
+        case kMachinery:
+            return "machinery";
+        case kCqc:
+            return "conveyor_qc";
+        case kTest:
+            return "test";
+        case kOpenCV:
+            return "opencv";
+        case kTbb:
+            return "tbb";
+        case kStdcxx:
+            return "libstdc++";
+        case kOther:
+            return "other";
     }
     return "?";
 }
@@ -301,9 +314,9 @@ const char* cls_name(Cls c) {
 struct FrameInfo {
     Cls cls = kOther;
     bool exe = false;
-    std::string dso;    // basename
-    std::string name;   // demangled, or "?" when the address is in no exported symbol
-    std::string scope;  // qualified name without arguments, template arguments, return type
+    std::string dso;         // basename
+    std::string name;        // demangled, or "?" when the address is in no exported symbol
+    std::string scope;       // qualified name without arguments, template arguments, return type
     std::uintptr_t off = 0;  // pc - 1 relative to the object's load address
 };
 
@@ -318,8 +331,7 @@ std::string demangle(const char* s) {
 
 // "void std::vector<int>::_M_realloc_insert<int>(...)" -> "std::vector::_M_realloc_insert"
 std::string scope_of(std::string name) {
-    for (std::size_t p; (p = name.find("(anonymous namespace)")) != std::string::npos;)
-        name.replace(p, 21, "{anon}");
+    for (std::size_t p; (p = name.find("(anonymous namespace)")) != std::string::npos;) name.replace(p, 21, "{anon}");
     std::string out;
     int depth = 0;
     for (std::size_t i = 0; i < name.size(); ++i) {
@@ -335,7 +347,9 @@ std::string scope_of(std::string name) {
     return out;
 }
 
-bool starts(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
+bool starts(const std::string& s, const char* p) {
+    return s.rfind(p, 0) == 0;
+}
 
 struct ExeSym {
     std::uintptr_t lo, hi;
@@ -369,8 +383,8 @@ void load_exe_symbols() {
         const std::size_t n = sh[i].sh_size / sizeof(Elf64_Sym);
         for (std::size_t k = 0; k < n; ++k) {
             if (ELF64_ST_TYPE(sym[k].st_info) != STT_FUNC || sym[k].st_value == 0 || sym[k].st_size == 0) continue;
-            exe_syms.push_back({exe_base + sym[k].st_value, exe_base + sym[k].st_value + sym[k].st_size,
-                                strtab + sym[k].st_name});
+            exe_syms.push_back(
+                {exe_base + sym[k].st_value, exe_base + sym[k].st_value + sym[k].st_size, strtab + sym[k].st_name});
         }
     }
     std::sort(exe_syms.begin(), exe_syms.end(), [](const ExeSym& a, const ExeSym& b) { return a.lo < b.lo; });
@@ -394,7 +408,8 @@ const FrameInfo& resolve(void* pc) {
     const auto addr = reinterpret_cast<std::uintptr_t>(pc) - 1;  // inside the call instruction
     Dl_info di{};
     const ElfW(Sym)* sym = nullptr;
-    if (dladdr1(reinterpret_cast<void*>(addr), &di, reinterpret_cast<void**>(const_cast<ElfW(Sym)**>(&sym)), RTLD_DL_SYMENT) == 0) {
+    if (dladdr1(reinterpret_cast<void*>(addr), &di, reinterpret_cast<void**>(const_cast<ElfW(Sym)**>(&sym)),
+                RTLD_DL_SYMENT) == 0) {
         fi.dso = "?";
         fi.name = "?";
         return frame_cache[pc] = fi;
@@ -428,8 +443,7 @@ const FrameInfo& resolve(void* pc) {
             std::ostringstream os;
             if (_Unwind_Find_FDE(reinterpret_cast<void*>(addr), &eb) && eb.func)
                 os << "fn@0x" << std::hex << (reinterpret_cast<std::uintptr_t>(eb.func) - base);
-            else
-                os << "pc@0x" << std::hex << fi.off;
+            else os << "pc@0x" << std::hex << fi.off;
             if (di.dli_sname) os << " (hidden, after " << scope_of(demangle(di.dli_sname)) << ")";
             fi.name = "?" + os.str();
         }
@@ -437,9 +451,9 @@ const FrameInfo& resolve(void* pc) {
     fi.scope = starts(fi.name, "?") ? fi.name : scope_of(fi.name);
     const std::string sc = fi.scope;
     if (fi.exe) {
-        static const std::set<std::string> hooks = {"malloc", "free", "calloc", "realloc", "reallocarray",
-                                                    "posix_memalign", "aligned_alloc", "memalign", "valloc",
-                                                    "pvalloc"};
+        static const std::set<std::string> hooks = {"malloc",       "free",           "calloc",        "realloc",
+                                                    "reallocarray", "posix_memalign", "aligned_alloc", "memalign",
+                                                    "valloc",       "pvalloc"};
         const std::size_t in_cqc = fi.name.find("cqc::");
         if (hooks.count(sc) || starts(sc, "alloc_hook::")) {
             fi.cls = kHook;
@@ -462,8 +476,8 @@ const FrameInfo& resolve(void* pc) {
     } else if (starts(fi.dso, "libtbb")) {
         fi.cls = kTbb;
     } else if (starts(fi.dso, "libstdc++")) {
-        fi.cls = (starts(sc, "operator new") || starts(sc, "std::") || starts(sc, "__gnu_cxx::")) ? kMachinery
-                                                                                                 : kStdcxx;
+        fi.cls =
+            (starts(sc, "operator new") || starts(sc, "std::") || starts(sc, "__gnu_cxx::")) ? kMachinery : kStdcxx;
     } else {
         fi.cls = kOther;
     }
@@ -478,14 +492,14 @@ std::string hex(std::uintptr_t v) {
 
 // One recorded stack, summarised.
 struct Summary {
-    Cls cls = kOther;          // class of the site
-    std::string site;          // first caller outside the allocator machinery
-    std::string callee;        // what the site called (the machinery frame just inside it)
-    std::string from;          // innermost cqc:: frame
-    std::string from_at;       // its offset in this executable
-    std::string via;           // what that cqc:: frame called
-    bool has_dso = false;      // a frame in `dso` (for the instrument's self-test)
-    bool worker = false;       // no cqc:: frame, a TBB thread: from/via inferred
+    Cls cls = kOther;      // class of the site
+    std::string site;      // first caller outside the allocator machinery
+    std::string callee;    // what the site called (the machinery frame just inside it)
+    std::string from;      // innermost cqc:: frame
+    std::string from_at;   // its offset in this executable
+    std::string via;       // what that cqc:: frame called
+    bool has_dso = false;  // a frame in `dso` (for the instrument's self-test)
+    bool worker = false;   // no cqc:: frame, a TBB thread: from/via inferred
     std::string site_key() const { return site + "|" + callee; }
 };
 
@@ -573,7 +587,9 @@ namespace alloc_test {
 
 using namespace alloc_hook;
 
-inline void keep(const void* p) { asm volatile("" : : "g"(p) : "memory"); }
+inline void keep(const void* p) {
+    asm volatile("" : : "g"(p) : "memory");
+}
 
 // Allocations recorded since the table was cleared whose stack has a frame in
 // `dso`, and the classes of their sites.
@@ -693,20 +709,23 @@ TEST_CASE("alloc instrument: sees malloc, OpenCV's and libstdc++'s allocations, 
     a = totals();
     {
         Counting on(true);
-        cv::parallel_for_(cv::Range(0, 8), [&](const cv::Range& r) {
-            for (int i = r.start; i < r.end; ++i) {
-                int* p = new int[100];
-                keep(p);
-                delete[] p;
-                ids[i] = std::this_thread::get_id();
-                std::this_thread::sleep_for(std::chrono::milliseconds(2));
-            }
-        }, 8);
+        cv::parallel_for_(
+            cv::Range(0, 8),
+            [&](const cv::Range& r) {
+                for (int i = r.start; i < r.end; ++i) {
+                    int* p = new int[100];
+                    keep(p);
+                    delete[] p;
+                    ids[i] = std::this_thread::get_id();
+                    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+                }
+            },
+            8);
     }
     b = totals();
     CHECK(b.allocs - a.allocs >= 8);
-    std::cout << "     parallel_for_ bodies ran on " << std::set<std::thread::id>(ids, ids + 8).size()
-              << " thread(s), " << b.allocs - a.allocs << " allocations counted\n";
+    std::cout << "     parallel_for_ bodies ran on " << std::set<std::thread::id>(ids, ids + 8).size() << " thread(s), "
+              << b.allocs - a.allocs << " allocations counted\n";
     // TBB's own allocations would bypass the hooks if TBB had found libtbbmalloc.
     if (void* h = dlopen("libtbbmalloc.so.2", RTLD_NOW | RTLD_NOLOAD)) {
         std::cout << "     note: libtbbmalloc is loaded: TBB's internal allocations bypass the hooks\n";
@@ -902,7 +921,8 @@ Result run_scenario(const Scenario& sc) {
     res.frames.resize(measured);
     double busy_ms = 0;
     for (int f = 0; f < total; ++f) {
-        const int visible = render(discs, moving ? kSpeed * f : 0.0, bgs[static_cast<std::size_t>(f) % bgs.size()], frame);
+        const int visible =
+            render(discs, moving ? kSpeed * f : 0.0, bgs[static_cast<std::size_t>(f) % bgs.size()], frame);
         const bool measured = f >= warmup;
         const auto t0 = std::chrono::steady_clock::now();
         const Totals before = totals();
@@ -981,8 +1001,8 @@ void print_result(const Result& r) {
     os << std::fixed << std::setprecision(2);
     os << "\n=== " << r.name << ": " << r.frames.size() << " frames after " << r.warmup << " of warm-up; "
        << r.visible_min << "-" << r.visible_max << " discs in view; " << r.counted << " counted; "
-       << std::setprecision(1) << r.ms_per_frame << " ms/frame (instrumented); OpenCV threads "
-       << r.threads << std::setprecision(2) << "\n";
+       << std::setprecision(1) << r.ms_per_frame << " ms/frame (instrumented); OpenCV threads " << r.threads
+       << std::setprecision(2) << "\n";
     for (int det : {-1, 0, 1}) {
         const Stats s = stats(r.frames, det);
         if (s.n == 0 || (det >= 0 && s.n == static_cast<int>(r.frames.size()))) continue;
@@ -993,8 +1013,7 @@ void print_result(const Result& r) {
         os << "  " << std::left << std::setw(21) << label << std::right << " n=" << std::setw(3) << s.n
            << "  allocs/frame mean " << std::setw(8) << s.mean << "  max " << std::setw(5) << s.max
            << "  frames with any " << s.with_any << "/" << s.n << "  KiB/frame "
-           << static_cast<double>(bytes) / s.n / 1024.0 << "  frees/frame " << static_cast<double>(frees) / s.n
-           << "\n";
+           << static_cast<double>(bytes) / s.n / 1024.0 << "  frees/frame " << static_cast<double>(frees) / s.n << "\n";
     }
     if (r.record_every > 1)
         os << "  (call sites below: from the " << rec << " frames recorded, one in " << r.record_every
@@ -1002,13 +1021,14 @@ void print_result(const Result& r) {
     os << "  by library of the first caller outside the allocator (allocs, per frame, KiB/frame, frames hit):\n";
     for (const auto& [cls, a] : r.by_cls)
         os << "    " << std::left << std::setw(12) << cls_name(cls) << std::right << std::setw(8) << a.count
-           << std::setw(9) << a.count / nr << std::setw(10) << a.bytes / nr / 1024.0 << std::setw(5)
-           << a.frames_hit() << "/" << rec << "\n";
+           << std::setw(9) << a.count / nr << std::setw(10) << a.bytes / nr / 1024.0 << std::setw(5) << a.frames_hit()
+           << "/" << rec << "\n";
     auto top = [&](const std::map<std::string, Agg>& m, const char* title, std::size_t limit) {
         std::vector<std::pair<std::string, const Agg*>> v;
         for (const auto& [k, a] : m) v.push_back({k, &a});
         std::sort(v.begin(), v.end(), [](const auto& x, const auto& y) { return x.second->count > y.second->count; });
-        os << "  " << title << "\n    (allocs, per frame, KiB/frame, frames hit; * = partly on TBB worker threads, "
+        os << "  " << title
+           << "\n    (allocs, per frame, KiB/frame, frames hit; * = partly on TBB worker threads, "
               "put down to the same site's caller on the calling thread)\n";
         for (std::size_t i = 0; i < v.size() && i < limit; ++i) {
             const Agg& a = *v[i].second;
@@ -1033,9 +1053,9 @@ void print_result(const Result& r) {
 // The mask and detection stage: an allocation whose innermost cqc:: frame is
 // one of these (their own code or an OpenCV call they make).
 bool in_detection_stage(const std::string& from) {
-    static const char* const stage[] = {"cqc::MaskBuilder::",   "cqc::Detector::",          "cqc::ComponentLabeller::",
-                                        "cqc::ContourTracer::", "cqc::DistanceTransform::", "cqc::Morphology::",
-                                        "cqc::HoleFiller::"};
+    static const char* const stage[] = {
+        "cqc::MaskBuilder::",       "cqc::Detector::",   "cqc::ComponentLabeller::", "cqc::ContourTracer::",
+        "cqc::DistanceTransform::", "cqc::Morphology::", "cqc::HoleFiller::"};
     for (const char* p : stage)
         if (starts(from, p)) return true;
     return false;
@@ -1098,7 +1118,15 @@ void run_and_check(int i) {
 
 }  // namespace alloc_test
 
-TEST_CASE("alloc per frame: stopped belt, kind none") { alloc_test::run_and_check(0); }
-TEST_CASE("alloc per frame: moving belt, kind none") { alloc_test::run_and_check(1); }
-TEST_CASE("alloc per frame: stopped belt, kind kcf") { alloc_test::run_and_check(2); }
-TEST_CASE("alloc per frame: moving belt, kind kcf") { alloc_test::run_and_check(3); }
+TEST_CASE("alloc per frame: stopped belt, kind none") {
+    alloc_test::run_and_check(0);
+}
+TEST_CASE("alloc per frame: moving belt, kind none") {
+    alloc_test::run_and_check(1);
+}
+TEST_CASE("alloc per frame: stopped belt, kind kcf") {
+    alloc_test::run_and_check(2);
+}
+TEST_CASE("alloc per frame: moving belt, kind kcf") {
+    alloc_test::run_and_check(3);
+}

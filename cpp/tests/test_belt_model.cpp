@@ -188,7 +188,7 @@ TEST_CASE("belt model: every frame from the first is classified, and the figures
     const auto& s = builder.belt_model().stats();
     CHECK_EQ(s.frames_learnt, 1);
     for (int k = 0; k < 3; ++k) CHECK(s.belt_sigma[k] >= 3.f && s.belt_sigma[k] < 8.f);  // noise 4 per BGR channel
-    CHECK(s.threshold >= 3.f);  // sigmas
+    CHECK(s.threshold >= 3.f);                                                           // sigmas
     CHECK(s.belt_region > 0.3f);
     CHECK(s.colour);
     CHECK(s.light_range < 1.05f);
@@ -357,9 +357,9 @@ TEST_CASE("detector: figures with arms, legs and a head are one object each, tou
 
 TEST_CASE("detector: notes say what became of every component") {
     cv::Mat mask(200, 400, CV_8UC1, cv::Scalar(0));
-    cv::circle(mask, cv::Point(60, 100), 30, 255, cv::FILLED);                 // one object
-    cv::circle(mask, cv::Point(200, 100), 30, 255, cv::FILLED);                // two touching:
-    cv::circle(mask, cv::Point(255, 100), 30, 255, cv::FILLED);                //   split
+    cv::circle(mask, cv::Point(60, 100), 30, 255, cv::FILLED);                  // one object
+    cv::circle(mask, cv::Point(200, 100), 30, 255, cv::FILLED);                 // two touching:
+    cv::circle(mask, cv::Point(255, 100), 30, 255, cv::FILLED);                 //   split
     cv::rectangle(mask, cv::Rect(340, 90, 6, 6), cv::Scalar(255), cv::FILLED);  // too small
     Detector detector{DetectParams()};
     detector.explain(true);

@@ -20,15 +20,21 @@ const Direction kDirections[] = {Direction::LeftToRight, Direction::RightToLeft,
 cv::Rect2f box_at(Direction d, float pos, float w = 40.f, float h = 40.f) {
     const float cw = kFrame.width * 0.5f, ch = kFrame.height * 0.5f;
     switch (d) {
-        case Direction::LeftToRight: return {pos - w / 2, ch - h / 2, w, h};
-        case Direction::RightToLeft: return {kFrame.width - pos - w / 2, ch - h / 2, w, h};
-        case Direction::TopToBottom: return {cw - w / 2, pos - h / 2, w, h};
-        case Direction::BottomToTop: return {cw - w / 2, kFrame.height - pos - h / 2, w, h};
+        case Direction::LeftToRight:
+            return {pos - w / 2, ch - h / 2, w, h};
+        case Direction::RightToLeft:
+            return {kFrame.width - pos - w / 2, ch - h / 2, w, h};
+        case Direction::TopToBottom:
+            return {cw - w / 2, pos - h / 2, w, h};
+        case Direction::BottomToTop:
+            return {cw - w / 2, kFrame.height - pos - h / 2, w, h};
     }
     return {};
 }
 
-float length(Direction d) { return BeltAxis{d, kFrame}.length(); }
+float length(Direction d) {
+    return BeltAxis{d, kFrame}.length();
+}
 
 TrackState live(int id, const cv::Rect2f& box, bool confirmed = true) {
     TrackState s;
@@ -113,8 +119,9 @@ TEST_CASE("counter: a track counts once, the first frame its centre is at or pas
         c.update(0, kFrame, {live(2, box_at(d, line))}, kNone);
         CHECK_EQ(c.crossed().size(), size_t(1));
         // ... and its end (Exited) does not count again.
-        c.update(0, kFrame, {}, {ended(1, box_at(d, length(d) - 5.f, 10.f, 10.f), FinishedTrack::End::Exited),
-                              ended(2, box_at(d, line + 40.f), FinishedTrack::End::Lost)});
+        c.update(0, kFrame, {},
+                 {ended(1, box_at(d, length(d) - 5.f, 10.f, 10.f), FinishedTrack::End::Exited),
+                  ended(2, box_at(d, line + 40.f), FinishedTrack::End::Lost)});
         CHECK(c.crossed().empty());
         CHECK_EQ(c.count(), 2);
     }
@@ -195,13 +202,15 @@ TEST_CASE("counter: at the exit edge (default), live tracks never count; Exited 
         c.update(0, kFrame, {}, {bare});
         CHECK_EQ(c.crossed().size(), size_t(1));
         // Lost or at the stream end in view, clear of the exit edge: not counted.
-        c.update(0, kFrame, {}, {ended(3, box_at(d, len - 30.f, 20.f, 20.f), FinishedTrack::End::Lost),
-                              ended(4, box_at(d, len - 30.f, 20.f, 20.f), FinishedTrack::End::StreamEnd)});
+        c.update(0, kFrame, {},
+                 {ended(3, box_at(d, len - 30.f, 20.f, 20.f), FinishedTrack::End::Lost),
+                  ended(4, box_at(d, len - 30.f, 20.f, 20.f), FinishedTrack::End::StreamEnd)});
         CHECK(c.crossed().empty());
         // Lost while leaving (its box against the exit edge, its rest no longer
         // detected on its own): it left, it counts. At the stream end it has not left.
-        c.update(0, kFrame, {}, {ended(5, box_at(d, len - 10.f, 20.f, 20.f), FinishedTrack::End::Lost),
-                              ended(6, box_at(d, len - 10.f, 20.f, 20.f), FinishedTrack::End::StreamEnd)});
+        c.update(0, kFrame, {},
+                 {ended(5, box_at(d, len - 10.f, 20.f, 20.f), FinishedTrack::End::Lost),
+                  ended(6, box_at(d, len - 10.f, 20.f, 20.f), FinishedTrack::End::StreamEnd)});
         CHECK_EQ(c.crossed().size(), size_t(1));
         CHECK_EQ(c.crossed()[0], 5);
         // Within the edge margin of the exit edge is against it.

@@ -20,9 +20,13 @@ using namespace cqc;
 
 namespace {
 
-cv::Mat blank(cv::Size s = cv::Size(640, 360)) { return cv::Mat(s, CV_8UC1, cv::Scalar(0)); }
+cv::Mat blank(cv::Size s = cv::Size(640, 360)) {
+    return cv::Mat(s, CV_8UC1, cv::Scalar(0));
+}
 
-void disc(cv::Mat& m, cv::Point c, int r) { cv::circle(m, c, r, cv::Scalar(255), cv::FILLED, cv::LINE_8); }
+void disc(cv::Mat& m, cv::Point c, int r) {
+    cv::circle(m, c, r, cv::Scalar(255), cv::FILLED, cv::LINE_8);
+}
 
 std::vector<Detection> detect(const cv::Mat& mask, const DetectParams& p = DetectParams(), cv::Rect roi = cv::Rect(),
                               double scale = 1.0) {
@@ -38,7 +42,9 @@ const Detection* at(const std::vector<Detection>& ds, cv::Point2f p) {
     return nullptr;
 }
 
-bool close_to(double a, double b, double tol) { return std::abs(a - b) <= tol; }
+bool close_to(double a, double b, double tol) {
+    return std::abs(a - b) <= tol;
+}
 
 // A belt of six single discs of r = 40 teaches `d` its typical object.
 void teach_typical_r40(Detector& d, std::vector<Detection>& out) {
@@ -87,7 +93,8 @@ TEST_CASE("detector: exact geometry of drawn discs") {
     for (int i = 0; i < 3; ++i) {
         const Detection* d = at(ds, cv::Point2f(c[i]));
         CHECK(d != nullptr);
-        CHECK(d->box == cv::Rect2f(float(c[i].x - r[i]), float(c[i].y - r[i]), float(2 * r[i] + 1), float(2 * r[i] + 1)));
+        CHECK(d->box ==
+              cv::Rect2f(float(c[i].x - r[i]), float(c[i].y - r[i]), float(2 * r[i] + 1), float(2 * r[i] + 1)));
         CHECK(close_to(d->centroid.x, c[i].x, 0.01) && close_to(d->centroid.y, c[i].y, 0.01));
         cv::Mat one = blank();
         disc(one, c[i], r[i]);
@@ -135,9 +142,9 @@ TEST_CASE("detector: shape figures") {
 
 TEST_CASE("detector: area filters in full-resolution px^2") {
     cv::Mat m = blank();
-    disc(m, cv::Point(100, 100), 8);    // ~ 200 px
-    disc(m, cv::Point(300, 100), 20);   // ~ 1250 px
-    disc(m, cv::Point(500, 200), 60);   // ~ 11300 px
+    disc(m, cv::Point(100, 100), 8);             // ~ 200 px
+    disc(m, cv::Point(300, 100), 20);            // ~ 1250 px
+    disc(m, cv::Point(500, 200), 60);            // ~ 11300 px
     CHECK_EQ(detect(m).size(), std::size_t(2));  // min_area 400 drops the small one
     DetectParams p;
     p.min_area = 100;
@@ -155,11 +162,11 @@ TEST_CASE("detector: area filters in full-resolution px^2") {
 
 TEST_CASE("detector: ROI drops components cut by its inner sides, keeps frame borders") {
     cv::Mat m = blank();
-    disc(m, cv::Point(100, 180), 40);   // inside the strip
-    disc(m, cv::Point(195, 60), 30);    // crosses the strip's right side (x = 200): past the strip
-    disc(m, cv::Point(10, 300), 30);    // cut by the frame's left border: kept
-    disc(m, cv::Point(120, 5), 30);     // cut by the frame's top border: kept
-    disc(m, cv::Point(400, 180), 40);   // outside the strip entirely
+    disc(m, cv::Point(100, 180), 40);  // inside the strip
+    disc(m, cv::Point(195, 60), 30);   // crosses the strip's right side (x = 200): past the strip
+    disc(m, cv::Point(10, 300), 30);   // cut by the frame's left border: kept
+    disc(m, cv::Point(120, 5), 30);    // cut by the frame's top border: kept
+    disc(m, cv::Point(400, 180), 40);  // outside the strip entirely
     const cv::Rect strip(0, 0, 200, 360);
     auto ds = detect(m, DetectParams(), strip);
     CHECK_EQ(ds.size(), std::size_t(3));
@@ -421,7 +428,9 @@ cv::Mat random_blobs(cv::RNG& rng, int w, int h) {
         const cv::Point c(rng.uniform(-5, w + 5), rng.uniform(-5, h + 5));
         const int r = rng.uniform(1, std::max(2, std::min(w, h) / 2));
         switch (rng.uniform(0, 4)) {
-            case 0: cv::circle(m, c, r, cv::Scalar(255), cv::FILLED); break;
+            case 0:
+                cv::circle(m, c, r, cv::Scalar(255), cv::FILLED);
+                break;
             case 1:
                 cv::ellipse(m, c, cv::Size(r, std::max(1, r / 3)), rng.uniform(0, 180), 0, 360, cv::Scalar(255),
                             cv::FILLED);
@@ -429,7 +438,9 @@ cv::Mat random_blobs(cv::RNG& rng, int w, int h) {
             case 2:
                 cv::line(m, c, cv::Point(rng.uniform(0, w), rng.uniform(0, h)), cv::Scalar(255), rng.uniform(1, 3));
                 break;
-            default: cv::circle(m, c, r, cv::Scalar(255), rng.uniform(1, 3)); break;  // a ring
+            default:
+                cv::circle(m, c, r, cv::Scalar(255), rng.uniform(1, 3));
+                break;  // a ring
         }
     }
     if (kind == 2) {  // pin holes and specks
@@ -475,7 +486,9 @@ ContourFigures opencv_largest_contour(const cv::Mat& bin) {
     return f;
 }
 
-bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+bool same_bits(double a, double b) {
+    return std::memcmp(&a, &b, sizeof a) == 0;
+}
 
 bool same_figures(const ContourFigures& a, const ContourFigures& b) {
     if (a.points != b.points) return false;
@@ -493,7 +506,8 @@ struct Threads {
 
 }  // namespace
 
-TEST_CASE_AT_EVERY_SIMD_LEVEL("components: labels, stats and centroids as connectedComponentsWithStats, on 1 and 2 threads") {
+TEST_CASE_AT_EVERY_SIMD_LEVEL(
+    "components: labels, stats and centroids as connectedComponentsWithStats, on 1 and 2 threads") {
     int components = 0;
     for (int threads : {1, 2}) {
         Threads t(threads);  // OpenCV labels in parallel stripes on more than one

@@ -46,7 +46,9 @@ const Detection* at(const std::vector<Detection>& ds, cv::Point2f p) {
     return nullptr;
 }
 
-bool close_to(double a, double b, double tol) { return std::abs(a - b) <= tol; }
+bool close_to(double a, double b, double tol) {
+    return std::abs(a - b) <= tol;
+}
 
 MaskParams threshold_gray(double t) {
     MaskParams p;
@@ -66,7 +68,9 @@ std::string error_of(const MaskParams& p) {
     return "";
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -133,12 +137,14 @@ TEST_CASE("mask: validate names the field, its range and the value") {
         {"mask.shadow_chroma", [](MaskParams& q) { q.shadow_chroma = 0; }},
         {"mask.object_upper[0]", [](MaskParams& q) { q.object_upper[0] = 300; }},
         {"mask.object_lower[0]", [](MaskParams& q) { q.object_lower[0] = 150; }},  // above upper (100)
-        {"mask.object_lower[0]", [](MaskParams& q) {  // HSV hue tops at 180
+        {"mask.object_lower[0]",
+         [](MaskParams& q) {  // HSV hue tops at 180
              q.object_space = ColorSpace::HSV;
              q.object_lower = cv::Scalar(190, 0, 0);
              q.object_upper = cv::Scalar(180, 255, 255);
          }},
-        {"mask.object_upper[2]", [](MaskParams& q) {
+        {"mask.object_upper[2]",
+         [](MaskParams& q) {
              q.object_space = ColorSpace::Lab;
              q.object_upper = cv::Scalar(255, 255, 256);
          }},
@@ -357,7 +363,7 @@ TEST_CASE("mask: threshold gray [0, T] finds dark discs, [T, 255] light ones") {
 
 TEST_CASE("mask: threshold in HSV picks objects by colour") {
     cv::Mat clean = belt();
-    cookie(clean, cv::Point(150, 180), 40);                        // brown: hue ~13
+    cookie(clean, cv::Point(150, 180), 40);                           // brown: hue ~13
     cookie(clean, cv::Point(450, 180), 40, cv::Scalar(160, 60, 40));  // blue: hue ~110
     MaskParams p;
     p.mode = MaskMode::Threshold;
@@ -427,8 +433,8 @@ TEST_CASE_AT_EVERY_SIMD_LEVEL("mask: auto mode's BGR table after learning agrees
     cv::Mat ramp(512, 512, CV_8UC3);
     for (int i = 0; i < 512 * 512; ++i) {
         const int b = i >> 12, g = (i >> 6) & 63, r = i & 63;
-        ramp.at<cv::Vec3b>(i / 512, i % 512) = cv::Vec3b(static_cast<uchar>(b * 4 + 1), static_cast<uchar>(g * 4 + 2),
-                                                         static_cast<uchar>(r * 4 + 3));
+        ramp.at<cv::Vec3b>(i / 512, i % 512) =
+            cv::Vec3b(static_cast<uchar>(b * 4 + 1), static_cast<uchar>(g * 4 + 2), static_cast<uchar>(r * 4 + 3));
     }
     cv::Mat clean(512, 512, CV_8UC3, cv::Scalar(60, 140, 210));  // a coloured belt: B and R play different parts
     const cv::Mat belt_frame = noisy(clean);
@@ -516,7 +522,8 @@ bool same(const cv::Mat& a, const cv::Mat& b) {
 
 }  // namespace
 
-TEST_CASE_AT_EVERY_SIMD_LEVEL("morphology: erode, dilate, open, close as OpenCV's, any kernel size, shape and iterations") {
+TEST_CASE_AT_EVERY_SIMD_LEVEL(
+    "morphology: erode, dilate, open, close as OpenCV's, any kernel size, shape and iterations") {
     cv::RNG rng(41);
     const int ops[4] = {cv::MORPH_ERODE, cv::MORPH_DILATE, cv::MORPH_OPEN, cv::MORPH_CLOSE};
     const int shapes[3] = {cv::MORPH_ELLIPSE, cv::MORPH_RECT, cv::MORPH_CROSS};
@@ -531,10 +538,22 @@ TEST_CASE_AT_EVERY_SIMD_LEVEL("morphology: erode, dilate, open, close as OpenCV'
         Morphology morph(kernel);
         cv::Mat separate, in_place = m.clone();
         switch (op) {
-            case 0: morph.erode(m, separate, iterations); morph.erode(in_place, in_place, iterations); break;
-            case 1: morph.dilate(m, separate, iterations); morph.dilate(in_place, in_place, iterations); break;
-            case 2: morph.open(m, separate, iterations); morph.open(in_place, in_place, iterations); break;
-            default: morph.close(m, separate, iterations); morph.close(in_place, in_place, iterations); break;
+            case 0:
+                morph.erode(m, separate, iterations);
+                morph.erode(in_place, in_place, iterations);
+                break;
+            case 1:
+                morph.dilate(m, separate, iterations);
+                morph.dilate(in_place, in_place, iterations);
+                break;
+            case 2:
+                morph.open(m, separate, iterations);
+                morph.open(in_place, in_place, iterations);
+                break;
+            default:
+                morph.close(m, separate, iterations);
+                morph.close(in_place, in_place, iterations);
+                break;
         }
         CHECK(same(separate, expected));
         CHECK(same(in_place, expected));
@@ -664,7 +683,8 @@ TEST_CASE_AT_EVERY_SIMD_LEVEL("mask: the table path's vector and scalar code agr
     cv::cvtColor(belt_frame(cv::Rect(0, 0, 1, 1)), belt_lab, cv::COLOR_BGR2Lab);
     const cv::Vec3b lab = belt_lab.at<cv::Vec3b>(0, 0);
     for (int x = 0; x < 512; ++x)
-        shade.at<cv::Vec3b>(0, x) = cv::Vec3b(cv::saturate_cast<uchar>(lab[0] * (0.3 + 0.7 * x / 511.0)), lab[1], lab[2]);
+        shade.at<cv::Vec3b>(0, x) =
+            cv::Vec3b(cv::saturate_cast<uchar>(lab[0] * (0.3 + 0.7 * x / 511.0)), lab[1], lab[2]);
     cv::cvtColor(shade, shade_bgr, cv::COLOR_Lab2BGR);
     for (int y = 96; y < 160; ++y) shade_bgr.copyTo(frame.row(y));
     for (const bool shadows : {true, false}) {

@@ -170,8 +170,8 @@ std::vector<cqc::Detection> grid_detections(int call, cv::Point2f step, int n, i
     }
     for (int k = 0; k < clutter; ++k) {
         cqc::Detection d;
-        d.centroid = cv::Point2f(130.f + 170.f * k, 620.f) +
-                     cv::Point2f(rng.uniform(-1.f, 1.f), rng.uniform(-1.f, 1.f));
+        d.centroid =
+            cv::Point2f(130.f + 170.f * k, 620.f) + cv::Point2f(rng.uniform(-1.f, 1.f), rng.uniform(-1.f, 1.f));
         d.box = cv::Rect2f(d.centroid.x - 10, d.centroid.y - 10, 20, 20);
         out.push_back(d);
     }
@@ -226,11 +226,20 @@ namespace {
 cv::Mat turned_belt_frame(int f, int n_objects, cv::RNG& rng, cqc::Direction dir) {
     cv::Mat img = belt_frame(f, n_objects, rng), out;
     switch (dir) {
-        case cqc::Direction::LeftToRight: return img;
-        case cqc::Direction::RightToLeft: cv::flip(img, out, 1); return out;
-        case cqc::Direction::TopToBottom: cv::transpose(img, out); return out;
-        case cqc::Direction::BottomToTop: cv::transpose(img, out); cv::flip(out, out, 0); return out;
-        case cqc::Direction::Auto: break;
+        case cqc::Direction::LeftToRight:
+            return img;
+        case cqc::Direction::RightToLeft:
+            cv::flip(img, out, 1);
+            return out;
+        case cqc::Direction::TopToBottom:
+            cv::transpose(img, out);
+            return out;
+        case cqc::Direction::BottomToTop:
+            cv::transpose(img, out);
+            cv::flip(out, out, 0);
+            return out;
+        case cqc::Direction::Auto:
+            break;
     }
     return img;
 }
@@ -238,8 +247,8 @@ cv::Mat turned_belt_frame(int f, int n_objects, cv::RNG& rng, cqc::Direction dir
 }  // namespace
 
 TEST_CASE("pipeline with direction auto reads the belt's direction and counts each disc once, every direction") {
-    for (cqc::Direction dir : {cqc::Direction::LeftToRight, cqc::Direction::RightToLeft,
-                               cqc::Direction::TopToBottom, cqc::Direction::BottomToTop}) {
+    for (cqc::Direction dir : {cqc::Direction::LeftToRight, cqc::Direction::RightToLeft, cqc::Direction::TopToBottom,
+                               cqc::Direction::BottomToTop}) {
         for (cqc::TrackerKind kind : {cqc::TrackerKind::None, cqc::TrackerKind::KCF}) {
             cqc::PipelineParams params;
             params.track.kind = kind;

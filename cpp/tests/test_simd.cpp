@@ -62,7 +62,8 @@ TEST_CASE_AT_EVERY_SIMD_LEVEL("simd: the belt model's table path reads each pixe
             for (int x = 0; x < w; ++x) {
                 const double light = rng.uniform(0.3, 1.1);
                 cv::Vec3b& px = frame.at<cv::Vec3b>(y, x);
-                for (int c = 0; c < 3; ++c) px[c] = cv::saturate_cast<std::uint8_t>(kBeltColour[c] * light + rng.gaussian(4.0));
+                for (int c = 0; c < 3; ++c)
+                    px[c] = cv::saturate_cast<std::uint8_t>(kBeltColour[c] * light + rng.gaussian(4.0));
             }
         for (const bool shadows : {true, false}) {
             MaskParams p;
@@ -140,7 +141,9 @@ Run run_pipeline() {
     return run;
 }
 
-bool same_bytes(const void* a, const void* b, std::size_t n) { return n == 0 || std::memcmp(a, b, n) == 0; }
+bool same_bytes(const void* a, const void* b, std::size_t n) {
+    return n == 0 || std::memcmp(a, b, n) == 0;
+}
 
 }  // namespace
 

@@ -74,8 +74,7 @@ void detect(const cv::Mat& img, const cv::Rect& roi, std::vector<Detection>& out
             (y + h == r.br().y && r.br().y < img.rows))
             continue;  // cut by the strip's inner side
         Detection d;
-        d.box = cv::Rect2f(static_cast<float>(x), static_cast<float>(y), static_cast<float>(w),
-                           static_cast<float>(h));
+        d.box = cv::Rect2f(static_cast<float>(x), static_cast<float>(y), static_cast<float>(w), static_cast<float>(h));
         d.centroid = cv::Point2f(static_cast<float>(centroids.at<double>(i, 0) + r.x),
                                  static_cast<float>(centroids.at<double>(i, 1) + r.y));
         d.area = static_cast<float>(stats.at<int>(i, cv::CC_STAT_AREA));
@@ -91,9 +90,9 @@ void detect(const cv::Mat& img, const cv::Rect& roi, std::vector<Detection>& out
 struct Run {
     std::vector<FinishedTrack> finished;
     int confirmed = 0;
-    int live_after_exit = 0;       // live tracks once every disc has left
-    std::map<int, int> id_to_disc; // confirmed id -> disc it followed
-    std::string error;             // first inconsistency found while running
+    int live_after_exit = 0;        // live tracks once every disc has left
+    std::map<int, int> id_to_disc;  // confirmed id -> disc it followed
+    std::string error;              // first inconsistency found while running
 };
 
 struct Scene {
@@ -110,7 +109,10 @@ struct Scene {
         for (size_t k = 0; k < discs.size(); ++k) {
             const cv::Point2f d = discs[k].at(f) - p;
             const float dist = std::sqrt(d.x * d.x + d.y * d.y);
-            if (dist < bd) { bd = dist; best = static_cast<int>(k); }
+            if (dist < bd) {
+                bd = dist;
+                best = static_cast<int>(k);
+            }
         }
         return best;
     }
@@ -142,11 +144,12 @@ struct Scene {
                 std::cout << "f" << f << (det_frame ? " D" : "  ") << " gt";
                 for (const auto& d : discs) std::cout << " (" << d.at(f).x << "," << d.at(f).y << ")";
                 std::cout << " det";
-                if (det_frame) for (const auto& d : dets) std::cout << " [" << d.box << "]";
+                if (det_frame)
+                    for (const auto& d : dets) std::cout << " [" << d.box << "]";
                 std::cout << " trk";
                 for (const auto& t : tracker->tracks())
-                    std::cout << " {" << t.id << " " << t.box << (t.whole ? " W" : "")
-                              << (t.detected ? " d" : "") << "}";
+                    std::cout << " {" << t.id << " " << t.box << (t.whole ? " W" : "") << (t.detected ? " d" : "")
+                              << "}";
                 std::cout << "\n";
             }
             for (const auto& t : tracker->tracks()) {
@@ -354,27 +357,38 @@ TEST_CASE("tracker params: validate names the field, range and value") {
     TrackParams p = ltr_params();
     p.downscale = 1.5;
     CHECK_EQ(message(p), std::string("track.downscale must be in (0, 1], got 1.5"));
-    p = ok; p.downscale = 0.0;
+    p = ok;
+    p.downscale = 0.0;
     CHECK(message(p).rfind("track.downscale ", 0) == 0);
-    p = ok; p.detect_every = 0;
+    p = ok;
+    p.detect_every = 0;
     CHECK(message(p).rfind("track.detect_every must be in [1, 1000], got 0", 0) == 0);
-    p = ok; p.entry_strip = 1.2;
+    p = ok;
+    p.entry_strip = 1.2;
     CHECK(message(p).rfind("track.entry_strip ", 0) == 0);
-    p = ok; p.max_distance = -1;
+    p = ok;
+    p.max_distance = -1;
     CHECK(message(p).rfind("track.max_distance ", 0) == 0);
-    p = ok; p.max_misses = -1;
+    p = ok;
+    p.max_misses = -1;
     CHECK(message(p).rfind("track.max_misses ", 0) == 0);
-    p = ok; p.min_hits = 0;
+    p = ok;
+    p.min_hits = 0;
     CHECK(message(p).rfind("track.min_hits ", 0) == 0);
-    p = ok; p.grow_ratio = 0.5;
+    p = ok;
+    p.grow_ratio = 0.5;
     CHECK(message(p).rfind("track.grow_ratio ", 0) == 0);
-    p = ok; p.edge_margin = 101;
+    p = ok;
+    p.edge_margin = 101;
     CHECK(message(p).rfind("track.edge_margin ", 0) == 0);
-    p = ok; p.duplicate_iou = 0;
+    p = ok;
+    p.duplicate_iou = 0;
     CHECK(message(p).rfind("track.duplicate_iou ", 0) == 0);
-    p = ok; p.downscale = std::nan("");
+    p = ok;
+    p.downscale = std::nan("");
     CHECK(message(p).rfind("track.downscale ", 0) == 0);
-    p = ok; p.grow_ratio = 11;
+    p = ok;
+    p.grow_ratio = 11;
     CHECK_THROWS(MultiTracker::create(p), ParamError);
 }
 
@@ -499,7 +513,7 @@ TEST_CASE("none mode: lost after max_misses, unconfirmed tracks vanish silently"
     for (int f = 3; f < 5; ++f) t->update(f, cv::Mat(), kFrame, &empty);
     CHECK_EQ(t->tracks().size(), size_t(1));  // 2 misses: still live
     t->update(5, cv::Mat(), kFrame, &empty);
-    CHECK(t->tracks().empty());               // 3 misses: lost
+    CHECK(t->tracks().empty());  // 3 misses: lost
     std::vector<FinishedTrack> done;
     t->take_finished(done);
     CHECK_EQ(done.size(), size_t(1));
@@ -591,7 +605,7 @@ TEST_CASE("none mode: two discs passing each other in lanes 60 px apart keep the
     Disc a, b;
     a.start = {-10.f, 150.f};  // fast, behind
     a.vel = {8.f, 0.f};
-    b.start = {60.f, 210.f};   // slow, ahead
+    b.start = {60.f, 210.f};  // slow, ahead
     b.vel = {5.f, 0.f};
     s.discs = {a, b};
     s.frames = 150;
@@ -625,7 +639,7 @@ TEST_CASE("none mode: whole, best_updated and detected flags while entering") {
     t->update(2, cv::Mat(), kFrame, &empty);
     const TrackState& coast = t->tracks()[0];
     CHECK(!coast.detected);
-    CHECK_EQ(coast.box.x, 0.f);                   // still entering: the cut edge stays
+    CHECK_EQ(coast.box.x, 0.f);                      // still entering: the cut edge stays
     CHECK(std::abs(coast.box.width - 32.f) < 0.5f);  // the leading edge moved on
     at(10, 61);
     t->update(3, cv::Mat(), kFrame, &dets);

@@ -30,8 +30,7 @@ struct AssignmentWorkspace {
 // the largest number of pairs and, among those, the smallest total cost. Rows
 // or columns in excess (rectangular matrix) or left without a gated partner
 // are unmatched. Complexity O(n^2 m) with n = min(rows, cols), m = max(rows, cols).
-void assign(const cv::Mat_<float>& cost, float gate, std::vector<int>& row_to_col,
-            AssignmentWorkspace& ws);
+void assign(const cv::Mat_<float>& cost, float gate, std::vector<int>& row_to_col, AssignmentWorkspace& ws);
 
 // Convenience overload with a temporary workspace (allocates).
 void assign(const cv::Mat_<float>& cost, float gate, std::vector<int>& row_to_col);

@@ -55,22 +55,22 @@ struct MaskParams;
 // (L, a, b in [0, 255], a and b offset by 128).
 struct BeltModelStats {
     int frames_learnt = 0;
-    cv::Vec3f belt_lab{0, 0, 0};   // the belt's colour, in the light of the frame's centre
-    cv::Vec3f belt_sigma{0, 0, 0}; // its noise per Lab channel (at least auto_min_sigma)
-    float threshold = 0.f;         // distance, in those sigmas, past which a colour never seen is product
-    float belt_region = 0.f;       // share of the first frame in the belt's largest connected region
-    int candidates = 0;            // colour modes considered for the belt
-    float light_range = 1.f;       // brightest / darkest point of the fitted light field
-    float object_share = 0.f;      // share of the learning frames' pixels in product components
-    int object_components = 0;     // product components found in the learning frames
-    float typical_area = 0.f;      // their area-weighted median area, mask pixels
-    float ambiguous_share = 0.f;   // share of learnt pixels whose colour was seen as both (within 2x)
+    cv::Vec3f belt_lab{0, 0, 0};         // the belt's colour, in the light of the frame's centre
+    cv::Vec3f belt_sigma{0, 0, 0};       // its noise per Lab channel (at least auto_min_sigma)
+    float threshold = 0.f;               // distance, in those sigmas, past which a colour never seen is product
+    float belt_region = 0.f;             // share of the first frame in the belt's largest connected region
+    int candidates = 0;                  // colour modes considered for the belt
+    float light_range = 1.f;             // brightest / darkest point of the fitted light field
+    float object_share = 0.f;            // share of the learning frames' pixels in product components
+    int object_components = 0;           // product components found in the learning frames
+    float typical_area = 0.f;            // their area-weighted median area, mask pixels
+    float ambiguous_share = 0.f;         // share of learnt pixels whose colour was seen as both (within 2x)
     float belt_share_at_learning = 0.f;  // share of learning pixels the final table calls belt or shadow
-    bool colour = true;            // the frames carry colour (false: a monochrome camera)
+    bool colour = true;                  // the frames carry colour (false: a monochrome camera)
 };
 
 class BeltModel {
-public:
+  public:
     explicit BeltModel(const MaskParams& params);  // the auto_* and shadow_* fields
 
     // Learn from one frame (CV_8UC3 BGR, the size every later frame has). The
@@ -99,7 +99,7 @@ public:
     // out): bit 0 product, bit 1 shadow.
     std::uint8_t colour_class(std::uint8_t b, std::uint8_t g, std::uint8_t r) const;
 
-private:
+  private:
     // Evidence histograms: 5 bits per BGR channel.
     static constexpr int kEvidenceBits = 5, kEvidenceBins = 1 << kEvidenceBits;
     // The belt evidence a colour far from the belt's needs, beyond its product
@@ -117,8 +117,8 @@ private:
     // component, the fixtures, and the counting of the colours' evidence.
     std::vector<int> shadowy_pixels(const cv::Mat& lab, const cv::Mat& labels, int n, const cv::Vec3f& belt) const;
     cv::Mat update_fixtures(const cv::Mat& structures, cv::Size full);
-    std::uint64_t count_evidence(const cv::Mat& even, const cv::Mat& objects, const cv::Mat& core, const cv::Mat& around,
-                                 const cv::Mat& structures, const cv::Mat& fixtures);
+    std::uint64_t count_evidence(const cv::Mat& even, const cv::Mat& objects, const cv::Mat& core,
+                                 const cv::Mat& around, const cv::Mat& structures, const cv::Mat& fixtures);
     void build_table();
     // `bgr` with the light divided out, into normalised_ (or bgr itself when even).
     const cv::Mat& normalise(const cv::Mat& bgr);
@@ -127,9 +127,9 @@ private:
     bool shadows_;
 
     BeltModelStats stats_;
-    cv::Mat gain_f_;                 // CV_32F per-pixel light gain (inspect)
+    cv::Mat gain_f_;                        // CV_32F per-pixel light gain (inspect)
     cv::Mat half_, half_even_, gain_half_;  // the learning frame at half size, in even light; its gain
-    std::vector<std::uint16_t> gain_q8_;  // per channel sample, gain * 256, for the per-frame pass
+    std::vector<std::uint16_t> gain_q8_;    // per channel sample, gain * 256, for the per-frame pass
     bool uneven_light_ = false;
     // The belt's metric (per-channel scale to quarter sigmas) and the threshold in it.
     cv::Vec3f inv_unit_{1.f, 1.f, 1.f};
@@ -140,7 +140,7 @@ private:
     cv::Mat fixtures_seen_, not_fixture_;
     bool has_fixtures_ = false;
     std::vector<std::uint32_t> object_counts_, belt_counts_;  // kEvidenceBins^3 each
-    std::vector<std::uint8_t> table_;                          // (1 << kLutBits)^3
+    std::vector<std::uint8_t> table_;                         // (1 << kLutBits)^3
     cv::Mat bin_lab_;  // the Lab colour of every table bin's centre (converted once)
 };
 

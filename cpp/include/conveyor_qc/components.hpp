@@ -22,7 +22,7 @@ struct ComponentStats {
 };
 
 class ComponentLabeller {
-public:
+  public:
     // Labels the nonzero pixels of `mask` (CV_8UC1, any step). Returns the
     // number of labels including the background's (0), as OpenCV does.
     int label(const cv::Mat& mask);
@@ -34,7 +34,7 @@ public:
     // Stats of label 1..count-1 (label 0, the background, has none here).
     const ComponentStats& stats(int label) const { return stats_[static_cast<std::size_t>(label)]; }
 
-private:
+  private:
     // A run of nonzero pixels [x0, x1] on one row; sets_ joins the runs of
     // one component (its elements are run indices).
     struct Run {

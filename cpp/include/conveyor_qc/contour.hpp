@@ -17,10 +17,10 @@
 namespace cqc {
 
 struct ContourFigures {
-    int points = 0;              // points of the contour; 0: no contour
-    double perimeter = 0.0;      // cv::arcLength(contour, true)
-    double hull_area = 0.0;      // cv::contourArea(hull)
-    double hull_perimeter = 0.0; // cv::arcLength(hull, true)
+    int points = 0;               // points of the contour; 0: no contour
+    double perimeter = 0.0;       // cv::arcLength(contour, true)
+    double hull_area = 0.0;       // cv::contourArea(hull)
+    double hull_perimeter = 0.0;  // cv::arcLength(hull, true)
 };
 
 // Andrew's monotone chain: the convex hull of `n` points sorted by (y, x)
@@ -34,7 +34,7 @@ int convex_hull_sorted(const cv::Point* points, int n, cv::Point* hull);
 double hull_pixels(const cv::Point* hull, int n);
 
 class ContourTracer {
-public:
+  public:
     // Buffers for images up to `size` (grow only), so that later calls on
     // such images allocate nothing.
     void reserve(cv::Size size);
@@ -51,7 +51,7 @@ public:
     // nonzero = object. points = 0 when bin has no nonzero pixel.
     ContourFigures largest_external(const cv::Mat& bin);
 
-private:
+  private:
     // Follows the outer border starting at `start`; Fg tells object pixels,
     // Mark is called on each border pixel as findContours marks it.
     template <typename Pixel, typename Fg, typename Mark>

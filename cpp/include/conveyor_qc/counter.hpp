@@ -49,7 +49,7 @@ struct CountParams {
 };
 
 class LineCounter {
-public:
+  public:
     // edge_margin: a box within this many full-resolution pixels of the exit
     // edge touches it (the tracker's track.edge_margin).
     LineCounter(const CountParams& params, Direction direction, float edge_margin = 2.f);  // validates
@@ -82,7 +82,7 @@ public:
     const CountParams& params() const { return params_; }
     Direction direction() const { return direction_; }
 
-private:
+  private:
     void mark(int id);
     // Frame on which a track lost against the exit edge would have left.
     int exit_frame(const FinishedTrack& t, const BeltAxis& axis) const;

@@ -10,17 +10,17 @@
 
 #include <opencv2/core.hpp>
 
-#include <utility>
 #include <array>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace cqc {
 
 struct DetectParams {
     // Area bounds in full-resolution px^2; components outside are dropped.
-    double min_area = 400.0;      // [0, max_area]
-    double max_area = 1.0e6;      // [min_area, 1e9]
+    double min_area = 400.0;  // [0, max_area]
+    double max_area = 1.0e6;  // [min_area, 1e9]
     // Split components that are several touching objects: a distance-transform
     // peak search cuts a component whose solidity is below split_solidity into
     // one part per peak. 0 disables.
@@ -69,12 +69,12 @@ struct ComponentNote {
         TooLarge,   // over detect.max_area
         CutByRoi,   // touches a side of the detection ROI inside the frame
     };
-    cv::Rect box;             // mask pixels
+    cv::Rect box;  // mask pixels
     int pixels = 0;
-    float area = 0.f;         // full-resolution px^2
+    float area = 0.f;  // full-resolution px^2
     float solidity = 1.f;
     Outcome outcome = Outcome::One;
-    int first_detection = -1; // its (first) detection in detect()'s output, -1: none
+    int first_detection = -1;  // its (first) detection in detect()'s output, -1: none
     int detections = 0;
     int objects_by_area = 0;  // area / typical object, rounded, when a split was tried (0: unknown)
     int peaks = 0;            // distance-transform peaks it was cut around, when a split was tried
@@ -83,7 +83,7 @@ struct ComponentNote {
 const char* to_string(ComponentNote::Outcome o);
 
 class Detector {
-public:
+  public:
     explicit Detector(const DetectParams& params);  // validates
 
     // Keep a note of every component's fate on each detect() (off by
@@ -98,7 +98,7 @@ public:
 
     const DetectParams& params() const { return params_; }
 
-private:
+  private:
     struct Peak {
         float value;
         cv::Point pt;
@@ -149,9 +149,9 @@ private:
     static constexpr double kSingleShare = 0.6;
     std::size_t clear_peaks_ = 0;
     int last_view_width_ = 0;
-    bool last_single_ = false;    // split()'s component was single_by_shape()
-    bool last_dominant_ = false;  // ... by one region that holds most of it under clear necks
-    std::vector<float> split_singles_;  // areas of this frame's dominant singles that were split anyway
+    bool last_single_ = false;                        // split()'s component was single_by_shape()
+    bool last_dominant_ = false;                      // ... by one region that holds most of it under clear necks
+    std::vector<float> split_singles_;                // areas of this frame's dominant singles that were split anyway
     static float first_typical(float* areas, int n);  // n > 0; sorts `areas`
     static constexpr float kFirstOutlier = 12.f;
     std::vector<int> provisional_others_;  // the first frames' whole components that are not compact
@@ -191,7 +191,7 @@ private:
         bool grouped;  // joined another piece (its detection is dropped)
         bool single;   // one object by its shape: tells the typical size (note_typical) if not grouped
         int into = -1;
-        int note = -1;  // its ComponentNote (explain mode)
+        int note = -1;       // its ComponentNote (explain mode)
         bool crumb = false;  // under kGroupCrumb typical objects and joined nothing: dropped
     };
     bool explain_ = false;
@@ -245,7 +245,7 @@ private:
     // cost twice as much, and split() was a fifth of the core's time).
     std::vector<std::uint64_t> order_, order_scratch_;
     void sort_flood_keys();
-    std::vector<int> uf_, uf_peak_;  // union-find over its pixels; a root's peak pixel
+    std::vector<int> uf_, uf_peak_;     // union-find over its pixels; a root's peak pixel
     std::vector<float> uf_peak_value_;  // and that peak's distance (no index -> row, column division)
 };
 

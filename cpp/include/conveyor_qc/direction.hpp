@@ -45,7 +45,7 @@ struct DirectionFinderParams {
 };
 
 class DirectionFinder {
-public:
+  public:
     explicit DirectionFinder(const DirectionFinderParams& params = {});  // validates
 
     // One detection frame's detections (full-resolution px). Returns decided().
@@ -58,7 +58,7 @@ public:
     // Votes so far for each direction, indexed by Direction's value.
     const std::array<int, 4>& votes() const { return votes_; }
 
-private:
+  private:
     struct Chain {
         cv::Point2f at;      // centroid on the last detection frame
         cv::Point2f origin;  // where it was when it last voted (or started)

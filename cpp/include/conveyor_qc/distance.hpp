@@ -9,7 +9,7 @@
 namespace cqc {
 
 class DistanceTransform {
-public:
+  public:
     // Distance of every nonzero pixel of `bin` (CV_8UC1) to the nearest zero
     // pixel; zero pixels get 0. `dist` must already be CV_32FC1 of bin's size
     // (a view into a larger buffer is fine): it is not reallocated.
@@ -17,7 +17,7 @@ public:
     // Buffers for images up to `size` (grow only).
     void reserve(cv::Size size);
 
-private:
+  private:
     cv::Mat temp_;  // (h + 4) x (w + 4) fixed-point distances
     cv::Mat near_;  // 1 x w: a row's minimum over its neighbours two rows up (or down)
 };

@@ -60,7 +60,8 @@ struct MaskParams {
 
     // --- Edges: a Canny edge mask, dilated, is removed from the object mask so
     // that objects touching each other fall apart into two components.
-    bool edges_enabled = false;  // off by default: on textured objects the edges cut objects apart more often than they split touching pairs (docs/architecture.md)
+    bool edges_enabled = false;  // off by default: on textured objects the edges cut objects apart more often than they
+                                 // split touching pairs (docs/architecture.md)
     double canny_low = 60.0;     // [0, canny_high]
     double canny_high = 160.0;   // [canny_low, 1000]
     int edge_dilate = 1;         // dilation iterations of the edge mask (3x3), [0, 10]
@@ -70,17 +71,17 @@ struct MaskParams {
     // is product by the evidence of those frames; a colour they never showed is
     // product when its Lab distance to the belt passes the valley that ends the
     // belt's own colours, and never nearer than auto_threshold noise sigmas.
-    int auto_learn_frames = 8;       // [1, 1000]
-    int auto_learn_stride = 4;       // [1, 1000]
-    double auto_threshold = 3.0;     // (0, 100]
-    double auto_min_sigma = 3.0;     // floor of the belt noise sigma, 8-bit Lab units, (0, 100]
+    int auto_learn_frames = 8;    // [1, 1000]
+    int auto_learn_stride = 4;    // [1, 1000]
+    double auto_threshold = 3.0;  // (0, 100]
+    double auto_min_sigma = 3.0;  // floor of the belt noise sigma, 8-bit Lab units, (0, 100]
 
     // --- Morphology, applied in this order: open, erode, dilate, close.
-    int blur = 3;                // median blur aperture before thresholding, odd in [1, 15] (1 = off)
-    int kernel_size = 5;         // elliptic structuring element, odd in [1, 31]
-    int open_iterations = 1;     // [0, 20]
-    int erode_iterations = 0;    // [0, 20]
-    int dilate_iterations = 0;   // [0, 20]
+    int blur = 3;               // median blur aperture before thresholding, odd in [1, 15] (1 = off)
+    int kernel_size = 5;        // elliptic structuring element, odd in [1, 31]
+    int open_iterations = 1;    // [0, 20]
+    int erode_iterations = 0;   // [0, 20]
+    int dilate_iterations = 0;  // [0, 20]
     // [0, 20]. Off by default: on a crowded belt a closing joins neighbours a
     // few pixels apart into clusters no split undoes, and the pieces of a
     // broken product it used to join are grouped by the detector instead
@@ -109,7 +110,7 @@ void median_blur3(const cv::Mat& src, cv::Mat& dst, std::vector<std::uint8_t>& s
 // larger image is filtered as an image of its own (OpenCV's morphology reads a
 // view's surroundings as its border).
 class MaskBuilder {
-public:
+  public:
     explicit MaskBuilder(const MaskParams& params);  // validates
 
     // Feed a frame. In Auto mode the first frames also teach the belt model;
@@ -134,7 +135,7 @@ public:
     // The learnt belt of Auto mode (belt_model.hpp), for reports and inspect.
     const BeltModel& belt_model() const { return belt_; }
 
-private:
+  private:
     void build_auto(const cv::Mat& bgr, cv::Mat& mask);  // writes object & ~shadow into mask
     void build_threshold(const cv::Mat& bgr);
 

@@ -29,7 +29,7 @@ namespace cqc {
 // (open then close) packs and unpacks once. Any other image takes the byte
 // path; both give OpenCV's result.
 class Morphology {
-public:
+  public:
     // `kernel`: CV_8UC1, anchor at its centre; on each row its nonzero
     // elements form one run (std::invalid_argument otherwise).
     explicit Morphology(const cv::Mat& kernel);
@@ -43,7 +43,7 @@ public:
     // four calls in turn (the mask's post-processing), packed once.
     void apply(const cv::Mat& src, cv::Mat& dst, int open, int erode, int dilate, int close);
 
-private:
+  private:
     struct Span {
         int dy;     // kernel row relative to the anchor
         int dx;     // its run's start relative to the anchor
@@ -67,20 +67,20 @@ private:
     bool pack(const cv::Mat& src);  // false (and nothing usable) when src is not 0/255
     void unpack(cv::Mat& dst) const;
     template <bool Max>
-    void bit_pass(int w, int h);  // bits_ to bits_out_, then swapped
-    bool bits_usable_ = false;    // the kernel reaches less than a word to either side
-    std::vector<std::pair<int, int>> shapes_;  // distinct (dx, width) of the spans
-    int words_ = 0;                            // words per row of pixels
+    void bit_pass(int w, int h);                                // bits_ to bits_out_, then swapped
+    bool bits_usable_ = false;                                  // the kernel reaches less than a word to either side
+    std::vector<std::pair<int, int>> shapes_;                   // distinct (dx, width) of the spans
+    int words_ = 0;                                             // words per row of pixels
     std::vector<std::uint64_t> bits_, bits_out_, bit_windows_;  // bit_windows_: shapes_ x rows
 
     std::vector<Span> spans_;
-    std::vector<int> widths_;                   // distinct run lengths
-    int above_ = 0, below_ = 0;                 // kernel rows above / below the anchor
-    int pad_left_ = 0, pad_right_ = 0;          // border columns a row needs
-    int levels_ = 1;                            // doubling levels (window 1, 2, 4, ...)
-    std::size_t padded_len_ = 0;                // a row with its border
-    std::vector<std::uint8_t> doubling_;        // levels_ x padded_len_
-    std::vector<std::uint8_t> ring_;            // (above_ + below_ + 1) x widths_ x padded_len_
+    std::vector<int> widths_;             // distinct run lengths
+    int above_ = 0, below_ = 0;           // kernel rows above / below the anchor
+    int pad_left_ = 0, pad_right_ = 0;    // border columns a row needs
+    int levels_ = 1;                      // doubling levels (window 1, 2, 4, ...)
+    std::size_t padded_len_ = 0;          // a row with its border
+    std::vector<std::uint8_t> doubling_;  // levels_ x padded_len_
+    std::vector<std::uint8_t> ring_;      // (above_ + below_ + 1) x widths_ x padded_len_
     std::vector<std::uint8_t> out_row_;
 };
 
@@ -94,7 +94,7 @@ private:
 // label or a window in one product; belt that a ring of touching round
 // products encloses has their curved sides for its outline).
 class HoleFiller {
-public:
+  public:
     // Solidity from which a large hole is one product's own (fill()'s default).
     static constexpr float kConvexHole = 0.8f;
     // A hole in the mask under this share of a typical product's area is the
@@ -119,15 +119,15 @@ public:
         row_start_.reserve(static_cast<std::size_t>(size.height) + 1);
     }
 
-private:
+  private:
     // A run of zero pixels [x0, x1] on one row; sets_ joins the runs of one
     // hole or of the background (its elements are run indices; a set's
     // figures are kept at its root).
     struct Run {
         int x0, x1;
-        bool outside;     // at a root: the set touches the border
-        long long area;   // at a root: the set's pixels
-        bool keep_open;   // at a root: a large hole that is not convex
+        bool outside;    // at a root: the set touches the border
+        long long area;  // at a root: the set's pixels
+        bool keep_open;  // at a root: a large hole that is not convex
     };
     struct RowEnds {
         int hole, y, x0, x1;  // a large hole's first and last pixel on row y
@@ -137,12 +137,12 @@ private:
     std::vector<Run> runs_;
     detail::UnionFind sets_;
     std::vector<int> row_start_;
-    std::vector<int> large_;                   // roots of holes over max_hole
-    std::vector<int> hole_of_;                 // per run: its index in large_ if it is such a root, else -1
-    std::vector<RowEnds> ends_, sorted_;       // large holes' row ends, in row order, then grouped by hole
-    std::vector<int> entry_of_;                // per large hole: its entry in ends_ for the last row it was on
-    std::vector<int> count_;                   // counting sort of ends_ by hole
-    std::vector<cv::Point> points_, hull_;     // a large hole's row extremes and their hull
+    std::vector<int> large_;                // roots of holes over max_hole
+    std::vector<int> hole_of_;              // per run: its index in large_ if it is such a root, else -1
+    std::vector<RowEnds> ends_, sorted_;    // large holes' row ends, in row order, then grouped by hole
+    std::vector<int> entry_of_;             // per large hole: its entry in ends_ for the last row it was on
+    std::vector<int> count_;                // counting sort of ends_ by hole
+    std::vector<cv::Point> points_, hull_;  // a large hole's row extremes and their hull
 };
 
 }  // namespace cqc

@@ -50,17 +50,17 @@ struct PipelineParams {
 };
 
 struct FrameResult {
-    int frame_index = 0;                 // 0-based
-    bool detection_frame = false;        // detection ran on this frame
-    std::vector<TrackState> tracks;      // live tracks (confirmed and not)
-    std::vector<Detection> detections;   // this frame's detections (empty when none ran)
-    int count = 0;                       // confirmed objects so far
-    std::vector<int> crossed;            // ids counted at the counting line on this frame
-    int counted = 0;                     // objects counted at the counting line so far
+    int frame_index = 0;                // 0-based
+    bool detection_frame = false;       // detection ran on this frame
+    std::vector<TrackState> tracks;     // live tracks (confirmed and not)
+    std::vector<Detection> detections;  // this frame's detections (empty when none ran)
+    int count = 0;                      // confirmed objects so far
+    std::vector<int> crossed;           // ids counted at the counting line on this frame
+    int counted = 0;                    // objects counted at the counting line so far
 };
 
 class Pipeline {
-public:
+  public:
     explicit Pipeline(const PipelineParams& params);  // validates; throws ParamError
 
     // Process the next frame (BGR, CV_8UC3, same size as the first frame;
@@ -92,15 +92,15 @@ public:
     // from the footage once it is known (Direction::Auto until then).
     Direction direction() const { return direction_; }
 
-private:
+  private:
     PipelineParams params_;
     MaskBuilder mask_;
     Detector detector_;
     Direction direction_;
-    std::unique_ptr<MultiTracker> tracker_;        // null while the direction is being read
-    std::unique_ptr<DirectionFinder> finder_;      // while the direction is being read
+    std::unique_ptr<MultiTracker> tracker_;                  // null while the direction is being read
+    std::unique_ptr<DirectionFinder> finder_;                // while the direction is being read
     std::vector<std::unique_ptr<MultiTracker>> candidates_;  // one per direction, meanwhile
-    std::vector<Detection> reading_dets_;  // detections the trackers do not get (finder only)
+    std::vector<Detection> reading_dets_;                    // detections the trackers do not get (finder only)
     LineCounter counter_;
     cv::Size frame_size_;
     int next_frame_ = 0;

@@ -33,7 +33,7 @@ enum class SimdLevel {
     AVX2 = 3,    // 32-byte vectors: the median, the downscale, the distance transform's minima
 };
 
-const char* to_string(SimdLevel level);                // "scalar", "sse2", "ssse3", "avx2"
+const char* to_string(SimdLevel level);                  // "scalar", "sse2", "ssse3", "avx2"
 SimdLevel simd_level_from_string(const std::string& s);  // throws ParamError
 
 // The level in force: the kernels' one question (a relaxed atomic load).

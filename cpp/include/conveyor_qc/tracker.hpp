@@ -80,14 +80,14 @@ struct TrackParams {
 
 // A live track as the caller sees it after a frame.
 struct TrackState {
-    int key = 0;               // internal number of every track, confirmed or not (ids go to confirmed ones only)
-    int id = 0;                // stable number; confirmed tracks are numbered 1, 2, 3... in order of confirmation
-    cv::Rect2f box;            // current box (visible part, clipped to the frame), full resolution
-    bool confirmed = false;    // seen on >= min_hits frames; unconfirmed tracks have id 0 and are never reported
-    bool whole = false;        // box touches no frame edge: the whole object is in view
-    bool best_updated = false; // this frame's box became the track's best (largest whole) box
-    bool detected = false;     // a detection matched this track on this frame
-    bool entering = false;     // its box is still the visible part of an entering object (full size unknown)
+    int key = 0;                // internal number of every track, confirmed or not (ids go to confirmed ones only)
+    int id = 0;                 // stable number; confirmed tracks are numbered 1, 2, 3... in order of confirmation
+    cv::Rect2f box;             // current box (visible part, clipped to the frame), full resolution
+    bool confirmed = false;     // seen on >= min_hits frames; unconfirmed tracks have id 0 and are never reported
+    bool whole = false;         // box touches no frame edge: the whole object is in view
+    bool best_updated = false;  // this frame's box became the track's best (largest whole) box
+    bool detected = false;      // a detection matched this track on this frame
+    bool entering = false;      // its box is still the visible part of an entering object (full size unknown)
 };
 
 // One box of a track's history.
@@ -98,7 +98,7 @@ struct TrackPoint {
 
 // A track that has ended (left the frame, was lost, or the stream ended).
 struct FinishedTrack {
-    int key = 0;                      // the TrackState::key it had while live
+    int key = 0;  // the TrackState::key it had while live
     int id = 0;
     int first_frame = 0;
     int last_frame = 0;
@@ -106,12 +106,12 @@ struct FinishedTrack {
     cv::Rect2f best_box;              // largest box seen while whole in view (largest box at all if never whole)
     int best_frame = 0;
     bool ever_whole = false;
-    Detection shape;                  // the largest detection matched to the track (shape figures)
+    Detection shape;  // the largest detection matched to the track (shape figures)
     enum class End { Exited, Lost, StreamEnd } end = End::Exited;
 };
 
 class MultiTracker {
-public:
+  public:
     static std::unique_ptr<MultiTracker> create(const TrackParams& params);  // validates
     virtual ~MultiTracker() = default;
 

@@ -19,11 +19,11 @@ enum class Direction { LeftToRight, RightToLeft, TopToBottom, BottomToTop, Auto 
 // One object found in one frame. All geometry is in full-resolution pixels of
 // the input frame, whatever scale the core worked at internally.
 struct Detection {
-    cv::Rect2f box;          // axis-aligned bounding box of the component
-    cv::Point2f centroid;    // centroid of the mask pixels (not of the box)
-    float area = 0.f;        // mask pixel count, in full-resolution px^2
-    float solidity = 0.f;    // area / convex hull area, in (0, 1]; low for broken or merged objects
-    float circularity = 0.f; // 4*pi*area / perimeter^2, in (0, 1]; 1 for a disc
+    cv::Rect2f box;           // axis-aligned bounding box of the component
+    cv::Point2f centroid;     // centroid of the mask pixels (not of the box)
+    float area = 0.f;         // mask pixel count, in full-resolution px^2
+    float solidity = 0.f;     // area / convex hull area, in (0, 1]; low for broken or merged objects
+    float circularity = 0.f;  // 4*pi*area / perimeter^2, in (0, 1]; 1 for a disc
 };
 
 // Thrown for a parameter outside its allowed range. The message names the
@@ -52,21 +52,41 @@ struct BeltAxis {
     // Interval [near, far] of the box along the belt, measured from the entry edge.
     void span(const cv::Rect2f& b, float& near_edge, float& far_edge) const {
         switch (direction) {
-            case Direction::LeftToRight: near_edge = b.x; far_edge = b.x + b.width; break;
-            case Direction::RightToLeft: near_edge = frame.width - (b.x + b.width); far_edge = frame.width - b.x; break;
-            case Direction::TopToBottom: near_edge = b.y; far_edge = b.y + b.height; break;
-            case Direction::BottomToTop: near_edge = frame.height - (b.y + b.height); far_edge = frame.height - b.y; break;
-            case Direction::Auto: near_edge = b.x; far_edge = b.x + b.width; break;  // never reached
+            case Direction::LeftToRight:
+                near_edge = b.x;
+                far_edge = b.x + b.width;
+                break;
+            case Direction::RightToLeft:
+                near_edge = frame.width - (b.x + b.width);
+                far_edge = frame.width - b.x;
+                break;
+            case Direction::TopToBottom:
+                near_edge = b.y;
+                far_edge = b.y + b.height;
+                break;
+            case Direction::BottomToTop:
+                near_edge = frame.height - (b.y + b.height);
+                far_edge = frame.height - b.y;
+                break;
+            case Direction::Auto:
+                near_edge = b.x;
+                far_edge = b.x + b.width;
+                break;  // never reached
         }
     }
     // Unit vector of belt motion in image coordinates.
     cv::Point2f unit() const {
         switch (direction) {
-            case Direction::LeftToRight: return {1.f, 0.f};
-            case Direction::RightToLeft: return {-1.f, 0.f};
-            case Direction::TopToBottom: return {0.f, 1.f};
-            case Direction::BottomToTop: return {0.f, -1.f};
-            case Direction::Auto: break;  // never reached
+            case Direction::LeftToRight:
+                return {1.f, 0.f};
+            case Direction::RightToLeft:
+                return {-1.f, 0.f};
+            case Direction::TopToBottom:
+                return {0.f, 1.f};
+            case Direction::BottomToTop:
+                return {0.f, -1.f};
+            case Direction::Auto:
+                break;  // never reached
         }
         return {1.f, 0.f};
     }
@@ -75,11 +95,20 @@ struct BeltAxis {
     cv::Rect entry_strip(double fraction) const {
         const int w = frame.width, h = frame.height;
         switch (direction) {
-            case Direction::LeftToRight: return {0, 0, cvRound(w * fraction), h};
-            case Direction::RightToLeft: { int s = cvRound(w * fraction); return {w - s, 0, s, h}; }
-            case Direction::TopToBottom: return {0, 0, w, cvRound(h * fraction)};
-            case Direction::BottomToTop: { int s = cvRound(h * fraction); return {0, h - s, w, s}; }
-            case Direction::Auto: break;  // never reached
+            case Direction::LeftToRight:
+                return {0, 0, cvRound(w * fraction), h};
+            case Direction::RightToLeft: {
+                int s = cvRound(w * fraction);
+                return {w - s, 0, s, h};
+            }
+            case Direction::TopToBottom:
+                return {0, 0, w, cvRound(h * fraction)};
+            case Direction::BottomToTop: {
+                int s = cvRound(h * fraction);
+                return {0, h - s, w, s};
+            }
+            case Direction::Auto:
+                break;  // never reached
         }
         return {0, 0, w, h};
     }

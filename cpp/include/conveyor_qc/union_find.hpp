@@ -27,7 +27,7 @@ inline int find_root(int* parent, int i) {
 // capacity: once it has held n elements (or after reserve(n)), clear() and up
 // to n add() allocate nothing.
 class UnionFind {
-public:
+  public:
     void reserve(std::size_t n) { parent_.reserve(n); }
     void clear() { parent_.clear(); }
     std::size_t size() const { return parent_.size(); }
@@ -57,7 +57,7 @@ public:
         return unite(i, j, root, joined);
     }
 
-private:
+  private:
     std::vector<int> parent_;
 };
 
