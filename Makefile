@@ -11,12 +11,14 @@ export CONVEYOR_QC_SHARED ?= $(SHARED)
 
 SOURCES := $(shell find cpp python -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.py' -o -name '*.pyi' -o -name '*.html' -o -name '*.js' -o -name '*.css' \) 2>/dev/null) CMakeLists.txt pyproject.toml
 
-.PHONY: all demo test test-cpp bench sysdeps clean help fuzzers fuzz
+.PHONY: all demo test test-cpp lint format stubs bench sysdeps clean help fuzzers fuzz
 all: $(VENV)/.installed
 
 help:
 	@echo "make demo   build everything and run the whole loop on synthetic footage: run, label, dataset, train, run with the model (out/demo/)"
 	@echo "make test   build everything and run all tests (C++ and Python)"
+	@echo "make lint   ruff (lint and format), mypy, clang-format and the compiled module's stub check"
+	@echo "make format rewrite the sources in the project's format (ruff format, clang-format)"
 	@echo "make bench  run the throughput benchmarks (bench/)"
 	@echo "make fuzz   run every fuzzer FUZZ_SECONDS (default 600) each: libFuzzer on the C++ core, atheris and hypothesis on the bindings and config loader"
 	@echo "make clean  remove build outputs and the virtual environment"
@@ -92,16 +94,44 @@ demo: $(VENV)/.installed
 	@$(PY) -m conveyor_qc.demo summary out/demo out/demo-video
 
 # The core on its own, from C++ with no Python: library, tests, example.
+# Quiet when it builds; the whole compiler output when it does not.
 build/cpp/test_core: build/.sysdeps $(VENV)/.deps $(SOURCES)
-	$(VENV)/bin/cmake -S . -B build/cpp -G Ninja -DCQC_BUILD_PYTHON=OFF -DCQC_BUILD_TESTS=ON \
-	  -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) -DCMAKE_BUILD_TYPE=Release >/dev/null
-	$(VENV)/bin/cmake --build build/cpp -j2 >/dev/null
+	@echo "Building the C++ core and its tests (build/cpp)..."
+	@$(VENV)/bin/cmake -S . -B build/cpp -G Ninja -DCQC_BUILD_PYTHON=OFF -DCQC_BUILD_TESTS=ON \
+	  -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) -DCMAKE_BUILD_TYPE=Release > build/cpp-build.log 2>&1 \
+	  && $(VENV)/bin/cmake --build build/cpp -j2 >> build/cpp-build.log 2>&1 \
+	  || { cat build/cpp-build.log; echo "error: the C++ core did not build (log: build/cpp-build.log)" >&2; exit 1; }
 
 test-cpp: $(VENV)/.deps build/cpp/test_core
 	cd build/cpp && ../../$(VENV)/bin/ctest --output-on-failure
 
-test: $(VENV)/.installed test-cpp build/.browser fuzzers
+# The libFuzzer target is `make fuzz`'s (it needs clang); its test here skips when it is not built.
+test: $(VENV)/.installed test-cpp build/.browser
 	$(PY) -m pytest -q tests
+
+# Linters and the type checker, pinned in the venv (no system packages needed). CI runs this.
+LINT_TOOLS := "ruff==0.17.6" "mypy==2.4.1" "clang-format==18.1.8" "pybind11-stubgen==2.5.5" "lizard==1.24.3"  # lizard: tools/code_metrics.py
+CPP_FILES = $(shell git ls-files 'cpp/*.cpp' 'cpp/*.hpp')
+$(VENV)/.lint-tools: $(VENV)/.created
+	$(PIP) install -q $(LINT_TOOLS)
+	@touch $@
+
+lint: $(VENV)/.installed $(VENV)/.lint-tools
+	$(VENV)/bin/ruff check python tests bench tools fuzz
+	$(VENV)/bin/ruff format --check python tests bench tools fuzz
+	$(VENV)/bin/mypy
+	@echo "$(VENV)/bin/clang-format --dry-run --Werror (every C++ file of cpp/)"
+	@$(VENV)/bin/clang-format --dry-run --Werror $(CPP_FILES)
+	$(PY) tools/check_stubs.py
+
+format: $(VENV)/.lint-tools
+	$(VENV)/bin/ruff check --fix-only -q python tests bench tools fuzz
+	$(VENV)/bin/ruff format -q python tests bench tools fuzz
+	$(VENV)/bin/clang-format -i $(CPP_FILES)
+
+# The compiled module's stub, python/conveyor_qc/_core.pyi, generated from the built module.
+stubs: $(VENV)/.installed $(VENV)/.lint-tools
+	$(PY) tools/check_stubs.py --write
 
 # Fuzzers (issue 7, docs/faults.md). The libFuzzer target of the C++ core needs clang and its
 # fuzzer runtime (installed with apt-get when run as root; skipped with a warning otherwise);
