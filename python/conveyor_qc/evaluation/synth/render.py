@@ -150,54 +150,192 @@ def synthesize(
     """
     p, seed, seconds, frames = _check_args(preset, seed, seconds, output_format, mono)
     photos, sk = _sources(p)
-    if p.belt_pattern == "photo":
-        belt_photo = skimage_texture(p.belt_photo, p.name)
-    else:
-        belt_photo = None
+    belt_photo = skimage_texture(p.belt_photo, p.name) if p.belt_pattern == "photo" else None
     out = _check_out_dir(out_dir)
     fmt = p.output_format
     mono = p.mono or fmt != "mp4"
-
+    # The random streams, each drawn from in a fixed order: a seed gives the same clip for ever.
     ss = np.random.SeedSequence([seed, 0x5EED])
     rng_obj, rng_belt, rng_cam = (np.random.default_rng(s) for s in ss.spawn(3))
     rng_pattern, rng_light = (np.random.default_rng(s) for s in ss.spawn(2))  # (new scene options only)
-    fps = float(p.fps)
-    if p.direction in ("right", "left"):
-        L, W = p.width, p.height
-    else:
-        L, W = p.height, p.width
-    shifts = np.round(p.belt_speed * np.arange(frames)).astype(np.int64)
-
-    # --- scene
-    factory = _Factory(rng_obj, p, photos, sk)
-    planner = (_DensePlanner if p.density > 0 else _Planner)(rng_obj, p, L, W, factory)
-    lift = max([_MAX_LIFT] + [PRODUCTS[n].lift for n in products_of(p)])
-    reach = int(math.ceil(lift * max(map(abs, p.shadow_offset)) + 3.5 * p.shadow_blur * lift)) + 8
-    strip, period = _belt_strip(rng_belt, p, W, L, rng_pattern, belt_photo)
-    rail_top, rail_bottom = _rails(p, W, L, rng_belt)
-    if p.light_gradient > 0 or p.color_cast > 0:
-        light = _light_map(p, W, L, rng_light)
-    else:
-        light = _vignette(p, W, L)
-    n_bank, bpad = 4, 32
-    bank = bank16 = None
-    if p.noise_sigma > 0:
-        if fmt == "png16":
-            bank16 = [
-                rng_cam.standard_normal((W + bpad, L + bpad), dtype=np.float32) * np.float32(p.noise_sigma * 257)
-                for _ in range(n_bank)
-            ]
-        else:
-            shape = (W + bpad, L + bpad) if mono else (W + bpad, L + bpad, 3)
-            bank = [
-                np.round(rng_cam.standard_normal(shape, dtype=np.float32) * p.noise_sigma).astype(np.int16)
-                for _ in range(n_bank)
-            ]
-    flick_phase = rng_cam.uniform(0, 2 * np.pi)
-    flick_freq = rng_cam.uniform(1.5, 4.0)
-
-    # --- temporary outputs
+    scene = _Scene(p, frames, photos, sk, belt_photo, rng_obj, rng_belt, rng_pattern, rng_light)
+    camera = _Camera(p, scene.W, scene.L, rng_cam, fmt, mono)
     names = {"video": "video.mp4" if fmt == "mp4" else "frames", "gt": "gt.txt", "labels": "labels.csv"}
+    tmp = _temporary_outputs(out, names, fmt)
+    try:
+        if fmt == "mp4":
+            writer = _BackgroundWriter(tmp["video"], camera.fps, (p.width, p.height), p.jpeg_quality, color=not mono)
+        else:
+            writer = _PngWriter(tmp["video"])
+        try:
+            with open(tmp["gt"], "w", newline="") as gt:
+                for t in range(frames):
+                    frame = scene.frame(t, gt)
+                    writer.put(to_output(camera.shoot(frame, scene.light, t), p.direction))
+                    if progress is not None:
+                        progress(t + 1, frames)
+        finally:
+            writer.close()
+        kinds = _write_labels(tmp["labels"], scene.entered)
+        _publish(tmp, names, out, fmt)
+    except BaseException:
+        _remove(tmp.values())
+        raise
+
+    entered = scene.entered
+    video = out / names["video"] if fmt == "mp4" else out / names["video"] / "img_%05d.png"
+    return SynthResult(
+        out_dir=out,
+        video=video,
+        gt=out / names["gt"],
+        labels=out / names["labels"],
+        preset=p.name,
+        seed=seed,
+        frames=frames,
+        fps=camera.fps,
+        size=(p.width, p.height),
+        objects=len(entered),
+        anomalies=len(entered) - kinds["normal"],
+        kinds=kinds,
+        sources=tuple(o.source for o in entered),
+        products=tuple(o.product for o in entered),
+        areas=tuple(o.area for o in entered),
+        coverage=tuple(scene.coverage),
+        output_format=fmt,
+    )
+
+
+class _Scene:
+    """The belt and what it carries, frame by frame in the belt's own axes (u along it, v across):
+    the products enter as the planner places them, are composited over the belt's pattern and
+    written to the ground truth with the box the camera sees of them."""
+
+    def __init__(self, p: Preset, frames: int, photos, sk, belt_photo, rng_obj, rng_belt, rng_pattern, rng_light):
+        self.p = p
+        if p.direction in ("right", "left"):
+            self.L, self.W = p.width, p.height
+        else:
+            self.L, self.W = p.height, p.width
+        L, W = self.L, self.W
+        self.shifts = np.round(p.belt_speed * np.arange(frames)).astype(np.int64)
+        factory = _Factory(rng_obj, p, photos, sk)
+        self.planner = (_DensePlanner if p.density > 0 else _Planner)(rng_obj, p, L, W, factory)
+        lift = max([_MAX_LIFT] + [PRODUCTS[n].lift for n in products_of(p)])
+        # objects are brought in this far ahead of the view: their shadows reach beyond their edge
+        self.reach = int(math.ceil(lift * max(map(abs, p.shadow_offset)) + 3.5 * p.shadow_blur * lift)) + 8
+        self.strip, self.period = _belt_strip(rng_belt, p, W, L, rng_pattern, belt_photo)
+        self.rail_top, self.rail_bottom = _rails(p, W, L, rng_belt)
+        if p.light_gradient > 0 or p.color_cast > 0:
+            self.light = _light_map(p, W, L, rng_light)
+        else:
+            self.light = _vignette(p, W, L)
+        self.entered: list[_Obj] = []  # in id order
+        self.active: list[_Obj] = []  # made, and not yet past the view
+        self.coverage: list[float] = []
+
+    def frame(self, t: int, gt) -> np.ndarray:
+        """Frame t of the belt and its products (float32, before the light and the camera); its
+        ground-truth rows written to ``gt``."""
+        p, L, W = self.p, self.L, self.W
+        s = int(self.shifts[t])
+        while self.planner.cursor + s + self.reach > 0:
+            for o in self.planner.next_group():
+                _prepare(o, p, W)
+                self.active.append(o)
+        start = (-s) % self.period
+        frame = self.strip[:, start : start + L].astype(np.float32)
+        if self.rail_top is not None:
+            frame[: p.rail_px] = self.rail_top
+            frame[W - p.rail_px :] = self.rail_bottom
+        still, new, rows = [], [], []
+        covered = 0
+        for o in self.active:
+            left = o.b + o.pu + s
+            if left >= L:  # gone past the view for good
+                o.patch_m = o.patch_a = o.mask = None
+                continue
+            still.append(o)
+            assert o.patch_m is not None and o.patch_a is not None, "made by _prepare, freed once past"
+            _composite(frame, o.patch_m, o.patch_a, o.v + o.pv, left)
+            box = _visible_box(o, o.b + s, L)
+            if box is not None:
+                rows.append((o, box[:5]))
+                covered += box[5]
+                if not o.id:
+                    new.append(o)
+        self.active = still
+        self.coverage.append(covered / float(L * W))
+        # ids in order of entry: first frame, then the leading edge further along, then across
+        new.sort(key=lambda o: (-(o.b + o.full_box[2]), o.v))
+        for o in new:
+            self.entered.append(o)
+            o.id = len(self.entered)
+        rows.sort(key=lambda r: r[0].id)
+        for o, (u0, v0, du, dv, vis) in rows:
+            x, y, w, h = box_to_output(p.direction, L, u0, v0, du, dv)
+            gt.write(f"{t + 1},{o.id},{x},{y},{w},{h},1,1,{_fmt_vis(vis)}\n")
+        return frame
+
+
+class _Camera:
+    """What the camera makes of the lit belt: flicker, a monochrome sensor, motion blur, noise."""
+
+    N_BANK, PAD = 4, 32  # noise frames drawn once, cut at random offsets each frame
+
+    def __init__(self, p: Preset, W: int, L: int, rng_cam, fmt: str, mono: bool):
+        self.p, self.W, self.L, self.rng, self.fmt, self.mono = p, W, L, rng_cam, fmt, mono
+        self.fps = float(p.fps)
+        pad = self.PAD
+        self.bank: list[np.ndarray] | None = None
+        self.bank16: list[np.ndarray] | None = None
+        if p.noise_sigma > 0:
+            if fmt == "png16":
+                self.bank16 = [
+                    rng_cam.standard_normal((W + pad, L + pad), dtype=np.float32) * np.float32(p.noise_sigma * 257)
+                    for _ in range(self.N_BANK)
+                ]
+            else:
+                shape = (W + pad, L + pad) if mono else (W + pad, L + pad, 3)
+                self.bank = [
+                    np.round(rng_cam.standard_normal(shape, dtype=np.float32) * p.noise_sigma).astype(np.int16)
+                    for _ in range(self.N_BANK)
+                ]
+        self.flick_phase = rng_cam.uniform(0, 2 * np.pi)
+        self.flick_freq = rng_cam.uniform(1.5, 4.0)
+
+    def shoot(self, frame: np.ndarray, light: np.ndarray, t: int) -> np.ndarray:
+        p, W, L = self.p, self.W, self.L
+        gain = 1.0
+        if p.flicker > 0:
+            gain = 1.0 + p.flicker * (
+                0.8 * math.sin(2 * math.pi * self.flick_freq * t / self.fps + self.flick_phase)
+                + 0.6 * float(self.rng.standard_normal())
+            )
+        if not self.mono:
+            img = cv2.multiply(frame, light, scale=gain, dtype=cv2.CV_8U)
+        else:  # a monochrome camera sees the luminance
+            grey = cv2.cvtColor(cv2.multiply(frame, light, scale=gain), cv2.COLOR_BGR2GRAY)
+            if self.fmt == "png16":
+                img = cv2.multiply(grey, 257.0)
+            else:
+                img = cv2.convertScaleAbs(grey)
+        if p.motion_blur > 1:  # everything in view moves with the belt (the rails are uniform along it)
+            img = cv2.blur(img, (int(p.motion_blur), 1))
+        if self.bank is not None:
+            k, oy, ox = (int(x) for x in self.rng.integers(0, [self.N_BANK, self.PAD, self.PAD]))
+            noise = self.bank[k][oy : oy + W, ox : ox + L]
+            img = cv2.add(img, noise, dtype=cv2.CV_8U) if t % 2 == 0 else cv2.subtract(img, noise, dtype=cv2.CV_8U)
+        elif self.bank16 is not None:
+            k, oy, ox = (int(x) for x in self.rng.integers(0, [self.N_BANK, self.PAD, self.PAD]))
+            noise = self.bank16[k][oy : oy + W, ox : ox + L]
+            img = cv2.add(img, noise) if t % 2 == 0 else cv2.subtract(img, noise)
+        if self.fmt == "png16":
+            img = np.clip(img + 0.5, 0, 65535).astype(np.uint16)
+        return img
+
+
+def _temporary_outputs(out: Path, names: dict[str, str], fmt: str) -> dict[str, Path]:
+    """A temporary name in ``out`` for each output (a folder for an image sequence)."""
     tmp: dict[str, Path] = {}
     try:
         for key, name in names.items():
@@ -210,133 +348,29 @@ def synthesize(
     except OSError as e:
         _remove(tmp.values())
         raise SynthError(f"out_dir {str(out)!r} is not writable: {e.strerror or e}") from None
+    return tmp
 
-    out_w, out_h = p.width, p.height
-    entered: list[_Obj] = []  # in id order
-    active: list[_Obj] = []  # made, and not yet past the view
-    coverage: list[float] = []
-    view_area = float(L * W)
-    try:
-        if fmt == "mp4":
-            writer = _BackgroundWriter(tmp["video"], fps, (out_w, out_h), p.jpeg_quality, color=not mono)
-        else:
-            writer = _PngWriter(tmp["video"])
-        try:
-            with open(tmp["gt"], "w", newline="") as gt:
-                for t in range(frames):
-                    s = int(shifts[t])
-                    # bring in the objects the belt carries close to the view (their shadows reach
-                    # at most `reach` px beyond their right edge)
-                    while planner.cursor + s + reach > 0:
-                        for o in planner.next_group():
-                            _prepare(o, p, W)
-                            active.append(o)
-                    start = (-s) % period
-                    frame = strip[:, start : start + L].astype(np.float32)
-                    if rail_top is not None:
-                        frame[: p.rail_px] = rail_top
-                        frame[W - p.rail_px :] = rail_bottom
-                    still, new, rows = [], [], []
-                    covered = 0
-                    for o in active:
-                        left = o.b + o.pu + s
-                        if left >= L:  # gone past the view for good
-                            o.patch_m = o.patch_a = o.mask = None
-                            continue
-                        still.append(o)
-                        assert o.patch_m is not None and o.patch_a is not None, "made by _prepare, freed once past"
-                        _composite(frame, o.patch_m, o.patch_a, o.v + o.pv, left)
-                        box = _visible_box(o, o.b + s, L)
-                        if box is not None:
-                            rows.append((o, box[:5]))
-                            covered += box[5]
-                            if not o.id:
-                                new.append(o)
-                    active = still
-                    coverage.append(covered / view_area)
-                    # ids in order of entry: first frame, then the leading edge further along, then across
-                    new.sort(key=lambda o: (-(o.b + o.full_box[2]), o.v))
-                    for o in new:
-                        entered.append(o)
-                        o.id = len(entered)
-                    rows.sort(key=lambda r: r[0].id)
-                    for o, (u0, v0, du, dv, vis) in rows:
-                        x, y, w, h = box_to_output(p.direction, L, u0, v0, du, dv)
-                        gt.write(f"{t + 1},{o.id},{x},{y},{w},{h},1,1,{_fmt_vis(vis)}\n")
 
-                    gain = 1.0
-                    if p.flicker > 0:
-                        gain = 1.0 + p.flicker * (
-                            0.8 * math.sin(2 * math.pi * flick_freq * t / fps + flick_phase)
-                            + 0.6 * float(rng_cam.standard_normal())
-                        )
-                    if not mono:
-                        img = cv2.multiply(frame, light, scale=gain, dtype=cv2.CV_8U)
-                    else:  # a monochrome camera sees the luminance
-                        grey = cv2.cvtColor(cv2.multiply(frame, light, scale=gain), cv2.COLOR_BGR2GRAY)
-                        if fmt == "png16":
-                            img = cv2.multiply(grey, 257.0)
-                        else:
-                            img = cv2.convertScaleAbs(grey)
-                    if p.motion_blur > 1:  # everything in view moves with the belt (the rails are uniform along it)
-                        img = cv2.blur(img, (int(p.motion_blur), 1))
-                    if bank is not None:
-                        k, oy, ox = (int(x) for x in rng_cam.integers(0, [n_bank, bpad, bpad]))
-                        noise = bank[k][oy : oy + W, ox : ox + L]
-                        img = (
-                            cv2.add(img, noise, dtype=cv2.CV_8U)
-                            if t % 2 == 0
-                            else cv2.subtract(img, noise, dtype=cv2.CV_8U)
-                        )
-                    elif bank16 is not None:
-                        k, oy, ox = (int(x) for x in rng_cam.integers(0, [n_bank, bpad, bpad]))
-                        noise = bank16[k][oy : oy + W, ox : ox + L]
-                        img = cv2.add(img, noise) if t % 2 == 0 else cv2.subtract(img, noise)
-                    if fmt == "png16":
-                        img = np.clip(img + 0.5, 0, 65535).astype(np.uint16)
-                    writer.put(to_output(img, p.direction))
-                    if progress is not None:
-                        progress(t + 1, frames)
-        finally:
-            writer.close()
+def _write_labels(path: Path, entered: list[_Obj]) -> dict[str, int]:
+    """labels.csv (id,label,kind); returns the count of each kind."""
+    kinds = {"normal": 0, "broken": 0, "stacked": 0}
+    with open(path, "w", newline="") as fh:
+        fh.write("id,label,kind\n")
+        for o in entered:
+            kinds[o.kind] = kinds.get(o.kind, 0) + 1
+            fh.write(f"{o.id},{'normal' if o.kind == 'normal' else 'anomaly'},{o.kind}\n")
+    return kinds
 
-        kinds = {"normal": 0, "broken": 0, "stacked": 0}
-        with open(tmp["labels"], "w", newline="") as fh:
-            fh.write("id,label,kind\n")
-            for o in entered:
-                kinds[o.kind] = kinds.get(o.kind, 0) + 1
-                fh.write(f"{o.id},{'normal' if o.kind == 'normal' else 'anomaly'},{o.kind}\n")
-        for key, name in names.items():
-            if key == "video" and fmt != "mp4":
-                _replace_dir(tmp[key], out / name)
-                continue
-            fsync_path(tmp[key])  # the data reaches the disk before the name does
-            os.replace(tmp[key], out / name)
-        fsync_directory(out)
-    except BaseException:
-        _remove(tmp.values())
-        raise
 
-    video = out / names["video"] if fmt == "mp4" else out / names["video"] / "img_%05d.png"
-    return SynthResult(
-        out_dir=out,
-        video=video,
-        gt=out / names["gt"],
-        labels=out / names["labels"],
-        preset=p.name,
-        seed=seed,
-        frames=frames,
-        fps=fps,
-        size=(out_w, out_h),
-        objects=len(entered),
-        anomalies=len(entered) - kinds["normal"],
-        kinds=kinds,
-        sources=tuple(o.source for o in entered),
-        products=tuple(o.product for o in entered),
-        areas=tuple(o.area for o in entered),
-        coverage=tuple(coverage),
-        output_format=fmt,
-    )
+def _publish(tmp: dict[str, Path], names: dict[str, str], out: Path, fmt: str) -> None:
+    """Each output to its name, its data on disk before the name is."""
+    for key, name in names.items():
+        if key == "video" and fmt != "mp4":
+            _replace_dir(tmp[key], out / name)
+            continue
+        fsync_path(tmp[key])  # the data reaches the disk before the name does
+        os.replace(tmp[key], out / name)
+    fsync_directory(out)
 
 
 def _remove(paths) -> None:
