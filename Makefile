@@ -123,6 +123,7 @@ lint: $(VENV)/.installed $(VENV)/.lint-tools
 	@echo "$(VENV)/bin/clang-format --dry-run --Werror (every C++ file of cpp/)"
 	@$(VENV)/bin/clang-format --dry-run --Werror $(CPP_FILES)
 	$(PY) tools/check_stubs.py
+	$(PY) tools/settings_doc.py --check
 
 format: $(VENV)/.lint-tools
 	$(VENV)/bin/ruff check --fix-only -q python tests bench tools fuzz

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import re
+from typing import Any
+
 import pytest
 
 from conveyor_qc import Config, ConfigError
+from conveyor_qc.config import OutputParams
 
 
 def test_defaults_are_valid_and_round_trip(tmp_path):
@@ -101,3 +106,95 @@ def test_every_setting_is_documented():
             missing.append(f"[{section}]")
         missing += [f"{section}.{k}" for k in keys if f"`{k}`" not in text]
     assert not missing, f"not in docs/settings.md: {missing}"
+
+
+_BOUNDED = re.compile(r"(odd )?in ([\[(])([^,]+), ([^\])]+)([\])])")
+
+
+def _refuses(params: Any, section: str, field: str, value: float, partners: tuple[str, ...] = ()) -> bool:
+    """Whether validate() refuses `value` for `field`. An error about another field is no refusal
+    (shadow_min_ratio moved up to 1 makes the default shadow_max_ratio wrong), except about the
+    field a bound is (max_area under min_area: min_area is checked first, and named)."""
+    setattr(params, field, value)
+    try:
+        params.validate()
+    except ValueError as exc:
+        return any(str(exc).startswith(f"{section}.{name} must be ") for name in (field, *partners))
+    return False
+
+
+def _bound(params: Any, text: str) -> float:
+    """A bound of a range's text: a number, or another field (its default value)."""
+    try:
+        return float(text)
+    except ValueError:
+        return float(getattr(params, text))
+
+
+def _steps(value: float, integer: bool) -> tuple[float, float]:
+    """The nearest values below and above `value` of the field's kind."""
+    if integer:
+        return value - 1, value + 1
+    return math.nextafter(value, -math.inf), math.nextafter(value, math.inf)
+
+
+def _core_params() -> list[tuple[str, Any]]:
+    from conveyor_qc import _core
+
+    return [
+        ("mask", _core.MaskParams),
+        ("detect", _core.DetectParams),
+        ("track", _core.TrackParams),
+        ("count", _core.CountParams),
+    ]
+
+
+@pytest.mark.parametrize("section, cls", _core_params(), ids=lambda x: x if isinstance(x, str) else "")
+def test_core_ranges_are_what_validate_checks(section, cls):
+    """Params.RANGES (the core's table, which docs/settings.md is generated from) covers every
+    numeric field, and each range's ends are accepted or refused as its text says."""
+    ranges = dict(cls.RANGES)
+    numeric = [f for f in cls.FIELDS if type(getattr(cls(), f)) in (int, float)]
+    assert sorted(ranges) == sorted(numeric)
+    for field, text in ranges.items():
+        match = _BOUNDED.fullmatch(text)
+        assert match, text
+        odd, opening, lo_text, hi_text, closing = match.groups()
+        integer = isinstance(getattr(cls(), field), int)
+        lo, hi = _bound(cls(), lo_text), _bound(cls(), hi_text)
+        conv = int if integer else float
+        below_lo, above_lo = _steps(lo, integer)
+        below_hi, above_hi = _steps(hi, integer)
+        partners = tuple(t for t in (lo_text, hi_text) if t in cls.FIELDS)
+
+        def refused(value: float, field: str = field, partners: tuple[str, ...] = partners, conv: Any = conv) -> bool:
+            return _refuses(cls(), section, field, conv(value), partners)
+
+        assert refused(below_lo), (field, below_lo)
+        assert refused(lo) == (opening == "("), (field, lo)
+        assert not refused(above_lo if opening == "(" else lo), (field, lo)
+        assert refused(hi) == (closing == ")"), (field, hi)
+        assert not refused(below_hi if closing == ")" else hi), (field, hi)
+        assert refused(above_hi), (field, above_hi)
+        if odd:
+            assert refused(lo + 1), (field, "even")
+    if section == "mask":  # NaN is outside every range
+        p = cls()
+        p.shadow_chroma = float("nan")
+        with pytest.raises(ValueError, match=r"^mask\.shadow_chroma must be in \(0, 100\], got nan$"):
+            p.validate()
+
+
+def test_output_bounds_are_what_validate_checks():
+    """OutputParams.BOUNDS, inclusive at both ends, as docs/settings.md prints them."""
+    for field, (lo, hi) in OutputParams.BOUNDS.items():
+        integer = isinstance(getattr(OutputParams(), field), int)
+        below_lo, _ = _steps(lo, integer)
+        _, above_hi = _steps(hi, integer)
+        for value, ok in ((lo, True), (hi, True), (below_lo, False), (above_hi, False)):
+            params = OutputParams(**{field: type(getattr(OutputParams(), field))(value)})
+            if ok:
+                params.validate()
+            else:
+                with pytest.raises(ConfigError, match=rf"^output\.{field} must be in \[{lo}, {hi}\], got "):
+                    params.validate()

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace py = pybind11;
@@ -303,10 +304,19 @@ struct ParamsBinder {
         return *this;
     }
     // FIELDS: the field names in declaration order (a new list each time: the class's own stays as it is).
+    // RANGES: the numeric fields' allowed values from the core's own table (T::ranges()), worded as
+    // validate() words them, a bound that is another field by its name only; docs/settings.md is
+    // generated from them (tools/settings_doc.py).
     void done() {
         cls.def_property_readonly_static(
             "FIELDS", [names = names](const py::object&) { return names; },
             "The settings' names, in declaration order.");
+        std::vector<std::pair<std::string, std::string>> ranges;
+        for (const ParamRange& r : T().ranges()) ranges.emplace_back(r.field(), r.requirement(false));
+        cls.def_property_readonly_static(
+            "RANGES", [ranges = std::move(ranges)](const py::object&) { return ranges; },
+            "(field, allowed values) of each numeric setting, in the order validate() checks them: "
+            "('blur', 'odd in [1, 15]'), ('canny_low', 'in [0, canny_high]').");
     }
 };
 

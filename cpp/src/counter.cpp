@@ -17,7 +17,7 @@ constexpr float kMinSpeed = 0.5f;
 }  // namespace
 
 void CountParams::validate() const {
-    if (!(line > 0.0 && line <= 1.0)) detail::param_error("count", "line", "in (0, 1]", line);  // also refuses NaN
+    for (const ParamRange& r : ranges()) r.check("count");
 }
 
 LineCounter::LineCounter(const CountParams& params, Direction direction, float edge_margin)

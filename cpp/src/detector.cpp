@@ -19,10 +19,6 @@ std::string num(double v) {
     return detail::format_number(v);
 }
 
-[[noreturn]] void fail(const std::string& field, const std::string& range, double got) {
-    detail::param_error("detect", field, range, got);
-}
-
 // A distance-transform peak is a separate object only when the straight path
 // to an already accepted peak drops below this fraction of the lower peak.
 constexpr float kNeckFraction = 0.75f;
@@ -72,13 +68,7 @@ const char* to_string(ComponentNote::Outcome o) {
 }
 
 void DetectParams::validate() const {
-    if (!(min_area >= 0.0 && min_area <= max_area))
-        fail("min_area", "in [0, max_area=" + num(max_area) + "]", min_area);
-    if (!(max_area >= min_area && max_area <= 1e9))
-        fail("max_area", "in [min_area=" + num(min_area) + ", 1e+09]", max_area);
-    if (!(split_solidity >= 0.0 && split_solidity <= 1.0)) fail("split_solidity", "in [0, 1]", split_solidity);
-    if (!(split_min_part >= 0.0 && split_min_part <= 1.0)) fail("split_min_part", "in [0, 1]", split_min_part);
-    if (!(group_gap >= 0.0 && group_gap <= 100.0)) fail("group_gap", "in [0, 100]", group_gap);
+    for (const ParamRange& r : ranges()) r.check("detect");
 }
 
 Detector::Detector(const DetectParams& params) : params_(params) {

@@ -8,13 +8,7 @@
 namespace cqc {
 
 void DirectionFinderParams::validate() const {
-    if (!(max_distance > 0.0 && max_distance <= 1e5))
-        detail::param_error("direction", "max_distance", "in (0, 100000]", max_distance);
-    if (!(min_shift > 0.0 && min_shift <= 1e5))
-        detail::param_error("direction", "min_shift", "in (0, 100000]", min_shift);
-    if (!(min_votes >= 1 && min_votes <= 100000))
-        detail::param_error("direction", "min_votes", "in [1, 100000]", min_votes);
-    if (!(agreement > 0.5 && agreement <= 1.0)) detail::param_error("direction", "agreement", "in (0.5, 1]", agreement);
+    for (const ParamRange& r : ranges()) r.check("direction");
 }
 
 DirectionFinder::DirectionFinder(const DirectionFinderParams& params) : params_(params) {

@@ -73,23 +73,8 @@ std::string num(double v) {
     detail::param_error("mask", field, range, got);
 }
 
-// Closed interval [lo, hi]; lo_name / hi_name replace the bound by "name=value"
-// when the bound is another field.
-void check_closed(const std::string& field, double v, double lo, double hi, const std::string& lo_name = {},
-                  const std::string& hi_name = {}) {
-    if (!(v >= lo && v <= hi)) {
-        const std::string l = lo_name.empty() ? num(lo) : lo_name + "=" + num(lo);
-        const std::string h = hi_name.empty() ? num(hi) : hi_name + "=" + num(hi);
-        fail(field, "in [" + l + ", " + h + "]", v);
-    }
-}
-
-void check_int(const std::string& field, int v, int lo, int hi) {
-    if (v < lo || v > hi) fail(field, "in [" + num(lo) + ", " + num(hi) + "]", v);
-}
-
-void check_odd(const std::string& field, int v, int lo, int hi) {
-    if (v < lo || v > hi || v % 2 == 0) fail(field, "odd in [" + num(lo) + ", " + num(hi) + "]", v);
+void check_closed(const std::string& field, double v, double lo, double hi) {
+    if (!(v >= lo && v <= hi)) fail(field, "in [" + num(lo) + ", " + num(hi) + "]", v);
 }
 
 double channel_max(ColorSpace space, int c) {
@@ -125,26 +110,7 @@ void MaskParams::validate() const {
     check_range("object_lower", "object_upper", object_space, object_lower, object_upper);
     check_range("shadow_lower", "shadow_upper", shadow_space, shadow_lower, shadow_upper);
 
-    if (!(shadow_min_ratio > 0.0 && shadow_min_ratio < 1.0)) fail("shadow_min_ratio", "in (0, 1)", shadow_min_ratio);
-    if (!(shadow_max_ratio > shadow_min_ratio && shadow_max_ratio <= 1.0))
-        fail("shadow_max_ratio", "in (shadow_min_ratio=" + num(shadow_min_ratio) + ", 1]", shadow_max_ratio);
-    if (!(shadow_chroma > 0.0 && shadow_chroma <= 100.0)) fail("shadow_chroma", "in (0, 100]", shadow_chroma);
-
-    check_closed("canny_low", canny_low, 0.0, canny_high, {}, "canny_high");
-    check_closed("canny_high", canny_high, canny_low, 1000.0, "canny_low", {});
-    check_int("edge_dilate", edge_dilate, 0, 10);
-
-    check_int("auto_learn_frames", auto_learn_frames, 1, 1000);
-    check_int("auto_learn_stride", auto_learn_stride, 1, 1000);
-    if (!(auto_threshold > 0.0 && auto_threshold <= 100.0)) fail("auto_threshold", "in (0, 100]", auto_threshold);
-    if (!(auto_min_sigma > 0.0 && auto_min_sigma <= 100.0)) fail("auto_min_sigma", "in (0, 100]", auto_min_sigma);
-
-    check_odd("blur", blur, 1, 15);
-    check_odd("kernel_size", kernel_size, 1, 31);
-    check_int("open_iterations", open_iterations, 0, 20);
-    check_int("erode_iterations", erode_iterations, 0, 20);
-    check_int("dilate_iterations", dilate_iterations, 0, 20);
-    check_int("close_iterations", close_iterations, 0, 20);
+    for (const ParamRange& r : ranges()) r.check("mask");
 }
 
 // ---------------------------------------------------------------- builder

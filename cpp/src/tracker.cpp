@@ -57,10 +57,6 @@ namespace cqc {
 
 namespace {
 
-[[noreturn]] void range_error(const char* field, const char* range, double value) {
-    detail::param_error("track", field, std::string("in ") + range, value);
-}
-
 const char* const kKindNames = "none, kcf, csrt, mosse, medianflow, mil";
 
 }  // namespace
@@ -98,6 +94,7 @@ TrackerKind tracker_kind_from_string(const std::string& s) {
 }
 
 void TrackParams::validate() const {
+    // The enums before the ranges: no config can set one out of range (they are parsed from names).
     switch (kind) {
         case TrackerKind::None:
         case TrackerKind::KCF:
@@ -110,9 +107,6 @@ void TrackParams::validate() const {
             throw ParamError(std::string("track.kind must be one of ") + kKindNames + ", got " +
                              std::to_string(static_cast<int>(kind)));
     }
-    if (!(downscale > 0.0 && downscale <= 1.0)) range_error("downscale", "(0, 1]", downscale);
-    if (!(detect_every >= 1 && detect_every <= 1000)) range_error("detect_every", "[1, 1000]", detect_every);
-    if (!(entry_strip > 0.0 && entry_strip <= 1.0)) range_error("entry_strip", "(0, 1]", entry_strip);
     switch (direction) {
         case Direction::LeftToRight:
         case Direction::RightToLeft:
@@ -126,12 +120,7 @@ void TrackParams::validate() const {
                 "bottom_to_top, got " +
                 std::to_string(static_cast<int>(direction)));
     }
-    if (!(max_distance > 0.0 && max_distance <= 1e5)) range_error("max_distance", "(0, 100000]", max_distance);
-    if (!(max_misses >= 0 && max_misses <= 1000)) range_error("max_misses", "[0, 1000]", max_misses);
-    if (!(min_hits >= 1 && min_hits <= 1000)) range_error("min_hits", "[1, 1000]", min_hits);
-    if (!(grow_ratio >= 1.0 && grow_ratio <= 10.0)) range_error("grow_ratio", "[1, 10]", grow_ratio);
-    if (!(edge_margin >= 0.0 && edge_margin <= 100.0)) range_error("edge_margin", "[0, 100]", edge_margin);
-    if (!(duplicate_iou > 0.0 && duplicate_iou <= 1.0)) range_error("duplicate_iou", "(0, 1]", duplicate_iou);
+    for (const ParamRange& r : ranges()) r.check("track");
 }
 
 // ---------------------------------------------------------------------------

@@ -157,6 +157,7 @@ class CountParams:
     """
 
     FIELDS: typing.ClassVar[list] = ["line"]
+    RANGES: typing.ClassVar[list] = [("line", "in (0, 1]")]
     def __init__(self) -> None: ...
     def validate(self) -> None:
         """
@@ -173,6 +174,13 @@ class DetectParams:
     """
 
     FIELDS: typing.ClassVar[list] = ["min_area", "max_area", "split_solidity", "split_min_part", "group_gap"]
+    RANGES: typing.ClassVar[list] = [
+        ("min_area", "in [0, max_area]"),
+        ("max_area", "in [min_area, 1e+09]"),
+        ("split_solidity", "in [0, 1]"),
+        ("split_min_part", "in [0, 1]"),
+        ("group_gap", "in [0, 100]"),
+    ]
     def __init__(self) -> None: ...
     def validate(self) -> None:
         """
@@ -479,6 +487,24 @@ class MaskParams:
         "close_iterations",
         "fill_holes",
     ]
+    RANGES: typing.ClassVar[list] = [
+        ("shadow_min_ratio", "in (0, 1)"),
+        ("shadow_max_ratio", "in (shadow_min_ratio, 1]"),
+        ("shadow_chroma", "in (0, 100]"),
+        ("canny_low", "in [0, canny_high]"),
+        ("canny_high", "in [canny_low, 1000]"),
+        ("edge_dilate", "in [0, 10]"),
+        ("auto_learn_frames", "in [1, 1000]"),
+        ("auto_learn_stride", "in [1, 1000]"),
+        ("auto_threshold", "in (0, 100]"),
+        ("auto_min_sigma", "in (0, 100]"),
+        ("blur", "odd in [1, 15]"),
+        ("kernel_size", "odd in [1, 31]"),
+        ("open_iterations", "in [0, 20]"),
+        ("erode_iterations", "in [0, 20]"),
+        ("dilate_iterations", "in [0, 20]"),
+        ("close_iterations", "in [0, 20]"),
+    ]
     edges_enabled: bool
     fill_holes: bool
     mode: str
@@ -654,6 +680,17 @@ class TrackParams:
         "edge_margin",
         "duplicate_iou",
         "parallel",
+    ]
+    RANGES: typing.ClassVar[list] = [
+        ("downscale", "in (0, 1]"),
+        ("detect_every", "in [1, 1000]"),
+        ("entry_strip", "in (0, 1]"),
+        ("max_distance", "in (0, 100000]"),
+        ("max_misses", "in [0, 1000]"),
+        ("min_hits", "in [1, 1000]"),
+        ("grow_ratio", "in [1, 10]"),
+        ("edge_margin", "in [0, 100]"),
+        ("duplicate_iou", "in (0, 1]"),
     ]
     direction: str
     kind: str

@@ -63,26 +63,36 @@ class OutputParams:
     #: 1.0 for the input's size.
     video_scale: float = 0.5
 
-    _ranges: ClassVar[dict[str, tuple[float, float]]] = {
+    #: Each number's allowed values, inclusive: checked by validate() and printed in
+    #: docs/settings.md (tools/settings_doc.py), like the core's Params.RANGES.
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
         "crop_size": (16, 4096),
         "crop_every": (1, 100000),
         "crop_margin": (0.0, 2.0),
         "crop_quality": (50, 100),
         "video_scale": (0.05, 1.0),
     }
-    _choices: ClassVar[dict[str, tuple[str, ...]]] = {
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         "crop_format": CROP_FORMATS,
     }
 
+    @classmethod
+    def requirement(cls, name: str) -> str:
+        """What a setting must be, as the error says it: ``in [16, 4096]``, ``one of jpg, png``."""
+        if name in cls.CHOICES:
+            return f"one of {', '.join(cls.CHOICES[name])}"
+        lo, hi = cls.BOUNDS[name]
+        return f"in [{lo}, {hi}]"
+
     def validate(self) -> None:
-        for name, (lo, hi) in self._ranges.items():
+        for name, (lo, hi) in self.BOUNDS.items():
             value = getattr(self, name)
             if not (lo <= value <= hi):
-                raise ConfigError(f"output.{name} must be in [{lo}, {hi}], got {value}")
-        for name, allowed in self._choices.items():
+                raise ConfigError(f"output.{name} must be {self.requirement(name)}, got {value}")
+        for name, allowed in self.CHOICES.items():
             value = getattr(self, name)
             if value not in allowed:
-                raise ConfigError(f"output.{name} must be one of {', '.join(allowed)}, got {value!r}")
+                raise ConfigError(f"output.{name} must be {self.requirement(name)}, got {value!r}")
 
 
 SECTIONS = ("mask", "detect", "track", "count", "output")

@@ -29,6 +29,7 @@
 
 #include <utility>
 
+#include "conveyor_qc/param_range.hpp"
 #include "conveyor_qc/tracker.hpp"
 #include "conveyor_qc/types.hpp"
 
@@ -42,9 +43,10 @@ namespace cqc {
 struct CountParams {
     // Position of the counting line along the belt, as a fraction of the
     // frame's length from the entry edge; 1.0 is the exit edge (an object
-    // counts when it leaves). (0, 1]
+    // counts when it leaves).
     double line = 1.0;
 
+    std::vector<ParamRange> ranges() const { return {ParamRange("line", line).above(0).at_most(1)}; }
     void validate() const;  // throws ParamError naming "count.<field>"
 };
 

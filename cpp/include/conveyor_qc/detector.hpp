@@ -6,6 +6,7 @@
 #include "conveyor_qc/contour.hpp"
 #include "conveyor_qc/distance.hpp"
 #include "conveyor_qc/morphology.hpp"
+#include "conveyor_qc/param_range.hpp"
 #include "conveyor_qc/types.hpp"
 
 #include <opencv2/core.hpp>
@@ -19,8 +20,8 @@ namespace cqc {
 
 struct DetectParams {
     // Area bounds in full-resolution px^2; components outside are dropped.
-    double min_area = 400.0;  // [0, max_area]
-    double max_area = 1.0e6;  // [min_area, 1e9]
+    double min_area = 400.0;
+    double max_area = 1.0e6;
     // Split components that are several touching objects: a distance-transform
     // peak search cuts a component whose solidity is below split_solidity into
     // one part per peak. 0 disables.
@@ -33,16 +34,28 @@ struct DetectParams {
     // shallower necks: a small broken object pressed against a whole one
     // stays apart. A part that the frame's side cuts (a row along the belt's
     // edge) joins only under a quarter of a typical object, or this fraction
-    // if lower: an object counts from 40% in view. 0 keeps every split. [0, 1]
+    // if lower: an object counts from 40% in view. 0 keeps every split.
     double split_min_part = 0.6;
-    double split_solidity = 0.93;  // [0, 1]; a lone round or square object has solidity > 0.95, two touching ones < 0.9
+    double split_solidity = 0.93;  // a lone round or square object has solidity > 0.95, two touching ones < 0.9
     // Pieces of one object (a product broken in two, cracked across) lie as
     // separate components a few pixels apart: a whole component smaller than
     // 3/4 of a typical object joins the nearest whole component within this
     // many full-resolution pixels, when the two together are at most 1.4
-    // typical objects. 0 disables. [0, 100]
+    // typical objects. 0 disables.
     double group_gap = 16.0;
 
+    // The fields' allowed values, read from this struct (a bound may be
+    // another field), in the order validate() checks them.
+    std::vector<ParamRange> ranges() const {
+        using R = ParamRange;
+        return {
+            R("min_area", min_area).at_least(0).at_most(max_area, "max_area"),
+            R("max_area", max_area).at_least(min_area, "min_area").at_most(1e9),
+            R("split_solidity", split_solidity).at_least(0).at_most(1),
+            R("split_min_part", split_min_part).at_least(0).at_most(1),
+            R("group_gap", group_gap).at_least(0).at_most(100),
+        };
+    }
     void validate() const;  // throws ParamError naming "detect.<field>"
 };
 

@@ -20,6 +20,7 @@
 //    at least `agreement` of all votes. Until then, decided() is false.
 #pragma once
 
+#include "conveyor_qc/param_range.hpp"
 #include "conveyor_qc/types.hpp"
 
 #include <opencv2/core.hpp>
@@ -31,16 +32,25 @@ namespace cqc {
 
 struct DirectionFinderParams {
     // Gate for chaining a detection to one on the previous detection frame,
-    // full-resolution px. (0, 1e5]
+    // full-resolution px.
     double max_distance = 60.0;
     // Motion of a chained centroid, full-resolution px, that makes one vote:
-    // well above the jitter of a detection's centroid (about 1 px). > 0
+    // well above the jitter of a detection's centroid (about 1 px).
     double min_shift = 4.0;
-    // Votes the leading direction needs before it is decided. >= 1
+    // Votes the leading direction needs before it is decided.
     int min_votes = 6;
-    // Share of all votes the leading direction needs. (0.5, 1]
+    // Share of all votes the leading direction needs.
     double agreement = 0.8;
 
+    std::vector<ParamRange> ranges() const {
+        using R = ParamRange;
+        return {
+            R("max_distance", max_distance).above(0).at_most(1e5),
+            R("min_shift", min_shift).above(0).at_most(1e5),
+            R("min_votes", min_votes).at_least(1).at_most(1e5),
+            R("agreement", agreement).above(0.5).at_most(1),
+        };
+    }
     void validate() const;  // throws ParamError
 };
 

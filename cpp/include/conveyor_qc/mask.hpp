@@ -6,6 +6,7 @@
 
 #include "conveyor_qc/belt_model.hpp"
 #include "conveyor_qc/morphology.hpp"
+#include "conveyor_qc/param_range.hpp"
 #include "conveyor_qc/types.hpp"
 
 #include <opencv2/core.hpp>
@@ -54,35 +55,35 @@ struct MaskParams {
     ColorSpace shadow_space = ColorSpace::HSV;
     cv::Scalar shadow_lower{0, 0, 0};
     cv::Scalar shadow_upper{180, 60, 140};
-    double shadow_min_ratio = 0.35;  // lightness ratio to the belt, (0, 1)
-    double shadow_max_ratio = 0.92;  // (shadow_min_ratio, 1]
-    double shadow_chroma = 4.0;      // max chroma distance to the belt, in belt noise sigmas
+    double shadow_min_ratio = 0.35;  // lightness ratio to the belt
+    double shadow_max_ratio = 0.92;
+    double shadow_chroma = 4.0;  // max chroma distance to the belt, in belt noise sigmas
 
     // --- Edges: a Canny edge mask, dilated, is removed from the object mask so
     // that objects touching each other fall apart into two components.
     bool edges_enabled = false;  // off by default: on textured objects the edges cut objects apart more often than they
                                  // split touching pairs (docs/architecture.md)
-    double canny_low = 60.0;     // [0, canny_high]
-    double canny_high = 160.0;   // [canny_low, 1000]
-    int edge_dilate = 1;         // dilation iterations of the edge mask (3x3), [0, 10]
+    double canny_low = 60.0;
+    double canny_high = 160.0;
+    int edge_dilate = 1;  // dilation iterations of the edge mask (3x3)
 
     // --- Auto mode: the belt model (belt_model.hpp) learns from the first
     // auto_learn_frames frames (one frame in every auto_learn_stride). A colour
     // is product by the evidence of those frames; a colour they never showed is
     // product when its Lab distance to the belt passes the valley that ends the
     // belt's own colours, and never nearer than auto_threshold noise sigmas.
-    int auto_learn_frames = 8;    // [1, 1000]
-    int auto_learn_stride = 4;    // [1, 1000]
-    double auto_threshold = 3.0;  // (0, 100]
-    double auto_min_sigma = 3.0;  // floor of the belt noise sigma, 8-bit Lab units, (0, 100]
+    int auto_learn_frames = 8;
+    int auto_learn_stride = 4;
+    double auto_threshold = 3.0;
+    double auto_min_sigma = 3.0;  // floor of the belt noise sigma, 8-bit Lab units
 
     // --- Morphology, applied in this order: open, erode, dilate, close.
-    int blur = 3;               // median blur aperture before thresholding, odd in [1, 15] (1 = off)
-    int kernel_size = 5;        // elliptic structuring element, odd in [1, 31]
-    int open_iterations = 1;    // [0, 20]
-    int erode_iterations = 0;   // [0, 20]
-    int dilate_iterations = 0;  // [0, 20]
-    // [0, 20]. Off by default: on a crowded belt a closing joins neighbours a
+    int blur = 3;         // median blur aperture before thresholding (1 = off)
+    int kernel_size = 5;  // elliptic structuring element
+    int open_iterations = 1;
+    int erode_iterations = 0;
+    int dilate_iterations = 0;
+    // Off by default: on a crowded belt a closing joins neighbours a
     // few pixels apart into clusters no split undoes, and the pieces of a
     // broken product it used to join are grouped by the detector instead
     // (detect.group_gap). With edges on, more than 1 can re-join touching
@@ -95,6 +96,31 @@ struct MaskParams {
     // stays open.
     bool fill_holes = true;
 
+    // The numeric fields' allowed values, read from this struct (a bound may
+    // be another field). Besides these, validate() checks the enums and the
+    // colour ranges: each channel in [0, 255] ([0, 180] for HSV's H), lower
+    // <= upper.
+    std::vector<ParamRange> ranges() const {
+        using R = ParamRange;
+        return {
+            R("shadow_min_ratio", shadow_min_ratio).above(0).below(1),
+            R("shadow_max_ratio", shadow_max_ratio).above(shadow_min_ratio, "shadow_min_ratio").at_most(1),
+            R("shadow_chroma", shadow_chroma).above(0).at_most(100),
+            R("canny_low", canny_low).at_least(0).at_most(canny_high, "canny_high"),
+            R("canny_high", canny_high).at_least(canny_low, "canny_low").at_most(1000),
+            R("edge_dilate", edge_dilate).at_least(0).at_most(10),
+            R("auto_learn_frames", auto_learn_frames).at_least(1).at_most(1000),
+            R("auto_learn_stride", auto_learn_stride).at_least(1).at_most(1000),
+            R("auto_threshold", auto_threshold).above(0).at_most(100),
+            R("auto_min_sigma", auto_min_sigma).above(0).at_most(100),
+            R("blur", blur).odd().at_least(1).at_most(15),
+            R("kernel_size", kernel_size).odd().at_least(1).at_most(31),
+            R("open_iterations", open_iterations).at_least(0).at_most(20),
+            R("erode_iterations", erode_iterations).at_least(0).at_most(20),
+            R("dilate_iterations", dilate_iterations).at_least(0).at_most(20),
+            R("close_iterations", close_iterations).at_least(0).at_most(20),
+        };
+    }
     void validate() const;  // throws ParamError naming "mask.<field>"
 };
 

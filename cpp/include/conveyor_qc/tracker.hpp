@@ -15,6 +15,7 @@
 //     after the object has gone) or after max_misses frames without being seen.
 #pragma once
 
+#include "conveyor_qc/param_range.hpp"
 #include "conveyor_qc/types.hpp"
 
 #include <opencv2/core.hpp>
@@ -34,7 +35,7 @@ struct TrackParams {
     // tracker at all; objects move by their velocity along the belt between
     // detections and are matched by predicted position.
     TrackerKind kind = TrackerKind::None;
-    // R: every frame is downscaled by this before tracking and detection. (0, 1]
+    // R: every frame is downscaled by this before tracking and detection.
     double downscale = 0.5;
     // X: detection runs once every X frames; in between, each object follows
     // its OpenCV tracker or, in None mode, its velocity. Objects on a belt move
@@ -42,39 +43,54 @@ struct TrackParams {
     // every synthetic preset (MOTA 0.004 lower than X = 1, box precision
     // between detections). The seed used X = 20 with KCF, whose tracker
     // carries objects between detections; in None mode keep X small (an object
-    // entering is only seen growing on detection frames). [1, 1000]
+    // entering is only seen growing on detection frames).
     int detect_every = 2;
     // Fraction of the frame along the belt, from the entry edge, where new
     // objects are detected (with an OpenCV tracker) and where new tracks may
-    // start (all modes). (0, 1]
+    // start (all modes).
     double entry_strip = 0.35;
     // How the belt moves in the image. Auto (the default): the Pipeline reads
     // it from the motion of the first objects (direction.hpp) before it
     // counts anything; MultiTracker::create needs one of the other four.
     Direction direction = Direction::Auto;
     // Largest distance, in full-resolution pixels, between a track's predicted
-    // centroid and a detection's centroid for them to be the same object. (0, 1e5]
+    // centroid and a detection's centroid for them to be the same object.
     double max_distance = 60.0;
     // A track ends after this many consecutive frames without being seen
-    // (tracker failure, or no matching detection in None mode). [0, 1000]
+    // (tracker failure, or no matching detection in None mode).
     int max_misses = 4;
     // A track is counted (and numbered) once it has been seen on this many
     // frames and has been wholly in view; one that never is (wider than the
     // view, along a side edge) is counted when it leaves, or when it is lost
     // with its box at the exit edge (its last sliver is too small to be
-    // detected). [1, 1000]
+    // detected).
     int min_hits = 3;
     // While an object enters, its box is replaced by a detection this many
-    // times larger (area). [1, 10]
+    // times larger (area).
     double grow_ratio = 1.15;
-    // A box within this many full-resolution pixels of a frame edge touches it. [0, 100]
+    // A box within this many full-resolution pixels of a frame edge touches it.
     double edge_margin = 2.0;
     // Two live tracks whose boxes overlap by more than this IoU follow the same
-    // object; the younger one is dropped. (0, 1]
+    // object; the younger one is dropped.
     double duplicate_iou = 0.6;
     // Update OpenCV trackers on several threads (they are independent).
     bool parallel = true;
 
+    // The numeric fields' allowed values; validate() also checks the enums.
+    std::vector<ParamRange> ranges() const {
+        using R = ParamRange;
+        return {
+            R("downscale", downscale).above(0).at_most(1),
+            R("detect_every", detect_every).at_least(1).at_most(1000),
+            R("entry_strip", entry_strip).above(0).at_most(1),
+            R("max_distance", max_distance).above(0).at_most(1e5),
+            R("max_misses", max_misses).at_least(0).at_most(1000),
+            R("min_hits", min_hits).at_least(1).at_most(1000),
+            R("grow_ratio", grow_ratio).at_least(1).at_most(10),
+            R("edge_margin", edge_margin).at_least(0).at_most(100),
+            R("duplicate_iou", duplicate_iou).above(0).at_most(1),
+        };
+    }
     void validate() const;  // throws ParamError naming "track.<field>"
 };
 
