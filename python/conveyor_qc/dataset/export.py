@@ -391,55 +391,14 @@ def export_dataset(
     progress: Progress | None = None,
 ) -> DatasetReport:
     """Build the dataset folder ``out`` from run folders and manifests (see the module doc)."""
-    if per_object < 1:
-        raise DatasetError(f"--per-object must be at least 1, got {per_object}")
-    if not inputs:
-        raise DatasetError("give at least one run folder or manifest")
-    paths = [Path(p) for p in inputs]
-    out = Path(out)
-    for p in paths:
-        if not p.exists():
-            raise DatasetError(f"{p} not found")
-        if p.resolve() == out.resolve():
-            raise DatasetError(f"--out {out} is also an input")
-    if s3 is not None:
-        parse_s3_url(s3)  # a bad URL fails before any work
-
+    paths, out = [Path(p) for p in inputs], Path(out)
+    _check_inputs(paths, out, per_object, s3)
     videos = _video_names(paths)
-    objects: list[SourceObject] = []
-    left_out: list[dict] = []
-    for p, video in zip(paths, videos):
-        try:
-            if p.is_file():
-                objects.extend(collect_manifest(p, video))
-            else:
-                objs, lo = collect_run(p, video)
-                objects.extend(objs)
-                left_out.extend(lo)
-        except ManifestError as exc:
-            raise DatasetError(str(exc)) from None
-    if not objects:
-        raise DatasetError("no labelled object with images in " + ", ".join(str(p) for p in paths))
-
+    objects, left_out = _collect(paths, videos)
     single = test_fraction == 0
     train, test = split_objects(objects, test_fraction, seed)
     sides = {"train": train} if single else {"train": train, "test": test}
-    plan: dict[str, list[tuple[SourceObject, Path, str]]] = {}
-    for side, objs in sides.items():
-        rows: list[tuple[SourceObject, Path, str]] = []
-        for o in sorted(objs, key=lambda o: (o.video, _natural(o.name))):
-            if o.images[0][1] is None:  # a photo from a manifest: one image, named after it
-                src = o.images[0][0]
-                chosen = [(src, f"images/{o.video}/{o.name}/{o.name}{image_suffix(src)}")]
-            else:
-                frames = [f for _, f in o.images if f is not None]
-                chosen = [
-                    (src, f"images/{o.video}/{o.name}/{f:06d}{image_suffix(src)}")
-                    for src, f in (o.images[i] for i in pick_frames(frames, per_object))
-                ]
-            rows.extend((o, src, rel) for src, rel in chosen)
-        plan[side] = rows
-
+    plan = {side: _images_of(objs, per_object) for side, objs in sides.items()}
     counts = {
         side: {
             cls: {
@@ -450,11 +409,11 @@ def export_dataset(
         }
         for side, objs in sides.items()
     }
-    warnings = []
-    for cls in CLASSES:
-        n = sum(1 for o in objects if o.label == cls)
-        if not single and n == 1:
-            warnings.append(f"only one {cls} object: it is on the train side, the test side has none")
+    warnings = [
+        f"only one {cls} object: it is on the train side, the test side has none"
+        for cls in CLASSES
+        if not single and sum(1 for o in objects if o.label == cls) == 1
+    ]
     warnings += check_minimums(counts, single)
     report = DatasetReport(
         out=out,
@@ -494,6 +453,57 @@ def export_dataset(
         report.upload = res.to_dict()
         atomic_write_text(out / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
     return report
+
+
+def _check_inputs(paths: list[Path], out: Path, per_object: int, s3: str | None) -> None:
+    if per_object < 1:
+        raise DatasetError(f"--per-object must be at least 1, got {per_object}")
+    if not paths:
+        raise DatasetError("give at least one run folder or manifest")
+    for p in paths:
+        if not p.exists():
+            raise DatasetError(f"{p} not found")
+        if p.resolve() == out.resolve():
+            raise DatasetError(f"--out {out} is also an input")
+    if s3 is not None:
+        parse_s3_url(s3)  # a bad URL fails before any work
+
+
+def _collect(paths: list[Path], videos: list[str]) -> tuple[list[SourceObject], list[dict]]:
+    """The labelled objects of every input, and the objects of runs left out (with why)."""
+    objects: list[SourceObject] = []
+    left_out: list[dict] = []
+    for p, video in zip(paths, videos):
+        try:
+            if p.is_file():
+                objects.extend(collect_manifest(p, video))
+            else:
+                objs, lo = collect_run(p, video)
+                objects.extend(objs)
+                left_out.extend(lo)
+        except ManifestError as exc:
+            raise DatasetError(str(exc)) from None
+    if not objects:
+        raise DatasetError("no labelled object with images in " + ", ".join(str(p) for p in paths))
+    return objects, left_out
+
+
+def _images_of(objs: list[SourceObject], per_object: int) -> list[tuple[SourceObject, Path, str]]:
+    """(object, source image, path in the dataset) of one side: at most ``per_object`` crops of
+    each object, spread over its frames; a photo from a manifest, once, named after it."""
+    rows: list[tuple[SourceObject, Path, str]] = []
+    for o in sorted(objs, key=lambda o: (o.video, _natural(o.name))):
+        if o.images[0][1] is None:
+            src = o.images[0][0]
+            chosen = [(src, f"images/{o.video}/{o.name}/{o.name}{image_suffix(src)}")]
+        else:
+            frames = [f for _, f in o.images if f is not None]
+            chosen = [
+                (src, f"images/{o.video}/{o.name}/{f:06d}{image_suffix(src)}")
+                for src, f in (o.images[i] for i in pick_frames(frames, per_object))
+            ]
+        rows.extend((o, src, rel) for src, rel in chosen)
+    return rows
 
 
 def format_report(report: DatasetReport) -> str:
