@@ -101,6 +101,15 @@ struct Detections {
     py::array_t<float> area, solidity, circularity;  // (N,)
 };
 
+// Row i of an (N, 4) float32 box column: x, y, w, h.
+template <class Rows>
+void put_box(Rows& rows, py::ssize_t i, const cv::Rect2f& box) {
+    rows(i, 0) = box.x;
+    rows(i, 1) = box.y;
+    rows(i, 2) = box.width;
+    rows(i, 3) = box.height;
+}
+
 Detections detections_columns(const std::vector<Detection>& ds) {
     const py::ssize_t n = static_cast<py::ssize_t>(ds.size());
     Detections o{py::array_t<float>({n, py::ssize_t(4)}), py::array_t<float>({n, py::ssize_t(2)}),
@@ -111,10 +120,7 @@ Detections detections_columns(const std::vector<Detection>& ds) {
          k = o.circularity.mutable_unchecked<1>();
     for (py::ssize_t i = 0; i < n; ++i) {
         const auto& d = ds[static_cast<size_t>(i)];
-        b(i, 0) = d.box.x;
-        b(i, 1) = d.box.y;
-        b(i, 2) = d.box.width;
-        b(i, 3) = d.box.height;
+        put_box(b, i, d.box);
         c(i, 0) = d.centroid.x;
         c(i, 1) = d.centroid.y;
         a(i) = d.area;
@@ -157,10 +163,7 @@ FrameTracks frame_tracks(const FrameResult& r) {
         const auto& t = r.tracks[static_cast<size_t>(i)];
         i_(i) = t.id;
         k_(i) = t.key;
-        b_(i, 0) = t.box.x;
-        b_(i, 1) = t.box.y;
-        b_(i, 2) = t.box.width;
-        b_(i, 3) = t.box.height;
+        put_box(b_, i, t.box);
         c_(i) = t.confirmed;
         w_(i) = t.whole;
         be_(i) = t.best_updated;
@@ -207,10 +210,7 @@ FinishedObject finished_object(const FinishedTrack& t) {
     for (py::ssize_t i = 0; i < n; ++i) {
         const auto& p = t.history[static_cast<size_t>(i)];
         f(i) = p.frame;
-        b(i, 0) = p.box.x;
-        b(i, 1) = p.box.y;
-        b(i, 2) = p.box.width;
-        b(i, 3) = p.box.height;
+        put_box(b, i, p.box);
     }
     o.key = t.key;
     o.id = t.id;
