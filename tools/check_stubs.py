@@ -11,14 +11,14 @@ byte. `make lint` runs the check, so a binding changed without its stub fails CI
 from __future__ import annotations
 
 import argparse
-import difflib
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from generated import ROOT, check_current
+
 STUB = ROOT / "python" / "conveyor_qc" / "_core.pyi"
 
 
@@ -52,13 +52,7 @@ def main() -> int:
         STUB.write_text(fresh)
         print(f"wrote {STUB.relative_to(ROOT)}")
         return 0
-    current = STUB.read_text() if STUB.exists() else ""
-    if current == fresh:
-        return 0
-    name = str(STUB.relative_to(ROOT))
-    sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), fresh.splitlines(True), name, "generated"))
-    print(f"error: {name} is not the built module's stub: run `make stubs`", file=sys.stderr)
-    return 1
+    return check_current(STUB, fresh, "is not the built module's stub: run `make stubs`")
 
 
 if __name__ == "__main__":

@@ -14,16 +14,14 @@ booleans), stay as written.
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 from conveyor_qc import _core
 from conveyor_qc.config import Config, OutputParams
+from generated import ROOT, check_current
 
-ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "settings.md"
 HEADER = "| key | default | range | meaning |"
 
@@ -95,12 +93,7 @@ def main() -> int:
     if not args.check:
         DOC.write_text(fresh)
         return 0
-    if current == fresh:
-        return 0
-    name = str(DOC.relative_to(ROOT))
-    sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), fresh.splitlines(True), name, "generated"))
-    print(f"error: {name}'s default and range columns are stale: run `python tools/settings_doc.py`", file=sys.stderr)
-    return 1
+    return check_current(DOC, fresh, "has stale default and range columns: run `python tools/settings_doc.py`")
 
 
 if __name__ == "__main__":
