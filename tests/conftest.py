@@ -4,7 +4,6 @@ session), and the real photos in the shared folder."""
 from __future__ import annotations
 
 import csv
-import os
 import signal
 import subprocess
 import sys
@@ -25,9 +24,8 @@ def run_cli(*args, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, **kw)
 
 
-def shared_dir() -> Path:
-    """The read-only shared folder: $CONVEYOR_QC_SHARED, default ../shared beside the repo."""
-    return Path(os.environ.get("CONVEYOR_QC_SHARED", REPO.parent / "shared"))
+# The read-only shared folder: $CONVEYOR_QC_SHARED, default ../shared beside the repo (the package's own rule).
+from conveyor_qc.shared import shared_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")

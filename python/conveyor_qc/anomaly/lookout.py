@@ -30,7 +30,6 @@ folder's ``aws-models``) to get it back; without it the client factory says so.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import sys
@@ -47,6 +46,7 @@ from conveyor_qc.anomaly.base import (
     MODEL_VERSION,
     AnomalyModel,
     Verdict,
+    read_meta,
     write_meta,
 )
 from conveyor_qc.crops import letterbox
@@ -819,7 +819,7 @@ class LookoutModel(AnomalyModel):
     @classmethod
     def load(cls, model_dir, meta: dict | None = None, *, client=None, **options) -> LookoutModel:
         if meta is None:
-            meta = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
+            meta = read_meta(model_dir)
         for k in ("project", "model_version"):
             if not meta.get(k):
                 raise LookoutError(f"{Path(model_dir) / 'model.json'}: no {k!r}")

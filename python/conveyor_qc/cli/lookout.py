@@ -11,8 +11,7 @@ import cv2
 
 from conveyor_qc.anomaly import lookout
 from conveyor_qc.anomaly.base import write_meta
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+from conveyor_qc.crops import CROP_SUFFIXES
 
 
 def _collect_images(items: list[str]) -> list[Path]:
@@ -20,7 +19,7 @@ def _collect_images(items: list[str]) -> list[Path]:
     for item in items:
         p = Path(item)
         if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file()))
+            out.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in CROP_SUFFIXES and q.is_file()))
         elif p.is_file():
             out.append(p)
         else:
