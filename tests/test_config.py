@@ -150,6 +150,21 @@ def _core_params() -> list[tuple[str, Any]]:
 
 
 @pytest.mark.parametrize("section, cls", _core_params(), ids=lambda x: x if isinstance(x, str) else "")
+def test_core_choices_are_what_the_fields_take(section, cls):
+    """Params.CHOICES (docs/settings.md's enum cells) covers every string field; each name is taken
+    and read back as written, and a name not in it is refused with the list in the message."""
+    choices = dict(cls.CHOICES)
+    assert sorted(choices) == sorted(f for f in cls.FIELDS if isinstance(getattr(cls(), f), str))
+    for field, names in choices.items():
+        params = cls()
+        for name in names:
+            setattr(params, field, name)
+            assert getattr(params, field) == name
+        with pytest.raises(ValueError, match=", ".join(names)):
+            setattr(params, field, "no-such-" + field)
+
+
+@pytest.mark.parametrize("section, cls", _core_params(), ids=lambda x: x if isinstance(x, str) else "")
 def test_core_ranges_are_what_validate_checks(section, cls):
     """Params.RANGES (the core's table, which docs/settings.md is generated from) covers every
     numeric field, and each range's ends are accepted or refused as its text says."""

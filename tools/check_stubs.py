@@ -38,7 +38,9 @@ def generate() -> str:
         )
         stub = Path(tmp) / "conveyor_qc" / "_core.pyi"
         config = ["--config", str(ROOT / "pyproject.toml")]
-        subprocess.run([tool("ruff"), "check", *config, "--fix-only", "-q", "--exit-zero", str(stub)], check=True)
+        subprocess.run(
+            [tool("ruff"), "check", *config, "--fix-only", "--unsafe-fixes", "-q", "--exit-zero", str(stub)], check=True
+        )
         subprocess.run([tool("ruff"), "format", *config, "-q", str(stub)], check=True)
         return stub.read_text()
 

@@ -32,7 +32,9 @@ def ranges(section: str) -> dict[str, str]:
         found = {name: OutputParams.requirement(name) for name in OutputParams.BOUNDS}
         found.update({name: ", ".join(f"`{c}`" for c in choices) for name, choices in OutputParams.CHOICES.items()})
     else:
-        found = dict(getattr(_core, f"{section.capitalize()}Params").RANGES)
+        params = getattr(_core, f"{section.capitalize()}Params")
+        found = dict(params.RANGES)
+        found.update({name: ", ".join(f"`{c}`" for c in choices) for name, choices in params.CHOICES})
     return {name: text.removeprefix("in ") for name, text in found.items()}
 
 

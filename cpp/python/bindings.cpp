@@ -270,6 +270,7 @@ template <class T>
 struct ParamsBinder {
     py::class_<T> cls;
     std::vector<std::string> names;
+    std::vector<std::pair<std::string, std::vector<std::string>>> choices;
     ParamsBinder(py::module_& m, const char* name, const char* doc) : cls(m, name, doc) {
         cls.def(py::init<>());
         cls.def("validate", &T::validate, "Raise ParamError naming the first out-of-range field.");
@@ -281,12 +282,16 @@ struct ParamsBinder {
         return *this;
     }
     // Enum fields read and write as the strings the config file uses.
-    template <class E>
-    ParamsBinder& enum_field(const char* name, E T::*member, E (*parse)(const std::string&)) {
+    // Their names (CHOICES) from the core's list of the enum's values.
+    template <class E, std::size_t N>
+    ParamsBinder& enum_field(const char* name, E T::*member, E (*parse)(const std::string&), const E (&values)[N]) {
         cls.def_property(
             name, [member](const T& p) { return std::string(to_string(p.*member)); },
             [member, parse](T& p, const std::string& v) { p.*member = parse(v); });
         names.emplace_back(name);
+        std::vector<std::string> words;
+        for (const E& v : values) words.emplace_back(to_string(v));
+        choices.emplace_back(name, std::move(words));
         return *this;
     }
     ParamsBinder& scalar_field(const char* name, cv::Scalar T::*member) {
@@ -313,6 +318,9 @@ struct ParamsBinder {
             "The settings' names, in declaration order.");
         std::vector<std::pair<std::string, std::string>> ranges;
         for (const ParamRange& r : T().ranges()) ranges.emplace_back(r.field(), r.requirement(false));
+        cls.def_property_readonly_static(
+            "CHOICES", [choices = choices](const py::object&) { return choices; },
+            "(field, the names it takes) of each enum setting, in declaration order.");
         cls.def_property_readonly_static(
             "RANGES", [ranges = std::move(ranges)](const py::object&) { return ranges; },
             "(field, allowed values) of each numeric setting, in the order validate() checks them: "
@@ -422,12 +430,12 @@ PYBIND11_MODULE(_core, m) {
         .def("as_dict", &component_dict, "The note as a dict (inspect.json).");
 
     ParamsBinder<MaskParams>(m, "MaskParams", "Object mask settings (see mask.hpp).")
-        .enum_field("mode", &MaskParams::mode, &mask_mode_from_string)
-        .enum_field("object_space", &MaskParams::object_space, &color_space_from_string)
+        .enum_field("mode", &MaskParams::mode, &mask_mode_from_string, kMaskModes)
+        .enum_field("object_space", &MaskParams::object_space, &color_space_from_string, kColorSpaces)
         .scalar_field("object_lower", &MaskParams::object_lower)
         .scalar_field("object_upper", &MaskParams::object_upper)
         .field("shadow_enabled", &MaskParams::shadow_enabled)
-        .enum_field("shadow_space", &MaskParams::shadow_space, &color_space_from_string)
+        .enum_field("shadow_space", &MaskParams::shadow_space, &color_space_from_string, kColorSpaces)
         .scalar_field("shadow_lower", &MaskParams::shadow_lower)
         .scalar_field("shadow_upper", &MaskParams::shadow_upper)
         .field("shadow_min_ratio", &MaskParams::shadow_min_ratio)
@@ -459,11 +467,11 @@ PYBIND11_MODULE(_core, m) {
         .done();
 
     ParamsBinder<TrackParams>(m, "TrackParams", "Multi-tracker settings (see tracker.hpp).")
-        .enum_field("kind", &TrackParams::kind, &tracker_kind_from_string)
+        .enum_field("kind", &TrackParams::kind, &tracker_kind_from_string, kTrackerKinds)
         .field("downscale", &TrackParams::downscale)
         .field("detect_every", &TrackParams::detect_every)
         .field("entry_strip", &TrackParams::entry_strip)
-        .enum_field("direction", &TrackParams::direction, &direction_from_string)
+        .enum_field("direction", &TrackParams::direction, &direction_from_string, kDirections)
         .field("max_distance", &TrackParams::max_distance)
         .field("max_misses", &TrackParams::max_misses)
         .field("min_hits", &TrackParams::min_hits)

@@ -35,10 +35,10 @@ const char* to_string(MaskMode m) {
 
 MaskMode mask_mode_from_string(const std::string& s) {
     const std::string v = detail::normalise_name(s);
-    for (MaskMode m : {MaskMode::Auto, MaskMode::Threshold}) {
+    for (MaskMode m : kMaskModes) {
         if (v == to_string(m)) return m;
     }
-    throw ParamError("mask.mode must be one of auto, threshold, got '" + s + "'");
+    throw ParamError("mask.mode must be one of " + enum_names(kMaskModes) + ", got '" + s + "'");
 }
 
 const char* to_string(ColorSpace c) {
@@ -55,10 +55,10 @@ const char* to_string(ColorSpace c) {
 
 ColorSpace color_space_from_string(const std::string& s) {
     const std::string v = detail::normalise_name(s);
-    for (ColorSpace c : {ColorSpace::Gray, ColorSpace::HSV, ColorSpace::Lab}) {
+    for (ColorSpace c : kColorSpaces) {
         if (v == to_string(c)) return c;
     }
-    throw ParamError("colour space must be one of gray, hsv, lab, got '" + s + "'");
+    throw ParamError("colour space must be one of " + enum_names(kColorSpaces) + ", got '" + s + "'");
 }
 
 // ---------------------------------------------------------------- validation

@@ -55,11 +55,7 @@ namespace cqc {
 // ---------------------------------------------------------------------------
 // Parameters
 
-namespace {
-
-const char* const kKindNames = "none, kcf, csrt, mosse, medianflow, mil";
-
-}  // namespace
+namespace {}  // namespace
 
 const char* to_string(TrackerKind k) {
     switch (k) {
@@ -86,11 +82,10 @@ TrackerKind tracker_kind_from_string(const std::string& s) {
         if (std::isspace(c) || c == '_' || c == '-') continue;  // "median_flow", " KCF "
         v.push_back(static_cast<char>(std::tolower(c)));
     }
-    for (TrackerKind k : {TrackerKind::None, TrackerKind::KCF, TrackerKind::CSRT, TrackerKind::MOSSE,
-                          TrackerKind::MedianFlow, TrackerKind::MIL}) {
+    for (TrackerKind k : kTrackerKinds) {
         if (v == to_string(k)) return k;
     }
-    throw ParamError(std::string("track.kind must be one of ") + kKindNames + ", got '" + s + "'");
+    throw ParamError("track.kind must be one of " + enum_names(kTrackerKinds) + ", got '" + s + "'");
 }
 
 void TrackParams::validate() const {
@@ -104,7 +99,7 @@ void TrackParams::validate() const {
         case TrackerKind::MIL:
             break;
         default:
-            throw ParamError(std::string("track.kind must be one of ") + kKindNames + ", got " +
+            throw ParamError("track.kind must be one of " + enum_names(kTrackerKinds) + ", got " +
                              std::to_string(static_cast<int>(kind)));
     }
     switch (direction) {

@@ -47,14 +47,10 @@ const char* to_string(Direction d) {
 
 Direction direction_from_string(const std::string& s) {
     const std::string v = detail::normalise_name(s);
-    for (Direction d : {Direction::LeftToRight, Direction::RightToLeft, Direction::TopToBottom, Direction::BottomToTop,
-                        Direction::Auto}) {
+    for (Direction d : kDirections) {
         if (v == to_string(d)) return d;
     }
-    throw ParamError(
-        "track.direction must be one of auto, left_to_right, right_to_left, top_to_bottom, "
-        "bottom_to_top, got '" +
-        s + "'");
+    throw ParamError("track.direction must be one of " + enum_names(kDirections) + ", got '" + s + "'");
 }
 
 }  // namespace cqc

@@ -12,8 +12,8 @@ using namespace cqc;
 namespace {
 
 const cv::Size kFrame(640, 360);
-const Direction kDirections[] = {Direction::LeftToRight, Direction::RightToLeft, Direction::TopToBottom,
-                                 Direction::BottomToTop};
+const Direction kMovingDirections[] = {Direction::LeftToRight, Direction::RightToLeft, Direction::TopToBottom,
+                                       Direction::BottomToTop};
 
 // A w x h box whose centre is at `pos` px along the belt from the entry edge
 // (and in the middle of the frame across it), in image coordinates.
@@ -95,7 +95,7 @@ TEST_CASE("counter: the segment drawn is the line's row or column, inside the fr
 }
 
 TEST_CASE("counter: a track counts once, the first frame its centre is at or past the line, every direction") {
-    for (Direction d : kDirections) {
+    for (Direction d : kMovingDirections) {
         LineCounter c = make(0.5, d);
         const float line = 0.5f * length(d);
         CHECK_EQ(c.line_position(kFrame), line);
@@ -138,7 +138,7 @@ TEST_CASE("counter: an unconfirmed track never counts, and counts once confirmed
 }
 
 TEST_CASE("counter: an object already past the line when first seen counts when confirmed") {
-    for (Direction d : kDirections) {
+    for (Direction d : kMovingDirections) {
         LineCounter c = make(0.5, d);
         const float far = 0.8f * length(d);
         // On the belt at the start: unconfirmed for two frames, then confirmed.
@@ -154,7 +154,7 @@ TEST_CASE("counter: an object already past the line when first seen counts when 
 }
 
 TEST_CASE("counter: flicker across the line never counts an id twice") {
-    for (Direction d : kDirections) {
+    for (Direction d : kMovingDirections) {
         LineCounter c = make(0.5, d);
         const float line = 0.5f * length(d);
         const float offsets[] = {-3.f, 1.f, -2.f, 4.f, -1.f, 0.f, -6.f, 2.f};
@@ -183,7 +183,7 @@ TEST_CASE("counter: flicker across the line never counts an id twice") {
 }
 
 TEST_CASE("counter: at the exit edge (default), live tracks never count; Exited ones do") {
-    for (Direction d : kDirections) {
+    for (Direction d : kMovingDirections) {
         LineCounter c(CountParams{}, d);
         const float len = length(d);
         CHECK_EQ(c.line_position(kFrame), len);
@@ -224,7 +224,7 @@ TEST_CASE("counter: at the exit edge (default), live tracks never count; Exited 
 }
 
 TEST_CASE("counter: Lost and StreamEnd tracks count only when their last centre is past the line") {
-    for (Direction d : kDirections) {
+    for (Direction d : kMovingDirections) {
         LineCounter c = make(0.6, d);
         const float line = 0.6f * length(d);
         // Never counted while live (confirmed only as they ended): the end decides.
@@ -293,7 +293,7 @@ FinishedTrack lost_leaving(Direction d, int id, int last, float visible, float s
 }  // namespace
 
 TEST_CASE("counter: a track lost while leaving counts on the frame it would have left, unless the stream ends first") {
-    for (Direction d : kDirections) {
+    for (Direction d : kMovingDirections) {
         LineCounter c(CountParams{}, d);
         // 30 px still in view at 8 px/frame on frame 100: leaves (trailing
         // edge within 2 px of the exit edge) 28 / 8 -> 4 frames later, frame 104.

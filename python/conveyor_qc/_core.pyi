@@ -156,6 +156,7 @@ class CountParams:
     Counting line settings (see counter.hpp).
     """
 
+    CHOICES: typing.ClassVar[list] = []
     FIELDS: typing.ClassVar[list] = ["line"]
     RANGES: typing.ClassVar[list] = [("line", "in (0, 1]")]
     def __init__(self) -> None: ...
@@ -173,6 +174,7 @@ class DetectParams:
     Connected-component settings (see detector.hpp).
     """
 
+    CHOICES: typing.ClassVar[list] = []
     FIELDS: typing.ClassVar[list] = ["min_area", "max_area", "split_solidity", "split_min_part", "group_gap"]
     RANGES: typing.ClassVar[list] = [
         ("min_area", "in [0, max_area]"),
@@ -459,6 +461,11 @@ class MaskParams:
     Object mask settings (see mask.hpp).
     """
 
+    CHOICES: typing.ClassVar[list] = [
+        ("mode", ["auto", "threshold"]),
+        ("object_space", ["gray", "hsv", "lab"]),
+        ("shadow_space", ["gray", "hsv", "lab"]),
+    ]
     FIELDS: typing.ClassVar[list] = [
         "mode",
         "object_space",
@@ -667,6 +674,10 @@ class TrackParams:
     Multi-tracker settings (see tracker.hpp).
     """
 
+    CHOICES: typing.ClassVar[list] = [
+        ("kind", ["none", "kcf", "csrt", "mosse", "medianflow", "mil"]),
+        ("direction", ["auto", "left_to_right", "right_to_left", "top_to_bottom", "bottom_to_top"]),
+    ]
     FIELDS: typing.ClassVar[list] = [
         "kind",
         "downscale",

@@ -33,6 +33,9 @@ const char* to_string(MaskMode m);
 MaskMode mask_mode_from_string(const std::string& s);
 const char* to_string(ColorSpace c);
 ColorSpace color_space_from_string(const std::string& s);
+// Every value, in the order messages and docs/settings.md list them.
+inline constexpr MaskMode kMaskModes[] = {MaskMode::Auto, MaskMode::Threshold};
+inline constexpr ColorSpace kColorSpaces[] = {ColorSpace::Gray, ColorSpace::HSV, ColorSpace::Lab};
 
 // All sizes are in pixels of the frame the mask is built on (the frame after
 // downscaling by track.downscale), because that is where the work happens.

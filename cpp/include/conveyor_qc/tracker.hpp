@@ -29,6 +29,9 @@ namespace cqc {
 enum class TrackerKind { None, KCF, CSRT, MOSSE, MedianFlow, MIL };
 const char* to_string(TrackerKind k);
 TrackerKind tracker_kind_from_string(const std::string& s);
+// Every kind, in the order messages and docs/settings.md list them.
+inline constexpr TrackerKind kTrackerKinds[] = {TrackerKind::None,  TrackerKind::KCF,        TrackerKind::CSRT,
+                                                TrackerKind::MOSSE, TrackerKind::MedianFlow, TrackerKind::MIL};
 
 struct TrackParams {
     // Which OpenCV single-object tracker follows each object. None: no OpenCV

@@ -4,6 +4,7 @@
 
 #include <opencv2/core.hpp>
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
@@ -116,5 +117,16 @@ struct BeltAxis {
 
 const char* to_string(Direction d);
 Direction direction_from_string(const std::string& s);  // throws ParamError
+// Every direction, in the order messages and docs/settings.md list them.
+inline constexpr Direction kDirections[] = {Direction::Auto, Direction::LeftToRight, Direction::RightToLeft,
+                                            Direction::TopToBottom, Direction::BottomToTop};
+
+// "a, b, c": the names (to_string) of an enum's values, as messages and the docs list them.
+template <class E, std::size_t N>
+std::string enum_names(const E (&values)[N]) {
+    std::string out;
+    for (std::size_t i = 0; i < N; ++i) out += (i ? ", " : "") + std::string(to_string(values[i]));
+    return out;
+}
 
 }  // namespace cqc
