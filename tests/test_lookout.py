@@ -382,7 +382,7 @@ def test_train_backend_lookout_then_predict_stops_hosting(standin, s3_endpoint, 
     assert meta["image_size"] == [384, 384] and meta["project"] == "p2"
     assert meta["s3"]["train_manifest"] == f"s3://{BUCKET}/p2/train.manifest"
     on_disk = json.loads((tmp_path / "model" / "model.json").read_text())
-    assert on_disk["format"] == "conveyor-qc-model" and on_disk["version"] == 1 and on_disk["region"] == "us-east-1"
+    assert on_disk["format"] == "conveyor-qc-model" and on_disk["version"] == 2 and on_disk["region"] == "us-east-1"
     with load_model(tmp_path / "model") as model:
         v = model.predict([_crop(30, (100, 80)), _crop(250)])
         assert [x.label for x in v] == ["anomaly", "normal"]

@@ -43,7 +43,7 @@ def test_trains_on_photos_and_predicts_held_out_ones(photo_model):
     # measured 0.95 on this fold (docs/anomaly.md); chance is about 0.67
     assert r["f1"] >= 0.85, r
     saved = json.loads((model_dir / "model.json").read_text())
-    assert saved["format"] == "conveyor-qc-model" and saved["version"] == 1 and saved["backend"] == "local"
+    assert saved["format"] == "conveyor-qc-model" and saved["version"] == 2 and saved["backend"] == "local"
 
 
 def test_evaluate_model_counts(photo_model, capsys):
@@ -108,9 +108,6 @@ def test_model_folder_errors(photo_model, tmp_path, capsys):
     (other / "model.json").write_text(json.dumps({**meta, "version": 99, "conveyor_qc_version": "9.0.0"}))
     with pytest.raises(ModelError, match=f"made by conveyor-qc 9.0.0, this is conveyor-qc {__version__}"):
         load_model(other)
-    (other / "model.json").write_text(json.dumps({**meta, "features": meta["features"][:-1]}))
-    with pytest.raises(ModelError, match="features differ"):
-        load_model(other)
     (other / "model.json").write_text(json.dumps({**meta, "backend": "lookout"}))
     try:
         import conveyor_qc.anomaly.lookout  # noqa: F401
@@ -161,9 +158,128 @@ def test_run_with_model_fills_labels_and_scores(make_clip, photo_model, tmp_path
 def test_features_are_finite_on_odd_crops():
     import cv2
 
-    from conveyor_qc.anomaly.local import FEATURE_NAMES, features_of
+    from conveyor_qc.anomaly.features import FEATURE_NAMES, features_of
 
     blank = np.zeros((384, 384, 3), np.uint8)
     grey = np.full((50, 80, 3), 128, np.uint8)
     X = features_of([blank, grey, cv2.resize(grey, (384, 200))])
     assert X.shape == (3, len(FEATURE_NAMES)) and np.isfinite(X).all()
+
+
+# --- model format 2: the bank, heat maps; format 1 keeps loading ----------------------------------------
+
+
+def _format_1_model(folder, entries) -> dict:
+    """A model folder as releases before format 2 wrote it: a classifier on the 39 figures."""
+    from conveyor_qc.anomaly.base import read_image, write_meta
+    from conveyor_qc.anomaly.classifier import LocalClassifier
+    from conveyor_qc.anomaly.features import FEATURE_NAMES, features_of
+
+    X = features_of([read_image(e.path) for e in entries])
+    y = np.array([e.label == "anomaly" for e in entries], int)
+    clf = LocalClassifier.fit(X, y)
+    meta = {
+        "format": "conveyor-qc-model",
+        "version": 1,
+        "backend": "local",
+        "conveyor_qc_version": "0.8.0",
+        "mode": "supervised",
+        "features": list(FEATURE_NAMES),
+        "classifier": clf.to_dict(),
+        "threshold": 0.5,
+    }
+    write_meta(folder, meta)
+    return {"scores": clf.scores, "X": X}
+
+
+def test_format_1_models_keep_loading_and_judging_as_they_did(cookies_dir, tmp_path, capsys):
+    from conveyor_qc.anomaly.base import read_image
+    from conveyor_qc.anomaly.features import features_of
+
+    _, _, train, test = _split(cookies_dir, tmp_path)
+    old = _format_1_model(tmp_path / "v1", train)
+    images = [read_image(e.path) for e in test]
+    with load_model(tmp_path / "v1") as model:
+        got = [v.score for v in model.predict(images)]
+        assert not model.has_heat_maps and all(h is None for _, h in model.explain(images[:2]))
+    np.testing.assert_allclose(got, old["scores"](features_of(images)))
+    # where needs the bank: a clear refusal, not an empty picture
+    assert main(["predict", str(tmp_path / "v1"), str(test[0].path), "--heatmap", str(tmp_path / "heat")]) != 0
+    assert "says only whether, not where" in capsys.readouterr().err
+    meta = json.loads((tmp_path / "v1" / "model.json").read_text())
+    (tmp_path / "v1" / "model.json").write_text(json.dumps({**meta, "features": meta["features"][:-1]}))
+    with pytest.raises(ModelError, match="features differ"):
+        load_model(tmp_path / "v1")
+
+
+def test_a_newer_format_asks_for_a_newer_release_and_a_damaged_bank_is_named(photo_model, tmp_path):
+    import shutil
+
+    model_dir = photo_model[0]
+    newer = tmp_path / "newer"
+    shutil.copytree(model_dir, newer)
+    meta = json.loads((newer / "model.json").read_text())
+    (newer / "model.json").write_text(json.dumps({**meta, "version": 3}))
+    with pytest.raises(ModelError, match=r"format version 3 .*reads versions 1, 2\): upgrade conveyor-qc"):
+        load_model(newer)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(model_dir, damaged)
+    data = bytearray((damaged / "bank.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (damaged / "bank.npz").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="bank.npz: damaged"):
+        load_model(damaged)
+    (damaged / "bank.npz").unlink()
+    with pytest.raises(ModelError, match="bank cannot be read"):
+        load_model(damaged)
+
+
+def test_heat_maps_point_at_the_real_defects(photo_model, cookies_dir):
+    """The held-out broken cookies' heat maps, against the masks of their cracks
+    (masks/anomaly-N.png): the peak on or near the crack for most of them, and defect pixels
+    hotter than the rest of the photo. Measured on this fold: see docs/anomaly.md."""
+    import cv2
+
+    from conveyor_qc.anomaly.base import read_image
+    from conveyor_qc.anomaly.heatmap import peak
+
+    model_dir, _, entries, _ = photo_model
+    broken = [e for e in entries if e.label == "anomaly"]
+    with load_model(model_dir) as model:
+        assert model.has_heat_maps
+        explained = model.explain([read_image(e.path) for e in broken])
+    near, hotter = 0, 0
+    ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))
+    for e, (_verdict, heat) in zip(broken, explained):
+        mask = cv2.imread(str(cookies_dir / "masks" / (e.path.stem + ".png")), 0) > 127
+        assert heat is not None and heat.shape == mask.shape and heat.dtype == np.float32
+        x, y = peak(heat)
+        near += bool(cv2.dilate(mask.astype(np.uint8), ring)[y, x])
+        hotter += float(np.median(heat[mask])) > float(np.median(heat[~mask]))
+    assert near >= 0.6 * len(broken), (near, len(broken))
+    assert hotter >= 0.8 * len(broken), (hotter, len(broken))
+
+
+def test_predict_heatmap_writes_a_picture_per_image(photo_model, tmp_path, capsys):
+    import cv2
+
+    model_dir, _, entries, _ = photo_model
+    normal = next(e for e in entries if e.label == "normal")
+    broken = next(e for e in entries if e.label == "anomaly")
+    out = tmp_path / "where"
+    args = ["predict", str(model_dir), str(normal.path), str(broken.path), "--heatmap", str(out), "--json"]
+    assert main(args) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["path"] for x in lines] == [str(normal.path), str(broken.path)]
+    for line in lines:
+        picture = cv2.imread(line["heatmap"])
+        photo = cv2.imread(line["path"])
+        assert picture.shape == photo.shape
+        x, y = line["peak"]
+        assert 0 <= x < photo.shape[1] and 0 <= y < photo.shape[0]
+    # the broken cookie's picture is coloured where the normal one's stays (nearly) the photo
+    changed = [
+        float(np.abs(cv2.imread(x["heatmap"]).astype(int) - cv2.imread(x["path"]).astype(int)).mean()) for x in lines
+    ]
+    assert changed[1] > changed[0]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.path.stem}-heat.png" for p in (normal, broken))

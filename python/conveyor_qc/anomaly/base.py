@@ -2,7 +2,7 @@
 
 A model folder holds ``model.json``::
 
-    {"format": "conveyor-qc-model", "version": 1, "backend": "local" | "lookout",
+    {"format": "conveyor-qc-model", "version": 2, "backend": "local" | "lookout",
      "conveyor_qc_version": "<release>", ...backend's own keys}
 
 A missing folder or file, damaged JSON, another format or another format version is a
@@ -24,8 +24,11 @@ from conveyor_qc.io.atomic import atomic_write_text
 from conveyor_qc.version import __version__
 
 MODEL_FORMAT = "conveyor-qc-model"
-#: The model.json layout this release writes and reads. Bump when it changes.
-MODEL_VERSION = 1
+#: The model.json layout this release writes. Bump when it changes.
+MODEL_VERSION = 2
+#: The layouts this release reads: 1 (the local model's figures alone, before 0.9) and 2 (with
+#: the local model's bank of normal patches, ``bank.npz``).
+READABLE_VERSIONS = (1, 2)
 META_NAME = "model.json"
 
 
@@ -44,6 +47,14 @@ class AnomalyModel:
 
     def predict(self, images: list[np.ndarray]) -> list[Verdict]:  # BGR uint8 images
         raise NotImplementedError
+
+    #: Whether :meth:`explain` gives heat maps (where), not only verdicts (whether).
+    has_heat_maps = False
+
+    def explain(self, images: list[np.ndarray]) -> list[tuple[Verdict, np.ndarray | None]]:
+        """Each image's verdict and heat map: float32, the image's size, 1.0 at the model's
+        threshold of unusual (None: this backend or model says only whether, not where)."""
+        return [(v, None) for v in self.predict(images)]
 
     def close(self) -> None:
         pass
@@ -86,11 +97,13 @@ def read_meta(model_dir: str | Path) -> dict:
         raise ModelError(f"{f}: damaged model file ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
         raise ModelError(f"{f}: not a conveyor-qc model (format is not {MODEL_FORMAT!r})")
-    if meta.get("version") != MODEL_VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
+        newer = isinstance(meta.get("version"), int) and meta["version"] > MODEL_VERSION
         raise ModelError(
             f"{f}: model format version {meta.get('version')!r} made by conveyor-qc "
             f"{meta.get('conveyor_qc_version', '?')}, this is conveyor-qc {__version__} "
-            f"(reads version {MODEL_VERSION}): train the model again with this release"
+            f"(reads versions {', '.join(map(str, READABLE_VERSIONS))}): "
+            + ("upgrade conveyor-qc to use it" if newer else "train the model again with this release")
         )
     return meta
 

@@ -20,14 +20,8 @@ from conveyor_qc.anomaly.base import (
     read_meta,
     write_meta,
 )
-from conveyor_qc.anomaly.local import (
-    LocalClassifier,
-    LocalModel,
-    f1_score,
-    features_of,
-    group_folds,
-    train_local,
-)
+from conveyor_qc.anomaly.classifier import f1_score, group_folds
+from conveyor_qc.anomaly.local import LocalFit, LocalModel, train_local, views_of
 from conveyor_qc.anomaly.lookout import LookoutModel, train_lookout
 from conveyor_qc.dataset.manifest import read_manifest
 
@@ -38,7 +32,7 @@ def load_model(model_dir: str | Path) -> AnomalyModel:
     meta = read_meta(model_dir)
     backend = meta.get("backend")
     if backend == "local":
-        return LocalModel(meta)
+        return LocalModel.load(Path(model_dir), meta)
     if backend == "lookout":
         return LookoutModel.load(Path(model_dir), meta)
     raise ModelError(f"{Path(model_dir) / META_NAME}: unknown backend {backend!r}")
@@ -62,7 +56,7 @@ def train_model(
     if unknown:
         raise ModelError(f"the local backend takes no option {', '.join(unknown)}")
     entries = read_manifest(manifest)
-    meta = train_local(entries, one_class=options.get("one_class"))
+    meta = train_local(entries, out, one_class=options.get("one_class"))
     write_meta(out, meta)
     if test_manifest is not None:
         meta["test"] = evaluate_model(out, test_manifest)
@@ -104,7 +98,7 @@ def cross_validate(manifest: str | Path, folds: int = 5, repeats: int = 10, one_
             raise ModelError(
                 f"{manifest}:{e.line}: {e.source_ref}: cross-validation reads local images, not s3:// ones"
             )
-    X = features_of([read_image(e.path) for e in entries if e.path is not None])
+    views = views_of([read_image(e.path) for e in entries if e.path is not None])
     y = np.array([e.label == "anomaly" for e in entries], int)
     _, groups = np.unique(np.array([e.object_id or str(e.path) for e in entries]), return_inverse=True)
     runs = []
@@ -115,8 +109,10 @@ def cross_validate(manifest: str | Path, folds: int = 5, repeats: int = 10, one_
             tr = fold != f
             if one_class:
                 tr &= y == 0
-            clf = LocalClassifier.fit(X[tr], y[tr], groups[tr], one_class=one_class)
-            pred[fold == f] = clf.scores(X[fold == f]) >= 0.5
+            train = np.flatnonzero(tr)
+            fit = LocalFit.fit([views[i] for i in train], y[train], groups[train], one_class=one_class)
+            test = np.flatnonzero(fold == f)
+            pred[test] = fit.scores([views[i] for i in test]) >= 0.5
         runs.append(
             {
                 "f1": f1_score(y, pred),

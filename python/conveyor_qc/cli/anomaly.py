@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+
+import cv2
 
 from conveyor_qc.anomaly.base import ModelError, read_image
+from conveyor_qc.anomaly.heatmap import overlay, peak
 from conveyor_qc.anomaly.model import evaluate_model, load_model, train_model
 from conveyor_qc.cli.exit_codes import EXIT_OK
+from conveyor_qc.io.atomic import atomic_write_bytes, check_writable_directory
 
 
 def _print_evaluation(r: dict) -> None:
@@ -45,13 +50,47 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     with load_model(args.model) as model:
+        out_dir = None
+        if args.heatmap is not None:
+            if not model.has_heat_maps:
+                raise ModelError(
+                    f"{args.model}: this model says only whether, not where (--heatmap needs a "
+                    "local model of format 2: train it again with this release)"
+                )
+            out_dir = check_writable_directory(Path(args.heatmap), "heat map folder")
+        names: set[str] = set()
         for path in args.images:
-            v = model.predict([read_image(path)])[0]
+            image = read_image(path)
+            v, heat = model.explain([image])[0] if out_dir is not None else (model.predict([image])[0], None)
+            record: dict = {"path": path, "label": v.label, "score": round(v.score, 4)}
+            if out_dir is not None:
+                record.update(_write_heat_map(out_dir, Path(path), image, heat, names))
             if args.json:
-                print(json.dumps({"path": path, "label": v.label, "score": round(v.score, 4)}))
+                print(json.dumps(record))
             else:
-                print(f"{path}\t{v.label}\t{v.score:.4f}")
+                extra = (
+                    f"\t{record['heatmap']}\tpeak {record['peak'][0]},{record['peak'][1]}"
+                    if "heatmap" in record
+                    else ""
+                )
+                print(f"{path}\t{v.label}\t{v.score:.4f}{extra}")
     return EXIT_OK
+
+
+def _write_heat_map(out_dir: Path, path: Path, image, heat, taken: set[str]) -> dict:
+    """Write one image's heat-map picture (a unique name per call); its path and peak."""
+    name, n = f"{path.stem}-heat.png", 1
+    while name in taken:
+        n += 1
+        name = f"{path.stem}-{n}-heat.png"
+    taken.add(name)
+    ok, png = cv2.imencode(".png", overlay(image, heat))
+    if not ok:  # pragma: no cover - encoding a BGR uint8 image does not fail
+        raise ModelError(f"{path}: the heat map cannot be encoded")
+    atomic_write_bytes(out_dir / name, png.tobytes())
+    record: dict = {"heatmap": str(out_dir / name)}
+    record["peak"] = list(peak(heat)) if heat is not None else None
+    return record
 
 
 def cmd_evaluate_model(args: argparse.Namespace) -> int:

@@ -499,11 +499,19 @@ def _add_predict(sub) -> None:
     p = sub.add_parser(
         "predict",
         help="label images with an anomaly model",
-        description="One line per image: path, label (normal|anomaly), score in [0, 1].",
+        description="One line per image: path, label (normal|anomaly), score in [0, 1]. With "
+        "--heatmap, also where: a picture per image of the model's evidence over it (docs/anomaly.md).",
     )
     p.add_argument("model", metavar="MODEL_DIR")
     p.add_argument("images", metavar="IMAGE", nargs="+")
     p.add_argument("--json", action="store_true", help="one JSON object per line: path, label, score")
+    p.add_argument(
+        "--heatmap",
+        metavar="DIR",
+        help="write DIR/NAME-heat.png per image: the image under the model's heat map (faint from half "
+        "the most unusual normal training object, full colour at twice it); the line gains the map's "
+        "peak (x,y). Local models of format 2 only",
+    )
     p.set_defaults(handler="anomaly:cmd_predict")
 
 

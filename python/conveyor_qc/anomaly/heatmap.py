@@ -1,0 +1,36 @@
+"""Heat maps as people look at them: the crop, darkened, under the model's evidence in colour.
+
+A heat map (:meth:`AnomalyModel.explain`) is float32 over the crop, 1.0 where the crop is as
+unusual as the most unusual normal training object. The picture shows it from 0.5 (faint) to
+``TOP`` (full colour, the colour map's hot end) and nothing below, so a normal crop stays a crop.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["TOP", "overlay", "peak"]
+
+TOP = 2.0  # evidence drawn at full colour
+_FROM = 0.5  # evidence below this is not drawn
+
+
+def overlay(image: np.ndarray, heat: np.ndarray | None) -> np.ndarray:
+    """The crop (BGR uint8) with the heat map over it; the crop unchanged if there is none."""
+    if heat is None:
+        return image.copy()
+    if heat.shape != image.shape[:2]:
+        raise ValueError(f"heat map {heat.shape} does not match the image {image.shape[:2]}")
+    level = np.clip((heat - _FROM) / (TOP - _FROM), 0.0, 1.0).astype(np.float32)
+    colour = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_INFERNO).astype(np.float32)
+    alpha = np.sqrt(level)[..., None] * 0.75  # faint evidence shows, strong evidence dominates
+    out = image.astype(np.float32) * (1.0 - alpha) + colour * alpha
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def peak(heat: np.ndarray) -> tuple[int, int]:
+    """(x, y) of the heat map's maximum (after a light blur, so one noisy pixel does not win)."""
+    smooth = cv2.GaussianBlur(heat.astype(np.float32), (0, 0), 2.0)
+    y, x = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
+    return int(x), int(y)
