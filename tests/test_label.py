@@ -2,7 +2,9 @@
 
 The server tests run everywhere; the page is driven in a real headless browser
 (Debian's chromium and chromedriver, through Selenium), skipped with the reason
-when those are missing (`make test` installs them).
+when those are missing (`make test` installs them). Where the model looks
+(`--model`) is tested with a model trained on the run's own crops (a second) and
+a crop given a bite out of it.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import popen_interruptible
 from conveyor_qc.cli import main
-from conveyor_qc.dataset.label_server import LabelError, LabelStore, make_server
+from conveyor_qc.dataset.label_server import Explanation, HeatCache, LabelError, LabelStore, make_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -85,8 +88,8 @@ def snapshot(run: Path) -> dict[str, bytes]:
 
 
 @contextmanager
-def serving(run: Path):
-    server = make_server(run, port=0)
+def serving(run: Path, explain=None):
+    server = make_server(run, port=0, explain=explain)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -101,6 +104,14 @@ def request(
     server, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, bytes]:
     """One raw request (the path is sent exactly as given)."""
+    status, _, data = request_full(server, method, path, body, headers)
+    return status, data
+
+
+def request_full(
+    server, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """``request`` with the answer's headers."""
     host, port = server.server_address[:2]
     conn = http.client.HTTPConnection(host, port, timeout=5)
     try:
@@ -112,7 +123,7 @@ def request(
             conn.putheader(k, v)
         conn.endheaders(body)
         resp = conn.getresponse()
-        return resp.status, resp.read()
+        return resp.status, dict(resp.getheaders()), resp.read()
     finally:
         conn.close()
 
@@ -121,6 +132,65 @@ def post_label(server, track, label, ctype="application/json") -> tuple[int, byt
     return request(
         server, "POST", f"/api/labels/{track}", json.dumps({"label": label}).encode(), {"Content-Type": ctype}
     )
+
+
+@pytest.fixture(scope="module")
+def crop_model(source_run, tmp_path_factory) -> Path:
+    """A local anomaly model trained (one-class) on every third crop of the run."""
+    from conveyor_qc.anomaly.model import train_model
+    from conveyor_qc.dataset.manifest import ManifestEntry, write_manifest
+
+    tmp = tmp_path_factory.mktemp("label-model")
+    crops = sorted((source_run / "crops").rglob("*.jpg"))[::3]
+    write_manifest(tmp / "crops.manifest", [ManifestEntry(str(p), "normal") for p in crops])
+    train_model(tmp / "crops.manifest", tmp / "model")
+    return tmp / "model"
+
+
+@pytest.fixture(scope="module")
+def model(crop_model):
+    from conveyor_qc.anomaly.model import load_model
+
+    with load_model(crop_model) as m:
+        yield m
+
+
+@pytest.fixture
+def explain(model):
+    """What `conveyor-qc label --model` gives the server, counting its calls."""
+    from conveyor_qc.cli.dataset import model_explainer
+
+    inner = model_explainer(model)
+
+    def counted(image):
+        counted.calls += 1
+        return inner(image)
+
+    counted.calls = 0
+    return counted
+
+
+def bite(run: Path):
+    """Take a bite out of the first crop of the first object with crops (the belt's colour over
+    its edge): an anomaly the model sees. Returns (track id, crop name, the crop as read)."""
+    import cv2
+
+    tid = with_crops(run)[0]
+    path = sorted((run / "crops" / str(tid)).glob("*.jpg"))[0]
+    image = cv2.imread(str(path))
+    h, w = image.shape[:2]
+    belt = tuple(int(c) for c in image[5, 5])
+    cv2.circle(image, (int(0.78 * w), int(0.31 * h)), int(0.18 * w), belt, -1)
+    assert cv2.imwrite(str(path), image)
+    return tid, path.name, cv2.imread(str(path))  # as the server reads it: after JPEG
+
+
+def decode_png(body: bytes):
+    import cv2
+    import numpy as np
+
+    assert body.startswith(b"\x89PNG\r\n\x1a\n")
+    return cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
 
 
 def wait_for(check, timeout: float = 5.0, what: str = "condition"):
@@ -150,6 +220,8 @@ def test_api_lists_objects_and_saves_each_change(run_dir):
         assert crop.endswith(".jpg")  # a run writes JPEG crops by default
         with urllib.request.urlopen(server.url + crop.lstrip("/"), timeout=5) as r:
             assert r.headers["Content-Type"] == "image/jpeg" and r.read(3) == b"\xff\xd8\xff"
+        assert data["heat"] is False  # no model: no heat maps
+        assert request(server, "GET", crop.replace("/crops/", "/heat/", 1))[0] == 404
         with urllib.request.urlopen(server.url, timeout=5) as r:
             assert b"app.js" in r.read()
 
@@ -283,6 +355,125 @@ def test_bad_requests_are_refused_and_change_nothing(run_dir):
     assert snapshot(run_dir) == before
 
 
+def test_heat_map_of_a_crop_served_and_cached(run_dir, model, explain):
+    """/heat/: the crop with the model's heat map over it (PNG, the crop's size), its score and
+    label in the headers, made once per crop."""
+    import numpy as np
+
+    from conveyor_qc.anomaly.heatmap import overlay
+
+    tid, name, crop = bite(run_dir)
+    verdict, heat = model.explain([crop])[0]
+    assert heat is not None and heat.max() > 1.0 and verdict.label == "anomaly"  # the bite is seen
+    with serving(run_dir, explain=explain) as server:
+        with urllib.request.urlopen(server.url + "api/objects", timeout=5) as r:
+            assert json.load(r)["heat"] is True
+        status, headers, body = request_full(server, "GET", f"/heat/{tid}/{name}")
+        assert status == 200 and headers["Content-Type"] == "image/png"
+        assert headers["X-Anomaly-Score"] == f"{verdict.score:.4f}"
+        assert headers["X-Anomaly-Label"] == "anomaly" and headers["X-Anomaly-Map"] == "yes"
+        shown = decode_png(body)
+        assert shown.shape == crop.shape
+        assert np.array_equal(shown, overlay(crop, heat))
+        # the crop itself where the heat is below 0.5, coloured where it is above
+        assert np.array_equal(shown[heat <= 0.5], crop[heat <= 0.5])
+        hot = heat > 0.6
+        changed = np.abs(shown.astype(int) - crop.astype(int)).max(axis=-1) > 0
+        assert hot.sum() > 1000 and changed[hot].mean() > 0.95
+
+        status, headers, again = request_full(server, "HEAD", f"/heat/{tid}/{name}")
+        assert status == 200 and again == b"" and headers["X-Anomaly-Score"] == f"{verdict.score:.4f}"
+        assert request_full(server, "GET", f"/heat/{tid}/{name}")[2] == body
+        assert explain.calls == 1  # made once, then served from the cache
+        other = server.store.objects[with_crops(run_dir)[1]]
+        assert request(server, "GET", f"/heat/{other.track_id}/{other.crops[0]}")[0] == 200
+        assert explain.calls == 2
+        # a crop replaced on disk is explained afresh
+        (run_dir / "crops" / str(tid) / name).write_bytes(
+            (run_dir / "crops" / str(other.track_id) / other.crops[0]).read_bytes()
+        )
+        status, headers, _ = request_full(server, "GET", f"/heat/{tid}/{name}")
+        assert status == 200 and explain.calls == 3 and headers["X-Anomaly-Score"] != f"{verdict.score:.4f}"
+
+
+def test_heat_paths_refused_like_crops(run_dir, explain):
+    ids = object_ids(run_dir)
+    outside = run_dir.parent / "secret.txt"
+    outside.write_text("secret")
+    tid = with_crops(run_dir)[0]
+    real = sorted((run_dir / "crops" / str(tid)).glob("*.jpg"))[0].name
+    (run_dir / "crops" / str(tid) / "999998.png").symlink_to(outside)  # a link out of the run
+    (run_dir / "crops" / str(tid) / "999997.jpg").symlink_to(run_dir / "summary.json")  # out of crops/
+    (run_dir / "crops" / str(tid) / "999996.jpg").write_bytes(b"not an image")  # a crop's name, not an image
+    before = snapshot(run_dir)
+    with serving(run_dir, explain=explain) as server:
+        for path in [
+            "/heat/../objects.csv",
+            "/heat/%2e%2e/objects.csv",
+            f"/heat/{tid}/../../summary.json",
+            f"/heat/{tid}/..%2f..%2fsummary.json",
+            f"/heat/{tid}/%2e%2e%2f%2e%2e%2fsummary.json",
+            "/heat//etc/passwd",
+            "/heat/%2fetc%2fpasswd",
+            f"/heat/{tid}/..\\..\\summary.json",
+            "/heat/../../../../etc/passwd",
+            f"/heat/{tid}/999998.png",
+            f"/heat/{tid}/999997.jpg",
+            f"/heat/{tid}/999996.jpg",
+            f"/heat/{tid}/{real[:-4]}.JPG",
+            f"/heat/{tid}/{real}/",
+            f"/heat/{tid}/{real}%00.png",
+            f"/heat/{tid}/../{tid}/{real}",
+            f"/heat/99999/{real}",
+            f"/heat/{ids[-1] + 1}/{real}",
+            f"/heat/{tid}",
+            "/heat/",
+            "/heat",
+        ]:
+            status, body = request(server, "GET", path)
+            assert 400 <= status < 500, path
+            assert b"secret" not in body and b"video_fps" not in body and not body.startswith(b"\x89PNG"), path
+        assert explain.calls == 0  # the model never saw any of them
+        # a crop swapped for a link out of the run after the server started is not explained either
+        crop = run_dir / "crops" / str(tid) / real
+        crop.unlink()
+        crop.symlink_to(outside)
+        assert request(server, "GET", f"/heat/{tid}/{real}")[0] == 404
+        crop.unlink()
+        crop.write_bytes(before[f"crops/{tid}/{real}"])
+        assert request(server, "GET", f"/heat/{tid}/{real}")[0] == 200
+    assert snapshot(run_dir) == before
+
+
+def test_heat_cache_is_bounded_and_model_errors_are_answered(run_dir):
+    calls = []
+
+    def fake(image):
+        calls.append(image.shape)
+        return Explanation(0.25, "normal", b"x" * 100)
+
+    cache = HeatCache(fake, entries=2, max_bytes=250)
+    for key in ("a", "b", "a", "c", "a"):
+        cache.get((key,), lambda: np.zeros((4, 4, 3), np.uint8))
+    assert len(calls) == 3 and len(cache) == 2  # a, b, c made; b dropped (least recently used)
+    cache.get(("b",), lambda: np.zeros((4, 4, 3), np.uint8))
+    assert len(calls) == 4
+    cache = HeatCache(fake, entries=10, max_bytes=250)
+    for key in "abcd":
+        cache.get((key,), lambda: np.zeros((4, 4, 3), np.uint8))
+    assert len(cache) == 2  # 250 bytes hold two
+
+    def broken(image):
+        raise ValueError("model exploded")
+
+    tid = with_crops(run_dir)[0]
+    name = sorted((run_dir / "crops" / str(tid)).glob("*.jpg"))[0].name
+    with serving(run_dir, explain=broken) as server:
+        status, body = request(server, "GET", f"/heat/{tid}/{name}")
+        assert status == 500 and "model exploded" in json.loads(body)["error"]
+        assert request(server, "GET", f"/crops/{tid}/{name}")[0] == 200  # the page goes on
+
+
 def test_old_run_with_png_crops(run_dir):
     """A run from before output.crop_format (PNG crops) is listed and served as PNG."""
     jpgs = sorted(p.relative_to(run_dir).with_suffix("").as_posix() for p in (run_dir / "crops").rglob("*.jpg"))
@@ -401,6 +592,41 @@ def test_command_prints_url_and_stops_on_ctrl_c(run_dir):
     assert read_labels(run_dir) == {str(ids[0]): "anomaly"}
 
 
+def test_bad_model_folder_exits_1_with_the_models_message(run_dir, crop_model, tmp_path, capsys):
+    assert main(["label", str(run_dir), "--model", str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("conveyor-qc label: error: ") and "no such model folder" in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    damaged = tmp_path / "damaged"
+    shutil.copytree(crop_model, damaged)
+    (damaged / "model.json").write_text("{not json")
+    assert main(["label", str(run_dir), "--model", str(damaged)]) == 1
+    err = capsys.readouterr().err
+    assert "damaged model file" in err and err.count("\n") == 1, err
+
+
+def test_command_with_model_serves_heat_maps(run_dir, crop_model):
+    tid, name, crop = bite(run_dir)
+    proc = popen_interruptible(
+        [sys.executable, "-m", "conveyor_qc", "label", str(run_dir), "--port", "0", "--model", str(crop_model)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        proc.stdout.readline()
+        url = proc.stdout.readline().split()[1]
+        with urllib.request.urlopen(url + f"heat/{tid}/{name}", timeout=10) as r:
+            assert r.headers["Content-Type"] == "image/png" and r.headers["X-Anomaly-Label"] == "anomaly"
+            assert decode_png(r.read()).shape == crop.shape
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+
+
 # --- the page, in a real browser ----------------------------------------------------
 
 
@@ -450,6 +676,61 @@ def page_labels(driver) -> dict[str, str]:
 
 def current(driver) -> int:
     return int(driver.execute_script("return document.querySelector('article.obj.current').dataset.id"))
+
+
+def strip_sources(driver) -> list[str]:
+    return driver.execute_script("return [...document.querySelectorAll('.strip img')].map(i => i.src)")
+
+
+def test_page_shows_where_the_model_looks(browser, run_dir, model, explain):
+    from selenium.webdriver.common.by import By
+
+    ids = object_ids(run_dir)
+    tid, name, crop = bite(run_dir)
+    verdict, _ = model.explain([crop])[0]
+    img = f"#obj-{tid} .strip img[data-crop='/crops/{tid}/{name}']"
+    with serving(run_dir, explain=explain) as server:
+        open_page(browser, server)
+        toggle = browser.find_element(By.ID, "heat")
+        assert toggle.is_displayed() and toggle.get_attribute("aria-pressed") == "false"
+        assert not browser.find_element(By.ID, "heat-legend").is_displayed()
+        assert all("/crops/" in src for src in strip_sources(browser))
+
+        keys(browser, "h")  # every crop swapped for its heat map, each with the model's score
+        assert toggle.get_attribute("aria-pressed") == "true"
+        assert browser.find_element(By.ID, "heat-legend").is_displayed()
+        assert all("/heat/" in src for src in strip_sources(browser))
+        browser.execute_script(f"document.querySelector({img!r}).scrollIntoView()")
+        shown = wait_for(
+            lambda: browser.execute_script(
+                f"const i = document.querySelector({img!r}); return i.complete && i.naturalWidth"
+            ),
+            what="heat map loaded",
+        )
+        assert shown == crop.shape[1]  # a picture the crop's size really came
+        score = browser.find_element(By.CSS_SELECTOR, f"{img} + figcaption .score")
+        wait_for(lambda: score.text, what="score shown")
+        assert score.text == f"{verdict.score:.2f}", score.text
+        assert score.get_attribute("data-label") == "anomaly" and score.is_displayed()
+        # the picture is the one the server makes for that crop
+        src = browser.find_element(By.CSS_SELECTOR, img).get_attribute("src")
+        with urllib.request.urlopen(src, timeout=5) as r:
+            assert decode_png(r.read()).shape == crop.shape
+
+        toggle.click()  # and back: the crops themselves, no scores
+        assert toggle.get_attribute("aria-pressed") == "false"
+        assert all("/crops/" in src for src in strip_sources(browser))
+        assert not score.is_displayed()
+        keys(browser, "h")
+        assert all("/heat/" in src for src in strip_sources(browser))
+        wait_for(lambda: score.text, what="score shown again")
+
+        # labelling works as ever while the heat maps show
+        keys(browser, "n")
+        wait_for(lambda: read_labels(run_dir) == {str(ids[0]): "normal"}, what="labels.csv after N")
+        assert current(browser) == ids[1]
+        browser.find_element(By.CSS_SELECTOR, f"#obj-{ids[2]} button.mark.anomaly").click()
+        wait_for(lambda: read_labels(run_dir).get(str(ids[2])) == "anomaly", what="labels.csv after a click")
 
 
 def test_page_labels_with_keys_and_clicks_and_keeps_them(browser, run_dir):
@@ -542,6 +823,11 @@ def test_page_shows_labels_the_user_brought(browser, run_dir):
         open_page(browser, server)
         labels = page_labels(browser)
         assert labels[str(ids[0])] == "anomaly" and labels[str(ids[2])] == "normal" and labels[str(ids[1])] == ""
+        # no model: no "show where" toggle, and H does nothing
+        assert not browser.find_element(By.ID, "heat").is_displayed()
+        assert not browser.find_element(By.ID, "heat-key").is_displayed()
+        keys(browser, "h")
+        assert all("/crops/" in src for src in strip_sources(browser)) and strip_sources(browser)
         warnings = browser.find_element(By.ID, "warnings")
         assert warnings.is_displayed() and "2 warnings" in warnings.text
         assert current(browser) == ids[1]  # the first one not labelled

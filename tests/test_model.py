@@ -206,6 +206,8 @@ def test_format_1_models_keep_loading_and_judging_as_they_did(cookies_dir, tmp_p
     # where needs the bank: a clear refusal, not an empty picture
     assert main(["predict", str(tmp_path / "v1"), str(test[0].path), "--heatmap", str(tmp_path / "heat")]) != 0
     assert "says only whether, not where" in capsys.readouterr().err
+    assert main(["label", str(tmp_path), "--model", str(tmp_path / "v1")]) != 0  # refused before serving
+    assert "says only whether, not where" in capsys.readouterr().err
     meta = json.loads((tmp_path / "v1" / "model.json").read_text())
     (tmp_path / "v1" / "model.json").write_text(json.dumps({**meta, "features": meta["features"][:-1]}))
     with pytest.raises(ModelError, match="features differ"):

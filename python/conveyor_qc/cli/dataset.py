@@ -3,21 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
+import cv2
+import numpy as np
+
+from conveyor_qc.anomaly.base import AnomalyModel, ModelError
+from conveyor_qc.anomaly.heatmap import overlay
+from conveyor_qc.anomaly.model import load_model
 from conveyor_qc.cli.exit_codes import EXIT_ERROR, EXIT_OK
 from conveyor_qc.cli.progress import ProgressLine, progress_line
 from conveyor_qc.dataset.augment import augment_dataset
 from conveyor_qc.dataset.export import export_dataset, format_report
-from conveyor_qc.dataset.label_server import LabelError, serve
+from conveyor_qc.dataset.label_server import Explain, Explanation, LabelError, serve
+
+
+def model_explainer(model: AnomalyModel) -> Explain:
+    """What the labelling page shows of a model: each crop's score and label, and the crop with
+    the model's heat map over it (anomaly/heatmap.py) as a PNG; the crop itself when the model
+    says only whether, not where."""
+
+    def explain(image: np.ndarray) -> Explanation:
+        verdict, heat = model.explain([image])[0]
+        ok, png = cv2.imencode(".png", overlay(image, heat))
+        if not ok:
+            raise ValueError("the heat map could not be encoded as PNG")
+        return Explanation(verdict.score, verdict.label, png.tobytes(), where=heat is not None)
+
+    return explain
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    try:
-        serve(args.run_dir, host=args.host, port=args.port)
-    except LabelError as exc:
-        print(f"conveyor-qc label: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    with contextlib.ExitStack() as stack:
+        explain = None
+        if args.model is not None:  # a bad model folder: its ModelError, exit 1 (cli.main)
+            model = stack.enter_context(load_model(args.model))
+            if not model.has_heat_maps:  # and a Lookout model would start hosting (billed) on a click
+                raise ModelError(
+                    f"{args.model}: this model says only whether, not where (--model needs a local model "
+                    "of format 2: train it again with this release)"
+                )
+            explain = model_explainer(model)
+        try:
+            serve(args.run_dir, host=args.host, port=args.port, explain=explain)
+        except LabelError as exc:
+            print(f"conveyor-qc label: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
     return EXIT_OK  # Ctrl-C is the way to stop it
 
 

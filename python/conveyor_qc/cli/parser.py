@@ -406,6 +406,12 @@ def _add_label(sub) -> None:
         help="address to listen on (default 127.0.0.1, this machine only; anything else lets others "
         "see the crops and change the labels)",
     )
+    p.add_argument(
+        "--model",
+        metavar="DIR",
+        help="anomaly model (`conveyor-qc train`): the page can then show, for each crop, where the "
+        "model sees the anomaly (a heat map over the crop) and its score (button or H key)",
+    )
     p.set_defaults(handler="dataset:cmd_label")
 
 

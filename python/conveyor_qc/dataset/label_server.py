@@ -7,11 +7,20 @@ change per request. Every accepted change rewrites ``RUN_DIR/labels.csv``
 (``track_id,label``) atomically, under a lock, before it answers: killing the
 server or closing the browser loses nothing.
 
+Given an :data:`Explain` (``conveyor-qc label --model``: the command line builds it from an
+anomaly model; this module knows no model), the server also shows where the model sees the
+anomaly: each crop's :class:`Explanation` (score, label, the crop with the heat map over it as a
+PNG), computed on first request, one at a time, and kept in a bounded cache (:class:`HeatCache`).
+
 API
     GET  /                     the page (also /app.js, /style.css)
     GET  /api/objects          the objects, their crops and current labels
     POST /api/labels/<id>      JSON {"label": "normal" | "anomaly" | null}; PUT too
     GET  /crops/<id>/<n>.jpg   a crop of the run (.jpg, .jpeg or .png: only real files inside RUN_DIR/crops)
+    GET  /heat/<id>/<n>.jpg    that crop with the model's heat map over it (PNG), its score and label
+                               in the headers X-Anomaly-Score, X-Anomaly-Label, X-Anomaly-Map (yes: a
+                               heat map is drawn; no: the model says only whether, not where);
+                               404 without a model; HEAD for the headers alone
 
 labels.csv rows the server does not understand (a track that is not an object of
 this run, a label other than normal/anomaly, a track id that is not a number)
@@ -29,6 +38,9 @@ import re
 import socket
 import sys
 import threading
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,11 +48,25 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import cv2
+import numpy as np
+
 from conveyor_qc.crops import CROP_CONTENT_TYPES
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text
 
-__all__ = ["LABELS", "MAX_BODY", "LabelError", "LabelServer", "LabelStore", "make_server", "serve"]
+__all__ = [
+    "LABELS",
+    "MAX_BODY",
+    "Explain",
+    "Explanation",
+    "HeatCache",
+    "LabelError",
+    "LabelServer",
+    "LabelStore",
+    "make_server",
+    "serve",
+]
 
 LABELS = ("normal", "anomaly")
 UNLABELLED = ("", "unknown")  # what a labels.csv may say for "not labelled yet"
@@ -52,6 +78,7 @@ LABELS_FILE = "labels.csv"
 _CROP_FILE = r"[0-9]{1,12}\.(?:" + "|".join(re.escape(s[1:]) for s in CROP_CONTENT_TYPES) + ")"
 _CROP_NAME = re.compile(rf"^{_CROP_FILE}$")
 _CROP_PATH = re.compile(rf"^/crops/([0-9]{{1,12}})/({_CROP_FILE})$")
+_HEAT_PATH = re.compile(rf"^/heat/([0-9]{{1,12}})/({_CROP_FILE})$")
 _LABEL_PATH = re.compile(r"^/api/labels/([0-9]{1,12})$")
 _STATIC = {  # URL path -> (file in web/, content type)
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -314,6 +341,89 @@ class LabelStore:
         atomic_write_text(self.labels_path, buf.getvalue())
 
 
+# --- where the model looks ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What the model says about one crop."""
+
+    score: float  # in [0, 1], higher = more anomalous
+    label: str  # "normal" | "anomaly"
+    png: bytes  # the crop with the model's heat map over it, the crop's size, as a PNG file
+    where: bool = True  # False: the model says only whether, not where (``png`` is the crop as it is)
+
+
+#: The crop (BGR uint8, as ``cv2.imread`` reads it) -> what the model says about it. Called once
+#: per crop while it stays cached, never twice at once (it need not be thread-safe); it may be slow.
+#: An exception it raises is answered with a 500 naming it.
+Explain = Callable[[np.ndarray], Explanation]
+
+HEAT_CACHE_ENTRIES = 300  # crops whose explanation is kept (a few pages of 8 crops per object)
+HEAT_CACHE_BYTES = 96 << 20  # and at most this many bytes of PNG (a 384x384 overlay is ~0.3 MB)
+
+
+class HeatCache:
+    """Each crop's :class:`Explanation`, made on first request and kept for the last
+    ``entries`` crops asked for (least recently used dropped first, within ``max_bytes``).
+    The model runs for one crop at a time; a crop asked for again while it is being explained
+    waits for that explanation instead of making its own."""
+
+    def __init__(self, explain: Explain, entries: int = HEAT_CACHE_ENTRIES, max_bytes: int = HEAT_CACHE_BYTES):
+        self._explain = explain
+        self.entries = entries
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, Explanation] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()  # the dictionary
+        self._model = threading.Lock()  # one explanation at a time
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _lookup(self, key: tuple) -> Explanation | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+            return hit
+
+    def get(self, key: tuple, image: Callable[[], np.ndarray]) -> Explanation:
+        """The explanation cached under ``key``, else that of ``image()`` (cached then).
+        ``image``'s and the model's exceptions pass through; nothing is cached then."""
+        hit = self._lookup(key)
+        if hit is not None:
+            return hit
+        with self._model:
+            hit = self._lookup(key)  # made while this request waited for the model
+            if hit is not None:
+                return hit
+            made = self._explain(image())
+        with self._lock:
+            self._items[key] = made
+            self._bytes += len(made.png)
+            while self._items and (len(self._items) > self.entries or self._bytes > self.max_bytes):
+                _, old = self._items.popitem(last=False)
+                self._bytes -= len(old.png)
+        return made
+
+
+class _CropUnreadable(Exception):
+    """A crop file that cannot be read or decoded (told apart from the model's own errors)."""
+
+
+def _read_crop(path: Path) -> np.ndarray:
+    """A crop as the model takes it (BGR uint8, as cv2.imread reads it)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _CropUnreadable(f"crop unreadable: {exc.strerror or exc}") from None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise _CropUnreadable("crop unreadable: not an image")
+    return image
+
+
 # --- HTTP ---------------------------------------------------------------------------
 
 
@@ -333,8 +443,9 @@ class LabelServer(ThreadingHTTPServer):
     # socketserver's default backlog of 5 resets connections under load.
     request_queue_size = 128
 
-    def __init__(self, store: LabelStore, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, store: LabelStore, host: str = "127.0.0.1", port: int = 0, explain: Explain | None = None):
         self.store = store
+        self.heat = HeatCache(explain) if explain is not None else None  # None: no model, no /heat
         self.loopback = _is_loopback(host)
         if ":" in host:
             self.address_family = socket.AF_INET6
@@ -434,23 +545,59 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
         if path == "/api/objects":
-            return self._json(HTTPStatus.OK, self.server.store.snapshot())
+            return self._json(HTTPStatus.OK, {**self.server.store.snapshot(), "heat": self.server.heat is not None})
         if path.startswith("/crops/"):
-            m = _CROP_PATH.match(path)
-            if m is None:
-                bad = "%" in path or "/../" in path + "/" or "//" in path or "\\" in path
-                return self._error(HTTPStatus.BAD_REQUEST if bad else HTTPStatus.NOT_FOUND, "not a crop")
-            real = self.server.store.crop_file(int(m.group(1)), m.group(2))
-            if real is None:
-                return self._error(HTTPStatus.NOT_FOUND, "not a crop of this run")
+            if (real := self._crop_file(_CROP_PATH, path)) is None:
+                return None
             try:
                 body = real.read_bytes()
             except OSError:
                 return self._error(HTTPStatus.NOT_FOUND, "crop unreadable")
-            return self._send(HTTPStatus.OK, body, _crop_type(body, m.group(2)), {"Cache-Control": "max-age=3600"})
+            name = path.rsplit("/", 1)[1]  # the crop's name as asked for (real may be a link's target)
+            return self._send(HTTPStatus.OK, body, _crop_type(body, name), {"Cache-Control": "max-age=3600"})
+        if path.startswith("/heat/"):
+            return self._heat(path)
         if path == "/favicon.ico":
             return self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
         return self._error(HTTPStatus.NOT_FOUND, "not found")
+
+    def _crop_file(self, pattern: re.Pattern[str], path: str) -> Path | None:
+        """The crop file a /crops/ or /heat/ path names (only a crop this run's index holds,
+        resolved inside RUN_DIR/crops), or None with the error sent."""
+        m = pattern.match(path)
+        if m is None:
+            bad = "%" in path or "/../" in path + "/" or "//" in path or "\\" in path
+            self._error(HTTPStatus.BAD_REQUEST if bad else HTTPStatus.NOT_FOUND, "not a crop")
+            return None
+        real = self.server.store.crop_file(int(m.group(1)), m.group(2))
+        if real is None:
+            self._error(HTTPStatus.NOT_FOUND, "not a crop of this run")
+        return real
+
+    def _heat(self, path: str) -> None:
+        """GET /heat/<track_id>/<crop>: the crop with the model's heat map over it."""
+        if (real := self._crop_file(_HEAT_PATH, path)) is None:
+            return
+        if self.server.heat is None:
+            return self._error(HTTPStatus.NOT_FOUND, "no model: start `conveyor-qc label` with --model DIR")
+        try:
+            st = real.stat()
+        except OSError:
+            return self._error(HTTPStatus.NOT_FOUND, "crop unreadable")
+        # the file's identity is in the key: a crop replaced on disk is explained afresh
+        try:
+            made = self.server.heat.get((str(real), st.st_mtime_ns, st.st_size), lambda: _read_crop(real))
+        except _CropUnreadable as exc:
+            return self._error(HTTPStatus.NOT_FOUND, str(exc))
+        except Exception as exc:  # noqa: BLE001  the model failed on this crop: the page says so, the log has why
+            self.log_message("model failed on %s: %s", path, "".join(traceback.format_exception(exc)).rstrip())
+            return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"the model failed on this crop: {exc}")
+        headers = {
+            "X-Anomaly-Score": f"{made.score:.4f}",
+            "X-Anomaly-Label": made.label,
+            "X-Anomaly-Map": "yes" if made.where else "no",
+        }
+        return self._send(HTTPStatus.OK, made.png, "image/png", headers)
 
     def do_HEAD(self) -> None:
         self.do_GET()
@@ -508,14 +655,23 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = do_PATCH = do_OPTIONS = _refuse
 
 
-def make_server(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0) -> LabelServer:
+def make_server(
+    run_dir: str | Path, host: str = "127.0.0.1", port: int = 0, explain: Explain | None = None
+) -> LabelServer:
     """A ready server (not yet serving): ``server.serve_forever()`` in a thread, then
-    ``server.shutdown(); server.server_close()``. LabelError: the run cannot be labelled;
-    OSError: the address cannot be bound."""
-    return LabelServer(LabelStore(run_dir), host, port)
+    ``server.shutdown(); server.server_close()``. With ``explain``, the page can show where the
+    model looks (/heat/). LabelError: the run cannot be labelled; OSError: the address cannot be bound."""
+    return LabelServer(LabelStore(run_dir), host, port, explain)
 
 
-def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, out=sys.stdout, err=sys.stderr) -> None:
+def serve(
+    run_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    out=sys.stdout,
+    err=sys.stderr,
+    explain: Explain | None = None,
+) -> None:
     """Serve until Ctrl-C (returns normally then)."""
     store = LabelStore(run_dir)
     for w in store.warnings:
@@ -527,7 +683,7 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, out=sy
             file=err,
         )
     try:
-        server = LabelServer(store, host, port)
+        server = LabelServer(store, host, port, explain)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
     c = store.counts()

@@ -12,6 +12,9 @@ const state = {
   current: null,      // track id of the selected object
   filter: false,      // show only unlabelled objects (and the selected one)
   queue: Promise.resolve(),
+  canHeat: false,     // the server has a model (--model): /heat/ answers
+  heat: false,        // crops shown with the model's heat map over them, and its scores
+  scores: new Map(),  // heat url -> {score, label, where} or null (failed), as the server said
 };
 
 const $ = (id) => document.getElementById(id);
@@ -62,9 +65,15 @@ function card(o) {
   if (!crops.length) strip.append(el("p", { class: "nocrops", text: "no crops (never wholly in view)" }));
   for (const url of crops) {
     const frame = parseInt(url.split("/").pop(), 10);
-    strip.append(el("figure", {},
-      el("img", { src: url, loading: "lazy", decoding: "async", width: 120, height: 120, alt: `object ${o.track_id}, frame ${frame}` }),
-      el("figcaption", { text: String(frame) })));
+    const heat = heatUrl(url);
+    const img = el("img", { src: state.heat ? heat : url, loading: "lazy", decoding: "async", width: 120, height: 120,
+                            alt: `object ${o.track_id}, frame ${frame}`, "data-crop": url, "data-heat": heat });
+    img.addEventListener("load", () => { if (state.heat && img.dataset.heat === img.getAttribute("src")) loadScore(img); });
+    img.addEventListener("error", () => {
+      if (state.heat && img.dataset.heat === img.getAttribute("src")) { state.scores.set(heat, null); paintScore(img); }
+    });
+    strip.append(el("figure", {}, img,
+      el("figcaption", {}, el("span", { class: "frame", text: String(frame) }), el("span", { class: "score" }))));
   }
   const predicted = o.predicted && o.predicted !== "unknown"
     ? el("span", { class: "predicted", text: `model: ${o.predicted}${o.score !== null ? ` (${o.score.toFixed(2)})` : ""}` })
@@ -117,6 +126,53 @@ function applyFilter() {
   $("empty").hidden = shown > 0;
   $("empty").textContent = state.objects.length === 0 ? "This run has no objects."
     : "Every object is labelled. Press F to show them all.";
+}
+
+// --- where the model looks ----------------------------------------------------
+// With a model (conveyor-qc label --model), each crop can be swapped for the crop with the model's
+// heat map over it (/heat/...). Its score comes in the answer's headers: asked for (HEAD, from the
+// server's cache) once the picture has loaded, so that only crops in view are ever explained.
+
+function heatUrl(cropUrl) {
+  return cropUrl.replace(/^\/crops\//, "/heat/");
+}
+
+async function loadScore(img) {
+  const url = img.dataset.heat;
+  if (!state.scores.has(url)) {
+    try {
+      const r = await fetch(url, { method: "HEAD", cache: "no-store" });
+      if (!r.ok) throw new Error(`the server answered ${r.status}`);
+      state.scores.set(url, {
+        score: parseFloat(r.headers.get("X-Anomaly-Score")),
+        label: r.headers.get("X-Anomaly-Label"),
+        where: r.headers.get("X-Anomaly-Map") !== "no",
+      });
+    } catch {
+      state.scores.set(url, null);
+    }
+  }
+  paintScore(img);
+}
+
+function paintScore(img) {
+  const box = img.parentNode.querySelector(".score");
+  const s = state.scores.get(img.dataset.heat);
+  box.dataset.label = s ? s.label : "";
+  box.textContent = s === undefined ? "" : s === null ? "no map" : `${s.score.toFixed(2)}${s.where ? "" : " (no map)"}`;
+  box.title = s === undefined ? "" : s === null ? "the model could not explain this crop"
+    : `model: ${s.label}, score ${s.score.toFixed(3)}${s.where ? "" : "; this model says only whether, not where"}`;
+}
+
+function toggleHeat() {
+  state.heat = !state.heat;
+  document.body.classList.toggle("heat", state.heat);
+  $("heat").setAttribute("aria-pressed", String(state.heat));
+  $("heat-legend").hidden = !state.heat;
+  for (const img of document.querySelectorAll(".strip img")) {
+    img.src = state.heat ? img.dataset.heat : img.dataset.crop;
+    if (state.heat && state.scores.has(img.dataset.heat)) paintScore(img);
+  }
 }
 
 // --- moving ------------------------------------------------------------------
@@ -220,6 +276,7 @@ function onKey(e) {
     case "Home": if (state.objects.length) select(state.objects[0].track_id); break;
     case "End": if (state.objects.length) select(state.objects[state.objects.length - 1].track_id); break;
     case "f": toggleFilter(); break;
+    case "h": if (!state.canHeat) return; toggleHeat(); break;
     default: return;
   }
   e.preventDefault();
@@ -269,6 +326,9 @@ async function start() {
   }
   paintCounter();
   $("filter").addEventListener("click", () => { toggleFilter(); $("filter").blur(); });
+  state.canHeat = data.heat === true;
+  $("heat").hidden = $("heat-key").hidden = !state.canHeat;
+  $("heat").addEventListener("click", () => { toggleHeat(); $("heat").blur(); });
   document.addEventListener("keydown", onKey);
   const first = state.objects.find((o) => o.label === null) || state.objects[0];
   if (first) select(first.track_id);
