@@ -1,7 +1,7 @@
 """Heat maps as people look at them: the crop, darkened, under the model's evidence in colour.
 
-A heat map (:meth:`AnomalyModel.explain`) is float32 over the crop, 1.0 where the crop is as
-unusual as the most unusual normal training object. The picture shows it from 0.5 (faint) to
+A heat map (:meth:`AnomalyModel.explain`) is float32 over the crop, 1.0 at the edge of normal
+(the model's threshold: :mod:`conveyor_qc.anomaly.local`). The picture shows it from 0.5 (faint) to
 ``TOP`` (full colour, the colour map's hot end) and nothing below, so a normal crop stays a crop.
 """
 

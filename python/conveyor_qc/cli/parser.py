@@ -515,7 +515,7 @@ def _add_predict(sub) -> None:
         "--heatmap",
         metavar="DIR",
         help="write DIR/NAME-heat.png per image: the image under the model's heat map (faint from half "
-        "the most unusual normal training object, full colour at twice it); the line gains the map's "
+        "the edge of normal the model learnt, full colour at twice it); the line gains the map's "
         "peak (x,y). Local models of format 2 only",
     )
     p.set_defaults(handler="anomaly:cmd_predict")
