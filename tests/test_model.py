@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conveyor_qc import __version__
-from conveyor_qc.anomaly.base import ModelError, Verdict, combine_verdicts
+from conveyor_qc.anomaly.base import ModelError, Verdict, combine_verdicts, read_image
 from conveyor_qc.anomaly.model import evaluate_model, load_model, train_model
 from conveyor_qc.cli import main
 from conveyor_qc.dataset.manifest import read_manifest, write_manifest
@@ -171,7 +171,7 @@ def test_features_are_finite_on_odd_crops():
 
 def _format_1_model(folder, entries) -> dict:
     """A model folder as releases before format 2 wrote it: a classifier on the 39 figures."""
-    from conveyor_qc.anomaly.base import read_image, write_meta
+    from conveyor_qc.anomaly.base import write_meta
     from conveyor_qc.anomaly.classifier import LocalClassifier
     from conveyor_qc.anomaly.features import FEATURE_NAMES, features_of
 
@@ -285,3 +285,29 @@ def test_predict_heatmap_writes_a_picture_per_image(photo_model, tmp_path, capsy
     ]
     assert changed[1] > changed[0]
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.path.stem}-heat.png" for p in (normal, broken))
+
+
+def test_what_each_mode_reads_and_keeps(photo_model, cookies_dir, tmp_path):
+    """Supervised: the bank, the figures' distance (the third evidence) and a classifier whose
+    inputs the labels chose; one-class: the bank alone, and crops are read without the figures."""
+    from conveyor_qc.anomaly.local import FRAME_AND_FIGURES, FRAME_ONLY
+
+    model_dir = photo_model[0]
+    saved = json.loads((model_dir / "model.json").read_text())
+    assert saved["evidence"] == ["patch_evidence", "shape_evidence", "figure_evidence"]
+    assert saved["figures"]["threshold"] > 0 and len(saved["figures"]["mean"]) == 39
+    assert isinstance(saved["classifier_reads_figures"], bool)
+    n_inputs = len(saved["classifier"]["weights"])
+    assert n_inputs == (3 + 39 if saved["classifier_reads_figures"] else 3)
+    with load_model(model_dir) as model:
+        assert model.fit.reads == FRAME_AND_FIGURES
+    train, _, _, _ = _split(cookies_dir, tmp_path)
+    meta = train_model(train, tmp_path / "one-class", one_class=True)
+    assert meta["mode"] == "one-class" and meta["classifier"] is None and meta["figures"] is None
+    assert meta["evidence"] == ["patch_evidence", "shape_evidence"]
+    with load_model(tmp_path / "one-class") as model:
+        assert model.fit.reads == FRAME_ONLY
+        scores = [v.score for v in model.predict([read_image(e.path) for e in photo_model[2]])]
+    labels = [e.label == "anomaly" for e in photo_model[2]]
+    # one-class on the held-out third of the real photos: anomalies above normals on the whole
+    assert np.mean([s for s, a in zip(scores, labels) if a]) > np.mean([s for s, a in zip(scores, labels) if not a])

@@ -21,7 +21,7 @@ import numpy as np
 
 from conveyor_qc.anomaly.base import ModelError
 
-__all__ = ["LocalClassifier", "f1_score", "fit_logistic", "group_folds"]
+__all__ = ["FigureDistance", "LocalClassifier", "f1_score", "fit_logistic", "group_folds"]
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -224,3 +224,38 @@ def _shrunk_precision(Z: np.ndarray, shrink: float | None = None) -> np.ndarray:
 
 def _mahalanobis2(D: np.ndarray, prec: np.ndarray) -> np.ndarray:
     return np.einsum("ij,jk,ik->i", D, prec, D)
+
+
+class FigureDistance:
+    """How far a crop's figures are from the normal training crops': the Mahalanobis distance of
+    the standardised figures to their mean, with the covariance shrunk as in one-class mode."""
+
+    def __init__(self, params: dict):
+        self.mean = np.asarray(params["mean"], float)
+        self.scale = np.asarray(params["scale"], float)
+        self.center = np.asarray(params["center"], float)
+        self.precision = np.asarray(params["precision"], float)
+
+    @classmethod
+    def fit(cls, X: np.ndarray) -> FigureDistance:
+        mean = X.mean(axis=0)
+        scale = X.std(axis=0)
+        scale[scale < 1e-9] = 1.0
+        Z = (X - mean) / scale
+        return cls({"mean": mean, "scale": scale, "center": Z.mean(axis=0), "precision": _shrunk_precision(Z)})
+
+    def distances(self, X: np.ndarray) -> np.ndarray:
+        Z = (np.asarray(X, float) - self.mean) / self.scale
+        return np.sqrt(np.maximum(_mahalanobis2(Z - self.center, self.precision), 0.0))
+
+    @classmethod
+    def left_out(cls, X: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Each row's distance to the others, its own group left out of the fit."""
+        out = np.empty(len(X))
+        for g in np.unique(groups):
+            rows = groups == g
+            out[rows] = cls.fit(X[~rows]).distances(X[rows])
+        return out
+
+    def to_dict(self) -> dict:
+        return {k: v.tolist() for k, v in vars(self).items()}

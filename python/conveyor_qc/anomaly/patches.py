@@ -67,7 +67,9 @@ DESCRIPTOR = (
     "x",
     "y",
 )
-_LOOK = slice(0, 11)  # the descriptors scaled by their spread in the bank
+_LOOK = slice(0, DESCRIPTOR.index("radius"))  # the descriptors scaled by their spread in the bank
+_RADIUS = DESCRIPTOR.index("radius")
+_XY = slice(DESCRIPTOR.index("x"), DESCRIPTOR.index("y") + 1)
 _FLIPS = ((False, False), (True, False), (False, True), (True, True))
 
 
@@ -251,8 +253,8 @@ class PatchBank:
 
     def weigh(self, descriptors: np.ndarray) -> np.ndarray:
         w = descriptors / self.spread
-        w[:, 11] *= W_RADIUS
-        w[:, 12:14] *= self.w_xy
+        w[:, _RADIUS] *= W_RADIUS
+        w[:, _XY] *= self.w_xy
         return w.astype(np.float32)
 
     def compare(self, frame: ObjectFrame, leave_out: object = None) -> Comparison:
