@@ -66,7 +66,7 @@ $(VENV)/.created:
 # (no build isolation: the persistent build/ directory is reused).
 $(VENV)/.deps: pyproject.toml $(VENV)/.created
 	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
-	$(PIP) install -q numpy "scipy>=1.10" "opencv-contrib-python-headless>=4.8" "boto3>=1.34" "tomli-w>=1.0" "scikit-image>=0.22" \
+	$(PIP) install -q numpy "scipy>=1.10" "threadpoolctl>=3.1" "opencv-contrib-python-headless>=4.8" "boto3>=1.34" "tomli-w>=1.0" "scikit-image>=0.22" \
 	  "pytest>=8" "hypothesis>=6" "pytest-benchmark>=4" "selenium>=4" \
 	  "moto[s3]>=5" "flask>=3" "flask-cors>=4" "distributed>=2024.1" "atheris>=2.3"
 # TrackEval (conveyor-qc eval) declares opencv-python, which must never sit next to
