@@ -8,9 +8,9 @@ threshold are chosen by 5-fold cross-validation on the training images (the F1 o
 class); the intercept is then shifted so that the threshold is at score 0.5 (score = the shifted
 probability), so a score >= 0.5 means anomaly for every mode.
 
-One-class mode: the squared Mahalanobis distance of the standardised figures to the normal mean,
-with a shrunk covariance; ``score = d2 / (d2 + q)``, ``q`` being the 90th percentile of the training
-distances (leave-one-out), so again the threshold is 0.5.
+Format-1 one-class models (still read): the squared Mahalanobis distance of the standardised figures
+to the normal mean, with a shrunk covariance; ``score = d2 / (d2 + q)``. The same distance, not
+squared, is :class:`FigureDistance`, the format-2 model's third evidence.
 """
 
 from __future__ import annotations
@@ -101,17 +101,13 @@ class LocalClassifier:
 
     # ---- training
     @classmethod
-    def fit(
-        cls, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, one_class: bool = False
-    ) -> LocalClassifier:
+    def fit(cls, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> LocalClassifier:
+        """The supervised classifier (one-class models of format 2 are the bank's evidence alone)."""
         X = np.asarray(X, float)
         y = np.asarray(y, int)
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
-        if one_class or y.sum() == 0:
-            Xn = X[y == 0] if (y == 0).any() else X
-            return cls._fit_one_class(Xn)
-        if (y == 0).sum() == 0:
-            raise ModelError("training needs normal images (it has only anomalies)")
+        if (y == 0).sum() == 0 or y.sum() == 0:
+            raise ModelError("the classifier needs normal and anomalous images")
         mean = X.mean(axis=0)
         scale = X.std(axis=0)
         scale[scale < 1e-9] = 1.0
@@ -163,33 +159,6 @@ class LocalClassifier:
             }
         )
 
-    @classmethod
-    def _fit_one_class(cls, X: np.ndarray) -> LocalClassifier:
-        if len(X) < 3:
-            raise ModelError("one-class training needs at least 3 normal images")
-        mean = X.mean(axis=0)
-        scale = X.std(axis=0)
-        scale[scale < 1e-9] = 1.0
-        Z = (X - mean) / scale
-        prec = _shrunk_precision(Z)
-        # leave-one-out distances, so the threshold is not set on distances the fit has seen
-        d2 = np.empty(len(Z))
-        for i in range(len(Z)):
-            rest = np.delete(Z, i, axis=0)
-            mu = rest.mean(axis=0)
-            d2[i] = _mahalanobis2(Z[i : i + 1] - mu, _shrunk_precision(rest))[0]
-        q = float(np.quantile(d2, _OC_Q))
-        return cls(
-            {
-                "mode": "one-class",
-                "mean": mean.tolist(),
-                "scale": scale.tolist(),
-                "precision": prec.tolist(),
-                "center": Z.mean(axis=0).tolist(),
-                "d2_threshold": q,
-            }
-        )
-
     # ---- scoring
     def scores(self, X: np.ndarray) -> np.ndarray:
         """Anomaly scores in [0, 1]; >= 0.5 is anomaly."""
@@ -207,10 +176,8 @@ class LocalClassifier:
         return dict(self.params)
 
 
-#: One-class mode: the training quantile of the (leave-one-out) distances taken as the threshold,
-#: and how far the covariance is shrunk towards a multiple of the identity (few normal images,
-#: many features: the raw covariance is singular).
-_OC_Q = 0.90
+#: How far a covariance is shrunk towards a multiple of the identity (few normal images, many
+#: figures: the raw covariance is singular).
 _OC_SHRINK = 0.3
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["TOP", "overlay", "peak"]
+__all__ = ["TOP", "overlay", "overlay_png", "peak"]
 
 TOP = 2.0  # evidence drawn at full colour
 _FROM = 0.5  # evidence below this is not drawn
@@ -27,6 +27,14 @@ def overlay(image: np.ndarray, heat: np.ndarray | None) -> np.ndarray:
     alpha = np.sqrt(level)[..., None] * 0.75  # faint evidence shows, strong evidence dominates
     out = image.astype(np.float32) * (1.0 - alpha) + colour * alpha
     return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def overlay_png(image: np.ndarray, heat: np.ndarray | None) -> bytes:
+    """:func:`overlay` encoded as PNG (what `predict --heatmap` writes and the label page serves)."""
+    ok, png = cv2.imencode(".png", overlay(image, heat))
+    if not ok:  # pragma: no cover - encoding a BGR uint8 image does not fail
+        raise ValueError("the heat map could not be encoded as PNG")
+    return png.tobytes()
 
 
 def peak(heat: np.ndarray) -> tuple[int, int]:

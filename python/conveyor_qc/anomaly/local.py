@@ -42,7 +42,7 @@ from conveyor_qc.anomaly.base import (
 )
 from conveyor_qc.anomaly.classifier import FigureDistance, LocalClassifier
 from conveyor_qc.anomaly.features import FEATURE_NAMES, find_object, object_features, read_crop
-from conveyor_qc.anomaly.patches import ObjectFrame, PatchBank, heat_map, object_frame
+from conveyor_qc.anomaly.patches import Comparison, ObjectFrame, PatchBank, heat_map, object_frame
 from conveyor_qc.dataset.manifest import ManifestEntry
 from conveyor_qc.io.atomic import atomic_write_bytes
 from conveyor_qc.version import __version__
@@ -172,44 +172,56 @@ class LocalFit:
 
     def evidence(self, views: list[CropView], leave_out: list | None = None) -> np.ndarray:
         """(N, 2) evidence of each crop from the bank (patches, outline), 1.0 = the edge of normal."""
+        return self._evidence_of(self._compare(views, leave_out))
+
+    def _compare(self, views: list[CropView], leave_out: list | None = None) -> list[Comparison | None]:
+        """Each crop against the bank (None where no object was found)."""
         assert self.bank is not None
-        out = np.full((len(views), 2), _NO_OBJECT)
-        for i, v in enumerate(views):
-            if v.frame is not None:
-                c = self.bank.compare(v.frame, leave_out=None if leave_out is None else leave_out[i])
+        return [
+            None
+            if v.frame is None
+            else self.bank.compare(v.frame, leave_out=None if leave_out is None else leave_out[i])
+            for i, v in enumerate(views)
+        ]
+
+    def _evidence_of(self, comparisons: list[Comparison | None]) -> np.ndarray:
+        out = np.full((len(comparisons), 2), _NO_OBJECT)
+        for i, c in enumerate(comparisons):
+            if c is not None:
                 out[i] = (c.patch_score / self.thresholds[0], c.shape_score / self.thresholds[1])
         return out
 
     def scores(self, views: list[CropView]) -> np.ndarray:
         """Anomaly scores in [0, 1]; >= 0.5 is anomaly."""
+        return self.explain(views, heat_maps=False)[0]
+
+    def explain(self, views: list[CropView], heat_maps: bool = True) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """Anomaly scores in [0, 1] (>= 0.5 is anomaly) and, with ``heat_maps``, each crop's bank
+        evidence over the crop (float32, the crop's size; 1.0 = the edge of normal), None where no
+        object was found or the model has no bank: one comparison with the bank serves both."""
+        no_maps: list[np.ndarray | None] = [None] * len(views)
         if not views:
-            return np.zeros(0)
+            return np.zeros(0), no_maps
         if self.bank is None:
             assert self.classifier is not None
-            return self.classifier.scores(np.stack([v.features for v in views]))  # type: ignore[misc]
-        ev = self.evidence(views)
+            return self.classifier.scores(np.stack([v.features for v in views])), no_maps  # type: ignore[misc]
+        comparisons = self._compare(views)
+        maps = [None if c is None else heat_map(c, *self.thresholds[:2]) for c in comparisons] if heat_maps else no_maps
+        ev = self._evidence_of(comparisons)
         e = ev.max(axis=1)
         one_class = e / (1.0 + e)
         if self.classifier is None:
-            return one_class
+            return one_class, maps
         assert self.figures is not None
         X = np.stack([v.features for v in views])  # type: ignore[misc]
         evidence = _log_evidence(np.column_stack([ev, self.figures.distances(X) / self.thresholds[2]]))
         inputs = np.hstack([evidence, X]) if self.reads_figures else evidence
         # The labels and the normal images vote equally: with ten anomalies to learn from, the
         # regression alone draws its line through those ten (docs/anomaly.md).
-        return (self.classifier.scores(inputs) + one_class) / 2
+        return (self.classifier.scores(inputs) + one_class) / 2, maps
 
     def heat_maps(self, views: list[CropView]) -> list[np.ndarray | None]:
-        """Per crop, the bank's evidence over the crop (float32, the crop's size; 1.0 = the edge
-        of normal), or None where no object was found or the model has no bank."""
-        out: list[np.ndarray | None] = []
-        for v in views:
-            if self.bank is None or v.frame is None:
-                out.append(None)
-                continue
-            out.append(heat_map(self.bank.compare(v.frame), *self.thresholds[:2]))
-        return out
+        return self.explain(views)[1]
 
 
 def _log_evidence(evidence: np.ndarray) -> np.ndarray:
@@ -267,8 +279,8 @@ class LocalModel(AnomalyModel):
         return [verdict_of(s) for s in self.scores(images)]
 
     def explain(self, images: list[np.ndarray]) -> list[tuple[Verdict, np.ndarray | None]]:
-        views = self._views(images)
-        return list(zip((verdict_of(s) for s in self.fit.scores(views)), self.fit.heat_maps(views)))
+        scores, maps = self.fit.explain(self._views(images))
+        return [(verdict_of(s), m) for s, m in zip(scores, maps)]
 
 
 def _read_bank(path: Path, sha256: str) -> PatchBank:

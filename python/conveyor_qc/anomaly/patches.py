@@ -234,28 +234,16 @@ class PatchBank:
         # x and y mean something only where the long axis does: not on round objects
         elong = float(np.median([f.elongation for f in frames]))
         w_xy = W_XY * min(1.0, max(0.0, (elong - 0.15) / 0.25))
-        groups = np.asarray(groups)
-        bank = cls(
-            allp,
-            np.repeat(groups, len(raw[0])),
-            spread,
-            reference.astype(np.float32),
-            np.stack([f.mask > 0.5 for f in aligned]),
-            groups,
-            w_xy,
-        )
-        bank.patches = bank.weigh(allp)
-        if len(bank.patches) > BANK_SIZE:
-            keep = np.sort(core_set(bank.patches, BANK_SIZE, seed))
-            bank.patches, bank.owner = bank.patches[keep], bank.owner[keep]
-        bank._columns = _as_columns(bank.patches)
-        return bank
+        patches = _weigh(allp, spread, w_xy)
+        owner = np.repeat(np.asarray(groups), len(raw[0]))
+        if len(patches) > BANK_SIZE:
+            keep = np.sort(core_set(patches, BANK_SIZE, seed))
+            patches, owner = patches[keep], owner[keep]
+        outlines = np.stack([f.mask > 0.5 for f in aligned])
+        return cls(patches, owner, spread, reference.astype(np.float32), outlines, np.asarray(groups), w_xy)
 
     def weigh(self, descriptors: np.ndarray) -> np.ndarray:
-        w = descriptors / self.spread
-        w[:, _RADIUS] *= W_RADIUS
-        w[:, _XY] *= self.w_xy
-        return w.astype(np.float32)
+        return _weigh(descriptors, self.spread, self.w_xy)
 
     def compare(self, frame: ObjectFrame, leave_out: object = None) -> Comparison:
         """The frame against the bank; ``leave_out`` (a group) compares a training crop with the
@@ -330,6 +318,14 @@ def _one_blas_thread() -> contextlib.AbstractContextManager:
     and the model judges on a thread of its own beside the pipeline, where OpenBLAS's threads
     spin-waited for work: on the bench clip `run --model` took 5.4 s of CPU instead of 3.3."""
     return _blas().limit(limits=1, user_api="blas")
+
+
+def _weigh(descriptors: np.ndarray, spread: np.ndarray, w_xy: float) -> np.ndarray:
+    """Descriptors as the bank compares them: the look in units of its spread, the place weighted."""
+    w = descriptors / spread
+    w[:, _RADIUS] *= W_RADIUS
+    w[:, _XY] *= w_xy
+    return w.astype(np.float32)
 
 
 def _half_size(outlines: np.ndarray) -> np.ndarray:

@@ -6,10 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-import cv2
-
 from conveyor_qc.anomaly.base import ModelError, read_image
-from conveyor_qc.anomaly.heatmap import overlay, peak
+from conveyor_qc.anomaly.heatmap import overlay_png, peak
 from conveyor_qc.anomaly.model import evaluate_model, load_model, train_model
 from conveyor_qc.cli.exit_codes import EXIT_OK
 from conveyor_qc.io.atomic import atomic_write_bytes, check_writable_directory
@@ -84,10 +82,7 @@ def _write_heat_map(out_dir: Path, path: Path, image, heat, taken: set[str]) -> 
         n += 1
         name = f"{path.stem}-{n}-heat.png"
     taken.add(name)
-    ok, png = cv2.imencode(".png", overlay(image, heat))
-    if not ok:  # pragma: no cover - encoding a BGR uint8 image does not fail
-        raise ModelError(f"{path}: the heat map cannot be encoded")
-    atomic_write_bytes(out_dir / name, png.tobytes())
+    atomic_write_bytes(out_dir / name, overlay_png(image, heat))
     record: dict = {"heatmap": str(out_dir / name)}
     record["peak"] = list(peak(heat)) if heat is not None else None
     return record

@@ -6,11 +6,10 @@ import argparse
 import contextlib
 import sys
 
-import cv2
 import numpy as np
 
 from conveyor_qc.anomaly.base import AnomalyModel, ModelError
-from conveyor_qc.anomaly.heatmap import overlay
+from conveyor_qc.anomaly.heatmap import overlay_png
 from conveyor_qc.anomaly.model import load_model
 from conveyor_qc.cli.exit_codes import EXIT_ERROR, EXIT_OK
 from conveyor_qc.cli.progress import ProgressLine, progress_line
@@ -26,10 +25,7 @@ def model_explainer(model: AnomalyModel) -> Explain:
 
     def explain(image: np.ndarray) -> Explanation:
         verdict, heat = model.explain([image])[0]
-        ok, png = cv2.imencode(".png", overlay(image, heat))
-        if not ok:
-            raise ValueError("the heat map could not be encoded as PNG")
-        return Explanation(verdict.score, verdict.label, png.tobytes(), where=heat is not None)
+        return Explanation(verdict.score, verdict.label, overlay_png(image, heat), where=heat is not None)
 
     return explain
 
