@@ -2,6 +2,7 @@
 // without a copy, the GIL is released while the core works, and every
 // parameter struct is exposed field by field (with the list of field names, so
 // the Python config loader can reject unknown keys without a second list).
+#include "conveyor_qc/crop_reader.hpp"
 #include "conveyor_qc/pipeline.hpp"
 
 #include <pybind11/numpy.h>
@@ -100,6 +101,33 @@ struct Detections {
     py::array_t<float> centroids;                    // (N, 2)
     py::array_t<float> area, solidity, circularity;  // (N,)
 };
+
+// One crop as the anomaly model reads it (CropReading, with NumPy copies of its images).
+struct CropRead {
+    py::array region;                // HxWx3 uint8, the content scaled to work_size
+    std::pair<int, int> content_at;  // (x, y) in the crop
+    double region_scale;             // region pixels per crop pixel
+    py::object outline;              // HxW uint8 0/255, or None: no object
+    py::object object;               // HxW uint8 0/255, or None: figures not asked for, or no object
+    py::object figures;              // (39,) float64, or None: no object measured
+    int pieces;
+};
+
+CropRead crop_read(const CropReading& r) {
+    py::object figures = py::none();
+    if (r.has_object) {
+        py::array_t<double> f(kCropFigureCount);
+        std::memcpy(f.mutable_data(), r.figures.data(), sizeof(double) * kCropFigureCount);
+        figures = std::move(f);
+    }
+    return CropRead{image_to_numpy(r.region),
+                    {r.content_at.x, r.content_at.y},
+                    r.region_scale,
+                    r.has_outline ? py::object(mask_to_numpy(r.outline)) : py::none(),
+                    r.has_object ? py::object(mask_to_numpy(r.object)) : py::none(),
+                    std::move(figures),
+                    r.pieces};
+}
 
 // Row i of an (N, 4) float32 box column: x, y, w, h.
 template <class Rows>
@@ -551,6 +579,43 @@ PYBIND11_MODULE(_core, m) {
             "With explain on: a ComponentNote for every component of the last detect(), in label order.")
         .def_property_readonly("typical_area", &Detector::last_typical,
                                "The typical object's area (full-resolution px^2) the last detect() used; 0: none yet.");
+
+    ParamsBinder<CropReadParams>(m, "CropReadParams", "How a crop is read for the anomaly model (see crop_reader.hpp).")
+        .field("work_size", &CropReadParams::work_size)
+        .field("area_resize", &CropReadParams::area_resize)
+        .field("figures", &CropReadParams::figures)
+        .done();
+
+    py::class_<CropRead>(m, "CropReading", "What one crop shows: its object's outline and figures (crop_reader.hpp).")
+        .def_readonly("region", &CropRead::region, "The crop's content scaled to work_size (BGR uint8).")
+        .def_readonly("content_at", &CropRead::content_at, "Where the content starts in the crop (x, y).")
+        .def_readonly("region_scale", &CropRead::region_scale, "Region pixels per crop pixel.")
+        .def_readonly("outline", &CropRead::outline,
+                      "The whole object, holes filled (uint8 0/255, region's size); None: no object.")
+        .def_readonly("object", &CropRead::object,
+                      "Otsu's object, holes kept, that the figures measure (uint8 0/255, region's size); None: "
+                      "figures not asked for, or no object.")
+        .def_readonly("figures", &CropRead::figures,
+                      "The 39 figures (float64, CROP_FIGURE_NAMES); None: not asked for, or no object.")
+        .def_readonly("pieces", &CropRead::pieces, "The object's sizeable pieces (2: broken in two).");
+
+    m.attr("CROP_FIGURE_NAMES") =
+        py::tuple(py::cast(std::vector<std::string>(kCropFigureNames.begin(), kCropFigureNames.end())));
+
+    py::class_<CropReader>(m, "CropReader", "Finds a crop's object and measures it, for the anomaly model.")
+        .def(py::init<const CropReadParams&>(), py::arg("params"))
+        .def(
+            "read",
+            [](const CropReader& self, const py::array& crop) {
+                cv::Mat view = frame_view(crop, "crop");
+                CropReading r;
+                {
+                    py::gil_scoped_release release;
+                    r = self.read(view);
+                }
+                return crop_read(r);
+            },
+            py::arg("crop"), "Read one BGR crop (uint8, HxWx3, C-contiguous; not copied).");
 
     m.def(
         "downscale",

@@ -11,9 +11,13 @@ import numpy
 import numpy.typing
 
 __all__: list[str] = [
+    "CROP_FIGURE_NAMES",
     "BeltStats",
     "ComponentNote",
     "CountParams",
+    "CropReadParams",
+    "CropReader",
+    "CropReading",
     "DetectParams",
     "Detection",
     "Detections",
@@ -168,6 +172,76 @@ class CountParams:
     def line(self) -> float: ...
     @line.setter
     def line(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+
+class CropReadParams:
+    """
+    How a crop is read for the anomaly model (see crop_reader.hpp).
+    """
+
+    CHOICES: typing.ClassVar[list] = []
+    FIELDS: typing.ClassVar[list] = ["work_size", "area_resize", "figures"]
+    RANGES: typing.ClassVar[list] = [("work_size", "in [32, 4096]")]
+    area_resize: bool
+    figures: bool
+    def __init__(self) -> None: ...
+    def validate(self) -> None:
+        """
+        Raise ParamError naming the first out-of-range field.
+        """
+    @property
+    def work_size(self) -> int: ...
+    @work_size.setter
+    def work_size(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+
+class CropReader:
+    """
+    Finds a crop's object and measures it, for the anomaly model.
+    """
+    def __init__(self, params: CropReadParams) -> None: ...
+    def read(self, crop: numpy.ndarray) -> CropReading:
+        """
+        Read one BGR crop (uint8, HxWx3, C-contiguous; not copied).
+        """
+
+class CropReading:
+    """
+    What one crop shows: its object's outline and figures (crop_reader.hpp).
+    """
+    @property
+    def content_at(self) -> tuple[int, int]:
+        """
+        Where the content starts in the crop (x, y).
+        """
+    @property
+    def figures(self) -> typing.Any:
+        """
+        The 39 figures (float64, CROP_FIGURE_NAMES); None: not asked for, or no object.
+        """
+    @property
+    def object(self) -> typing.Any:
+        """
+        Otsu's object, holes kept, that the figures measure (uint8 0/255, region's size); None: figures not asked for, or no object.
+        """
+    @property
+    def outline(self) -> typing.Any:
+        """
+        The whole object, holes filled (uint8 0/255, region's size); None: no object.
+        """
+    @property
+    def pieces(self) -> int:
+        """
+        The object's sizeable pieces (2: broken in two).
+        """
+    @property
+    def region(self) -> numpy.ndarray:
+        """
+        The crop's content scaled to work_size (BGR uint8).
+        """
+    @property
+    def region_scale(self) -> float:
+        """
+        Region pixels per crop pixel.
+        """
 
 class DetectParams:
     """
@@ -763,3 +837,45 @@ def downscale(
     """
     The BGR frame downscaled by r as the pipeline does it (track.downscale): same size, same pixels.
     """
+
+CROP_FIGURE_NAMES: tuple = (
+    "area_share",
+    "solidity",
+    "circularity",
+    "hole_share",
+    "defect_max",
+    "defect_sum",
+    "defect_count",
+    "pieces",
+    "crack_share",
+    "crack_len",
+    "crack_count",
+    "hull_gap",
+    "hole_max",
+    "hole_elong",
+    "hole_count",
+    "axis_ratio",
+    "radius_cv",
+    "radius_min",
+    "radius_max",
+    "L_mean",
+    "a_mean",
+    "b_mean",
+    "L_std",
+    "a_std",
+    "b_std",
+    "grad_mean",
+    "grad_std",
+    "grad_p90",
+    "edge_density",
+    "dark_share",
+    "dark_share_strong",
+    "lbp_0",
+    "lbp_1",
+    "lbp_2",
+    "lbp_3",
+    "lbp_4",
+    "lbp_5",
+    "lbp_6",
+    "lbp_7",
+)

@@ -1,7 +1,7 @@
 """The embedded anomaly model: what is unusual about a crop, and where, learnt from the product's
 own images. Nothing is downloaded, nothing is pickled.
 
-Each crop is read once (:func:`view_crop`): its object's outline (:func:`features.find_outline`)
+Each crop is read once (:func:`view_crop`): its object's outline (:func:`features.read_crop`)
 gives the object's own frame (:mod:`conveyor_qc.anomaly.patches`). Training keeps every normal
 object's patches and outline in a bank; a crop's two pieces of *evidence* are how unlike the bank its most unusual patches are
 and how much of its outline no normal outline has, each divided by where normal ends: 30% beyond
@@ -41,7 +41,7 @@ from conveyor_qc.anomaly.base import (
     verdict_of,
 )
 from conveyor_qc.anomaly.classifier import FigureDistance, LocalClassifier
-from conveyor_qc.anomaly.features import FEATURE_NAMES, find_object, object_features, read_crop
+from conveyor_qc.anomaly.features import FEATURE_NAMES, crop_features, read_crop
 from conveyor_qc.anomaly.patches import Comparison, ObjectFrame, PatchBank, heat_map, object_frame
 from conveyor_qc.dataset.manifest import ManifestEntry
 from conveyor_qc.io.atomic import atomic_write_bytes
@@ -83,10 +83,8 @@ FRAME_ONLY, FRAME_AND_FIGURES, FIGURES_ONLY = "frame", "frame+figures", "figures
 
 def view_crop(image: np.ndarray, reads: str = FRAME_AND_FIGURES) -> CropView:
     """One crop as the model reads it."""
-    if image is None or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError("a crop must be a BGR uint8 HxWx3 image")
     if reads == FIGURES_ONLY:  # a format-1 model: its figures, measured as it was trained
-        return CropView(None, object_features(*find_object(image)))
+        return CropView(None, crop_features(image))
     outline, figures = read_crop(image, figures=reads == FRAME_AND_FIGURES)
     return CropView(object_frame(outline, image.shape[:2]) if outline is not None else None, figures)
 

@@ -1,7 +1,7 @@
 """Where on the object: each crop turned into the object's own frame and compared, patch by patch,
 with the normal objects the model was trained on (PatchCore's idea, without a network).
 
-**The object's frame.** The object (its outline, :func:`features.find_outline`) is moved to the
+**The object's frame.** The object (its outline, :func:`features.read_crop`) is moved to the
 middle of a ``FRAME`` x ``FRAME`` square, turned so that its long axis (from its second moments)
 lies along x and scaled so that this axis is ``AXIS_SHARE`` of the square. What is left is a
 choice of four: mirrored in x, in y, both or neither. The training images are set to the one
