@@ -1,5 +1,5 @@
 """Shared fixtures: synthetic clips with exact ground truth (made once per
-session), and the real photos in the shared folder."""
+session), and the real photos that ship with the package."""
 
 from __future__ import annotations
 
@@ -24,15 +24,17 @@ def run_cli(*args, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, **kw)
 
 
-# The read-only shared folder: $CONVEYOR_QC_SHARED, default ../shared beside the repo (the package's own rule).
-from conveyor_qc.shared import shared_dir  # noqa: E402
+# The real photos and the Lookout API description ship with the package (conveyor_qc/data/);
+# $CONVEYOR_QC_SHARED replaces them with a shared folder (the package's own rule).
+from conveyor_qc.shared import cookie_photos_dir, missing_hint  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def cookies_dir() -> Path:
-    d = shared_dir() / "data" / "aws-cookies"
-    if not (d / "train.manifest").exists():
-        pytest.skip(f"real cookie photos not found in {d} (set CONVEYOR_QC_SHARED to the shared folder)")
+    """The 63 real cookie photos with train.manifest and masks/. They ship with the package, so a
+    missing folder is a failure (a broken install or a wrong $CONVEYOR_QC_SHARED), not a skip."""
+    d = cookie_photos_dir()
+    assert (d / "train.manifest").is_file(), f"real cookie photos not found in {d}: {missing_hint()}"
     return d
 
 

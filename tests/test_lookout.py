@@ -1,34 +1,37 @@
 """Lookout for Vision backend against the real API description.
 
-- botocore's Stubber over a client built from $CONVEYOR_QC_SHARED/aws-models: botocore validates
-  every call's parameters against the real request shapes (and the stubbed responses against the
-  real response shapes) before the stub answers.
+- botocore's Stubber over a client built from the API description that ships with the package
+  (conveyor_qc/data/aws-models): botocore validates every call's parameters against the real
+  request shapes (and the stubbed responses against the real response shapes) before the stub answers.
 - End to end over HTTP: the commands against tests/lookout_standin.py (a stand-in for the REST API
   on loopback) with S3 on moto's server mode. Dummy credentials: nothing reaches AWS.
+- Bounded waits: the commands against a loopback port where nothing listens and a socket that
+  accepts but never answers end with one line, in seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import json
+import socket
+import threading
 from datetime import UTC, datetime
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import moto_s3_server, shared_dir
+from conftest import moto_s3_server, run_cli
+from conveyor_qc import shared
 from conveyor_qc.anomaly import lookout as lv
 from conveyor_qc.cli import main
+from conveyor_qc.cli.exit_codes import EXIT_ERROR
 from conveyor_qc.dataset.manifest import ManifestEntry, write_manifest
 
-AWS_MODELS = shared_dir() / "aws-models"
+AWS_MODELS = shared.aws_models_dir()  # the packaged copy, or $CONVEYOR_QC_SHARED/aws-models
 BUCKET = "conveyor-qc-lookout"
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
-
-pytestmark = pytest.mark.skipif(
-    not (AWS_MODELS / "lookoutvision" / "2020-11-20").is_dir(),
-    reason=f"no Lookout for Vision API description in {AWS_MODELS}",
-)
 
 
 @pytest.fixture(autouse=True)
@@ -38,10 +41,10 @@ def aws_env(monkeypatch):
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_DATA_PATH": str(AWS_MODELS),
     }.items():
         monkeypatch.setenv(k, v)
     for k in (
+        "AWS_DATA_PATH",  # the client finds the API description by itself
         "AWS_PROFILE",
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_S3",
@@ -59,7 +62,7 @@ def aws_env(monkeypatch):
 def stubbed():
     from botocore.stub import Stubber
 
-    client = lv.lookout_client("us-east-1", data_path=AWS_MODELS)
+    client = lv.lookout_client("us-east-1")
     with Stubber(client) as stub:
         yield client, stub
         stub.assert_no_pending_responses()
@@ -83,11 +86,54 @@ def _model(stub, status, message=None, project="p", version="1"):
     stub.add_response("describe_model", {"ModelDescription": desc}, {"ProjectName": project, "ModelVersion": version})
 
 
-def test_missing_model_description_says_aws_data_path(monkeypatch, capsys):
-    monkeypatch.delenv("AWS_DATA_PATH")
+def _botocore_has_lookout() -> bool:
+    import botocore.loaders
+
+    return "lookoutvision" in botocore.loaders.Loader().list_available_services("service-2")
+
+
+def test_client_finds_the_packaged_api_description(monkeypatch):
+    monkeypatch.delenv(shared.SHARED_ENV, raising=False)
+    packaged = shared.aws_models_dir()
+    assert packaged == shared.PACKAGE_DATA / "aws-models" and (packaged / "NOTICE").is_file()
+    assert (packaged / "lookoutvision" / "2020-11-20" / "service-2.json.gz").is_file()
+    client = lv.lookout_client("us-east-1")  # no AWS_DATA_PATH (aws_env), no data_path
+    assert client.meta.service_model.service_name == "lookoutvision"
+    assert client.meta.service_model.api_version == "2020-11-20"
+    assert "DetectAnomalies" in client.meta.service_model.operation_names
+
+
+def test_a_users_aws_data_path_comes_first(monkeypatch, tmp_path):
+    """AWS_DATA_PATH that provides the service is used as it is: the packaged copy is not added."""
+    src = shared.PACKAGE_DATA / "aws-models" / "lookoutvision" / "2020-11-20"
+    dst = tmp_path / "lookoutvision" / "2020-11-20"
+    dst.mkdir(parents=True)
+    model = json.loads(gzip.decompress((src / "service-2.json.gz").read_bytes()))
+    model["metadata"]["serviceFullName"] = "Lookout for Vision, the user's own copy"
+    (dst / "service-2.json").write_text(json.dumps(model))
+    for name in ("paginators-1.json", "endpoint-rule-set-1.json.gz"):
+        (dst / name).write_bytes((src / name).read_bytes())
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    client = lv.lookout_client("us-east-1")
+    assert client.meta.service_model.metadata["serviceFullName"] == "Lookout for Vision, the user's own copy"
+
+
+@pytest.mark.skipif(_botocore_has_lookout(), reason="this botocore still ships lookoutvision (< 1.40.61)")
+@pytest.mark.parametrize("where", ["package", "shared"])
+def test_missing_model_description_is_one_clear_line(monkeypatch, tmp_path, capsys, where):
+    if where == "package":  # an installation that lost its copy
+        monkeypatch.delenv(shared.SHARED_ENV, raising=False)
+        monkeypatch.setattr(shared, "PACKAGE_DATA", tmp_path / "nowhere")
+    else:  # $CONVEYOR_QC_SHARED names a folder without aws-models/
+        monkeypatch.setenv(shared.SHARED_ENV, str(tmp_path / "nowhere"))
     with pytest.raises(lv.LookoutError, match="AWS_DATA_PATH") as e:
         lv.lookout_client("us-east-1")
-    assert "lookoutvision" in str(e.value) and "2025-10-31" in str(e.value)
+    msg = str(e.value)
+    assert "lookoutvision" in msg and "2025-10-31" in msg and str(tmp_path / "nowhere") in msg
+    if where == "package":
+        assert "reinstall conveyor-qc" in msg
+    else:
+        assert f"{shared.SHARED_ENV}={tmp_path / 'nowhere'}" in msg and "reinstall" not in msg
     code = main(["lookout", "status", "--project", "p"])
     err = capsys.readouterr().err
     assert code == 1 and "export AWS_DATA_PATH=" in err and "Traceback" not in err and len(err.splitlines()) == 1
@@ -485,3 +531,79 @@ def test_cli_train_backend_lookout_and_predict(standin, s3_endpoint, dataset, tm
     code, out, err = _cli(["predict", str(tmp_path / "m"), str(img)], capsys)
     assert code == 0 and out.split("\t")[1] == "anomaly", err
     assert standin.calls[-1] == "StopModel"
+
+
+# --------------------------------------------------------------------------- bounded waits, offline
+
+
+@contextlib.contextmanager
+def silent_endpoint():
+    """A loopback socket that accepts connections and never answers: yields its URL and the
+    connections it accepted."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(srv.accept()[0])
+
+    thread = threading.Thread(target=accept, name="silent-endpoint", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}", held
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        srv.close()
+
+
+def test_retry_config_bounds_each_try():
+    c = lv.retry_config()
+    assert (c.connect_timeout, c.read_timeout) == (lv.CONNECT_TIMEOUT, lv.READ_TIMEOUT)
+    assert c.retries == {"mode": "standard", "total_max_attempts": 10}
+    c = lv.retry_config("adaptive", 4, timeout=2)
+    assert (c.connect_timeout, c.read_timeout) == (2, 2) and c.retries["mode"] == "adaptive"
+    c = lv.retry_config(timeout=3600)  # a long wait's --timeout leaves each request's bounds alone
+    assert (c.connect_timeout, c.read_timeout) == (lv.CONNECT_TIMEOUT, lv.READ_TIMEOUT)
+
+
+def test_nothing_listening_is_one_clear_line_at_once():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound, never listening: every connection is refused
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        r = run_cli("lookout", "status", "--project", "p", "--endpoint-url", url, "--timeout", 2, timeout=30)
+    lines = r.stderr.splitlines()
+    assert r.returncode == EXIT_ERROR and r.stdout == "" and "Traceback" not in r.stderr, r.stderr
+    # what it waits for, before it waits; then one line naming the endpoint and the cause
+    assert lines[0] == f"asking Lookout for Vision at {url} (us-east-1) for project p's datasets and models..."
+    assert len(lines) == 2 and lines[1].startswith("conveyor-qc lookout: error: cannot reach Lookout for Vision at")
+    assert url in lines[1] and "describe project p" in lines[1] and "Connection refused" in lines[1]
+
+
+def test_an_endpoint_that_never_answers_gives_up_within_the_timeout():
+    with silent_endpoint() as (url, held):
+        # subprocess's timeout raises if the command hangs
+        r = run_cli("lookout", "status", "--project", "p", "--endpoint-url", url, "--timeout", 2, "-q", timeout=30)
+        tries = len(held)
+    assert r.returncode == EXIT_ERROR and r.stdout == "" and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert f"no answer from Lookout for Vision at {url} within 2 s to describe project p" in r.stderr
+    assert tries == lv.CONNECTION_TRIES  # connected each time, and not retried ten times
+
+
+def test_an_s3_endpoint_that_never_answers_gives_up_too(dataset):
+    with silent_endpoint() as (url, held):
+        r = run_cli(
+            "lookout", "upload", dataset, "--s3", f"s3://{BUCKET}/x", "--s3-endpoint", url, "--timeout", 2, timeout=30
+        )
+        tries = len(held)
+    lines = r.stderr.splitlines()
+    assert r.returncode == EXIT_ERROR and "Traceback" not in r.stderr, r.stderr
+    assert lines[0] == f"sending the dataset's changed files to s3://{BUCKET}/x (S3 at {url})..."
+    assert len(lines) == 2 and url in lines[1] and "timeout" in lines[1].lower()
+    assert tries == lv.CONNECTION_TRIES

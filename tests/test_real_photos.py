@@ -5,6 +5,7 @@ cookie with no hand-set threshold."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -58,3 +59,21 @@ def test_normal_cookie_is_one_object(cookies_dir):
     """A whole cookie is one component, chocolate chips and cracks included."""
     counts = [len(detect(cv2.imread(str(p))).area) for p in photos(cookies_dir, "normal")]
     assert sum(c == 1 for c in counts) >= 0.9 * len(counts), counts
+
+
+def test_the_photos_ship_with_the_package(monkeypatch):
+    """A clone or an installed wheel has them, with their NOTICE: nothing to fetch, nothing skipped."""
+    import conveyor_qc
+    from conveyor_qc import shared
+
+    monkeypatch.delenv(shared.SHARED_ENV, raising=False)
+    d = shared.cookie_photos_dir()
+    assert d == shared.PACKAGE_DATA / "aws-cookies"
+    assert shared.PACKAGE_DATA.parent == Path(conveyor_qc.__file__).resolve().parent
+    notice = (d / "NOTICE").read_text()
+    assert "CC BY-SA 4.0" in notice and "aws-samples/amazon-lookout-for-vision" in notice
+    refs = [json.loads(line)["source-ref"] for line in (d / "train.manifest").read_text().splitlines()]
+    assert len(refs) == 63 and all((d / ref).is_file() for ref in refs)
+    broken = [ref for ref in refs if "anomaly" in ref]
+    assert len(broken) == 32 and all((d / "masks" / (Path(ref).stem + ".png")).is_file() for ref in broken)
+    assert "Apache License 2.0" in (shared.PACKAGE_DATA / "aws-models" / "NOTICE").read_text()

@@ -53,10 +53,6 @@ COVERAGE = {
 }
 
 
-def have_cookie_photos() -> bool:
-    return (synth.shared_dir() / "data" / "aws-cookies" / "train.manifest").is_file()
-
-
 def have_skimage() -> bool:
     import importlib.util
 
@@ -64,9 +60,9 @@ def have_skimage() -> bool:
 
 
 def needs(name: str) -> None:
+    """Skip a preset whose photos come from the optional scikit-image (the real cookie photos ship
+    with the package: never skipped)."""
     p = PRESETS[name]
-    if (p.style == "photo" or "cookie-photo" in p.products) and not have_cookie_photos():
-        pytest.skip(f"real cookie photos not found (set {synth.SHARED_ENV} to the shared folder)")
     if (p.belt_pattern == "photo" or {"coin", "cup", "horse"} & set(p.products)) and not have_skimage():
         pytest.skip("scikit-image is not installed (pip install 'conveyor-qc[photos]')")
 

@@ -1,6 +1,7 @@
 """Where the embedded model says the anomaly is, against masks of the real defects (issue 18).
 
-On the real cookie photos (../shared/data/aws-cookies: masks/anomaly-N.png marks each broken
+On the real cookie photos (conveyor_qc/data/aws-cookies, shipped with the package, or
+$CONVEYOR_QC_SHARED/data/aws-cookies: masks/anomaly-N.png marks each broken
 cookie's defect), cross-validated by photo: the model of each fold, trained on the other folds'
 photos, draws the heat maps of its fold's broken cookies. Reported over all broken cookies:
 
@@ -34,7 +35,7 @@ from conveyor_qc.anomaly.heatmap import overlay, peak
 from conveyor_qc.anomaly.local import LocalFit, views_of
 from conveyor_qc.dataset.manifest import read_manifest
 from conveyor_qc.io.atomic import atomic_write_bytes
-from conveyor_qc.shared import shared_dir
+from conveyor_qc.shared import cookie_photos_dir
 
 TOLERANCE = 8  # px: "near the mask"
 TILE = 192  # px: a picture's side in the sheet
@@ -85,7 +86,7 @@ def score_maps(heats: list[np.ndarray | None], masks: list[np.ndarray]) -> dict:
 
 
 def cookies(folds: int = 5, seed: int = 0, tiles: list | None = None) -> dict:
-    root = shared_dir() / "data" / "aws-cookies"
+    root = cookie_photos_dir()
     entries = read_manifest(root / "train.manifest")
     views = views_of([read_image(e.path) for e in entries if e.path is not None])
     y = np.array([e.label == "anomaly" for e in entries], int)

@@ -18,9 +18,17 @@ transient errors are retried by botocore's retry modes (``standard`` by
 default, ``adaptive`` adds client-side rate limiting).
 
 botocore dropped the ``lookoutvision`` client in 1.40.61 (AWS discontinued
-the service on 2025-10-31). Point ``AWS_DATA_PATH`` (or ``data_path=``) at a
-folder holding ``lookoutvision/2020-11-20/service-2.json.gz`` (the shared
-folder's ``aws-models``) to get it back; without it the client factory says so.
+the service on 2025-10-31). Its API description (from botocore 1.40.60,
+Apache-2.0) ships with conveyor-qc in ``conveyor_qc/data/aws-models``: the
+client factory adds that folder to botocore's search path when neither
+``data_path=`` nor ``AWS_DATA_PATH`` (nor botocore itself) provides the service,
+and says what is missing when the folder lacks it.
+
+Every request has bounded waits: per try at most CONNECT_TIMEOUT s to connect and
+READ_TIMEOUT s for the answer (shorter with a command's --timeout), and a request
+whose connection fails or times out is tried CONNECTION_TRIES times, not the
+max_attempts that throttling gets; the failure is one line naming the endpoint
+and the cause.
 
 ``train_lookout`` chains project, upload, datasets and training and writes
 ``MODEL_DIR/model.json``; ``LookoutModel`` is the model-interface side
@@ -37,6 +45,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -60,7 +69,7 @@ from conveyor_qc.dataset.s3 import (
     upload_files,
 )
 from conveyor_qc.errors import ConveyorQCError
-from conveyor_qc.shared import shared_dir
+from conveyor_qc.shared import aws_models_dir, missing_hint
 from conveyor_qc.version import __version__
 
 __all__ = [
@@ -68,8 +77,10 @@ __all__ = [
     "LookoutError",
     "LookoutModel",
     "anomaly_score",
+    "bound_connection_retries",
     "create_datasets",
     "create_project",
+    "describe_endpoint",
     "detect_anomalies",
     "encode_image",
     "hosted",
@@ -80,6 +91,7 @@ __all__ = [
     "stop_model",
     "train_lookout",
     "train_model",
+    "upload_client",
     "upload_manifests",
     "wait_for",
 ]
@@ -101,33 +113,60 @@ class LookoutError(ConveyorQCError, ValueError):
 
 # --------------------------------------------------------------------------- the client
 
+CONNECT_TIMEOUT = 10.0  # seconds per try to open a connection (a command's --timeout, if shorter)
+READ_TIMEOUT = 60.0  # seconds per try to wait for an answer on an open connection (likewise)
+CONNECTION_TRIES = 2  # tries of a request whose connection fails or times out; throttling gets more
+
+
+def _has_service(search_paths) -> bool:
+    """Whether a folder on botocore's search path holds a lookoutvision API description."""
+    return any(next(Path(p, SERVICE).glob("*/service-2.json*"), None) is not None for p in search_paths)
+
 
 def _missing_model_message() -> str:
-    copy = shared_dir() / "aws-models"
-    found = copy if (copy / SERVICE / API_VERSION).is_dir() else None
     import botocore
 
-    hint = (
-        f"a copy is at {found}: export AWS_DATA_PATH={found}"
-        if found
-        else "export AWS_DATA_PATH=DIR, DIR holding lookoutvision/2020-11-20/service-2.json.gz (botocore 1.40.60 "
-        "shipped the last one; the project's shared folder has it in aws-models/)"
-    )
+    models = aws_models_dir()
     return (
         f"the installed botocore {botocore.__version__} has no '{SERVICE}' API description (botocore removed "
-        f"Lookout for Vision in 1.40.61, after AWS discontinued it on 2025-10-31); {hint}"
+        f"Lookout for Vision in 1.40.61, after AWS discontinued it on 2025-10-31) and {models} does not hold "
+        f"{SERVICE}/{API_VERSION}/service-2.json.gz: {missing_hint()}; or export AWS_DATA_PATH=DIR, DIR "
+        "holding that file"
     )
 
 
-def retry_config(mode: str = "standard", max_attempts: int = 10, **extra):
-    """botocore Config with ``mode`` retries (standard or adaptive) and ``max_attempts`` tries in all."""
+def retry_config(mode: str = "standard", max_attempts: int = 10, *, timeout: float | None = None, **extra):
+    """botocore Config with ``mode`` retries (standard or adaptive), ``max_attempts`` tries in all, and per
+    try at most CONNECT_TIMEOUT seconds to connect and READ_TIMEOUT seconds to wait for the answer, or
+    ``timeout`` seconds for each when that is shorter (a command's --timeout)."""
     from botocore.config import Config
 
     if mode not in ("standard", "adaptive", "legacy"):
         raise LookoutError(f"retry mode {mode!r} is not standard or adaptive")
-    extra.setdefault("connect_timeout", 10)
-    extra.setdefault("read_timeout", 60)
-    return Config(retries={"mode": mode, "max_attempts": max_attempts}, **extra)
+
+    def bounded(default: float) -> float:
+        return min(default, float(timeout)) if timeout is not None and timeout > 0 else default
+
+    extra.setdefault("connect_timeout", bounded(CONNECT_TIMEOUT))
+    extra.setdefault("read_timeout", bounded(READ_TIMEOUT))
+    return Config(retries={"mode": mode, "total_max_attempts": max_attempts}, **extra)
+
+
+def bound_connection_retries(client, tries: int = CONNECTION_TRIES):
+    """At most ``tries`` tries of a request whose connection was refused, failed or timed out, however
+    many the retry mode allows for throttling: with no network, a call fails in seconds instead of
+    backing off for minutes. Returns the client."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    def limit(attempts: int = 1, caught_exception=None, **_kw):
+        if isinstance(caught_exception, (BotoConnectionError, HTTPClientError)) and attempts >= tries:
+            return False  # the first answer that is not None decides: no retry
+        return None  # botocore's retry mode decides
+
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register_first(f"needs-retry.{service}", limit)
+    return client
 
 
 def lookout_client(
@@ -137,24 +176,30 @@ def lookout_client(
     retry_mode: str = "standard",
     max_attempts: int = 10,
     data_path: str | os.PathLike | None = None,
+    timeout: float | None = None,
 ):
-    """A boto3 ``lookoutvision`` client with botocore retries.
+    """A boto3 ``lookoutvision`` client with botocore retries and bounded waits (retry_config,
+    bound_connection_retries; ``timeout`` shortens each try's connect and read timeouts).
 
-    ``data_path``: a folder with the API description, searched before
-    ``AWS_DATA_PATH`` and botocore's own data. ``endpoint_url`` (``--endpoint-url``)
-    overrides AWS; botocore also honours ``AWS_ENDPOINT_URL_LOOKOUTVISION``.
+    The API description: ``data_path`` first, then ``AWS_DATA_PATH`` and botocore's own data; when
+    none of them has it (botocore >= 1.40.61 does not), the copy that ships with conveyor-qc
+    (``conveyor_qc/data/aws-models``, or ``$CONVEYOR_QC_SHARED/aws-models``). ``endpoint_url``
+    (``--endpoint-url``) overrides AWS; botocore also honours ``AWS_ENDPOINT_URL_LOOKOUTVISION``.
     """
     import boto3
     import botocore.session
     from botocore.exceptions import NoRegionError, UnknownServiceError
 
     bsession = botocore.session.get_session()
+    loader = bsession.get_component("data_loader")
     if data_path:
-        loader = bsession.get_component("data_loader")
         loader.search_paths.insert(0, str(Path(data_path).expanduser()))
+    if not _has_service(loader.search_paths):
+        loader.search_paths.append(str(aws_models_dir()))
     session = boto3.session.Session(botocore_session=bsession, region_name=region or None)
+    config = retry_config(retry_mode, max_attempts, timeout=timeout)
     try:
-        return session.client(SERVICE, endpoint_url=endpoint_url or None, config=retry_config(retry_mode, max_attempts))
+        client = session.client(SERVICE, endpoint_url=endpoint_url or None, config=config)
     except UnknownServiceError:
         raise LookoutError(_missing_model_message()) from None
     except NoRegionError:
@@ -163,6 +208,17 @@ def lookout_client(
             "us-east-1, us-east-2, us-west-2, eu-west-1, eu-central-1, ap-northeast-1, "
             "ap-northeast-2)"
         ) from None
+    return bound_connection_retries(client)
+
+
+def describe_endpoint(client) -> str:
+    """Where a client's requests go, for messages: ``Lookout for Vision (us-east-1)``, or with
+    ``at URL`` when the endpoint is not AWS's own (``--endpoint-url``)."""
+    name = "Lookout for Vision" if client.meta.service_model.service_name == SERVICE else "S3"
+    url = client.meta.endpoint_url or ""
+    host = urlsplit(url).hostname or ""
+    at = "" if host.endswith(".amazonaws.com") else f" at {url}"
+    return f"{name}{at} ({client.meta.region_name})"
 
 
 def _code(exc: Exception) -> str | None:
@@ -173,20 +229,59 @@ def _code(exc: Exception) -> str | None:
     return None
 
 
-def _explain(exc: Exception, what: str) -> LookoutError:
+def _os_cause(exc: BaseException | None) -> OSError | None:
+    """The socket error under a botocore/urllib3 connection error (refused, unreachable, no such host)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.strerror:
+            return exc
+        nxt = getattr(exc, "kwargs", {}).get("error") if hasattr(exc, "kwargs") else None
+        exc = nxt or exc.__cause__ or exc.__context__
+    return None
+
+
+def _explain(exc: Exception, what: str, client=None) -> LookoutError:
+    import socket
+
     from botocore.exceptions import (
         ClientError,
+        ConnectTimeoutError,
         EndpointConnectionError,
         NoCredentialsError,
         PartialCredentialsError,
+        ReadTimeoutError,
     )
 
     if isinstance(exc, LookoutError):
         return exc
+    url = getattr(exc, "kwargs", {}).get("endpoint_url") or (client.meta.endpoint_url if client else "")
+    parts = urlsplit(url)
+    endpoint = f"{parts.scheme}://{parts.netloc}" if parts.netloc else (url or "the endpoint")
+    config = client.meta.config if client is not None else None
+    tries = f" ({CONNECTION_TRIES} tries)" if CONNECTION_TRIES > 1 else ""
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return LookoutError("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
+        return LookoutError(
+            f"no AWS credentials to sign the request to {endpoint} ({what}): set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+        )
+    if isinstance(exc, ConnectTimeoutError):
+        limit = f" within {config.connect_timeout:g} s" if config is not None else ""
+        return LookoutError(f"cannot reach Lookout for Vision at {endpoint} to {what}: no connection{limit}{tries}")
+    if isinstance(exc, ReadTimeoutError):
+        limit = f" within {config.read_timeout:g} s" if config is not None else ""
+        return LookoutError(
+            f"no answer from Lookout for Vision at {endpoint}{limit} to {what} (connected; {CONNECTION_TRIES} tries)"
+        )
     if isinstance(exc, EndpointConnectionError):
-        return LookoutError(f"cannot reach Lookout for Vision to {what}: {exc}")
+        cause = _os_cause(exc)
+        if isinstance(cause, socket.gaierror):
+            why = f"cannot resolve {parts.hostname} ({cause.strerror}): no network, or no DNS"
+        elif cause is not None:
+            why = str(cause.strerror)
+        else:
+            why = str(exc.kwargs.get("error") or exc)
+        return LookoutError(f"cannot reach Lookout for Vision at {endpoint} to {what}: {why}{tries}")
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         msg = err.get("Message") or ""
@@ -195,13 +290,13 @@ def _explain(exc: Exception, what: str) -> LookoutError:
 
 
 @contextlib.contextmanager
-def _calling(what: str) -> Iterator[None]:
+def _calling(client, what: str) -> Iterator[None]:
     try:
         yield
     except (KeyboardInterrupt, LookoutError):
         raise
     except Exception as exc:  # noqa: BLE001  (botocore's errors, explained in one line)
-        raise _explain(exc, what) from None
+        raise _explain(exc, what, client) from None
 
 
 # --------------------------------------------------------------------------- waiting
@@ -248,14 +343,14 @@ def wait_for(
 
 def create_project(client, project: str) -> dict:
     """The project, created if missing: {"ProjectName", "ProjectArn", "created": bool}."""
-    with _calling(f"describe project {project}"):
+    with _calling(client, f"describe project {project}"):
         try:
             d = client.describe_project(ProjectName=project)["ProjectDescription"]
             return {"ProjectName": project, "ProjectArn": d.get("ProjectArn"), "created": False}
         except Exception as exc:
             if _code(exc) != "ResourceNotFoundException":
                 raise
-    with _calling(f"create project {project}"):
+    with _calling(client, f"create project {project}"):
         try:
             m = client.create_project(ProjectName=project)["ProjectMetadata"]
             return {"ProjectName": project, "ProjectArn": m.get("ProjectArn"), "created": True}
@@ -273,6 +368,24 @@ def _image_size(path: Path) -> tuple[int, int]:
     return int(img.shape[1]), int(img.shape[0])
 
 
+def upload_client(s3_endpoint: str | None = None, *, workers: int = 8, timeout: float | None = None):
+    """conveyor_qc.s3's S3 client with the waits of a Lookout client: each try's connect and read
+    timeouts shortened to ``timeout`` (a command's --timeout) when that is shorter, and a request whose
+    connection fails tried CONNECTION_TRIES times."""
+    client = s3_client(s3_endpoint, workers=workers)
+    config = client.meta.config
+    if timeout is not None and 0 < timeout < max(config.connect_timeout, config.read_timeout):
+        import boto3
+        from botocore.config import Config
+
+        shorter = Config(
+            connect_timeout=min(config.connect_timeout, float(timeout)),
+            read_timeout=min(config.read_timeout, float(timeout)),
+        )
+        client = boto3.session.Session().client("s3", endpoint_url=s3_endpoint or None, config=config.merge(shorter))
+    return bound_connection_retries(client)
+
+
 def upload_manifests(
     train_manifest: str | Path,
     s3_url: str,
@@ -281,11 +394,13 @@ def upload_manifests(
     s3_endpoint: str | None = None,
     workers: int = 8,
     progress=None,
+    timeout: float | None = None,
 ) -> dict:
     """Upload the images of local Ground Truth manifests and the manifests themselves (with s3://
     source-refs) under ``s3_url``: images to ``PREFIX/<source-ref>`` (or ``PREFIX/images/<name>`` for a
     source-ref outside the manifest's folder), then ``PREFIX/train.manifest`` and ``PREFIX/test.manifest``.
-    Unchanged files are skipped (conveyor_qc.s3). Returns the S3 locations, the image size and counts."""
+    Unchanged files are skipped (conveyor_qc.s3). Returns the S3 locations, the image size and counts.
+    ``timeout`` shortens each request's connect and read timeouts (see upload_client)."""
 
     bucket, prefix = parse_s3_url(s3_url)
     sides = {"train": Path(train_manifest)}
@@ -328,7 +443,7 @@ def upload_manifests(
             res = upload_files(
                 files + manifests,
                 bucket,
-                client=s3_client(s3_endpoint, workers=workers),
+                client=upload_client(s3_endpoint, workers=workers, timeout=timeout),
                 prefix=prefix,
                 workers=workers,
                 progress=progress,
@@ -357,7 +472,7 @@ def _split_s3(url: str) -> tuple[str, str]:
 
 
 def _describe_dataset(client, project: str, side: str) -> dict | None:
-    with _calling(f"describe the {side} dataset of {project}"):
+    with _calling(client, f"describe the {side} dataset of {project}"):
         try:
             return client.describe_dataset(ProjectName=project, DatasetType=side)["DatasetDescription"]
         except Exception as exc:
@@ -393,7 +508,7 @@ def create_datasets(
         bucket, key = _split_s3(url)
         have = _describe_dataset(client, project, side)
         if have is not None and replace:
-            with _calling(f"delete the {side} dataset of {project}"):
+            with _calling(client, f"delete the {side} dataset of {project}"):
                 client.delete_dataset(ProjectName=project, DatasetType=side)
             wait_for(
                 _dataset_status(client, project, side, missing="DELETE_COMPLETE"),
@@ -406,7 +521,7 @@ def create_datasets(
             )
             have = None
         if have is None:
-            with _calling(f"create the {side} dataset of {project} from {url}"):
+            with _calling(client, f"create the {side} dataset of {project} from {url}"):
                 client.create_dataset(
                     ProjectName=project,
                     DatasetType=side,
@@ -425,7 +540,7 @@ def create_datasets(
 
 
 def _describe_model(client, project: str, version: str) -> dict:
-    with _calling(f"describe model {version} of {project}"):
+    with _calling(client, f"describe model {version} of {project}"):
         return client.describe_model(ProjectName=project, ModelVersion=str(version))["ModelDescription"]
 
 
@@ -450,7 +565,7 @@ def train_model(
     kwargs = {"ProjectName": project, "OutputConfig": {"S3Location": loc}}
     if description:
         kwargs["Description"] = re.sub(r"[^0-9A-Za-z.\-_]", "-", description)[:500]
-    with _calling(f"train a model in {project}"):
+    with _calling(client, f"train a model in {project}"):
         meta = client.create_model(**kwargs)["ModelMetadata"]
     version = meta["ModelVersion"]
     if progress is not None:
@@ -489,7 +604,7 @@ def start_model(
         kwargs = {"ProjectName": project, "ModelVersion": str(version), "MinInferenceUnits": int(min_units)}
         if max_units:
             kwargs["MaxInferenceUnits"] = int(max_units)
-        with _calling(f"start model {version} of {project}"):
+        with _calling(client, f"start model {version} of {project}"):
             client.start_model(**kwargs)
         started = True
     try:
@@ -524,7 +639,7 @@ def stop_model(
     hosted is not an error."""
     desc = _describe_model(client, project, version)
     if desc.get("Status") in ("HOSTED", "STARTING_HOSTING", "HOSTING_FAILED"):
-        with _calling(f"stop model {version} of {project}"):
+        with _calling(client, f"stop model {version} of {project}"):
             client.stop_model(ProjectName=project, ModelVersion=str(version))
     elif desc.get("Status") != "STOPPING_HOSTING":
         return desc
@@ -628,7 +743,7 @@ def anomaly_score(result: dict) -> float:
 
 def detect_anomalies(client, project: str, version: str, body: bytes, content_type: str = "image/png") -> dict:
     """DetectAnomalies on one encoded image -> the DetectAnomalyResult (IsAnomalous, Confidence, ...)."""
-    with _calling(f"detect anomalies with model {version} of {project}"):
+    with _calling(client, f"detect anomalies with model {version} of {project}"):
         return client.detect_anomalies(
             ProjectName=project, ModelVersion=str(version), Body=body, ContentType=content_type
         )["DetectAnomalyResult"]
@@ -636,7 +751,7 @@ def detect_anomalies(client, project: str, version: str, body: bytes, content_ty
 
 def project_status(client, project: str) -> dict:
     """The project's datasets and models with their statuses."""
-    with _calling(f"describe project {project}"):
+    with _calling(client, f"describe project {project}"):
         d = client.describe_project(ProjectName=project)["ProjectDescription"]
         models = []
         for page in client.get_paginator("list_models").paginate(ProjectName=project):
@@ -741,8 +856,10 @@ def train_lookout(
     if progress is None and sys.stderr.isatty():  # training takes hours: show where it is
         progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     say = progress or (lambda _m: None)
+    say(f"asking {describe_endpoint(client)} for project {project} (created if missing)...")
     proj = create_project(client, project)
     say(f"project {project}: {'created' if proj['created'] else 'exists'}")
+    say(f"sending the manifests' changed files to {s3}...")
     up = upload_manifests(manifest, s3, test_manifest=test_manifest, s3_endpoint=s3_endpoint)
     u = up["upload"]
     say(f"uploaded {u['uploaded']} file(s), {u['skipped']} already there -> {u['url']}")

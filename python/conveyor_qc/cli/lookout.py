@@ -1,9 +1,14 @@
-"""``lookout STEP``: each step of the Lookout for Vision lifecycle as a command (docs/lookout.md)."""
+"""``lookout STEP``: each step of the Lookout for Vision lifecycle as a command (docs/lookout.md).
+
+Before each network call a step says on stderr (not with -q) whom it asks for what, so a slow or
+unreachable endpoint is never silent; the client's waits are bounded (lookout.lookout_client, with
+--timeout shortening each try's connect and read timeouts) and a failure is one line."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,12 +45,18 @@ def cmd_lookout(args: argparse.Namespace) -> int:
         return 2
     progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     if step == "upload":  # S3 only: no Lookout client
-        return _upload(args)
-    client = lookout.lookout_client(args.region, args.endpoint_url, retry_mode=args.retry_mode)
+        return _upload(args, progress)
+    client = lookout.lookout_client(args.region, args.endpoint_url, retry_mode=args.retry_mode, timeout=args.timeout)
     return _STEPS[step](args, client, progress)
 
 
-def _upload(args) -> int:
+def _asking(progress, client, what: str) -> None:
+    """One line before a network call: whom it asks, for what (an unreachable endpoint is never silent)."""
+    if progress is not None:
+        progress(f"asking {lookout.describe_endpoint(client)} {what}...")
+
+
+def _upload(args, progress) -> int:
     src = Path(args.dataset)
     test: Path | None
     if src.is_dir():
@@ -53,7 +64,12 @@ def _upload(args) -> int:
         test = test if test.exists() else None
     else:
         train, test = src, Path(args.test) if args.test else None
-    res = lookout.upload_manifests(train, args.s3, test_manifest=test, s3_endpoint=args.s3_endpoint)
+    if progress is not None:
+        endpoint = args.s3_endpoint or os.environ.get("AWS_ENDPOINT_URL_S3")
+        progress(f"sending the dataset's changed files to {args.s3} (S3{f' at {endpoint}' if endpoint else ''})...")
+    res = lookout.upload_manifests(
+        train, args.s3, test_manifest=test, s3_endpoint=args.s3_endpoint, timeout=args.timeout
+    )
     u = res["upload"]
     print(f"uploaded {u['uploaded']} file(s) ({u['bytes']} bytes), {u['skipped']} already there -> {u['url']}")
     print(f"train manifest: {res['train_manifest']}")
@@ -63,6 +79,7 @@ def _upload(args) -> int:
 
 
 def _create_project(args, client, progress) -> int:
+    _asking(progress, client, f"for project {args.project} (created if missing)")
     r = lookout.create_project(client, args.project)
     arn = f": {r['ProjectArn']}" if r.get("ProjectArn") else ""
     print(f"project {args.project} {'created' if r['created'] else 'exists'}{arn}")
@@ -71,6 +88,8 @@ def _create_project(args, client, progress) -> int:
 
 def _create_datasets(args, client, progress) -> int:
     base = args.s3.rstrip("/")
+    manifests = f"{base}/train.manifest" + ("" if args.single else " and test.manifest")
+    _asking(progress, client, f"for project {args.project}'s datasets (made from {manifests} if missing)")
     res = lookout.create_datasets(
         client,
         args.project,
@@ -90,6 +109,7 @@ def _create_datasets(args, client, progress) -> int:
 
 def _train(args, client, progress) -> int:
     output = args.s3.rstrip("/") + "/model-output"
+    _asking(progress, client, f"to train a model in project {args.project}")
     d = lookout.train_model(
         client,
         args.project,
@@ -121,6 +141,7 @@ def _train(args, client, progress) -> int:
 
 
 def _start(args, client, progress) -> int:
+    _asking(progress, client, f"to host model {args.model_version} of project {args.project}")
     started = lookout.start_model(
         client,
         args.project,
@@ -139,6 +160,7 @@ def _start(args, client, progress) -> int:
 
 
 def _stop(args, client, progress) -> int:
+    _asking(progress, client, f"to stop hosting model {args.model_version} of project {args.project}")
     d = lookout.stop_model(
         client,
         args.project,
@@ -153,6 +175,7 @@ def _stop(args, client, progress) -> int:
 
 
 def _status(args, client, progress) -> int:
+    _asking(progress, client, f"for project {args.project}'s datasets and models")
     s = lookout.project_status(client, args.project)
     if args.json:
         print(json.dumps(s, default=str))
@@ -196,7 +219,9 @@ def _cmd_detect(args, client, progress) -> int:
             else:
                 print(f"{path}\t{label}\t{score:.4f}", flush=True)
 
+    mv = f"model {args.model_version} of project {args.project}"
     if args.start:
+        _asking(progress, client, f"to host {mv} for this run")
         with lookout.hosted(
             client,
             args.project,
@@ -206,14 +231,17 @@ def _cmd_detect(args, client, progress) -> int:
             start_timeout=args.timeout or lookout.DEFAULT_TIMEOUTS["start"],
             progress=progress,
         ):
+            _asking(progress, client, f"to judge {len(images)} image(s) with {mv}")
             run()
     else:
+        _asking(progress, client, f"whether {mv} is hosted")
         status = lookout._describe_model(client, args.project, args.model_version).get("Status")
         if status != "HOSTED":
             raise lookout.LookoutError(
                 f"model {args.model_version} is {status}, not hosted: run `conveyor-qc lookout start` "
                 "first, or add --start (hosts it for this run only)"
             )
+        _asking(progress, client, f"to judge {len(images)} image(s) with {mv}")
         run()
     if progress is not None:
         progress(f"{len(images)} image(s), {n_anomalous} anomalous")

@@ -38,8 +38,9 @@ Photo credits:
 
 * the "light-on-dark" and "photo-dense" presets paste cut-outs of real cookie photos from the AWS
   Lookout for Vision samples (aws-samples/amazon-lookout-for-vision,
-  computer-vision-defect-detection/cookie-dataset), licensed CC BY-SA 4.0, found in
-  ``$CONVEYOR_QC_SHARED/data/aws-cookies`` (default ``../shared`` beside the repository root);
+  computer-vision-defect-detection/cookie-dataset), licensed CC BY-SA 4.0, downscaled; they ship
+  with the package (``conveyor_qc/data/aws-cookies``, with their NOTICE), or are read from
+  ``$CONVEYOR_QC_SHARED/data/aws-cookies`` when that is set;
 * the "photo-objects" preset and photo belts use sample images bundled with scikit-image
   (``skimage/data``, BSD-3-Clause package; the images' own terms, from scikit-image's docs):
   coins.png (Greek coins from Pompeii, Brooklyn Museum Collection, no known copyright
@@ -56,6 +57,15 @@ from conveyor_qc.evaluation.synth.presets import (
     SynthResult,
 )
 from conveyor_qc.evaluation.synth.render import synthesize
-from conveyor_qc.shared import SHARED_ENV, shared_dir
+from conveyor_qc.shared import SHARED_ENV, cookie_photos_dir
 
-__all__ = ["PRESETS", "SHARED_ENV", "Preset", "SynthDataError", "SynthError", "SynthResult", "shared_dir", "synthesize"]
+__all__ = [
+    "PRESETS",
+    "SHARED_ENV",
+    "Preset",
+    "SynthDataError",
+    "SynthError",
+    "SynthResult",
+    "cookie_photos_dir",
+    "synthesize",
+]

@@ -2,8 +2,9 @@
 
 * The real cookie photos (presets light-on-dark, photo-dense): the AWS Lookout for Vision samples
   (aws-samples/amazon-lookout-for-vision, computer-vision-defect-detection/cookie-dataset), licensed
-  CC BY-SA 4.0, read from ``$CONVEYOR_QC_SHARED/data/aws-cookies`` (see its NOTICE); each cookie is cut
-  out by Otsu on yellowness and lightness.
+  CC BY-SA 4.0, downscaled; shipped with the package in ``conveyor_qc/data/aws-cookies`` (see its
+  NOTICE; ``$CONVEYOR_QC_SHARED/data/aws-cookies`` instead when that is set); each cookie is cut out
+  by Otsu on yellowness and lightness.
 * Sample images bundled with scikit-image (``skimage/data``; read from the installed package, never
   downloaded; ``pip install 'conveyor-qc[photos]'``), under the terms scikit-image documents for
   them: coins.png (Greek coins from Pompeii, Brooklyn Museum Collection, no known copyright
@@ -25,9 +26,9 @@ import cv2
 import numpy as np
 
 from conveyor_qc.evaluation.synth.objects import _cut_polygon
-from conveyor_qc.evaluation.synth.presets import PHOTO_SUBDIR, SynthDataError, SynthError
+from conveyor_qc.evaluation.synth.presets import SynthDataError, SynthError
 from conveyor_qc.evaluation.synth.util import _crop_sprite
-from conveyor_qc.shared import SHARED_ENV, shared_dir
+from conveyor_qc.shared import cookie_photos_dir, missing_hint
 
 
 @dataclass
@@ -75,7 +76,7 @@ def _segment_cookie(img: np.ndarray, anomaly: bool) -> np.ndarray:
 
 
 def _photo_folder() -> Path:
-    return shared_dir() / PHOTO_SUBDIR
+    return cookie_photos_dir()
 
 
 def _load_photos() -> list:
@@ -86,10 +87,10 @@ def _load_photos() -> list:
     manifest = folder / "train.manifest"
     hint = (
         f"the presets built from real cookie photos (light-on-dark, photo-dense) need them in {folder} "
-        f"(images/*.jpg and train.manifest); set {SHARED_ENV} to the shared folder"
+        "(images/*.jpg and train.manifest)"
     )
     if not manifest.is_file():
-        raise SynthDataError(f"{hint}: {manifest} not found")
+        raise SynthDataError(f"{hint}: {manifest} not found; {missing_hint()}")
     photos = []
     for line in manifest.read_text().splitlines():
         if not line.strip():

@@ -8,8 +8,6 @@ from pathlib import Path
 
 from conveyor_qc.errors import ConveyorQCError
 
-PHOTO_SUBDIR = Path("data") / "aws-cookies"
-
 DIRECTIONS = ("right", "left", "down", "up")
 FORMATS = ("mp4", "png8", "png16")
 BELT_PATTERNS = ("plain", "modular", "photo")
