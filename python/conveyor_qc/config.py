@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -140,8 +140,8 @@ class Config:
             if not isinstance(table, dict):
                 raise ConfigError(f"{source}: [{section}] must be a table of settings")
             for key, value in table.items():
-                config.set(f"{section}.{key}", value, source=source)
-        config.validate(source)
+                config._assign(f"{section}.{key}", value, source)
+        config.validate(source)  # every range at once, on the final values: the order of keys does not matter
         return config
 
     @classmethod
@@ -161,7 +161,54 @@ class Config:
         return cls.from_dict(data, source=str(path))
 
     def set(self, dotted_key: str, value: Any, source: str = "config") -> None:
-        """Set one setting by its dotted name, checking name and type."""
+        """Set one setting by its dotted name, checking its name, its type and its range at once:
+        an error is a :class:`ConfigError` naming the key and what is allowed, as loading a file
+        says it (``config: track.downscale must be in (0, 1], got 5``), and leaves the setting as
+        it was.
+
+        A bound that is another setting of the section (``mask.canny_low`` in ``[0, canny_high]``,
+        ``detect.min_area`` in ``[0, max_area]``, ``mask.shadow_max_ratio`` above
+        ``shadow_min_ratio``) is checked against that setting as it stands: the value that makes
+        the pair wrong is refused, when it is set (``canny_high`` set under the current
+        ``canny_low``, or ``canny_low`` over the current ``canny_high``). To move a pair past its
+        current values, set first the one that makes room (raise ``canny_high``, then
+        ``canny_low``), or give both to :meth:`update`, which checks them once both are in. A
+        section made wrong earlier by assigning to its fields directly (``config.track.downscale
+        = 5``) does not make an unrelated ``set`` fail: :meth:`validate` (and the pipeline) name it.
+        """
+        section, key, old = self._assign(dotted_key, value, source)
+        new = getattr(self._section(section), key)
+        try:
+            self._check_section(section, source)
+        except ConfigError as exc:
+            self._restore(section, key, old)
+            try:
+                self._check_section(section, source)
+            except ConfigError:  # wrong before this value came: not this value's fault
+                self._restore(section, key, new)
+                return
+            if not str(exc).startswith(f"{source}: {section}.{key} "):  # the bound is this value
+                raise ConfigError(f"{exc} (refused {section}.{key} = {value!r})") from None
+            raise
+
+    def update(self, values: Mapping[str, Any], source: str = "config") -> None:
+        """Set several settings (``{"mask.canny_low": 200, "mask.canny_high": 300}``), their names
+        and types checked one by one and every range once all are in: for settings that bound one
+        another. On an error nothing is changed."""
+        before = self.to_dict()
+        try:
+            for dotted_key, value in values.items():
+                self._assign(dotted_key, value, source)
+            self.validate(source)
+        except ConfigError:
+            for section, table in before.items():
+                for key, value in table.items():
+                    self._restore(section, key, value)
+            raise
+
+    def _assign(self, dotted_key: str, value: Any, source: str) -> tuple[str, str, Any]:
+        """Set one setting, its name and type checked (not its range); returns its section, its
+        key and the value it had."""
         section, _, key = dotted_key.partition(".")
         if section not in SECTIONS or not key:
             raise ConfigError(f"{source}: unknown key '{dotted_key}' (sections: {', '.join(SECTIONS)})")
@@ -174,6 +221,18 @@ class Config:
         try:
             setattr(target, key, value)
         except (ValueError, TypeError) as exc:  # enum strings are parsed (and refused) by the core
+            raise ConfigError(f"{source}: {exc}") from None
+        return section, key, current
+
+    def _restore(self, section: str, key: str, value: Any) -> None:
+        setattr(self._section(section), key, value)
+
+    def _check_section(self, section: str, source: str) -> None:
+        """The ranges of one section, as :meth:`validate` checks them (the core's own check for its
+        sections, :meth:`OutputParams.validate` for ``output``)."""
+        try:
+            self._section(section).validate()
+        except ValueError as exc:  # the core's ParamError, or our ConfigError for output
             raise ConfigError(f"{source}: {exc}") from None
 
     def validate(self, source: str = "config") -> None:
@@ -215,8 +274,8 @@ class Config:
                 value = tomllib.loads(f"v = {raw}")["v"]
             except tomllib.TOMLDecodeError:
                 value = raw  # a bare word: a string
-            config.set(key.strip(), value, source="--set")
-        config.validate("--set" if overrides else str(path or "defaults"))
+            config._assign(key.strip(), value, "--set")
+        config.validate("--set" if overrides else str(path or "defaults"))  # once all are in: any order
         return config
 
     def copy(self) -> Config:

@@ -66,12 +66,31 @@ class AnomalyModel:
         self.close()
 
 
+class ImageError(ConveyorQCError, ValueError):
+    """An image file cannot be used: a folder, or not an image OpenCV can read; the message says which."""
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """An image file as OpenCV reads it (BGR uint8). A missing file is a ``FileNotFoundError``
+    ("no such image"), an unreadable one a ``PermissionError``; a folder, or a file that is no
+    image OpenCV can read, is an :class:`ImageError`. Each says so in one line: OpenCV's own
+    warnings about the file are kept off stderr."""
+    from conveyor_qc.run.video import quiet_opencv_log  # (here: the reader's, a light module)
+
+    file = Path(path)
+    if not file.exists():
+        raise FileNotFoundError(2, "no such image", str(path))
+    if file.is_dir():
+        raise ImageError(f"{path}: a folder, not an image")
+    with open(file, "rb"):  # refused (permissions): a PermissionError naming the file, not OpenCV's warning
+        pass
+    with quiet_opencv_log():
+        try:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        except cv2.error:  # a decoder's assertion on a damaged file
+            image = None
     if image is None:
-        if not Path(path).exists():
-            raise FileNotFoundError(2, "no such image", str(path))
-        raise ValueError(f"{path}: not an image that can be read")
+        raise ImageError(f"{path}: not an image that can be read (another kind of file, or damaged)")
     return image
 
 

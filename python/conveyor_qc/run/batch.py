@@ -33,6 +33,7 @@ from conveyor_qc.io.atomic import atomic_write_text
 from conveyor_qc.run.job import run_video
 from conveyor_qc.run.outputs import OutputError
 from conveyor_qc.run.provenance import model_identity, source_identity
+from conveyor_qc.run.video import quiet_decoder_logs
 from conveyor_qc.version import __version__
 
 __all__ = [
@@ -263,8 +264,11 @@ def completed_figures(job: VideoJob, config_json: dict, model_id: dict | None) -
 
 def dask_setup(worker) -> None:
     """Ctrl-C at a terminal reaches every process of the group: the local cluster's workers ignore
-    it, and the client, which does not, stops the batch and closes them."""
+    it, and the client, which does not, stops the batch and closes them. Their stderr is the
+    terminal's too: FFmpeg's and OpenCV's own warnings are silenced there, as ``run`` silences
+    them (a video's error comes back to the client and is told once, in its own words)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet_decoder_logs()
 
 
 def _worker_address() -> str | None:
@@ -444,9 +448,10 @@ def run_batch(
         _write_batch_json(report, meta, state)
 
     if len(todo) < len(jobs):
+        done = len(jobs) - len(todo)
         emit(
-            f"{len(jobs) - len(todo)} of {len(jobs)} videos already have complete results: skipped "
-            "(--force redoes them)"
+            f"{done} of {_videos(len(jobs))} already {'has' if done == 1 else 'have'} complete results: "
+            f"skipped (--force redoes {'it' if done == 1 else 'them'})"
         )
     if not todo:
         _check_output_dir(out_dir)
@@ -478,7 +483,7 @@ def run_batch(
             if cluster.description["local"]
             else f"the cluster at {cluster.description['scheduler']}"
         )
-        emit(f"{len(todo)} videos to run on {where}")
+        emit(f"{_videos(len(todo))} to run on {where}")
         write("running")
         start = time.perf_counter()
         _run_jobs(cluster, todo, report, config_json, model_path, retries, emit, lambda: write("running"), start)
@@ -584,6 +589,11 @@ def _run_jobs(
             with contextlib.suppress(Exception):  # an existing cluster would otherwise run them on
                 client.cancel(list(running))
         raise
+
+
+def _videos(n: int) -> str:
+    """``1 video``, ``3 videos``."""
+    return f"{n} video{'' if n == 1 else 's'}"
 
 
 def _progress_line(job: VideoJob, finished: int, total: int, cluster_fps: float) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "check_frame_size",
     "open_source",
     "quiet_decoder_logs",
+    "quiet_opencv_log",
     "to_bgr8",
 ]
 
@@ -159,13 +160,54 @@ class _Stop:
 _END = object()  # the decoder reached the source's end
 
 
+class _QuietLog:
+    """The state of :func:`quiet_opencv_log`'s blocks, which may overlap across threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0  # blocks open
+        self.level_before: int | None = None  # OpenCV's log level when the first of them began
+
+
+_quiet = _QuietLog()
+
+
+@contextlib.contextmanager
+def quiet_opencv_log() -> Iterator[None]:
+    """OpenCV's own log silenced for the block, and its level before restored after: around
+    calls that probe an input whose problems the caller reports itself in one line (OpenCV's
+    C++ code writes its ``[ WARN:0@...]`` lines to file descriptor 2, past ``sys.stderr``).
+    Blocks of several threads may overlap: the level is restored when the last one ends.
+    FFmpeg's own lines are not OpenCV's log: :func:`quiet_decoder_logs` silences those."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:  # an OpenCV build without the logging utilities
+        yield
+        return
+    with _quiet.lock:
+        if _quiet.depth == 0:
+            _quiet.level_before = logging.getLogLevel()
+            logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+        _quiet.depth += 1
+    try:
+        yield
+    finally:
+        with _quiet.lock:
+            _quiet.depth -= 1
+            if _quiet.depth == 0 and _quiet.level_before is not None:
+                logging.setLogLevel(_quiet.level_before)
+
+
 def quiet_decoder_logs() -> None:
     """Silence FFmpeg's and OpenCV's own warnings on stderr (a damaged file makes FFmpeg
     print a line per bad packet): the reader reports every problem itself, in one line.
-    Keeps a level the user set in OPENCV_FFMPEG_LOGLEVEL. Call before the first open."""
+    Keeps a level the user set in OPENCV_FFMPEG_LOGLEVEL. Call before the first open: OpenCV
+    reads that variable once, when it first opens a file or stream with FFmpeg."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-    with contextlib.suppress(AttributeError):  # an OpenCV build without the logging utilities
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    with contextlib.suppress(AttributeError), _quiet.lock:  # an OpenCV build without the logging utilities
+        if _quiet.depth:  # inside a quiet_opencv_log block: silent after it too
+            _quiet.level_before = cv2.utils.logging.LOG_LEVEL_SILENT
+        else:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def _describe(source: str | int | os.PathLike) -> tuple[str | int, str]:
@@ -295,14 +337,28 @@ class VideoReader:
     shorter than its header announced, a frame of another size (damaged
     file, or a stream back at another size), a live source lost for longer
     than the reconnect policy allows. ``ended_early`` is ``stop_reason is not None``.
+
+    Opening (and each reconnection attempt) keeps OpenCV's own warnings off stderr: the
+    error says what went wrong, in one line. FFmpeg's own lines (``moov atom not found``)
+    are silenced by :func:`quiet_decoder_logs`, which the command line calls first.
     """
 
     def __init__(self, source: str | int | os.PathLike, prefetch: int = 4, reconnect: ReconnectPolicy | None = None):
         target, kind = _describe(source)
         self._target = target
         self._reconnect = reconnect if reconnect is not None else ReconnectPolicy()
-        self._cap = _open_capture(target, kind)
-        if not self._cap.isOpened():
+        first: np.ndarray | None = None
+        with quiet_opencv_log():  # OpenCV's warnings about a source it cannot open: said below in one line
+            self._cap = _open_capture(target, kind)
+            opened = self._cap.isOpened()
+            if opened:
+                try:
+                    ok, raw = self._cap.read()
+                    first = to_bgr8(raw) if ok and raw is not None else None
+                except (cv2.error, VideoError) as exc:
+                    self._cap.release()
+                    raise VideoError(f"the first frame of {source!r} cannot be read: {exc}") from None
+        if not opened:
             self._cap.release()
             what = {
                 "file": "a video OpenCV can decode (another kind of file, or damaged or truncated)",
@@ -311,12 +367,6 @@ class VideoReader:
                 "camera": "a camera that answers",
             }[kind]
             raise VideoError(f"cannot open {source!r}: not {what}")
-        try:
-            ok, raw = self._cap.read()
-            first = to_bgr8(raw) if ok and raw is not None else None
-        except (cv2.error, VideoError) as exc:
-            self._cap.release()
-            raise VideoError(f"the first frame of {source!r} cannot be read: {exc}") from None
         if first is None:
             self._cap.release()
             raise VideoError(f"no frame could be decoded from {source!r} (damaged, truncated or not a video)")
@@ -460,8 +510,9 @@ class VideoReader:
             if wait and self._stop.wait(min(wait, remaining)):
                 return None
             attempt += 1
-            cap = _open_capture(self._target, self.info.kind)
-            ok, frame = cap.read() if cap.isOpened() else (False, None)
+            with quiet_opencv_log():  # a failed attempt is told by the Reconnecting event
+                cap = _open_capture(self._target, self.info.kind)
+                ok, frame = cap.read() if cap.isOpened() else (False, None)
             if ok and frame is not None:
                 frame = to_bgr8(frame)
                 problem = self._size_problem(frame, after_gap=True)
