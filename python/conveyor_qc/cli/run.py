@@ -19,6 +19,27 @@ from conveyor_qc.run.job import run_video
 from conveyor_qc.run.outputs import recover_run
 from conveyor_qc.run.video import quiet_decoder_logs
 
+#: What the summary lines say of verdicts when no anomaly model judged the objects.
+NOT_JUDGED = "not judged: no --model"
+
+
+def judged(summary: dict) -> bool:
+    """Whether an anomaly model judged the run's objects: summary.json's ``model`` is null without
+    one. A summary recovered from a killed run's journal has no ``model``: then, unless every
+    object is ``unknown``."""
+    if "model" in summary:
+        return summary["model"] is not None
+    return not (summary.get("objects") and summary.get("unknown") == summary["objects"])
+
+
+def verdicts(summary: dict) -> str:
+    """``(N anomalies)``, with the objects left ``unknown`` if any (never wholly in view, so never
+    judged); ``(not judged: no --model)`` when no model judged them: 0 anomalies would read as "all good"."""
+    if not judged(summary):
+        return f"({NOT_JUDGED})"
+    unknown = summary.get("unknown", 0)
+    return f"({summary['anomalies']} anomalies" + (f", {unknown} unknown" if unknown else "") + ")"
+
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = Config.from_options(args.config, args.set)
@@ -54,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         line.end()
     s = result.summary
     print(
-        f"{s['objects']} objects ({s['anomalies']} anomalies), {s['counts']['total']} counted at the line, "
+        f"{s['objects']} objects {verdicts(s)}, {s['counts']['total']} counted at the line, "
         f"in {s['frames']} frames, "
         f"{s['fps']:.1f} frames per second -> {args.out}"
     )
@@ -74,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_recover(args: argparse.Namespace) -> int:
     s = recover_run(args.run_dir)
     print(
-        f"{s['objects']} objects ({s['anomalies']} anomalies), {s.get('crops_written', 0)} crops recovered "
+        f"{s['objects']} objects {verdicts(s)}, {s.get('crops_written', 0)} crops recovered "
         f"-> {args.run_dir} (summary.json: complete {str(s.get('complete')).lower()}, recovered true)"
     )
     return EXIT_OK
@@ -105,11 +126,18 @@ def cmd_batch(args: argparse.Namespace) -> int:
         progress=None if args.quiet else show,
     )
     t = report.totals()
+    batch_verdicts = f"({t['anomalies']} anomalies)" if args.model is not None else f"({NOT_JUDGED})"
+    videos = f"{t['videos']} video{'' if t['videos'] == 1 else 's'}"
+    if t["skipped"] == t["videos"]:  # nothing to run: no speed to tell
+        head = f"{'' if t['videos'] == 1 else 'all '}{videos} skipped (already done)"
+    else:
+        head = f"{videos}: {t['done']} done, {t['skipped']} skipped, {t['failed']} failed"
     print(
-        f"{t['videos']} videos: {t['done']} done, {t['skipped']} skipped, {t['failed']} failed"
+        head
         + (f", {t['interrupted']} not finished" if t["interrupted"] else "")
-        + f"; {t['objects']} objects ({t['anomalies']} anomalies) in {t['frames']} frames; "
-        f"{t['fps']:.1f} frames per second across the cluster -> {report.out_dir / BATCH_FILE}"
+        + f"; {t['objects']} objects {batch_verdicts} in {t['frames']} frames"
+        + (f"; {t['fps']:.1f} frames per second across the cluster" if t["frames_processed"] else "")
+        + f" -> {report.out_dir / BATCH_FILE}"
     )
     for job in report.failed:
         print(f"failed: {job.video}: {job.error}", file=sys.stderr)

@@ -85,7 +85,7 @@ class Scores:
     f1: float
     precision: float
     recall: float
-    counted: int
+    counted: int  # objects found (told "found": see _score)
     objects: int
     mota: float = float("nan")
     frames: int = 0
@@ -104,7 +104,7 @@ class Scores:
         return (
             f"object F1 {self.f1:.4f} (precision {self.precision:.4f}, recall {self.recall:.4f}), "
             f"MOTA {mota}, count error {100 * self.count_error:.2f}% "
-            f"({self.counted} counted / {self.objects} objects)"
+            f"({self.counted} found / {self.objects} objects)"
         )
 
 
@@ -122,7 +122,8 @@ class TuneResult:
 
 def _score(gt: np.ndarray, tracks: np.ndarray, frames: int, with_mota: bool = False) -> Scores:
     rep = evaluate.object_metrics(gt, tracks)
-    # The count leaves out tracks on objects that only peek in (ObjectReport.counted).
+    # Objects found: tracks, less those on objects that only peek in (ObjectReport.counted). "Found",
+    # not "counted": in `run`, counted means crossed the counting line.
     s = Scores(
         f1=float(rep.f1),
         precision=float(rep.precision),
@@ -487,18 +488,20 @@ def _key(overrides: dict) -> tuple:
 
 
 def _apply(start: Config, overrides: dict) -> Config | None:
-    """The start config with overrides, or None when the combination is invalid."""
+    """The start config with overrides, or None when the combination is invalid. The pairs that
+    bound one another are repaired first, and everything is set at once (Config.update): one at
+    a time, a candidate would be refused half-way through a pair's move."""
+    values = {f"{s}.{k}": v for s, table in start.to_dict().items() for k, v in table.items()}
+    values.update(overrides)
+    if values["mask.canny_low"] > values["mask.canny_high"]:
+        values["mask.canny_high"] = values["mask.canny_low"]
+    if values["detect.min_area"] > values["detect.max_area"]:
+        values["detect.max_area"] = 1.0e6
+    if values["mask.shadow_max_ratio"] <= values["mask.shadow_min_ratio"]:
+        values["mask.shadow_max_ratio"] = min(1.0, values["mask.shadow_min_ratio"] + 0.1)
     c = start.copy()
     try:
-        for k, v in overrides.items():
-            c.set(k, v, source="tune")
-        if c.mask.canny_low > c.mask.canny_high:
-            c.set("mask.canny_high", c.mask.canny_low, source="tune")
-        if c.detect.min_area > c.detect.max_area:
-            c.set("detect.max_area", 1.0e6, source="tune")
-        if c.mask.shadow_max_ratio <= c.mask.shadow_min_ratio:
-            c.set("mask.shadow_max_ratio", min(1.0, c.mask.shadow_min_ratio + 0.1), source="tune")
-        c.validate("tune")
+        c.update(values, source="tune")
     except ConfigError:
         return None
     return c

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import functools
 import io
 import json
 import logging
@@ -87,12 +88,21 @@ INTERRUPTED_PREFIX = "interrupted-"
 #: objects, crops, video, summary): where a stalled or killed close stopped.
 log = logging.getLogger(__name__)
 
-LABEL_COLOURS = {  # BGR
-    "normal": (60, 200, 60),
-    "anomaly": (40, 40, 230),
-    "unknown": (0, 200, 255),
+#: Box colours by verdict (BGR): Okabe and Ito's blue, vermillion and yellow, which viewers with any
+#: of the common colour-vision deficiencies still tell apart (red and green were not: deuteranopes,
+#: 1 man in 20, saw the two boxes alike). Anomalies are drawn twice as thick as well, so that they
+#: stand out without colour. docs/anomaly.md and docs/outputs.md say the same.
+LABEL_COLOURS = {
+    "normal": (178, 114, 0),  # blue
+    "anomaly": (0, 94, 213),  # vermillion
+    "unknown": (66, 228, 240),  # yellow: not judged (yet, or no model)
 }
+_BLACK, _WHITE = (0, 0, 0), (255, 255, 255)
+#: The number's colour on each verdict's label: whichever of black and white reads better on it.
+_LABEL_INK = {"normal": _WHITE, "anomaly": _BLACK, "unknown": _BLACK}
 LINE_COLOUR = (255, 0, 255)  # BGR magenta: the counting line
+_FONT = cv2.FONT_HERSHEY_DUPLEX
+_BANNER_AT = 8  # px from the top and the left: the running counts' corner
 
 
 class OutputError(WriteError):
@@ -173,6 +183,108 @@ def count_line_segment(
     return _core.count_line_segment((int(frame_size[0]), int(frame_size[1])), line, direction)
 
 
+@functools.lru_cache(maxsize=1024)
+def _label_patch(
+    text: str, colour: tuple[int, int, int], ink: tuple[int, int, int], font_scale: float, thick: int
+) -> np.ndarray:
+    """``text`` in ``ink`` on a filled ``colour`` background, a little wider and taller than the text.
+    Kept (read-only) for the next frames: a label costs a copy instead of a text rendering."""
+    (tw, th), _ = cv2.getTextSize(text, _FONT, font_scale, thick)
+    pad = max(2, round(th / 5))
+    patch = np.empty((th + 2 * pad, tw + 2 * pad, 3), np.uint8)
+    patch[:] = colour
+    cv2.putText(patch, text, (pad, pad + th), _FONT, font_scale, ink, thick, cv2.LINE_AA)
+    patch.flags.writeable = False
+    return patch
+
+
+def _paste(frame: np.ndarray, patch: np.ndarray, x: int, top: int) -> None:
+    """``patch`` onto ``frame`` with its top-left corner at (x, top), moved into the frame."""
+    h, w = patch.shape[:2]
+    rows, cols = frame.shape[:2]
+    x = min(max(x, 0), max(cols - w, 0))
+    top = min(max(top, 0), max(rows - h, 0))
+    region = frame[top : top + h, x : x + w]
+    region[...] = patch[: region.shape[0], : region.shape[1]]
+
+
+def _draw_count_line(
+    frame: np.ndarray,
+    line: tuple[tuple[int, int], tuple[int, int]],
+    scale: float,
+    thick: int,
+    font_scale: float,
+    text_thick: int,
+) -> None:
+    """The counting line ``thick`` pixels wide, wholly inside the frame (at count.line = 1.0 its last
+    columns or rows: the core's last pixel of the full-size frame can fall just outside a scaled
+    one), and a "count" tag beside it, towards the inside of the frame, at its far end."""
+    rows, cols = frame.shape[:2]
+    (x0, y0), (x1, y1) = ((round(x * scale), round(y * scale)) for x, y in line)
+    tag = _label_patch("count", LINE_COLOUR, _BLACK, font_scale, text_thick)
+    h, w = tag.shape[:2]
+    gap = 2
+    if x0 == x1 or y0 == y1:  # across the belt: a column or a row of the frame
+        vertical = x0 == x1
+        extent, at = (rows, cols) if vertical else (cols, rows)
+        a, b = sorted((y0, y1) if vertical else (x0, x1))
+        a, b = max(a, 0), min(b, extent - 1) + 1
+        lo = min(max((x0 if vertical else y0) - thick // 2, 0), max(at - thick, 0))
+        if vertical:
+            frame[a:b, lo : lo + thick] = LINE_COLOUR
+            tag_x = lo - gap - w if lo - gap - w >= 0 else lo + thick + gap
+            tag_top = b - h - gap
+        else:
+            frame[lo : lo + thick, a:b] = LINE_COLOUR
+            tag_x = b - w - gap
+            tag_top = lo - gap - h if lo - gap - h >= 0 else lo + thick + gap
+    else:  # not a line the core draws today; kept inside the frame all the same
+        _, p0, p1 = cv2.clipLine((0, 0, cols, rows), (x0, y0), (x1, y1))
+        cv2.line(frame, p0, p1, LINE_COLOUR, thick, cv2.LINE_8)
+        tag_x, tag_top = p1[0] - w - gap, p1[1] - h - gap
+    _paste(frame, tag, tag_x, tag_top)
+
+
+def _banner_items(counts: dict[str, int], judged: bool) -> tuple[tuple[str, str | None], ...]:
+    """The running counts as (text, verdict whose colour marks it): the total, then normal and
+    anomaly, and unknown when some counted objects have no verdict; without a model, "not judged"."""
+    total = counts.get("total", 0)
+    if not judged:
+        return ((f"total: {total}", None), ("not judged", "unknown"))
+    normal, anomaly = counts.get("normal", 0), counts.get("anomaly", 0)
+    unknown = counts.get("unknown", total - normal - anomaly)
+    items: tuple[tuple[str, str | None], ...] = (
+        (f"total: {total}", None),
+        (f"normal: {normal}", "normal"),
+        (f"anomaly: {anomaly}", "anomaly"),
+    )
+    if unknown > 0:
+        items += ((f"unknown: {unknown}", "unknown"),)
+    return items
+
+
+@functools.lru_cache(maxsize=64)
+def _banner_patch(items: tuple[tuple[str, str | None], ...], font_scale: float, thick: int) -> np.ndarray:
+    """The running counts in white on black, each verdict's count after a square of its colour.
+    Kept (read-only) while the counts stay the same."""
+    sizes = [cv2.getTextSize(text, _FONT, font_scale, thick)[0] for text, _ in items]
+    th = max(h for _, h in sizes)
+    pad = max(4, round(th / 2))
+    space = round(th * 0.8)
+    swatch = th
+    width = sum(w + (swatch + pad // 2 if verdict else 0) for (w, _), (_, verdict) in zip(sizes, items))
+    patch = np.zeros((th + 2 * pad, width + space * (len(items) - 1) + 2 * pad, 3), np.uint8)
+    x = pad
+    for (w, _), (text, verdict) in zip(sizes, items):
+        if verdict is not None:
+            patch[pad : pad + th, x : x + swatch] = LABEL_COLOURS[verdict]
+            x += swatch + pad // 2
+        cv2.putText(patch, text, (x, pad + th), _FONT, font_scale, _WHITE, thick, cv2.LINE_AA)
+        x += w + space
+    patch.flags.writeable = False
+    return patch
+
+
 def draw_tracks(
     frame: np.ndarray,
     tracks: Tracks,
@@ -180,34 +292,53 @@ def draw_tracks(
     counts: dict[str, int],
     line: tuple[tuple[int, int], tuple[int, int]] | None = None,
     scale: float = 1.0,
+    judged: bool | None = None,
 ) -> None:
-    """Draw the counting line (end points, see count_line_segment), boxes, numbers
-    and running counts onto ``frame`` in place. Boxes and line are in the pixels of the
-    full-resolution frame; ``scale`` is the size of ``frame`` against it (output.video_scale).
-    Text is sized for the frame drawn on, never below what stays legible at 360 rows."""
-    size = max(0.75, frame.shape[0] / 720)
-    thick = max(1, round(2 * size))
+    """Draw the counting line (end points, see count_line_segment), boxes, numbers and running
+    counts onto the BGR ``frame`` in place. Boxes and line are in the pixels of the full-resolution
+    frame; ``scale`` is the size of ``frame`` against it (output.video_scale).
+
+    Each box is drawn in its verdict's colour (``labels``, by track id; LABEL_COLOURS, anomalies
+    twice as thick), its number on a label of that colour at its top-left corner (above the box
+    where there is room, else just inside it; below the banner, never under it; always inside
+    the frame), every label over every box. The line is drawn wholly inside the frame, with a
+    "count" tag. The banner shows ``counts`` (``total``, ``normal``, ``anomaly``; ``unknown`` if
+    given, else what the total leaves, when not 0); with ``judged`` false (no anomaly model) the
+    total and "not judged".
+    ``judged`` None guesses from what it is given: judged when an object counted or in view has a
+    verdict (normal or anomaly), so a run with a model reads "not judged" until its first one.
+    Text is sized for the frame drawn on: digits 13 px high at 360 rows (the default half-size
+    video of a 720-row input), larger from 480 rows."""
+    rows = frame.shape[0]
+    grow = max(1.0, rows / 480)
+    font_scale = round(0.6 * grow, 2)
+    text_thick = max(1, round(grow))
+    thick = max(2, round(rows / 360))
     if line is not None:
-        p0, p1 = ((round(x * scale), round(y * scale)) for x, y in line)
-        cv2.line(frame, p0, p1, LINE_COLOUR, thick, cv2.LINE_8)
+        _draw_count_line(frame, line, scale, max(4, round(rows / 90)), round(0.85 * font_scale, 2), text_thick)
+    placed = []
     for tid, (x, y, w, h) in tracks:
-        colour = LABEL_COLOURS.get(labels.get(tid, "unknown"), LABEL_COLOURS["unknown"])
+        label = labels.get(tid, "unknown")
+        if label not in LABEL_COLOURS:
+            label = "unknown"
+        t = 2 * thick if label == "anomaly" else thick
         p0, p1 = (int(x * scale), int(y * scale)), (int((x + w) * scale), int((y + h) * scale))
-        cv2.rectangle(frame, p0, p1, colour, thick)
-        cv2.putText(
-            frame,
-            str(tid),
-            (p0[0] + 3, p0[1] + int(22 * size)),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.7 * size,
-            colour,
-            thick,
-            cv2.LINE_AA,
-        )
-    text = "  ".join(f"{k}: {v}" for k, v in counts.items())
-    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.8 * size, thick)
-    cv2.rectangle(frame, (8, 8), (20 + tw, 20 + th + int(8 * size)), (0, 0, 0), -1)
-    cv2.putText(frame, text, (14, 14 + th), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * size, (255, 255, 255), thick, cv2.LINE_AA)
+        cv2.rectangle(frame, p0, p1, LABEL_COLOURS[label], t)
+        placed.append((tid, label, p0, t))
+    if judged is None:
+        judged = counts.get("normal", 0) + counts.get("anomaly", 0) > 0 or any(p[1] != "unknown" for p in placed)
+    banner = _banner_patch(_banner_items(counts, judged), font_scale, text_thick)
+    banner_right, banner_bottom = _BANNER_AT + banner.shape[1], _BANNER_AT + banner.shape[0]
+    for tid, label, (bx, by), t in placed:  # over every box: a neighbour's edge never hides a number
+        patch = _label_patch(str(tid), LABEL_COLOURS[label], _LABEL_INK[label], font_scale, text_thick)
+        outer = t // 2
+        top = by - outer - patch.shape[0]
+        if top < 0:  # no room above: just inside the box, under its top edge
+            top = by + outer + 1
+        if bx - outer < banner_right and top < banner_bottom:  # not under the banner: just below it
+            top = max(top, banner_bottom + 1)
+        _paste(frame, patch, bx - outer, top)
+    _paste(frame, banner, _BANNER_AT, _BANNER_AT)
 
 
 def _objects_text(rows: list[list[str]], header: bool = False) -> str:
@@ -575,6 +706,10 @@ def recover_run(out_dir: str | Path, reason: str = "killed") -> dict:
     out = Path(out_dir)
     journal_path = out / JOURNAL_NAME
     if not journal_path.exists():
+        if not out.exists():
+            raise RecoverError(f"run folder {out} does not exist")
+        if not out.is_dir():
+            raise RecoverError(f"{out} is a file, not a run folder")
         if (out / SUMMARY_NAME).exists():
             raise RecoverError(f"{out} holds a finished run (summary.json): nothing to recover")
         raise RecoverError(f"{out} holds no run to recover (no {JOURNAL_NAME})")
