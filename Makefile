@@ -6,8 +6,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-SHARED ?= $(abspath ../shared)
-export CONVEYOR_QC_SHARED ?= $(SHARED)
+# The real photos and the Lookout API description ship with the package (python/conveyor_qc/data/):
+# a clone needs no ../shared. CONVEYOR_QC_SHARED, when set, replaces them with a shared folder.
 
 SOURCES := $(shell find cpp python -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.py' -o -name '*.pyi' -o -name '*.html' -o -name '*.js' -o -name '*.css' \) 2>/dev/null) CMakeLists.txt pyproject.toml
 
@@ -79,15 +79,15 @@ $(VENV)/.installed: build/.sysdeps $(VENV)/.deps $(SOURCES)
 	@touch $@
 
 # The whole loop on synthetic footage: a training clip is run and its objects
-# labelled (from its ground truth, standing in for `conveyor-qc label`), a
-# dataset and an anomaly model are made from it, and the demo clip is run with
-# that model.
+# labelled (from its ground truth, standing in for a person on `conveyor-qc
+# label`'s page), a dataset and an anomaly model are made from it, and the demo
+# clip is run with that model. Each step replaces what an earlier demo made.
 QC := $(VENV)/bin/conveyor-qc
 demo: $(VENV)/.installed
-	$(QC) synth out/demo-video --preset cookies --seed 1 --seconds 20 -q
-	$(QC) synth out/demo-train --preset cookies --seed 2 --seconds 20 -q
+	$(QC) synth out/demo-video --preset cookies --seed 1 --seconds 20 -q --force
+	$(QC) synth out/demo-train --preset cookies --seed 2 --seconds 20 -q --force
 	$(QC) run out/demo-train/video.mp4 --out out/demo-train-run --no-video -q
-	$(PY) -m conveyor_qc.demo label out/demo-train-run out/demo-train
+	$(QC) label out/demo-train-run --from-truth out/demo-train --force
 	$(QC) dataset out/demo-train-run --out out/demo-dataset --test-fraction 0 --per-object 20 -q
 	$(QC) train out/demo-dataset/train.manifest --out out/demo-model
 	$(QC) run out/demo-video/video.mp4 --out out/demo --model out/demo-model

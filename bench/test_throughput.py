@@ -71,7 +71,7 @@ def model_dir(tmp_path_factory):
 
     qc("synth", base / "train", "--preset", "cookies", "--seed", 12, "--seconds", 20, "-q")
     qc("run", base / "train" / "video.mp4", "--out", base / "run", "--no-video", "-q")
-    subprocess.run([sys.executable, "-m", "conveyor_qc.demo", "label", base / "run", base / "train"], check=True)
+    qc("label", base / "run", "--from-truth", base / "train")
     qc("dataset", base / "run", "--out", base / "dataset", "--test-fraction", 0, "--per-object", 20, "-q")
     qc("train", base / "dataset" / "train.manifest", "--out", base / "model")
     return base / "model"

@@ -112,12 +112,7 @@ def test_dataset_killed_while_rebuilding_keeps_the_old_one(tmp_path):
     make_small_clip(clip_dir)
     run = tmp_path / "run"
     assert run_cli("run", clip_dir / "video.mp4", "--out", run, "-q", "--no-video", *RUN_SETTINGS).returncode == 0
-    r = subprocess.run(
-        [*CLI[:1], "-m", "conveyor_qc.demo", "label", str(run), str(clip_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = run_cli("label", run, "--from-truth", clip_dir)
     assert r.returncode == 0, r.stderr
     out = tmp_path / "dataset"
     r = run_cli("dataset", run, "--out", out, "--per-object", "1", "-q")

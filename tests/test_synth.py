@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conveyor_qc.evaluation import synth
-from conveyor_qc.evaluation.synth import PRESETS, SynthResult, synthesize
+from conveyor_qc.evaluation.synth import PRESETS, SynthError, SynthResult, synthesize
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -71,7 +71,7 @@ def vertical(tmp_path_factory) -> Run:
 
 
 def photos_folder() -> Path:
-    return synth.shared_dir() / "data" / "aws-cookies"
+    return synth.cookie_photos_dir()
 
 
 # ----------------------------------------------------------------------------- files and formats
@@ -289,9 +289,7 @@ def test_vertical_objects_are_drawn_where_gt_says(vertical):
 
 
 def test_light_on_dark_uses_the_real_photos(tmp_path):
-    folder = photos_folder()
-    if not (folder / "train.manifest").is_file():
-        pytest.skip(f"real cookie photos not found in {folder} (set {synth.SHARED_ENV} to the shared folder)")
+    folder = photos_folder()  # ship with the package: never missing
     classes = {}
     for line in (folder / "train.manifest").read_text().splitlines():
         if line.strip():
@@ -327,6 +325,18 @@ def test_missing_photos_name_the_folder_and_variable(tmp_path, monkeypatch):
         synthesize(out, preset="light-on-dark", seconds=1)
     assert str(tmp_path / "nowhere") in str(err.value) and synth.SHARED_ENV in str(err.value)
     assert not out.exists()
+
+
+def test_missing_packaged_photos_say_the_install_is_incomplete(tmp_path, monkeypatch):
+    from conveyor_qc import shared
+
+    monkeypatch.delenv(synth.SHARED_ENV, raising=False)
+    assert synth.cookie_photos_dir() == shared.PACKAGE_DATA / "aws-cookies"  # the default: the packaged copy
+    monkeypatch.setattr(shared, "PACKAGE_DATA", tmp_path / "lost")
+    with pytest.raises(synth.SynthDataError) as err:
+        synthesize(tmp_path / "out", preset="light-on-dark", seconds=1)
+    assert str(tmp_path / "lost" / "aws-cookies" / "train.manifest") in str(err.value)
+    assert "reinstall conveyor-qc" in str(err.value) and synth.SHARED_ENV in str(err.value)
 
 
 # ----------------------------------------------------------------------------- bad arguments
@@ -371,7 +381,10 @@ def test_unwritable_out_dir(tmp_path):
 
 def test_short_clip_and_existing_outputs_replaced(tmp_path):
     (tmp_path / "gt.txt").write_text("old")
-    r = synthesize(tmp_path, preset="hard", seed=1, seconds=0.5)
+    with pytest.raises(SynthError, match="already holds a clip"):
+        synthesize(tmp_path, preset="hard", seed=1, seconds=0.5)
+    assert (tmp_path / "gt.txt").read_text() == "old"
+    r = synthesize(tmp_path, preset="hard", seed=1, seconds=0.5, replace=True)
     assert r.frames == 15
     gt = read_gt(r.gt)
     assert gt[:, 0].max() <= 15 and len(gt) > 0

@@ -74,11 +74,7 @@ def prepare(work: Path) -> dict[str, Path]:
         train = work / "train"
         qc("synth", train / "clip", "--preset", "cookies", "--seed", 12, "--seconds", 20, "-q")
         qc("run", train / "clip" / "video.mp4", "--out", train / "run", "--no-video", "-q")
-        subprocess.run(
-            [sys.executable, "-m", "conveyor_qc.demo", "label", train / "run", train / "clip"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        qc("label", train / "run", "--from-truth", train / "clip")
         qc("dataset", train / "run", "--out", train / "dataset", "--test-fraction", 0, "--per-object", 5, "-q")
         qc("train", train / "dataset" / "train.manifest", "--out", model)
     return clips

@@ -1,10 +1,6 @@
-"""The two Python steps of `make demo` (the rest are CLI commands, see the Makefile).
+"""The short summary `make demo` ends with (every other step is a CLI command, see the Makefile):
 
-    python -m conveyor_qc.demo label RUN_DIR SYNTH_DIR    # labels.csv from the synthetic ground truth
-    python -m conveyor_qc.demo summary RUN_DIR SYNTH_DIR  # the short summary the demo ends with
-
-`label` stands in for a person using `conveyor-qc label`: each track paired with
-a ground-truth object (conveyor_qc.evaluate) gets that object's label.
+python -m conveyor_qc.demo summary RUN_DIR SYNTH_DIR
 """
 
 from __future__ import annotations
@@ -13,18 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from conveyor_qc.evaluation.metrics import evaluate, object_metrics, read_labels
-from conveyor_qc.io.atomic import atomic_write_text
-
-
-def label_from_truth(run_dir: str, synth_dir: str) -> int:
-    run, synth = Path(run_dir), Path(synth_dir)
-    report = object_metrics(synth / "gt.txt", run / "tracks.txt")
-    truth = read_labels(synth / "labels.csv")
-    rows = "".join(f"{track},{truth[gt]}\n" for gt, track in sorted(report.pairs, key=lambda p: p[1]))
-    atomic_write_text(run / "labels.csv", "track_id,label\n" + rows)
-    print(f"labelled {len(report.pairs)} objects of {run} from the ground truth of {synth}")
-    return 0
+from conveyor_qc.evaluation.metrics import evaluate, read_labels
 
 
 def summary(run_dir: str, synth_dir: str) -> int:
@@ -55,10 +40,10 @@ def summary(run_dir: str, synth_dir: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[0] not in ("label", "summary"):
+    if len(argv) != 3 or argv[0] != "summary":
         print(__doc__, file=sys.stderr)
         return 2
-    return (label_from_truth if argv[0] == "label" else summary)(argv[1], argv[2])
+    return summary(argv[1], argv[2])
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from conveyor_qc.cli.progress import ProgressLine, progress_line
 from conveyor_qc.dataset.augment import augment_dataset
 from conveyor_qc.dataset.export import export_dataset, format_report
 from conveyor_qc.dataset.label_server import Explain, Explanation, LabelError, serve
+from conveyor_qc.evaluation.truth_labels import label_from_truth
 
 
 def model_explainer(model: AnomalyModel) -> Explain:
@@ -31,6 +32,13 @@ def model_explainer(model: AnomalyModel) -> Explain:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
+    if args.from_truth is not None:
+        return _label_from_truth(args)
+    if args.force:
+        print(
+            "conveyor-qc label: error: --force goes with --from-truth (the page never replaces labels)", file=sys.stderr
+        )
+        return EXIT_ERROR
     with contextlib.ExitStack() as stack:
         explain = None
         if args.model is not None:  # a bad model folder: its ModelError, exit 1 (cli.main)
@@ -47,6 +55,18 @@ def cmd_label(args: argparse.Namespace) -> int:
             print(f"conveyor-qc label: error: {exc}", file=sys.stderr)
             return EXIT_ERROR
     return EXIT_OK  # Ctrl-C is the way to stop it
+
+
+def _label_from_truth(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        print("conveyor-qc label: error: --model is for the page; --from-truth serves none", file=sys.stderr)
+        return EXIT_ERROR
+    done = label_from_truth(args.run_dir, args.from_truth, replace=args.force)  # EvalError: exit 1 (cli.main)
+    unpaired = f"; {done.unpaired} track(s) follow no object of the clip, left unlabelled" if done.unpaired else ""
+    print(
+        f"labelled {done.labelled} objects ({done.anomalies} anomalies) from {args.from_truth}{unpaired} -> {done.path}"
+    )
+    return EXIT_OK
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         progress=None if line is None else progress,
         output_format=args.format,
         mono=True if args.mono else None,
+        replace=args.force,
     )
     if line is not None:
         line.end()
@@ -86,10 +87,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     s = result.scores
     line = f"object F1 {s.f1:.4f}, MOTA " + (f"{s.mota:.4f}" if math.isfinite(s.mota) else "n/a")
-    line += f", count error {100 * s.count_error:.2f}%"
+    # "found" (tracks on objects), not "counted": in `run`, counted means crossed the counting line.
+    line += f", count error {100 * s.count_error:.2f}% ({s.counted} found / {s.objects} objects)"
     if result.heldout is not None:
         h = result.heldout
-        line += f"; held out: object F1 {h.f1:.4f}, MOTA {h.mota:.4f}, count error {100 * h.count_error:.2f}%"
+        line += (
+            f"; held out: object F1 {h.f1:.4f}, MOTA "
+            + (f"{h.mota:.4f}" if math.isfinite(h.mota) else "n/a")
+            + f", count error {100 * h.count_error:.2f}% "
+            f"({h.counted} found / {h.objects} objects)"
+        )
     print(f"{line} -> {args.out}")
     if result.interrupted:
         print("interrupted: wrote the best config scored so far", file=sys.stderr)

@@ -277,6 +277,7 @@ def _add_synth(sub) -> None:
     p.add_argument("--mono", action="store_true", help="a monochrome camera: grey frames (B = G = R)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same video)")
     p.add_argument("--seconds", type=float, default=None, help="length in seconds (preset's default if omitted)")
+    p.add_argument("--force", action="store_true", help="replace the clip OUT_DIR already holds (refused without)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
     p.set_defaults(handler="evaluation:cmd_synth")
 
@@ -394,9 +395,18 @@ def _add_label(sub) -> None:
         description="Serve a web page for the objects of a `run` output folder: each object as a "
         "strip of its crops; keys or clicks mark it normal or anomaly. Every change is "
         "saved at once, atomically, to RUN_DIR/labels.csv (track_id,label). "
-        "See docs/labelling.md.",
+        "With --from-truth, no page: a run of a `synth` clip is labelled from the clip's ground "
+        "truth, as a person would label it. See docs/labelling.md.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of `conveyor-qc run`")
+    p.add_argument(
+        "--from-truth",
+        metavar="CLIP_DIR",
+        help="label RUN_DIR (a run of the clip `conveyor-qc synth` wrote into CLIP_DIR) from the "
+        "clip's ground truth instead of serving the page: each track gets the label of the object it "
+        "follows (the pairing of `conveyor-qc eval`); a track that follows none stays unlabelled",
+    )
+    p.add_argument("--force", action="store_true", help="with --from-truth: replace an existing RUN_DIR/labels.csv")
     p.add_argument(
         "--port", type=int, default=8765, metavar="N", help="port to listen on (default 8765; 0: any free one)"
     )
@@ -554,8 +564,8 @@ def add_lookout(sub) -> None:
         "lookout",
         help="AWS Lookout for Vision: project, upload, datasets, training, hosting, "
         "detection (discontinued by AWS on 2025-10-31; see docs/lookout.md)",
-        description="Each step of the Lookout for Vision lifecycle as a command. Needs the "
-        "lookoutvision API description (AWS_DATA_PATH, docs/lookout.md). Hosting is "
+        description="Each step of the Lookout for Vision lifecycle as a command. The "
+        "lookoutvision API description that botocore dropped ships with conveyor-qc (docs/lookout.md). Hosting is "
         "billed by the hour: `detect --start` stops it again whatever happens.",
     )
     steps = lp.add_subparsers(dest="lookout_command", metavar="STEP")
@@ -585,7 +595,8 @@ def add_lookout(sub) -> None:
         "--timeout",
         type=float,
         metavar="SECONDS",
-        help="give up waiting after this long (defaults: datasets 30 min, training 24 h, start 1 h, stop 30 min)",
+        help="give up waiting after this long (defaults: datasets 30 min, training 24 h, start 1 h, stop 30 min); "
+        "also the most each request waits to connect and to hear back (default 10 s and 60 s)",
     )
     common.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     proj = argparse.ArgumentParser(add_help=False)

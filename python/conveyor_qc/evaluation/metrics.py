@@ -692,6 +692,8 @@ def evaluate(
         "joined": [{"track": t, "objects": g} for t, g in rep.joined],
         "split": [{"object": g, "tracks": t} for g, t in rep.split],
         "duplicates": [{"object": g, "tracks": t} for g, t in rep.duplicates],
+        # which track followed which object (what `label --from-truth` labels by)
+        "pairs": [{"object": g, "track": t} for g, t in sorted(rep.pairs)],
     }
     if mot:
         out.update(mot_metrics(gt, tracks, min_visibility=min_visibility))
@@ -718,7 +720,7 @@ def format_report(res: dict) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
     lines = [
-        f"objects     {res['objects']} true, {res['tracks']} counted, {res['paired']} paired: "
+        f"objects     {res['objects']} true, {res['tracks']} tracks, {res['paired']} paired: "
         f"precision {frac(res['precision'])}, recall {frac(res['recall'])}, F1 {frac(res['f1'])}",
         f"missed      {ids(res['missed'])}",
         f"ghosts      {ids(res['ghosts'])}",
@@ -728,6 +730,9 @@ def format_report(res: dict) -> str:
         + ("; ".join(f"object {s['object']} under tracks {ids(s['tracks'])}" for s in res["split"]) or "none"),
         "duplicates  "
         + ("; ".join(f"object {d['object']} under tracks {ids(d['tracks'])}" for d in res["duplicates"]) or "none"),
+        "pairs       "
+        + (", ".join(f"{p['object']}->{p['track']}" for p in res["pairs"]) or "none")
+        + " (object->track)",
     ]
     if "mota" in res:
         lines.append(

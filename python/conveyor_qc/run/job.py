@@ -17,6 +17,7 @@ import numpy as np
 from conveyor_qc.anomaly.model import load_model
 from conveyor_qc.config import Config
 from conveyor_qc.run.counts import LineCounts
+from conveyor_qc.run.earlier_labels import EarlierLabels
 from conveyor_qc.run.judging import Judge
 from conveyor_qc.run.mask_watch import MaskWatch
 from conveyor_qc.run.outputs import (
@@ -161,6 +162,7 @@ def run_video(
         run = _Run(config, reader, model, write_crops=write_crops, warn=warn or _warn_on_stderr)
         if run.judge is not None:
             stack.callback(run.judge.close)
+        earlier_labels = EarlierLabels.find(out_dir)
         run.open_writer(out_dir, source, write_video=write_video, write_crops=write_crops)
         stack.push(run.abort_on_error)
         with opencv_single_threaded():
@@ -177,6 +179,8 @@ def run_video(
         if progress is not None:
             progress(run.frames, reader.info.frame_count, run.writer.object_count, summary["fps"])
         run.writer.close(summary)  # adds crops_written once the crop writer is done
+        if earlier_labels is not None:
+            earlier_labels.settle(warn or _warn_on_stderr)
     return RunResult(
         summary=summary, ended_early=reader.ended_early, interrupted=interrupted, stop_reason=reader.stop_reason
     )
@@ -328,6 +332,7 @@ class _Run:
             self.counts.running(),
             line=self.line,
             scale=canvas.shape[1] / self.info.width,
+            judged=self.judge is not None,
         )
         self.writer.add_frame(canvas)
 

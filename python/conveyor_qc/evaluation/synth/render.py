@@ -128,6 +128,10 @@ def _check_out_dir(out_dir) -> Path:
     return out
 
 
+#: What a clip is made of (the video is one of the first two): an out_dir holding any is a clip.
+CLIP_FILES = ("video.mp4", "frames", "gt.txt", "labels.csv")
+
+
 def synthesize(
     out_dir,
     preset: str | Preset = "cookies",
@@ -137,6 +141,7 @@ def synthesize(
     *,
     output_format: str | None = None,
     mono: bool | None = None,
+    replace: bool = False,
 ) -> SynthResult:
     """Render a synthetic belt video with exact ground truth into ``out_dir``.
 
@@ -146,12 +151,19 @@ def synthesize(
     ``seconds`` defaults to the preset's, ``output_format`` and ``mono`` override the preset's,
     ``progress(done_frames, total_frames)`` is called after every frame. The ground truth does not
     depend on the format or the camera: the same seed gives the same gt.txt and labels.csv.
-    Raises SynthError for bad arguments (SynthDataError for missing photos) before writing anything.
+    Raises SynthError for bad arguments (SynthDataError for missing photos) before writing anything,
+    and when ``out_dir`` already holds a clip, unless ``replace``.
     """
     p, seed, seconds, frames = _check_args(preset, seed, seconds, output_format, mono)
     photos, sk = _sources(p)
     belt_photo = skimage_texture(p.belt_photo, p.name) if p.belt_pattern == "photo" else None
     out = _check_out_dir(out_dir)
+    held = [name for name in CLIP_FILES if (out / name).exists()]
+    if held and not replace:
+        raise SynthError(
+            f"{out} already holds a clip ({', '.join(held)}): give --force (replace=True) to replace it, "
+            "or write into another folder"
+        )
     fmt = p.output_format
     mono = p.mono or fmt != "mp4"
     # The random streams, each drawn from in a fixed order: a seed gives the same clip for ever.
