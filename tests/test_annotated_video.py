@@ -101,9 +101,11 @@ def test_summary_lines_of_recovered_and_judged_runs():
 
 
 def test_a_batch_without_a_model_says_not_judged(clip, tmp_path):
-    r = cli("batch", clip.video, "--out", tmp_path / "b", "--workers", 1, "-q")
+    r = cli("batch", clip.video, "--out", tmp_path / "b", "--workers", 1)
     assert r.returncode == 0, r.stderr
     assert re.search(r"; \d+ objects \(not judged: no --model\) in \d+ frames", r.stdout), r.stdout
+    # and the line of each video as it finishes
+    assert re.search(r"\[1/1\] \S+: \d+ objects \(not judged\), \d+ frames at", r.stderr + r.stdout), r.stderr
 
 
 def test_tune_says_found_not_counted():

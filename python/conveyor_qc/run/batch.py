@@ -218,6 +218,7 @@ def _figures(summary: dict) -> dict:
     return {
         "objects": summary["objects"],
         "anomalies": summary["anomalies"],
+        "judged": summary.get("model") is not None,  # without a model, 0 anomalies means not judged
         "counted": summary["counts"]["total"],
         "frames": summary["frames"],
         "video_seconds": summary["video_seconds"],
@@ -603,8 +604,9 @@ def _progress_line(job: VideoJob, finished: int, total: int, cluster_fps: float)
     f = job.figures
     assert f is not None, "a job that did not fail has its figures"
     early = " (the video ended before the frames it announced)" if f["ended_early"] else ""
+    verdicts = f"{f['anomalies']} anomalies" if f.get("judged", True) else "not judged"
     return (
-        f"{head}: {f['objects']} objects ({f['anomalies']} anomalies), {f['frames']} frames at "
+        f"{head}: {f['objects']} objects ({verdicts}), {f['frames']} frames at "
         f"{f['fps']:.0f} fps{early}; cluster {cluster_fps:.0f} fps"
     )
 
