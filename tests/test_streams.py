@@ -215,6 +215,67 @@ def test_ctrl_c_stops_a_live_stream_with_complete_files(frames, tmp_path):
     assert summary["interrupted"] and summary["frames"] >= 1
 
 
+@pytest.fixture(scope="module")
+def cookie_model(tmp_path_factory):
+    """A local model of the real cookie photos (seconds to train): it judges the clip's crops."""
+    from conveyor_qc.shared import cookie_photos_dir
+
+    folder = tmp_path_factory.mktemp("model") / "model"
+    r = cli("train", cookie_photos_dir() / "train.manifest", "--out", folder, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return folder
+
+
+def test_sigterm_stops_a_live_run_cleanly_and_loses_nothing(clip, frames, cookie_model, tmp_path):
+    """systemd's, Docker's and Kubernetes' stop: every object in view finished and judged, the
+    files complete, exit 143, as after Ctrl-C."""
+    out = tmp_path / "out"
+    with MjpegStandIn(frames, fps=30, loop=True) as cam:
+        proc = subprocess.Popen(
+            [*CLI, "run", cam.url, "--out", str(out), "--no-video", "--model", str(cookie_model)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_for(lambda: len(cam.served) >= 75, proc)
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+        served = list(cam.served)
+    assert proc.returncode == 143, stderr
+    assert "stopped by SIGTERM: the outputs hold everything seen until then" in stderr and "Traceback" not in stderr
+    summary, objects, tracks = read_outputs(out)
+    assert summary["interrupted"] and summary["stopped_by"] == "SIGTERM" and summary["frames"] >= 60
+    # every object seen is written, the ones in view at the stop too
+    gt = served_gt(clip.gt, [i % len(frames) for i in served[: summary["frames"]]])
+    report = object_metrics(gt, tracks)
+    assert not set(report.missed) & must_count(gt), report.missed
+    # and judged: every object with a crop (one wholly in view) has its verdict, none left waiting
+    cropped = {int(p.name) for p in (out / "crops").iterdir()}
+    assert cropped and all(o["label"] in ("normal", "anomaly") for o in objects if int(o["track_id"]) in cropped)
+    assert summary["anomalies"] + summary["normal"] >= len(cropped)
+
+
+def test_a_second_sigterm_while_stopping_is_ignored():
+    import os
+
+    from conveyor_qc.run.stopping import Terminated, stop_on_sigterm, terminated
+
+    caught = 0
+    with stop_on_sigterm():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        except Terminated:
+            caught += 1
+            os.kill(os.getpid(), signal.SIGTERM)  # finishing: a second one changes nothing
+            time.sleep(0.1)
+        assert terminated()
+    assert caught == 1 and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
 def test_ctrl_c_while_reconnecting(frames, tmp_path):
     """Ctrl-C during an outage (the reader waiting between attempts) stops at once,
     with the frames seen before the outage in complete files."""

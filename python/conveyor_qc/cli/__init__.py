@@ -5,8 +5,9 @@ module per area (:mod:`.run`, :mod:`.evaluation`, :mod:`.dataset`, :mod:`.anomal
 Exit codes (:mod:`.exit_codes`): 0 success; 1 an error that is the user's to fix (bad input,
 bad config, unwritable output: any :class:`~conveyor_qc.errors.ConveyorQCError`, or the system
 refusing a file), with a one-line message naming the problem; 2 wrong usage; 3 the input ended
-early (results hold what could be read); 130 interrupted by Ctrl-C (results hold everything seen
-until then). Any other exception is a bug and shows its traceback.
+early (results hold what could be read); 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (the
+same clean stop: results hold everything seen until then). Any other exception is a bug and shows
+its traceback.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import importlib
 import sys
 
 from conveyor_qc import _core
-from conveyor_qc.cli.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
+from conveyor_qc.cli.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
 from conveyor_qc.cli.parser import build_parser
 from conveyor_qc.errors import ConveyorQCError
+from conveyor_qc.run.stopping import stop_on_sigterm, terminated
 
 __all__ = ["build_parser", "main"]
 
@@ -34,18 +36,23 @@ def main(argv: list[str] | None = None) -> int:
     # Only the chosen command's module is imported: `--help` and light commands stay fast.
     module_name, _, function = args.handler.partition(":")
     handler = getattr(importlib.import_module(f"conveyor_qc.cli.{module_name}"), function)
-    try:
-        return handler(args)
-    except (ConveyorQCError, *_CORE_ERRORS) as exc:
-        print(f"conveyor-qc {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except OSError as exc:  # the system refused a file: disk full, permissions, a missing path
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        print(f"conveyor-qc {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print(f"conveyor-qc {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    with stop_on_sigterm():  # a service manager's SIGTERM stops a command as Ctrl-C does
+        try:
+            code = handler(args)
+        except (ConveyorQCError, *_CORE_ERRORS) as exc:
+            print(f"conveyor-qc {args.command}: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        except OSError as exc:  # the system refused a file: disk full, permissions, a missing path
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            print(f"conveyor-qc {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            print(
+                f"conveyor-qc {args.command}: {'stopped by SIGTERM' if terminated() else 'interrupted'}",
+                file=sys.stderr,
+            )
+            code = EXIT_INTERRUPTED
+    return EXIT_TERMINATED if code == EXIT_INTERRUPTED and terminated() else code
 
 
 if __name__ == "__main__":

@@ -10,3 +10,6 @@ EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 #: stopped by Ctrl-C (results hold everything seen until then)
 EXIT_INTERRUPTED = 130
+#: stopped by SIGTERM (systemd, Docker, Kubernetes), the same clean way: 128 + 15, as a shell reports
+#: a process ended by SIGTERM (systemd: SuccessExitStatus=143 counts it as a clean stop)
+EXIT_TERMINATED = 143

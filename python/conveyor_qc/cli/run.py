@@ -17,6 +17,7 @@ from conveyor_qc.config import Config
 from conveyor_qc.run.batch import BATCH_FILE, run_batch
 from conveyor_qc.run.job import run_video
 from conveyor_qc.run.outputs import recover_run
+from conveyor_qc.run.stopping import terminated
 from conveyor_qc.run.video import quiet_decoder_logs
 
 #: What the summary lines say of verdicts when no anomaly model judged the objects.
@@ -80,7 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{s['fps']:.1f} frames per second -> {args.out}"
     )
     if result.interrupted:
-        print("interrupted: the outputs hold everything seen until then", file=sys.stderr)
+        what = "stopped by SIGTERM" if terminated() else "interrupted"
+        print(f"{what}: the outputs hold everything seen until then", file=sys.stderr)
         return EXIT_INTERRUPTED
     if result.ended_early:
         print(
@@ -142,7 +144,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     for job in report.failed:
         print(f"failed: {job.video}: {job.error}", file=sys.stderr)
     if report.interrupted:
-        print("interrupted: batch.json holds the videos that finished", file=sys.stderr)
+        what = "stopped by SIGTERM" if terminated() else "interrupted"
+        print(f"{what}: batch.json holds the videos that finished", file=sys.stderr)
         return EXIT_INTERRUPTED
     if report.failed:
         return EXIT_ERROR

@@ -29,6 +29,7 @@ from conveyor_qc.run.outputs import (
 from conveyor_qc.run.pipeline import FrameUpdate
 from conveyor_qc.run.provenance import model_identity, source_identity
 from conveyor_qc.run.segments import SegmentedPipeline
+from conveyor_qc.run.stopping import terminated
 from conveyor_qc.run.video import (
     Reconnected,
     Reconnecting,
@@ -396,6 +397,8 @@ class _Run:
             "fps": round(frames / max(elapsed, 1e-9), 2),
             "complete": not interrupted and not reader.ended_early,
             "interrupted": interrupted,
+            # what stopped it: Ctrl-C (SIGINT) or SIGTERM (a service manager); null: not interrupted
+            "stopped_by": ("SIGTERM" if terminated() else "SIGINT") if interrupted else None,
             "ended_early": reader.ended_early,
             # Why the input ended before it should (null: it did not); docs/streams.md
             "stop_reason": reader.stop_reason,
