@@ -285,6 +285,11 @@ def test_ctrl_c_stops_the_batch_and_closes_the_cluster(videos, tmp_path):
     for v in batch["videos"]:
         if v["status"] == "done":
             assert json.loads((out / v["out"] / "summary.json").read_text())["frames"] == FRAMES
+        # done exactly when its folder holds complete results (a worker may finish one the client
+        # had not collected when Ctrl-C came): never "interrupted" over a finished run
+        summary = out / v["out"] / "summary.json"
+        complete = summary.is_file() and json.loads(summary.read_text()).get("interrupted") is False
+        assert (v["status"] == "done") == complete, v
     assert batch["total"]["done"] == statuses.count("done")
 
 
@@ -343,3 +348,25 @@ def test_results_are_current_only_for_the_same_video_settings_and_model(plain_ru
     assert completed_figures(bigger, config_json, None) is None
     elsewhere = VideoJob(video=videos / "b.mp4", name="a", out=plain_runs["a"], identity=job.identity)
     assert completed_figures(elsewhere, config_json, None) is None
+
+
+def test_a_video_finished_but_not_collected_when_ctrl_c_came_is_done(videos, tmp_path, monkeypatch):
+    """Ctrl-C while a worker had just finished a video whose result the client had not collected:
+    batch.json says done for it (its folder holds complete results), not interrupted, and the next
+    batch skips it."""
+    import conveyor_qc.run.batch as batch_module
+
+    def finish_one_then_ctrl_c(cluster, todo, report, config_json, model_path, retries, emit, save, start):
+        job = todo[0]
+        batch_module.run_one(job.name, str(job.video), str(job.out), config_json, model_path)
+        raise KeyboardInterrupt  # before the client collected that video's future
+
+    monkeypatch.setattr(batch_module, "_run_jobs", finish_one_then_ctrl_c)
+    out = tmp_path / "out"
+    report = run_batch([str(videos / "a.mp4"), str(videos / "b.mp4")], out, workers=1)
+    assert report.interrupted
+    statuses = {v["name"]: v["status"] for v in json.loads((out / "batch.json").read_text())["videos"]}
+    assert statuses == {"a": "done", "b": "interrupted"}
+    monkeypatch.undo()
+    again = run_batch([str(videos / "a.mp4")], out, workers=1)
+    assert [j.status for j in again.jobs] == ["skipped"]

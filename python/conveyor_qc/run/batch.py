@@ -490,13 +490,17 @@ def run_batch(
         _run_jobs(cluster, todo, report, config_json, model_path, retries, emit, lambda: write("running"), start)
     except KeyboardInterrupt:
         report.interrupted = True
-        for job in todo:
-            if job.status == "pending":
-                job.status = "interrupted"
     finally:
         report.wall_seconds = time.perf_counter() - start
         with contextlib.suppress(Exception):  # the report matters more than a clean shutdown
             cluster.close()
+        if report.interrupted:
+            # A worker may have finished a video whose result the client had not collected yet
+            # (or finished it while the cluster closed): its folder, not the future, says.
+            for job in todo:
+                if job.status == "pending":
+                    figures = completed_figures(job, config_json, model_id)
+                    job.status, job.figures = ("done", figures) if figures is not None else ("interrupted", None)
         write("interrupted" if report.interrupted else "finished")
     return report
 
