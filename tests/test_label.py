@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -353,6 +354,108 @@ def test_bad_requests_are_refused_and_change_nothing(run_dir):
         crop.unlink()
         (run_dir / "crops" / str(tid) / real).write_bytes(before[f"crops/{tid}/{real}"])
     assert snapshot(run_dir) == before
+
+
+def test_crops_through_a_link_out_of_the_run_are_not_served(run_dir, tmp_path):
+    """crops/ itself, or one object's folder in it, a symbolic link to a folder outside the run:
+    nothing of that folder is served."""
+    tid = with_crops(run_dir)[0]
+    name = sorted((run_dir / "crops" / str(tid)).glob("*.jpg"))[0].name
+    secret = (run_dir / "crops" / str(tid) / name).read_bytes()
+    assert secret.startswith(b"\xff\xd8\xff")
+    outside = tmp_path / "elsewhere"
+    shutil.move(run_dir / "crops", outside)  # crops/<tid>/<name> now lives outside the run
+    (run_dir / "crops").symlink_to(outside, target_is_directory=True)
+    with serving(run_dir) as server:
+        assert server.store.objects[tid].crops == []
+        assert any("crops" in w and "outside" in w for w in server.store.warnings)
+        for path in (f"/crops/{tid}/{name}", f"/heat/{tid}/{name}"):
+            status, body = request(server, "GET", path)
+            assert status == 404 and secret not in body, path
+        status, body = request(server, "GET", "/api/objects")
+        assert status == 200 and not any(o["crops"] for o in json.loads(body)["objects"])
+
+    # a real crops/, one object's folder a link to a folder outside
+    (run_dir / "crops").unlink()
+    (run_dir / "crops").mkdir()
+    (run_dir / "crops" / str(tid)).symlink_to(outside / str(tid), target_is_directory=True)
+    with serving(run_dir) as server:
+        assert server.store.objects[tid].crops == []
+        status, body = request(server, "GET", f"/crops/{tid}/{name}")
+        assert status == 404 and secret not in body
+
+
+def test_unparseable_bodies_get_400_and_the_server_goes_on(run_dir, capsys):
+    ids = object_ids(run_dir)
+    js = {"Content-Type": "application/json"}
+    with serving(run_dir) as server:
+        for body in (b"[" * 2000 + b"]" * 2000, b'{"label": ' * 400, b"1" * 4096, b"\x00", b"\xed\xa0\x80"):
+            status, answer = request(server, "POST", f"/api/labels/{ids[0]}", body, js)
+            assert status == 400, body[:20]
+            error = json.loads(answer)["error"]
+            assert "\n" not in error
+        # a Content-Length that is not a number, though str.isdigit() says it is
+        status, answer = request(server, "POST", f"/api/labels/{ids[0]}", b"", {**js, "Content-Length": "\xb2"})
+        assert status == 411 and "error" in json.loads(answer)
+        assert post_label(server, ids[0], "normal")[0] == 200  # still serving
+    assert read_labels(run_dir) == {str(ids[0]): "normal"}
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "RecursionError" not in err
+
+
+def test_stalled_requests_are_dropped(run_dir):
+    """Requests that announce a body and never send it: the server answers others meanwhile,
+    and lets them go after its timeout (1 s here), so their threads end."""
+    ids = object_ids(run_dir)
+    before = threading.active_count()
+    server = make_server(run_dir, port=0, timeout=1.0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    stalled = []
+    try:
+        for _ in range(50):
+            s = socket.create_connection((host, port), timeout=5)
+            s.sendall(
+                f"POST /api/labels/{ids[0]} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode()
+            )
+            stalled.append(s)
+        wait_for(lambda: threading.active_count() >= before + 50, what="a thread for each stalled request")
+        status, _ = request(server, "GET", "/api/objects")  # answered while they hang
+        assert status == 200
+        # each stalled one is dropped (closed, not answered with a label change)
+        for s in stalled:
+            assert b"200 OK" not in s.recv(4096)
+        wait_for(lambda: threading.active_count() <= before + 2, timeout=20, what="their threads to end")
+        assert read_labels(run_dir) == {}
+    finally:
+        for s in stalled:
+            s.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_connections_over_the_cap_are_refused_at_once(run_dir):
+    server = make_server(run_dir, port=0, timeout=1.0, max_connections=5)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    idle = []
+    try:
+        idle = [socket.create_connection((host, port), timeout=5) for _ in range(5)]  # send nothing
+        wait_for(lambda: server.connections == 5, what="5 connections held")
+        status, body = request(server, "GET", "/api/objects")
+        assert status == 503 and "error" in json.loads(body)
+        wait_for(lambda: server.connections == 0, timeout=20, what="idle connections dropped")
+        assert request(server, "GET", "/api/objects")[0] == 200
+    finally:
+        for s in idle:
+            s.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def test_heat_map_of_a_crop_served_and_cached(run_dir, model, explain):

@@ -58,6 +58,8 @@ from conveyor_qc.io.atomic import atomic_write_text
 __all__ = [
     "LABELS",
     "MAX_BODY",
+    "MAX_CONNECTIONS",
+    "REQUEST_TIMEOUT",
     "Explain",
     "Explanation",
     "HeatCache",
@@ -71,6 +73,8 @@ __all__ = [
 LABELS = ("normal", "anomaly")
 UNLABELLED = ("", "unknown")  # what a labels.csv may say for "not labelled yet"
 MAX_BODY = 4096  # bytes of a label request
+REQUEST_TIMEOUT = 15.0  # seconds a connection may wait for the client's next bytes before it is dropped
+MAX_CONNECTIONS = 64  # connections served at once; more are answered 503 at once and closed
 LABELS_FILE = "labels.csv"
 
 # A crop's file name: its frame number and one of the suffixes in CROP_CONTENT_TYPES (lower case,
@@ -128,6 +132,7 @@ class LabelStore:
         self.labels_path = self.run_dir / LABELS_FILE
         self.warnings: list[str] = []
         self._lock = threading.Lock()
+        self.crops_dir_outside = False  # crops/ leads out of the run folder: no crop is served
         if not self.run_dir.is_dir():
             raise LabelError(f"run folder {self.run_dir} does not exist")
         self.crops_dir = (self.run_dir / "crops").resolve()
@@ -135,7 +140,13 @@ class LabelStore:
         self.fps = self._read_fps()
         if not (self.run_dir / "crops").is_dir():
             raise LabelError(f"{self.run_dir / 'crops'} is missing: label a run made without --no-crops")
-        self._index_crops()
+        if self.crops_dir.is_relative_to(self.run_dir.resolve()):
+            self._index_crops()
+        else:  # a link out of the run folder: nothing in it is served
+            self.crops_dir_outside = True
+            self.warnings.append(
+                f"{self.run_dir / 'crops'} is a link to {self.crops_dir}, outside the run folder: no crops shown"
+            )
         # track id -> label ("normal"/"anomaly"); full rows kept for extra columns
         self.labels: dict[int, str] = {}
         self._rows: dict[int, dict[str, str]] = {}
@@ -202,7 +213,7 @@ class LabelStore:
     def crop_file(self, track_id: int, name: str, indexed: bool = True) -> Path | None:
         """The real path of crop ``name`` of ``track_id``, or None if it is not one."""
         obj = self.objects.get(track_id)
-        if obj is None or not _CROP_NAME.match(name) or (indexed and name not in obj.crops):
+        if self.crops_dir_outside or obj is None or not _CROP_NAME.match(name) or (indexed and name not in obj.crops):
             return None
         try:
             real = (self.crops_dir / str(track_id) / name).resolve(strict=True)
@@ -436,6 +447,13 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_BUSY_BODY = b'{"error": "too many connections at once; try again"}'
+_BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+    b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+)
+
+
 class LabelServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
@@ -443,14 +461,55 @@ class LabelServer(ThreadingHTTPServer):
     # socketserver's default backlog of 5 resets connections under load.
     request_queue_size = 128
 
-    def __init__(self, store: LabelStore, host: str = "127.0.0.1", port: int = 0, explain: Explain | None = None):
+    def __init__(
+        self,
+        store: LabelStore,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        explain: Explain | None = None,
+        timeout: float = REQUEST_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+    ):
         self.store = store
+        # A client that stops sending (headers, or a body it announced) holds a thread until
+        # ``timeout`` passes without a byte from it; at most ``max_connections`` are served at once.
+        self.request_timeout = timeout
+        self.max_connections = max_connections
+        self.connections = 0  # being served now
+        self._count_lock = threading.Lock()
         self.heat = HeatCache(explain) if explain is not None else None  # None: no model, no /heat
         self.loopback = _is_loopback(host)
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, port), _Handler)
         self.web = resources.files(__package__) / "web"
+
+    def process_request(self, request, client_address) -> None:
+        with self._count_lock:
+            full = self.connections >= self.max_connections
+            if not full:
+                self.connections += 1
+        if not full:
+            try:
+                return super().process_request(request, client_address)
+            except BaseException:  # no thread started (serve_forever closes the request)
+                with self._count_lock:
+                    self.connections -= 1
+                raise
+        # Over the cap: answered here, without reading the request or starting a thread.
+        try:
+            request.setblocking(False)  # a few bytes fit in any socket buffer; never wait on the client
+            request.sendall(_BUSY)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._count_lock:
+                self.connections -= 1
 
     @property
     def url(self) -> str:
@@ -482,7 +541,11 @@ class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.0: one request per connection. Nothing lingers on a stopped server, and on
     # loopback a connection costs nothing.
     protocol_version = "HTTP/1.0"
-    timeout = 30  # a client that connects and sends nothing
+    timeout = REQUEST_TIMEOUT  # a client that stops sending (the server's own timeout counts: setup)
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.request_timeout)
 
     def log_request(self, code="-", size="-") -> None:  # only failures are worth a line
         if isinstance(code, int) and code >= 400 and code != 404:
@@ -607,7 +670,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         # The body is read first (up to a limit), so that no reply leaves unread bytes behind.
         length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
+        if length is None or not (length.isascii() and length.isdigit()):
             return self._error(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
         if int(length) > MAX_BODY:
             self.rfile.read(min(int(length), 1 << 16))
@@ -626,7 +689,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(HTTPStatus.FORBIDDEN, "cross-origin request refused")
         try:
             body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; nested too deep
             return self._error(HTTPStatus.BAD_REQUEST, 'body must be JSON: {"label": "normal"|"anomaly"|null}')
         if not isinstance(body, dict) or "label" not in body or set(body) != {"label"}:
             return self._error(HTTPStatus.BAD_REQUEST, 'body must be {"label": "normal"|"anomaly"|null}')
@@ -656,12 +719,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def make_server(
-    run_dir: str | Path, host: str = "127.0.0.1", port: int = 0, explain: Explain | None = None
+    run_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    explain: Explain | None = None,
+    timeout: float = REQUEST_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> LabelServer:
     """A ready server (not yet serving): ``server.serve_forever()`` in a thread, then
     ``server.shutdown(); server.server_close()``. With ``explain``, the page can show where the
-    model looks (/heat/). LabelError: the run cannot be labelled; OSError: the address cannot be bound."""
-    return LabelServer(LabelStore(run_dir), host, port, explain)
+    model looks (/heat/). ``timeout``: seconds a stalled client is waited for; ``max_connections``:
+    served at once, more get a 503. LabelError: the run cannot be labelled; OSError: the address
+    cannot be bound."""
+    return LabelServer(LabelStore(run_dir), host, port, explain, timeout, max_connections)
 
 
 def serve(
