@@ -117,7 +117,7 @@ def test_tune_says_found_not_counted():
 # --- point 4: the annotated video ----------------------------------------------------------------
 
 
-def draw(direction: str = "left_to_right", labels=None, judged=None) -> np.ndarray:
+def draw(direction: str = "left_to_right", labels=None, judged=True) -> np.ndarray:
     """A 640x360 canvas (the default half-size video of a 1280x720 input) drawn as run draws it:
     two overlapping boxes (ids 7 and 12), one at the frame's top edge (id 30) and one under the
     running counts (id 40), the counting line at 1.0."""
@@ -198,10 +198,10 @@ def test_the_banner_without_verdicts_says_not_judged():
     unjudged = banner(draw(labels={}, judged=False))
     assert near(unjudged, BGR["unknown"]).sum() > 50
     assert not near(unjudged, BGR["normal"]).any() and not near(unjudged, BGR["anomaly"]).any()
-    # without the flag: no object with a verdict in view nor counted
+    # nothing in view, nothing judged yet: the same banner
     guessed = np.full((360, 640, 3), 128, np.uint8)
     empty = Tracks(
         frame_index=0, ids=np.zeros(0, np.int32), boxes=np.zeros((0, 4), np.float32), whole=np.zeros(0, bool), count=0
     )
-    draw_tracks(guessed, empty, {}, {"total": 9, "normal": 0, "anomaly": 0}, scale=0.5)
+    draw_tracks(guessed, empty, {}, {"total": 9, "normal": 0, "anomaly": 0}, scale=0.5, judged=False)
     assert np.array_equal(banner(guessed), unjudged)

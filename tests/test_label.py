@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ import pytest
 
 from conftest import popen_interruptible
 from conveyor_qc.cli import main
-from conveyor_qc.dataset.label_server import Explanation, HeatCache, LabelError, LabelStore, make_server
+from conveyor_qc.dataset.label_server import Explanation, HeatCache, LabelError, LabelStore, make_server, running
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -88,17 +87,8 @@ def snapshot(run: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
 
 
-@contextmanager
 def serving(run: Path, explain=None):
-    server = make_server(run, port=0, explain=explain)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    return running(make_server(run, port=0, explain=explain))
 
 
 def request(

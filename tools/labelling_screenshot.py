@@ -26,6 +26,7 @@ installs all three.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import importlib.util
 import io
@@ -34,10 +35,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +138,8 @@ def clear_labels(run: Path, tracks: set[int]) -> None:
     say(f"cleared the labels of {', '.join(f'#{t}' for t in sorted(tracks))}")
 
 
-@contextmanager
-def serving(run: Path, explain: Callable) -> Iterator[Any]:
-    from conveyor_qc.dataset.label_server import make_server
+def serving(run: Path, explain: Callable) -> contextlib.AbstractContextManager[Any]:
+    from conveyor_qc.dataset.label_server import make_server, running
 
     server = make_server(run, port=0, explain=explain)
     report = server.handle_error
@@ -152,14 +150,7 @@ def serving(run: Path, explain: Callable) -> Iterator[Any]:
             report(request, client_address)
 
     server.handle_error = handle_error  # type: ignore[method-assign]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    return running(server)
 
 
 def need_browser() -> None:
@@ -174,7 +165,7 @@ def need_browser() -> None:
         raise fail("selenium missing (it drives the browser): install it with  pip install selenium")
 
 
-@contextmanager
+@contextlib.contextmanager
 def browser() -> Iterator[Any]:
     """Debian's headless chromium showing pages at exactly VIEW. Its driver's path is given, so
     Selenium Manager is never asked to download a browser."""

@@ -15,22 +15,13 @@ from conveyor_qc.cli.exit_codes import (
 from conveyor_qc.cli.progress import bar, progress_line
 from conveyor_qc.config import Config
 from conveyor_qc.run.batch import BATCH_FILE, run_batch
-from conveyor_qc.run.job import run_video
+from conveyor_qc.run.job import judged, run_video
 from conveyor_qc.run.outputs import recover_run
 from conveyor_qc.run.stopping import terminated
 from conveyor_qc.run.video import quiet_decoder_logs
 
 #: What the summary lines say of verdicts when no anomaly model judged the objects.
 NOT_JUDGED = "not judged: no --model"
-
-
-def judged(summary: dict) -> bool:
-    """Whether an anomaly model judged the run's objects: summary.json's ``model`` is null without
-    one. A summary recovered from a killed run's journal has no ``model``: then, unless every
-    object is ``unknown``."""
-    if "model" in summary:
-        return summary["model"] is not None
-    return not (summary.get("objects") and summary.get("unknown") == summary["objects"])
 
 
 def verdicts(summary: dict) -> str:

@@ -30,6 +30,7 @@ track with a bad label is replaced once that object is labelled or cleared.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import ipaddress
@@ -40,7 +41,7 @@ import sys
 import threading
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,6 +68,7 @@ __all__ = [
     "LabelServer",
     "LabelStore",
     "make_server",
+    "running",
     "serve",
 ]
 
@@ -732,6 +734,20 @@ def make_server(
     served at once, more get a 503. LabelError: the run cannot be labelled; OSError: the address
     cannot be bound."""
     return LabelServer(LabelStore(run_dir), host, port, explain, timeout, max_connections)
+
+
+@contextlib.contextmanager
+def running(server: LabelServer) -> Iterator[LabelServer]:
+    """``server`` serving on a thread of its own while the block runs, then shut down and closed
+    (the page embedded in a program, a tool, a test)."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def serve(

@@ -30,7 +30,7 @@ from conveyor_qc.anomaly.model import load_model
 from conveyor_qc.config import Config
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text
-from conveyor_qc.run.job import run_video
+from conveyor_qc.run.job import judged, run_video
 from conveyor_qc.run.outputs import OutputError
 from conveyor_qc.run.provenance import model_identity, source_identity
 from conveyor_qc.run.video import quiet_decoder_logs
@@ -218,7 +218,7 @@ def _figures(summary: dict) -> dict:
     return {
         "objects": summary["objects"],
         "anomalies": summary["anomalies"],
-        "judged": summary.get("model") is not None,  # without a model, 0 anomalies means not judged
+        "judged": judged(summary),  # without a model, 0 anomalies means not judged
         "counted": summary["counts"]["total"],
         "frames": summary["frames"],
         "video_seconds": summary["video_seconds"],

@@ -47,7 +47,7 @@ MAX_GAP_SECONDS = 0.25
 #: A live source lost for longer than this many seconds ends the run (run --reconnect-timeout).
 RECONNECT_TIMEOUT_SECONDS = 60.0
 
-__all__ = ["Progress", "RunResult", "run_video"]
+__all__ = ["Progress", "RunResult", "judged", "run_video"]
 
 #: An anomaly model judges an object from at most OBJECT_CROPS crops spread over its path: its
 #: first crop while wholly in view, then the periodic crops (output.crop_every frames apart) nearest
@@ -185,6 +185,15 @@ def run_video(
     return RunResult(
         summary=summary, ended_early=reader.ended_early, interrupted=interrupted, stop_reason=reader.stop_reason
     )
+
+
+def judged(summary: dict) -> bool:
+    """Whether an anomaly model judged the run's objects: summary.json's ``model`` is null without
+    one. A summary recovered from a killed run's journal has no ``model``: then, unless every
+    object is ``unknown``."""
+    if "model" in summary:
+        return summary["model"] is not None
+    return not (summary.get("objects") and summary.get("unknown") == summary["objects"])
 
 
 class _Run:

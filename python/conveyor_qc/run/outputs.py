@@ -292,7 +292,7 @@ def draw_tracks(
     counts: dict[str, int],
     line: tuple[tuple[int, int], tuple[int, int]] | None = None,
     scale: float = 1.0,
-    judged: bool | None = None,
+    judged: bool = True,
 ) -> None:
     """Draw the counting line (end points, see count_line_segment), boxes, numbers and running
     counts onto the BGR ``frame`` in place. Boxes and line are in the pixels of the full-resolution
@@ -305,8 +305,6 @@ def draw_tracks(
     "count" tag. The banner shows ``counts`` (``total``, ``normal``, ``anomaly``; ``unknown`` if
     given, else what the total leaves, when not 0); with ``judged`` false (no anomaly model) the
     total and "not judged".
-    ``judged`` None guesses from what it is given: judged when an object counted or in view has a
-    verdict (normal or anomaly), so a run with a model reads "not judged" until its first one.
     Text is sized for the frame drawn on: digits 13 px high at 360 rows (the default half-size
     video of a 720-row input), larger from 480 rows."""
     rows = frame.shape[0]
@@ -325,8 +323,6 @@ def draw_tracks(
         p0, p1 = (int(x * scale), int(y * scale)), (int((x + w) * scale), int((y + h) * scale))
         cv2.rectangle(frame, p0, p1, LABEL_COLOURS[label], t)
         placed.append((tid, label, p0, t))
-    if judged is None:
-        judged = counts.get("normal", 0) + counts.get("anomaly", 0) > 0 or any(p[1] != "unknown" for p in placed)
     banner = _banner_patch(_banner_items(counts, judged), font_scale, text_thick)
     banner_right, banner_bottom = _BANNER_AT + banner.shape[1], _BANNER_AT + banner.shape[0]
     for tid, label, (bx, by), t in placed:  # over every box: a neighbour's edge never hides a number
