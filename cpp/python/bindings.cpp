@@ -3,6 +3,7 @@
 // parameter struct is exposed field by field (with the list of field names, so
 // the Python config loader can reject unknown keys without a second list).
 #include "conveyor_qc/crop_reader.hpp"
+#include "conveyor_qc/crossing.hpp"
 #include "conveyor_qc/pipeline.hpp"
 
 #include <pybind11/numpy.h>
@@ -225,6 +226,7 @@ struct FinishedObject {
     int best_frame = 0;
     bool ever_whole = false;
     Detection shape;
+    float speed = 0.f, centre = 0.f;
     std::string end;
 };
 
@@ -248,6 +250,8 @@ FinishedObject finished_object(const FinishedTrack& t) {
     o.best_frame = t.best_frame;
     o.ever_whole = t.ever_whole;
     o.shape = t.shape;
+    o.speed = t.motion.speed;
+    o.centre = t.motion.centre;
     o.end = end_name(t.end);
     return o;
 }
@@ -410,6 +414,10 @@ PYBIND11_MODULE(_core, m) {
         .def_readonly("best_frame", &FinishedObject::best_frame)
         .def_readonly("ever_whole", &FinishedObject::ever_whole, "it was wholly in view on some frame")
         .def_readonly("shape", &FinishedObject::shape, "its shape figures, from its best detection")
+        .def_readonly("speed", &FinishedObject::speed,
+                      "its speed along the belt when it ended, px per frame (crossing.hpp; 0: unknown)")
+        .def_readonly("centre_along", &FinishedObject::centre,
+                      "its centre along the belt on its last frame, px from the entry edge (crossing.hpp)")
         .def_readonly("end", &FinishedObject::end, "how it ended: exited, lost or stream_end");
 
     py::class_<StreamEnd>(m, "StreamEnd", "What the end of a stream adds to the counts.")
@@ -648,6 +656,28 @@ PYBIND11_MODULE(_core, m) {
         py::arg("frame_size"), py::arg("line"), py::arg("direction"),
         "End points ((x0, y0), (x1, y1)) of the counting line across a (width, height) frame, as the "
         "counter places it (count.line along the belt from the entry edge, inside the frame).");
+
+    py::class_<Crossing>(m, "Crossing", "When an object reaches a line downstream of the view (crossing.hpp).")
+        .def_readonly("known", &Crossing::known, "false: its speed is not known")
+        .def_readonly("centre", &Crossing::centre, "frames after its last frame when its centre reaches the line")
+        .def_readonly("front", &Crossing::front, "... its leading edge")
+        .def_readonly("back", &Crossing::back, "... its trailing edge");
+
+    m.def(
+        "predict_crossing",
+        [](float centre, float speed, const Box& full_box, const std::string& direction, std::pair<int, int> frame_size,
+           double beyond_exit) {
+            const BeltAxis axis{direction_from_string(direction), cv::Size(frame_size.first, frame_size.second)};
+            if (axis.direction == Direction::Auto) throw py::value_error("predict_crossing needs a known direction");
+            const cv::Rect2f box(std::get<0>(full_box), std::get<1>(full_box), std::get<2>(full_box),
+                                 std::get<3>(full_box));
+            return predict_crossing(BeltMotion{speed, centre}, box, axis, beyond_exit);
+        },
+        py::arg("centre"), py::arg("speed"), py::arg("full_box"), py::arg("direction"), py::arg("frame_size"),
+        py::arg("beyond_exit"),
+        "When an object that ended with its centre `centre` px along the belt (from the entry edge) moving at "
+        "`speed` px a frame crosses a line `beyond_exit` px past the exit edge (a reject gate); `full_box` "
+        "(x, y, w, h, its largest whole box) gives its length. In frames after its last frame.");
 
     py::class_<Pipeline>(m, "Pipeline", "The core's per-frame job: downscale, mask, components, tracking.")
         .def(py::init<const PipelineParams&>(), py::arg("params"))

@@ -36,6 +36,7 @@
 #include "conveyor_qc/tracker.hpp"
 
 #include "conveyor_qc/assignment.hpp"
+#include "conveyor_qc/crossing.hpp"
 #include "params_check.hpp"
 
 #include <opencv2/core/utility.hpp>
@@ -443,6 +444,7 @@ class MultiTrackerImpl final : public MultiTracker {
         f.best_frame = t.best_frame;
         f.ever_whole = t.ever_whole;
         f.shape = t.shape;
+        f.motion = measure_motion(f.history, f.best_box, axis_, margin(), belt_known_ ? belt_vel_ : velocity(t));
         f.end = end;
         finished_.push_back(std::move(f));
     }
@@ -818,7 +820,7 @@ void MultiTrackerImpl::drop_duplicates() {
 void MultiTrackerImpl::record(int frame_index) {
     states_.clear();
     for (auto& t : live_) {
-        t.history.push_back({frame_index, t.box});
+        t.history.push_back({frame_index, t.box, t.seen});
         const bool whole = area(t.box) > 0.f && !touches_any_edge(t.box) && !t.partial_entry;
         const float a = area(t.box);
         t.best_updated = false;

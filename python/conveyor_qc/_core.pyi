@@ -18,6 +18,7 @@ __all__: list[str] = [
     "CropReadParams",
     "CropReader",
     "CropReading",
+    "Crossing",
     "DetectParams",
     "Detection",
     "Detections",
@@ -34,6 +35,7 @@ __all__: list[str] = [
     "TrackParams",
     "count_line_segment",
     "downscale",
+    "predict_crossing",
 ]
 
 class BeltStats:
@@ -243,6 +245,31 @@ class CropReading:
         Region pixels per crop pixel.
         """
 
+class Crossing:
+    """
+    When an object reaches a line downstream of the view (crossing.hpp).
+    """
+    @property
+    def back(self) -> float:
+        """
+        ... its trailing edge
+        """
+    @property
+    def centre(self) -> float:
+        """
+        frames after its last frame when its centre reaches the line
+        """
+    @property
+    def front(self) -> float:
+        """
+        ... its leading edge
+        """
+    @property
+    def known(self) -> bool:
+        """
+        false: its speed is not known
+        """
+
 class DetectParams:
     """
     Connected-component settings (see detector.hpp).
@@ -389,6 +416,11 @@ class FinishedObject:
         (N, 4) float32: its box on each of them
         """
     @property
+    def centre_along(self) -> float:
+        """
+        its centre along the belt on its last frame, px from the entry edge (crossing.hpp)
+        """
+    @property
     def end(self) -> str:
         """
         how it ended: exited, lost or stream_end
@@ -418,6 +450,11 @@ class FinishedObject:
     def shape(self) -> Detection:
         """
         its shape figures, from its best detection
+        """
+    @property
+    def speed(self) -> float:
+        """
+        its speed along the belt when it ended, px per frame (crossing.hpp; 0: unknown)
         """
 
 class FrameTracks:
@@ -836,6 +873,23 @@ def downscale(
 ) -> numpy.typing.NDArray[numpy.uint8]:
     """
     The BGR frame downscaled by r as the pipeline does it (track.downscale): same size, same pixels.
+    """
+
+def predict_crossing(
+    centre: typing.SupportsFloat | typing.SupportsIndex,
+    speed: typing.SupportsFloat | typing.SupportsIndex,
+    full_box: tuple[
+        typing.SupportsFloat | typing.SupportsIndex,
+        typing.SupportsFloat | typing.SupportsIndex,
+        typing.SupportsFloat | typing.SupportsIndex,
+        typing.SupportsFloat | typing.SupportsIndex,
+    ],
+    direction: str,
+    frame_size: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex],
+    beyond_exit: typing.SupportsFloat | typing.SupportsIndex,
+) -> Crossing:
+    """
+    When an object that ended with its centre `centre` px along the belt (from the entry edge) moving at `speed` px a frame crosses a line `beyond_exit` px past the exit edge (a reject gate); `full_box` (x, y, w, h, its largest whole box) gives its length. In frames after its last frame.
     """
 
 CROP_FIGURE_NAMES: tuple = (

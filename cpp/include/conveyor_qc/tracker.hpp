@@ -97,6 +97,13 @@ struct TrackParams {
     void validate() const;  // throws ParamError naming "track.<field>"
 };
 
+// An object's motion along the belt, measured when its track ends
+// (crossing.hpp).
+struct BeltMotion {
+    float speed = 0.f;   // px per frame along the belt; 0: unknown
+    float centre = 0.f;  // its centre along the belt on its last frame, px from the entry edge
+};
+
 // A live track as the caller sees it after a frame.
 struct TrackState {
     int key = 0;                // internal number of every track, confirmed or not (ids go to confirmed ones only)
@@ -113,6 +120,9 @@ struct TrackState {
 struct TrackPoint {
     int frame = 0;  // 0-based frame index
     cv::Rect2f box;
+    // The box was seen on this frame (a detection matched it, or its OpenCV
+    // tracker found it), not only moved on by the track's predicted motion.
+    bool seen = true;
 };
 
 // A track that has ended (left the frame, was lost, or the stream ended).
@@ -126,6 +136,9 @@ struct FinishedTrack {
     int best_frame = 0;
     bool ever_whole = false;
     Detection shape;  // the largest detection matched to the track (shape figures)
+    // Its motion along the belt when it ended (crossing.hpp, measure_motion):
+    // where a gate downstream of the view will see it.
+    BeltMotion motion;
     enum class End { Exited, Lost, StreamEnd } end = End::Exited;
 };
 

@@ -131,6 +131,12 @@ class ObjectEvent:
     shape: _core.Detection | None = None
     #: "exited", "lost" or "stream_end".
     end: str = "exited"
+    #: Its motion along the belt when it ended (the core's, fitted over its last whole boxes):
+    #: ``speed`` px per frame (0: unknown), and ``centre_along`` where its centre was on its last
+    #: frame, px along the belt from the entry edge (past the exit edge's length once it has
+    #: left). A reject gate downstream is timed from them (``_core.predict_crossing``).
+    speed: float = 0.0
+    centre_along: float = 0.0
     label: str = "unknown"
     score: float = float("nan")
     #: The crops cut for judging it (``FrameUpdate.judge_crops``: at most ``object_crops``, taken
@@ -297,6 +303,8 @@ class Pipeline:
                     best_crop=_image_of(self._best_crops.pop(key, None)),
                     shape=t.shape,
                     end=t.end,
+                    speed=t.speed,
+                    centre_along=t.centre_along,
                     crops=[c.image for c in self._crop_lists.pop(key, [])],
                 )
             )
