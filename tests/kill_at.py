@@ -1,6 +1,6 @@
 """`conveyor-qc ARGS`, killed with SIGKILL right after the named step of closing a run's outputs.
 
-    python tests/kill_at.py STEP ARGS...     (STEP: synced, tracks, objects, crops, video, summary)
+    python tests/kill_at.py STEP ARGS...     (STEP: synced, encoded, video, tracks, objects, crops, summary)
 
 The run's writer logs each step of close() at DEBUG on ``conveyor_qc.run.outputs`` as it is done
 (docs/outputs.md); a logging handler here turns the named one into a SIGKILL, as a crash or a

@@ -185,3 +185,59 @@ def test_disk_full_mid_run(clip, full, tmp_path):
         k = _check_kept(out, full)
         assert k < len(full.objects)
         assert not (out / ".annotated.partial.mp4").exists()
+
+
+# --- when the clean-up fails too, and a disk full from the first byte (issue 20, fault probe) -------
+
+
+def test_reason_of_a_failed_clean_up_survives_until_recover(clip, full, tmp_path):
+    """The disk fills up with rows (no crops, no video: nothing whose removal would free room),
+    and the clean-up, which writes the rows again sorted, fails too. A later `recover`, once
+    there is room, must record the disk-full error as the reason, not "killed" (it did: the
+    reason lived only in the failed process)."""
+    with tmpfs(tmp_path / "small", "96k") as mnt:
+        out = mnt / "out"
+        r = run_cli("run", clip, "--out", out, "-q", "--no-video", "--no-crops", *RUN_SETTINGS)
+        assert_clear_error(r, "no space left on the device", f"conveyor-qc recover {out}")
+        assert (out / ".run.journal").exists() and not (out / "summary.json").exists()
+        grown = subprocess.run(["mount", "-o", "remount,size=8m", str(mnt)], capture_output=True, text=True)
+        assert grown.returncode == 0, grown.stderr
+        r = run_cli("recover", out)
+        assert r.returncode == 0, r.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        assert "no space left on the device" in summary["reason"], summary["reason"]
+        assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+        _check_kept(out, full)
+
+
+def test_a_run_that_cannot_write_its_first_byte_leaves_no_new_folder(clip, tmp_path):
+    """RLIMIT_FSIZE of 8 KiB: the start-up probe (16 KiB) cannot be written. The folders the run
+    created for --out are removed again (they were left behind, empty); one that existed stays."""
+    limit = 8 * 1024
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    out = tmp_path / "new" / "deeper" / "out"
+    r = run_cli("run", clip, "--out", out, "-q", preexec_fn=limited)
+    assert_clear_error(r, out, "file too large")
+    assert not (tmp_path / "new").exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    r = run_cli("run", clip, "--out", existing, "-q", preexec_fn=limited)
+    assert_clear_error(r, existing, "file too large")
+    assert existing.is_dir() and not any(existing.iterdir())
+
+
+def test_disk_already_full_leaves_no_new_folder(clip, tmp_path):
+    """A full disk (a tmpfs filled before the run): a folder costs no block there, so --out was
+    created and left behind, empty."""
+    with tmpfs(tmp_path / "full", "512k") as mnt:
+        with open(mnt / "filler", "wb") as fh, contextlib.suppress(OSError):
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        out = mnt / "new" / "out"
+        r = run_cli("run", clip, "--out", out)
+        assert_clear_error(r, out, "no space left on the device")
+        assert sorted(p.name for p in mnt.iterdir()) == ["filler"]

@@ -420,3 +420,107 @@ def _wait_for(condition, proc: subprocess.Popen, limit: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("the stream was not read in time")
         time.sleep(0.05)
+
+
+# --- a file whose frame size changes midway (issue 20, fault probe) ----------------------------------
+#
+# OpenCV's FFmpeg reader scales every frame to the first frame's size without a word, and its
+# CAP_PROP_FRAME_WIDTH/HEIGHT keep the first size too: the change cannot be seen in what it returns.
+
+
+def _first_frames(video, n: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(video))
+    frames = []
+    while len(frames) < n:
+        ok, frame = cap.read()
+        assert ok
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def _joined(path, halves: list[list[np.ndarray]], codec: str, container: str) -> None:
+    """One video stream made of two encodings of different sizes, their packets muxed one after
+    the other as FFmpeg's concat demuxer (or a remux) joins files: the second half's size is in
+    its own in-band headers, the container announces the first."""
+    av = pytest.importorskip("av", reason="PyAV builds the joined file")
+    from fractions import Fraction
+
+    encoded = []
+    for frames in halves:
+        h, w = frames[0].shape[:2]
+        cc = av.CodecContext.create(codec, "w")
+        cc.width, cc.height, cc.pix_fmt, cc.time_base, cc.framerate = w, h, "yuv420p", Fraction(1, 30), 30
+        if codec == "libx264":
+            cc.options = {"preset": "ultrafast"}
+        packets = []
+        for i, frame in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(format="yuv420p")
+            vf.pts, vf.time_base = i, cc.time_base
+            packets += cc.encode(vf)
+        encoded.append((cc, packets + cc.encode(None)))
+    h, w = halves[0][0].shape[:2]
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream("h264" if codec == "libx264" else codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        if encoded[0][0].extradata:
+            stream.codec_context.extradata = encoded[0][0].extradata
+        offset = 0
+        for frames, (_cc, packets) in zip(halves, encoded, strict=True):
+            for packet in packets:
+                packet.stream, packet.time_base = stream, Fraction(1, 30)
+                packet.pts += offset
+                packet.dts += offset
+                out.mux(packet)
+            offset += len(frames)
+
+
+@pytest.mark.parametrize(
+    ("codec", "container", "suffix"),
+    [("mpeg4", "mp4", ".mp4"), ("libx264", "matroska", ".mkv"), ("mpeg4", "avi", ".avi")],
+)
+def test_file_whose_frame_size_changes_midway_ends_the_run(clip, tmp_path, codec, container, suffix):
+    """Two encodings joined in one file, 1280x720 then 640x360: OpenCV would scale the second
+    half to 1280x720 and the run read it all as one video (exit 0, complete). It must stop at the
+    first frame of the new size with exit code 3, complete files for the frames before, and say
+    why (docs/streams.md)."""
+    frames = _first_frames(clip.video, 60)
+    video = tmp_path / f"joined{suffix}"
+    _joined(
+        video,
+        [frames[:40], [cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA) for f in frames[40:]]],
+        codec,
+        container,
+    )
+    out = tmp_path / "out"
+    r = cli("run", video, "--out", out, "--no-video")
+    assert r.returncode == 3, r.stderr
+    assert "frame size changed" in r.stderr and "frame 41 is 640x360" in r.stderr, r.stderr
+    summary, _objects, tracks = read_outputs(out)
+    assert summary["frames"] == 40 and summary["width"] == 1280
+    assert not summary["complete"] and summary["ended_early"]
+    assert "frame size changed" in summary["stop_reason"]
+    assert tracks.shape[0] == 0 or tracks[:, 0].max() <= 40
+
+
+def test_second_mp4_appended_to_a_file_ends_as_incomplete(clip, tmp_path):
+    """Two MP4 files of different sizes appended byte for byte (`cat a.mp4 b.mp4`): FFmpeg reads
+    the first one's index and never sees the second, so the run read 40 of the 60 frames and
+    called itself complete. The file holds more than was read: exit code 3, not complete."""
+    frames = _first_frames(clip.video, 60)
+    parts = []
+    for i, (half, size) in enumerate(((frames[:40], (1280, 720)), (frames[40:], (640, 360)))):
+        path = tmp_path / f"half{i}.mp4"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, size)
+        for frame in half:
+            writer.write(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+        writer.release()
+        parts.append(path.read_bytes())
+    video = tmp_path / "appended.mp4"
+    video.write_bytes(b"".join(parts))
+    out = tmp_path / "out"
+    r = cli("run", video, "--out", out, "--no-video")
+    assert r.returncode == 3, r.stderr
+    assert "appended" in r.stderr, r.stderr
+    summary, _objects, _tracks = read_outputs(out)
+    assert summary["frames"] == 40 and not summary["complete"] and "appended" in summary["stop_reason"]

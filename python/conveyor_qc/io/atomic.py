@@ -247,13 +247,21 @@ PROBE_BYTES = 16 * 1024
 def check_writable_directory(path: str | Path, what: str = "output folder") -> Path:
     """Create ``path`` if needed and prove that files can be written into it, before any
     work: it is a folder, writable, on a file system that is not read-only and not full.
-    Raises :class:`WriteError` naming the folder and the problem."""
+    Raises :class:`WriteError` naming the folder and the problem; the folders it created for
+    ``path`` are then removed again (a full disk still makes folders: they cost no block), never
+    one that existed."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise WriteError(f"{what} {path} exists and is not a folder", errno.ENOTDIR, path)
+    created = []  # the folders missing now, the deepest first: made here, removed on a failure
+    missing = path
+    while not missing.exists() and not missing.is_symlink() and missing != missing.parent:
+        created.append(missing)
+        missing = missing.parent
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _remove_empty(created)
         raise WriteError(
             f"cannot create {what} {path}: {_WRITE_PROBLEMS.get(exc.errno or 0) or exc.strerror}", exc.errno, path
         ) from None
@@ -270,9 +278,20 @@ def check_writable_directory(path: str | Path, what: str = "output folder") -> P
     except OSError as exc:
         with contextlib.suppress(OSError):
             probe.unlink()
+        _remove_empty(created)
         raise WriteError(
             f"cannot write to {what} {path}: {_WRITE_PROBLEMS.get(exc.errno or 0) or exc.strerror}", exc.errno, path
         ) from None
     with contextlib.suppress(OSError):
         probe.unlink()
     return path
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove these folders, the deepest first, each only if empty (``rmdir``); stop at the first
+    that cannot be (something was put in it meanwhile)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from conveyor_qc.errors import ConveyorQCError
+from conveyor_qc.io.mp4 import appended_at
 
 __all__ = [
     "ReconnectPolicy",
@@ -158,6 +159,115 @@ class _Stop:
 
 
 _END = object()  # the decoder reached the source's end
+
+
+# --- what OpenCV cannot see in a file ---------------------------------------------------------------
+
+#: Decoders that take in a new sequence header (a new frame size) even when told to decode no
+#: picture at all (``skip_frame = ALL``): watching their sizes costs no decoding. The others
+#: (H.264 and HEVC among them) decode their keyframes, where a new size can begin.
+_SIZE_WITHOUT_DECODING = frozenset({"mpeg4", "mpeg1video", "mpeg2video", "mjpeg", "vp8", "vp9"})
+
+
+class _SizeWatch:
+    """Where a file's frame size changes, found with PyAV beside OpenCV's decoding.
+
+    OpenCV's FFmpeg reader scales every frame to the size of the first (the size the container
+    announces) without a word, and its ``CAP_PROP_FRAME_WIDTH``/``HEIGHT`` keep that size too,
+    so a file joined from two encodings of different sizes (FFmpeg's concat demuxer, a remux)
+    reads as one video. A size can change only at a keyframe, where the new size's headers are:
+    a thread walks the file's packets ahead of the reader and, at each keyframe, reads the
+    decoder's frame size (the packets alone for the decoders of ``_SIZE_WITHOUT_DECODING``, the
+    keyframes decoded for the others; a 60 s 1280x720 MPEG-4 clip takes 0.1 s). Frames are
+    counted as packets, in the order the reader sees them.
+
+    Without PyAV (``av``), or on a file PyAV cannot read, it finds nothing and never holds the
+    reader up."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._cond = threading.Condition()
+        self._scanned = 0  # frames whose size is known
+        self._done = False
+        self._stop = threading.Event()
+        #: (frames before the change, new width, new height, first width, first height)
+        self.change: tuple[int, int, int, int, int] | None = None
+        self._thread = threading.Thread(target=self._scan, daemon=True, name="size-watch")
+        self._thread.start()
+
+    def _scan(self) -> None:
+        try:
+            import av
+        except ImportError:
+            self._finish()
+            return
+        try:
+            with av.open(self._path) as container:
+                stream = container.streams.best("video")
+                if not isinstance(stream, av.VideoStream):
+                    return
+                cc = stream.codec_context
+                cc.thread_count = 1  # a thread beside the run's: one core's share at most
+                cc.thread_type = "NONE"
+                cc.skip_frame = "ALL" if cc.name in _SIZE_WITHOUT_DECODING else "NONKEY"
+                # The size the container announces (what OpenCV scales every frame to, before any
+                # rotation), else the first keyframe's.
+                first: tuple[int, int] | None = (cc.width, cc.height) if min(cc.width, cc.height) > 0 else None
+                # A new size seen at one keyframe, as (frames before it, size): it counts once the
+                # next keyframe has it too, or none follows (a damaged header is one keyframe's).
+                pending: tuple[int, tuple[int, int]] | None = None
+                frames = 0
+                for packet in container.demux(stream):
+                    if self._stop.is_set():
+                        return
+                    if packet.size == 0 or getattr(packet, "is_discard", False):
+                        continue  # the demuxer's flush packet; frames an edit list drops (never shown)
+                    if packet.is_keyframe:
+                        with contextlib.suppress(av.error.FFmpegError):  # a damaged packet: not ours to tell
+                            cc.decode(packet)
+                        size = (cc.width, cc.height)
+                        if first is None:
+                            first = size
+                        elif pending is not None and size == pending[1]:
+                            self._changed(pending, first)
+                            return
+                        elif size != first and min(size) > 0:
+                            pending = (frames, size)
+                        else:
+                            pending = None
+                    frames += 1
+                    if frames % 8 == 0:
+                        with self._cond:
+                            self._scanned = frames if pending is None else pending[0]
+                            self._cond.notify_all()
+                if pending is not None and first is not None:
+                    self._changed(pending, first)
+        except Exception:  # noqa: BLE001 - a file PyAV cannot read: OpenCV's reading says what is wrong
+            pass
+        finally:
+            self._finish()
+
+    def _changed(self, pending: tuple[int, tuple[int, int]], first: tuple[int, int]) -> None:
+        frames, (w, h) = pending
+        self.change = (frames, w, h, first[0], first[1])
+
+    def _finish(self) -> None:
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+
+    def changed_by(self, frame_number: int, stop: threading.Event) -> tuple[int, int, int, int, int] | None:
+        """The change, if frame ``frame_number`` (1-based) is of the new size; waits until the
+        watch has seen that far (or ``stop`` is set)."""
+        with self._cond:
+            while not self._done and self._scanned < frame_number and not stop.is_set():
+                self._cond.wait(0.1)
+        change = self.change
+        return change if change is not None and change[0] < frame_number else None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
 
 
 class _QuietLog:
@@ -395,6 +505,7 @@ class VideoReader:
         self.gaps: list[tuple[int, float]] = []
         self._stop_reason: str | None = None
         self._at_end = False  # the decoder reached the source's end (or gave up on it)
+        self._appended_at: int | None = None  # a second MP4 appended to the file: where it starts
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -417,6 +528,12 @@ class VideoReader:
                     f"stopped after {self.frames_read} images"
                 )
             return None
+        if self._appended_at is not None:
+            return (
+                f"the file holds a second video appended after the first (at byte {self._appended_at}), which no "
+                f"reader sees: only the first one's {self.frames_read} frames were read (split the file and run each "
+                "part)"
+            )
         n = self.info.frame_count
         # A container's frame count can be a little off.
         if self.info.is_file and n > 0 and self.frames_read < n - max(2, n // 100):
@@ -454,6 +571,9 @@ class VideoReader:
         why = {"file": "damaged file", "remote file": "damaged file", "sequence": "images of different sizes"}.get(
             self.info.kind, "the source changed"
         )
+        return self._size_changed(w, h, why)
+
+    def _size_changed(self, w: int, h: int, why: str) -> str:
         return (
             f"frame {self._decoded + 1} is {w}x{h} but the {self.info.kind} started at {self.info.width}x"
             f"{self.info.height} ({why}); stopped there"
@@ -463,12 +583,18 @@ class VideoReader:
         cap = self._cap
         self._decoded = 1  # the first frame, read when opening
         last_frame_at = time.monotonic()
+        # A local file's frames all come at the first frame's size from OpenCV: the watch finds
+        # where the size really changes (a remote file would be downloaded twice: not watched).
+        watch = _SizeWatch(str(self._target)) if self.info.kind == "file" else None
         try:
             while not self._stop.is_set():
                 ok, frame = cap.read()
                 if ok and frame is not None:
                     frame = to_bgr8(frame)
                     problem = self._size_problem(frame, after_gap=False)
+                    change = watch.changed_by(self._decoded + 1, self._stop) if watch is not None else None
+                    if change is not None:
+                        problem = self._size_changed(change[1], change[2], "the frame size changed: two videos joined?")
                     if problem:
                         self._put(out, _Stop(problem))
                         return
@@ -478,6 +604,8 @@ class VideoReader:
                         return
                     continue
                 if not self.info.live:
+                    if self.info.kind == "file":
+                        self._appended_at = appended_at(str(self._target))
                     self._put(out, _END)
                     return
                 cap.release()
@@ -489,6 +617,8 @@ class VideoReader:
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, never lost
             self._put(out, exc)
         finally:
+            if watch is not None:
+                watch.close()
             cap.release()
             self._put(out, None)
 
