@@ -4,8 +4,18 @@ a counting line that can be seen at count.line = 1.0, boxes in the documented co
 
 from __future__ import annotations
 
+import functools
+import http.server
+import inspect
 import json
+import logging
+import os
 import re
+import shutil
+import sys
+import threading
+import time
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -14,8 +24,10 @@ import pytest
 from conftest import REPO
 from conftest import run_cli as cli
 from conveyor_qc.cli.run import verdicts
+from conveyor_qc.config import Config, ConfigError
 from conveyor_qc.evaluation.tune import Scores
-from conveyor_qc.run.outputs import LABEL_COLOURS, LINE_COLOUR, count_line_segment, draw_tracks
+from conveyor_qc.run import encoder
+from conveyor_qc.run.outputs import LABEL_COLOURS, LINE_COLOUR, RunWriter, count_line_segment, draw_tracks
 from conveyor_qc.run.pipeline import Tracks
 from test_model import photo_model  # noqa: F401  (the fixture: a model trained on the real cookie photos)
 
@@ -205,3 +217,320 @@ def test_the_banner_without_verdicts_says_not_judged():
     )
     draw_tracks(guessed, empty, {}, {"total": 9, "normal": 0, "anomaly": 0}, scale=0.5, judged=False)
     assert np.array_equal(banner(guessed), unjudged)
+
+
+# --- issue 20 item 5: annotated.mp4 in H.264 -------------------------------------------------------
+
+
+def mp4_boxes(path) -> list[bytes]:
+    """The top-level boxes of an MP4 file, in order (``ftyp``, ``moov``, ``mdat``...)."""
+    data, kinds, at = path.read_bytes(), [], 0
+    while at + 8 <= len(data):
+        size, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        if size == 1:
+            size = int.from_bytes(data[at + 8 : at + 16], "big")
+        kinds.append(kind)
+        if size < 8:
+            break
+        at += size
+    return kinds
+
+
+def probe(path) -> dict:
+    """What PyAV reads of the video: its codec, pixel format, frames (counted by decoding) and rate."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        info = {
+            "codec": stream.codec_context.name,
+            "pix_fmt": stream.codec_context.pix_fmt,
+            "rate": stream.average_rate,
+            "size": (stream.codec_context.width, stream.codec_context.height),
+            "colorspace": int(stream.codec_context.colorspace),
+        }
+        info["frames"] = sum(1 for _ in container.decode(stream))
+    return info
+
+
+def cv2_frames(path) -> tuple[int, float, tuple[int, ...] | None]:
+    cap = cv2.VideoCapture(str(path))
+    n, shape = 0, None
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        n, shape = n + 1, frame.shape
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return n, fps, shape
+
+
+def encode(path, n: int = 12, fps: float = 30.0, size=(160, 120), **kw) -> encoder.VideoEncoder:
+    """``n`` frames (a box moving on grey) through a VideoEncoder; returns it, closed."""
+    video = encoder.VideoEncoder(path, fps, size, **kw)
+    for i in range(n):
+        frame = np.full((size[1], size[0], 3), 128, np.uint8)
+        frame[20:60, 4 * i : 4 * i + 40] = BGR["anomaly"]
+        video.write(frame)
+    video.close()
+    return video
+
+
+@pytest.fixture(scope="module")
+def h264_run(clip, tmp_path_factory):
+    """A run of the clip with the default settings: annotated.mp4 in H.264."""
+    out = tmp_path_factory.mktemp("h264") / "run"
+    r = cli("run", clip.video, "--out", out, "--no-crops", "-q")
+    assert r.returncode == 0, r.stderr
+    assert "mp4v" not in r.stderr  # no fallback here: PyAV and its libx264 are installed
+    return out, json.loads((out / "summary.json").read_text())
+
+
+def test_the_annotated_video_is_h264_with_its_index_first(h264_run):
+    out, s = h264_run
+    video = out / "annotated.mp4"
+    info = probe(video)
+    assert (info["codec"], info["pix_fmt"]) == ("h264", "yuv420p")
+    assert info["size"] == (s["width"] // 2, s["height"] // 2)  # output.video_scale 0.5
+    assert info["frames"] == s["frames"]
+    assert info["rate"] == encoder.frame_rate(s["video_fps"])
+    assert info["colorspace"] == 6  # tagged BT.601 (SMPTE 170M), as it was converted
+    # faststart: the index before the media, so a browser starts playing before the end
+    boxes = mp4_boxes(video)
+    assert boxes[0] == b"ftyp" and boxes.index(b"moov") < boxes.index(b"mdat"), boxes
+    # OpenCV (the package's own reader) decodes it too, every frame
+    n, fps, shape = cv2_frames(video)
+    assert n == s["frames"] and shape == (s["height"] // 2, s["width"] // 2, 3)
+    assert fps == pytest.approx(s["video_fps"], rel=1e-3)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    chromium, driver_path = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver")
+    if not (os.path.exists(chromium) and driver_path):
+        pytest.skip("no chromium/chromedriver (apt-get install chromium chromium-driver; `make test` does it)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install selenium)")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"):
+        opts.add_argument(arg)
+    opts.binary_location = chromium
+    # The driver's path is given: Selenium Manager is never asked to download anything.
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+#: Plays a video muted in a <video> element; its size, duration and time once it has played a while,
+#: or the MediaError's code (4: MEDIA_ERR_SRC_NOT_SUPPORTED).
+PLAY = """
+const done = arguments[arguments.length - 1];
+const v = document.createElement('video');
+v.muted = true;
+v.onerror = () => done({error: v.error ? v.error.code : -1});
+v.onplaying = () => setTimeout(() => done({size: [v.videoWidth, v.videoHeight], duration: v.duration,
+                                           time: v.currentTime}), 400);
+v.src = arguments[0];
+document.body.appendChild(v);
+v.play().catch(() => {});
+"""
+
+
+def test_a_browser_plays_it_and_starts_before_the_end(h264_run, chromium, tmp_path):
+    """Chromium plays annotated.mp4 from an HTTP server, and plays the first half of the file alone
+    (its index comes first: a browser starts before the rest has come); mp4v it refuses."""
+    out, s = h264_run
+    data = (out / "annotated.mp4").read_bytes()
+    (tmp_path / "annotated.mp4").write_bytes(data)
+    (tmp_path / "first-half.mp4").write_bytes(data[: len(data) // 2])
+    encode(tmp_path / "mp4v.mp4", codec="mp4v")
+    (tmp_path / "index.html").write_text("<!doctype html><title>video</title><body></body>")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/"
+        chromium.get(url + "index.html")
+        duration = s["frames"] / s["video_fps"]
+        for name in ("annotated.mp4", "first-half.mp4"):
+            played = chromium.execute_async_script(PLAY, url + name)
+            assert "error" not in played, (name, played)
+            assert played["size"] == [s["width"] // 2, s["height"] // 2], (name, played)
+            assert played["duration"] == pytest.approx(duration, abs=0.1), (name, played)
+            assert played["time"] > 0, (name, played)
+        assert chromium.execute_async_script(PLAY, url + "mp4v.mp4") == {"error": 4}
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("fps", [30000 / 1001, 29.97, 60000 / 1001, 59.94, 25.0, 12.5])
+def test_h264_at_odd_frame_rates(fps, tmp_path):
+    video = encode(tmp_path / "v.mp4", n=45, fps=fps, size=(162, 90))
+    assert video.codec == "h264"
+    info = probe(video.path)
+    assert info["frames"] == 45 and info["size"] == (162, 90)
+    assert info["rate"] == encoder.frame_rate(fps)
+    assert float(info["rate"]) == pytest.approx(fps, rel=1e-4)
+    n, cv2_fps, _ = cv2_frames(video.path)
+    assert n == 45 and cv2_fps == pytest.approx(fps, rel=1e-3)
+
+
+def test_frame_rates_as_fractions():
+    assert encoder.frame_rate(29.97) == encoder.frame_rate(30000 / 1001) == Fraction(30000, 1001)
+    assert encoder.frame_rate(59.94) == Fraction(60000, 1001)
+    assert encoder.frame_rate(23.976) == Fraction(24000, 1001)
+    assert encoder.frame_rate(30.0) == 30 and encoder.frame_rate(12.5) == Fraction(25, 2)
+    with pytest.raises(ValueError):
+        encoder.frame_rate(0.0)
+
+
+def test_odd_frame_sizes_are_made_even(tmp_path):
+    video = encode(tmp_path / "v.mp4", size=(161, 121))
+    assert video.size == (160, 120) and probe(video.path)["size"] == (160, 120)
+    half = encode(tmp_path / "h.mp4", size=(166, 98), scale=0.5)  # 83x49 made even
+    assert probe(half.path)["size"] == half.size == (82, 48)
+
+
+@pytest.mark.parametrize("height", [90, 92, 2, 4])
+def test_every_row_where_it_was_at_any_even_height(height, tmp_path):
+    """A band of colour along the last rows comes back there, and only there (PyAV's wrapping of
+    the converted frame, without a copy, took heights in multiples of 4 only)."""
+    video = encoder.VideoEncoder(tmp_path / "v.mp4", 30.0, (64, height))
+    frame = np.full((height, 64, 3), 128, np.uint8)
+    band = max(2, height // 4 // 2 * 2)
+    frame[height - band :] = BGR["normal"]
+    for _ in range(3):
+        video.write(frame)
+    video.close()
+    assert probe(video.path)["size"] == (64, height)
+    cap = cv2.VideoCapture(str(video.path))
+    ok, back = cap.read()
+    cap.release()
+    assert ok and back.shape == frame.shape
+    assert near(back[height - band :, 8:56], BGR["normal"], 16).all()
+    assert near(back[: height - band - 2, 8:56], (128, 128, 128), 16).all()
+
+
+def test_the_colours_survive_h264(tmp_path):
+    """The verdicts' colours come back within a few levels (BT.601 both ways), away from edges."""
+    video = encode(tmp_path / "v.mp4", n=3)
+    cap = cv2.VideoCapture(str(video.path))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and near(frame[28:52, 8:32], BGR["anomaly"], 12).all()
+    assert near(frame[80:110, 60:150], (128, 128, 128), 6).all()
+
+
+def test_mp4v_when_asked(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger=encoder.__name__):
+        video = encode(tmp_path / "v.mp4", codec="mp4v")
+    assert video.codec == "mp4v" and not caplog.records
+    info = probe(video.path)
+    assert (info["codec"], info["frames"]) == ("mpeg4", 12)
+
+
+@pytest.mark.parametrize("missing", ["pyav", "libx264"])
+def test_without_h264_the_video_falls_back_to_mp4v_and_says_so_once(missing, tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(encoder, "_told", set())
+    with monkeypatch.context() as m:
+        if missing == "pyav":
+            m.setitem(sys.modules, "av", None)  # `import av` raises ImportError
+        else:
+            m.setattr(encoder, "H264_ENCODER", "libno264")
+        with caplog.at_level(logging.WARNING, logger=encoder.__name__):
+            first = encode(tmp_path / "1.mp4")
+            second = encode(tmp_path / "2.mp4")
+    assert first.codec == second.codec == "mp4v"
+    assert probe(first.path)["codec"] == probe(second.path)["codec"] == "mpeg4"
+    assert probe(first.path)["frames"] == 12
+    told = [r.getMessage() for r in caplog.records]
+    assert len(told) == 1, told  # once a process, not once a video
+    assert "mp4v" in told[0] and "browsers do not play" in told[0]
+    assert ("PyAV is not installed" if missing == "pyav" else "no libno264 encoder") in told[0]
+
+
+@pytest.mark.parametrize("codec", encoder.CODECS)
+def test_a_bad_path_is_an_encoder_error_naming_the_file(codec, tmp_path):
+    path = tmp_path / "no" / "such" / "folder" / "annotated.mp4"
+    with pytest.raises(encoder.EncoderError, match=re.escape(str(path))) as caught:
+        encoder.VideoEncoder(path, 30.0, (64, 48), codec=codec)
+    assert isinstance(caught.value, OSError)
+
+
+@pytest.mark.parametrize("codec", encoder.CODECS)
+def test_an_encoding_failure_is_raised_by_the_next_write_and_by_close(codec, tmp_path):
+    path = tmp_path / "v.mp4"
+    video = encoder.VideoEncoder(path, 30.0, (64, 48), codec=codec)
+
+    def broken(frame):
+        raise RuntimeError("the disk is on fire")
+
+    video._sink.write = broken  # type: ignore[method-assign]
+    frame = np.zeros((48, 64, 3), np.uint8)
+    failed = f"encoding {re.escape(str(path))} failed: the disk is on fire"
+
+    def met() -> None:  # the encoding thread has met the failure
+        deadline = time.monotonic() + 60
+        while video._error is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    video.write(frame)
+    met()
+    with pytest.raises(encoder.EncoderError, match=failed):
+        video.write(frame)
+    video.write(frame)  # fails again on the thread: close() tells it
+    met()
+    with pytest.raises(encoder.EncoderError, match=failed):
+        video.close()
+    assert not video._thread.is_alive()
+
+
+def test_a_failure_at_close_is_an_encoder_error(tmp_path):
+    path = tmp_path / "v.mp4"
+    video = encoder.VideoEncoder(path, 30.0, (64, 48))
+
+    def broken():
+        raise OSError(28, "No space left on device")
+
+    video._sink.close = broken  # type: ignore[method-assign]
+    video.write(np.zeros((48, 64, 3), np.uint8))
+    with pytest.raises(encoder.EncoderError, match=f"encoding {re.escape(str(path))} failed: .*No space left"):
+        video.close()
+
+
+def test_abort_leaves_no_thread_and_no_error(tmp_path):
+    video = encoder.VideoEncoder(tmp_path / "v.mp4", 30.0, (64, 48))
+    for _ in range(8):
+        video.write(np.zeros((48, 64, 3), np.uint8))
+    video.abort()
+    assert not video._thread.is_alive()
+
+
+def test_the_codec_setting():
+    config = Config()
+    assert config.output.video_codec == "h264" == encoder.DEFAULT_CODEC
+    config.set("output.video_codec", "mp4v")
+    assert config.output.video_codec == "mp4v"
+    with pytest.raises(ConfigError, match="output.video_codec must be one of h264, mp4v"):
+        config.set("output.video_codec", "vp9")
+
+
+@pytest.mark.skipif(
+    "video_codec" not in inspect.signature(RunWriter).parameters,
+    reason="RunWriter does not pass output.video_codec to the encoder yet (run/outputs.py, run/job.py)",
+)
+def test_a_run_writes_mp4v_when_set(clip, tmp_path):
+    out = tmp_path / "run"
+    r = cli("run", clip.video, "--out", out, "--no-crops", "-q", "--set", "output.video_codec=mp4v")
+    assert r.returncode == 0, r.stderr
+    s = json.loads((out / "summary.json").read_text())
+    info = probe(out / "annotated.mp4")
+    assert (info["codec"], info["frames"]) == ("mpeg4", s["frames"])

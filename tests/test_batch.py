@@ -370,3 +370,29 @@ def test_a_video_finished_but_not_collected_when_ctrl_c_came_is_done(videos, tmp
     monkeypatch.undo()
     again = run_batch([str(videos / "a.mp4")], out, workers=1)
     assert [j.status for j in again.jobs] == ["skipped"]
+
+
+def test_a_folder_whose_video_was_lost_is_not_done(plain_runs, videos, tmp_path):
+    """A run killed after its rows were on disk but before its video was finished is recovered
+    with every row and `video_lost: true` (docs/outputs.md); its folder is not done, or batch
+    would skip the video for ever without its annotated.mp4. Neither is one whose annotated.mp4
+    is missing while the settings write one."""
+    from conveyor_qc.config import Config
+    from conveyor_qc.run.provenance import source_identity
+
+    video = videos / "a.mp4"
+    config_json = json.loads(json.dumps(Config().to_dict()))
+    out = tmp_path / "a"
+    shutil.copytree(plain_runs["a"], out)
+    job = VideoJob(video=video, name="a", out=out, identity=source_identity(video))
+    assert completed_figures(job, config_json, None) is not None
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, "recovered": True, "video_lost": True}))
+    (out / "annotated.mp4").unlink()
+    assert completed_figures(job, config_json, None) is None
+    (out / "summary.json").write_text(json.dumps(summary))
+    assert completed_figures(job, config_json, None) is None  # no video, and the settings write one
+    no_video = json.loads(json.dumps(config_json))
+    no_video["output"]["video"] = False
+    (out / "summary.json").write_text(json.dumps({**summary, "config": no_video}))
+    assert completed_figures(job, no_video, None) is not None

@@ -123,7 +123,8 @@ def test_kill_during_the_run(clip, full, tmp_path, finished):
     assert summary["objects"] == k and summary["recovered"] is True and summary["complete"] is False
     assert summary["crops_written"] == sum(len(c) for c in done.crops().values())
     assert summary["config"]["detect"]["min_area"] == 100
-    assert sorted(p.name for p in out.iterdir()) == ["crops", "objects.csv", "summary.json", "tracks.txt"]
+    # and the page a person reads, for what was recovered
+    assert sorted(p.name for p in out.iterdir()) == ["crops", "objects.csv", "report.html", "summary.json", "tracks.txt"]
 
     # Recovering twice is an error that says why, and changes nothing.
     r = run_cli("recover", out)
@@ -131,17 +132,36 @@ def test_kill_during_the_run(clip, full, tmp_path, finished):
     assert Outputs(out).objects_text == objects
 
 
-@pytest.mark.parametrize("stage", ["tracks", "crops", "summary"])
+def video_frames(path: Path) -> int:
+    """Frames that can be decoded from a video, one by one (0: it cannot be opened)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+#: The steps of close() after which the annotated video is finished (docs/outputs.md).
+VIDEO_FINISHED = ("encoded", "video", "tracks", "objects", "crops", "summary")
+
+
+@pytest.mark.parametrize("stage", VIDEO_FINISHED)
 def test_kill_while_closing(clip, full, tmp_path, stage):
-    """Killed between the steps of close(): every object had been committed, so recovery gives
-    the full run's files exactly, and the summary known before the kill."""
+    """Killed between the steps of close() once the video is finished: every object had been
+    committed, so recovery gives the full run's files exactly, the summary known before the
+    kill, and the annotated video, whole (recover renames a finished video into place; it used
+    to delete it: `video_lost: true` for a kill at any step before the last)."""
     full_out, _ = full
     out = tmp_path / "out"
     r = killed_at(stage, "run", clip, "--out", out, "-q", *RUN_SETTINGS)
     assert r.returncode == -signal.SIGKILL, r.stderr
     before = Outputs(out)  # whole rows of every object, sorted or not yet
     assert sorted(before.objects) == sorted(full_out.objects)
-    assert (out / "annotated.mp4").exists() == (stage == "summary")
+    assert (out / "annotated.mp4").exists() == (stage != "encoded")
+    assert (out / ".annotated.done.mp4").exists() == (stage == "encoded")
 
     r = run_cli("recover", out)
     assert r.returncode == 0, r.stderr
@@ -154,6 +174,61 @@ def test_kill_while_closing(clip, full, tmp_path, stage):
     assert summary["objects"] == full_summary["objects"] and summary["frames"] == full_summary["frames"]
     assert summary["counts"] == full_summary["counts"]
     assert summary.get("recovered", False) is (stage != "summary")
+    assert "video_lost" not in summary
+    assert video_frames(out / "annotated.mp4") == video_frames(full_out.folder / "annotated.mp4") > 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "annotated.mp4",
+        "crops",
+        "objects.csv",
+        "report.html",
+        "summary.json",
+        "tracks.txt",
+    ]
+
+
+def test_kill_before_the_video_is_finished_loses_it_and_batch_runs_it_again(clip, full, tmp_path):
+    """Killed once every row is on disk but before the encoder finished the video (the frames it
+    still had queued die with the process): recovery keeps every row and the summary it was about
+    to write, says `video_lost: true`, and `batch` does not count the folder as done (it used to
+    skip such a video for ever): a run into it keeps the recovered files and writes them anew."""
+    from conveyor_qc.config import Config
+    from conveyor_qc.run.batch import VideoJob, completed_figures
+    from conveyor_qc.run.provenance import source_identity
+
+    full_out, _ = full
+    out = tmp_path / "out"
+    r = killed_at("synced", "run", clip, "--out", out, "-q", *RUN_SETTINGS)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    r = run_cli("recover", out)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["video_lost"] is True and summary["objects"] == len(full_out.objects)
+    assert not (out / "annotated.mp4").exists()
+    assert Outputs(out).objects_text == full_out.objects_text
+
+    config = Config.from_options(None, RUN_SETTINGS[1:])
+    job = VideoJob(video=clip.absolute(), name="clip", out=out, identity=source_identity(clip.absolute()))
+    assert summary["source"] == str(clip.absolute()) and summary["input"] == job.identity
+    assert completed_figures(job, json.loads(json.dumps(config.to_dict())), None) is None
+    # Once run again, the folder is done, and what the killed run recovered is kept.
+    r = run_cli("run", clip.absolute(), "--out", out, "-q", *RUN_SETTINGS)
+    assert r.returncode == 0, r.stderr
+    assert completed_figures(job, json.loads(json.dumps(config.to_dict())), None) is not None
+    kept = [d for d in out.iterdir() if d.name.startswith("interrupted-")]
+    assert len(kept) == 1 and Outputs(kept[0]).objects_text == full_out.objects_text
+
+
+def test_next_run_keeps_a_killed_runs_video(clip, full, tmp_path):
+    """A run into the folder of a run killed while closing keeps its recovered files, the video
+    too, in interrupted-<start time>/ (the video used to be deleted as a stale output)."""
+    out = tmp_path / "out"
+    r = killed_at("tracks", "run", clip, "--out", out, "-q", *RUN_SETTINGS)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    r = run_cli("run", clip, "--out", out, "-q", *RUN_SETTINGS)
+    assert r.returncode == 0, r.stderr
+    kept = [d for d in out.iterdir() if d.name.startswith("interrupted-")]
+    assert len(kept) == 1 and video_frames(kept[0] / "annotated.mp4") > 0
+    assert video_frames(out / "annotated.mp4") == video_frames(kept[0] / "annotated.mp4")
 
 
 def test_next_run_keeps_a_killed_run(clip, full, tmp_path):

@@ -31,7 +31,7 @@ from conveyor_qc.config import Config
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text
 from conveyor_qc.run.job import judged, run_video
-from conveyor_qc.run.outputs import OutputError
+from conveyor_qc.run.outputs import REPORT_NAME, OutputError
 from conveyor_qc.run.provenance import model_identity, source_identity
 from conveyor_qc.run.video import quiet_decoder_logs
 from conveyor_qc.version import __version__
@@ -183,7 +183,7 @@ def output_names(videos: list[Path]) -> list[str]:
     batch that share that name are told apart by their paths below the deepest folder they share
     ('/' becoming '__'): day1/line3.mp4 and day2/line3.mp4 -> day1__line3, day2__line3; the
     extension stays only where it alone differs (line3.mp4, line3.avi). A name still taken
-    (or 'batch.json') gets '~2', '~3', ... in the order given."""
+    (or 'batch.json', 'report.html': the batch's own files) gets '~2', '~3', ... in the order given."""
     groups: dict[str, list[int]] = {}
     for i, v in enumerate(videos):
         groups.setdefault(v.stem.casefold(), []).append(i)  # casefold: case-insensitive file systems
@@ -199,7 +199,7 @@ def output_names(videos: list[Path]) -> list[str]:
             stems = ["__".join(r.parts) for r in relative]
         for i, s in zip(members, stems):
             names[i] = s
-    taken: set[str] = {BATCH_FILE.casefold()}
+    taken: set[str] = {BATCH_FILE.casefold(), REPORT_NAME.casefold()}
     unique = []
     for name in names:
         candidate, n = name, 1
@@ -232,10 +232,12 @@ def completed_figures(job: VideoJob, config_json: dict, model_id: dict | None) -
     """The figures of ``job``'s earlier run when its results are complete and current, else None.
 
     Complete and current: ``summary.json`` (which ``run`` writes last) is there with
-    ``tracks.txt`` and ``objects.csv``, the run was not interrupted, and it names this video
-    (absolute path), its size and modification time (``input``), the same settings (``config``)
-    and the same model (``model``: folder and model.json's sha256). A run of a truncated
-    file that ended early counts: running it again would read the same frames.
+    ``tracks.txt`` and ``objects.csv``, and with ``annotated.mp4`` when the settings write one
+    (a run killed before its video was finished is recovered with ``video_lost``: run again),
+    the run was not interrupted, and it names this video (absolute path), its size and
+    modification time (``input``), the same settings (``config``) and the same model
+    (``model``: folder and model.json's sha256). A run of a truncated file that ended early
+    counts: running it again would read the same frames.
     """
     try:
         summary = json.loads((job.out / "summary.json").read_text(encoding="utf-8"))
@@ -244,6 +246,9 @@ def completed_figures(job: VideoJob, config_json: dict, model_id: dict | None) -
     if not isinstance(summary, dict) or summary.get("interrupted") is not False:
         return None
     if not ((job.out / "tracks.txt").is_file() and (job.out / "objects.csv").is_file()):
+        return None
+    wants_video = (config_json.get("output") or {}).get("video", True)
+    if summary.get("video_lost") or (wants_video and not (job.out / "annotated.mp4").is_file()):
         return None
     same = (
         summary.get("source") == str(job.video)
@@ -447,6 +452,13 @@ def run_batch(
 
     def write(state: str) -> None:
         _write_batch_json(report, meta, state)
+        if state != "running":  # the batch's report.html (docs/report.md): its failure fails no video
+            try:
+                from conveyor_qc.report import write_batch_report
+
+                write_batch_report(out_dir)
+            except Exception as exc:  # noqa: BLE001
+                emit(f"warning: {out_dir / 'report.html'} not written: {exc}")
 
     if len(todo) < len(jobs):
         done = len(jobs) - len(todo)

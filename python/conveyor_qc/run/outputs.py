@@ -12,8 +12,10 @@ tells what each stage of a run leaves on disk.
 - ``crops/`` is filled as ``.crops.partial/`` (``<track_id>/<frame>.jpg``, or ``.png`` per
   ``output.crop_format``; each file under a temporary name, then renamed), flushed with one syncfs
   and swapped into place at the end.
-- ``annotated.mp4`` is encoded under a temporary name and renamed at the end (an MP4 cut short has
-  no index and cannot be played, so a killed run has none).
+- ``annotated.mp4`` is encoded under a temporary name and, once the encoder has finished it (first
+  thing in ``close()``, after the rows are on disk), renamed to ``.annotated.done.mp4``, flushed and
+  renamed into place: a kill from then on leaves a whole video that ``recover`` puts in place (an MP4
+  cut short has no index and cannot be played, so a run killed before has none).
 - ``summary.json`` is written last, atomically: its presence means the run is finished (its
   ``complete`` says whether it saw the whole video; ``recovered`` marks one finished by recovery).
 """
@@ -51,6 +53,7 @@ from conveyor_qc.io.atomic import (
     sync_filesystem,
 )
 from conveyor_qc.io.journal import AppendJournal, JournalBusy, JournalError, recover_journal
+from conveyor_qc.io.mp4 import whole_mp4
 from conveyor_qc.run.encoder import EncoderError, VideoEncoder
 from conveyor_qc.run.pipeline import Crop, ObjectEvent, Tracks
 
@@ -73,10 +76,19 @@ OBJECTS_NAME, TRACKS_NAME, SUMMARY_NAME, CROPS_NAME, VIDEO_NAME = (
     "crops",
     "annotated.mp4",
 )
+#: The page a person reads (conveyor_qc.report, written after the run) and the reject line's events
+#: (conveyor_qc.line: appended as anomalies are judged): a run's too, replaced by the next one.
+REPORT_NAME, REJECTS_NAME = "report.html", "rejects.jsonl"
 JOURNAL_NAME = ".run.journal"
 PENDING_SUMMARY = ".summary.pending.json"
 CROPS_PARTIAL = ".crops.partial"
 VIDEO_PARTIAL = ".annotated.partial.mp4"
+#: The video once its encoder has finished it, until it is flushed and renamed into place.
+VIDEO_DONE = ".annotated.done.mp4"
+#: Room kept from the start for the reason a run failed (a full disk...), so that it can be
+#: recorded before the clean-up even when nothing else can be written, and ``recover`` tells it.
+FAILURE_NAME = ".run.failure"
+FAILURE_BYTES = 4096
 #: Rows reach the disk (fdatasync) at least this often; a kill of the process loses nothing
 #: written, a power cut what was written since.
 SYNC_SECONDS = 1.0
@@ -84,8 +96,8 @@ SYNC_SECONDS = 1.0
 SPACE_CHECK_FRAMES = 30
 #: A run into a folder holding a killed run's files keeps them in ``interrupted-<start time>/``.
 INTERRUPTED_PREFIX = "interrupted-"
-#: Each step of close() is logged here at DEBUG as it is done (extra ``close_step``: synced, tracks,
-#: objects, crops, video, summary): where a stalled or killed close stopped.
+#: Each step of close() is logged here at DEBUG as it is done (extra ``close_step``: synced, encoded,
+#: video, tracks, objects, crops, summary): where a stalled or killed close stopped.
 log = logging.getLogger(__name__)
 
 #: Box colours by verdict (BGR): Okabe and Ito's blue, vermillion and yellow, which viewers with any
@@ -402,6 +414,7 @@ class RunWriter:
         meta: dict | None = None,
         sync_seconds: float = SYNC_SECONDS,
         video_scale: float = 1.0,
+        video_codec: str = "h264",
     ):
         if crop_format not in CROP_FORMATS:  # before anything is written
             raise ValueError(f"crop format {crop_format!r} is not one of {', '.join(CROP_FORMATS)}")
@@ -436,7 +449,7 @@ class RunWriter:
                     shutil.rmtree(aside, ignore_errors=True)
                     (self.out_dir / stale).rename(aside)
                     shutil.rmtree(aside, ignore_errors=True)
-            for stale in (VIDEO_NAME, VIDEO_PARTIAL):
+            for stale in (VIDEO_NAME, VIDEO_PARTIAL, VIDEO_DONE, FAILURE_NAME, REPORT_NAME, REJECTS_NAME):
                 (self.out_dir / stale).unlink(missing_ok=True)
             started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             journal_meta = {
@@ -457,6 +470,7 @@ class RunWriter:
                 meta=journal_meta,
                 sync_seconds=sync_seconds,
             )
+            _reserve_failure_record(self.out_dir)
             if crops:
                 self._crops_dir = self.out_dir / CROPS_PARTIAL
                 self._crops_dir.mkdir()
@@ -466,7 +480,7 @@ class RunWriter:
             if video:
                 try:
                     # Encoded on a thread of its own (encoder.py): the costliest output, beside the loop.
-                    self._video = VideoEncoder(self._video_tmp, fps, frame_size, scale=video_scale)
+                    self._video = VideoEncoder(self._video_tmp, fps, frame_size, scale=video_scale, codec=video_codec)
                 except EncoderError:
                     raise OutputError(f"cannot encode video into {self._video_tmp}", None, self._video_tmp) from None
         except (JournalBusy, RunBusy):
@@ -571,7 +585,15 @@ class RunWriter:
             try:
                 self._video.write(frame)
             except EncoderError as exc:
-                raise OutputError(str(exc), None, self._video_tmp) from None
+                raise self._video_error(exc) from None
+
+    def _video_error(self, exc: EncoderError) -> OutputError:
+        """The encoder's error; one of writing (a full disk: the OSError it came from) in the words
+        of every other write error, with what was kept."""
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno:
+            return _output_error(OSError(cause.errno, os.strerror(cause.errno)), self._video_tmp, self._kept_note())
+        return OutputError(str(exc), None, self._video_tmp)
 
     def add_objects(self, objects: list[ObjectEvent]) -> None:
         """Append the rows of objects that have finished (in the order they finished); the objects
@@ -634,6 +656,21 @@ class RunWriter:
         summary["crops_written"] = self.crops_written
         atomic_write_text(self.out_dir / PENDING_SUMMARY, json.dumps(summary) + "\n")
         _step_done("synced")
+        # The video next: until its encoder has finished it (the frames still queued, the index)
+        # it cannot be played, and a kill loses it; once finished, a kill leaves it whole.
+        if self._video is not None:
+            video, self._video = self._video, None
+            try:
+                video.close()  # every queued frame encoded, the file finished
+            except EncoderError as exc:
+                raise self._video_error(exc) from None
+            done = self.out_dir / VIDEO_DONE
+            os.replace(self._video_tmp, done)  # finished: recover puts it in place from here on
+            _step_done("encoded")
+            fsync_path(done)
+            os.replace(done, self.out_dir / VIDEO_NAME)
+            fsync_directory(self.out_dir)
+            _step_done("video")
         committed = dict(zip(journal.names, journal.lengths))
         objects, tracks = (_read_prefix(self.out_dir / name, committed[name]) for name in (OBJECTS_NAME, TRACKS_NAME))
         objects, tracks = _sorted_outputs(objects, tracks)
@@ -645,20 +682,11 @@ class RunWriter:
             sync_filesystem(self._crops_dir)  # the crops reach the disk before they take their final name
             replace_directory(self._crops_dir, self.out_dir / CROPS_NAME)
             _step_done("crops")
-        if self._video is not None:
-            video, self._video = self._video, None
-            try:
-                video.close()  # every queued frame encoded
-            except EncoderError as exc:
-                raise OutputError(str(exc), None, self._video_tmp) from None
-            fsync_path(self._video_tmp)
-            os.replace(self._video_tmp, self.out_dir / VIDEO_NAME)
-            fsync_directory(self.out_dir)
-            _step_done("video")
         atomic_write_text(self.out_dir / SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=False) + "\n")
         _step_done("summary")
         journal.remove()
         (self.out_dir / PENDING_SUMMARY).unlink(missing_ok=True)
+        (self.out_dir / FAILURE_NAME).unlink(missing_ok=True)
 
     def _release(self) -> None:
         if self._pool is not None:
@@ -678,11 +706,16 @@ class RunWriter:
         (the disk is still full) the folder is left for ``conveyor-qc recover``, and an
         OutputError ``error`` says so."""
         self._closed = True
+        reason = str(error) if error is not None else "stopped"
+        if self._journal is not None:
+            # First, in the room kept for it: the clean-up below may fail too (the disk is still
+            # full), and a later `recover` then tells this reason, not "killed".
+            _record_failure(self.out_dir, reason)
         self._release()
         if self._journal is None:
             return
         try:
-            recover_run(self.out_dir, reason=str(error) if error is not None else "stopped")
+            recover_run(self.out_dir, reason=reason)
         except (OSError, RecoverError) as exc:
             if isinstance(error, WriteError):
                 error.message += (
@@ -693,12 +726,73 @@ class RunWriter:
 # --- recovery ---------------------------------------------------------------------------
 
 
+def _reserve_failure_record(out: Path) -> None:
+    """``FAILURE_BYTES`` of zeros written and flushed at the start of a run: a reason is later
+    written over them in place, which takes no new room on a full disk."""
+    fd = os.open(out / FAILURE_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        data = memoryview(bytes(FAILURE_BYTES))
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_directory(out)
+
+
+def _record_failure(out: Path, reason: str) -> None:
+    """Write why the run failed over the room kept for it (best effort: nothing is raised)."""
+    record = json.dumps({"reason": reason}).encode()
+    if len(record) + 1 > FAILURE_BYTES:
+        record = json.dumps({"reason": reason[: FAILURE_BYTES // 2] + "..."}).encode()
+    try:
+        fd = os.open(out / FAILURE_NAME, os.O_WRONLY)  # never created here: no room may be left
+    except OSError:
+        return
+    try:
+        os.pwrite(fd, record + b"\n", 0)
+        os.fdatasync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _recorded_failure(out: Path) -> str | None:
+    """The reason a failed run recorded (None: none, or not readable)."""
+    try:
+        data = (out / FAILURE_NAME).read_bytes()
+        record = json.loads(data.split(b"\0", 1)[0] or b"null")
+    except (OSError, ValueError):
+        return None
+    reason = record.get("reason") if isinstance(record, dict) else None
+    return reason if isinstance(reason, str) and reason else None
+
+
+def _finish_video(out: Path) -> None:
+    """A video that its encoder finished (``VIDEO_DONE``) is flushed and renamed into place; the
+    check of its boxes guards against a power cut that kept the rename but not the bytes. One
+    not finished (``VIDEO_PARTIAL``: no index, cannot be played) is removed."""
+    (out / VIDEO_PARTIAL).unlink(missing_ok=True)  # first, as it frees the most on a full disk
+    done = out / VIDEO_DONE
+    if not done.exists():
+        return
+    if whole_mp4(done):
+        fsync_path(done)
+        os.replace(done, out / VIDEO_NAME)
+    else:
+        done.unlink()
+    fsync_directory(out)
+
+
 def recover_run(out_dir: str | Path, reason: str = "killed") -> dict:
     """Finish the files of a run that was killed (or stopped by an error) in ``out_dir``: cut
     ``objects.csv`` and ``tracks.txt`` back to the last commit, sort them, put the crops of
     those objects in ``crops/`` (the others were of objects still in view), drop the
-    unplayable partial video and write ``summary.json`` (``complete`` false, ``recovered``
-    true). Safe to repeat after a kill of its own. Returns the summary."""
+    unplayable partial video (a finished one is renamed into place) and write ``summary.json``
+    (``complete`` false unless killed while closing, ``recovered`` true). ``reason`` is the
+    reason a failed run recorded, if it did (a full disk whose clean-up failed too), else the one
+    given. Safe to repeat after a kill of its own. Returns the summary."""
     out = Path(out_dir)
     journal_path = out / JOURNAL_NAME
     if not journal_path.exists():
@@ -719,17 +813,19 @@ def recover_run(out_dir: str | Path, reason: str = "killed") -> dict:
         journal_path.unlink()
         fsync_directory(out)
         (out / PENDING_SUMMARY).unlink(missing_ok=True)
+        (out / FAILURE_NAME).unlink(missing_ok=True)
         return json.loads((out / SUMMARY_NAME).read_text(encoding="utf-8"))
+    reason = _recorded_failure(out) or reason
     files = dict(zip(state.files, lengths))
-    (out / VIDEO_PARTIAL).unlink(missing_ok=True)  # unplayable without its index; first, as it frees the most
+    _finish_video(out)
     objects, tracks = _sorted_outputs(
         _read_prefix(out / OBJECTS_NAME, files[OBJECTS_NAME]), _read_prefix(out / TRACKS_NAME, files[TRACKS_NAME])
     )
-    atomic_write_text(out / TRACKS_NAME, tracks.decode())
-    atomic_write_text(out / OBJECTS_NAME, objects.decode())
     rows = list(csv.DictReader(io.StringIO(objects.decode())))
     ids = {r["track_id"] for r in rows}
 
+    # The crops of objects not committed (in view at the kill or the error) go before the sorted
+    # files are written: on a full disk that is room for them.
     crops_written = 0
     partial = out / CROPS_PARTIAL
     if partial.is_dir():
@@ -740,6 +836,9 @@ def recover_run(out_dir: str | Path, reason: str = "killed") -> dict:
             for f in list(folder.iterdir()):
                 if f.suffix not in CROP_SUFFIXES or f.stat().st_size == 0:  # a .tmp, or lost in a power cut
                     f.unlink()
+    atomic_write_text(out / TRACKS_NAME, tracks.decode())
+    atomic_write_text(out / OBJECTS_NAME, objects.decode())
+    if partial.is_dir():
         sync_filesystem(partial)
         replace_directory(partial, out / CROPS_NAME)
     elif state.meta.get("crops") and not (out / CROPS_NAME).is_dir():
@@ -767,6 +866,7 @@ def recover_run(out_dir: str | Path, reason: str = "killed") -> dict:
         atomic_write_text(out / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
         journal_path.unlink()
         (out / PENDING_SUMMARY).unlink(missing_ok=True)
+        (out / FAILURE_NAME).unlink(missing_ok=True)
         fsync_directory(out)
         return summary
     summary = {
@@ -791,6 +891,7 @@ def recover_run(out_dir: str | Path, reason: str = "killed") -> dict:
     atomic_write_text(out / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
     journal_path.unlink()
     (out / PENDING_SUMMARY).unlink(missing_ok=True)
+    (out / FAILURE_NAME).unlink(missing_ok=True)
     fsync_directory(out)
     return summary
 
@@ -820,7 +921,7 @@ def preserve_interrupted_run(out_dir: str | Path) -> Path | None:
     tmp = out / f".{INTERRUPTED_PREFIX}pending"  # kept as it is if a kill cut a move short
     tmp.mkdir(exist_ok=True)
     # summary.json moves last: until then a kill leaves the recovered run where it was.
-    for name in (OBJECTS_NAME, TRACKS_NAME, CROPS_NAME, SUMMARY_NAME):
+    for name in (OBJECTS_NAME, TRACKS_NAME, CROPS_NAME, VIDEO_NAME, REJECTS_NAME, REPORT_NAME, SUMMARY_NAME):
         if (out / name).exists():
             (out / name).rename(tmp / name)
     fsync_directory(tmp)
