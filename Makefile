@@ -55,6 +55,21 @@ build/.browser:
 	  echo "  Install it with:  sudo apt-get install chromium chromium-driver" >&2; \
 	fi
 
+# A real MQTT broker for the reject signal's tests (tests/test_line.py): Debian's mosquitto,
+# started by the tests on a loopback port.
+build/.mosquitto:
+	@mkdir -p build
+	@if command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; then \
+	  touch $@; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing mosquitto with apt-get (the reject signal's MQTT tests)..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    mosquitto >/dev/null && touch $@ || exit 1; \
+	else \
+	  echo "warning: mosquitto is missing: the reject signal's MQTT test will be skipped." >&2; \
+	  echo "  Install it with:  sudo apt-get install mosquitto" >&2; \
+	fi
+
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
@@ -66,8 +81,8 @@ $(VENV)/.created:
 # (no build isolation: the persistent build/ directory is reused).
 $(VENV)/.deps: pyproject.toml $(VENV)/.created
 	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
-	$(PIP) install -q numpy "scipy>=1.10" "threadpoolctl>=3.1" "opencv-contrib-python-headless>=4.8" "boto3>=1.34" "tomli-w>=1.0" "scikit-image>=0.22" \
-	  "pytest>=8" "hypothesis>=6" "pytest-benchmark>=4" "selenium>=4" \
+	$(PIP) install -q numpy "scipy>=1.10" "threadpoolctl>=3.1" "av>=14" "opencv-contrib-python-headless>=4.8" "boto3>=1.34" "tomli-w>=1.0" "matplotlib>=3.8" "prometheus-client>=0.17" "paho-mqtt>=2.0" "scikit-image>=0.22" \
+	  "pytest>=8" "pytest-xdist>=3" "hypothesis>=6" "pytest-benchmark>=4" "selenium>=4" \
 	  "moto[s3]>=5" "flask>=3" "flask-cors>=4" "distributed>=2024.1" "atheris>=2.3"
 # TrackEval (conveyor-qc eval) declares opencv-python, which must never sit next to
 # opencv-contrib-python-headless; its metrics need only numpy and scipy.
@@ -106,8 +121,10 @@ test-cpp: $(VENV)/.deps build/cpp/test_core
 	cd build/cpp && ../../$(VENV)/bin/ctest --output-on-failure
 
 # The libFuzzer target is `make fuzz`'s (it needs clang); its test here skips when it is not built.
-test: $(VENV)/.installed test-cpp build/.browser
-	$(PY) -m pytest -q tests
+# On both cores (pytest-xdist), a test file per worker at a time: its module fixtures (clips,
+# runs, models) are made once. Many tests wait on subprocesses, servers and the disk.
+test: $(VENV)/.installed test-cpp build/.browser build/.mosquitto
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 # Linters and the type checker, pinned in the venv (no system packages needed). CI runs this.
 LINT_TOOLS := "ruff==0.17.6" "mypy==2.4.1" "clang-format==18.1.8" "pybind11-stubgen==2.5.5" "lizard==1.24.3"  # lizard: tools/code_metrics.py

@@ -115,10 +115,15 @@ def whole_run(
     kind: str = "none",
     video_scale: float | None = None,
     crop_every: int | None = None,
+    video_codec: str | None = None,
+    line: bool = False,
 ) -> Row:
     """`conveyor-qc run` itself (run_video): crops, objects.csv, tracks.txt, summary; optionally the
-    annotated video and the anomaly model. ``crop_every`` and ``video_scale`` other than the
-    defaults are named in the row."""
+    annotated video and the anomaly model. ``crop_every``, ``video_scale`` and ``video_codec``
+    (``output.video_codec``) other than the defaults are named in the row; with a video, its size
+    in bytes is in ``extra["video_bytes"]``. ``line``: on the line as a plant runs it (docs/line.md),
+    Prometheus metrics served and a reject line 300 px past the exit edge, its events to rejects.jsonl
+    and a callback."""
     from conveyor_qc.run.job import run_video
 
     config = Config()
@@ -127,8 +132,14 @@ def whole_run(
         config.set("output.video_scale", video_scale)
     if crop_every is not None:
         config.set("output.crop_every", crop_every)
+    if video_codec is not None:
+        config.set("output.video_codec", video_codec)
+    line_args: dict = {}
+    if line:
+        config.set("reject.distance", 300.0)
+        line_args = {"metrics_port": 0, "on_reject": lambda _event: None}
     start = time.perf_counter()
-    result = run_video(video, out, config, video=video_out, crops=crops, model=model)
+    result = run_video(video, out, config, video=video_out, crops=crops, model=model, **line_args)
     seconds = time.perf_counter() - start
     what = (
         "run"
@@ -136,10 +147,14 @@ def whole_run(
         + (f"(every {crop_every})" if crops and crop_every else "")
         + ("+video" if video_out else "")
         + (f"({video_scale:g})" if video_out and video_scale is not None else "")
+        + (f"({video_codec})" if video_out and video_codec is not None else "")
         + ("+model" if model else "")
+        + ("+metrics+reject" if line else "")
     )
     row = Row(what, kind, config.track.downscale, config.track.detect_every, result.summary["frames"], seconds)
     row.extra["summary_fps"] = result.summary["fps"]
+    if video_out:
+        row.extra["video_bytes"] = (out / "annotated.mp4").stat().st_size
     return _score(row, gt, np.loadtxt(out / "tracks.txt", delimiter=",", ndmin=2))
 
 

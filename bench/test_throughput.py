@@ -77,15 +77,28 @@ def model_dir(tmp_path_factory):
     return base / "model"
 
 
-@pytest.mark.parametrize("variant", ["crops", "crops(every 10)", "crops+video+model", "crops+video(1)+model"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "crops",
+        "crops(every 10)",
+        "crops+video+model",
+        "crops+video(mp4v)+model",
+        "crops+video(1)+model",
+        "crops+video+model+line",
+    ],
+)
 def test_run(benchmark, clip, tmp_path, model_dir, variant):
     """`run` as users run it. Measured before the long grid, RUN_ROUNDS times, each right after a
     decode-only pass of its own; the row is the round with the median ratio to its decode pass
     (``decode_fps``; every round's ratio in ``ratios``). Single passes on this shared machine
-    varied by 15 % from one minute to the next."""
+    varied by 15 % from one minute to the next. "video" is H.264 (the default), "video(mp4v)" the
+    MPEG-4 Part 2 it replaced, at the same half size."""
     with_all = "video" in variant
     scale = 1.0 if "video(1)" in variant else None  # None: the default, half size
     every = 10 if "every 10" in variant else None
+    codec = "mp4v" if "mp4v" in variant else None  # None: the default, H.264
+    line = "line" in variant  # metrics served and reject events on (docs/line.md)
 
     def rounds():
         done = []
@@ -99,6 +112,8 @@ def test_run(benchmark, clip, tmp_path, model_dir, variant):
                 video_out=with_all,
                 video_scale=scale,
                 crop_every=every,
+                video_codec=codec,
+                line=line,
             )
             done.append((decode.fps, row))
         done.sort(key=lambda d: d[1].fps / d[0])

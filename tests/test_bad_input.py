@@ -17,7 +17,7 @@ from conftest import read_mot, run_cli
 from conveyor_qc.run.job import run_video
 from conveyor_qc.run.video import VideoError, to_bgr8
 
-OUTPUT_NAMES = {"summary.json", "objects.csv", "tracks.txt", "crops", "annotated.mp4"}
+OUTPUT_NAMES = {"summary.json", "objects.csv", "tracks.txt", "crops", "annotated.mp4", "report.html"}
 
 
 def cli(*args):

@@ -124,7 +124,13 @@ def test_kill_during_the_run(clip, full, tmp_path, finished):
     assert summary["crops_written"] == sum(len(c) for c in done.crops().values())
     assert summary["config"]["detect"]["min_area"] == 100
     # and the page a person reads, for what was recovered
-    assert sorted(p.name for p in out.iterdir()) == ["crops", "objects.csv", "report.html", "summary.json", "tracks.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "crops",
+        "objects.csv",
+        "report.html",
+        "summary.json",
+        "tracks.txt",
+    ]
 
     # Recovering twice is an error that says why, and changes nothing.
     r = run_cli("recover", out)

@@ -5,7 +5,7 @@
 
 Defaults come from default-constructed parameter structs; ranges from the core's tables
 (`MaskParams.RANGES`..., the ranges() of each struct in cpp/include/conveyor_qc/) and, for
-[output], from `OutputParams.BOUNDS` and `CHOICES`. A row may group several keys: its cells then
+[output] and [reject], from their `BOUNDS` and `CHOICES` (config.py). A row may group several keys: its cells then
 list each key's value in order (one range said once with "each" when they all share it). The
 meaning column, and the range of a row whose keys the tables do not cover (enums, colour ranges,
 booleans), stay as written.
@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 from conveyor_qc import _core
-from conveyor_qc.config import Config, OutputParams
+from conveyor_qc.config import PY_SECTIONS, Config
 from generated import ROOT, check_current
 
 DOC = ROOT / "docs" / "settings.md"
@@ -28,9 +28,10 @@ HEADER = "| key | default | range | meaning |"
 
 def ranges(section: str) -> dict[str, str]:
     """Each key's allowed values as the docs print them: "(0, 1]", "odd in [1, 15]", "`jpg`, `png`"."""
-    if section == "output":
-        found = {name: OutputParams.requirement(name) for name in OutputParams.BOUNDS}
-        found.update({name: ", ".join(f"`{c}`" for c in choices) for name, choices in OutputParams.CHOICES.items()})
+    if section in PY_SECTIONS:
+        own = PY_SECTIONS[section]
+        found = {name: own.requirement(name) for name in own.BOUNDS}
+        found.update({name: ", ".join(f"`{c}`" for c in choices) for name, choices in own.CHOICES.items()})
     else:
         params = getattr(_core, f"{section.capitalize()}Params")
         found = dict(params.RANGES)

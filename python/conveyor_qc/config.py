@@ -25,17 +25,48 @@ from conveyor_qc import _core
 from conveyor_qc.crops import CROP_FORMATS, JPEG_QUALITY
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_bytes
+from conveyor_qc.run.encoder import CODECS as VIDEO_CODECS
 
-__all__ = ["Config", "ConfigError", "OutputParams"]
+__all__ = ["Config", "ConfigError", "OutputParams", "RejectParams"]
 
 
 class ConfigError(ConveyorQCError, ValueError):
     """A setting is unknown, of the wrong type or out of range."""
 
 
+class _Section:
+    """A section of settings this layer owns: its numbers' bounds and its strings' choices, checked
+    by validate() and printed in docs/settings.md (tools/settings_doc.py), like the core's
+    Params.RANGES."""
+
+    SECTION: ClassVar[str]
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]]
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]]
+
+    @classmethod
+    def requirement(cls, name: str) -> str:
+        """What a setting must be, as the error says it: ``in [16, 4096]``, ``one of jpg, png``."""
+        if name in cls.CHOICES:
+            return f"one of {', '.join(cls.CHOICES[name])}"
+        lo, hi = cls.BOUNDS[name]
+        return f"in [{lo}, {hi}]"
+
+    def validate(self) -> None:
+        for name, (lo, hi) in self.BOUNDS.items():
+            value = getattr(self, name)
+            if not (lo <= value <= hi):
+                raise ConfigError(f"{self.SECTION}.{name} must be {self.requirement(name)}, got {value}")
+        for name, allowed in self.CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ConfigError(f"{self.SECTION}.{name} must be {self.requirement(name)}, got {value!r}")
+
+
 @dataclass
-class OutputParams:
+class OutputParams(_Section):
     """What ``run`` writes besides tracks, objects and the summary."""
+
+    SECTION: ClassVar[str] = "output"
 
     #: Side of the square crops, in pixels (the seed's Lookout for Vision size).
     crop_size: int = 384
@@ -62,6 +93,11 @@ class OutputParams:
     #: watch, and its boxes, numbers and counts are drawn at its own size, legible at 640x360.
     #: 1.0 for the input's size.
     video_scale: float = 0.5
+    #: Codec of annotated.mp4: "h264" (H.264 through PyAV's libx264, yuv420p, index first: plays
+    #: in a browser; ultrafast, CRF 23: about the CPU of mp4v, 40 % smaller) or "mp4v" (MPEG-4
+    #: Part 2 from OpenCV, which browsers do not play). "h264" without PyAV falls back to "mp4v",
+    #: with a warning (run/encoder.py).
+    video_codec: str = "h264"
 
     #: Each number's allowed values, inclusive: checked by validate() and printed in
     #: docs/settings.md (tools/settings_doc.py), like the core's Params.RANGES.
@@ -74,28 +110,55 @@ class OutputParams:
     }
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         "crop_format": CROP_FORMATS,
+        "video_codec": VIDEO_CODECS,
     }
 
-    @classmethod
-    def requirement(cls, name: str) -> str:
-        """What a setting must be, as the error says it: ``in [16, 4096]``, ``one of jpg, png``."""
-        if name in cls.CHOICES:
-            return f"one of {', '.join(cls.CHOICES[name])}"
-        lo, hi = cls.BOUNDS[name]
-        return f"in [{lo}, {hi}]"
+
+@dataclass
+class RejectParams(_Section):
+    """Where the reject gate is, downstream of the view, and how early it needs to know
+    (docs/line.md, "Reject signal"). With a ``distance``, every object judged an anomaly gives an
+    event with the time it will cross the gate."""
+
+    SECTION: ClassVar[str] = "reject"
+
+    #: Distance along the belt from the frame's exit edge to the reject line (the air jet or
+    #: pusher), in ``unit``. 0: no reject line, no events.
+    distance: float = 0.0
+    #: "px" (full-resolution pixels of the video) or "mm" (with ``mm_per_px``).
+    unit: str = "px"
+    #: Millimetres of belt per full-resolution pixel, along the belt (``unit = "mm"`` needs it):
+    #: measure an object of known length in a frame.
+    mm_per_px: float = 0.0
+    #: Seconds the gate needs between receiving an event and the object's centre reaching the line
+    #: (network, controller cycle, valve or pusher travel). A verdict known later than that is
+    #: reported as late, never dropped.
+    latency: float = 0.1
+
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
+        "distance": (0.0, 1e6),
+        "mm_per_px": (0.0, 1e4),
+        "latency": (0.0, 60.0),
+    }
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"unit": ("px", "mm")}
 
     def validate(self) -> None:
-        for name, (lo, hi) in self.BOUNDS.items():
-            value = getattr(self, name)
-            if not (lo <= value <= hi):
-                raise ConfigError(f"output.{name} must be {self.requirement(name)}, got {value}")
-        for name, allowed in self.CHOICES.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ConfigError(f"output.{name} must be {self.requirement(name)}, got {value!r}")
+        super().validate()
+        if self.distance > 0 and self.unit == "mm" and self.mm_per_px <= 0:
+            raise ConfigError("reject.mm_per_px must be above 0 when reject.unit is mm, got 0")
+
+    @property
+    def enabled(self) -> bool:
+        return self.distance > 0
+
+    def distance_px(self) -> float:
+        """The gate's distance past the exit edge in full-resolution pixels."""
+        return self.distance / self.mm_per_px if self.unit == "mm" else self.distance
 
 
-SECTIONS = ("mask", "detect", "track", "count", "output")
+#: The sections this layer owns (the others are the core's parameter structs).
+PY_SECTIONS: dict[str, type] = {"output": OutputParams, "reject": RejectParams}
+SECTIONS = ("mask", "detect", "track", "count", "output", "reject")
 
 
 def _default_core_params() -> _core.PipelineParams:
@@ -108,6 +171,7 @@ class Config:
 
     core: _core.PipelineParams = field(default_factory=_default_core_params)
     output: OutputParams = field(default_factory=OutputParams)
+    reject: RejectParams = field(default_factory=RejectParams)
 
     # Convenience views of the core's sections.
     @property
@@ -229,7 +293,7 @@ class Config:
 
     def _check_section(self, section: str, source: str) -> None:
         """The ranges of one section, as :meth:`validate` checks them (the core's own check for its
-        sections, :meth:`OutputParams.validate` for ``output``)."""
+        sections, their own ``validate`` for ``output`` and ``reject``)."""
         try:
             self._section(section).validate()
         except ValueError as exc:  # the core's ParamError, or our ConfigError for output
@@ -240,10 +304,11 @@ class Config:
             self.core.validate()
         except ValueError as exc:
             raise ConfigError(f"{source}: {exc}") from None
-        try:
-            self.output.validate()
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+        for section in PY_SECTIONS:
+            try:
+                self._section(section).validate()
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
 
     # --- reading back -------------------------------------------------------
 
@@ -284,12 +349,12 @@ class Config:
     # --- helpers --------------------------------------------------------------
 
     def _section(self, section: str) -> Any:
-        return self.output if section == "output" else getattr(self.core, section)
+        return getattr(self, section) if section in PY_SECTIONS else getattr(self.core, section)
 
     @staticmethod
     def _fields(section: str) -> tuple[str, ...]:
-        if section == "output":
-            return tuple(f.name for f in dataclasses.fields(OutputParams))
+        if section in PY_SECTIONS:
+            return tuple(f.name for f in dataclasses.fields(PY_SECTIONS[section]))
         return tuple(getattr(_core, f"{section.capitalize()}Params").FIELDS)
 
 

@@ -28,6 +28,17 @@ def _count(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    """argparse type: a TCP port, 1-65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port in 1-65535, got {value}")
+    return value
+
+
 def _seconds(positive: bool = False):
     """argparse type: seconds, >= 0 (> 0 when ``positive``); "inf" allowed."""
 
@@ -56,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspect(sub)
     _add_recover(sub)
     _add_batch(sub)
+    _add_report(sub)  # report.html of a run or batch folder (docs/report.md)
     _add_synth(sub)
     _add_eval(sub)
     _add_tune(sub)
@@ -143,6 +155,39 @@ def _add_run(sub) -> None:
         metavar="MODEL_DIR",
         help="anomaly model (`conveyor-qc train`): label and score every "
         "object in objects.csv from its crops, colour the video by verdict",
+    )
+    # On the line (docs/line.md)
+    line = p.add_argument_group("on the line (docs/line.md)")
+    line.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics while the run goes on (frames, fps, lag, "
+        "counts by label, anomalies, reconnects, the model's queue, reject events)",
+    )
+    line.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address the metrics are served on (default 127.0.0.1; 0.0.0.0 for a Prometheus on another machine)",
+    )
+    line.add_argument(
+        "--reject-events",
+        metavar="FILE",
+        help="with a reject line (--set reject.distance=...), also write each anomaly's event to FILE as a JSON "
+        "line (- for stdout); they are always in rejects.jsonl in --out",
+    )
+    line.add_argument("--reject-webhook", metavar="URL", help="POST each reject event as JSON to URL (http, https)")
+    line.add_argument(
+        "--reject-mqtt",
+        metavar="URL",
+        help="publish each reject event as JSON to mqtt://HOST[:PORT]/TOPIC (QoS 1)",
+    )
+    line.add_argument(
+        "--realtime",
+        action="store_true",
+        help="read a file no faster than its frame rate, as a camera gives frames (rehearse the line with a "
+        "recording: lag and reject timing as live)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler="run:cmd_run")
@@ -239,6 +284,34 @@ def _add_batch(sub) -> None:
     p.add_argument("--force", action="store_true", help="run every video again, even those with complete results")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(handler="run:cmd_batch")
+
+
+def _add_report(sub) -> None:
+    """``conveyor-qc report``."""
+    p = sub.add_parser(
+        "report",
+        help="make report.html again: a run's figures, charts and anomalies, or a batch's videos",
+        description="Write report.html into a `run` output folder (or a `batch` folder): one page that "
+        "opens offline with the run's figures, the counts and the anomaly rate over time, the anomalies "
+        "(highest scores first) each with the model's heat map, the annotated video and the settings. "
+        "`run` and `batch` write it themselves; this makes it again, e.g. for a recovered run, an older "
+        "folder or another model's heat maps. See docs/report.md.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of `conveyor-qc run` (or of `batch`)")
+    p.add_argument(
+        "--model",
+        metavar="DIR",
+        help="anomaly model that draws the heat maps (default: the run's own, if its folder is still there)",
+    )
+    p.add_argument("--out", metavar="FILE", help="write the page there (default RUN_DIR/report.html)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=60,
+        metavar="N",
+        help="show at most N anomalies, the highest scores first (default 60)",
+    )
+    p.set_defaults(handler="report:cmd_report")
 
 
 def _add_synth(sub) -> None:

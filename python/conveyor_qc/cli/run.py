@@ -14,6 +14,7 @@ from conveyor_qc.cli.exit_codes import (
 )
 from conveyor_qc.cli.progress import bar, progress_line
 from conveyor_qc.config import Config
+from conveyor_qc.line.sinks import RejectTargets
 from conveyor_qc.run.batch import BATCH_FILE, run_batch
 from conveyor_qc.run.job import judged, run_video
 from conveyor_qc.run.outputs import recover_run
@@ -35,6 +36,17 @@ def verdicts(summary: dict) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = Config.from_options(args.config, args.set)
+    targets = RejectTargets(events=args.reject_events, webhook=args.reject_webhook, mqtt=args.reject_mqtt)
+    asked = [o for o, v in zip(("--reject-events", "--reject-webhook", "--reject-mqtt"), vars(targets).values()) if v]
+    if asked and not config.reject.enabled:
+        print(
+            f"conveyor-qc run: error: {asked[0]} sends reject events, which need a reject line: "
+            "set reject.distance (--set reject.distance=300, in px past the exit edge; docs/line.md)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    # Events on stdout: every other line goes to stderr, so that stdout is JSON lines only.
+    out = sys.stderr if args.reject_events == "-" else sys.stdout
     source = int(args.video) if args.video.isdigit() else args.video
     line = progress_line(args.quiet)
     quiet_decoder_logs()  # the reader names every input problem in one line of its own
@@ -62,6 +74,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         reconnect_timeout=args.reconnect_timeout,
         max_gap=args.max_gap,
         stream_status=stream_status,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        reject_to=targets,
+        realtime=args.realtime,
     )
     if line is not None:
         line.end()
@@ -69,8 +85,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         f"{s['objects']} objects {verdicts(s)}, {s['counts']['total']} counted at the line, "
         f"in {s['frames']} frames, "
-        f"{s['fps']:.1f} frames per second -> {args.out}"
+        f"{s['fps']:.1f} frames per second -> {args.out}",
+        file=out,
     )
+    if s.get("reject"):
+        r = s["reject"]
+        print(
+            f"{r['events']} reject events ({r['late']} late) for a gate {r['line_px']:g} px past the exit edge "
+            f"-> {args.out}/rejects.jsonl",
+            file=out,
+        )
     if result.interrupted:
         what = "stopped by SIGTERM" if terminated() else "interrupted"
         print(f"{what}: the outputs hold everything seen until then", file=sys.stderr)
@@ -91,6 +115,12 @@ def cmd_recover(args: argparse.Namespace) -> int:
         f"{s['objects']} objects {verdicts(s)}, {s.get('crops_written', 0)} crops recovered "
         f"-> {args.run_dir} (summary.json: complete {str(s.get('complete')).lower()}, recovered true)"
     )
+    try:  # the page a person reads, for what was recovered; the recovered files are what matters
+        from conveyor_qc.report import write_run_report
+
+        write_run_report(args.run_dir)
+    except Exception as exc:  # noqa: BLE001  said, never fatal: `conveyor-qc report DIR` makes it again
+        print(f"warning: report.html not written: {exc}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -16,11 +16,15 @@ import numpy as np
 
 from conveyor_qc.anomaly.model import load_model
 from conveyor_qc.config import Config
+from conveyor_qc.line.metrics import RunMetrics
+from conveyor_qc.line.reject import RejectLine
+from conveyor_qc.line.sinks import JsonLinesSink, RejectTargets, open_sinks
 from conveyor_qc.run.counts import LineCounts
 from conveyor_qc.run.earlier_labels import EarlierLabels
 from conveyor_qc.run.judging import Judge
 from conveyor_qc.run.mask_watch import MaskWatch
 from conveyor_qc.run.outputs import (
+    REJECTS_NAME,
     RunWriter,
     check_output_dir,
     count_line_segment,
@@ -44,6 +48,9 @@ from conveyor_qc.version import __version__
 #: the tracker finds an object again within track.max_distance (60 px) of where it predicts it, and a
 #: belt at 8 px a frame and 30 fps (the synthetic presets) moves 60 px in a quarter of a second.
 MAX_GAP_SECONDS = 0.25
+#: Reading times kept for the last this many frames (reject events' delays): far more than an
+#: object waits for its verdict (the judge is at most judging.MAX_BEHIND batches behind).
+FRAME_TIMES = 8192
 #: A live source lost for longer than this many seconds ends the run (run --reconnect-timeout).
 RECONNECT_TIMEOUT_SECONDS = 60.0
 
@@ -124,6 +131,11 @@ def run_video(
     max_gap: float = MAX_GAP_SECONDS,
     stream_status: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    on_reject: Callable[[dict], object] | None = None,
+    reject_to: RejectTargets | None = None,
+    realtime: bool = False,
 ) -> RunResult:
     """Run the pipeline over ``source`` and write its outputs into ``out_dir``.
 
@@ -139,6 +151,13 @@ def run_video(
     every loss and reconnection. ``warn(text)`` is told at once when the scene defeats the
     mask (no clear belt, frames that change while nothing is found: mask_watch.py); by
     default it goes to stderr. Every warning is also in summary.json's ``mask`` section.
+
+    On the line (docs/line.md): ``metrics_port`` serves Prometheus metrics on
+    ``metrics_host:metrics_port`` while the run goes on (0: a free port, in summary.json's
+    ``metrics``). With a reject line (``config.reject.distance``), every object judged an anomaly
+    gives an event, written to ``rejects.jsonl`` in the run folder, passed to ``on_reject(event)``
+    (on the run's thread) and sent where ``reject_to`` says (stdout or a file, a webhook, MQTT).
+    ``realtime`` reads a file no faster than its frame rate, as a camera would give it.
     """
     config = config if config is not None else Config()
     config.validate()
@@ -156,16 +175,27 @@ def run_video(
         reader = VideoReader(source, reconnect=ReconnectPolicy(give_up_after=reconnect_timeout))
         stack.callback(reader.close)
         check_frame_size(reader.info.width, reader.info.height, config.track.downscale, video=write_video)
+        run = _Run(config, reader, model, write_crops=write_crops, warn=warn or _warn_on_stderr)
+        if run.judge is not None:
+            stack.callback(run.judge.close)
+        # A broker that does not answer, a port already taken: told before anything is written.
+        if config.reject.enabled:
+            run.reject_sinks = open_sinks(reject_to or RejectTargets(), on_reject, warn or _warn_on_stderr)
+            stack.callback(run.close_reject)
+        if metrics_port is not None:
+            run.metrics = RunMetrics(reader.info.fps)
+            run.metrics.info.info({"version": __version__, "source": str(source), "model": str(identity["model"])})
+            run.metrics_port = run.metrics.serve(metrics_port, metrics_host)
+            stack.callback(run.metrics.close)
         # An output folder that cannot be written (not a folder, read-only, full) is told
         # before any frame is processed; only after the model and the video have opened
         # (which write nothing), so that a bad model or video leaves no folder behind.
         check_output_dir(out_dir)
-        run = _Run(config, reader, model, write_crops=write_crops, warn=warn or _warn_on_stderr)
-        if run.judge is not None:
-            stack.callback(run.judge.close)
         earlier_labels = EarlierLabels.find(out_dir)
         run.open_writer(out_dir, source, write_video=write_video, write_crops=write_crops)
         stack.push(run.abort_on_error)
+        if config.reject.enabled:
+            run.open_reject(Path(out_dir), live=realtime or reader.info.kind in ("camera", "stream"))
         with opencv_single_threaded():
             interrupted = run.read(
                 progress,
@@ -175,11 +205,18 @@ def run_video(
                 reconnect_timeout=reconnect_timeout,
                 stream_status=stream_status or (lambda _text: None),
                 write_video=write_video,
+                realtime=realtime,
             )
         summary = run.finish(source, identity, interrupted)
         if progress is not None:
             progress(run.frames, reader.info.frame_count, run.writer.object_count, summary["fps"])
         run.writer.close(summary)  # adds crops_written once the crop writer is done
+        try:  # report.html (docs/report.md), with the loaded model's heat maps: it never fails the run
+            from conveyor_qc.report import write_run_report
+
+            write_run_report(out_dir, model)
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001  the run's own files are all written by now
+            (warn or _warn_on_stderr)(f"report.html not written: {str(exc) or type(exc).__name__}")
         if earlier_labels is not None:
             earlier_labels.settle(warn or _warn_on_stderr)
     return RunResult(
@@ -230,7 +267,18 @@ class _Run:
         self.frames = 0
         self.gaps: list[dict] = []  # summary.json "stream_gaps"
         self.start = time.perf_counter()
+        self.started = time.time()
         self.writer: RunWriter
+        # On the line (docs/line.md): live metrics, and the reject line with where its events go.
+        self.metrics: RunMetrics | None = None
+        self.metrics_port: int | None = None
+        self.reject_sinks: list = []
+        self.reject_line: RejectLine | None = None
+        self.reject_events = {"events": 0, "late": 0, "no_speed": 0}
+        # When each of the last frames was read (perf_counter and Unix time), by frame index: a
+        # reject event's delay runs from its object's last frame to its verdict.
+        self._read_at = np.zeros((FRAME_TIMES, 2))
+        self._read_index = np.full(FRAME_TIMES, -1, np.int64)
 
     def open_writer(self, out_dir: str | Path, source: str | int, *, write_video: bool, write_crops: bool) -> None:
         out = self.config.output
@@ -243,8 +291,24 @@ class _Run:
             crop_format=out.crop_format,
             crop_quality=out.crop_quality,
             video_scale=out.video_scale,
+            video_codec=out.video_codec,
             meta={"source": str(source), "version": __version__, "config": self.config.to_dict()},
         )
+
+    def open_reject(self, out_dir: Path, live: bool) -> None:
+        """The reject line and rejects.jsonl in the run folder (the other sinks are open already)."""
+        self.reject_line = RejectLine(
+            self.config.reject,
+            self.info.fps,
+            (self.info.width, self.info.height),
+            lambda: self.pipeline.direction,
+            live=live,
+        )
+        self.reject_sinks.insert(0, JsonLinesSink(out_dir / REJECTS_NAME))
+
+    def close_reject(self) -> None:
+        for sink in self.reject_sinks:
+            sink.close()
 
     def abort_on_error(self, exc_type, exc, tb) -> bool:
         """ExitStack's exit step: what was written is finished as a recovered run (docs/outputs.md)."""
@@ -265,6 +329,28 @@ class _Run:
         self.writer.add_objects(objects)
         for obj in objects:
             self.counts.set_label(obj.track_id, obj.label)
+            if self.metrics is not None:
+                self.metrics.finished(obj.label)
+            if self.reject_line is not None and obj.label == "anomaly":
+                self.reject(obj)
+
+    def reject(self, obj) -> None:
+        """An anomaly's event, to every sink; late or not, never dropped."""
+        assert self.reject_line is not None
+        slot = obj.last_frame % FRAME_TIMES
+        now = time.perf_counter()
+        if self._read_index[slot] == obj.last_frame:
+            read_at, read_unix = self._read_at[slot]
+        else:  # judged longer ago than the times kept: the delay is unknown, take the worst (now)
+            read_at, read_unix = now, time.time()
+        event = self.reject_line.event(obj, read_at, now, read_unix).to_dict()
+        for sink in self.reject_sinks:
+            sink.send(event)
+        self.reject_events["events"] += 1
+        self.reject_events["late"] += bool(event["late"])
+        self.reject_events["no_speed"] += event["crossing_s"] is None
+        if self.metrics is not None:
+            self.metrics.reject(bool(event["late"]))
 
     def collect(self, wait: bool = False) -> None:
         """What the judge has done so far (``wait``: all of it) into the counts and the writer."""
@@ -287,6 +373,7 @@ class _Run:
         reconnect_timeout: float,
         stream_status: Callable[[str], None],
         write_video: bool,
+        realtime: bool = False,
     ) -> bool:
         """Every frame (and live-source event) until the source ends, a limit is reached or Ctrl-C;
         returns whether it was interrupted."""
@@ -301,6 +388,12 @@ class _Run:
                     if out_of_time():
                         break
                     continue
+                if realtime:  # a file given at its frame rate from its first frame on, as a camera gives it
+                    if self.frames == 0:
+                        first_at = time.perf_counter()
+                    wait = first_at + self.frames / max(self.info.fps, 1e-3) - time.perf_counter()
+                    if wait > 0:
+                        time.sleep(wait)
                 update = self.frame(frame, write_video)
                 self.frames += 1
                 if progress is not None and (self.frames % 10 == 0):
@@ -316,6 +409,10 @@ class _Run:
 
     def frame(self, frame: np.ndarray, write_video: bool) -> FrameUpdate:
         """One frame: the pipeline, crops to the judge and the writer, counts, the mask watch, the video."""
+        read_at = time.perf_counter()
+        slot = self.frames % FRAME_TIMES
+        self._read_at[slot] = read_at, time.time()
+        self._read_index[slot] = self.frames
         update = self.pipeline.process(frame)
         if self.judge is not None:
             self.judge.crops(update.judge_crops)
@@ -326,6 +423,10 @@ class _Run:
         self.watch.after_frame(self.frames, frame, len(update.tracks) > 0, lambda: self.pipeline.belt_stats)
         if write_video:
             self.draw(frame, update)
+        if self.metrics is not None:
+            now = time.perf_counter()
+            queued = self.judge.waiting if self.judge is not None else 0
+            self.metrics.frame(self.frames, now - read_at, now, self.counts.counts(), queued)
         return update
 
     def draw(self, frame: np.ndarray, update: FrameUpdate) -> None:
@@ -348,6 +449,11 @@ class _Run:
 
     def source_event(self, event, say: Callable[[str], None], max_gap: float, reconnect_timeout: float) -> None:
         """A live source lost, reconnecting, back (video.py's events): told, and acted on."""
+        if self.metrics is not None:
+            if isinstance(event, SourceLost):
+                self.metrics.source_lost()
+            elif isinstance(event, Reconnected):
+                self.metrics.source_back()
         if isinstance(event, SourceLost):
             say(f"source lost after frame {self.frames}: reconnecting for up to {reconnect_timeout:g} s")
         elif isinstance(event, Reconnecting):
@@ -418,7 +524,31 @@ class _Run:
             # How objects were told from the belt: the belt model's figures and any warning (mask_watch.py).
             "mask": self.watch.section(self.pipeline.belt_stats),
             "config": self.config.to_dict(),
+            # When the run started and its last frame was done (ISO 8601, UTC).
+            "started": _iso(self.started),
+            "finished": _iso(time.time()),
+            # The reject line's events (docs/line.md); null without a reject line.
+            "reject": self.reject_section(),
+            # The Prometheus endpoint served during the run; null: none.
+            "metrics": None if self.metrics_port is None else {"port": self.metrics_port},
         }
+
+    def reject_section(self) -> dict | None:
+        if self.reject_line is None:
+            return None
+        for sink in self.reject_sinks:  # the webhook and MQTT send on threads: their figures once done
+            sink.drain()
+        return {
+            "line_px": self.reject_line.line_px,
+            "latency_s": self.reject_line.latency,
+            **self.reject_events,
+            "sinks": {sink.name: sink.status() for sink in self.reject_sinks[1:]},
+        }
+
+
+def _iso(unix: float) -> str:
+    """UTC, to the second, as the journal of a killed run records its start: 2026-12-07T02:21:50Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
 
 
 def _warn_on_stderr(text: str) -> None:

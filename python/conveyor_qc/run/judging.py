@@ -77,6 +77,11 @@ class Judge:
         while queue and (wait or queue[0].done() or len(queue) > self.max_behind):
             yield queue.popleft().result()  # a model's error is raised here, on the loop
 
+    @property
+    def waiting(self) -> int:
+        """Batches of crops and objects given to the model and not yet taken back (metrics)."""
+        return len(self._queue)
+
     def close(self) -> None:
         """Stop the worker; work not collected yet is dropped."""
         for future in self._queue:
