@@ -13,6 +13,7 @@ import pytest
 from conftest import run_cli as cli
 from conveyor_qc import _core
 from conveyor_qc.config import Config
+from conveyor_qc.evaluation.metrics import iou_matrix
 from conveyor_qc.run.video import VideoReader
 
 FILES = (
@@ -55,20 +56,11 @@ def core_view(video, frame: int, config: Config | None = None):
     raise AssertionError(f"the clip has fewer than {frame} frames")
 
 
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = w * h
-    return inter / (aw * ah + bw * bh - inter) if inter > 0 else 0.0
-
-
 def judged_recall(gt: np.ndarray, frame: int, boxes: list) -> tuple[int, int]:
     """(judged objects with a detection at IoU >= 0.5, judged objects) on one frame;
     judged: at least half visible."""
     rows = gt[(gt[:, 0] == frame) & (gt[:, 8] >= 0.5)]
-    hit = sum(any(iou(r[2:6], b) >= 0.5 for b in boxes) for r in rows)
+    hit = int((iou_matrix(rows[:, 2:6], np.asarray(boxes, float).reshape(-1, 4)) >= 0.5).any(axis=1).sum())
     return hit, len(rows)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from conveyor_qc.config import Config
-from conveyor_qc.evaluation.metrics import read_mot
+from conveyor_qc.evaluation.metrics import iou_matrix, read_mot
 from conveyor_qc.evaluation.synth import synthesize
 from conveyor_qc.line.reject import RejectLine
 from conveyor_qc.run.pipeline import Pipeline
@@ -56,15 +56,6 @@ def true_crossing(gt: np.ndarray, gt_id: int, direction: str, size: tuple[int, i
     return float((length + beyond - c0) / speed)
 
 
-def _iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = w * h
-    return inter / (aw * ah + bw * bh - inter) if inter > 0 else 0.0
-
-
 def clip_errors(folder: Path, distances: list[float]) -> dict[float, list[float]]:
     """Predicted - true crossing, in frames, of every matched object of one clip, per distance."""
     gt = read_mot(folder / "gt.txt")
@@ -90,7 +81,7 @@ def clip_errors(folder: Path, distances: list[float]) -> dict[float, list[float]
         at = gt[gt[:, 0] == obj.best_frame + 1]  # MOT frames are 1-based
         if not len(at):
             continue
-        ious = [_iou(obj.best_box, row[2:6]) for row in at]
+        ious = iou_matrix(np.asarray([obj.best_box], float), at[:, 2:6])[0]
         best = int(np.argmax(ious))
         if ious[best] < 0.5:
             continue

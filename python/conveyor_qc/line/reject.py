@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from conveyor_qc import _core
 from conveyor_qc.config import RejectParams
@@ -112,39 +112,34 @@ class RejectLine:
                 self.frame_size,
                 self.line_px,
             )
-        if crossing is None or not crossing.known:
-            # No speed, no time: the gate cannot be timed, so the event is late by definition.
-            return RejectEvent(
-                track_id=int(obj.track_id),
-                label=obj.label,
-                score=float(obj.score),
-                end=obj.end,
-                last_frame=last_frame,
-                speed_px_per_frame=0.0,
-                speed_px_per_s=0.0,
-                crossing_s=None,
-                window_s=None,
-                decided_s=round(decided_s, 4),
-                margin_s=None,
-                late=True,
-                crossing_at=None,
-                line_px=self.line_px,
-            )
-        crossing_s = last_s + crossing.centre / fps
-        margin = float(crossing_s - decided_s - self.latency)
-        return RejectEvent(
+        # No speed, no time: the gate cannot be timed, so the event is late by definition.
+        untimed = RejectEvent(
             track_id=int(obj.track_id),
             label=obj.label,
             score=float(obj.score),
             end=obj.end,
             last_frame=last_frame,
+            speed_px_per_frame=0.0,
+            speed_px_per_s=0.0,
+            crossing_s=None,
+            window_s=None,
+            decided_s=round(decided_s, 4),
+            margin_s=None,
+            late=True,
+            crossing_at=None,
+            line_px=self.line_px,
+        )
+        if crossing is None or not crossing.known:
+            return untimed
+        crossing_s = last_s + crossing.centre / fps
+        margin = float(crossing_s - decided_s - self.latency)
+        return replace(
+            untimed,
             speed_px_per_frame=round(float(obj.speed), 4),
             speed_px_per_s=round(float(obj.speed) * fps, 3),
             crossing_s=round(crossing_s, 4),
             window_s=(round(last_s + crossing.front / fps, 4), round(last_s + crossing.back / fps, 4)),
-            decided_s=round(decided_s, 4),
             margin_s=round(margin, 4),
             late=bool(margin < 0),
             crossing_at=round(last_frame_unix + crossing.centre / fps, 4) if self.live else None,
-            line_px=self.line_px,
         )
