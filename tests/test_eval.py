@@ -356,7 +356,7 @@ def test_cli_bad_input(tmp_path, capsys):
         "twice.txt": "1,1,0,0,10,10,1,1,1\n\n1,1,5,5,10,10,1,1,1\n",
     }
     expect = {
-        "missing.txt": "No such file",
+        "missing.txt": "tracks not found: ",
         "letters.txt": "letters.txt:2:",
         "short.txt": "short.txt:1:",
         "frame0.txt": "frame0.txt:1:",
@@ -368,6 +368,10 @@ def test_cli_bad_input(tmp_path, capsys):
         assert main(["eval", "--gt", str(good), "--tracks", str(tmp_path / name)]) == 1
         err = capsys.readouterr().err
         assert err.startswith("conveyor-qc eval: error:") and expect[name] in err and "Traceback" not in err
+    assert main(["eval", "--gt", str(tmp_path / "nosuch"), "--tracks", str(good)]) == 1
+    assert f"ground truth not found: {tmp_path / 'nosuch'}" in capsys.readouterr().err
+    assert main(["eval", "--gt", str(tmp_path), "--tracks", str(good)]) == 1
+    assert "ground truth is a folder, not a file" in capsys.readouterr().err
     assert main(["eval", "--gt", str(good), "--tracks", str(good), "--labels", str(good)]) == 1
     assert "give both" in capsys.readouterr().err
     labels = tmp_path / "labels.csv"

@@ -354,3 +354,17 @@ def test_files_and_set_options_check_pairs_once_all_values_are_in(tmp_path):
     path.write_text("[track]\ndownscale = 5\n")
     with pytest.raises(ConfigError, match=r"track\.downscale must be in \(0, 1\], got 5"):
         Config.load(path)
+
+
+@pytest.mark.parametrize("kind", ["damaged png", "damaged bmp"])
+def test_placing_a_damaged_image_in_a_dataset_is_one_line(tmp_path, kind, capfd):
+    """dataset (and augment, and Lookout's upload) read images through read_image: our one line,
+    never OpenCV's own [ WARN] / [ERROR] before it."""
+    from conveyor_qc.dataset.export import DatasetError, place_image
+
+    path = _not_images(tmp_path)[kind]
+    with pytest.raises(DatasetError, match="not a readable image"):
+        place_image(path, tmp_path / "out.png")
+    err = capfd.readouterr().err
+    assert "[ WARN" not in err and "[ERROR" not in err, err
+    assert not (tmp_path / "out.png").exists()

@@ -637,6 +637,10 @@ def test_user_labels_loaded_bad_rows_warned_and_kept(run_dir):
 def test_unusable_run_folders_exit_1(run_dir, tmp_path, capsys):
     assert main(["label", str(tmp_path / "nowhere")]) == 1
     assert "does not exist" in capsys.readouterr().err
+    a_file = tmp_path / "objects.csv"
+    a_file.write_text("track_id\n")
+    assert main(["label", str(a_file)]) == 1
+    assert "is a file, not a run folder" in capsys.readouterr().err
     no_objects = tmp_path / "no-objects"
     no_objects.mkdir()
     assert main(["label", str(no_objects)]) == 1

@@ -54,7 +54,9 @@ from conveyor_qc.anomaly.base import (
     MODEL_FORMAT,
     MODEL_VERSION,
     AnomalyModel,
+    ImageError,
     Verdict,
+    read_image,
     read_meta,
     write_meta,
 )
@@ -362,9 +364,10 @@ def create_project(client, project: str) -> dict:
 
 def _image_size(path: Path) -> tuple[int, int]:
 
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise LookoutError(f"{path}: not an image OpenCV can read")
+    try:
+        img = read_image(path)  # one line of ours, no OpenCV warning before it
+    except (ImageError, OSError):
+        raise LookoutError(f"{path}: not an image OpenCV can read") from None
     return int(img.shape[1]), int(img.shape[0])
 
 

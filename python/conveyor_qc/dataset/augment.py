@@ -32,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from conveyor_qc.anomaly.base import ImageError, read_image
 from conveyor_qc.crops import JPEG_QUALITY, encode_crop
 from conveyor_qc.dataset.export import (
     REPORT_NAME,
@@ -324,9 +325,10 @@ def _augmented_entry(source: _Dataset, tmp: Path, seed: int, job: _Job) -> Manif
     """One augmented image written into ``tmp``, and its manifest entry (its source and what was done)."""
     i, k, rel = job
     src = source.train[i]
-    img = cv2.imread(str(src.path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DatasetError(f"{source.train_path}:{src.line}: {src.path} is not a readable image")
+    try:
+        img = read_image(src.path)  # one line of ours, no OpenCV warning before it
+    except (ImageError, OSError):
+        raise DatasetError(f"{source.train_path}:{src.line}: {src.path} is not a readable image") from None
     rng = np.random.default_rng([seed, i, k])
     new, what = augment_image(img, rng)
     try:

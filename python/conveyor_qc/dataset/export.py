@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from conveyor_qc.anomaly.base import ImageError, read_image
 from conveyor_qc.crops import (
     CROP_SUFFIXES,
     JPEG_QUALITY,
@@ -324,9 +324,12 @@ def place_image(src: Path, dst: Path, size: int = IMAGE_SIZE) -> None:
         except OSError:
             shutil.copyfile(src, dst)
         return
-    img = cv2.imread(str(src), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DatasetError(f"{src}: not a readable image")
+    try:
+        img = read_image(src)  # one line of ours, no OpenCV warning before it
+    except (ImageError, OSError) as exc:
+        raise DatasetError(
+            f"{src}: not a readable image ({exc.strerror if isinstance(exc, OSError) else exc})"
+        ) from None
     if img.shape[:2] != (size, size):
         img = letterbox(img, size)
     try:

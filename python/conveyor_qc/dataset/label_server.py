@@ -135,6 +135,8 @@ class LabelStore:
         self.warnings: list[str] = []
         self._lock = threading.Lock()
         self.crops_dir_outside = False  # crops/ leads out of the run folder: no crop is served
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise LabelError(f"{self.run_dir} is a file, not a run folder (give the --out folder of `conveyor-qc run`)")
         if not self.run_dir.is_dir():
             raise LabelError(f"run folder {self.run_dir} does not exist")
         self.crops_dir = (self.run_dir / "crops").resolve()

@@ -129,7 +129,12 @@ def _duplicate_rows(rows: np.ndarray) -> tuple[int, int] | None:
 def _as_rows(data, what: str) -> np.ndarray:
     """A path or an array of MOT rows -> checked float array."""
     if isinstance(data, (str, Path)):
-        return read_mot(data)
+        path = Path(data)
+        if not path.exists():
+            raise EvalError(f"{what} not found: {path}")
+        if path.is_dir():
+            raise EvalError(f"{what} is a folder, not a file: {path}")
+        return read_mot(path)
     rows = np.asarray(data, dtype=float)
     if rows.size == 0:
         return np.zeros((0, 10))
