@@ -326,7 +326,7 @@ def _augmented_entry(source: _Dataset, tmp: Path, seed: int, job: _Job) -> Manif
     i, k, rel = job
     src = source.train[i]
     try:
-        img = read_image(src.path)  # one line of ours, no OpenCV warning before it
+        img = read_image(str(src.path))  # one line of ours, no OpenCV warning before it
     except (ImageError, OSError):
         raise DatasetError(f"{source.train_path}:{src.line}: {src.path} is not a readable image") from None
     rng = np.random.default_rng([seed, i, k])
