@@ -83,7 +83,7 @@ $(VENV)/.deps: pyproject.toml $(VENV)/.created
 	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
 	$(PIP) install -q numpy "scipy>=1.10" "threadpoolctl>=3.1" "av>=14" "opencv-contrib-python-headless>=4.8" "boto3>=1.34" "tomli-w>=1.0" "matplotlib>=3.8" "prometheus-client>=0.17" "paho-mqtt>=2.0" "scikit-image>=0.22" \
 	  "pytest>=8" "pytest-xdist>=3" "hypothesis>=6" "pytest-benchmark>=4" "selenium>=4" \
-	  "moto[s3]>=5" "flask>=3" "flask-cors>=4" "distributed>=2024.1" "atheris>=2.3"
+	  "moto[s3]>=5" "flask>=3" "flask-cors>=4" "distributed>=2024.1" "atheris>=2.3" "onnxruntime>=1.17" "onnx>=1.15"
 # TrackEval (conveyor-qc eval) declares opencv-python, which must never sit next to
 # opencv-contrib-python-headless; its metrics need only numpy and scipy.
 	$(PIP) install -q --no-deps "trackeval>=1.3"

@@ -2,7 +2,8 @@
 
 ``load_model`` and ``train_model`` dispatch on the backend: ``local`` is the embedded model
 (:mod:`conveyor_qc.anomaly.local`, every number in ``model.json`` itself), ``lookout`` is Amazon
-Lookout for Vision (:mod:`conveyor_qc.anomaly.lookout`). The interface every backend offers, its
+Lookout for Vision (:mod:`conveyor_qc.anomaly.lookout`), ``onnx`` a graph trained elsewhere
+(:mod:`conveyor_qc.anomaly.onnx_model`: loaded, not trained here). The interface every backend offers, its
 verdicts and the folder's format are in :mod:`conveyor_qc.anomaly.base`.
 """
 
@@ -23,6 +24,7 @@ from conveyor_qc.anomaly.base import (
 from conveyor_qc.anomaly.classifier import f1_score, group_folds
 from conveyor_qc.anomaly.local import LocalFit, LocalModel, train_local, views_of
 from conveyor_qc.anomaly.lookout import LookoutModel, train_lookout
+from conveyor_qc.anomaly.onnx_model import OnnxModel
 from conveyor_qc.dataset.manifest import read_manifest
 
 __all__ = ["cross_validate", "evaluate_model", "load_model", "train_model"]
@@ -35,6 +37,8 @@ def load_model(model_dir: str | Path) -> AnomalyModel:
         return LocalModel.load(Path(model_dir), meta)
     if backend == "lookout":
         return LookoutModel.load(Path(model_dir), meta)
+    if backend == "onnx":
+        return OnnxModel.load(Path(model_dir), meta)
     raise ModelError(f"{Path(model_dir) / META_NAME}: unknown backend {backend!r}")
 
 
@@ -50,6 +54,10 @@ def train_model(
     out = Path(out_dir)
     if backend == "lookout":
         return train_lookout(manifest, out, test_manifest=test_manifest, **options)
+    if backend == "onnx":
+        raise ModelError(
+            "an ONNX model is trained elsewhere: make its folder with `conveyor-qc import-onnx` (docs/anomaly.md)"
+        )
     if backend != "local":
         raise ModelError(f"unknown backend {backend!r} (local or lookout)")
     unknown = sorted(set(options) - {"one_class"})

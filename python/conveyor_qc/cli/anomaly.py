@@ -53,7 +53,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if not model.has_heat_maps:
                 raise ModelError(
                     f"{args.model}: this model says only whether, not where (--heatmap needs a "
-                    "local model of format 2: train it again with this release)"
+                    "local model of format 2: train it again with this release; or an ONNX model "
+                    "whose output is a map)"
                 )
             out_dir = check_writable_directory(Path(args.heatmap), "heat map folder")
         names: set[str] = set()

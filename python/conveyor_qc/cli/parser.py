@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_predict(sub)
     _add_evaluate_model(sub)
+    _add_import_onnx(sub)  # a model trained elsewhere, exported to ONNX (docs/anomaly.md)
     add_lookout(sub)  # conveyor-qc lookout STEP (docs/lookout.md)
     _add_config(sub)
     return parser
@@ -616,6 +617,70 @@ def _add_evaluate_model(sub) -> None:
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(handler="anomaly:cmd_evaluate_model")
+
+
+def _add_import_onnx(sub) -> None:
+    """``conveyor-qc import-onnx``: a model folder from an ONNX graph trained elsewhere."""
+
+    def size(text: str) -> tuple[int, int]:
+        parts = text.lower().split("x")
+        if len(parts) in (1, 2) and all(p.isdigit() and int(p) > 0 for p in parts):
+            return (int(parts[0]), int(parts[-1]))
+        raise argparse.ArgumentTypeError(f"expected N or HEIGHTxWIDTH in pixels, got {text!r}")
+
+    p = sub.add_parser(
+        "import-onnx",
+        help="make a model folder from an ONNX graph trained elsewhere (anomalib, a classifier)",
+        description="Check MODEL.onnx with onnxruntime and write MODEL_DIR (model.onnx and model.json) for "
+        "`predict`, `evaluate-model` and `run --model`: how a crop becomes the graph's input, what its output "
+        "means and from which raw value an object is an anomaly (--threshold, or --calibrate on a labelled "
+        'manifest). Needs onnxruntime (pip install "conveyor-qc[onnx]"). See docs/anomaly.md.',
+    )
+    p.add_argument("onnx_file", metavar="MODEL.onnx")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder (created if missing)")
+    p.add_argument(
+        "--output-kind",
+        required=True,
+        choices=("score", "probability", "map"),
+        help="what the output is: an anomaly score per image, class probabilities, or a score map per image",
+    )
+    p.add_argument("--output", metavar="NAME|INDEX", help="the graph's output to read (default: its first)")
+    p.add_argument("--anomaly-class", type=int, metavar="K", help="probability: the anomaly class's index (default 1)")
+    p.add_argument("--reduce", metavar="max|mean|pNN", help="map: how a map becomes one value, e.g. p99 (default max)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="the raw value from which an object is an anomaly (score 0.5; a probability's default: 0.5)",
+    )
+    how.add_argument(
+        "--calibrate",
+        metavar="MANIFEST",
+        help="set the threshold to the raw value that maximises anomaly F1 on this labelled manifest",
+    )
+    p.add_argument(
+        "--range",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="the raw values scored 0 and 1 (default 0 and twice the threshold; a probability's 0 and 1)",
+    )
+    inp = p.add_argument_group("input (default: the graph's size, RGB, divided by 255, NCHW, letterboxed)")
+    inp.add_argument("--input-size", type=size, metavar="N|HxW", help="the graph's input size, if not fixed in it")
+    inp.add_argument("--colour", choices=("rgb", "bgr", "grey"), default="rgb", help="channel order (default rgb)")
+    inp.add_argument("--divide-by", type=float, default=255.0, metavar="X", help="pixels divided by X (default 255)")
+    inp.add_argument("--mean", type=float, nargs="+", metavar="M", help="subtracted after dividing, per channel")
+    inp.add_argument("--std", type=float, nargs="+", metavar="S", help="then divided by, per channel")
+    inp.add_argument("--layout", choices=("NCHW", "NHWC"), default="NCHW", help="default NCHW")
+    inp.add_argument(
+        "--resize",
+        choices=("letterbox", "stretch"),
+        default="letterbox",
+        help="letterbox keeps the aspect on black, as crops are (default); stretch fills the input",
+    )
+    inp.add_argument("--input-name", metavar="NAME", help="the graph's input (default: its only one)")
+    p.set_defaults(handler="onnx_model:cmd_import_onnx")
 
 
 def _add_config(sub) -> None:
