@@ -18,7 +18,9 @@ def summary(run_dir: str, synth_dir: str) -> int:
     r = evaluate(synth / "gt.txt", run / "tracks.txt", synth / "labels.csv", run / "objects.csv", mot=False)
     true_anomalies = sum(1 for label in read_labels(synth / "labels.csv").values() if label == "anomaly")
     print()
-    print(f"demo: {run}/  (annotated.mp4, tracks.txt, objects.csv, crops/, summary.json)")
+    print(
+        f"demo: {run}/  (report.html: open it in a browser; annotated.mp4, tracks.txt, objects.csv, crops/, summary.json)"
+    )
     print(
         f"  objects counted : {s['objects']} (ground truth: {r['objects']}; object F1 {r['f1']:.3f}, "
         f"each counted once: {'yes' if r['f1'] == 1.0 else 'no'})"
