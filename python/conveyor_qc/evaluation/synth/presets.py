@@ -3,6 +3,7 @@ what ``synthesize()`` returns (``SynthResult``) and where the real photos live."
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -343,3 +344,17 @@ _REAL_LINE = (
 )
 
 PRESETS: dict[str, Preset] = {p.name: p for p in _LEGACY + _REAL_LINE}
+
+
+def with_anomaly_share(preset: str | Preset, share: float) -> Preset:
+    """The preset (a name or a Preset) with ``share`` of its objects anomalies: e.g. 0.02-0.05 for
+    a line where anomalies are rare (the labelling page's measurement, docs/labelling.md). Any
+    share in (0, 1] is met over a clip (a bag of 20 objects holds round(20 * share) anomalies;
+    below 1 in 20, one in a bag of round(1 / share))."""
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise SynthError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
+        preset = PRESETS[preset]
+    if not 0 <= share <= 1:
+        raise SynthError(f"the anomaly share must be in [0, 1], not {share!r}")
+    return dataclasses.replace(preset, anomaly_share=float(share))

@@ -266,6 +266,8 @@ class _Factory:
     def _from_bag(self, name: str, size: int, share: float) -> bool:
         bag = self.bags[name]
         if not bag:
+            if 0 < share < 1 / size:  # a rare share (2% of 20 would round to none): one in a bigger bag
+                size = int(round(1 / share))
             k = int(round(size * share))
             bag.extend(self.rng.permutation(np.array([True] * k + [False] * (size - k), bool)).tolist())
         return bag.pop()
