@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_evaluate_model(sub)
     _add_import_onnx(sub)  # a model trained elsewhere, exported to ONNX (docs/anomaly.md)
+    _add_simulate_labelling(sub)  # how many labels the page's order needs (docs/labelling.md)
     add_lookout(sub)  # conveyor-qc lookout STEP (docs/lookout.md)
     _add_config(sub)
     return parser
@@ -351,6 +352,9 @@ def _add_synth(sub) -> None:
     p.add_argument("--mono", action="store_true", help="a monochrome camera: grey frames (B = G = R)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same video)")
     p.add_argument("--seconds", type=float, default=None, help="length in seconds (preset's default if omitted)")
+    p.add_argument(
+        "--anomaly-share", type=float, metavar="F", help="share of anomalies, e.g. 0.03 for a rare-anomaly line"
+    )
     p.add_argument("--force", action="store_true", help="replace the clip OUT_DIR already holds (refused without)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
     p.set_defaults(handler="evaluation:cmd_synth")
@@ -617,6 +621,44 @@ def _add_evaluate_model(sub) -> None:
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(handler="anomaly:cmd_evaluate_model")
+
+
+def _add_simulate_labelling(sub) -> None:
+    """``conveyor-qc simulate-labelling``: the labelling page's order, measured with true labels."""
+
+    def share(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+        if not 0 < value <= 1:
+            raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+        return value
+
+    p = sub.add_parser(
+        "simulate-labelling",
+        help="measure how many labels the labelling page's order needs to reach a model quality",
+        description="Play a person who labels the objects of RUN_DIR with their true labels (LABELS.csv: "
+        "track_id,label, as `label --from-truth` writes it; objects it does not name are never asked about) in "
+        "the order the labelling page asks, retrain the model after every --batch labels, score it on the objects "
+        "not yet labelled (anomaly F1), and report how many labels it took to reach --target-f1. "
+        "See docs/labelling.md.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a `conveyor-qc run` --out folder with crops")
+    p.add_argument("--truth", required=True, metavar="LABELS.csv", help="the true labels (track_id,label)")
+    p.add_argument("--target-f1", type=share, default=0.9, help="the anomaly F1 to reach (default 0.9)")
+    p.add_argument(
+        "--order",
+        choices=("active", "passage", "random"),
+        default="active",
+        help="active: the most unusual first, then what would teach the model most (default); passage: "
+        "track id order; random: shuffled by --seed",
+    )
+    p.add_argument("--seed", type=int, default=0, help="the random order's seed (default 0)")
+    p.add_argument("--batch", type=_count, default=1, help="labels between two retrainings (default 1)")
+    p.add_argument("--json", action="store_true", help='print {"order", "labels_to_target", "curve", ...} as JSON')
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    p.set_defaults(handler="active:cmd_simulate_labelling")
 
 
 def _add_import_onnx(sub) -> None:
