@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -260,6 +261,10 @@ def test_every_anomaly_reaches_every_sink(make_clip, tmp_path, receiver, broker)
     assert via_mqtt == in_run
     assert s["reject"]["sinks"]["webhook"]["sent"] == len(in_run) and s["reject"]["sinks"]["webhook"]["failed"] == 0
     assert s["reject"]["sinks"]["mqtt"]["sent"] == len(in_run)
+    # The run's page says how many reject signals went out, and how many too late.
+    page = (out / "report.html").read_text()
+    card = re.search(r'data-key="reject"><div class="label">[^<]*</div><div class="value">(\d+)</div>', page)
+    assert card and int(card.group(1)) == len(in_run)
     with open(out / "objects.csv") as fh:
         anomalies = {int(line.split(",")[0]) for line in fh if ",anomaly," in line}
     assert {e["track_id"] for e in in_run} == anomalies

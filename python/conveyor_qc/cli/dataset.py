@@ -46,7 +46,7 @@ def cmd_label(args: argparse.Namespace) -> int:
             if not model.has_heat_maps:  # and a Lookout model would start hosting (billed) on a click
                 raise ModelError(
                     f"{args.model}: this model says only whether, not where (--model needs a local model "
-                    "of format 2: train it again with this release)"
+                    "of format 2, trained again with this release, or an ONNX model whose output is a map)"
                 )
             explain = model_explainer(model)
         try:

@@ -453,6 +453,13 @@ def _figures(summary: dict, judged: bool) -> str:
         cards.append(
             _figure("Processing time", seconds_text(proc_s), f"for {seconds_text(video_s)} of video; {pace}", "time")
         )
+    reject = summary.get("reject")
+    if isinstance(reject, dict):  # a reject gate downstream (docs/line.md)
+        events, late = int(reject.get("events") or 0), int(reject.get("late") or 0)
+        detail = f"for the gate {reject.get('line_px', 0):g} px past the view; " + (
+            f"{late} too late for it" if late else "all in time"
+        )
+        cards.append(_figure("Reject signals", f"{events}", detail, "reject", "anomaly" if late else ""))
     return '<div class="figures">' + "".join(cards) + "</div>"
 
 
