@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -156,6 +157,21 @@ def whole_run(
     if video_out:
         row.extra["video_bytes"] = (out / "annotated.mp4").stat().st_size
     return _score(row, gt, np.loadtxt(out / "tracks.txt", delimiter=",", ndmin=2))
+
+
+def median_round(video: Path, rounds: int, run: Callable[[int], Row]) -> Row:
+    """``run(i)`` ``rounds`` times, each right after a decode-only pass of ``video``: the row of the
+    round with the median ratio to its decode pass, with ``decode_fps`` and every round's ratio in
+    ``ratios`` (single passes on this shared machine vary by 15 % from one minute to the next)."""
+    done = []
+    for i in range(rounds):
+        decode = decode_only(video)
+        done.append((decode.fps, run(i)))
+    done.sort(key=lambda d: d[1].fps / d[0])
+    decode_fps, row = done[len(done) // 2]
+    row.extra["decode_fps"] = round(decode_fps, 2)
+    row.extra["ratios"] = [round(r.fps / d, 3) for d, r in done]
+    return row
 
 
 def rss_mb() -> float:

@@ -74,23 +74,19 @@ def test_1080p_decode(benchmark, clip_1080):
 @pytest.mark.parametrize("variant", ["bare", "crops+video", "crops+video+model"])
 def test_1080p_run(benchmark, clip_1080, model_1080, tmp_path, variant):
     def rounds():
-        done = []
-        for i in range(ROUNDS_1080):
-            decode = cases.decode_only(clip_1080[0])
-            row = cases.whole_run(
+        row = cases.median_round(
+            clip_1080[0],
+            ROUNDS_1080,
+            lambda i: cases.whole_run(
                 clip_1080[0],
                 clip_1080[1],
                 tmp_path / f"out{i}",
                 model=model_1080 if "model" in variant else None,
                 video_out="video" in variant,
                 crops="crops" in variant,
-            )
-            done.append((decode.fps, row))
-        done.sort(key=lambda d: d[1].fps / d[0])
-        decode_fps, row = done[len(done) // 2]
+            ),
+        )
         row.what = "1080p " + row.what
-        row.extra["decode_fps"] = round(decode_fps, 2)
-        row.extra["ratios"] = [round(r.fps / d, 3) for d, r in done]
         return row
 
     row = _record(benchmark, rounds)

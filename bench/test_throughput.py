@@ -101,10 +101,10 @@ def test_run(benchmark, clip, tmp_path, model_dir, variant):
     line = "line" in variant  # metrics served and reject events on (docs/line.md)
 
     def rounds():
-        done = []
-        for i in range(RUN_ROUNDS):
-            decode = cases.decode_only(clip[0])
-            row = cases.whole_run(
+        return cases.median_round(
+            clip[0],
+            RUN_ROUNDS,
+            lambda i: cases.whole_run(
                 clip[0],
                 clip[1],
                 tmp_path / f"out{i}",
@@ -114,13 +114,8 @@ def test_run(benchmark, clip, tmp_path, model_dir, variant):
                 crop_every=every,
                 video_codec=codec,
                 line=line,
-            )
-            done.append((decode.fps, row))
-        done.sort(key=lambda d: d[1].fps / d[0])
-        decode_fps, row = done[len(done) // 2]
-        row.extra["decode_fps"] = round(decode_fps, 2)
-        row.extra["ratios"] = [round(r.fps / d, 3) for d, r in done]
-        return row
+            ),
+        )
 
     row = _record(benchmark, rounds)
     assert row.frames > 0

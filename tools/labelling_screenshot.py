@@ -72,12 +72,17 @@ window.scrollTo(0, card + window.scrollY - header - 10);
 """
 
 
+#: The tool's name in its messages: this one's, or that of the tool importing these helpers
+#: (report_screenshot.py).
+TOOL = Path(sys.argv[0]).stem or "labelling_screenshot"
+
+
 def say(text: str) -> None:
-    print(f"labelling_screenshot: {text}", file=sys.stderr, flush=True)
+    print(f"{TOOL}: {text}", file=sys.stderr, flush=True)
 
 
 def fail(text: str) -> SystemExit:
-    return SystemExit(f"labelling_screenshot: error: {text}")
+    return SystemExit(f"{TOOL}: error: {text}")
 
 
 def qc(*args: str) -> None:

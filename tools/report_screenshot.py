@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -39,7 +38,7 @@ import numpy as np
 from conveyor_qc.io.atomic import atomic_write_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/: labelling_screenshot.py beside this file
-from labelling_screenshot import VIEW, browser, encode_png, need_browser, stack, wait_for
+from labelling_screenshot import VIEW, browser, encode_png, fail, need_browser, qc, say, stack, wait_for
 
 WIDTH = 960  # px: the picture's width (about what a Markdown page shows it at)
 TOP_HEIGHT = 1330  # px: the first screenshot's height, down to the end of the charts
@@ -55,22 +54,6 @@ return [...document.images].filter((i) => {
   return r.bottom > 0 && r.top < innerHeight;
 }).every((i) => i.complete && i.naturalWidth > 0);
 """
-
-
-def say(text: str) -> None:
-    print(f"report_screenshot: {text}", file=sys.stderr, flush=True)
-
-
-def fail(text: str) -> SystemExit:
-    return SystemExit(f"report_screenshot: error: {text}")
-
-
-def qc(*args: str) -> None:
-    """One `conveyor-qc` command, its output on stderr."""
-    say("conveyor-qc " + " ".join(args))
-    done = subprocess.run([sys.executable, "-m", "conveyor_qc", *args], stdout=sys.stderr, check=False)
-    if done.returncode != 0:
-        raise fail(f"`conveyor-qc {args[0]}` failed (exit {done.returncode})")
 
 
 def make_run() -> Path:
