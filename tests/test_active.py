@@ -64,7 +64,7 @@ def test_with_labels_it_guesses_and_asks_only_what_is_left(run):
     given: dict[int, str] = {}
     for kind in ("anomaly", "normal"):
         given.update(dict([(t, v) for t, v in run.labels.items() if v == kind][:3]))
-    asked, guesses = ask_order(features, given, "active", batch=5)
+    asked, guesses = ask_order(features, given, "active", spread=5)
     assert guesses is not None and guesses.labelled == 6
     assert len(guesses.probability) == len(features.track_ids)
     assert ((guesses.probability >= 0) & (guesses.probability <= 1)).all()

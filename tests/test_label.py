@@ -87,8 +87,11 @@ def snapshot(run: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
 
 
-def serving(run: Path, explain=None):
-    return running(make_server(run, port=0, explain=explain))
+def serving(run: Path, explain=None, order: str | None = "passage", asker=None):
+    """The page's server on a free port. The tests of labelling itself show the objects as they
+    passed (the order the tests walk); the order's own tests below use ``order="active"``."""
+    extra = {} if asker is None else {"asker": asker}
+    return running(make_server(run, port=0, explain=explain, order=order, **extra))
 
 
 def request(
@@ -916,14 +919,17 @@ def test_page_shows_labels_the_user_brought(browser, run_dir):
     (run_dir / "labels.csv").write_text(
         f"track_id,label\n{ids[0]},anomaly\n{ids[2]},normal\n4242,normal\n{ids[1]},maybe\n"
     )
-    with serving(run_dir) as server:
+    with serving(run_dir, order=None) as server:
         open_page(browser, server)
         labels = page_labels(browser)
         assert labels[str(ids[0])] == "anomaly" and labels[str(ids[2])] == "normal" and labels[str(ids[1])] == ""
-        # no model: no "show where" toggle, and H does nothing
+        # no model: no "show where" toggle, and H does nothing; no ordering: no order toggle, no guesses
         assert not browser.find_element(By.ID, "heat").is_displayed()
         assert not browser.find_element(By.ID, "heat-key").is_displayed()
-        keys(browser, "h")
+        assert not browser.find_element(By.ID, "order").is_displayed()
+        assert not browser.find_element(By.ID, "model").is_displayed()
+        assert request(server, "GET", "/api/order")[0] == 404
+        keys(browser, "h" + "o")
         assert all("/crops/" in src for src in strip_sources(browser)) and strip_sources(browser)
         warnings = browser.find_element(By.ID, "warnings")
         assert warnings.is_displayed() and "2 warnings" in warnings.text
@@ -938,3 +944,221 @@ def test_page_shows_labels_the_user_brought(browser, run_dir):
         str(ids[2]): "normal",
         "4242": "normal",
     }
+
+
+# --- the order the page asks in, and the model's guesses (dataset/asking.py) ----------
+
+
+@pytest.fixture(scope="module")
+def truth_run(make_clip, tmp_path_factory):
+    """A run of an 8 s cookies clip (a quarter anomalies) and its true labels, kept out of the run
+    folder (the person the tests play answers with them)."""
+    from conveyor_qc.evaluation.truth_labels import label_from_truth
+    from conveyor_qc.run.job import run_video
+
+    clip = make_clip("cookies", seed=3, seconds=8)
+    base = tmp_path_factory.mktemp("label-order")
+    run_video(clip.video, base / "run", video=False)
+    made = label_from_truth(base / "run", clip.folder)
+    with open(made.path, newline="") as fh:
+        truth = {int(r["track_id"]): r["label"] for r in csv.DictReader(fh)}
+    Path(made.path).unlink()
+    assert sum(v == "anomaly" for v in truth.values()) >= 4 and sum(v == "normal" for v in truth.values()) >= 4
+    return base / "run", truth
+
+
+@pytest.fixture
+def order_run(truth_run, tmp_path):
+    source, truth = truth_run
+    shutil.copytree(source, tmp_path / "run")
+    return tmp_path / "run", truth
+
+
+class Gate:
+    """An ``ask_order`` that waits for the test to let it through (the first call, with no label,
+    passes at once): a retrain as slow as the test wants, to show that clicks never wait for one."""
+
+    def __init__(self):
+        from conveyor_qc.dataset.active import ask_order
+
+        self._ask_order = ask_order
+        self.open = threading.Event()
+        self.waiting = threading.Event()  # a retrain is held at the gate now
+        self.calls = 0
+
+    def __call__(self, features, labels, *args, **kwargs):
+        self.calls += 1
+        if self.calls > 1:
+            self.waiting.set()
+            assert self.open.wait(30), "the test never opened the gate"
+            self.waiting.clear()
+        return self._ask_order(features, labels, *args, **kwargs)
+
+    def asker(self, store):
+        from conveyor_qc.dataset.asking import Asker
+
+        return Asker(store, compute=self)
+
+
+def order_state(server) -> dict:
+    status, body = request(server, "GET", "/api/order")
+    assert status == 200, body
+    return json.loads(body)
+
+
+def settled(server) -> dict:
+    """The order once it is computed from the labels as they are now."""
+    return wait_for(
+        lambda: (s := order_state(server))["state"] == "ready" and not s["pending"] and s, timeout=60, what="order"
+    )
+
+
+def valid_labels_csv(run: Path) -> dict[int, str]:
+    """labels.csv as a dataset reads it: the header, then one track_id,label row per labelled object."""
+    rows = list(csv.reader((run / "labels.csv").read_text().splitlines()))
+    assert rows[0] == ["track_id", "label"], rows[0]
+    ids = object_ids(run)
+    out = {}
+    for tid, label in rows[1:]:
+        assert int(tid) in ids and label in ("normal", "anomaly") and int(tid) not in out, (tid, label)
+        out[int(tid)] = label
+    return out
+
+
+def test_order_api_asks_the_unusual_first_then_what_teaches_most(order_run):
+    run, truth = order_run
+    ids = object_ids(run)
+    with serving(run, order="active") as server:
+        first = settled(server)
+        assert first["basis"] == "unusual" and first["guesses"] == {} and first["quality"] is None
+        assert first["need"] == {"normal": 3, "anomaly": 3} and first["labelled"] == 0
+        assert sorted(first["ask"]) == ids  # every object, once
+        asked = [t for t in first["ask"] if t in truth]
+        share = sum(truth[t] == "anomaly" for t in asked) / len(asked)
+        early = asked[: max(1, len(asked) // 5)]
+        assert sum(truth[t] == "anomaly" for t in early) / len(early) > share  # the unusual come first
+
+        given = {}
+        for kind in ("anomaly", "normal"):
+            for t in [t for t in first["ask"] if truth.get(t) == kind][:3]:
+                assert post_label(server, t, kind)[0] == 200
+                given[t] = kind
+        after = settled(server)
+        assert after["version"] > first["version"] and after["labels_version"] == server.store.version == 6
+        assert after["basis"] == "model" and after["labelled"] == 6 and after["need"] == {"normal": 0, "anomaly": 0}
+        assert sorted(after["ask"]) == sorted(set(ids) - set(given))
+        assert after["ask"] != [t for t in first["ask"] if t not in given]  # asked by what would teach most now
+        with_crop = set(with_crops(run))
+        assert {int(t) for t in after["guesses"]} == with_crop
+        assert all(g["label"] in ("normal", "anomaly") and 0 <= g["score"] <= 1 for g in after["guesses"].values())
+        assert after["quality"] is None or 0 <= after["quality"] <= 1
+    assert valid_labels_csv(run) == given
+
+
+def test_labels_are_saved_at_once_while_the_model_retrains(order_run):
+    run, truth = order_run
+    gate = Gate()
+    with serving(run, order="active", asker=gate.asker) as server:
+        first = settled(server)
+        asked = first["ask"][:8]
+        assert post_label(server, asked[0], truth[asked[0]])[0] == 200
+        wait_for(gate.waiting.is_set, what="a retrain under way")
+        for t in asked[1:]:  # each answered and saved while the retrain is held
+            status, body = post_label(server, t, truth[t])
+            assert status == 200 and json.loads(body)["label"] == truth[t]
+            assert valid_labels_csv(run)[t] == truth[t]
+        assert gate.waiting.is_set()
+        held = order_state(server)
+        assert held["pending"] and held["labels_version"] == 0 and held["version"] == first["version"]
+        gate.open.set()
+        done = settled(server)  # the labels that came during the retrain are not lost
+        assert done["labels_version"] == server.store.version == len(asked)
+        assert done["labelled"] == len(asked) and not set(asked) & set(done["ask"])
+    assert valid_labels_csv(run) == {t: truth[t] for t in asked}
+
+
+def test_unreadable_crops_fall_back_to_passage_order_and_labelling_goes_on(order_run):
+    run, _ = order_run
+    for p in (run / "crops").rglob("*.jpg"):
+        p.write_bytes(b"not a jpeg")
+    ids = object_ids(run)
+    with serving(run, order="active") as server:
+        failed = wait_for(lambda: (s := order_state(server))["state"] == "failed" and s, timeout=30, what="failure")
+        assert "cannot read the crops' figures" in failed["error"] and failed["ask"] == []
+        assert post_label(server, ids[0], "normal")[0] == 200
+    assert valid_labels_csv(run) == {ids[0]: "normal"}
+
+
+def card_order(driver) -> list[int]:
+    return driver.execute_script("return [...document.querySelectorAll('article.obj')].map(a => +a.dataset.id)")
+
+
+def model_line(driver) -> tuple[str, str]:
+    return driver.execute_script(
+        "const m = document.getElementById('model'); return [m.dataset.basis || '', m.textContent]"
+    )
+
+
+def test_page_asks_the_most_useful_first_guesses_and_never_waits(browser, order_run):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    run, truth = order_run
+    gate = Gate()
+    with serving(run, order="active", asker=gate.asker) as server:
+        open_page(browser, server)
+        wait_for(lambda: model_line(browser)[0] == "unusual", timeout=60, what="the first order")
+        first = order_state(server)
+        assert card_order(browser) == first["ask"]  # no label yet: the whole page in the order asked
+        assert current(browser) == first["ask"][0]
+        assert "most unusual" in model_line(browser)[1]
+        assert browser.find_element(By.ID, "order").get_attribute("aria-pressed") == "true"
+
+        # a person answers what is asked until the model has 3 of each; the retrain is held at the
+        # gate all along, and every key is saved at once all the same
+        given: dict[int, str] = {}
+        while min(sum(v == k for v in given.values()) for k in ("normal", "anomaly")) < 3:
+            t = current(browser)
+            keys(browser, "a" if truth[t] == "anomaly" else "n")
+            given[t] = truth[t]
+            wait_for(lambda: valid_labels_csv(run) == given, what="labels.csv after a key")
+            assert current(browser) != t  # on to the next question
+        assert gate.waiting.is_set() and model_line(browser)[0] == "unusual"  # the retrain is still held
+        assert card_order(browser)[: len(given)] == list(given)  # asked in the first order meanwhile
+
+        before = card_order(browser)
+        gate.open.set()
+        wait_for(lambda: model_line(browser)[0] == "model", timeout=30, what="the retrained order")
+        now = settled(server)
+        wait_for(
+            lambda: browser.execute_script("return document.body.dataset.orderVersion") == str(now["version"]),
+            what="the page showing the last order",
+        )
+        assert now["labelled"] == len(given)
+        assert "estimated quality" in model_line(browser)[1]
+        cards = card_order(browser)
+        here = current(browser)  # the selected object stays; what is left below it is in the new order
+        below = cards[cards.index(here) + 1 :]
+        assert below == [t for t in now["ask"] if t != here]
+        assert below != [t for t in before if t in below]  # which is not the unusual-first one
+        assert cards[: len(given)] == before[: len(given)]  # what was answered stays where it was
+        # every object shows the model's guess
+        shown = browser.execute_script(
+            "return Object.fromEntries([...document.querySelectorAll('article.obj')]"
+            ".map(a => [a.dataset.id, a.querySelector('.guess').dataset.guess]))"
+        )
+        assert {int(t): g for t, g in shown.items() if g} == {int(t): g["label"] for t, g in now["guesses"].items()}
+
+        # Enter: as the model guesses
+        t = current(browser)
+        keys(browser, Keys.ENTER)
+        given[t] = now["guesses"][str(t)]["label"]
+        wait_for(lambda: valid_labels_csv(run) == given, what="labels.csv after Enter")
+
+        # O: as they passed, and back
+        keys(browser, "o")
+        assert card_order(browser) == sorted(cards)
+        assert browser.find_element(By.ID, "order").get_attribute("aria-pressed") == "false"
+        keys(browser, "o")
+        assert browser.find_element(By.ID, "order").get_attribute("aria-pressed") == "true"
+    assert valid_labels_csv(run) == given

@@ -16,6 +16,11 @@ and shown in Debian's headless chromium, driven through Selenium as tests/test_l
   anomaly is the first object under the header;
 - below, the same after pressing H: each crop with the model's heat map over it, its score under it.
 
+With --asking, instead: a clip where anomalies are rare (`synth --preset cookies --seed 2 --seconds
+60 --anomaly-share 0.04`), its run, and the page in its default order after a person (the tool,
+answering with the true labels) has answered the first 24 questions: the last answers, the model's
+line in the header, and the next questions with the model's guesses.
+
 The two screenshots are stacked with a grey rule between them, scaled to --width (960 px, about what
 a Markdown page shows it at) and written as a dithered 256-colour PNG (about 370 KB; in full colour,
 about 1 MB, when Pillow is missing). Progress goes to stderr. Needs chromium and its chromedriver
@@ -50,6 +55,9 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 VIEW = (1280, 900)  # px: the browser's viewport
 WIDTH = 960  # px: the picture's width (about what a Markdown page shows it at), to stay under 400 KB
 CLIP = ("--preset", "cookies", "--seed", "2", "--seconds", "20")
+# --asking: a line where anomalies are rare (docs/labelling.md, "Asking the right questions")
+RARE_CLIP = ("--preset", "cookies", "--seed", "2", "--seconds", "60", "--anomaly-share", "0.04")
+ANSWERS = 24
 # The folders made in the work folder, named as in docs/labelling.md (the page names its labels file
 # runs/cookies/labels.csv).
 CLIP_DIR, RUN_DIR, DATASET_DIR, MODEL_DIR = "clips/cookies", "runs/cookies", "datasets/cookies", "models/cookies"
@@ -143,10 +151,10 @@ def clear_labels(run: Path, tracks: set[int]) -> None:
     say(f"cleared the labels of {', '.join(f'#{t}' for t in sorted(tracks))}")
 
 
-def serving(run: Path, explain: Callable) -> contextlib.AbstractContextManager[Any]:
+def serving(run: Path, explain: Callable | None, order: str = "passage") -> contextlib.AbstractContextManager[Any]:
     from conveyor_qc.dataset.label_server import make_server, running
 
-    server = make_server(run, port=0, explain=explain)
+    server = make_server(run, port=0, explain=explain, order=order)
     report = server.handle_error
 
     def handle_error(request: Any, client_address: Any) -> None:
@@ -246,6 +254,50 @@ def shoot(run: Path, model_dir: Path) -> list[np.ndarray]:
     return shots
 
 
+def make_rare_run() -> dict[int, str]:
+    """A clip where anomalies are rare, its run, and its true labels (kept out of the run folder:
+    the person the tool plays answers with them)."""
+    for folder in (CLIP_DIR, RUN_DIR):
+        shutil.rmtree(folder, ignore_errors=True)
+    qc("synth", CLIP_DIR, *RARE_CLIP, "-q")
+    qc("run", f"{CLIP_DIR}/video.mp4", "--out", RUN_DIR, "--no-video", "-q")
+    qc("label", RUN_DIR, "--from-truth", CLIP_DIR)
+    truth = read_labels(Path(RUN_DIR))
+    (Path(RUN_DIR) / "labels.csv").unlink()
+    return truth
+
+
+def shoot_asking(run: Path, truth: dict[int, str], answers: int) -> list[np.ndarray]:
+    """The page in its default order: a person answers the first ``answers`` questions with the
+    true labels, then the page as it stands, scrolled to the answers' end (the model's guesses below)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    with serving(run, None, order="active") as server, browser() as driver:
+        say(f"serving {run} at {server.url}")
+        driver.get(server.url)
+        basis = "return document.getElementById('model').dataset.basis || ''"
+        wait_for(lambda: driver.execute_script(basis) == "unusual", "the first order")
+        current = "return +document.querySelector('article.obj.current').dataset.id"
+        for _ in range(answers):
+            t = driver.execute_script(current)
+            ActionChains(driver).send_keys("a" if truth[t] == "anomaly" else "n").perform()
+            wait_for(lambda t=t: driver.execute_script(current) != t, "the next question")
+        wait_for(
+            lambda: read_labels(run) == {t: truth[t] for t in read_labels(run)} and len(read_labels(run)) == answers,
+            "labels.csv",
+        )
+        wait_for(lambda: not server.asker.state()["pending"] and driver.execute_script(basis) == "model", "the model")
+        version = str(server.asker.state()["version"])
+        wait_for(
+            lambda: driver.execute_script("return document.body.dataset.orderVersion") == version, "the last order"
+        )
+        found = sum(truth[t] == "anomaly" for t in read_labels(run))
+        say(f"{answers} answers, {found} of {sum(v == 'anomaly' for v in truth.values())} anomalies among them")
+        ids = driver.execute_script("return [...document.querySelectorAll('article.obj')].map(a => a.id)")
+        here = ids.index(f"obj-{driver.execute_script(current)}")
+        return [screenshot(driver, ids[max(0, here - 2)], "asking: the last answers and the next questions")]
+
+
 def stack(shots: list[np.ndarray], width: int) -> np.ndarray:
     """The screenshots one above the other, a grey rule between them, scaled to width."""
     rule = np.full((6, shots[0].shape[1], 3), 128, np.uint8)
@@ -286,6 +338,12 @@ def main() -> int:
         f"{DATASET_DIR} and {MODEL_DIR} are made anew); default: a temporary folder",
     )
     ap.add_argument(
+        "--asking",
+        action="store_true",
+        help=f"instead, the page asking in its default order on a clip with rare anomalies, after {ANSWERS} "
+        "answers (docs/labelling-asking.png)",
+    )
+    ap.add_argument(
         "--width", type=int, default=WIDTH, help=f"the picture's width in px (default {WIDTH}; {VIEW[0]}: unscaled)"
     )
     args = ap.parse_args()
@@ -299,8 +357,11 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         os.chdir(work)  # relative paths from here on, as a reader of docs/labelling.md would type them
         try:
-            make_run_and_model()
-            shots = shoot(Path(RUN_DIR), Path(MODEL_DIR))
+            if args.asking:
+                shots = shoot_asking(Path(RUN_DIR), make_rare_run(), ANSWERS)
+            else:
+                make_run_and_model()
+                shots = shoot(Path(RUN_DIR), Path(MODEL_DIR))
         finally:
             os.chdir(here)
     image = stack(shots, args.width)

@@ -50,7 +50,7 @@ def cmd_label(args: argparse.Namespace) -> int:
                 )
             explain = model_explainer(model)
         try:
-            serve(args.run_dir, host=args.host, port=args.port, explain=explain)
+            serve(args.run_dir, host=args.host, port=args.port, explain=explain, order=args.order)
         except LabelError as exc:
             print(f"conveyor-qc label: error: {exc}", file=sys.stderr)
             return EXIT_ERROR

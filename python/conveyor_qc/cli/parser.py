@@ -500,6 +500,14 @@ def _add_label(sub) -> None:
         help="anomaly model (`conveyor-qc train`): the page can then show, for each crop, where the "
         "model sees the anomaly (a heat map over the crop) and its score (button or H key)",
     )
+    p.add_argument(
+        "--order",
+        choices=("active", "passage"),  # label_server.ORDERS (not imported: --help stays quick)
+        default="active",
+        help="the order the page shows the objects in (the page can switch, O key): active (default) asks the "
+        "most useful question first, the most unusual objects while there are few labels, then those the "
+        "model, retrained in the background after every label, is least sure of; passage: as they passed",
+    )
     p.set_defaults(handler="dataset:cmd_label")
 
 

@@ -39,6 +39,7 @@ from conveyor_qc.dataset.label_server import LabelStore
 
 __all__ = [
     "ORDERS",
+    "SPREAD",
     "Guesses",
     "RunFeatures",
     "Simulation",
@@ -60,6 +61,11 @@ MAX_CROPS = 4
 MIN_PER_CLASS = 3
 #: Neighbours in the unusualness score (the mean distance to the k nearest other objects).
 KNN = 5
+#: How many of the first questions are spread over the feature space (:func:`teaching_order`): the
+#: page retrains after every label, but a person labels faster than that, so the next several
+#: questions must not all be about the same kind of object. (Greedy: the first ``b`` picks are the
+#: same for any spread >= b, so a simulation retraining every ``b <= SPREAD`` labels asks as the page.)
+SPREAD = 10
 
 
 @dataclass(frozen=True)
@@ -79,13 +85,19 @@ class RunFeatures:
 _CACHE: dict[tuple, RunFeatures] = {}
 
 
-def run_features(run_dir: str | Path, max_crops: int = MAX_CROPS) -> RunFeatures:
-    """The figures of every object of ``run_dir`` (a `conveyor-qc run` --out folder) that has a
-    crop, read as the embedded model reads them; objects without a crop are left out. Cached in
-    memory per run folder (keyed by its objects and crop files, so a new run in the same folder
-    is read again). Raises :class:`~conveyor_qc.dataset.label_server.LabelError` for a folder
-    that is no run."""
-    store = LabelStore(run_dir)
+def run_features(
+    run: str | Path | LabelStore,
+    max_crops: int = MAX_CROPS,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunFeatures:
+    """The figures of every object of ``run`` (a `conveyor-qc run` --out folder, or its
+    :class:`LabelStore`) that has a crop, read as the embedded model reads them; objects without a
+    crop are left out. Cached in memory per run folder (keyed by its objects and crop files, so a
+    new run in the same folder is read again). ``progress(objects read, objects)`` is called as the
+    crops are read. Raises :class:`~conveyor_qc.dataset.label_server.LabelError` for a folder that
+    is no run."""
+    store = run if isinstance(run, LabelStore) else LabelStore(run)
+    run_dir = store.run_dir
     files: list[tuple[int, list[Path]]] = []
     for tid, obj in store.objects.items():
         if not obj.crops:
@@ -95,9 +107,11 @@ def run_features(run_dir: str | Path, max_crops: int = MAX_CROPS) -> RunFeatures
         if found:
             files.append((tid, found))
     key = (str(Path(run_dir).resolve()), max_crops, tuple((t, tuple(map(str, ps))) for t, ps in files))
-    if key not in _CACHE:
+    if key not in _CACHE:  # (the check and the fill are not atomic: two threads may both read; same result)
         rows = []
-        for _, paths in files:
+        for done, (_, paths) in enumerate(files):
+            if progress is not None:
+                progress(done, len(files))
             figures = [read_crop(read_image(p), figures=True)[1] for p in paths]  # as the model's views read them
             rows.append(np.mean([f for f in figures if f is not None], axis=0))
         X = np.array(rows, float).reshape(len(rows), len(FEATURE_NAMES))
@@ -180,10 +194,10 @@ def fit_guesses(X: np.ndarray, labels: dict[int, int], min_per_class: int = MIN_
     return Guesses(clf.scores(X), None if cv is None else float(cv), len(rows))
 
 
-def teaching_order(probability: np.ndarray, Z: np.ndarray, candidates: np.ndarray, batch: int = 10) -> np.ndarray:
+def teaching_order(probability: np.ndarray, Z: np.ndarray, candidates: np.ndarray, spread: int = SPREAD) -> np.ndarray:
     """The ``candidates`` (row numbers) by how much a label would teach the classifier.
 
-    The first ``batch`` are picked greedily: the most uncertain (``1 - |2p - 1|``, 1 at the
+    The first ``spread`` are picked greedily: the most uncertain (``1 - |2p - 1|``, 1 at the
     threshold) first, then each next one's uncertainty weighed by how far it is from those already
     picked (``min(1, distance / r)``, ``r`` the median distance of an object to its 5th nearest
     neighbour: within one neighbourhood of a picked object, a label teaches little more). The
@@ -193,7 +207,7 @@ def teaching_order(probability: np.ndarray, Z: np.ndarray, candidates: np.ndarra
         return candidates
     u = 1.0 - np.abs(2.0 * probability[candidates] - 1.0)
     by_u = candidates[np.argsort(-u, kind="stable")]
-    first = min(batch, len(candidates))
+    first = min(spread, len(candidates))
     if first <= 1:
         return by_u
     Zc = Z[candidates]
@@ -217,14 +231,14 @@ def ask_order(
     order: str = "active",
     *,
     seed: int = 0,
-    batch: int = 10,
+    spread: int = SPREAD,
     min_per_class: int = MIN_PER_CLASS,
 ) -> tuple[list[int], Guesses | None]:
     """The unlabelled objects' track ids in the order to ask about them, and the classifier's
     guesses (None until ``min_per_class`` labels of each class, or for another order than
     ``active``). ``labels``: track id -> "normal" | "anomaly" (others, and ids not in
-    ``features``, are ignored). ``batch``: how many the page asks before it retrains
-    (:func:`teaching_order`). ``seed``: the ``random`` order's."""
+    ``features``, are ignored). ``spread``: how many of the first questions are spread over the
+    feature space (:func:`teaching_order`). ``seed``: the ``random`` order's."""
     if order not in ORDERS:
         raise ValueError(f"unknown order {order!r} (one of {', '.join(ORDERS)})")
     row_of = {int(t): i for i, t in enumerate(features.track_ids)}
@@ -238,16 +252,16 @@ def ask_order(
     else:
         guesses = fit_guesses(inputs(features), known, min_per_class)
         Z = features.standardised()
-        rows = _active_rows(guesses, Z, unusualness(Z), left, batch)
+        rows = _active_rows(guesses, Z, unusualness(Z), left, spread)
     return [int(features.track_ids[i]) for i in rows], guesses
 
 
 def _active_rows(
-    guesses: Guesses | None, Z: np.ndarray, unusual: np.ndarray, left: np.ndarray, batch: int
+    guesses: Guesses | None, Z: np.ndarray, unusual: np.ndarray, left: np.ndarray, spread: int
 ) -> np.ndarray:
     if guesses is None:  # too few labels to learn from: the most unusual first
         return left[np.argsort(-unusual[left], kind="stable")]
-    return teaching_order(guesses.probability, Z, left, batch)
+    return teaching_order(guesses.probability, Z, left, spread)
 
 
 # --- the measurement ------------------------------------------------------------------------------
@@ -309,7 +323,8 @@ def simulate_labelling(
     given: dict[int, str] = {}
     curve: list[tuple[int, float]] = []
     reached = None
-    queue = ask_order(feats, given, order, seed=seed, batch=batch, min_per_class=min_per_class)[0]
+    spread = max(batch, SPREAD)  # the page's spread (the first `batch` picks are the same for any spread >= batch)
+    queue = ask_order(feats, given, order, seed=seed, spread=spread, min_per_class=min_per_class)[0]
     while True:
         known = {row_of[t]: int(v == "anomaly") for t, v in given.items()}
         g = fit_guesses(X, known, min_per_class)
@@ -324,7 +339,7 @@ def simulate_labelling(
         if not len(left):
             break
         if order == "active":  # asked as the page would, from the model just retrained
-            queue = [ids[i] for i in _active_rows(g, Z, unusual, left, batch)]
+            queue = [ids[i] for i in _active_rows(g, Z, unusual, left, spread)]
         for t in queue[:batch]:
             given[t] = truth[t]
         queue = queue[batch:]

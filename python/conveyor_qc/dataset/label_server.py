@@ -15,6 +15,8 @@ PNG), computed on first request, one at a time, and kept in a bounded cache (:cl
 API
     GET  /                     the page (also /app.js, /style.css)
     GET  /api/objects          the objects, their crops and current labels
+    GET  /api/order            the order to ask in and the model's guesses (dataset/asking.py), kept
+                               current on a thread of its own after every label
     POST /api/labels/<id>      JSON {"label": "normal" | "anomaly" | null}; PUT too
     GET  /crops/<id>/<n>.jpg   a crop of the run (.jpg, .jpeg or .png: only real files inside RUN_DIR/crops)
     GET  /heat/<id>/<n>.jpg    that crop with the model's heat map over it (PNG), its score and label
@@ -47,6 +49,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import cv2
@@ -56,10 +59,14 @@ from conveyor_qc.crops import CROP_CONTENT_TYPES
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text
 
+if TYPE_CHECKING:  # asking builds on this module's LabelStore
+    from conveyor_qc.dataset.asking import Asker
+
 __all__ = [
     "LABELS",
     "MAX_BODY",
     "MAX_CONNECTIONS",
+    "ORDERS",
     "REQUEST_TIMEOUT",
     "Explain",
     "Explanation",
@@ -78,6 +85,9 @@ MAX_BODY = 4096  # bytes of a label request
 REQUEST_TIMEOUT = 15.0  # seconds a connection may wait for the client's next bytes before it is dropped
 MAX_CONNECTIONS = 64  # connections served at once; more are answered 503 at once and closed
 LABELS_FILE = "labels.csv"
+#: The orders the page can show the objects in: "active", the most useful question first (the most
+#: unusual with few labels, then what would teach the model most), or "passage", as they passed.
+ORDERS = ("active", "passage")
 
 # A crop's file name: its frame number and one of the suffixes in CROP_CONTENT_TYPES (lower case,
 # as run writes them: .jpg, or .png in runs before output.crop_format or with crop_format png).
@@ -157,6 +167,8 @@ class LabelStore:
         self._kept: list[tuple[int | None, dict[str, str]]] = []  # rows not understood, written back as they were
         self._fieldnames = ["track_id", "label"]
         self._read_labels()
+        self.version = 0  # one more for every saved change: what the page's order was computed from
+        self._listeners: list[Callable[[], None]] = []
 
     # --- reading ----------------------------------------------------------------
 
@@ -316,6 +328,16 @@ class LabelStore:
                 "warnings": list(self.warnings),
             }
 
+    def labelled(self) -> tuple[int, dict[int, str]]:
+        """The labels now (a copy) and the :attr:`version` they are."""
+        with self._lock:
+            return self.version, dict(self.labels)
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every saved change (on the thread that made it: it must be
+        quick, as the change's answer waits for it)."""
+        self._listeners.append(listener)
+
     def set(self, track_id: int, label: str | None) -> dict:
         """Set (or with None clear) one object's label and save labels.csv. KeyError: unknown
         track; ValueError: bad label; OSError: not saved (and nothing changed)."""
@@ -343,7 +365,11 @@ class LabelStore:
             except OSError:
                 self.labels, self._rows, self._kept = old_labels, old_rows, old_kept
                 raise
-            return {"track_id": track_id, "label": self.labels.get(track_id), "counts": self.counts()}
+            self.version += 1
+            answer = {"track_id": track_id, "label": self.labels.get(track_id), "counts": self.counts()}
+        for listener in self._listeners:
+            listener()
+        return answer
 
     def _save(self) -> None:
         buf = io.StringIO()
@@ -473,8 +499,14 @@ class LabelServer(ThreadingHTTPServer):
         explain: Explain | None = None,
         timeout: float = REQUEST_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        asker: Asker | None = None,
+        order: str = "active",
     ):
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
         self.store = store
+        self.asker = asker  # None: no model guesses, objects in the order they passed
+        self.order = order if asker is not None else "passage"
         # A client that stops sending (headers, or a body it announced) holds a thread until
         # ``timeout`` passes without a byte from it; at most ``max_connections`` are served at once.
         self.request_timeout = timeout
@@ -487,6 +519,11 @@ class LabelServer(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__((host, port), _Handler)
         self.web = resources.files(__package__) / "web"
+
+    def server_close(self) -> None:
+        super().server_close()
+        if self.asker is not None:
+            self.asker.close()
 
     def process_request(self, request, client_address) -> None:
         with self._count_lock:
@@ -612,7 +649,20 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
         if path == "/api/objects":
-            return self._json(HTTPStatus.OK, {**self.server.store.snapshot(), "heat": self.server.heat is not None})
+            snapshot = self.server.store.snapshot()
+            return self._json(
+                HTTPStatus.OK,
+                {
+                    **snapshot,
+                    "heat": self.server.heat is not None,
+                    "order": self.server.order,
+                    "asks": self.server.asker is not None,
+                },
+            )
+        if path == "/api/order":
+            if self.server.asker is None:
+                return self._error(HTTPStatus.NOT_FOUND, "no ordering: the server was started without it")
+            return self._json(HTTPStatus.OK, self.server.asker.state())
         if path.startswith("/crops/"):
             if (real := self._crop_file(_CROP_PATH, path)) is None:
                 return None
@@ -722,6 +772,12 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = do_PATCH = do_OPTIONS = _refuse
 
 
+def _asker(store: LabelStore) -> Asker:
+    from conveyor_qc.dataset.asking import Asker  # it builds on LabelStore: imported when used
+
+    return Asker(store)
+
+
 def make_server(
     run_dir: str | Path,
     host: str = "127.0.0.1",
@@ -729,13 +785,22 @@ def make_server(
     explain: Explain | None = None,
     timeout: float = REQUEST_TIMEOUT,
     max_connections: int = MAX_CONNECTIONS,
+    order: str | None = "active",
+    asker: Callable[[LabelStore], Asker] = _asker,
 ) -> LabelServer:
     """A ready server (not yet serving): ``server.serve_forever()`` in a thread, then
     ``server.shutdown(); server.server_close()``. With ``explain``, the page can show where the
     model looks (/heat/). ``timeout``: seconds a stalled client is waited for; ``max_connections``:
-    served at once, more get a 503. LabelError: the run cannot be labelled; OSError: the address
-    cannot be bound."""
-    return LabelServer(LabelStore(run_dir), host, port, explain, timeout, max_connections)
+    served at once, more get a 503. ``order``: the page's first order (:data:`ORDERS`; the page can
+    switch); None: no ordering and no guesses at all (nothing is read in the background).
+    ``asker``: makes the :class:`~conveyor_qc.dataset.asking.Asker` for the store (started here).
+    LabelError: the run cannot be labelled; OSError: the address cannot be bound."""
+    store = LabelStore(run_dir)
+    made = None if order is None else asker(store)
+    server = LabelServer(store, host, port, explain, timeout, max_connections, made, order or "passage")
+    if made is not None:
+        made.start()
+    return server
 
 
 @contextlib.contextmanager
@@ -759,9 +824,12 @@ def serve(
     out=sys.stdout,
     err=sys.stderr,
     explain: Explain | None = None,
+    order: str = "active",
 ) -> None:
     """Serve until Ctrl-C (returns normally then)."""
     store = LabelStore(run_dir)
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
     for w in store.warnings:
         print(f"warning: {w}", file=err)
     if not _is_loopback(host):
@@ -770,10 +838,12 @@ def serve(
             "crops and change the labels",
             file=err,
         )
+    made = _asker(store)
     try:
-        server = LabelServer(store, host, port, explain)
+        server = LabelServer(store, host, port, explain, asker=made, order=order)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    made.start()
     c = store.counts()
     print(f"labelling {c['total']} objects of {store.run_dir} ({c['left']} left) -> {store.labels_path}", file=out)
     print(f"open {server.url} in a browser; Ctrl-C stops", file=out, flush=True)

@@ -6,8 +6,10 @@
 const STRIP = 8; // crops shown per object, spread across its frames
 const LABELS = ["normal", "anomaly"];
 
+const POLL_MS = 700; // how often the page asks for the new order while the server is working on one
+
 const state = {
-  objects: [],        // in track order; each {track_id, ..., label (shown), saved (server), pending}
+  objects: [],        // in the order shown; each {track_id, ..., label (shown), saved (server), pending}
   byId: new Map(),
   current: null,      // track id of the selected object
   filter: false,      // show only unlabelled objects (and the selected one)
@@ -15,6 +17,11 @@ const state = {
   canHeat: false,     // the server has a model (--model): /heat/ answers
   heat: false,        // crops shown with the model's heat map over them, and its scores
   scores: new Map(),  // heat url -> {score, label, where} or null (failed), as the server said
+  asks: false,        // the server orders the questions and guesses (/api/order)
+  order: "passage",   // "active": the most useful question first; "passage": as the objects passed
+  questions: null,    // the last /api/order answer shown
+  acted: false,       // a label was made on this page (the first order then only reorders what is below)
+  poll: null,         // timer of the next /api/order request
 };
 
 const $ = (id) => document.getElementById(id);
@@ -85,6 +92,7 @@ function card(o) {
       el("p", { class: "when", text: t0 !== null ? `${when} (${t0} – ${t1})` : when }),
       el("p", { class: "where", text: `box at ${fmtNum(x)}, ${fmtNum(y)} · ${fmtNum(w)}×${fmtNum(h)} px` }),
       predicted,
+      el("p", { class: "guess" }),
       el("div", { class: "buttons", role: "group", "aria-label": "label" }, ...buttons)),
     strip);
   art.addEventListener("click", (e) => {
@@ -102,6 +110,20 @@ function paint(o) {
   n.classList.toggle("saving", o.pending > 0);
   n.querySelector(".badge").textContent = o.label || "unlabelled";
   for (const b of n.querySelectorAll("button.mark")) b.setAttribute("aria-pressed", String(b.dataset.label === o.label));
+  paintGuess(o);
+}
+
+function guessOf(o) {
+  const q = state.questions;
+  return q && q.guesses ? q.guesses[String(o.track_id)] || null : null;
+}
+
+function paintGuess(o) {
+  const box = o.node.querySelector(".guess");
+  const g = guessOf(o);
+  box.textContent = g ? `model guesses ${g.label} (${g.score.toFixed(2)})` : "";
+  box.dataset.guess = g ? g.label : "";
+  box.dataset.agrees = g && o.label ? String(g.label === o.label) : "";
 }
 
 function paintCounter() {
@@ -206,6 +228,112 @@ function move(step) {
   else if (state.filter) applyFilter(); // the selected one may now be hidden... keep it
 }
 
+// --- the questions: the order to ask in, and the model's guesses ---------------
+// The server retrains the model on a thread of its own after every label (dataset/asking.py) and
+// publishes the new order; the page asks for it (/api/order) until it has caught up with the
+// labels. A new order never moves what is above the selected object: only the unlabelled objects
+// below it are put in the new order, so the next question is always the most useful one.
+
+function rankOf(ask) {
+  return new Map(ask.map((id, i) => [id, i]));
+}
+
+function reorder(ids) {
+  const main = $("objects");
+  state.objects = ids.map((id) => state.byId.get(id));
+  main.append(...state.objects.map((o) => o.node));
+}
+
+function applyOrder({ whole = false } = {}) {
+  if (state.order === "passage") {
+    reorder([...state.byId.keys()].sort((a, b) => a - b));
+  } else {
+    const q = state.questions;
+    if (!q || q.state === "reading" || !q.ask.length) return;
+    const rank = rankOf(q.ask);
+    const list = state.objects;
+    const cut = whole ? 0 : list.findIndex((o) => o.track_id === state.current) + 1;
+    const head = list.slice(0, cut), tail = list.slice(cut);
+    const asked = (o) => o.label === null && rank.has(o.track_id);
+    const done = whole ? tail.filter((o) => !asked(o)).sort((a, b) => a.track_id - b.track_id) : [];
+    const askedNow = tail.filter(asked).sort((a, b) => rank.get(a.track_id) - rank.get(b.track_id));
+    const rest = whole ? [] : tail.filter((o) => !asked(o));
+    reorder([...head, ...done, ...askedNow, ...rest].map((o) => o.track_id));
+    if (whole && askedNow.length) { select(askedNow[0].track_id); return; }
+  }
+  const cur = state.byId.get(state.current);
+  if (cur) cur.node.scrollIntoView({ block: "nearest" });
+}
+
+function paintModel() {
+  const q = state.questions, box = $("model");
+  if (!q) return;
+  box.hidden = false;
+  box.replaceChildren();
+  const n = (k) => q.need[k] || 0;
+  if (q.state === "reading") {
+    box.textContent = `Reading the objects' crops to order them: ${q.read} of ${q.objects}…`;
+  } else if (q.state === "failed" && !q.ask.length) {
+    box.textContent = q.error;
+  } else if (q.basis === "unusual") {
+    const missing = ["normal", "anomaly"].filter((k) => n(k) > 0).map((k) => `${n(k)} more ${k}`).join(" and ");
+    box.textContent = `${q.labelled} labels. The model learns once it has ${missing}; until then the most unusual objects come first.`;
+  } else {
+    const quality = q.quality === null ? "not yet measurable"
+      : `anomaly F1 about ${q.quality.toFixed(2)}`;
+    box.append(`${q.labelled} labels. The model, retrained on them, guesses every object; its estimated quality: `,
+      el("span", { class: "quality", text: quality }),
+      " (cross-validated on your labels).");
+  }
+  if (q.state === "failed" && q.ask.length) box.append(` ${q.error}`);
+  box.dataset.basis = q.state === "ready" ? q.basis : q.state;
+  box.dataset.labelled = String(q.labelled);
+}
+
+function schedulePoll(ms = POLL_MS) {
+  if (!state.asks) return;
+  clearTimeout(state.poll);
+  state.poll = setTimeout(pollOrder, ms);
+}
+
+async function pollOrder() {
+  let q;
+  try {
+    const r = await fetch("/api/order", { cache: "no-store" });
+    if (!r.ok) throw new Error(`the server answered ${r.status}`);
+    q = await r.json();
+  } catch {
+    schedulePoll(3 * POLL_MS); // the server may be restarting; the labels are safe either way
+    return;
+  }
+  const old = state.questions;
+  if (!old || q.version !== old.version || q.state !== old.state || q.read !== old.read) {
+    const first = q.state !== "reading" && (!old || old.state === "reading");
+    state.questions = q;
+    paintModel();
+    for (const o of state.objects) paintGuess(o);
+    $("accept-key").hidden = !Object.keys(q.guesses).length;
+    if (q.state !== "reading") applyOrder({ whole: first && !state.acted });
+    document.body.dataset.orderVersion = String(q.version);
+  }
+  if (q.state === "reading" || q.pending) schedulePoll();
+}
+
+function toggleOrder() {
+  if (!state.asks) return;
+  state.order = state.order === "active" ? "passage" : "active";
+  $("order").setAttribute("aria-pressed", String(state.order === "active"));
+  document.body.dataset.order = state.order;
+  applyOrder();
+}
+
+function acceptGuess(id) {
+  const o = state.byId.get(id);
+  const g = o && guessOf(o);
+  if (g && o.label !== g.label) toggle(id, g.label, { advance: true });
+  else if (g) select(neighbour(1) ?? id);
+}
+
 // --- saving ------------------------------------------------------------------
 
 function showError(text) {
@@ -233,6 +361,7 @@ function save(id, label) {
       const body = await r.json().catch(() => ({}));
       if (!r.ok) throw new Error(body.error || `the server answered ${r.status}`);
       o.saved = body.label;
+      schedulePoll(50); // the server retrains now; its new order follows shortly
       showError("");
       status(`saved #${id}: ${body.label || "unlabelled"}`);
     } catch (err) {
@@ -254,6 +383,7 @@ function toggle(id, label, { advance }) {
   if (!o) return;
   if (o.label === label) { save(id, null); return; }
   const next = advance ? neighbour(1) : null;
+  state.acted = true;
   save(id, label);
   if (next !== null) select(next);
   else applyFilter();
@@ -276,6 +406,10 @@ function onKey(e) {
     case "Home": if (state.objects.length) select(state.objects[0].track_id); break;
     case "End": if (state.objects.length) select(state.objects[state.objects.length - 1].track_id); break;
     case "f": toggleFilter(); break;
+    case "o": if (!state.asks) return; toggleOrder(); break;
+    case "Enter": // on a focused button, Enter presses that button instead
+      if (id === null || !state.asks || (e.target.closest && e.target.closest("button"))) return;
+      acceptGuess(id); break;
     case "h": if (!state.canHeat) return; toggleHeat(); break;
     default: return;
   }
@@ -329,11 +463,18 @@ async function start() {
   state.canHeat = data.heat === true;
   $("heat").hidden = $("heat-key").hidden = !state.canHeat;
   $("heat").addEventListener("click", () => { toggleHeat(); $("heat").blur(); });
+  state.asks = data.asks === true;
+  state.order = state.asks ? data.order : "passage";
+  $("order").hidden = $("order-key").hidden = !state.asks;
+  $("order").setAttribute("aria-pressed", String(state.order === "active"));
+  $("order").addEventListener("click", () => { toggleOrder(); $("order").blur(); });
+  document.body.dataset.order = state.order;
   document.addEventListener("keydown", onKey);
   const first = state.objects.find((o) => o.label === null) || state.objects[0];
   if (first) select(first.track_id);
   else applyFilter();
   document.body.dataset.ready = "1";
+  if (state.asks) pollOrder();
 }
 
 start();
