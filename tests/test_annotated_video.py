@@ -534,3 +534,52 @@ def test_a_run_writes_mp4v_when_set(clip, tmp_path):
     s = json.loads((out / "summary.json").read_text())
     info = probe(out / "annotated.mp4")
     assert (info["codec"], info["frames"]) == ("mpeg4", s["frames"])
+
+
+# --- the video's frame rate for a fast camera (output.video_max_fps) ------------------------------
+
+
+def test_a_60_fps_source_makes_a_30_fps_video_of_every_other_frame(clip, tmp_path):
+    """The same frames, said to be 60 fps: the video gets every other one at 30 fps (half the
+    drawing and encoding), the tracks are the same as at any video rate, and output.video_max_fps
+    60 writes them all."""
+    fast = tmp_path / "fast.mp4"
+    cap = cv2.VideoCapture(str(clip.video))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    cap.release()
+    out = cv2.VideoWriter(str(fast), cv2.VideoWriter_fourcc(*"mp4v"), 60.0, frames[0].shape[1::-1])
+    for f in frames:
+        out.write(f)
+    out.release()
+
+    runs = {}
+    for max_fps in (None, 60):
+        folder = tmp_path / f"run-{max_fps}"
+        extra = () if max_fps is None else ("--set", f"output.video_max_fps={max_fps}")
+        r = cli("run", fast, "--out", folder, "--no-crops", "-q", *extra)
+        assert r.returncode == 0, r.stderr
+        runs[max_fps] = folder
+    s = json.loads((runs[None] / "summary.json").read_text())
+    assert s["frames"] == len(frames) and s["video_fps"] == 60.0
+    half = probe(runs[None] / "annotated.mp4")
+    assert half["rate"] == encoder.frame_rate(30.0) and half["frames"] == (len(frames) + 1) // 2
+    every = probe(runs[60] / "annotated.mp4")
+    assert every["rate"] == encoder.frame_rate(60.0) and every["frames"] == len(frames)
+    assert (runs[None] / "tracks.txt").read_bytes() == (runs[60] / "tracks.txt").read_bytes()
+    # the video's frame i is the source's frame 2i: its boxes are where the tracks put them then
+    shown, all_frames = (
+        video_frames(runs[None] / "annotated.mp4", every=1),
+        video_frames(runs[60] / "annotated.mp4", every=1),
+    )
+    for i in (3, len(shown) // 2, len(shown) - 2):
+        diff = np.abs(shown[i].astype(int) - all_frames[2 * i].astype(int)).mean()
+        assert diff < 3, (i, diff)  # the same picture, up to the encoder's loss
+
+
+def test_video_every():
+    from conveyor_qc.run.job import video_every
+
+    assert [video_every(f, 30) for f in (0, 25, 29.97, 30, 50, 59.94, 60, 120)] == [1, 1, 1, 1, 2, 2, 2, 4]
+    assert video_every(60, 60) == 1 and video_every(60, 1000) == 1 and video_every(60, 25) == 3

@@ -93,6 +93,11 @@ class OutputParams(_Section):
     #: watch, and its boxes, numbers and counts are drawn at its own size, legible at 640x360.
     #: 1.0 for the input's size.
     video_scale: float = 0.5
+    #: The annotated video's frame rate at most: a faster source gives every k-th frame to the video
+    #: (k = the source's rate over this, rounded up), so a 60 fps camera makes a 30 fps video at half
+    #: the encoding and drawing cost. People watch it; 30 fps shows every object in every place it
+    #: passed (an object moves a few px a frame). Sources at 30 fps or less: every frame.
+    video_max_fps: float = 30.0
     #: Codec of annotated.mp4: "h264" (H.264 through PyAV's libx264, yuv420p, index first: plays
     #: in a browser; ultrafast, CRF 23: about the CPU of mp4v, 40 % smaller) or "mp4v" (MPEG-4
     #: Part 2 from OpenCV, which browsers do not play). "h264" without PyAV falls back to "mp4v",
@@ -107,6 +112,7 @@ class OutputParams(_Section):
         "crop_margin": (0.0, 2.0),
         "crop_quality": (50, 100),
         "video_scale": (0.05, 1.0),
+        "video_max_fps": (1.0, 1000.0),
     }
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         "crop_format": CROP_FORMATS,

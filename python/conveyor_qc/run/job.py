@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -102,6 +103,14 @@ def opencv_single_threaded() -> Iterator[None]:
 
 #: progress(frames_done, frames_total_or_0, objects_counted, fps)
 Progress = Callable[[int, int, int, float], None]
+
+
+def video_every(fps: float, max_fps: float) -> int:
+    """Every how many frames of the source one goes to the annotated video (output.video_max_fps):
+    the least k with fps / k <= max_fps (a rate a hair over, 30.00001 for 30, rounds down)."""
+    if not fps or fps <= max_fps * (1 + 1e-6):
+        return 1
+    return max(1, math.ceil(fps / max_fps - 1e-6))
 
 
 @dataclass
@@ -240,6 +249,7 @@ class _Run:
         self.config = config
         self.reader = reader
         self.info = reader.info
+        self.video_every = video_every(self.info.fps, config.output.video_max_fps)
         # A live source back after a long gap restarts the core (segments.py), numbering continued.
         self.pipeline = SegmentedPipeline(
             config,
@@ -292,6 +302,7 @@ class _Run:
             crop_quality=out.crop_quality,
             video_scale=out.video_scale,
             video_codec=out.video_codec,
+            video_every=self.video_every,
             meta={"source": str(source), "version": __version__, "config": self.config.to_dict()},
         )
 
@@ -421,7 +432,7 @@ class _Run:
         self.collect()
         self.counts.add_crossed(update.tracks.crossed, update.tracks.frame_index)
         self.watch.after_frame(self.frames, frame, len(update.tracks) > 0, lambda: self.pipeline.belt_stats)
-        if write_video:
+        if write_video and self.frames % self.video_every == 0:
             self.draw(frame, update)
         if self.metrics is not None:
             now = time.perf_counter()

@@ -415,6 +415,7 @@ class RunWriter:
         sync_seconds: float = SYNC_SECONDS,
         video_scale: float = 1.0,
         video_codec: str = "h264",
+        video_every: int = 1,
     ):
         if crop_format not in CROP_FORMATS:  # before anything is written
             raise ValueError(f"crop format {crop_format!r} is not one of {', '.join(CROP_FORMATS)}")
@@ -480,7 +481,10 @@ class RunWriter:
             if video:
                 try:
                     # Encoded on a thread of its own (encoder.py): the costliest output, beside the loop.
-                    self._video = VideoEncoder(self._video_tmp, fps, frame_size, scale=video_scale, codec=video_codec)
+                    # one frame in video_every (output.video_max_fps): the video's rate is the source's over it
+                    self._video = VideoEncoder(
+                        self._video_tmp, fps / video_every, frame_size, scale=video_scale, codec=video_codec
+                    )
                 except EncoderError:
                     raise OutputError(f"cannot encode video into {self._video_tmp}", None, self._video_tmp) from None
         except (JournalBusy, RunBusy):
