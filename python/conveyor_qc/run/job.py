@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import threading
@@ -441,22 +442,27 @@ class _Run:
         return update
 
     def draw(self, frame: np.ndarray, update: FrameUpdate) -> None:
+        """The frame to the annotated video, with what to draw on it: drawn on the encoder's thread
+        (encoder.py), from a snapshot of this frame's tracks, verdicts and counts."""
         if self.line is None and self.pipeline.direction != "auto":
             self.line = count_line_segment(
                 (self.info.width, self.info.height), self.config.count.line, self.pipeline.direction
             )
-        # Drawn at the video's size (output.video_scale), so text keeps its size.
-        canvas = self.writer.video_canvas(frame)
-        draw_tracks(
-            canvas,
-            update.tracks,
-            self.counts.labels,
-            self.counts.running(),
+        size = self.writer.video_size
+        if size is None:
+            return
+        verdicts = self.counts.labels
+        shown = {tid: verdicts[tid] for tid in update.tracks.ids.tolist() if tid in verdicts}
+        overlay = functools.partial(
+            draw_tracks,
+            tracks=update.tracks,
+            labels=shown,
+            counts=self.counts.running(),
             line=self.line,
-            scale=canvas.shape[1] / self.info.width,
+            scale=size[0] / self.info.width,  # drawn at the video's size (output.video_scale): text keeps its size
             judged=self.judge is not None,
         )
-        self.writer.add_frame(canvas)
+        self.writer.add_frame(frame, overlay)
 
     def source_event(self, event, say: Callable[[str], None], max_gap: float, reconnect_timeout: float) -> None:
         """A live source lost, reconnecting, back (video.py's events): told, and acted on."""

@@ -54,7 +54,7 @@ from conveyor_qc.io.atomic import (
 )
 from conveyor_qc.io.journal import AppendJournal, JournalBusy, JournalError, recover_journal
 from conveyor_qc.io.mp4 import whole_mp4
-from conveyor_qc.run.encoder import EncoderError, VideoEncoder
+from conveyor_qc.run.encoder import EncoderError, Overlay, VideoEncoder
 from conveyor_qc.run.pipeline import Crop, ObjectEvent, Tracks
 
 __all__ = [
@@ -578,16 +578,18 @@ class RunWriter:
             self._failed = exc
             raise
 
-    def video_canvas(self, frame: np.ndarray) -> np.ndarray:
-        """``frame`` at the annotated video's size (``output.video_scale``), to draw on and then
-        hand to ``add_frame``; ``frame`` itself is changed only at full size."""
-        return self._video.canvas(frame) if self._video is not None else frame
+    @property
+    def video_size(self) -> tuple[int, int] | None:
+        """The annotated video's (width, height) (``output.video_scale`` of the input's), or None
+        without a video."""
+        return self._video.size if self._video is not None else None
 
-    def add_frame(self, frame: np.ndarray) -> None:
-        """Queue a frame of the annotated video; it must not change afterwards."""
+    def add_frame(self, frame: np.ndarray, overlay: Overlay | None = None) -> None:
+        """Queue a frame of the annotated video and what to draw on it at the video's size
+        (``overlay(canvas)``, on the encoder's thread); the frame must not change afterwards."""
         if self._video is not None:
             try:
-                self._video.write(frame)
+                self._video.write(frame, overlay)
             except EncoderError as exc:
                 raise self._video_error(exc) from None
 
