@@ -190,6 +190,25 @@ def test_split_is_by_object_and_stratified():
         split_objects([], 1.0, 0)
 
 
+def test_a_broken_track_goes_to_the_side_of_the_object_it_is():
+    """The quality checks' duplicates (a later track of the same physical object) are never graded
+    on what the model was trained on: each goes where the first of its chain went, and without
+    duplicates the split is as before."""
+    for seed in range(20):
+        objs = [SourceObject("v", str(i), "anomaly" if i % 4 == 0 else "normal", [(Path("x"), i)]) for i in range(30)]
+        same_as = {"v/7": "v/6", "v/8": "v/7", "v/21": "v/3", "v/22": "v/99"}  # a chain; one to an unknown object
+        train, test = split_objects(objs, 0.3, seed, same_as)
+        side = {o.key: "test" for o in test} | {o.key: "train" for o in train}
+        assert len(side) == 30 and len(train) + len(test) == 30
+        assert side["v/6"] == side["v/7"] == side["v/8"] and side["v/21"] == side["v/3"]
+        plain_train, plain_test = split_objects(objs, 0.3, seed)
+        leaders = {o.key for o in objs} - {"v/7", "v/8", "v/21"}
+        # the others are drawn as the split draws them without the followers
+        drawn_train, drawn_test = split_objects([o for o in objs if o.key in leaders], 0.3, seed)
+        assert {o.key for o in test} & leaders == {o.key for o in drawn_test}
+        assert split_objects(objs, 0.3, seed, {}) == (plain_train, plain_test)
+
+
 def test_minimum_warnings():
     def counts(**kw):
         return {

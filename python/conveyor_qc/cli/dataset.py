@@ -79,6 +79,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         s3=args.s3,
         s3_endpoint=args.s3_endpoint,
         progress=_steps(progress_line(args.quiet)),
+        flagged=args.flagged,
     )
     print(format_report(report))
     for w in report.warnings:

@@ -13,7 +13,7 @@ from conveyor_qc.config import Config
 from conveyor_qc.evaluation.inspect import inspect_video, summary_lines
 from conveyor_qc.evaluation.metrics import evaluate, format_report
 from conveyor_qc.evaluation.synth import synthesize
-from conveyor_qc.evaluation.synth.presets import with_anomaly_share
+from conveyor_qc.evaluation.synth.presets import with_anomaly_share, with_blur_share
 from conveyor_qc.evaluation.tune import tune
 from conveyor_qc.io.atomic import atomic_write_text
 from conveyor_qc.run.video import quiet_decoder_logs
@@ -26,9 +26,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
         assert line is not None
         line.show(f"rendering {bar(done, total)} frames")
 
+    preset = args.preset if args.anomaly_share is None else with_anomaly_share(args.preset, args.anomaly_share)
+    if args.blur_share is not None:
+        preset = with_blur_share(preset, args.blur_share)
     result = synthesize(
         args.out_dir,
-        preset=args.preset if args.anomaly_share is None else with_anomaly_share(args.preset, args.anomaly_share),
+        preset=preset,
         seed=args.seed,
         seconds=args.seconds,
         progress=None if line is None else progress,

@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tune(sub)
     _add_label(sub)
     _add_dataset(sub)
+    _add_quality(sub)  # crops that would mislead a model (docs/dataset.md)
     _add_augment(sub)
     _add_train(sub)
     _add_predict(sub)
@@ -355,6 +356,13 @@ def _add_synth(sub) -> None:
     p.add_argument(
         "--anomaly-share", type=float, metavar="F", help="share of anomalies, e.g. 0.03 for a rare-anomaly line"
     )
+    p.add_argument(
+        "--blur-share",
+        type=float,
+        metavar="F",
+        help="share of objects rendered blurred (out of focus or smeared), listed in conditions.csv: "
+        "known bad crops for `conveyor-qc quality` (docs/dataset.md)",
+    )
     p.add_argument("--force", action="store_true", help="replace the clip OUT_DIR already holds (refused without)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
     p.set_defaults(handler="evaluation:cmd_synth")
@@ -520,7 +528,9 @@ def _add_dataset(sub) -> None:
         "track_id,label) and of existing Ground Truth manifests into DATASET_DIR: "
         "images/<video>/<track_id>/<frame>.jpg (384x384; .png for PNG crops: each "
         "image keeps its crop's format), train.manifest and "
-        "test.manifest, split by object and stratified by class, and report.json. "
+        "test.manifest, split by object and stratified by class, and report.json. Each run's crops "
+        "are checked first (blurred, cut, merged, duplicate, exposure): quality.csv and quality.html "
+        "list those that would mislead a model (--flagged says what to do with them). "
         "See docs/dataset.md.",
     )
     p.add_argument("inputs", nargs="+", metavar="RUN_DIR", help="run folder with labels.csv, or a .manifest file")
@@ -545,9 +555,38 @@ def _add_dataset(sub) -> None:
         metavar="K",
         help="at most K crops per object, spread over its frames (default 5)",
     )
+    p.add_argument(
+        "--flagged",
+        choices=("keep", "exclude", "review"),
+        default="keep",
+        help="the crops the quality checks flag (quality.csv): keep them (default; the summary says how "
+        "many), exclude them from train and test, or review: exclude them and list them in "
+        "review.manifest (their images under review/) for a person to look at",
+    )
     _add_s3_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
     p.set_defaults(handler="dataset:cmd_dataset")
+
+
+def _add_quality(sub) -> None:
+    """``conveyor-qc quality``."""
+    p = sub.add_parser(
+        "quality",
+        help="list a run's crops that would mislead a model: blurred, cut, merged, duplicate, exposure",
+        description="Check the crops of a `run` folder and print, per flag, how many objects have it and "
+        "which: blurred (much softer than the run's typical object), cut (never wholly in view, or a crop "
+        "whose box is much smaller than the object's others), merged "
+        "(two objects in one box), duplicate (the same object as an earlier track: it would leak between "
+        "train and test), exposure (too dark, too bright or clipped). Writes nothing but stdout, or the "
+        "page with --html. `dataset` does the same for every run it reads. See docs/dataset.md.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of `conveyor-qc run`")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--html", metavar="FILE", help="also write a page of the flagged crops, grouped by flag (opens offline)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    p.set_defaults(handler="quality:cmd_quality")
 
 
 def _add_augment(sub) -> None:

@@ -8,6 +8,8 @@ anyone. The dataset folder gets::
     train.manifest, test.manifest          one line per image (source-ref relative to the folder)
     train.s3.manifest, test.s3.manifest    with --s3: the same lines with s3:// paths
     report.json                            counts per side and class, objects left out, warnings
+    quality.csv, quality.html              the runs' crops that would mislead a model (dataset/quality.py)
+    review.manifest, review/...            with flagged="review": those crops, for a person to look at
 
 The split is by object: every image of an object is on the same side. It is
 stratified by class, so each side gets both classes whenever a class has two
@@ -18,6 +20,7 @@ place at the end, so a re-run replaces it whole. docs/dataset.md has the rest.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import random
@@ -45,12 +48,21 @@ from conveyor_qc.dataset.manifest import (
     read_manifest,
     write_manifest,
 )
+from conveyor_qc.dataset.quality import (
+    FLAGS,
+    QualityError,
+    QualityReport,
+    check_run,
+    quality_csv,
+    quality_page,
+)
 from conveyor_qc.dataset.s3 import parse_s3_url, s3_entries, upload_dataset
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text, replace_directory, sync_filesystem
 from conveyor_qc.version import __version__
 
 __all__ = [
+    "FLAGGED_CHOICES",
     "IMAGE_SIZE",
     "LOOKOUT_MINIMUMS",
     "DatasetError",
@@ -70,6 +82,12 @@ __all__ = [
 ]
 
 IMAGE_SIZE = 384
+#: What ``dataset --flagged`` does with the crops the quality checks flag: keep them (and say how
+#: many), leave them out, or leave them out and list them in review.manifest for a person.
+FLAGGED_CHOICES = ("keep", "exclude", "review")
+QUALITY_CSV, QUALITY_PAGE, REVIEW_MANIFEST = "quality.csv", "quality.html", "review.manifest"
+#: The manifest key of a review line's flags (``blurred merged``), which other readers ignore.
+FLAGS_KEY = "conveyor-qc-flags"
 MIN_FRAME_GAP = 3  # chosen crops of one object are at least this many frames apart
 REPORT_NAME = "report.json"
 #: Lookout for Vision's minimum image counts (per class) for a project to train.
@@ -99,7 +117,12 @@ class SourceObject:
 
     @property
     def key(self) -> str:
-        return f"{self.video}/{self.name}"
+        return object_key(self.video, self.name)
+
+
+def object_key(video: str, name: str) -> str:
+    """An object's name across the inputs of a dataset: its video's, then its own."""
+    return f"{video}/{name}"
 
 
 @dataclass
@@ -111,6 +134,9 @@ class DatasetReport:
     left_out: list[dict]
     warnings: list[str]
     upload: dict | None = None
+    #: the quality checks: {"flagged": keep|exclude|review, "counts": {flag: objects},
+    #: "objects": checked, "flagged_objects": n, "crops_left_out": n, "review_images": n}
+    quality: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -121,6 +147,7 @@ class DatasetReport:
             "left_out": self.left_out,
             "warnings": self.warnings,
             "upload": self.upload,
+            "quality": self.quality,
         }
 
 
@@ -262,17 +289,33 @@ def pick_frames(frames: list[int], k: int, min_gap: int = MIN_FRAME_GAP) -> list
 
 
 def split_objects(
-    objects: list[SourceObject], test_fraction: float, seed: int
+    objects: list[SourceObject], test_fraction: float, seed: int, same_as: dict[str, str] | None = None
 ) -> tuple[list[SourceObject], list[SourceObject]]:
     """(train, test) by object, stratified by class: a class with two objects or
-    more has at least one on each side (when ``test_fraction`` > 0)."""
+    more has at least one on each side (when ``test_fraction`` > 0).
+
+    ``same_as``: object key -> the key of the earlier object it is the same physical object as (a
+    broken track, found by the quality checks): it goes to the side of that one (followed to the
+    first of a chain), so no object is graded on what it was trained on. Only the first of each
+    chain is drawn, so without duplicates the split is what it always was."""
     if not 0.0 <= test_fraction < 1.0:
         raise DatasetError(f"--test-fraction must be in [0, 1), got {test_fraction}")
+    by_key = {o.key: o for o in objects}
+
+    def first(o: SourceObject) -> SourceObject:
+        seen = {o.key}
+        while same_as and (up := same_as.get(o.key)) in by_key and up not in seen:
+            o = by_key[up]
+            seen.add(o.key)
+        return o
+
+    followers = [o for o in objects if first(o) is not o]
+    leaders = [o for o in objects if first(o) is o]
     rng = random.Random(seed)
     train: list[SourceObject] = []
     test: list[SourceObject] = []
     for cls in CLASSES:
-        group = sorted((o for o in objects if o.label == cls), key=lambda o: (o.video, _natural(o.name)))
+        group = sorted((o for o in leaders if o.label == cls), key=lambda o: (o.video, _natural(o.name)))
         rng.shuffle(group)
         n = len(group)
         k = int(round(n * test_fraction)) if test_fraction > 0 else 0
@@ -280,6 +323,9 @@ def split_objects(
             k = min(max(k, 1), n - 1)
         test.extend(group[:k])
         train.extend(group[k:])
+    on_test = {o.key for o in test}
+    for o in followers:
+        (test if first(o).key in on_test else train).append(o)
     return train, test
 
 
@@ -392,14 +438,31 @@ def export_dataset(
     s3: str | None = None,
     s3_endpoint: str | None = None,
     progress: Progress | None = None,
+    flagged: str = "keep",
 ) -> DatasetReport:
-    """Build the dataset folder ``out`` from run folders and manifests (see the module doc)."""
+    """Build the dataset folder ``out`` from run folders and manifests (see the module doc).
+
+    Every run's crops are checked first (:mod:`conveyor_qc.dataset.quality`); ``flagged`` says
+    what becomes of the flagged ones: ``keep`` them, ``exclude`` them (an object whose every crop
+    is flagged is left out), or ``review``: exclude them and write them to review.manifest."""
     paths, out = [Path(p) for p in inputs], Path(out)
     _check_inputs(paths, out, per_object, s3)
+    if flagged not in FLAGGED_CHOICES:
+        raise DatasetError(f"--flagged must be one of {', '.join(FLAGGED_CHOICES)}, not {flagged!r}")
     videos = _video_names(paths)
     objects, left_out = _collect(paths, videos)
+    quality, quality_warnings = _check_quality(paths, videos, progress)
+    flagged_out: list[tuple[SourceObject, list[tuple[Path, int | None]]]] = []
+    if flagged != "keep":
+        objects, flagged_out = _leave_out_flagged(objects, quality, left_out)
     single = test_fraction == 0
-    train, test = split_objects(objects, test_fraction, seed)
+    same_as = {  # broken tracks: each on the side of the object it is
+        object_key(video, o.name): object_key(video, o.same_as)
+        for video, r in quality.items()
+        for o in r.objects.values()
+        if o.same_as is not None
+    }
+    train, test = split_objects(objects, test_fraction, seed, same_as)
     sides = {"train": train} if single else {"train": train, "test": test}
     plan = {side: _images_of(objs, per_object) for side, objs in sides.items()}
     counts = {
@@ -418,6 +481,8 @@ def export_dataset(
         if not single and sum(1 for o in objects if o.label == cls) == 1
     ]
     warnings += check_minimums(counts, single)
+    warnings += quality_warnings
+    review = _images_of([o for o, _ in flagged_out], per_object, "review") if flagged == "review" else []
     report = DatasetReport(
         out=out,
         single=single,
@@ -425,6 +490,14 @@ def export_dataset(
         counts=counts,
         left_out=left_out,
         warnings=warnings,
+        quality={
+            "flagged": flagged,
+            "objects": sum(len(r.objects) for r in quality.values()),
+            "flagged_objects": sum(len(r.flagged()) for r in quality.values()),
+            "counts": {f: sum(r.counts()[f] for r in quality.values()) for f in FLAGS},
+            "crops_left_out": sum(len(images) for _, images in flagged_out),
+            "review_images": len(review),
+        },
     )
     total = sum(len(r) for r in plan.values())
 
@@ -448,6 +521,7 @@ def export_dataset(
             write_manifest(tmp / f"{side}.manifest", entries)
             if s3 is not None:
                 write_manifest(tmp / f"{side}.s3.manifest", s3_entries(entries, s3))
+        _write_quality(tmp, quality, flagged, review)
         atomic_write_text(tmp / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
 
     build_then_swap(out, build)
@@ -491,22 +565,115 @@ def _collect(paths: list[Path], videos: list[str]) -> tuple[list[SourceObject], 
     return objects, left_out
 
 
-def _images_of(objs: list[SourceObject], per_object: int) -> list[tuple[SourceObject, Path, str]]:
+def _images_of(
+    objs: list[SourceObject], per_object: int, folder: str = "images"
+) -> list[tuple[SourceObject, Path, str]]:
     """(object, source image, path in the dataset) of one side: at most ``per_object`` crops of
     each object, spread over its frames; a photo from a manifest, once, named after it."""
     rows: list[tuple[SourceObject, Path, str]] = []
     for o in sorted(objs, key=lambda o: (o.video, _natural(o.name))):
         if o.images[0][1] is None:
             src = o.images[0][0]
-            chosen = [(src, f"images/{o.video}/{o.name}/{o.name}{image_suffix(src)}")]
+            chosen = [(src, f"{folder}/{o.video}/{o.name}/{o.name}{image_suffix(src)}")]
         else:
             frames = [f for _, f in o.images if f is not None]
             chosen = [
-                (src, f"images/{o.video}/{o.name}/{f:06d}{image_suffix(src)}")
+                (src, f"{folder}/{o.video}/{o.name}/{f:06d}{image_suffix(src)}")
                 for src, f in (o.images[i] for i in pick_frames(frames, per_object))
             ]
         rows.extend((o, src, rel) for src, rel in chosen)
     return rows
+
+
+# --------------------------------------------------------------------------- crops that mislead a model
+
+
+def _check_quality(
+    paths: list[Path], videos: list[str], progress: Progress | None
+) -> tuple[dict[str, QualityReport], list[str]]:
+    """The quality report of every run input (manifests are photos chosen by someone: not
+    checked), by video name, and a warning for each run that could not be checked."""
+    reports: dict[str, QualityReport] = {}
+    warnings: list[str] = []
+    for path, video in zip(paths, videos):
+        if path.is_file():
+            continue
+        step = None
+        if progress is not None:
+            step = functools.partial(_progress_of, progress, f"checking {video}")
+        try:
+            reports[video] = check_run(path, progress=step)
+        except QualityError as exc:
+            warnings.append(f"{path}: crops not checked for quality ({exc})")
+    return reports, warnings
+
+
+def _progress_of(progress: Progress, what: str, done: int, total: int) -> None:
+    progress(done, total, what)
+
+
+def _leave_out_flagged(
+    objects: list[SourceObject], quality: dict[str, QualityReport], left_out: list[dict]
+) -> tuple[list[SourceObject], list[tuple[SourceObject, list[tuple[Path, int | None]]]]]:
+    """The objects with their flagged crops taken out (an object left with none goes to
+    ``left_out``, with its flags), and each object's flagged crops (for review.manifest)."""
+    kept: list[SourceObject] = []
+    flagged_out: list[tuple[SourceObject, list[tuple[Path, int | None]]]] = []
+    for o in objects:
+        report = quality.get(o.video)
+        checked = report.objects.get(o.name) if report is not None else None
+        if checked is None or not checked.flags:
+            kept.append(o)
+            continue
+        bad = {c.path.name: checked.crop_flags(c) for c in checked.crops if checked.crop_flags(c)}
+        good = [(p, f) for p, f in o.images if p.name not in bad]
+        out = [(p, f) for p, f in o.images if p.name in bad]
+        if out:
+            flagged_out.append((SourceObject(o.video, o.name, o.label, out, o.creation_date, o.extra), out))
+        if good:
+            kept.append(SourceObject(o.video, o.name, o.label, good, o.creation_date, o.extra))
+        else:
+            flags = sorted({f for why in bad.values() for f in why}, key=FLAGS.index)
+            left_out.append({"video": o.video, "object": o.name, "reason": "flagged " + ", ".join(flags)})
+    if not kept:
+        raise DatasetError("every labelled object's crops are flagged (quality.csv says why); nothing is left")
+    return kept, flagged_out
+
+
+def _write_quality(
+    folder: Path, quality: dict[str, QualityReport], flagged: str, review: list[tuple[SourceObject, Path, str]]
+) -> None:
+    """quality.csv and quality.html, and with ``review`` the review images and review.manifest."""
+    reports = sorted(quality.items())
+    atomic_write_text(folder / QUALITY_CSV, quality_csv(reports, relative_to=lambda p: p.name))
+    atomic_write_text(folder / QUALITY_PAGE, quality_page(reports))
+    if flagged != "review":
+        return
+    entries = []
+    for o, src, rel in review:
+        place_image(src, folder / rel)
+        checked = quality[o.video].objects[o.name]
+        why = next((checked.crop_flags(c) for c in checked.crops if c.path.name == src.name), {})
+        extra = {OBJECT_KEY: o.key, FLAGS_KEY: " ".join(f for f in FLAGS if f in why)}
+        entries.append(
+            ManifestEntry(source_ref=rel, label=o.label, creation_date=o.creation_date or format_date(), extra=extra)
+        )
+    write_manifest(folder / REVIEW_MANIFEST, entries)
+
+
+def format_quality(report: DatasetReport) -> str:
+    """The one line on the crops the quality checks flagged, and what became of them."""
+    q = report.quality
+    if not q:
+        return ""
+    counts = ", ".join(f"{q['counts'][f]} {f}" for f in FLAGS)
+    line = f"quality: flagged {q['flagged_objects']} of {q['objects']} objects ({counts})"
+    if q["flagged"] == "keep":
+        return line + f": kept (--flagged exclude leaves them out); see {QUALITY_PAGE}"
+    done = f"{q['crops_left_out']} crop(s) left out"
+    if q["flagged"] == "review":
+        done += f", {q['review_images']} in {REVIEW_MANIFEST}"
+    return f"{line}: {done}; see {QUALITY_PAGE}"
 
 
 def format_report(report: DatasetReport) -> str:
@@ -534,6 +701,8 @@ def format_report(report: DatasetReport) -> str:
             + ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
             + " (listed in report.json)"
         )
+    if report.quality:
+        lines.append(format_quality(report))
     if report.upload:
         u = report.upload
         lines.append(

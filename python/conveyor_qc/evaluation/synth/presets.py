@@ -78,6 +78,12 @@ class Preset:
     min_gap: int = 8
     touching_share: float = 0.12  # chance that an object arrives as a pair of two objects just touching
     anomaly_share: float = 0.25  # chance that an object is an anomaly
+    # chance that an object is rendered blurred (out of focus, or smeared along the belt by its own
+    # motion), for measuring the dataset's quality checks; 0 = none. With a share, the clip also gets
+    # conditions.csv (which objects are blurred, touching or cut). Its draws come from a stream of
+    # their own: the clip is otherwise the one the same seed gives without blur
+    blur_share: float = 0.0
+    blur_px: tuple = (3.0, 6.0)  # blur size: the defocus disc's radius, half the motion smear's length
     stacked_share: float = 0.4  # among anomalies of stackable products: share of "stacked"
     split_share: float = 0.5  # among "broken": share split in two halves with a gap (else: a chunk missing)
     split_gap: tuple = (3.0, 6.0)  # gap between the two halves of a split cookie
@@ -118,6 +124,7 @@ class SynthResult:
     areas: tuple = ()  # per id: the area of the object's whole mask, px
     coverage: tuple = field(default=(), repr=False)  # per frame: fraction of the view covered by object masks
     output_format: str = "mp4"
+    conditions: Path | None = None  # conditions.csv (written with a blur_share), else None
 
 
 class SynthError(ConveyorQCError, ValueError):
@@ -351,10 +358,24 @@ def with_anomaly_share(preset: str | Preset, share: float) -> Preset:
     a line where anomalies are rare (the labelling page's measurement, docs/labelling.md). Any
     share in (0, 1] is met over a clip (a bag of 20 objects holds round(20 * share) anomalies;
     below 1 in 20, one in a bag of round(1 / share))."""
+    chosen, share = _checked_share(preset, share, "the anomaly share")
+    return dataclasses.replace(chosen, anomaly_share=share)
+
+
+def _checked_share(preset: str | Preset, share: float, what: str) -> tuple[Preset, float]:
+    """The Preset a name (or a Preset) means, and ``share`` once it is known to be in [0, 1]."""
     if isinstance(preset, str):
         if preset not in PRESETS:
             raise SynthError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
         preset = PRESETS[preset]
     if not 0 <= share <= 1:
-        raise SynthError(f"the anomaly share must be in [0, 1], not {share!r}")
-    return dataclasses.replace(preset, anomaly_share=float(share))
+        raise SynthError(f"{what} must be in [0, 1], not {share!r}")
+    return preset, float(share)
+
+
+def with_blur_share(preset: str | Preset, share: float) -> Preset:
+    """The preset (a name or a Preset) with ``share`` of its objects rendered blurred (out of focus
+    or smeared by motion) and the clip's ``conditions.csv`` saying which: a clip with known bad crops
+    for the dataset's quality checks (docs/dataset.md, "Crops that mislead a model")."""
+    chosen, share = _checked_share(preset, share, "the blur share")
+    return dataclasses.replace(chosen, blur_share=share)

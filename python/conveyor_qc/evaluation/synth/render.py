@@ -35,12 +35,14 @@ from conveyor_qc.evaluation.synth.presets import (
 )
 from conveyor_qc.evaluation.synth.scene import (
     _MAX_LIFT,
+    BLUR_KINDS,
     PRODUCTS,
     _DensePlanner,
     _Factory,
     _Obj,
     _Planner,
     _prepare,
+    blur_sprite,
     box_to_output,
     products_of,
     to_output,
@@ -91,6 +93,8 @@ def _check_args(preset, seed, seconds, output_format=None, mono=None) -> tuple:
         raise SynthError(f"preset {p.name!r}: belt_pattern must be one of {', '.join(BELT_PATTERNS)}")
     if p.rate <= 0 or p.belt_speed <= 0 or p.fps <= 0 or p.width < 64 or p.height < 64:
         raise SynthError(f"preset {p.name!r}: rate, belt_speed and fps must be positive, size at least 64x64")
+    if not 0.0 <= p.blur_share <= 1.0 or not 0.5 <= min(p.blur_px) <= max(p.blur_px):
+        raise SynthError(f"preset {p.name!r}: blur_share must be in [0, 1], blur_px a range of at least 0.5 px")
     if not 0.0 <= p.density < 0.9 or p.overhang < 0 or p.lanes < 0:
         raise SynthError(f"preset {p.name!r}: density must be in [0, 0.9), overhang and lanes not negative")
     if p.overhang > 0 and (p.rail_px > 0 or p.density <= 0):
@@ -129,7 +133,7 @@ def _check_out_dir(out_dir) -> Path:
 
 
 #: What a clip is made of (the video is one of the first two): an out_dir holding any is a clip.
-CLIP_FILES = ("video.mp4", "frames", "gt.txt", "labels.csv")
+CLIP_FILES = ("video.mp4", "frames", "gt.txt", "labels.csv", "conditions.csv")
 
 
 def synthesize(
@@ -147,7 +151,8 @@ def synthesize(
 
     Writes ``video.mp4`` (or, for ``output_format`` "png8" / "png16", the grey image sequence
     ``frames/img_%05d.png``), ``gt.txt`` and ``labels.csv`` (each to a temporary name in ``out_dir``,
-    renamed into place at the end). ``preset`` is a name from ``PRESETS`` (or a ``Preset``),
+    renamed into place at the end), and with a ``blur_share`` ``conditions.csv`` (which objects are
+    blurred, touching or cut: :func:`write_conditions`). ``preset`` is a name from ``PRESETS`` (or a ``Preset``),
     ``seconds`` defaults to the preset's, ``output_format`` and ``mono`` override the preset's,
     ``progress(done_frames, total_frames)`` is called after every frame. The ground truth does not
     depend on the format or the camera: the same seed gives the same gt.txt and labels.csv.
@@ -170,9 +175,12 @@ def synthesize(
     ss = np.random.SeedSequence([seed, 0x5EED])
     rng_obj, rng_belt, rng_cam = (np.random.default_rng(s) for s in ss.spawn(3))
     rng_pattern, rng_light = (np.random.default_rng(s) for s in ss.spawn(2))  # (new scene options only)
-    scene = _Scene(p, frames, photos, sk, belt_photo, rng_obj, rng_belt, rng_pattern, rng_light)
+    rng_blur = np.random.default_rng(ss.spawn(1)[0])  # drawn from only with a blur_share
+    scene = _Scene(p, frames, photos, sk, belt_photo, rng_obj, rng_belt, rng_pattern, rng_light, rng_blur)
     camera = _Camera(p, scene.W, scene.L, rng_cam, fmt, mono)
     names = {"video": "video.mp4" if fmt == "mp4" else "frames", "gt": "gt.txt", "labels": "labels.csv"}
+    if p.blur_share > 0:
+        names["conditions"] = "conditions.csv"
     tmp = _temporary_outputs(out, names, fmt)
     try:
         if fmt == "mp4":
@@ -189,7 +197,11 @@ def synthesize(
         finally:
             writer.close()
         kinds = _write_labels(tmp["labels"], scene.entered)
+        if "conditions" in tmp:
+            write_conditions(tmp["conditions"], scene.entered)
         _publish(tmp, names, out, fmt)
+        if "conditions" not in names:  # a clip replaced: its conditions no longer hold
+            (out / "conditions.csv").unlink(missing_ok=True)
     except BaseException:
         _remove(tmp.values())
         raise
@@ -214,6 +226,7 @@ def synthesize(
         areas=tuple(o.area for o in entered),
         coverage=tuple(scene.coverage),
         output_format=fmt,
+        conditions=out / names["conditions"] if "conditions" in names else None,
     )
 
 
@@ -222,8 +235,11 @@ class _Scene:
     the products enter as the planner places them, are composited over the belt's pattern and
     written to the ground truth with the box the camera sees of them."""
 
-    def __init__(self, p: Preset, frames: int, photos, sk, belt_photo, rng_obj, rng_belt, rng_pattern, rng_light):
+    def __init__(
+        self, p: Preset, frames: int, photos, sk, belt_photo, rng_obj, rng_belt, rng_pattern, rng_light, rng_blur
+    ):
         self.p = p
+        self.rng_blur = rng_blur
         if p.direction in ("right", "left"):
             self.L, self.W = p.width, p.height
         else:
@@ -252,6 +268,9 @@ class _Scene:
         s = int(self.shifts[t])
         while self.planner.cursor + s + self.reach > 0:
             for o in self.planner.next_group():
+                if p.blur_share > 0 and self.rng_blur.random() < p.blur_share:
+                    kind = BLUR_KINDS[int(self.rng_blur.integers(len(BLUR_KINDS)))]
+                    blur_sprite(o, kind, float(self.rng_blur.uniform(*p.blur_px)))
                 _prepare(o, p, W)
                 self.active.append(o)
         start = (-s) % self.period
@@ -372,6 +391,19 @@ def _write_labels(path: Path, entered: list[_Obj]) -> dict[str, int]:
             kinds[o.kind] = kinds.get(o.kind, 0) + 1
             fh.write(f"{o.id},{'normal' if o.kind == 'normal' else 'anomaly'},{o.kind}\n")
     return kinds
+
+
+def write_conditions(path: Path, entered: list[_Obj]) -> None:
+    """conditions.csv: ``id,blur,touching,visible`` per ground-truth id. ``blur``: ``motion`` or
+    ``defocus`` for an object rendered blurred, else empty; ``touching``: the id of the object it
+    touches (a touching pair), else empty (also when the other one never came into view);
+    ``visible``: the share of its mask inside the view across the belt (below 1: cut by the
+    frame's side for its whole passage). What the dataset's quality checks are measured against."""
+    with open(path, "w", newline="") as fh:
+        fh.write("id,blur,touching,visible\n")
+        for o in entered:
+            partner = o.partner.id if o.partner is not None and o.partner.id else ""
+            fh.write(f"{o.id},{o.blur},{partner},{_fmt_vis(o.vis_across)}\n")
 
 
 def _publish(tmp: dict[str, Path], names: dict[str, str], out: Path, fmt: str) -> None:

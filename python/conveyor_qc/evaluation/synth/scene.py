@@ -49,6 +49,8 @@ class _Obj:
     vis_across: float = 1.0  # fraction of the area inside the view across the belt (< 1: cut by its sides)
     full_box: tuple = ()  # box of the mask's part inside the view across the belt (sprite coordinates)
     id: int = 0  # ground-truth id once it has entered the view
+    blur: str = ""  # "motion" or "defocus" when rendered blurred (Preset.blur_share), else ""
+    partner: _Obj | None = None  # the other object of a touching pair
 
 
 _MAX_LIFT = 1.5  # shadow scale of the tallest objects (stacks)
@@ -333,6 +335,14 @@ def _touch_offset(m1: np.ndarray, m2: np.ndarray, rng: np.random.Generator) -> t
     return last
 
 
+def _add_touching(group: list, rel: list, factory: _Factory, rng: np.random.Generator) -> None:
+    """A second object made to touch the group's first (the same draws as always), each the
+    other's partner: the ground truth of a touching pair."""
+    group.append(factory.make())
+    rel.append(_touch_offset(_mask(group[0]), _mask(group[1]), rng))
+    group[0].partner, group[1].partner = group[1], group[0]
+
+
 class _Placer:
     """Places groups on the endless belt so that the boxes of different groups keep min_gap apart."""
 
@@ -377,8 +387,7 @@ class _Planner:
             group = [self.factory.make()]
             rel = [(0, 0)]
             if rng.random() < p.touching_share:
-                group.append(self.factory.make())
-                rel.append(_touch_offset(_mask(group[0]), _mask(group[1]), rng))
+                _add_touching(group, rel, self.factory, rng)
             gu0 = min(ru for ru, _ in rel)
             gv0 = min(rv for _, rv in rel)
             gw = max(ru + o.alpha.shape[1] for (ru, _), o in zip(rel, group, strict=True)) - gu0
@@ -459,8 +468,7 @@ class _DensePlanner:
         group = [self.factory.make()]
         rel = [(0, 0)]
         if rng.random() < p.touching_share:
-            group.append(self.factory.make())
-            rel.append(_touch_offset(_mask(group[0]), _mask(group[1]), rng))
+            _add_touching(group, rel, self.factory, rng)
         gu0 = min(ru for ru, _ in rel)
         gv0 = min(rv for _, rv in rel)
         rel = [(ru - gu0, rv - gv0) for ru, rv in rel]
@@ -595,6 +603,32 @@ class _DensePlanner:
         self.F = lo_u
         self.cursor = float(self.F)
         return placed
+
+
+BLUR_KINDS = ("motion", "defocus")
+
+
+def blur_sprite(o: _Obj, kind: str, size: float) -> None:
+    """Render ``o`` blurred: out of focus (a disc of radius ``size``) or smeared by its own motion
+    along the belt (a line of length 2 ``size`` + 1). Alpha and the pre-multiplied colour are
+    blurred alike (so it composites as a blurred photograph would), on a sprite grown by the
+    kernel's reach, its origin moved back by as much: the object stays where it was placed."""
+    reach = int(math.ceil(size)) + 1
+    side = 2 * reach + 1
+    kernel = np.zeros((side, side), np.float32)
+    if kind == "motion":  # canonical orientation: the belt moves along the columns
+        kernel[reach, reach - int(round(size)) : reach + int(round(size)) + 1] = 1.0
+    else:
+        cv2.circle(kernel, (reach, reach), int(round(size)), 1.0, -1, cv2.LINE_AA)
+    kernel /= float(kernel.sum())
+    grow = (reach, reach, reach, reach)
+    alpha = cv2.copyMakeBorder(o.alpha, *grow, cv2.BORDER_CONSTANT, value=0)
+    pm = cv2.copyMakeBorder(o.pm, *grow, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    o.alpha = cv2.filter2D(alpha, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+    o.pm = cv2.filter2D(pm, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+    o.b -= reach
+    o.v -= reach
+    o.blur = kind
 
 
 def _prepare(o: _Obj, p: Preset, W: int | None = None) -> None:
