@@ -975,8 +975,9 @@ def order_run(truth_run, tmp_path):
 
 
 class Gate:
-    """An ``ask_order`` that waits for the test to let it through (the first call, with no label,
-    passes at once): a retrain as slow as the test wants, to show that clicks never wait for one."""
+    """An ``ask_order`` that waits for the test to let it through once there are labels (the calls
+    with none, the first order and the one that brings the quality flags, pass at once): a retrain
+    as slow as the test wants, to show that clicks never wait for one."""
 
     def __init__(self):
         from conveyor_qc.dataset.active import ask_order
@@ -988,7 +989,7 @@ class Gate:
 
     def __call__(self, features, labels, *args, **kwargs):
         self.calls += 1
-        if self.calls > 1:
+        if labels:
             self.waiting.set()
             assert self.open.wait(30), "the test never opened the gate"
             self.waiting.clear()
@@ -1007,9 +1008,11 @@ def order_state(server) -> dict:
 
 
 def settled(server) -> dict:
-    """The order once it is computed from the labels as they are now."""
+    """The order once it is computed from the labels as they are now (and the quality flags are in)."""
     return wait_for(
-        lambda: (s := order_state(server))["state"] == "ready" and not s["pending"] and s, timeout=60, what="order"
+        lambda: (s := order_state(server))["state"] == "ready" and not s["pending"] and s["flags"] is not None and s,
+        timeout=60,
+        what="order",
     )
 
 
@@ -1025,10 +1028,30 @@ def valid_labels_csv(run: Path) -> dict[int, str]:
     return out
 
 
+def blur_crops(run: Path, track: int) -> None:
+    """Every crop of ``track`` out of focus (a 12 px blur on a crop about 3x the frame's scale): an
+    object the quality checks flag "blurred"."""
+    import cv2
+
+    for p in (run / "crops" / str(track)).glob("*.jpg"):
+        assert cv2.imwrite(str(p), cv2.GaussianBlur(cv2.imread(str(p)), (0, 0), 12))
+
+
+def with_flags(server) -> dict:
+    return wait_for(lambda: (s := order_state(server))["flags"] is not None and s, timeout=60, what="quality flags")
+
+
 def test_order_api_asks_the_unusual_first_then_what_teaches_most(order_run):
+    from conveyor_qc.dataset.quality import check_run
+
     run, truth = order_run
     ids = object_ids(run)
+    soft = [t for t in with_crops(run) if truth.get(t) == "normal"][2]
+    blur_crops(run, soft)
     with serving(run, order="active") as server:
+        flags = with_flags(server)["flags"]  # the quality checks' flags come with the order
+        assert "blurred" in flags[str(soft)]
+        assert flags == {str(o.name): dict(o.reasons) for o in check_run(run).flagged()}
         first = settled(server)
         assert first["basis"] == "unusual" and first["guesses"] == {} and first["quality"] is None
         assert first["need"] == {"normal": 3, "anomaly": 3} and first["labelled"] == 0
@@ -1104,10 +1127,20 @@ def test_page_asks_the_most_useful_first_guesses_and_never_waits(browser, order_
     from selenium.webdriver.common.keys import Keys
 
     run, truth = order_run
+    soft = [t for t in with_crops(run) if truth.get(t) == "normal"][2]
+    blur_crops(run, soft)
     gate = Gate()
     with serving(run, order="active", asker=gate.asker) as server:
         open_page(browser, server)
         wait_for(lambda: model_line(browser)[0] == "unusual", timeout=60, what="the first order")
+        # the object the quality checks flag says so on its card, and the header counts it
+        flag = wait_for(
+            lambda: browser.find_elements(By.CSS_SELECTOR, f"#obj-{soft} .flag[data-flag='blurred']"),
+            timeout=60,
+            what="the blurred flag shown",
+        )[0]
+        assert flag.text == "blurred" and flag.get_attribute("title")
+        assert "flagged" in model_line(browser)[1]
         first = order_state(server)
         assert card_order(browser) == first["ask"]  # no label yet: the whole page in the order asked
         assert current(browser) == first["ask"][0]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from conveyor_qc.dataset.active import MIN_PER_CLASS, SPREAD, Guesses, RunFeatures, ask_order, run_features
 from conveyor_qc.dataset.label_server import LabelStore
+from conveyor_qc.dataset.quality import check_run
 
 __all__ = ["Asker", "Questions"]
 
@@ -46,6 +47,8 @@ class Questions:
     read: int = 0  # objects whose figures are read (while "reading")
     objects: int = 0  # objects with crops
     error: str | None = None
+    # the data-quality checks (dataset/quality.py), once made: track id -> {flag: why}; None: not yet
+    flags: dict[int, dict[str, str]] | None = None
 
     def to_json(self, pending: bool) -> dict:
         return {
@@ -63,6 +66,7 @@ class Questions:
             "read": self.read,
             "objects": self.objects,
             "error": self.error,
+            "flags": None if self.flags is None else {str(t): f for t, f in self.flags.items()},
         }
 
 
@@ -86,6 +90,7 @@ class Asker:
         self.spread = spread
         self.min_per_class = min_per_class
         self._compute = compute
+        self._flags: dict[int, dict[str, str]] | None = None  # the quality checks', once made
         self.questions = Questions("reading", objects=sum(1 for o in store.objects.values() if o.crops))
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -118,6 +123,7 @@ class Asker:
         except Exception as exc:  # noqa: BLE001  an unreadable crop, say: the page still labels, in passage order
             self._fail(f"cannot read the crops' figures ({exc}); asking in the order the objects passed", exc)
             return
+        checked = False
         while not self._stop.is_set():
             self._wake.clear()  # before the labels are read: a change from now on wakes the next round
             version, labels = self.store.labelled()
@@ -125,7 +131,22 @@ class Asker:
                 self._publish(features, version, labels)
             except Exception as exc:  # noqa: BLE001  keep the last order; say why it is not updated
                 self._fail(f"the model could not be retrained ({exc}); the order is not updated", exc)
+            if not checked:  # after the first order: the page asks while the crops are checked
+                checked = True
+                self._check_quality()
+                continue
             self._wake.wait()
+
+    def _check_quality(self) -> None:
+        """The data-quality flags of every object (blurred, cut, merged, duplicate, exposure),
+        shown on its card; the next order published carries them."""
+        try:
+            report = check_run(self.store.run_dir)
+        except Exception as exc:  # noqa: BLE001  the page goes on without flags; the log says why
+            traceback.print_exception(exc)
+            self._flags = {}
+            return
+        self._flags = {o.track_id: dict(o.reasons) for o in report.flagged() if o.track_id is not None}
 
     def _reading(self, done: int, total: int) -> None:
         self.questions = Questions("reading", read=done, objects=total)
@@ -134,7 +155,16 @@ class Asker:
         traceback.print_exception(exc)
         q = self.questions
         self.questions = Questions(
-            "failed", q.version + 1, q.labels_version, q.ask, q.basis, q.guesses, q.quality, q.labelled, error=message
+            "failed",
+            q.version + 1,
+            q.labels_version,
+            q.ask,
+            q.basis,
+            q.guesses,
+            q.quality,
+            q.labelled,
+            error=message,
+            flags=q.flags,
         )
 
     def _publish(self, features: RunFeatures, version: int, labels: dict[int, str]) -> None:
@@ -160,4 +190,5 @@ class Asker:
             seconds=seconds,
             read=len(ids),
             objects=len(ids),
+            flags=self._flags,
         )

@@ -93,6 +93,7 @@ function card(o) {
       el("p", { class: "where", text: `box at ${fmtNum(x)}, ${fmtNum(y)} · ${fmtNum(w)}×${fmtNum(h)} px` }),
       predicted,
       el("p", { class: "guess" }),
+      el("p", { class: "flags" }),
       el("div", { class: "buttons", role: "group", "aria-label": "label" }, ...buttons)),
     strip);
   art.addEventListener("click", (e) => {
@@ -116,6 +117,18 @@ function paint(o) {
 function guessOf(o) {
   const q = state.questions;
   return q && q.guesses ? q.guesses[String(o.track_id)] || null : null;
+}
+
+// The data-quality checks' flags (dataset/quality.py): crops that would mislead a model.
+const FLAG_WORDS = { blurred: "blurred", cut: "cut by the edge", merged: "two objects?", duplicate: "duplicate", exposure: "exposure" };
+
+function paintFlags(o) {
+  const box = o.node.querySelector(".flags");
+  const q = state.questions;
+  const flags = q && q.flags ? q.flags[String(o.track_id)] || {} : {};
+  box.replaceChildren(...Object.entries(flags).map(([flag, why]) =>
+    el("span", { class: "flag", "data-flag": flag, title: why, text: FLAG_WORDS[flag] || flag })));
+  o.node.dataset.flags = Object.keys(flags).join(" ");
 }
 
 function paintGuess(o) {
@@ -286,6 +299,12 @@ function paintModel() {
       " (cross-validated on your labels).");
   }
   if (q.state === "failed" && q.ask.length) box.append(` ${q.error}`);
+  const flagged = q.flags ? Object.keys(q.flags).length : 0;
+  if (flagged) {
+    box.append(" ", el("span", { class: "flagged",
+      text: `${flagged} object${flagged > 1 ? "s" : ""} flagged (blurred, cut, two in one box, duplicate, exposure): `
+        + "label them as they are; `dataset --flagged exclude` leaves their crops out." }));
+  }
   box.dataset.basis = q.state === "ready" ? q.basis : q.state;
   box.dataset.labelled = String(q.labelled);
 }
@@ -311,12 +330,13 @@ async function pollOrder() {
     const first = q.state !== "reading" && (!old || old.state === "reading");
     state.questions = q;
     paintModel();
-    for (const o of state.objects) paintGuess(o);
+    for (const o of state.objects) { paintGuess(o); paintFlags(o); }
     $("accept-key").hidden = !Object.keys(q.guesses).length;
     if (q.state !== "reading") applyOrder({ whole: first && !state.acted });
     document.body.dataset.orderVersion = String(q.version);
   }
-  if (q.state === "reading" || q.pending) schedulePoll();
+  // more to come: the crops still being read, labels not yet in the order, the quality checks running
+  if (q.state === "reading" || q.pending || (q.state === "ready" && q.flags === null)) schedulePoll();
 }
 
 function toggleOrder() {
