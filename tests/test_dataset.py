@@ -204,7 +204,7 @@ def test_a_broken_track_goes_to_the_side_of_the_object_it_is():
         plain_train, plain_test = split_objects(objs, 0.3, seed)
         leaders = {o.key for o in objs} - {"v/7", "v/8", "v/21"}
         # the others are drawn as the split draws them without the followers
-        drawn_train, drawn_test = split_objects([o for o in objs if o.key in leaders], 0.3, seed)
+        _, drawn_test = split_objects([o for o in objs if o.key in leaders], 0.3, seed)
         assert {o.key for o in test} & leaders == {o.key for o in drawn_test}
         assert split_objects(objs, 0.3, seed, {}) == (plain_train, plain_test)
 
