@@ -88,10 +88,14 @@ def snapshot(run: Path) -> dict[str, bytes]:
 
 
 def serving(run: Path, explain=None, order: str | None = "passage", asker=None):
-    """The page's server on a free port. The tests of labelling itself show the objects as they
-    passed (the order the tests walk); the order's own tests below use ``order="active"``."""
-    extra = {} if asker is None else {"asker": asker}
-    return running(make_server(run, port=0, explain=explain, order=order, **extra))
+    """The page's server on a free port, with the page's questions (``Asker``, or ``asker``) unless
+    ``order`` is None. The tests of labelling itself show the objects as they passed (the order
+    the tests walk); the order's own tests below use ``order="active"``."""
+    from conveyor_qc.dataset.asking import Asker
+
+    if order is None:
+        return running(make_server(run, port=0, explain=explain))
+    return running(make_server(run, port=0, explain=explain, order=order, asker=asker or Asker))
 
 
 def request(

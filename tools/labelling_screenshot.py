@@ -152,9 +152,10 @@ def clear_labels(run: Path, tracks: set[int]) -> None:
 
 
 def serving(run: Path, explain: Callable | None, order: str = "passage") -> contextlib.AbstractContextManager[Any]:
+    from conveyor_qc.dataset.asking import Asker
     from conveyor_qc.dataset.label_server import make_server, running
 
-    server = make_server(run, port=0, explain=explain, order=order)
+    server = make_server(run, port=0, explain=explain, order=order, asker=Asker)
     report = server.handle_error
 
     def handle_error(request: Any, client_address: Any) -> None:

@@ -10,6 +10,7 @@ PNG crops keep working.
 
 from __future__ import annotations
 
+import base64
 import struct
 from pathlib import Path
 
@@ -21,11 +22,13 @@ __all__ = [
     "CROP_FORMATS",
     "CROP_SUFFIXES",
     "JPEG_QUALITY",
+    "content_rect",
     "cut_out",
     "cut_region",
     "encode_crop",
     "expand_box",
     "image_header",
+    "jpeg_data_uri",
     "letterbox",
 ]
 
@@ -136,3 +139,34 @@ def image_header(path: str | Path) -> tuple[str, int, int] | None:
                 fh.seek(length - 2, 1)
     except OSError:
         return None
+
+
+#: Letterbox padding is black, but a JPEG crop's padding next to the object holds compression
+#: ringing (up to ~20 at quality 95). Rows and columns with no pixel above this count as padding.
+#: Measured: on synthetic runs' crops the rectangle is at most 1 px too wide at quality 95 (15 px
+#: with no tolerance); the dark edges of the real cookie photos are still content (24 would cut some).
+PADDING_TOLERANCE = 16
+
+
+def content_rect(img: np.ndarray, tolerance: int = PADDING_TOLERANCE) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the image without its letterbox padding: the rows/columns at the edges
+    with no pixel brighter than ``tolerance`` in any channel (pure black in a PNG crop, near black
+    in a JPEG one)."""
+    nz = img.reshape(img.shape[0], img.shape[1], -1).max(axis=2) > tolerance
+    rows, cols = np.flatnonzero(nz.any(axis=1)), np.flatnonzero(nz.any(axis=0))
+    if rows.size == 0:
+        return 0, 0, img.shape[1], img.shape[0]
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def jpeg_data_uri(image: np.ndarray, size: int, quality: int = 82) -> str:
+    """``image`` (BGR) scaled to at most ``size`` px a side, as a JPEG ``data:`` URI for an ``<img>``
+    (the self-contained pages: the run's report, the dataset's quality page)."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    if scale < 1:
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - encoding a BGR uint8 image does not fail
+        raise ValueError("a picture could not be encoded as JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")

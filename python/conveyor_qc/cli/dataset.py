@@ -13,6 +13,7 @@ from conveyor_qc.anomaly.heatmap import overlay_png
 from conveyor_qc.anomaly.model import load_model
 from conveyor_qc.cli.exit_codes import EXIT_ERROR, EXIT_OK
 from conveyor_qc.cli.progress import ProgressLine, progress_line
+from conveyor_qc.dataset.asking import Asker
 from conveyor_qc.dataset.augment import augment_dataset
 from conveyor_qc.dataset.export import export_dataset, format_report
 from conveyor_qc.dataset.label_server import Explain, Explanation, LabelError, serve
@@ -50,7 +51,7 @@ def cmd_label(args: argparse.Namespace) -> int:
                 )
             explain = model_explainer(model)
         try:
-            serve(args.run_dir, host=args.host, port=args.port, explain=explain, order=args.order)
+            serve(args.run_dir, host=args.host, port=args.port, explain=explain, order=args.order, asker=Asker)
         except LabelError as exc:
             print(f"conveyor-qc label: error: {exc}", file=sys.stderr)
             return EXIT_ERROR

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from conveyor_qc.anomaly.base import ImageError, read_image
-from conveyor_qc.crops import JPEG_QUALITY, encode_crop
+from conveyor_qc.crops import JPEG_QUALITY, content_rect, encode_crop
 from conveyor_qc.dataset.export import (
     REPORT_NAME,
     DatasetError,
@@ -56,24 +56,6 @@ __all__ = ["AugmentReport", "augment_dataset", "augment_image", "content_rect"]
 
 
 # --------------------------------------------------------------------------- one image
-
-
-#: Letterbox padding is black, but a JPEG crop's padding next to the object holds compression
-#: ringing (up to ~20 at quality 95). Rows and columns with no pixel above this count as padding.
-#: Measured: on synthetic runs' crops the rectangle is at most 1 px too wide at quality 95 (15 px
-#: with no tolerance); the dark edges of the real cookie photos are still content (24 would cut some).
-PADDING_TOLERANCE = 16
-
-
-def content_rect(img: np.ndarray, tolerance: int = PADDING_TOLERANCE) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) of the image without its letterbox padding: the rows/columns at the edges
-    with no pixel brighter than ``tolerance`` in any channel (pure black in a PNG crop, near black
-    in a JPEG one)."""
-    nz = img.reshape(img.shape[0], img.shape[1], -1).max(axis=2) > tolerance
-    rows, cols = np.flatnonzero(nz.any(axis=1)), np.flatnonzero(nz.any(axis=0))
-    if rows.size == 0:
-        return 0, 0, img.shape[1], img.shape[0]
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def _motion_kernel(length: int, angle: float) -> np.ndarray:

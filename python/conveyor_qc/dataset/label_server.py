@@ -49,7 +49,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import cv2
@@ -58,9 +58,6 @@ import numpy as np
 from conveyor_qc.crops import CROP_CONTENT_TYPES
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text
-
-if TYPE_CHECKING:  # asking builds on this module's LabelStore
-    from conveyor_qc.dataset.asking import Asker
 
 __all__ = [
     "LABELS",
@@ -484,6 +481,22 @@ _BUSY = (
 )
 
 
+class Questioner(Protocol):
+    """What keeps the page's questions (the order to ask in, the model's guesses) current:
+    :class:`conveyor_qc.dataset.asking.Asker`, which builds on :class:`LabelStore` and is handed in
+    by whoever makes the server (the command line, a test, a tool)."""
+
+    def start(self) -> object: ...
+
+    def close(self) -> None: ...
+
+    def state(self) -> dict: ...
+
+
+#: Makes the :class:`Questioner` of a store (``Asker`` itself).
+MakeQuestioner = Callable[[LabelStore], Questioner]
+
+
 class LabelServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
@@ -499,7 +512,7 @@ class LabelServer(ThreadingHTTPServer):
         explain: Explain | None = None,
         timeout: float = REQUEST_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
-        asker: Asker | None = None,
+        asker: Questioner | None = None,
         order: str = "active",
     ):
         if order not in ORDERS:
@@ -772,12 +785,6 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = do_PATCH = do_OPTIONS = _refuse
 
 
-def _asker(store: LabelStore) -> Asker:
-    from conveyor_qc.dataset.asking import Asker  # it builds on LabelStore: imported when used
-
-    return Asker(store)
-
-
 def make_server(
     run_dir: str | Path,
     host: str = "127.0.0.1",
@@ -785,19 +792,19 @@ def make_server(
     explain: Explain | None = None,
     timeout: float = REQUEST_TIMEOUT,
     max_connections: int = MAX_CONNECTIONS,
-    order: str | None = "active",
-    asker: Callable[[LabelStore], Asker] = _asker,
+    order: str = "active",
+    asker: MakeQuestioner | None = None,
 ) -> LabelServer:
     """A ready server (not yet serving): ``server.serve_forever()`` in a thread, then
     ``server.shutdown(); server.server_close()``. With ``explain``, the page can show where the
     model looks (/heat/). ``timeout``: seconds a stalled client is waited for; ``max_connections``:
-    served at once, more get a 503. ``order``: the page's first order (:data:`ORDERS`; the page can
-    switch); None: no ordering and no guesses at all (nothing is read in the background).
-    ``asker``: makes the :class:`~conveyor_qc.dataset.asking.Asker` for the store (started here).
-    LabelError: the run cannot be labelled; OSError: the address cannot be bound."""
+    served at once, more get a 503. ``asker``: makes what orders the questions and guesses for the
+    store (``conveyor_qc.dataset.asking.Asker``; started here); None: no ordering and no guesses
+    (nothing is read in the background). ``order``: the page's first order (:data:`ORDERS`; the page
+    can switch). LabelError: the run cannot be labelled; OSError: the address cannot be bound."""
     store = LabelStore(run_dir)
-    made = None if order is None else asker(store)
-    server = LabelServer(store, host, port, explain, timeout, max_connections, made, order or "passage")
+    made = None if asker is None else asker(store)
+    server = LabelServer(store, host, port, explain, timeout, max_connections, made, order)
     if made is not None:
         made.start()
     return server
@@ -825,8 +832,9 @@ def serve(
     err=sys.stderr,
     explain: Explain | None = None,
     order: str = "active",
+    asker: MakeQuestioner | None = None,
 ) -> None:
-    """Serve until Ctrl-C (returns normally then)."""
+    """Serve until Ctrl-C (returns normally then). ``asker``, ``order``: as :func:`make_server`'s."""
     store = LabelStore(run_dir)
     if order not in ORDERS:
         raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
@@ -838,12 +846,13 @@ def serve(
             "crops and change the labels",
             file=err,
         )
-    made = _asker(store)
+    made = None if asker is None else asker(store)
     try:
         server = LabelServer(store, host, port, explain, asker=made, order=order)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    made.start()
+    if made is not None:
+        made.start()
     c = store.counts()
     print(f"labelling {c['total']} objects of {store.run_dir} ({c['left']} left) -> {store.labels_path}", file=out)
     print(f"open {server.url} in a browser; Ctrl-C stops", file=out, flush=True)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import html
 import io
 import json
 import math
@@ -54,7 +55,7 @@ import numpy as np
 
 from conveyor_qc.anomaly.base import ImageError, read_image
 from conveyor_qc.anomaly.features import read_crop
-from conveyor_qc.crops import expand_box
+from conveyor_qc.crops import content_rect, expand_box, jpeg_data_uri
 from conveyor_qc.dataset.label_server import LabelStore
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.evaluation.metrics import EvalError, read_mot
@@ -303,8 +304,6 @@ def measure_crop(
     check = CropCheck(path=Path(), frame=None, found=False)
     found, _ = read_crop(image)
     if found is None:  # no object: the exposure is still measured, on the crop without its padding
-        from conveyor_qc.dataset.augment import content_rect  # (augment imports export, which imports this)
-
         x0, y0, x1, y1 = content_rect(image)
         region, outline = image[y0:y1, x0:x1], None
     else:
@@ -709,6 +708,11 @@ def _object_flags(name: str, crops: list[CropCheck], own: dict[str, str]) -> Obj
     return ObjectFlags(name, flags, {f: reasons[f] for f in flags}, worst, crops, own)
 
 
+def esc(value: object) -> str:
+    """Text for the quality page's HTML (attributes too)."""
+    return html.escape(str(value), quote=True)
+
+
 def _read(path: Path) -> np.ndarray:
     try:
         return read_image(path)
@@ -842,7 +846,6 @@ def _num(v: float, digits: int = 3) -> str:
 def quality_page(reports: Sequence[tuple[str, QualityReport]], title: str = "Crops that mislead a model") -> str:
     """A page that opens offline: the flagged objects grouped by flag, each with the crop that
     shows it best (inlined), its number and why. A person would rather look than read."""
-    from conveyor_qc.report.page import esc, jpeg_data_uri  # (the report's helpers; only here)
 
     parts = [
         "<!doctype html><html lang='en'><meta charset='utf-8'>",

@@ -8,7 +8,6 @@ placeholders receive HTML built here, never raw text.
 
 from __future__ import annotations
 
-import base64
 import html
 import os
 import re
@@ -18,9 +17,7 @@ from pathlib import Path
 from string import Template
 from urllib.parse import quote
 
-import cv2
-import numpy as np
-
+from conveyor_qc.crops import jpeg_data_uri
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.io.atomic import atomic_write_text
 from conveyor_qc.run.outputs import REPORT_NAME as OUTPUTS_REPORT_NAME
@@ -65,18 +62,6 @@ def render(template: str, **values: str) -> str:
     folder = resources.files("conveyor_qc.report")
     css = folder.joinpath("report.css").read_text(encoding="utf-8")
     return Template(folder.joinpath(template).read_text(encoding="utf-8")).substitute(css=css, **values)
-
-
-def jpeg_data_uri(image: np.ndarray, size: int, quality: int = 82) -> str:
-    """``image`` (BGR) scaled to at most ``size`` px a side, as a JPEG ``data:`` URI for an ``<img>``."""
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    if scale < 1:
-        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:  # pragma: no cover - encoding a BGR uint8 image does not fail
-        raise ValueError("a picture could not be encoded as JPEG")
-    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
 def relative_link(target: Path, page: Path) -> str:
