@@ -10,6 +10,7 @@ there are tracks, the object-level F1 of `conveyor-qc eval`.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -161,6 +162,22 @@ def whole_run(
     if video_out:
         row.extra["video_bytes"] = (out / "annotated.mp4").stat().st_size
     return _score(row, gt, np.loadtxt(out / "tracks.txt", delimiter=",", ndmin=2))
+
+
+def train_model(base: Path, preset: str, seed: int, seconds: float) -> Path:
+    """A local anomaly model in ``base/model``, trained as `make demo` does: a clip of ``preset``
+    (another seed than the one measured), its run labelled from its ground truth, a dataset of up
+    to 20 crops an object, `train`."""
+
+    def qc(*args) -> None:
+        subprocess.run([sys.executable, "-m", "conveyor_qc", *map(str, args)], check=True)
+
+    qc("synth", base / "train", "--preset", preset, "--seed", seed, "--seconds", seconds, "-q")
+    qc("run", base / "train" / "video.mp4", "--out", base / "run", "--no-video", "-q")
+    qc("label", base / "run", "--from-truth", base / "train")
+    qc("dataset", base / "run", "--out", base / "dataset", "--test-fraction", 0, "--per-object", 20, "-q")
+    qc("train", base / "dataset" / "train.manifest", "--out", base / "model")
+    return base / "model"
 
 
 def median_round(video: Path, rounds: int, run: Callable[[int], Row]) -> Row:

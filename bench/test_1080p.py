@@ -36,10 +36,6 @@ ROUNDS_1080 = 2
 CAMERA_FPS = 60.0
 
 
-def _qc(*args) -> None:
-    subprocess.run([sys.executable, "-m", "conveyor_qc", *map(str, args)], check=True)
-
-
 @pytest.fixture(scope="session")
 def clip_1080(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench-1080p")
@@ -50,13 +46,7 @@ def clip_1080(tmp_path_factory):
 @pytest.fixture(scope="session")
 def model_1080(tmp_path_factory):
     """A local model trained on another seed of the same preset, labelled from its ground truth."""
-    base = tmp_path_factory.mktemp("bench-1080p-model")
-    _qc("synth", base / "train", "--preset", "seed-line", "--seed", 32, "--seconds", 10, "-q")
-    _qc("run", base / "train" / "video.mp4", "--out", base / "run", "--no-video", "-q")
-    _qc("label", base / "run", "--from-truth", base / "train")
-    _qc("dataset", base / "run", "--out", base / "dataset", "--test-fraction", 0, "--per-object", 20, "-q")
-    _qc("train", base / "dataset" / "train.manifest", "--out", base / "model")
-    return base / "model"
+    return cases.train_model(tmp_path_factory.mktemp("bench-1080p-model"), "seed-line", 32, 10)
 
 
 def _record(benchmark, fn):

@@ -61,20 +61,7 @@ def test_decode_only(benchmark, clip):
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory):
     """A local anomaly model trained on another seed of the same preset, as `make demo` does."""
-    import subprocess
-    import sys
-
-    base = tmp_path_factory.mktemp("bench-model")
-
-    def qc(*args):
-        subprocess.run([sys.executable, "-m", "conveyor_qc", *map(str, args)], check=True)
-
-    qc("synth", base / "train", "--preset", "cookies", "--seed", 12, "--seconds", 20, "-q")
-    qc("run", base / "train" / "video.mp4", "--out", base / "run", "--no-video", "-q")
-    qc("label", base / "run", "--from-truth", base / "train")
-    qc("dataset", base / "run", "--out", base / "dataset", "--test-fraction", 0, "--per-object", 20, "-q")
-    qc("train", base / "dataset" / "train.manifest", "--out", base / "model")
-    return base / "model"
+    return cases.train_model(tmp_path_factory.mktemp("bench-model"), "cookies", 12, 20)
 
 
 @pytest.mark.parametrize(

@@ -130,11 +130,8 @@ def _explain(exc: Exception, bucket: str, what: str) -> S3Error:
 
 
 def _md5(path: Path) -> str:
-    h = hashlib.md5()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "md5").hexdigest()
 
 
 def _existing(client, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
