@@ -276,6 +276,35 @@ def test_a_second_sigterm_while_stopping_is_ignored():
     assert caught == 1 and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
+def test_a_stop_during_a_step_waits_for_its_end():
+    """A frame's step hands the tracker's finished objects to the judge and the writer: SIGTERM
+    or Ctrl-C inside it takes effect as it ends, so nothing it held is lost (a SIGTERM landing
+    between the two once lost an object that had just left the view)."""
+    import os
+
+    from conveyor_qc.run.stopping import Terminated, stop_on_sigterm, whole_step
+
+    handed_on = []
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with stop_on_sigterm():
+            with pytest.raises(KeyboardInterrupt) as ctrl_c, whole_step():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)  # the handler has run by now, and held the stop
+                handed_on.append("frame 1")
+            with pytest.raises(Terminated), whole_step():
+                with whole_step():  # nested: the outermost step's end raises
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(0.2)
+                    handed_on.append("frame 2")
+                handed_on.append("frame 2, rest")
+            time.sleep(0.2)  # nothing held is raised twice
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert type(ctrl_c.value) is KeyboardInterrupt
+    assert handed_on == ["frame 1", "frame 2", "frame 2, rest"]
+
+
 def test_ctrl_c_while_reconnecting(frames, tmp_path):
     """Ctrl-C during an outage (the reader waiting between attempts) stops at once,
     with the frames seen before the outage in complete files."""

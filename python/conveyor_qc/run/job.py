@@ -35,7 +35,7 @@ from conveyor_qc.run.outputs import (
 from conveyor_qc.run.pipeline import FrameUpdate
 from conveyor_qc.run.provenance import model_identity, source_identity
 from conveyor_qc.run.segments import SegmentedPipeline
-from conveyor_qc.run.stopping import terminated
+from conveyor_qc.run.stopping import terminated, whole_step
 from conveyor_qc.run.video import (
     Reconnected,
     Reconnecting,
@@ -396,7 +396,8 @@ class _Run:
         try:
             for frame in self.reader.frames_and_events():
                 if not isinstance(frame, np.ndarray):  # a live source's event, or a pause without frames
-                    self.source_event(frame, stream_status, max_gap, reconnect_timeout)
+                    with whole_step():
+                        self.source_event(frame, stream_status, max_gap, reconnect_timeout)
                     if out_of_time():
                         break
                     continue
@@ -406,8 +407,9 @@ class _Run:
                     wait = first_at + self.frames / max(self.info.fps, 1e-3) - time.perf_counter()
                     if wait > 0:
                         time.sleep(wait)
-                update = self.frame(frame, write_video)
-                self.frames += 1
+                with whole_step():  # a stop waits for the frame's objects to reach the judge and the writer
+                    update = self.frame(frame, write_video)
+                    self.frames += 1
                 if progress is not None and (self.frames % 10 == 0):
                     elapsed = time.perf_counter() - self.start
                     progress(self.frames, self.info.frame_count, update.tracks.count, self.frames / max(elapsed, 1e-9))
