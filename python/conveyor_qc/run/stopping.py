@@ -30,9 +30,15 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, delivered as Ctrl-C is."""
 
 
+class _MainThread:
+    """What the handlers and whole_step() share; both run only in the main thread."""
+
+    in_step = 0  # nesting depth of whole_step()
+    held: KeyboardInterrupt | None = None  # a stop asked during a step, raised when it ends
+
+
 _received = threading.Event()
-_in_step = 0  # nesting depth of whole_step() in the main thread (signal handlers run only there)
-_held: KeyboardInterrupt | None = None  # a stop asked during a step, raised when it ends
+_main = _MainThread()
 
 
 def terminated() -> bool:
@@ -41,9 +47,8 @@ def terminated() -> bool:
 
 
 def _stop(stop: KeyboardInterrupt) -> None:
-    global _held
-    if _in_step:
-        _held = _held or stop  # the first stop asked is the one reported
+    if _main.in_step:
+        _main.held = _main.held or stop  # the first stop asked is the one reported
         return
     raise stop
 
@@ -64,12 +69,11 @@ def stop_on_sigterm() -> Iterator[None]:
     """SIGTERM raises :class:`Terminated` in the main thread while the block runs, and both it and
     Ctrl-C wait for the end of a :func:`whole_step` (the previous handlers come back after).
     Elsewhere than in the main thread signals cannot be caught: nothing changes there."""
-    global _held
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _received.clear()
-    _held = None
+    _main.held = None
     previous_term = signal.signal(signal.SIGTERM, _on_sigterm)
     # Ctrl-C only where Python would raise KeyboardInterrupt for it: an ignored SIGINT stays ignored.
     previous_int = signal.getsignal(signal.SIGINT)
@@ -88,15 +92,14 @@ def stop_on_sigterm() -> Iterator[None]:
 def whole_step() -> Iterator[None]:
     """A step a stop must not cut in two: Ctrl-C or SIGTERM during it takes effect as it ends.
     Keep steps short (one frame): a stop waits for the step in progress."""
-    global _in_step, _held
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _in_step += 1
+    _main.in_step += 1
     try:
         yield
     finally:
-        _in_step -= 1
-    if not _in_step and _held is not None:
-        stop, _held = _held, None
+        _main.in_step -= 1
+    if not _main.in_step and _main.held is not None:
+        stop, _main.held = _main.held, None
         raise stop
