@@ -137,3 +137,35 @@ def test_downscale_is_the_pipelines_own():
     for bad in (0.0, -1.0, 1.5, float("nan")):
         with pytest.raises(ValueError, match="downscale"):
             _core.downscale(frame, bad)
+
+
+def test_downscaled_is_the_frame_just_processed_at_the_cores_size():
+    """The annotated video takes its frames from here: on detection frames a copy of the frame the
+    core downscaled, on the others made on request, and the same pixels either way (at 1/2,
+    OpenCV's INTER_AREA's)."""
+    import cv2
+
+    from conveyor_qc.config import Config
+
+    rng = np.random.default_rng(2)
+    frames = [np.ascontiguousarray(rng.integers(0, 256, (360, 642, 3), dtype=np.uint8)) for _ in range(4)]
+    for r in (0.5, 0.4):
+        config = Config()
+        config.set("track.downscale", r)
+        config.set("track.detect_every", 2)
+        pipeline = _core.Pipeline(config.core)
+        with pytest.raises(ValueError, match="no frame processed yet"):
+            pipeline.downscaled(frames[0])
+        kinds = set()
+        for frame in frames:
+            kinds.add(pipeline.process(frame).detection_frame)
+            small = pipeline.downscaled(frame)
+            again = pipeline.downscaled(frame)
+            assert pipeline.downscaled_size == small.shape[1::-1] == (round(642 * r), round(360 * r))
+            assert np.array_equal(small, _core.downscale(frame, r)) and np.array_equal(small, again)
+            assert small.ctypes.data != again.ctypes.data  # each a new array: the encoder draws on it
+            if r == 0.5:
+                assert np.array_equal(small, cv2.resize(frame, (321, 180), interpolation=cv2.INTER_AREA))
+        assert kinds == {True, False}  # frames the core downscaled itself, and frames it did not
+        with pytest.raises(ValueError, match="the last one processed"):
+            pipeline.downscaled(frames[0][:100])

@@ -723,5 +723,29 @@ PYBIND11_MODULE(_core, m) {
             "once known ('auto' until then).")
         .def(
             "last_mask", [](const Pipeline& self) { return mask_to_numpy(self.last_mask()); },
-            "The object mask of the last detection frame (at the downscaled size).");
+            "The object mask of the last detection frame (at the downscaled size).")
+        .def(
+            "downscaled",
+            [](Pipeline& self, const py::array& frame) {
+                cv::Mat view = frame_view(frame);
+                const cv::Size size = self.downscaled_size();
+                if (size.empty()) throw InputError("no frame processed yet: nothing to downscale");
+                py::array_t<uint8_t> out({size.height, size.width, 3});
+                cv::Mat dst(size.height, size.width, CV_8UC3, out.mutable_data());  // filled in place
+                {
+                    py::gil_scoped_release release;
+                    self.downscaled(view, dst);
+                }
+                return out;
+            },
+            py::arg("frame"),
+            "The last frame processed (``frame``: that same frame), downscaled by track.downscale as the "
+            "core does it: a new array, a copy of the core's own downscaled frame when it made one.")
+        .def_property_readonly(
+            "downscaled_size",
+            [](const Pipeline& self) {
+                const cv::Size s = self.downscaled_size();
+                return py::make_tuple(s.width, s.height);
+            },
+            "(width, height) of the frames downscaled by track.downscale ((0, 0) before the first frame).");
 }

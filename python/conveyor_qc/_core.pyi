@@ -723,6 +723,10 @@ class Pipeline:
     The core's per-frame job: downscale, mask, components, tracking.
     """
     def __init__(self, params: PipelineParams) -> None: ...
+    def downscaled(self, frame: numpy.ndarray) -> numpy.typing.NDArray[numpy.uint8]:
+        """
+        The last frame processed (``frame``: that same frame), downscaled by track.downscale as the core does it: a new array, a copy of the core's own downscaled frame when it made one.
+        """
     def finish(self) -> StreamEnd:
         """
         End of stream: every live confirmed track becomes finished (take them with take_finished).
@@ -748,6 +752,11 @@ class Pipeline:
     def direction(self) -> str:
         """
         The belt's direction: track.direction, or with 'auto' the direction read from the footage once known ('auto' until then).
+        """
+    @property
+    def downscaled_size(self) -> tuple[int, int]:
+        """
+        (width, height) of the frames downscaled by track.downscale ((0, 0) before the first frame).
         """
     @property
     def frames_processed(self) -> int: ...

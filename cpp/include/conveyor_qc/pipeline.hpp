@@ -87,6 +87,16 @@ class Pipeline {
     const LineCounter& counter() const { return counter_; }
     // The mask of the last detection frame (downscaled frame size).
     const cv::Mat& last_mask() const { return mask_img_; }
+    // The last frame processed, downscaled by R (track.downscale) as process()
+    // does it, into `dst` (allocated when its size or type differs): a copy of
+    // the core's own when that frame needed one (a detection frame, an OpenCV
+    // tracker), else made now from `bgr`, which must be that same frame. An
+    // annotated video at R's size takes its frames from here, without a second
+    // resize of the full frame (~1 ms at 1080p, most of it reading the frame
+    // back from memory once it has left the cache).
+    void downscaled(const cv::Mat& bgr, cv::Mat& dst);
+    // The size of the frames process() downscales to (empty before the first).
+    cv::Size downscaled_size() const;
     int frames_processed() const { return next_frame_; }
     // The belt's direction: track.direction, or with auto the direction read
     // from the footage once it is known (Direction::Auto until then).
@@ -105,6 +115,7 @@ class Pipeline {
     cv::Size frame_size_;
     int next_frame_ = 0;
     cv::Mat small_, mask_img_, downscale_scratch_;
+    int small_frame_ = -1;  // the index of the frame small_ holds (-1: none)
     cv::Mat no_frame_;  // stays empty: what the tracker gets on frames that need no downscale (empty)
     FrameResult result_;
     std::vector<FinishedTrack> ended_;     // tracks that ended on this frame (scratch)

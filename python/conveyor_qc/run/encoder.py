@@ -270,15 +270,18 @@ class VideoEncoder:
 
     def canvas(self, frame: np.ndarray) -> np.ndarray:
         """``frame`` at the video's size: a new array to draw on (the frame itself is not changed
-        when the size is smaller; it is returned as is at full size)."""
-        if not self._resize:
+        when the size is smaller; it is returned as is at full size, or when it is at the video's
+        size already)."""
+        if not self._resize or frame.shape[1::-1] == self.size:
             return frame
         return cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
 
     def write(self, frame: np.ndarray, overlay: Overlay | None = None) -> None:
         """Queue a frame, and what to draw on it at the video's size (``overlay(canvas)``, on the
-        encoder's thread; ``frame`` itself is never drawn on). The frame must not be changed
-        afterwards (the loop's frames are new arrays each time, so this costs no copy)."""
+        encoder's thread). A frame at the input's size is never drawn on; one already at a smaller
+        video size (the core's downscaled frame) is given away and drawn on, uncopied. The frame
+        must not be changed afterwards (the loop's frames are new arrays each time, so this costs
+        no copy)."""
         self._raise_error()
         self._queue.put((frame, overlay))
 

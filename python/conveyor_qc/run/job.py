@@ -453,6 +453,11 @@ class _Run:
         size = self.writer.video_size
         if size is None:
             return
+        if size == self.pipeline.downscaled_size:
+            # The video is at the core's size (output.video_scale = track.downscale, the default
+            # 0.5 of both): the core's downscaled frame, a new array to draw on, instead of the
+            # encoder resizing the full frame again once it has left the cache.
+            frame = self.pipeline.downscaled(frame)
         verdicts = self.counts.labels
         shown = {tid: verdicts[tid] for tid in update.tracks.ids.tolist() if tid in verdicts}
         overlay = functools.partial(

@@ -585,8 +585,9 @@ class RunWriter:
         return self._video.size if self._video is not None else None
 
     def add_frame(self, frame: np.ndarray, overlay: Overlay | None = None) -> None:
-        """Queue a frame of the annotated video and what to draw on it at the video's size
-        (``overlay(canvas)``, on the encoder's thread); the frame must not change afterwards."""
+        """Queue a frame of the annotated video (at the input's size, or already at the video's)
+        and what to draw on it at the video's size (``overlay(canvas)``, on the encoder's thread);
+        the frame must not change afterwards."""
         if self._video is not None:
             try:
                 self._video.write(frame, overlay)

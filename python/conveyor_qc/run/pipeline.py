@@ -251,6 +251,16 @@ class Pipeline:
     def last_mask(self) -> np.ndarray:
         return self._core.last_mask()
 
+    def downscaled(self, frame: np.ndarray) -> np.ndarray:
+        """The frame just processed (``frame``), downscaled by track.downscale as the core does it:
+        a new array, at no second resize on the frames where the core made one."""
+        return self._core.downscaled(frame)
+
+    @property
+    def downscaled_size(self) -> tuple[int, int]:
+        """(width, height) of :meth:`downscaled`'s frames ((0, 0) before the first frame)."""
+        return self._core.downscaled_size
+
     # -------------------------------------------------------------------------
 
     def _cut_crops(self, frame: np.ndarray, index: int, r: _core.FrameTracks, judge: list[Crop]) -> list[Crop]:

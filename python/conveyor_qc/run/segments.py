@@ -58,6 +58,13 @@ class SegmentedPipeline:
     def last_mask(self) -> np.ndarray:
         return self._pipeline.last_mask()
 
+    def downscaled(self, frame: np.ndarray) -> np.ndarray:
+        return self._pipeline.downscaled(frame)
+
+    @property
+    def downscaled_size(self) -> tuple[int, int]:
+        return self._pipeline.downscaled_size
+
     @property
     def belt_stats(self) -> _core.BeltStats:
         return self._pipeline.belt_stats
