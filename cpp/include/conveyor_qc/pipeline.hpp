@@ -116,7 +116,7 @@ class Pipeline {
     int next_frame_ = 0;
     cv::Mat small_, mask_img_, downscale_scratch_;
     int small_frame_ = -1;  // the index of the frame small_ holds (-1: none)
-    cv::Mat no_frame_;  // stays empty: what the tracker gets on frames that need no downscale (empty)
+    cv::Mat no_frame_;      // stays empty: what the tracker gets on frames that need no downscale (empty)
     FrameResult result_;
     std::vector<FinishedTrack> ended_;     // tracks that ended on this frame (scratch)
     std::vector<FinishedTrack> finished_;  // ended and counted, not yet taken
