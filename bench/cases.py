@@ -116,13 +116,13 @@ def whole_run(
     crops: bool = True,
     kind: str = "none",
     video_scale: float | None = None,
-    crop_every: int | None = None,
+    crop_spacing: float | None = None,
     video_codec: str | None = None,
     video_max_fps: float | None = None,
     line: bool = False,
 ) -> Row:
     """`conveyor-qc run` itself (run_video): crops, objects.csv, tracks.txt, summary; optionally the
-    annotated video and the anomaly model. ``crop_every``, ``video_scale``, ``video_codec``
+    annotated video and the anomaly model. ``crop_spacing``, ``video_scale``, ``video_codec``
     (``output.video_codec``) and ``video_max_fps`` other than the defaults are named in the row; with a video, its size
     in bytes is in ``extra["video_bytes"]``. ``line``: on the line as a plant runs it (docs/line.md),
     Prometheus metrics served and a reject line 300 px past the exit edge, its events to rejects.jsonl
@@ -133,8 +133,8 @@ def whole_run(
     config.set("track.kind", kind)
     if video_scale is not None:
         config.set("output.video_scale", video_scale)
-    if crop_every is not None:
-        config.set("output.crop_every", crop_every)
+    if crop_spacing is not None:
+        config.set("output.crop_spacing", crop_spacing)
     if video_codec is not None:
         config.set("output.video_codec", video_codec)
     if video_max_fps is not None:
@@ -149,7 +149,7 @@ def whole_run(
     what = (
         "run"
         + ("+crops" if crops else "")
-        + (f"(every {crop_every})" if crops and crop_every else "")
+        + (f"(spacing {crop_spacing:g})" if crops and crop_spacing else "")
         + ("+video" if video_out else "")
         + (f"({video_scale:g})" if video_out and video_scale is not None else "")
         + (f"({video_codec})" if video_out and video_codec is not None else "")

@@ -68,7 +68,7 @@ def model_dir(tmp_path_factory):
     "variant",
     [
         "crops",
-        "crops(every 10)",
+        "crops(spacing 0.06)",
         "crops+video+model",
         "crops+video(mp4v)+model",
         "crops+video(1)+model",
@@ -83,7 +83,7 @@ def test_run(benchmark, clip, tmp_path, model_dir, variant):
     MPEG-4 Part 2 it replaced, at the same half size."""
     with_all = "video" in variant
     scale = 1.0 if "video(1)" in variant else None  # None: the default, half size
-    every = 10 if "every 10" in variant else None
+    spacing = 0.06 if "spacing 0.06" in variant else None  # about the former 10 frames
     codec = "mp4v" if "mp4v" in variant else None  # None: the default, H.264
     line = "line" in variant  # metrics served and reject events on (docs/line.md)
 
@@ -98,7 +98,7 @@ def test_run(benchmark, clip, tmp_path, model_dir, variant):
                 model=model_dir if with_all else None,
                 video_out=with_all,
                 video_scale=scale,
-                crop_every=every,
+                crop_spacing=spacing,
                 video_codec=codec,
                 line=line,
             ),

@@ -50,7 +50,7 @@ def _objects(folder):
 def _one_by_one(clip_video, model) -> dict[int, tuple[str, float]]:
     """Each object's verdict judged on the loop, from the crops the pipeline kept for it."""
     config = Config()
-    pipeline = Pipeline(config, object_crops=OBJECT_CROPS, judge_every=judge_every(config.output.crop_every))
+    pipeline = Pipeline(config, object_crops=OBJECT_CROPS, judge_every=judge_every(config.output.crop_spacing))
     events = []
     with VideoReader(str(clip_video)) as reader:
         for frame in reader:

@@ -75,14 +75,13 @@ def test_demo_steps(make_clip, tmp_path, capsys):
 
 def test_judge_crops_are_few_and_spread_over_the_path(make_clip):
     """Pipeline(object_crops=N, judge_every=K): an object is judged from its first periodic crop
-    (output.crop_every frames apart, while wholly in view) and then every K-th, at most N times;
-    the crops written (keep_crops) are still every periodic one."""
+    (output.crop_spacing of the view apart, while wholly in view) and then every K-th, at most N
+    times; the crops written (keep_crops) are still every periodic one."""
     import pytest
 
     clip = make_clip("cookies", seed=1, seconds=8)
     config = Config()
-    config.set("output.crop_every", 10)  # denser than the default: an object has 3 judge_every spans
-    every = config.output.crop_every
+    config.set("output.crop_spacing", 0.06)  # denser than the default: an object has 3 judge_every spans
     pipeline = Pipeline(config, keep_crops=True, object_crops=2, judge_every=3)
     judged: dict[int, list[int]] = {}
     written: dict[int, list[int]] = {}
@@ -100,8 +99,7 @@ def test_judge_crops_are_few_and_spread_over_the_path(make_clip):
     for tid, frames in judged.items():
         w = written[tid]
         assert frames[0] == w[0] and set(frames) <= set(w)  # judged from its first whole view on
-        assert all(b - a == 3 * every for a, b in itertools.pairwise(frames))
-        assert frames == [f for f in w if (f - w[0]) % (3 * every) == 0][:2]
+        assert frames == w[::3][:2]
         assert len(finished[tid].crops) == len(frames)
     # objects in view long enough have more crops written than judged
     assert any(len(written[t]) > 2 * 3 for t in judged)
@@ -109,14 +107,56 @@ def test_judge_crops_are_few_and_spread_over_the_path(make_clip):
         Pipeline(Config(), object_crops=3, judge_every=0)
 
 
-def test_run_judges_views_the_same_frames_apart_whatever_crop_every():
-    """run's model judges crops JUDGE_SPACING (50) frames apart, whichever output.crop_every
-    spaces the crops written: the default 25 and the former default 10 judge the same views."""
-    from conveyor_qc.run.job import JUDGE_SPACING, judge_every
+def test_crops_are_spaced_by_travel_whatever_the_frame_rate(make_clip, tmp_path):
+    """The same belt filmed at 60 fps (each frame of the 30 fps clip twice, as a camera twice as
+    fast sees an object move half as far) gives the same crops, at the same places, as at 30 fps,
+    not twice as many: crops are output.crop_spacing of the view apart, and each of an object's
+    crops is that far from its previous one."""
+    clip = make_clip("cookies", seed=3, seconds=6)
+    spacing = Config().output.crop_spacing
 
-    assert JUDGE_SPACING == 50
-    assert [judge_every(e) * e for e in (10, 25, 50)] == [50, 50, 50]
-    assert judge_every(1) == 50 and judge_every(100) == 1 and judge_every(30) == 2
+    def crops(repeat: int) -> dict[int, list[tuple[int, tuple]]]:
+        pipeline = Pipeline(Config(), keep_crops=True)
+        out: dict[int, list[tuple[int, tuple]]] = {}
+        with VideoReader(str(clip.video)) as reader:
+            for frame in reader:
+                for _ in range(repeat):
+                    update = pipeline.process(frame)
+                    boxes = dict(update.tracks)
+                    for c in update.crops:
+                        out.setdefault(c.track_id, []).append((c.frame_index // repeat, tuple(boxes[c.track_id])))
+        return out
+
+    at_30, at_60 = crops(1), crops(2)
+    n_30, n_60 = sum(map(len, at_30.values())), sum(map(len, at_60.values()))
+    assert n_30 >= 20
+    # An object is confirmed after as many frames at either rate, so half as far at 60 fps: its
+    # first crop may come one spacing earlier. Never twice as many.
+    assert n_30 <= n_60 <= n_30 + len(at_60)
+    for views in (*at_30.values(), *at_60.values()):
+        assert 1 <= len(views) <= round(1 / spacing)
+        for (_, a), (_, b) in itertools.pairwise(views):
+            moved = np.hypot((b[0] + b[2] / 2 - a[0] - a[2] / 2) / 1280, (b[1] + b[3] / 2 - a[1] - a[3] / 2) / 720)
+            assert spacing <= moved < spacing + 0.02  # the first frame past the spacing (8 px a frame)
+
+
+def test_run_judges_views_the_same_distance_apart_whatever_crop_spacing():
+    """run's model judges crops JUDGE_TRAVEL (0.3 of the view) apart, whichever
+    output.crop_spacing spaces the crops written: the default 0.15 and denser 0.06 or 0.1 judge
+    about the same views."""
+    from conveyor_qc.run.job import JUDGE_TRAVEL, judge_every
+
+    assert JUDGE_TRAVEL == 0.3
+    assert [judge_every(s) for s in (0.06, 0.1, 0.15, 0.3, 0.5, 0.01)] == [5, 3, 2, 1, 1, 30]
+
+
+def test_a_config_with_crop_every_says_what_replaced_it():
+    import pytest
+
+    from conveyor_qc.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'output.crop_every' is no more: .*output.crop_spacing"):
+        Config().set("output.crop_every", 25)
 
 
 def test_crops_are_letterboxed_where_first_read(make_clip):

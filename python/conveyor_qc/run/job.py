@@ -59,18 +59,18 @@ RECONNECT_TIMEOUT_SECONDS = 60.0
 __all__ = ["Progress", "RunResult", "judged", "run_video"]
 
 #: An anomaly model judges an object from at most OBJECT_CROPS crops spread over its path: its
-#: first crop while wholly in view, then the periodic crops (output.crop_every frames apart) nearest
-#: to every JUDGE_SPACING frames after it: 0, 50, 100 frames by default. A crop costs ~10 ms of
-#: CPU; judging every crop (~1.5 a frame on the cookies demo) made the model most of a run's time,
-#: and was no more accurate than these three views (docs/anomaly.md, "An object's verdict from
-#: several crops").
+#: first crop while wholly in view, then the periodic crops (output.crop_spacing of the view apart)
+#: nearest to every JUDGE_TRAVEL of the view after it: 0, 0.3, 0.6 by default. A crop costs ~5 ms
+#: of CPU; judging every crop (~1.5 a frame on the cookies demo) made the model most of a run's
+#: time, and was no more accurate than these three views (docs/anomaly.md, "An object's verdict
+#: from several crops").
 OBJECT_CROPS = 3
-JUDGE_SPACING = 50
+JUDGE_TRAVEL = 0.3
 
 
-def judge_every(crop_every: int) -> int:
-    """Every how many periodic crops one is judged, for crops ``crop_every`` frames apart."""
-    return max(1, round(JUDGE_SPACING / crop_every))
+def judge_every(crop_spacing: float) -> int:
+    """Every how many periodic crops one is judged, for crops ``crop_spacing`` of the view apart."""
+    return max(1, round(JUDGE_TRAVEL / crop_spacing))
 
 
 _opencv_lock = threading.Lock()
@@ -256,7 +256,7 @@ class _Run:
             config,
             keep_crops=write_crops,
             object_crops=OBJECT_CROPS if model is not None else 0,
-            judge_every=judge_every(config.output.crop_every),
+            judge_every=judge_every(config.output.crop_spacing),
         )
         # Each crop of an object wholly in view is judged as it is cut, so the annotated video shows
         # the verdict so far (combine_verdicts over the crops seen); the object's final verdict is the

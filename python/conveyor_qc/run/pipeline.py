@@ -21,6 +21,7 @@ this class adds what needs the frame pixels in Python: the letterboxed crops.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -153,11 +154,12 @@ class ObjectEvent:
 class FrameUpdate:
     tracks: Tracks
     finished: list[ObjectEvent]
-    #: Crops cut on this frame (when ``keep_crops`` is on): every ``output.crop_every`` frames per object.
+    #: Crops cut on this frame (when ``keep_crops`` is on): one each time an object has travelled
+    #: ``output.crop_spacing`` of the view since its last.
     crops: list[Crop]
     #: With ``object_crops``: the crops cut on this frame for judging objects, so a model can give
     #: a verdict while the object is in view. An object wholly in view is judged from its first
-    #: periodic crop (``output.crop_every``) and then every ``judge_every``-th, at most
+    #: periodic crop (``output.crop_spacing``) and then every ``judge_every``-th, at most
     #: ``object_crops`` times: a few views spread over its path.
     judge_crops: list[Crop] = field(default_factory=list)
 
@@ -180,7 +182,9 @@ class Pipeline:
         self._judge_every = int(judge_every)
         self._crop_lists: dict[int, list[Crop]] = {}
         self._best_crops: dict[int, Crop] = {}  # lazy: letterboxed once, when the object finishes
-        self._first_whole: dict[int, int] = {}
+        #: Per object: where its last periodic crop was cut (box centre, as a fraction of the
+        #: frame's width and height) and how many it has had.
+        self._periodic: dict[int, tuple[float, float, int]] = {}
         self._counted = 0
         #: Ids counted at the counting line at the stream end (set by finish()).
         self.finish_crossed = np.zeros(0, np.int32)
@@ -231,7 +235,7 @@ class Pipeline:
             live = set(r.keys.tolist())
             for key in [k for k in self._best_crops if k not in live]:
                 del self._best_crops[key]
-                self._first_whole.pop(key, None)
+                self._periodic.pop(key, None)
         if len(self._crop_lists) > len(r.keys):
             live = set(r.keys.tolist())
             for key in [k for k in self._crop_lists if k not in live]:
@@ -264,20 +268,20 @@ class Pipeline:
     # -------------------------------------------------------------------------
 
     def _cut_crops(self, frame: np.ndarray, index: int, r: _core.FrameTracks, judge: list[Crop]) -> list[Crop]:
-        """Best crops of every track (an object can be at its largest before it
-        is counted), and every crop_every frames a crop of each counted object."""
+        """Best crops of every track (an object can be at its largest before it is counted), and
+        a crop of each counted object each time it has travelled output.crop_spacing of the view."""
         out = self.config.output
         crops: list[Crop] = []
         whole, best, confirmed = r.whole, r.best_updated, r.confirmed
+        height, width = frame.shape[:2]
         for i in np.flatnonzero(whole & (best | confirmed)):
             key, tid = int(r.keys[i]), int(r.ids[i])
             periodic = judged = False
             if (self._keep_crops or self._object_crops) and confirmed[i]:
-                first = self._first_whole.setdefault(key, index)
-                periodic = (index - first) % out.crop_every == 0
-                if periodic and self._object_crops:
+                number = self._next_periodic(key, r.boxes[i], width, height, out.crop_spacing)
+                periodic = number is not None
+                if number is not None and self._object_crops:
                     # every judge_every-th periodic crop, until the object has object_crops of them
-                    number = (index - first) // out.crop_every
                     judged = number % self._judge_every == 0 and len(self._crop_lists.get(key, ())) < self._object_crops
             if not ((periodic and self._keep_crops) or judged or best[i]):
                 continue
@@ -295,11 +299,25 @@ class Pipeline:
                 judge.append(crop)
         return crops
 
+    def _next_periodic(self, key: int, box, width: int, height: int, spacing: float) -> int | None:
+        """The number of the object's periodic crop due on this frame (0 for its first while whole
+        in view), or None: one is due once its box centre has moved ``spacing`` of the view since
+        the last, measured in fractions of the frame's width and height, so that crops are as far
+        apart on a 60 fps camera as on a 30 fps one, at 720p as at 1080p, on any belt's direction."""
+        x, y, w, h = (float(v) for v in box)
+        cx, cy = (x + w / 2) / width, (y + h / 2) / height
+        last = self._periodic.get(key)
+        if last is not None and math.hypot(cx - last[0], cy - last[1]) < spacing:
+            return None
+        number = 0 if last is None else last[2] + 1
+        self._periodic[key] = (cx, cy, number)
+        return number
+
     def _finished(self) -> list[ObjectEvent]:
         events = []
         for t in self._core.take_finished():
             tid, key = t.id, t.key
-            self._first_whole.pop(key, None)
+            self._periodic.pop(key, None)
             events.append(
                 ObjectEvent(
                     track_id=tid,
