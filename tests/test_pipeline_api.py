@@ -216,3 +216,32 @@ def test_a_run_keeps_opencv_to_one_thread_and_puts_it_back():
         assert cv2.getNumThreads() == 2
     finally:
         cv2.setNumThreads(before)
+
+
+def test_the_reader_reuses_only_the_frames_nobody_holds(make_clip):
+    """The decoder decodes into buffers it made before once nothing else holds them: the frames
+    (and views of them) a consumer keeps stay exactly as decoded, the others' memory comes round
+    again instead of a new array a frame."""
+    import cv2
+
+    clip = make_clip("cookies", seed=2, seconds=3)
+    cap = cv2.VideoCapture(str(clip.video))
+    truth = []
+    while (got := cap.read())[0]:
+        truth.append(got[1])
+    cap.release()
+
+    kept, views, addresses = {}, {}, set()
+    with VideoReader(str(clip.video)) as reader:
+        for i, frame in enumerate(reader):
+            addresses.add(frame.ctypes.data)
+            if i % 7 == 0:
+                kept[i] = frame
+            elif i % 7 == 3:
+                views[i] = frame[100:200, 50:]  # a view holds its frame too
+            assert np.array_equal(frame, truth[i])
+    assert len(truth) == i + 1 == 90
+    assert all(np.array_equal(f, truth[i]) for i, f in kept.items())
+    assert all(np.array_equal(v, truth[i][100:200, 50:]) for i, v in views.items())
+    # 26 frames held; the other 64 came out of a few buffers
+    assert len(addresses) <= len(kept) + len(views) + 10
