@@ -437,7 +437,6 @@ def check_frame_size(width: int, height: int, downscale: float, video: bool = Fa
         )
 
 
-
 class _FramePool:
     """The decoder's frame buffers, each reused once nothing but the pool holds it.
 
