@@ -583,3 +583,32 @@ def test_video_every():
 
     assert [video_every(f, 30) for f in (0, 25, 29.97, 30, 50, 59.94, 60, 120)] == [1, 1, 1, 1, 2, 2, 2, 4]
     assert video_every(60, 60) == 1 and video_every(60, 1000) == 1 and video_every(60, 25) == 3
+
+
+@pytest.mark.parametrize("scale", [0.5, 1 / 3])
+def test_the_video_is_the_input_at_its_size(clip, tmp_path, scale):
+    """The annotated video's pictures are the input's frames at output.video_scale: at the
+    core's size (0.5, by default) its own downscaled frame; smaller, that frame shrunk again; as
+    the full frame resized would be, up to the encoder's loss (the drawings aside: a median)."""
+    folder = tmp_path / "run"
+    r = cli("run", clip.video, "--out", folder, "--no-crops", "-q", "--set", f"output.video_scale={scale}")
+    assert r.returncode == 0, r.stderr
+    shown = video_frames(folder / "annotated.mp4", every=1)
+    cap = cv2.VideoCapture(str(clip.video))
+    source = []
+    while (got := cap.read())[0]:
+        source.append(got[1])
+    cap.release()
+    h, w = source[0].shape[:2]
+    size = (round(w * scale) // 2 * 2, round(h * scale) // 2 * 2)
+    assert len(shown) == len(source) and shown[0].shape[1::-1] == size
+    def small(i):
+        return cv2.resize(source[i], size, interpolation=cv2.INTER_AREA).astype(int)
+
+    for i in (3, len(shown) // 2, len(shown) - 1):
+        # where objects moved since two frames before: this frame's picture, not that one's
+        moved = np.abs(small(i) - small(i - 2)).mean(axis=2) > 30
+        assert moved.sum() > 500
+        now, before = (np.median(np.abs(shown[i].astype(int) - small(j)).mean(axis=2)[moved]) for j in (i, i - 2))
+        assert now <= 8 < 20 <= before, (i, now, before)  # up to the encoder's loss on edges
+        assert np.median(np.abs(shown[i].astype(int) - small(i))) <= 3  # and the belt

@@ -274,7 +274,12 @@ class VideoEncoder:
         size already)."""
         if not self._resize or frame.shape[1::-1] == self.size:
             return frame
-        return cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+        # INTER_AREA averages whole pixels; by a factor under 2 (the core's half-size frame to a
+        # third of the input) it takes a general path ~4x slower than bilinear, whose samples are
+        # then under 2 px apart and miss nothing.
+        factor = frame.shape[1] / self.size[0]
+        interpolation = cv2.INTER_LINEAR if factor < 2 and not factor.is_integer() else cv2.INTER_AREA
+        return cv2.resize(frame, self.size, interpolation=interpolation)
 
     def write(self, frame: np.ndarray, overlay: Overlay | None = None) -> None:
         """Queue a frame, and what to draw on it at the video's size (``overlay(canvas)``, on the

@@ -453,10 +453,12 @@ class _Run:
         size = self.writer.video_size
         if size is None:
             return
-        if size == self.pipeline.downscaled_size:
-            # The video is at the core's size (output.video_scale = track.downscale, the default
-            # 0.5 of both): the core's downscaled frame, a new array to draw on, instead of the
-            # encoder resizing the full frame again once it has left the cache.
+        core_size = self.pipeline.downscaled_size
+        if size[0] <= core_size[0] and size[1] <= core_size[1]:
+            # The video is at most the core's size (output.video_scale = track.downscale, the
+            # default 0.5 of both, or smaller): the core's downscaled frame, a new array to draw on
+            # (or to shrink further, 2.25 times fewer pixels at R 0.5), instead of the encoder
+            # resizing the full frame once it has left the cache.
             frame = self.pipeline.downscaled(frame)
         verdicts = self.counts.labels
         shown = {tid: verdicts[tid] for tid in update.tracks.ids.tolist() if tid in verdicts}
