@@ -602,6 +602,7 @@ def test_the_video_is_the_input_at_its_size(clip, tmp_path, scale):
     h, w = source[0].shape[:2]
     size = (round(w * scale) // 2 * 2, round(h * scale) // 2 * 2)
     assert len(shown) == len(source) and shown[0].shape[1::-1] == size
+
     def small(i):
         return cv2.resize(source[i], size, interpolation=cv2.INTER_AREA).astype(int)
 
