@@ -613,3 +613,30 @@ def test_the_video_is_the_input_at_its_size(clip, tmp_path, scale):
         now, before = (np.median(np.abs(shown[i].astype(int) - small(j)).mean(axis=2)[moved]) for j in (i, i - 2))
         assert now <= 8 < 20 <= before, (i, now, before)  # up to the encoder's loss on edges
         assert np.median(np.abs(shown[i].astype(int) - small(i))) <= 3  # and the belt
+
+
+def test_a_large_camera_makes_a_video_of_640x360s_pixels(clip, tmp_path):
+    """output.video_max_pixels: a 1080p camera's video is 640x360 (what a 720p one gets at the
+    default half size), its tracks the same as with the half-size video; 0 lifts the cap."""
+    from conveyor_qc.run.job import video_scale
+
+    big = tmp_path / "big.mp4"
+    cap = cv2.VideoCapture(str(clip.video))
+    out = cv2.VideoWriter(str(big), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (1920, 1080))
+    for _ in range(30):
+        out.write(cv2.resize(cap.read()[1], (1920, 1080), interpolation=cv2.INTER_LINEAR))
+    out.release()
+    cap.release()
+    sizes, tracks = {}, {}
+    for cap_pixels in (None, 0):
+        folder = tmp_path / f"run-{cap_pixels}"
+        extra = () if cap_pixels is None else ("--set", f"output.video_max_pixels={cap_pixels}")
+        r = cli("run", big, "--out", folder, "--no-crops", "-q", *extra)
+        assert r.returncode == 0, r.stderr
+        sizes[cap_pixels] = probe(folder / "annotated.mp4")["size"]
+        tracks[cap_pixels] = (folder / "tracks.txt").read_bytes()
+    assert sizes == {None: (640, 360), 0: (960, 540)}
+    assert tracks[None] == tracks[0] and tracks[None]
+    assert video_scale((1280, 720), 0.5, 640 * 360) == 0.5  # 720p: the half size, as before
+    assert video_scale((1080, 1920), 0.5, 640 * 360) == pytest.approx(1 / 3)  # portrait: 360x640
+    assert video_scale((3840, 2160), 1.0, 0) == 1.0

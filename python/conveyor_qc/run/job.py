@@ -114,6 +114,15 @@ def video_every(fps: float, max_fps: float) -> int:
     return max(1, math.ceil(fps / max_fps - 1e-6))
 
 
+def video_scale(frame_size: tuple[int, int], scale: float, max_pixels: int) -> float:
+    """The annotated video's size against the input's: output.video_scale, or less where that
+    would give more than output.video_max_pixels pixels (0: no cap)."""
+    w, h = frame_size
+    if max_pixels > 0 and w * h * scale * scale > max_pixels:
+        return math.sqrt(max_pixels / (w * h))
+    return scale
+
+
 @dataclass
 class RunResult:
     summary: dict
@@ -301,7 +310,7 @@ class _Run:
             crops=write_crops,
             crop_format=out.crop_format,
             crop_quality=out.crop_quality,
-            video_scale=out.video_scale,
+            video_scale=video_scale((self.info.width, self.info.height), out.video_scale, out.video_max_pixels),
             video_codec=out.video_codec,
             video_every=self.video_every,
             meta={"source": str(source), "version": __version__, "config": self.config.to_dict()},
