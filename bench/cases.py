@@ -119,11 +119,12 @@ def whole_run(
     crop_spacing: float | None = None,
     video_codec: str | None = None,
     video_max_fps: float | None = None,
+    video_max_pixels: int | None = None,
     line: bool = False,
 ) -> Row:
     """`conveyor-qc run` itself (run_video): crops, objects.csv, tracks.txt, summary; optionally the
     annotated video and the anomaly model. ``crop_spacing``, ``video_scale``, ``video_codec``
-    (``output.video_codec``) and ``video_max_fps`` other than the defaults are named in the row; with a video, its size
+    (``output.video_codec``), ``video_max_fps`` and ``video_max_pixels`` other than the defaults are named in the row; with a video, its size
     in bytes is in ``extra["video_bytes"]``. ``line``: on the line as a plant runs it (docs/line.md),
     Prometheus metrics served and a reject line 300 px past the exit edge, its events to rejects.jsonl
     and a callback."""
@@ -139,6 +140,8 @@ def whole_run(
         config.set("output.video_codec", video_codec)
     if video_max_fps is not None:
         config.set("output.video_max_fps", video_max_fps)
+    if video_max_pixels is not None:
+        config.set("output.video_max_pixels", video_max_pixels)
     line_args: dict = {}
     if line:
         config.set("reject.distance", 300.0)
@@ -151,9 +154,10 @@ def whole_run(
         + ("+crops" if crops else "")
         + (f"(spacing {crop_spacing:g})" if crops and crop_spacing else "")
         + ("+video" if video_out else "")
-        + (f"({video_scale:g})" if video_out and video_scale is not None else "")
+        + (f"({video_scale:.3g})" if video_out and video_scale is not None else "")
         + (f"({video_codec})" if video_out and video_codec is not None else "")
         + (f"(at most {video_max_fps:g} fps)" if video_out and video_max_fps is not None else "")
+        + ("(uncapped)" if video_out and video_max_pixels == 0 else "")
         + ("+model" if model else "")
         + ("+metrics+reject" if line else "")
     )

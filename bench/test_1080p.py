@@ -6,9 +6,10 @@ the corners, crumbs). Rows, each a ratio to a decode-only pass of the same clip 
 
 - ``1080p decode``: OpenCV's reader alone (the ceiling);
 - ``1080p run`` without outputs (``--no-video --no-crops``), with the default outputs (crops and
-  the half-size H.264 video at 30 fps, every other frame of the camera), the same with the video at
-  the camera's 60 fps (``output.video_max_fps = 60``: what the default saves), and with the model as
-  well (the product as users run it);
+  the 640x360 H.264 video at 30 fps, every other frame of the camera), the same with the video at
+  the camera's 60 fps (``output.video_max_fps = 60``: what the default saves), with the model as
+  well (the product as users run it), and that with the video at half the camera's size, 960x540
+  (``output.video_max_pixels = 0``: what the default cap saves);
 - ``1080p xN``: N runs of the clip at once (N cameras on one machine), each a process of its own as
   a service would be: the slowest one's frames per second, and whether every one kept up with the
   camera's 60 fps.
@@ -63,7 +64,9 @@ def test_1080p_decode(benchmark, clip_1080):
     assert row.frames > 0
 
 
-@pytest.mark.parametrize("variant", ["bare", "crops+video", "crops+video@60fps", "crops+video+model"])
+@pytest.mark.parametrize(
+    "variant", ["bare", "crops+video", "crops+video@60fps", "crops+video+model", "crops+video(half)+model"]
+)
 def test_1080p_run(benchmark, clip_1080, model_1080, tmp_path, variant):
     def rounds():
         row = cases.median_round(
@@ -79,6 +82,9 @@ def test_1080p_run(benchmark, clip_1080, model_1080, tmp_path, variant):
                 # the annotated video's rate: 30 fps by default (output.video_max_fps); "@60fps":
                 # every frame of the camera, what the default saves
                 video_max_fps=60.0 if "@60fps" in variant else None,
+                # "(half)": the video at half the camera's size, 960x540, instead of the default
+                # 640x360 (output.video_max_pixels = 0: no cap on its pixels)
+                video_max_pixels=0 if "(half)" in variant else None,
             ),
         )
         row.what = "1080p " + row.what
