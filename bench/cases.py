@@ -157,7 +157,7 @@ def whole_run(
         + (f"({video_scale:.3g})" if video_out and video_scale is not None else "")
         + (f"({video_codec})" if video_out and video_codec is not None else "")
         + (f"(at most {video_max_fps:g} fps)" if video_out and video_max_fps is not None else "")
-        + ("(uncapped)" if video_out and video_max_pixels == 0 else "")
+        + ("(uncapped)" if video_out and video_max_pixels == 0 and video_scale is None else "")
         + ("+model" if model else "")
         + ("+metrics+reject" if line else "")
     )

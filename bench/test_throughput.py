@@ -98,6 +98,7 @@ def test_run(benchmark, clip, tmp_path, model_dir, variant):
                 model=model_dir if with_all else None,
                 video_out=with_all,
                 video_scale=scale,
+                video_max_pixels=0 if scale is not None else None,  # the input's size: no cap on its pixels
                 crop_spacing=spacing,
                 video_codec=codec,
                 line=line,
