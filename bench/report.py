@@ -156,7 +156,7 @@ def targets(rows: list[dict], memory: dict | None) -> list[tuple[str, str, str, 
         v = _of_decode(fullsize, dec)
         out.append(
             (
-                "... the same with the annotated video at the input's size (`output.video_scale = 1`)",
+                "... the same with the annotated video at the input's size (`output.video_scale = 1`, `output.video_max_pixels = 0`)",
                 f"{v:.2f}",
                 "-",
                 "measured",
