@@ -69,10 +69,26 @@ def test_run_writes_every_output(full_run, short_clip):
 
 def test_video_scale(full_run, short_clip, tmp_path):
     """annotated.mp4 is at half the input's size by default (output.video_scale 0.5) and at its
-    size with 1: the input's frames under boxes, numbers and counts drawn at the video's own size,
-    every frame encoded by the encoder thread before the file takes its name."""
+    size with 1 and no cap on its pixels (output.video_max_pixels 0): the input's frames under
+    boxes, numbers and counts drawn at the video's own size, every frame encoded by the encoder
+    thread before the file takes its name. With the cap, a chosen scale it overrules is said."""
+    capped = cli("run", short_clip.video, "--out", tmp_path / "capped", "--no-crops", "--set", "output.video_scale=1")
+    assert capped.returncode == 0, capped.stderr
+    assert "annotated.mp4 is 640x360, less than output.video_scale 1 makes" in capped.stderr
+    assert "video_max_pixels" not in cli("run", short_clip.video, "--out", tmp_path / "default", "--no-crops").stderr
     out = tmp_path / "fullsize"
-    r = cli("run", short_clip.video, "--out", out, "--no-crops", "-q", "--set", "output.video_scale=1")
+    r = cli(
+        "run",
+        short_clip.video,
+        "--out",
+        out,
+        "--no-crops",
+        "-q",
+        "--set",
+        "output.video_scale=1",
+        "--set",
+        "output.video_max_pixels=0",
+    )
     assert r.returncode == 0, r.stderr
     source = cv2.VideoCapture(str(short_clip.video))
     half, full = cv2.VideoCapture(str(full_run[0] / "annotated.mp4")), cv2.VideoCapture(str(out / "annotated.mp4"))

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from conveyor_qc.anomaly.model import load_model
-from conveyor_qc.config import Config
+from conveyor_qc.config import Config, OutputParams
 from conveyor_qc.line.metrics import RunMetrics
 from conveyor_qc.line.reject import RejectLine
 from conveyor_qc.line.sinks import JsonLinesSink, RejectTargets, open_sinks
@@ -260,6 +260,7 @@ class _Run:
         self.reader = reader
         self.info = reader.info
         self.video_every = video_every(self.info.fps, config.output.video_max_fps)
+        self.warn = warn
         # A live source back after a long gap restarts the core (segments.py), numbering continued.
         self.pipeline = SegmentedPipeline(
             config,
@@ -302,15 +303,24 @@ class _Run:
 
     def open_writer(self, out_dir: str | Path, source: str | int, *, write_video: bool, write_crops: bool) -> None:
         out = self.config.output
+        frame_size = (self.info.width, self.info.height)
+        scale = video_scale(frame_size, out.video_scale, out.video_max_pixels)
+        if write_video and scale < out.video_scale and out.video_scale != OutputParams.video_scale:
+            # A scale the user chose, overruled by the pixel cap: say so rather than surprise them.
+            self.warn(
+                f"annotated.mp4 is {round(self.info.width * scale)}x{round(self.info.height * scale)}, less than "
+                f"output.video_scale {out.video_scale:g} makes: output.video_max_pixels ({out.video_max_pixels}) "
+                "caps its pixels (0 lifts the cap)"
+            )
         self.writer = RunWriter(
             out_dir,
             self.info.fps,
-            (self.info.width, self.info.height),
+            frame_size,
             video=write_video,
             crops=write_crops,
             crop_format=out.crop_format,
             crop_quality=out.crop_quality,
-            video_scale=video_scale((self.info.width, self.info.height), out.video_scale, out.video_max_pixels),
+            video_scale=scale,
             video_codec=out.video_codec,
             video_every=self.video_every,
             meta={"source": str(source), "version": __version__, "config": self.config.to_dict()},
