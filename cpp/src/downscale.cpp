@@ -145,12 +145,17 @@ void resize_area(const cv::Mat& src, cv::Mat& dst, cv::Size size) {
     }
 }
 
+cv::Size downscaled_size(cv::Size frame, double r) {
+    if (r >= 1.0) return frame;
+    return {cvRound(frame.width * r), cvRound(frame.height * r)};
+}
+
 void downscale_frame(const cv::Mat& src, double r, cv::Mat& dst, cv::Mat& scratch) {
     if (r >= 1.0) {
         dst = src;  // header only, no copy
         return;
     }
-    const cv::Size size(cvRound(src.cols * r), cvRound(src.rows * r));
+    const cv::Size size = downscaled_size(src.size(), r);
     const double inverse = 1.0 / r;
     const int k = static_cast<int>(std::floor(inverse + 1e-9));
     if (std::abs(inverse - k) < 1e-9) {

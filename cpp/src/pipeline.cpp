@@ -91,7 +91,7 @@ const FrameResult& Pipeline::process(const cv::Mat& bgr) {
 
     // One downscale per frame: tracking and detection both work on it.
     const double r = params_.track.downscale;
-    if (r < 1.0 && (cvRound(bgr.cols * r) < 1 || cvRound(bgr.rows * r) < 1)) {
+    if (cqc::downscaled_size(bgr.size(), r).empty()) {
         throw InputError("frame " + std::to_string(bgr.cols) + "x" + std::to_string(bgr.rows) +
                          " is too small for track.downscale " + detail::format_number(r) +
                          ": the downscaled frame would be empty");
@@ -201,10 +201,7 @@ void Pipeline::downscaled(const cv::Mat& bgr, cv::Mat& dst) {
 }
 
 cv::Size Pipeline::downscaled_size() const {
-    if (next_frame_ == 0) return {};
-    const double r = params_.track.downscale;
-    if (r >= 1.0) return frame_size_;
-    return {cvRound(frame_size_.width * r), cvRound(frame_size_.height * r)};
+    return next_frame_ == 0 ? cv::Size() : cqc::downscaled_size(frame_size_, params_.track.downscale);
 }
 
 }  // namespace cqc

@@ -24,4 +24,8 @@ void resize_area(const cv::Mat& src, cv::Mat& dst, cv::Size size);
 // frame between calls. r = 1 makes `dst` a header of `src` (no copy).
 void downscale_frame(const cv::Mat& src, double r, cv::Mat& dst, cv::Mat& scratch);
 
+// The size downscale_frame makes of a frame of `frame` pixels: (round(w r),
+// round(h r)), or `frame` itself for r >= 1.
+cv::Size downscaled_size(cv::Size frame, double r);
+
 }  // namespace cqc

@@ -305,13 +305,6 @@ class _Run:
         out = self.config.output
         frame_size = (self.info.width, self.info.height)
         scale = video_scale(frame_size, out.video_scale, out.video_max_pixels)
-        if write_video and scale < out.video_scale and out.video_scale != OutputParams.video_scale:
-            # A scale the user chose, overruled by the pixel cap: say so rather than surprise them.
-            self.warn(
-                f"annotated.mp4 is {round(self.info.width * scale)}x{round(self.info.height * scale)}, less than "
-                f"output.video_scale {out.video_scale:g} makes: output.video_max_pixels ({out.video_max_pixels}) "
-                "caps its pixels (0 lifts the cap)"
-            )
         self.writer = RunWriter(
             out_dir,
             self.info.fps,
@@ -325,6 +318,13 @@ class _Run:
             video_every=self.video_every,
             meta={"source": str(source), "version": __version__, "config": self.config.to_dict()},
         )
+        size = self.writer.video_size
+        if size is not None and scale < out.video_scale and out.video_scale != OutputParams.video_scale:
+            # A scale the user chose, overruled by the pixel cap: say so rather than surprise them.
+            self.warn(
+                f"annotated.mp4 is {size[0]}x{size[1]}, less than output.video_scale {out.video_scale:g} makes: "
+                f"output.video_max_pixels ({out.video_max_pixels}) caps its pixels (0 lifts the cap)"
+            )
 
     def open_reject(self, out_dir: Path, live: bool) -> None:
         """The reject line and rejects.jsonl in the run folder (the other sinks are open already)."""
