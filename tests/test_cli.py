@@ -241,3 +241,26 @@ def test_synth_cli(tmp_path):
     assert (tmp_path / "s" / "video.mp4").exists()
     r = cli("synth", tmp_path / "t", "--preset", "nope")
     assert r.returncode == 1 and "cookies" in r.stderr
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_closed_stdout_ends_quietly(unbuffered):
+    """`conveyor-qc quality RUN | head`: output nobody reads any more ends the command quietly with
+    141 (as a shell reports SIGPIPE), not with "error: Broken pipe" nor a traceback at exit, whether
+    the output is buffered (it fails at the end) or not (at the first print). The pipe's reader is
+    closed before the command starts, so its first write fails."""
+    import os
+    import subprocess
+
+    from conftest import CLI
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = unbuffered
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        r = subprocess.run([*CLI, "config"], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60, env=env)
+    finally:
+        os.close(write_end)
+    assert (r.returncode, r.stderr) == (141, "")

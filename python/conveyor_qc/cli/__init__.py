@@ -13,10 +13,18 @@ its traceback.
 from __future__ import annotations
 
 import importlib
+import os
+import select
 import sys
 
 from conveyor_qc import _core
-from conveyor_qc.cli.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
+from conveyor_qc.cli.exit_codes import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_STDOUT_CLOSED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+)
 from conveyor_qc.cli.parser import build_parser
 from conveyor_qc.errors import ConveyorQCError
 from conveyor_qc.run.stopping import stop_on_sigterm, terminated
@@ -39,13 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     with stop_on_sigterm():  # a service manager's SIGTERM stops a command as Ctrl-C does
         try:
             code = handler(args)
+            sys.stdout.flush()  # a closed pipe fails here, not in Python's flush at exit
         except (ConveyorQCError, *_CORE_ERRORS) as exc:
             print(f"conveyor-qc {args.command}: error: {exc}", file=sys.stderr)
             return EXIT_ERROR
+        except BrokenPipeError as exc:
+            if not _stdout_closed():
+                return _os_error(args.command, exc)
+            return EXIT_STDOUT_CLOSED  # `conveyor-qc ... | head`: nobody reads any more, nothing to say
         except OSError as exc:  # the system refused a file: disk full, permissions, a missing path
-            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-            print(f"conveyor-qc {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
-            return EXIT_ERROR
+            return _os_error(args.command, exc)
         except KeyboardInterrupt:
             print(
                 f"conveyor-qc {args.command}: {'stopped by SIGTERM' if terminated() else 'interrupted'}",
@@ -53,6 +64,30 @@ def main(argv: list[str] | None = None) -> int:
             )
             code = EXIT_INTERRUPTED
     return EXIT_TERMINATED if code == EXIT_INTERRUPTED and terminated() else code
+
+
+def _os_error(command: str, exc: OSError) -> int:
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    print(f"conveyor-qc {command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output's reader has gone (a pipe closed by ``head``): its end of the pipe
+    then polls as an error. If so, it is pointed at /dev/null, so that Python's own flush at exit
+    does not fail on it again."""
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        broken = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):  # no real file behind sys.stdout
+        return False
+    if broken:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    return broken
 
 
 if __name__ == "__main__":

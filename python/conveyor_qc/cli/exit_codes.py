@@ -13,3 +13,6 @@ EXIT_INTERRUPTED = 130
 #: stopped by SIGTERM (systemd, Docker, Kubernetes), the same clean way: 128 + 15, as a shell reports
 #: a process ended by SIGTERM (systemd: SuccessExitStatus=143 counts it as a clean stop)
 EXIT_TERMINATED = 143
+#: standard output's reader went away (``conveyor-qc quality RUN | head``): ended quietly, 128 + 13
+#: as a shell reports a process ended by SIGPIPE (which Python ignores, so it is not killed by it)
+EXIT_STDOUT_CLOSED = 141
