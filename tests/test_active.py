@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from conveyor_qc.dataset.active import ORDERS, ask_order, run_features, simulate_labelling
+from conveyor_qc.anomaly.features import FEATURE_NAMES
+from conveyor_qc.dataset.active import ORDERS, RunFeatures, ask_order, run_features, simulate_labelling
 
 
 class Run:
@@ -80,12 +81,38 @@ def test_simulation_is_deterministic(run):
     assert a.objects == len([t for t in run.labels if t in set(features.track_ids.tolist())])
 
 
+def _figures(n: int, anomalies: int, first: bool) -> tuple[RunFeatures, dict[int, str]]:
+    """``n`` objects of random figures, ``anomalies`` of them anomalies whose figures stand far
+    apart (any model learns them): the first to pass (``first``), or spread evenly over the passage."""
+    X = np.random.default_rng(1).normal(size=(n, len(FEATURE_NAMES)))
+    at = np.arange(n)
+    anomalous = at < anomalies if first else at % (n // anomalies) == n // anomalies - 1
+    X[anomalous] += 8.0
+    ids = at + 1
+    return RunFeatures(ids, X), {int(t): "anomaly" if a else "normal" for t, a in zip(ids, anomalous)}
+
+
+def test_it_says_whether_the_target_was_learnt_or_every_anomaly_found():
+    """Anomalies spread over the passage: the model tells them with some still to find. Anomalies
+    that all pass first: the target is reached only once all are labelled (0 left; the F1 on what
+    is left then counts a model that flags nothing as right)."""
+    learnt = simulate_labelling(*_figures(200, 20, first=False), "passage", batch=5)
+    assert learnt.labels_to_target is not None and learnt.anomalies_left_at_target > 0
+    found = simulate_labelling(*_figures(200, 20, first=True), "passage", batch=5)
+    assert found.labels_to_target is not None and found.anomalies_left_at_target == 0
+    assert found.to_json()["anomalies_left_at_target"] == 0
+    never = simulate_labelling(*_figures(200, 20, first=False), "passage", target_f1=1.01, batch=50)
+    assert never.labels_to_target is None and never.anomalies_left_at_target is None
+
+
 def test_cli_json(run):
     out = run_cli("simulate-labelling", run.folder, "--truth", run.truth, "--batch", "4", "--json", "--seed", "2")
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     assert res["order"] == "active"
     assert res["labels_to_target"] is None or isinstance(res["labels_to_target"], int)
+    left = res["anomalies_left_at_target"]
+    assert (left is None) == (res["labels_to_target"] is None) and (left is None or 0 <= left <= res["anomalies"])
     counts = [n for n, _ in res["curve"]]
     assert counts[0] == 0 and counts == sorted(set(counts))
     assert all(0.0 <= f <= 1.0 for _, f in res["curve"])

@@ -9,7 +9,8 @@ For each preset and seed it makes the clip (``conveyor-qc synth --anomaly-share`
 beside the run (not the run's labels.csv: the page would take those as given), then plays
 ``conveyor-qc simulate-labelling`` with each order (``random`` seeded with the clip's seed). Clips
 and runs already in ``--out-dir`` are reused. Prints a Markdown table: one row per run, then the
-mean over the runs ("never" counts as every object, and is marked).
+mean over the runs ("never" counts as every object, and is marked). A count with a star was reached
+by finding every anomaly: none was left for the model to tell (``anomalies_left_at_target`` 0).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def row(name: str, seed: int, run: Path, truth_file: Path, args: argparse.Namesp
         n = sim.labels_to_target
         got[order] = sim.objects if n is None else n
         totals[order].append(got[order])
-        cells.append("never" if n is None else str(n))
+        # a star: reached by finding every anomaly (none left to tell), not by a model that tells them
+        cells.append("never" if n is None else f"{n}{'*' if sim.anomalies_left_at_target == 0 else ''}")
         print(f"{name} {seed} {order}: {n}", file=sys.stderr)
     never = any(c == "never" for c in cells[: ORDERS.index("passage") + 1])
     ratio = "-" if never else f"{got['active'] / got['passage']:.2f}"

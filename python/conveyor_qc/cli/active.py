@@ -43,7 +43,15 @@ def cmd_simulate_labelling(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(sim.to_json()) + "\n")
         return EXIT_OK
-    reached = "never" if sim.labels_to_target is None else f"after {sim.labels_to_target} labels"
+    reached = "never"
+    if sim.labels_to_target is not None:
+        left = sim.anomalies_left_at_target
+        then = (
+            "by finding every anomaly"
+            if left == 0
+            else f"with {left} {'anomaly' if left == 1 else 'anomalies'} not labelled yet"
+        )
+        reached = f"after {sim.labels_to_target} labels, {then}"
     print(
         f"{args.order}: anomaly F1 {sim.target_f1} on the objects left reached {reached} "
         f"({sim.objects} objects, {sim.anomalies} anomalies)"

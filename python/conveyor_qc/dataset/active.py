@@ -275,6 +275,9 @@ class Simulation:
     curve: list[tuple[int, float]]  # (labels given, anomaly F1 on the objects not yet labelled)
     objects: int  # objects with a true label (the ones asked about)
     anomalies: int
+    # anomalies not yet labelled when the target was reached: 0 means it was reached by finding
+    # every anomaly (nothing left to find), not by a model that tells them (None: never reached)
+    anomalies_left_at_target: int | None = None
 
     def to_json(self) -> dict:
         return {
@@ -283,6 +286,7 @@ class Simulation:
             "labels_to_target": self.labels_to_target,
             "objects": self.objects,
             "anomalies": self.anomalies,
+            "anomalies_left_at_target": self.anomalies_left_at_target,
             "curve": [[n, round(f, 4)] for n, f in self.curve],
         }
 
@@ -322,7 +326,7 @@ def simulate_labelling(
     row_of = {t: i for i, t in enumerate(ids)}
     given: dict[int, str] = {}
     curve: list[tuple[int, float]] = []
-    reached = None
+    reached = left_then = None
     spread = max(batch, SPREAD)  # the page's spread (the first `batch` picks are the same for any spread >= batch)
     queue = ask_order(feats, given, order, seed=seed, spread=spread, min_per_class=min_per_class)[0]
     while True:
@@ -333,7 +337,7 @@ def simulate_labelling(
             f1 = 0.0 if g is None else remaining_f1(y[left], g.probability[left] >= 0.5)
             curve.append((len(given), f1))
             if reached is None and f1 >= target_f1:
-                reached = len(given)
+                reached, left_then = len(given), int(y[left].sum())
         if progress is not None:
             progress(len(given), len(ids))
         if not len(left):
@@ -343,4 +347,4 @@ def simulate_labelling(
         for t in queue[:batch]:
             given[t] = truth[t]
         queue = queue[batch:]
-    return Simulation(order, target_f1, reached, curve, len(ids), int(y.sum()))
+    return Simulation(order, target_f1, reached, curve, len(ids), int(y.sum()), left_then)
