@@ -491,6 +491,12 @@ def test_import_onnx_with_a_threshold(tmp_path, discs, capsys):
     assert "needs its threshold" in capsys.readouterr().err and not bad.exists()
     with pytest.raises(ModelError, match="trained elsewhere"):
         train_model(tmp_path / "x.manifest", tmp_path / "y", backend="onnx")
+    # as a user tries it: `train --backend onnx` says how its folder is made, in one line
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "x.manifest"), "--out", str(tmp_path / "y"), "--backend", "onnx"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "import-onnx" in err and f"--calibrate {tmp_path / 'x.manifest'}" in err
+    assert not (tmp_path / "y").exists()
 
 
 def test_import_onnx_calibrates_on_a_manifest(tmp_path, cookie_manifest, capsys):

@@ -56,7 +56,8 @@ def train_model(
         return train_lookout(manifest, out, test_manifest=test_manifest, **options)
     if backend == "onnx":
         raise ModelError(
-            "an ONNX model is trained elsewhere: make its folder with `conveyor-qc import-onnx` (docs/anomaly.md)"
+            "an ONNX model is trained elsewhere: make its folder with `conveyor-qc import-onnx MODEL.onnx --out "
+            f"MODEL_DIR --output-kind ... --calibrate {manifest}` (the threshold set on this manifest; docs/anomaly.md)"
         )
     if backend != "local":
         raise ModelError(f"unknown backend {backend!r} (local or lookout)")

@@ -619,7 +619,12 @@ def _add_train(sub) -> None:
     )
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder (created if missing)")
-    p.add_argument("--backend", choices=("local", "lookout"), default="local", help="default: local")
+    p.add_argument(
+        "--backend",
+        choices=("local", "lookout", "onnx"),
+        default="local",
+        help="default: local (onnx: a model trained elsewhere, whose folder import-onnx makes; train says how)",
+    )
     p.add_argument("--test-manifest", metavar="MANIFEST", help="evaluate on this labelled manifest after training")
     p.add_argument("--one-class", action="store_true", help="local: learn from the normal images only")
     lk = p.add_argument_group("lookout backend (docs/lookout.md; environment variables work too)")
