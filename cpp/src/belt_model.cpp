@@ -395,10 +395,10 @@ void apply_gain_f(const cv::Mat& bgr, const cv::Mat& gain, cv::Mat& out) {
     }
 }
 
-// --- Per frame: the table, 16 pixels at a time --------------------------------------
+// --- Per frame: the light divided out, and the table, in vectors ------------
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define CQC_CLASSIFY_SSSE3 1
+#define CQC_BELT_SIMD 1
 // pshufb controls: byte i of channel c is byte 3 i + c of 48 interleaved
 // bytes, taken from the first, second or third 16 (-1: none).
 struct ChannelShuffles {
@@ -459,6 +459,35 @@ __attribute__((target("ssse3"))) int classify_row_ssse3(const std::uint8_t* p, i
         _mm_storeu_si128(reinterpret_cast<__m128i*>(m + x), _mm_cmpeq_epi8(_mm_and_si128(fv, keep_v), one));
     }
     return x;
+}
+
+// The light divided out, 32 channel samples at a time: each sample times its
+// gain (8.8 fixed point), rounded, saturated at 255: exactly the plain loop's
+// (p * g + 128) >> 8. The 24-bit products are kept as their high and low 16
+// bits (mulhi, mullo); the rounding's carry out of the low half is the top
+// bit it clears. Returns the samples done. Taken from SimdLevel::AVX2.
+// 16 samples of divide_light_row_avx2, as 16-bit lanes.
+__attribute__((target("avx2"))) inline __m256i divide_light_16_avx2(const std::uint8_t* p, const std::uint16_t* g) {
+    const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    const __m256i gain = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g));
+    const __m256i lo = _mm256_mullo_epi16(v, gain), hi = _mm256_mulhi_epu16(v, gain);
+    const __m256i rounded = _mm256_add_epi16(lo, _mm256_set1_epi16(128));
+    const __m256i carry = _mm256_srli_epi16(_mm256_andnot_si256(rounded, lo), 15);
+    // hi + carry <= 254, as p * g < 255 * 65536: the shift loses nothing
+    const __m256i value =
+        _mm256_or_si256(_mm256_slli_epi16(_mm256_add_epi16(hi, carry), 8), _mm256_srli_epi16(rounded, 8));
+    return _mm256_min_epu16(value, _mm256_set1_epi16(255));
+}
+
+__attribute__((target("avx2"))) int divide_light_row_avx2(const std::uint8_t* p, const std::uint16_t* g,
+                                                          std::uint8_t* o, int n) {
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256i packed =
+            _mm256_packus_epi16(divide_light_16_avx2(p + i, g + i), divide_light_16_avx2(p + i + 16, g + i + 16));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + i), _mm256_permute4x64_epi64(packed, 0xd8));
+    }
+    return i;
 }
 #endif
 
@@ -593,11 +622,18 @@ const cv::Mat& BeltModel::normalise(const cv::Mat& bgr) {
     if (!uneven_light_) return bgr;
     normalised_.create(bgr.size(), CV_8UC3);
     const int n = bgr.cols * 3;
+#ifdef CQC_BELT_SIMD
+    const bool avx2 = simd_level() >= SimdLevel::AVX2;
+#endif
     for (int y = 0; y < bgr.rows; ++y) {
         const std::uint8_t* p = bgr.ptr<std::uint8_t>(y);
         const std::uint16_t* g = gain_q8_.data() + static_cast<std::size_t>(y) * n;
         std::uint8_t* o = normalised_.ptr<std::uint8_t>(y);
-        for (int i = 0; i < n; ++i) {
+        int i = 0;
+#ifdef CQC_BELT_SIMD
+        if (avx2) i = divide_light_row_avx2(p, g, o, n);
+#endif
+        for (; i < n; ++i) {
             const std::uint32_t v = (static_cast<std::uint32_t>(p[i]) * g[i] + 128u) >> 8;
             o[i] = static_cast<std::uint8_t>(v > 255u ? 255u : v);
         }
@@ -895,7 +931,7 @@ void BeltModel::classify(const cv::Mat& bgr, cv::Mat& object, cv::Mat& shadow, c
     // The mask's first step (object minus shadow) in the same pass: a copy
     // and a subtraction less over the frame.
     const std::uint8_t keep = shadows_ ? 3 : 1;
-#ifdef CQC_CLASSIFY_SSSE3
+#ifdef CQC_BELT_SIMD
     const bool ssse3 = simd_level() >= SimdLevel::SSSE3;
 #endif
     for (int y = 0; y < even.rows; ++y) {
@@ -904,7 +940,7 @@ void BeltModel::classify(const cv::Mat& bgr, cv::Mat& object, cv::Mat& shadow, c
         std::uint8_t* __restrict s = shadow.ptr<std::uint8_t>(y);
         std::uint8_t* __restrict m = mask.ptr<std::uint8_t>(y);
         int x = 0;
-#ifdef CQC_CLASSIFY_SSSE3
+#ifdef CQC_BELT_SIMD
         if (ssse3) {
             x = classify_row_ssse3(p, even.cols, lut, keep, o, s, m);
             p += 3 * x;

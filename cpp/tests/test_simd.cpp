@@ -92,6 +92,38 @@ TEST_CASE_AT_EVERY_SIMD_LEVEL("simd: the belt model's table path reads each pixe
     }
 }
 
+TEST_CASE_AT_EVERY_SIMD_LEVEL("simd: the light is divided out as (sample * gain + 128) >> 8, saturated, at every level") {
+    // A belt lit from one side (0.55 of the light at the left edge): its gain
+    // reaches ~1.8, so bright colours saturate. Widths leave a tail of every
+    // length on a 32-sample step (three samples a pixel).
+    for (const int w : {517, 47, 11}) {
+        cv::Mat lit(64, w, CV_8UC3);
+        for (int x = 0; x < w; ++x) lit.col(x).setTo(kBelt * (0.55 + 0.45 * x / std::max(w - 1, 1)));
+        BeltModel model{MaskParams()};
+        model.learn(noisy(lit));
+        const cv::Mat& gain = model.light_gain();
+        CHECK(model.stats().light_range > 1.5f);  // the light is uneven: frames are divided
+        cv::Mat frame(64, w, CV_8UC3);
+        cv::RNG rng(91 + w);
+        rng.fill(frame, cv::RNG::UNIFORM, 0, 256);
+        cv::Mat object, shadow, mask;
+        model.classify(frame, object, shadow, mask);
+        const cv::Mat& even = model.normalised();
+        CHECK_EQ(even.size(), frame.size());
+        int saturated = 0;
+        for (int y = 0; y < frame.rows; ++y)
+            for (int x = 0; x < w; ++x) {
+                const auto q = static_cast<std::uint32_t>(std::clamp(std::lround(gain.at<float>(y, x) * 256.0f), 0L, 65535L));
+                for (int c = 0; c < 3; ++c) {
+                    const std::uint32_t v = (frame.at<cv::Vec3b>(y, x)[c] * q + 128u) >> 8;
+                    CHECK_EQ(static_cast<int>(even.at<cv::Vec3b>(y, x)[c]), static_cast<int>(std::min(v, 255u)));
+                    saturated += v > 255u;
+                }
+            }
+        CHECK(saturated > 0);
+    }
+}
+
 namespace {
 
 // Cookies crossing a belt whose frame is not a multiple of any vector width

@@ -1,7 +1,7 @@
 // The one place where the core chooses its hand-written vector code. A kernel
-// with such code (the 3x3 median, the belt model's colour table, the distance
-// transform, the half-size downscale, the scans of mask rows for runs and
-// their packing to bits) asks simd_level() once per call and takes the best
+// with such code (the 3x3 median, the belt model's light division and colour
+// table, the distance transform, the half-size downscale, the scans of mask
+// rows for runs and their packing to bits) asks simd_level() once per call and takes the best
 // path that level allows; its plain C++ loops do the rest of
 // each row, and alone they give the same bytes (what builds for other CPUs
 // run). The tests hold every path to OpenCV's output by forcing each level in
@@ -30,7 +30,7 @@ enum class SimdLevel {
     Scalar = 0,  // plain C++ (which the compiler may still vectorise for the build's baseline)
     SSE2 = 1,    // x86-64's baseline: the median, and the scans and bit packing of masks, 16 bytes at a time
     SSSE3 = 2,   // pshufb: the colour table's and the downscale's channel gathers
-    AVX2 = 3,    // 32-byte vectors: the median, the downscale, the distance transform's minima
+    AVX2 = 3,    // 32-byte vectors: the median, the downscale, the distance transform's minima, the light's division
 };
 
 const char* to_string(SimdLevel level);                  // "scalar", "sse2", "ssse3", "avx2"
