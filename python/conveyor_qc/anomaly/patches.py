@@ -143,7 +143,10 @@ def describe(frame: ObjectFrame) -> np.ndarray:
     gray = lab[..., 0]
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
-    mag = cv2.magnitude(gx, gy)
+    # NumPy's, not cv2.magnitude: OpenCV's vector path and its plain tail round differently, and
+    # where one ends depends on how OpenCV's threads split the frame, so a crop's descriptors
+    # changed in the last bit with what else the process was running (cv2.phase does not)
+    mag = np.hypot(gx, gy)
     ang = cv2.phase(gx, gy)  # [0, 2pi)
     binned = (np.floor(ang * (4 / math.pi)).astype(np.int32)) % 4  # unsigned orientation, 4 bins
     planes = [lab, lab * lab, mag[..., None] * (binned[..., None] == np.arange(4)), frame.mask[..., None]]
