@@ -92,7 +92,8 @@ TEST_CASE_AT_EVERY_SIMD_LEVEL("simd: the belt model's table path reads each pixe
     }
 }
 
-TEST_CASE_AT_EVERY_SIMD_LEVEL("simd: the light is divided out as (sample * gain + 128) >> 8, saturated, at every level") {
+TEST_CASE_AT_EVERY_SIMD_LEVEL(
+    "simd: the light is divided out as (sample * gain + 128) >> 8, saturated, at every level") {
     // A belt lit from one side (0.55 of the light at the left edge): its gain
     // reaches ~1.8, so bright colours saturate. Widths leave a tail of every
     // length on a 32-sample step (three samples a pixel).
@@ -113,7 +114,8 @@ TEST_CASE_AT_EVERY_SIMD_LEVEL("simd: the light is divided out as (sample * gain 
         int saturated = 0;
         for (int y = 0; y < frame.rows; ++y)
             for (int x = 0; x < w; ++x) {
-                const auto q = static_cast<std::uint32_t>(std::clamp(std::lround(gain.at<float>(y, x) * 256.0f), 0L, 65535L));
+                const auto q =
+                    static_cast<std::uint32_t>(std::clamp(std::lround(gain.at<float>(y, x) * 256.0f), 0L, 65535L));
                 for (int c = 0; c < 3; ++c) {
                     const std::uint32_t v = (frame.at<cv::Vec3b>(y, x)[c] * q + 128u) >> 8;
                     CHECK_EQ(static_cast<int>(even.at<cv::Vec3b>(y, x)[c]), static_cast<int>(std::min(v, 255u)));
