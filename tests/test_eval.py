@@ -399,3 +399,21 @@ def test_mota_alone_equals_the_full_report(make_clip, tmp_path):
     tracks = tracks[tracks[:, 0] % 3 != 0]  # some misses, so MOTA is not 1
     assert abs(mota(gt, tracks) - mot_metrics(gt, tracks)["mota"]) < 1e-12
     assert mota(gt, tracks) < 0.9
+
+
+def test_scoring_on_two_threads_leaves_stdout_alone():
+    """`tune` scores candidates on two threads: sys.stdout is still the process's afterwards (each
+    score used to swap it for a buffer and put back what it found, so overlapping scores left the
+    buffer in place, and `conveyor-qc tune` printed no result)."""
+    import sys
+    import threading
+
+    from conveyor_qc.evaluation.metrics import mota
+
+    before = sys.stdout
+    threads = [threading.Thread(target=lambda: [mota(GT_A, TR_A) for _ in range(200)]) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sys.stdout is before

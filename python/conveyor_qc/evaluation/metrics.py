@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import math
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -476,8 +478,22 @@ def object_metrics(
 # --------------------------------------------------------------------------- MOT metrics (TrackEval)
 
 
+_trackeval_lock = threading.Lock()
+
+
 def _trackeval_metrics():
-    """TrackEval's metric classes, imported quietly (its package prints at import)."""
+    """TrackEval's metric classes, imported quietly (its package prints at import).
+
+    Only the import is quietened, once, under a lock: sys.stdout is the process's, and `tune`
+    scores candidates on two threads, whose redirections, each restoring what it found, left
+    sys.stdout on a buffer for good (`conveyor-qc tune` printed no result). Scoring itself prints
+    nothing (PRINT_CONFIG off)."""
+    with _trackeval_lock:
+        return _import_trackeval()
+
+
+@functools.cache
+def _import_trackeval():
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             from trackeval.metrics import CLEAR, HOTA, Identity
@@ -555,8 +571,7 @@ def mota(gt, tracks, *, min_visibility: float = 0.0, num_frames: int | None = No
     callers in a loop such as ``tune``: IDF1 and HOTA cost about 5x more."""
     CLEAR = _trackeval_metrics()[0]
     data = trackeval_data(gt, tracks, min_visibility=min_visibility, num_frames=num_frames)
-    with contextlib.redirect_stdout(io.StringIO()):
-        return float(CLEAR({"PRINT_CONFIG": False}).eval_sequence(data)["MOTA"])
+    return float(CLEAR({"PRINT_CONFIG": False}).eval_sequence(data)["MOTA"])
 
 
 def mot_metrics(gt, tracks, *, min_visibility: float = 0.0, num_frames: int | None = None) -> dict:
@@ -572,10 +587,9 @@ def mot_metrics(gt, tracks, *, min_visibility: float = 0.0, num_frames: int | No
     """
     CLEAR, HOTA, Identity = _trackeval_metrics()
     data = trackeval_data(gt, tracks, min_visibility=min_visibility, num_frames=num_frames)
-    with contextlib.redirect_stdout(io.StringIO()):
-        clear = CLEAR({"PRINT_CONFIG": False}).eval_sequence(data)
-        ident = Identity({"PRINT_CONFIG": False}).eval_sequence(data)
-        hota = HOTA().eval_sequence(data)
+    clear = CLEAR({"PRINT_CONFIG": False}).eval_sequence(data)
+    ident = Identity({"PRINT_CONFIG": False}).eval_sequence(data)
+    hota = HOTA().eval_sequence(data)
     return {
         "mota": float(clear["MOTA"]),
         "motp": float(clear["MOTP"]),
