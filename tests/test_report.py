@@ -381,3 +381,31 @@ def test_batch_report_lists_each_video(browser, runs, tmp_path):  # noqa: F811
     assert main(["report", str(out), "--model", str(runs.model)]) == 2
     with pytest.raises(ReportError, match="not a batch folder"):
         write_batch_report(out / "line1")
+
+
+def test_charts_drawn_on_two_threads_at_once_are_the_charts_drawn_alone():
+    """Two runs' reports on threads of one program: matplotlib's settings are the process's, and
+    each chart's own (text as text, its ids' salt) were taken by the other chart or left in place
+    for the program's own plots."""
+    import threading
+
+    import matplotlib
+
+    from conveyor_qc.report.charts import rate_chart
+
+    counts = {"bin_seconds": 1, "bins": [{"start_s": i, "normal": i % 3, "anomaly": i % 2} for i in range(30)]}
+    bars = display_bins(counts)
+    alone = counts_chart(bars, True), rate_chart(bars, 0.3)
+    before = dict(matplotlib.rcParams)
+    drawn: list[tuple[str, str]] = []
+
+    def draw() -> None:
+        drawn.extend((counts_chart(bars, True), rate_chart(bars, 0.3)) for _ in range(10))
+
+    threads = [threading.Thread(target=draw) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(drawn) == 20 and all(pair == alone for pair in drawn)
+    assert dict(matplotlib.rcParams) == before

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ MAX_BARS = 180
 WIDTH_IN, HEIGHT_IN = 9.6, 2.8
 
 _INK, _GRID, _MUTED = "#1f2328", "#d8dde3", "#59636e"
+_DRAWING = threading.Lock()
 
 
 def verdict_colours() -> dict[str, str]:
@@ -131,7 +133,10 @@ def _svg(build, name: str, label: str) -> str:
     import matplotlib
 
     rc: Any = {**_RC, "svg.hashsalt": f"conveyor-qc-{name}"}  # (matplotlib types its keys as literals)
-    with matplotlib.rc_context(rc):
+    # rc_context changes matplotlib's settings for the whole process and puts back what it found:
+    # two charts drawn at once (two runs' reports on threads of one program) took each other's
+    # settings and left ours in place for the program's own plots. One chart at a time.
+    with _DRAWING, matplotlib.rc_context(rc):
         fig = build()
         out = io.StringIO()
         fig.savefig(out, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
