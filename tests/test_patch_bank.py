@@ -12,20 +12,15 @@ import cv2
 import numpy as np
 import pytest
 
-from conveyor_qc.anomaly.features import read_crop
-from conveyor_qc.anomaly.patches import describe, object_frame
+from conveyor_qc.anomaly.local import FRAME_ONLY, view_crop
+from conveyor_qc.anomaly.patches import describe
 
 
 @pytest.fixture(scope="module")
 def frames(cookies_dir):
     """The object frames of the 63 real cookie photos."""
-    out = []
-    for path in sorted((cookies_dir / "images").glob("*.jpg")):
-        image = cv2.imread(str(path))
-        outline, _ = read_crop(image)
-        frame = object_frame(outline, image.shape[:2]) if outline is not None else None
-        if frame is not None:
-            out.append(frame)
+    views = [view_crop(cv2.imread(str(p)), FRAME_ONLY) for p in sorted((cookies_dir / "images").glob("*.jpg"))]
+    out = [v.frame for v in views if v.frame is not None]
     assert len(out) >= 60
     return out
 

@@ -461,12 +461,9 @@ __attribute__((target("ssse3"))) int classify_row_ssse3(const std::uint8_t* p, i
     return x;
 }
 
-// The light divided out, 32 channel samples at a time: each sample times its
-// gain (8.8 fixed point), rounded, saturated at 255: exactly the plain loop's
-// (p * g + 128) >> 8. The 24-bit products are kept as their high and low 16
-// bits (mulhi, mullo); the rounding's carry out of the low half is the top
-// bit it clears. Returns the samples done. Taken from SimdLevel::AVX2.
-// 16 samples of divide_light_row_avx2, as 16-bit lanes.
+// 16 samples of divide_light_row_avx2, as 16-bit lanes: the 24-bit products
+// are kept as their high and low 16 bits (mulhi, mullo); the rounding's carry
+// out of the low half is the top bit it clears.
 __attribute__((target("avx2"))) inline __m256i divide_light_16_avx2(const std::uint8_t* p, const std::uint16_t* g) {
     const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     const __m256i gain = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g));
@@ -479,6 +476,9 @@ __attribute__((target("avx2"))) inline __m256i divide_light_16_avx2(const std::u
     return _mm256_min_epu16(value, _mm256_set1_epi16(255));
 }
 
+// The light divided out, 32 channel samples at a time: each sample times its
+// gain (8.8 fixed point), rounded, saturated at 255: exactly the plain loop's
+// (p * g + 128) >> 8. Returns the samples done. Taken from SimdLevel::AVX2.
 __attribute__((target("avx2"))) int divide_light_row_avx2(const std::uint8_t* p, const std::uint16_t* g,
                                                           std::uint8_t* o, int n) {
     int i = 0;

@@ -60,7 +60,7 @@ def train_model(
             f"MODEL_DIR --output-kind ... --calibrate {manifest}` (the threshold set on this manifest; docs/anomaly.md)"
         )
     if backend != "local":
-        raise ModelError(f"unknown backend {backend!r} (local or lookout)")
+        raise ModelError(f"unknown backend {backend!r} (local, lookout or onnx)")
     unknown = sorted(set(options) - {"one_class"})
     if unknown:
         raise ModelError(f"the local backend takes no option {', '.join(unknown)}")
