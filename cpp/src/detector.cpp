@@ -653,27 +653,27 @@ float flood_value(std::uint64_t key) {
 
 }  // namespace
 
-// order_ sorted ascending, as std::sort would: the keys were pushed in raster
+// `keys` sorted ascending, as std::sort would: the keys were pushed in raster
 // order, i.e. by increasing pixel index (their low half), so a stable sort on
 // the high half alone (the distance) gives the same order. An LSD radix sort,
 // a byte per pass, skipping a byte all keys share: std::sort was a third of
 // split()'s time.
-void Detector::sort_flood_keys() {
-    const std::size_t n = order_.size();
+void Detector::sort_flood_keys(std::vector<std::uint64_t>& keys) {
+    const std::size_t n = keys.size();
     if (n < 64) {  // a histogram per byte costs more than sorting a few keys
-        std::sort(order_.begin(), order_.end());
+        std::sort(keys.begin(), keys.end());
         return;
     }
     std::uint32_t count[4][256] = {};
-    for (const std::uint64_t key : order_) {
+    for (const std::uint64_t key : keys) {
         const auto high = static_cast<std::uint32_t>(key >> 32);
         ++count[0][high & 0xff];
         ++count[1][(high >> 8) & 0xff];
         ++count[2][(high >> 16) & 0xff];
         ++count[3][high >> 24];
     }
-    if (order_scratch_.size() < order_.capacity()) order_scratch_.resize(order_.capacity());  // grows with order_
-    std::uint64_t* src = order_.data();
+    if (order_scratch_.size() < keys.capacity()) order_scratch_.resize(keys.capacity());  // grows with the keys
+    std::uint64_t* src = keys.data();
     std::uint64_t* dst = order_scratch_.data();
     for (int pass = 0; pass < 4; ++pass) {
         std::uint32_t* c = count[pass];
@@ -691,7 +691,7 @@ void Detector::sort_flood_keys() {
         }
         std::swap(src, dst);
     }
-    if (src != order_.data()) std::copy(src, src + n, order_.data());
+    if (src != keys.data()) std::copy(src, src + n, keys.data());
 }
 
 float Detector::find_peaks(const cv::Rect& box, int label, int frame_sides, long long max_hole) {
@@ -725,6 +725,7 @@ void Detector::grow_split_buffers() {
     // And the flooding's per-pixel lists, for the largest component too.
     const std::size_t most = component_.total();
     order_.reserve(most);
+    order_low_.reserve(most);
     order_scratch_.reserve(most);
     if (uf_.size() < most) {
         uf_.resize(most);
@@ -765,18 +766,29 @@ double Detector::distance_map(const cv::Rect& box, int label, int frame_sides, l
 // object if the saddle is a real neck (well below its peak) and its peak is
 // at least half the maximum. A plateau or a ridge (an ellipse, a notched
 // disc) stays one region. Into peaks_, in the order found.
+//
+// A peak counts only from floor_v up (kAreaPeakFraction of the maximum), so
+// once the flood is below floor_v with one region left that reaches it, no
+// meeting can count any more (the lower region of every meeting is below
+// floor_v): the pixels under floor_v, most of a single object's, are sorted
+// and flooded only while two such regions are apart (objects that touch), and
+// only until they meet. The peaks are those of the whole flood, in its order.
 void Detector::flood_peaks(const cv::Mat& dist, double maxv) {
     const int w = dist.cols, h = dist.rows;
     const float floor_v = kAreaPeakFraction * static_cast<float>(maxv);
     order_.clear();
+    order_low_.clear();
     for (int y = 1; y < h - 1; ++y) {
         const float* d = dist.ptr<float>(y);
         for (int x = 1; x < w - 1; ++x) {
             // Positive floats order as their bit patterns do.
-            if (d[x] > 0.f) order_.push_back(flood_key(d[x], y * w + x));
+            if (d[x] >= floor_v)
+                order_.push_back(flood_key(d[x], y * w + x));
+            else if (d[x] > 0.f)
+                order_low_.push_back(flood_key(d[x], y * w + x));
         }
     }
-    sort_flood_keys();
+    sort_flood_keys(order_);
     // resize (not assign) grows geometrically: a few larger components, not each one.
     const std::size_t pixels = static_cast<std::size_t>(w) * static_cast<std::size_t>(h);
     if (uf_.size() < pixels) {
@@ -784,23 +796,33 @@ void Detector::flood_peaks(const cv::Mat& dist, double maxv) {
         uf_peak_.resize(pixels);
         uf_peak_value_.resize(pixels);
     }
-    // A union-find of the flood's own, not detail::UnionFind (the labeller's
-    // and the hole filler's): pixels join as the flood reaches them (-1 until
-    // then, which the neighbour test below reads); a union keeps the region
-    // with the higher peak as the root, which holds that peak, not the smaller
-    // index; and i's root is followed through its unions, parents read
-    // directly, so that most of a pixel's eight neighbours cost no find. Only
-    // the find, path halving, is the same (flood_root: detail::find_root).
     std::fill(uf_.begin(), uf_.begin() + static_cast<std::ptrdiff_t>(pixels), -1);  // -1: not flooded yet; else parent
+    const int apart = flood(order_, w, floor_v, 0);
+    if (apart > 1) {
+        sort_flood_keys(order_low_);
+        flood(order_low_, w, floor_v, apart);
+    }
+}
+
+// A union-find of the flood's own, not detail::UnionFind (the labeller's and
+// the hole filler's): pixels join as the flood reaches them (-1 until then,
+// which the neighbour test below reads); a union keeps the region with the
+// higher peak as the root, which holds that peak, not the smaller index; and
+// i's root is followed through its unions, parents read directly, so that
+// most of a pixel's eight neighbours cost no find. Only the find, path
+// halving, is the same (flood_root: detail::find_root).
+int Detector::flood(const std::vector<std::uint64_t>& keys, int w, float floor_v, int high_regions) {
     // uf_peak_ and uf_peak_value_ are valid at roots: the region's peak pixel and its distance.
     auto find = [this](int i) { return flood_root(i); };
     const int nb[8] = {-w - 1, -w, -w + 1, -1, 1, w - 1, w, w + 1};
-    for (const std::uint64_t key : order_) {
+    for (const std::uint64_t key : keys) {
         const int i = flood_index(key);
         const float saddle = flood_value(key);
+        if (saddle < floor_v && high_regions <= 1) break;  // nothing below can count (flood_peaks)
         uf_[i] = i;
         uf_peak_[i] = i;
         uf_peak_value_[i] = saddle;
+        if (saddle >= floor_v) ++high_regions;
         // i's root, without a find: i itself, then the region each union keeps.
         int root = i;
         for (int k = 0; k < 8; ++k) {
@@ -815,14 +837,16 @@ void Detector::flood_peaks(const cv::Mat& dist, double maxv) {
             if (uf_peak_value_[b] > uf_peak_value_[a]) std::swap(a, b);
             const int lower = uf_peak_[b];
             const float vb = uf_peak_value_[b];
-            if (vb >= floor_v && saddle < kShallowNeckFraction * vb && vb - saddle >= kNeckMinDrop &&
-                peaks_.size() + 1 < kMaxParts) {
-                peaks_.push_back({vb, cv::Point(lower % w, lower / w), saddle / vb});
+            if (vb >= floor_v) {
+                --high_regions;  // two regions that reach floor_v meet
+                if (saddle < kShallowNeckFraction * vb && vb - saddle >= kNeckMinDrop && peaks_.size() + 1 < kMaxParts)
+                    peaks_.push_back({vb, cv::Point(lower % w, lower / w), saddle / vb});
             }
             uf_[b] = a;
             root = a;
         }
     }
+    return high_regions;
 }
 
 int Detector::flood_root(int i) {

@@ -282,6 +282,31 @@ TEST_CASE("detector: split cuts merged discs at the neck, leaves single objects 
     CHECK_EQ(detect(singles, p).size(), std::size_t(3));
 }
 
+TEST_CASE("detector: a chain of touching discs of four sizes is four objects") {
+    // The flood meets the discs' necks below the lowest peak that counts, one
+    // neck after another: each must still be found after the first.
+    const int radii[4] = {40, 24, 46, 30};
+    cv::Mat chain = blank();
+    std::vector<cv::Point> centres;
+    int x = 90;
+    for (int k = 0; k < 4; ++k) {
+        if (k > 0) x += radii[k - 1] + radii[k] - 6;  // overlapping by 6 px
+        centres.emplace_back(x, 200);
+        disc(chain, centres.back(), radii[k]);
+    }
+    DetectParams p;
+    p.split_solidity = 0.95;
+    const auto ds = detect(chain, p);
+    CHECK_EQ(ds.size(), std::size_t(4));
+    for (int k = 0; k < 4; ++k) {
+        const Detection* d = at(ds, cv::Point2f(centres[k]));
+        CHECK(d != nullptr);
+        if (d == nullptr) continue;
+        CHECK(close_to(d->centroid.x, float(centres[k].x), 4));
+        CHECK(close_to(d->box.height, 2 * radii[k] + 1, 2));
+    }
+}
+
 TEST_CASE("detector: buffers and output reused") {
     cv::Mat m = blank();
     disc(m, cv::Point(100, 100), 40);

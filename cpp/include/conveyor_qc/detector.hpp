@@ -256,8 +256,14 @@ class Detector {
     // bits inverted above the pixel index, so that sorting plain integers
     // gives decreasing distance and then increasing index (a pair comparator
     // cost twice as much, and split() was a fifth of the core's time).
-    std::vector<std::uint64_t> order_, order_scratch_;
-    void sort_flood_keys();
+    // order_: the pixels at or above the lowest peak that can count
+    // (kAreaPeakFraction of the maximum), order_low_ the rest, flooded only
+    // while two regions with such peaks are still apart.
+    std::vector<std::uint64_t> order_, order_low_, order_scratch_;
+    void sort_flood_keys(std::vector<std::uint64_t>& keys);
+    // Floods `keys` (sorted) on from where the flood stands; returns the
+    // regions left whose peak is at least floor_v, stopping once one is left.
+    int flood(const std::vector<std::uint64_t>& keys, int width, float floor_v, int high_regions);
     std::vector<int> uf_, uf_peak_;     // union-find over its pixels; a root's peak pixel
     std::vector<float> uf_peak_value_;  // and that peak's distance (no index -> row, column division)
 };
