@@ -245,3 +245,23 @@ def test_the_reader_reuses_only_the_frames_nobody_holds(make_clip):
     assert all(np.array_equal(v, truth[i][100:200, 50:]) for i, v in views.items())
     # 26 frames held; the other 64 came out of a few buffers
     assert len(addresses) <= len(kept) + len(views) + 10
+
+
+def test_the_decoder_leaves_two_cores_to_the_run(make_clip, monkeypatch):
+    """FFmpeg decodes on the cores the process may use less two (the loop and the threads beside
+    it), on one at least; the frames are the same as from OpenCV's own reader (the test above)."""
+    import os
+
+    import cv2
+
+    from conveyor_qc.run.video import decoder_threads
+
+    for cores, threads in [(1, 1), (2, 1), (3, 1), (4, 2), (8, 6)]:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)), raising=False)
+        assert decoder_threads() == threads
+    clip = make_clip("cookies", seed=2, seconds=3)
+    for cores in (2, 4):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)), raising=False)
+        with VideoReader(str(clip.video)) as reader:
+            assert reader._cap.get(cv2.CAP_PROP_N_THREADS) == max(1, cores - 2)
+            assert sum(1 for _ in reader) == 90

@@ -45,6 +45,7 @@ __all__ = [
     "VideoReader",
     "Waiting",
     "check_frame_size",
+    "decoder_threads",
     "open_source",
     "quiet_decoder_logs",
     "quiet_opencv_log",
@@ -59,6 +60,9 @@ _SEQUENCE = re.compile(r"%0?\d*d")
 #: frame for this long while reading, counts as lost (FFmpeg's own default is 30 s).
 STREAM_OPEN_TIMEOUT_S = 10.0
 STREAM_READ_TIMEOUT_S = 10.0
+#: Cores FFmpeg's decoder leaves to the rest of a run: the loop over frames, and the encoder,
+#: judge and writer threads beside it (see decoder_threads).
+CORES_LEFT_TO_THE_RUN = 2
 
 
 class VideoError(ConveyorQCError, ValueError):
@@ -369,7 +373,26 @@ def _sequence_files(pattern: str) -> dict[int, str]:
     return files
 
 
+def decoder_threads() -> int:
+    """FFmpeg's decoding threads for a file or a stream: the cores this process may use, less
+    :data:`CORES_LEFT_TO_THE_RUN`, and at least one.
+
+    The reader decodes on a thread of its own, beside the loop over frames, so one decoding
+    thread already overlaps the core's work. FFmpeg's frame threads (OpenCV asks for one a core)
+    pay only when decoding is what the run waits for; when every core is busy they cost CPU to
+    hand frames between them. On this 2-core machine (issue 22), the 1080p60 bench clip: one
+    thread decodes it in 2.53-2.59 ms of CPU a frame, two in 2.70-2.91; the product (crops, video,
+    model) went from 0.454-0.456 to 0.470-0.477 of decode-only (medians of 4 rounds, twice); runs
+    without outputs and the 720p clip moved within the noise (0.64-0.69 either way)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count() or 1
+    return max(1, usable - CORES_LEFT_TO_THE_RUN)
+
+
 def _open_capture(target: str | int, kind: str) -> cv2.VideoCapture:
+    threads = [cv2.CAP_PROP_N_THREADS, decoder_threads()]
     if kind == "stream":
         # FFmpeg with our timeouts, so a silent server counts as lost instead of hanging the run.
         params = [
@@ -378,7 +401,7 @@ def _open_capture(target: str | int, kind: str) -> cv2.VideoCapture:
             cv2.CAP_PROP_READ_TIMEOUT_MSEC,
             int(STREAM_READ_TIMEOUT_S * 1000),
         ]
-        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params + threads)
     if kind == "sequence":
         # OpenCV's image-sequence reader: every image as it is stored (grey, 16-bit, 4 channels
         # are all made BGR by to_bgr8), and it stops at the first image missing or unreadable.
@@ -386,7 +409,7 @@ def _open_capture(target: str | int, kind: str) -> cv2.VideoCapture:
     if kind == "file" and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
         # FFmpeg alone: when it cannot open a file, OpenCV's other readers would try next, and
         # its own AVI parser prints the damaged file's bytes to stderr.
-        return cv2.VideoCapture(target, cv2.CAP_FFMPEG)
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, threads)
     return cv2.VideoCapture(target)
 
 
