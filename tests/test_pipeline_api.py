@@ -198,22 +198,34 @@ def test_crops_are_letterboxed_where_first_read(make_clip):
         Crop(1, 1)
 
 
-def test_a_run_keeps_opencv_to_one_thread_and_puts_it_back():
-    """run_video sets OpenCV's own pool to one thread while runs go on (nested runs too), and
-    puts back what the process had."""
-    import cv2
+def test_a_run_keeps_opencv_and_blas_to_one_thread_and_puts_them_back():
+    """run_video sets OpenCV's own pool and BLAS's to one thread while runs go on (nested runs
+    too), and puts back what the process had; BLAS's limit holds on other threads (the judge's)."""
+    import threading
 
-    from conveyor_qc.run.job import opencv_single_threaded
+    import cv2
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from conveyor_qc.run.job import libraries_single_threaded
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
 
     before = cv2.getNumThreads()
     cv2.setNumThreads(2)
     try:
-        with opencv_single_threaded():
-            assert cv2.getNumThreads() == 1
-            with opencv_single_threaded():
-                assert cv2.getNumThreads() == 1
-            assert cv2.getNumThreads() == 1
-        assert cv2.getNumThreads() == 2
+        with threadpool_limits(limits=2, user_api="blas"):
+            assert blas_threads() == {2}
+            with libraries_single_threaded():
+                assert (cv2.getNumThreads(), blas_threads()) == (1, {1})
+                with libraries_single_threaded():
+                    seen = []
+                    judge = threading.Thread(target=lambda: seen.append(blas_threads()))
+                    judge.start()
+                    judge.join()
+                    assert seen == [{1}]
+                assert (cv2.getNumThreads(), blas_threads()) == (1, {1})
+            assert (cv2.getNumThreads(), blas_threads()) == (2, {2})
     finally:
         cv2.setNumThreads(before)
 

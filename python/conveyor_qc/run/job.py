@@ -73,33 +73,43 @@ def judge_every(crop_spacing: float) -> int:
     return max(1, round(JUDGE_TRAVEL / crop_spacing))
 
 
-_opencv_lock = threading.Lock()
-_opencv_runs = 0
+_libraries_lock = threading.Lock()
+_libraries_runs = 0
 _opencv_threads = 0
+_blas_limit: Any = None
 
 
 @contextmanager
-def opencv_single_threaded() -> Iterator[None]:
-    """OpenCV's own thread pool (cv2.setNumThreads) set to one thread while runs are going on,
-    and put back as it was when the last one ends.
+def libraries_single_threaded() -> Iterator[None]:
+    """OpenCV's own thread pool (cv2.setNumThreads) and BLAS's (OpenBLAS, through threadpoolctl)
+    set to one thread while runs are going on, and put back as they were when the last one ends.
 
-    A run is already parallel by threads of its own (decoding, the core, writing crops), which
-    keep the cores busy. OpenCV's pool woke its workers for every letterboxed crop, and they
-    spun waiting for more work: 3.5 % of a run's CPU on 2 cores, and 10 % fewer frames a second.
+    A run is already parallel by threads of its own (decoding, the core, the video's encoder, the
+    judge, writing crops), which keep the cores busy. OpenCV's pool woke its workers for every
+    letterboxed crop, and they spun waiting for more work: 3.5 % of a run's CPU on 2 cores, and
+    10 % fewer frames a second. OpenBLAS's did the same for the model's products that the patch
+    bank's own limit does not hold (issue 22: its servers' threads took 2 % of the CPU at 1080p;
+    with one thread the product made 2-5 % more frames a second). A limit set here holds on every
+    thread of the process, the judge's too.
     """
-    global _opencv_runs, _opencv_threads  # noqa: PLW0603  one count for the whole process
-    with _opencv_lock:
-        if _opencv_runs == 0:
+    global _libraries_runs, _opencv_threads, _blas_limit  # noqa: PLW0603  one count for the whole process
+    with _libraries_lock:
+        if _libraries_runs == 0:
+            from threadpoolctl import threadpool_limits
+
             _opencv_threads = cv2.getNumThreads()
             cv2.setNumThreads(1)
-        _opencv_runs += 1
+            _blas_limit = threadpool_limits(limits=1, user_api="blas")
+        _libraries_runs += 1
     try:
         yield
     finally:
-        with _opencv_lock:
-            _opencv_runs -= 1
-            if _opencv_runs == 0:
+        with _libraries_lock:
+            _libraries_runs -= 1
+            if _libraries_runs == 0:
                 cv2.setNumThreads(_opencv_threads)
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
 
 
 #: progress(frames_done, frames_total_or_0, objects_counted, fps)
@@ -215,7 +225,7 @@ def run_video(
         stack.push(run.abort_on_error)
         if config.reject.enabled:
             run.open_reject(Path(out_dir), live=realtime or reader.info.kind in ("camera", "stream"))
-        with opencv_single_threaded():
+        with libraries_single_threaded():
             interrupted = run.read(
                 progress,
                 max_frames=max_frames,
