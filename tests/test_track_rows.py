@@ -1,5 +1,5 @@
-"""tracks.txt's rows: formatted at one step for whole boxes, sorted in numpy as the run finishes;
-both must give exactly the bytes of the plain Python they replaced (issue 22)."""
+"""tracks.txt's rows: written by the core, sorted in numpy as the run finishes; both must give
+exactly the bytes of the plain Python they replaced (issue 22)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conveyor_qc.run.outputs import _fmt, _sorted_track_lines, _sorted_track_lines_slowly, mot_line, mot_rows
+from conveyor_qc import _core
+from conveyor_qc.run.outputs import (
+    _fmt,
+    _sorted_track_lines,
+    _sorted_track_lines_slowly,
+    mot_line,
+    mot_rows,
+    mot_text,
+)
 
 
 def _track_file(rng: random.Random, lines: int) -> bytes:
@@ -42,24 +50,44 @@ def test_track_lines_sorted_in_numpy_as_the_python_key_sorts_them():
         _sorted_track_lines(b"1,2,3\nnot a row\n")
 
 
-def test_rows_of_an_object_are_the_lines_mot_line_writes():
+def _python_decimal2(v: float) -> str:
+    """What tracks.txt's numbers were before the core wrote them: the reference."""
+    return f"{v:.2f}".rstrip("0").rstrip(".")
+
+
+def test_rows_of_an_object_are_the_lines_python_wrote():
     rng = np.random.default_rng(3)
     boxes = np.concatenate(
         [
-            rng.integers(1, 1900, (200, 4)).astype(np.float64),  # the detector's: whole
-            np.round(rng.uniform(-20, 1900, (200, 4)), 3),  # predicted: fractions, negatives
+            rng.integers(1, 1900, (200, 4)),  # the detector's: whole
+            rng.uniform(-20, 1900, (2000, 4)),  # predicted: fractions, negatives
             [[0.0, 5, 6, 7], [-0.0, 5, 6, 7], [2.675, 0.005, 1.015, 3], [1e6, 2, 3, 4], [-3, 2, 3.5, 4]],
+            [[0.125, 0.375, 1.625, 2.875], [-0.004, 0.994, 99.995, 1e-9]],  # ties at the 3rd decimal
         ]
-    )
+    ).astype(np.float32)  # the core's boxes
     frames = np.arange(boxes.shape[0], dtype=np.int32) * 2
     obj = SimpleNamespace(track_id=41, frames=frames, boxes=boxes)
+    want = [
+        f"{int(f) + 1},41," + ",".join(_python_decimal2(float(v)) for v in b) + ",1,-1,-1,-1"
+        for f, b in zip(frames, boxes)
+    ]
+    assert mot_text(obj).decode().splitlines() == want
     rows = mot_rows(obj)
-    assert [r[:2] for r in rows] == [(int(f) + 1, 41) for f in frames]
-    assert [r[2] for r in rows] == [mot_line(int(f) + 1, 41, *map(float, b)) for f, b in zip(frames, boxes)]
-    assert rows[400][2] == "801,41,0,5,6,7,1,-1,-1,-1" and rows[401][2] == "803,41,-0,5,6,7,1,-1,-1,-1"
+    assert [r[:2] for r in rows] == [(int(f) + 1, 41) for f in frames] and [r[2] for r in rows] == want
+    assert rows[2200][2] == "4401,41,0,5,6,7,1,-1,-1,-1" and rows[2201][2] == "4403,41,-0,5,6,7,1,-1,-1,-1"
+    assert rows[2205][2] == "4411,41,0.12,0.38,1.62,2.88,1,-1,-1,-1"  # half to even, as Python
+    assert mot_line(4405, 41, *map(float, boxes[2202])) == want[2202]
+    # An empty track writes nothing; boxes not as the core gives them are refused, not rounded.
+    assert mot_text(SimpleNamespace(track_id=1, frames=frames[:0], boxes=boxes[:0])) == b""
+    with pytest.raises(ValueError, match="float32"):
+        _core.mot_lines(1, frames, boxes.astype(np.float64))
+    with pytest.raises(ValueError, match="N = len"):
+        _core.mot_lines(1, frames[:3], boxes[:4])
 
 
-def test_whole_values_take_a_shorter_path_to_the_same_text():
+def test_numbers_to_two_decimals_as_python_wrote_them():
     values = [float(v) for v in range(-300, 3000)] + [-0.0, 0.0, 0.004, 0.005, 2.675, 1e15, 123.456, -0.001]
-    values += np.random.default_rng(1).uniform(-5, 2000, 20000).round(2).tolist()
-    assert [_fmt(v) for v in values] == [f"{v:.2f}".rstrip("0").rstrip(".") for v in values]
+    values += np.random.default_rng(1).uniform(-5, 2000, 20000).tolist()
+    values += np.random.default_rng(2).uniform(0, 2000, 20000).round(3).tolist()  # many ties
+    values += [1e300, -1e-300, 5e-324, float("inf"), float("-inf")]
+    assert [_fmt(v) for v in values] == [_python_decimal2(v) for v in values]

@@ -782,10 +782,8 @@ void Detector::flood_peaks(const cv::Mat& dist, double maxv) {
         const float* d = dist.ptr<float>(y);
         for (int x = 1; x < w - 1; ++x) {
             // Positive floats order as their bit patterns do.
-            if (d[x] >= floor_v)
-                order_.push_back(flood_key(d[x], y * w + x));
-            else if (d[x] > 0.f)
-                order_low_.push_back(flood_key(d[x], y * w + x));
+            if (d[x] >= floor_v) order_.push_back(flood_key(d[x], y * w + x));
+            else if (d[x] > 0.f) order_low_.push_back(flood_key(d[x], y * w + x));
         }
     }
     sort_flood_keys(order_);

@@ -35,6 +35,8 @@ __all__: list[str] = [
     "TrackParams",
     "count_line_segment",
     "downscale",
+    "format_decimal2",
+    "mot_lines",
     "predict_crossing",
 ]
 
@@ -882,6 +884,18 @@ def downscale(
 ) -> numpy.typing.NDArray[numpy.uint8]:
     """
     The BGR frame downscaled by r as the pipeline does it (track.downscale): same size, same pixels.
+    """
+
+def format_decimal2(value: typing.SupportsFloat | typing.SupportsIndex) -> str:
+    """
+    value to two decimals as printf rounds it, trailing zeros and point dropped ('12', '12.5', '-0').
+    """
+
+def mot_lines(
+    track_id: typing.SupportsInt | typing.SupportsIndex, frames: numpy.ndarray, boxes: numpy.ndarray
+) -> bytes:
+    """
+    One track's lines of tracks.txt (MOTChallenge: frame,id,x,y,w,h,1,-1,-1,-1, frames 1-based, numbers to two decimals without trailing zeros), each ending with a newline: frames (N,) int32 as the core numbers them (0-based), boxes (N, 4) float32.
     """
 
 def predict_crossing(

@@ -139,10 +139,9 @@ def _output_error(exc: OSError, path=None, suffix: str = "") -> OutputError:
 
 
 def _fmt(v: float) -> str:
-    """``v`` to 2 decimals, without trailing zeros ("12", "12.5", "12.25")."""
-    if v.is_integer() and v:  # what the line below makes of it (-0.0 keeps its sign there), faster
-        return str(int(v))
-    return f"{v:.2f}".rstrip("0").rstrip(".")
+    """``v`` to 2 decimals, without trailing zeros ("12", "12.5", "12.25"): tracks.txt's rule
+    (the core's, which writes tracks.txt's lines: mot_text)."""
+    return _core.format_decimal2(v)
 
 
 def mot_block(track_id: int, frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -162,22 +161,18 @@ def mot_line(frame: int, track_id: int, x: float, y: float, w: float, h: float) 
     return f"{frame},{track_id},{_fmt(x)},{_fmt(y)},{_fmt(w)},{_fmt(h)},1,-1,-1,-1"
 
 
-def mot_rows(obj: ObjectEvent) -> list[tuple[int, int, str]]:
-    """The lines of tracks.txt for one object, with their (frame, id) sort keys.
+def mot_text(obj: ObjectEvent) -> bytes:
+    """One object's lines of tracks.txt, each with its newline: written by the core (the rows of
+    the objects still in view as a video ends are all written at once: issue 22). The frames and
+    boxes as the core gives them (int32, float32)."""
+    frames = np.ascontiguousarray(obj.frames, np.int32)
+    return _core.mot_lines(int(obj.track_id), frames, np.ascontiguousarray(obj.boxes, np.float32).reshape(-1, 4))
 
-    Rows whose box is four whole numbers other than 0 (the detector's boxes: most rows) are
-    formatted as integers in one step, as mot_line would write them: the lines of the objects
-    still in view when a video ends are formatted as the run finishes (issue 22: 55 ms at 1080p)."""
-    track_id = int(obj.track_id)
-    boxes = np.asarray(obj.boxes, np.float64).reshape(-1, 4)
-    frames = (np.asarray(obj.frames, np.int64) + 1).tolist()
-    whole = ((boxes == np.rint(boxes)) & (boxes != 0)).all(axis=1).tolist()
-    as_ints = np.rint(boxes).astype(np.int64).tolist()
-    rows = []
-    for f, is_whole, (i, j, k, m), (x, y, w, h) in zip(frames, whole, as_ints, boxes.tolist()):
-        line = f"{f},{track_id},{i},{j},{k},{m},1,-1,-1,-1" if is_whole else mot_line(f, track_id, x, y, w, h)
-        rows.append((f, track_id, line))
-    return rows
+
+def mot_rows(obj: ObjectEvent) -> list[tuple[int, int, str]]:
+    """The lines of tracks.txt for one object (mot_text's), with their (frame, id) sort keys."""
+    lines = mot_text(obj).decode().splitlines()
+    return [(int(f) + 1, int(obj.track_id), line) for f, line in zip(np.asarray(obj.frames).tolist(), lines)]
 
 
 def object_row(obj: ObjectEvent) -> list[str]:
@@ -679,9 +674,9 @@ class RunWriter:
         if self._failed is not None:
             return
         rows = [object_row(obj) for obj in objects]
-        tracks = "".join(r[2] + "\n" for obj in objects for r in mot_rows(obj))
+        tracks = b"".join(mot_text(obj) for obj in objects)
         # tracks.txt first: an object in objects.csv always has its path in tracks.txt.
-        chunks = [tracks.encode(), _objects_text(rows).encode()]
+        chunks = [tracks, _objects_text(rows).encode()]
         count = len(objects)
         try:
             self._open_journal.append(chunks, count)
