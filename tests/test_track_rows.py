@@ -77,10 +77,12 @@ def test_rows_of_an_object_are_the_lines_python_wrote():
     assert rows[2200][2] == "4401,41,0,5,6,7,1,-1,-1,-1" and rows[2201][2] == "4403,41,-0,5,6,7,1,-1,-1,-1"
     assert rows[2205][2] == "4411,41,0.12,0.38,1.62,2.88,1,-1,-1,-1"  # half to even, as Python
     assert mot_line(4405, 41, *map(float, boxes[2202])) == want[2202]
-    # An empty track writes nothing; boxes not as the core gives them are refused, not rounded.
+    # An empty track writes nothing; boxes of another type are refused, not cast.
     assert mot_text(SimpleNamespace(track_id=1, frames=frames[:0], boxes=boxes[:0])) == b""
     with pytest.raises(ValueError, match="float32"):
-        _core.mot_lines(1, frames, boxes.astype(np.float64))
+        _core.mot_lines(1, frames, boxes.astype(np.int64))
+    # float64 boxes (another tracker's) are written as given, never rounded to float32 first
+    assert _core.mot_lines(1, frames[:1], np.array([[0.125000001, 2, 3, 4]])) == b"1,1,0.13,2,3,4,1,-1,-1,-1\n"
     with pytest.raises(ValueError, match="N = len"):
         _core.mot_lines(1, frames[:3], boxes[:4])
 

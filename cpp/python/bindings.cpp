@@ -648,25 +648,29 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "mot_lines",
         [](int track_id, const py::array& frames, const py::array& boxes) {
-            // The core's own types only: a float64 box cast to float32 would not be the box given.
             if (!py::isinstance<py::array_t<int32_t>>(frames) || frames.ndim() != 1 ||
                 !(frames.flags() & py::array::c_style))
                 throw py::value_error("frames must be a C-contiguous int32 array of shape (N,)");
-            if (!py::isinstance<py::array_t<float>>(boxes) || boxes.ndim() != 2 || boxes.shape(1) != 4 ||
+            // float32 (the core's) or float64, written as given: a cast would change the numbers.
+            const bool single = py::isinstance<py::array_t<float>>(boxes);
+            if (!(single || py::isinstance<py::array_t<double>>(boxes)) || boxes.ndim() != 2 || boxes.shape(1) != 4 ||
                 boxes.shape(0) != frames.shape(0) || !(boxes.flags() & py::array::c_style))
-                throw py::value_error("boxes must be a C-contiguous float32 array of shape (N, 4), N = len(frames)");
+                throw py::value_error(
+                    "boxes must be a C-contiguous float32 or float64 array of shape (N, 4), N = len(frames)");
+            const auto* f = static_cast<const int*>(frames.data());
+            const auto n = static_cast<std::size_t>(frames.shape(0));
             std::string out;
             {
                 py::gil_scoped_release release;
-                append_mot_lines(out, track_id, static_cast<const int*>(frames.data()),
-                                 static_cast<const float*>(boxes.data()), static_cast<std::size_t>(frames.shape(0)));
+                if (single) append_mot_lines(out, track_id, f, static_cast<const float*>(boxes.data()), n);
+                else append_mot_lines(out, track_id, f, static_cast<const double*>(boxes.data()), n);
             }
             return py::bytes(out);
         },
         py::arg("track_id"), py::arg("frames"), py::arg("boxes"),
         "One track's lines of tracks.txt (MOTChallenge: frame,id,x,y,w,h,1,-1,-1,-1, frames 1-based, numbers to "
         "two decimals without trailing zeros), each ending with a newline: frames (N,) int32 as the core numbers "
-        "them (0-based), boxes (N, 4) float32.");
+        "them (0-based), boxes (N, 4) float32 or float64.");
 
     m.def("format_decimal2", &format_decimal2, py::arg("value"),
           "value to two decimals as printf rounds it, trailing zeros and point dropped ('12', '12.5', '-0').");

@@ -25,21 +25,32 @@ std::string format_decimal2(double v) {
     return s;
 }
 
-void append_mot_lines(std::string& out, int track_id, const int* frames, const float* boxes, std::size_t n) {
+namespace {
+
+template <typename Value>
+void append_lines(std::string& out, int track_id, const int* frames, const Value* boxes, std::size_t n) {
     char number[16];
-    const auto id_end = std::to_chars(number, number + sizeof number, track_id).ptr;
-    const std::string id(number, id_end);
-    out.reserve(out.size() + n * 40);
+    const std::string id(number, std::to_chars(number, number + sizeof number, track_id).ptr);
     for (std::size_t i = 0; i < n; ++i) {
         out.append(number, std::to_chars(number, number + sizeof number, frames[i] + 1LL).ptr);
         out += ',';
         out += id;
-        for (int k = 0; k < 4; ++k) {
+        for (std::size_t k = 0; k < 4; ++k) {
             out += ',';
-            append_decimal2(out, static_cast<double>(boxes[4 * i + static_cast<std::size_t>(k)]));
+            append_decimal2(out, static_cast<double>(boxes[4 * i + k]));
         }
         out += ",1,-1,-1,-1\n";
     }
+}
+
+}  // namespace
+
+void append_mot_lines(std::string& out, int track_id, const int* frames, const float* boxes, std::size_t n) {
+    append_lines(out, track_id, frames, boxes, n);
+}
+
+void append_mot_lines(std::string& out, int track_id, const int* frames, const double* boxes, std::size_t n) {
+    append_lines(out, track_id, frames, boxes, n);
 }
 
 }  // namespace cqc

@@ -895,7 +895,7 @@ def mot_lines(
     track_id: typing.SupportsInt | typing.SupportsIndex, frames: numpy.ndarray, boxes: numpy.ndarray
 ) -> bytes:
     """
-    One track's lines of tracks.txt (MOTChallenge: frame,id,x,y,w,h,1,-1,-1,-1, frames 1-based, numbers to two decimals without trailing zeros), each ending with a newline: frames (N,) int32 as the core numbers them (0-based), boxes (N, 4) float32.
+    One track's lines of tracks.txt (MOTChallenge: frame,id,x,y,w,h,1,-1,-1,-1, frames 1-based, numbers to two decimals without trailing zeros), each ending with a newline: frames (N,) int32 as the core numbers them (0-based), boxes (N, 4) float32 or float64.
     """
 
 def predict_crossing(

@@ -18,8 +18,9 @@ void append_decimal2(std::string& out, double v);
 std::string format_decimal2(double v);
 
 // The lines of one track, each ending with '\n', appended to `out`: `n`
-// frames (0-based, as the core numbers them) and their boxes (n x 4 floats:
-// x, y, w, h).
+// frames (0-based, as the core numbers them) and their boxes (n x 4: x, y,
+// w, h; the core's are floats, another tracker's may be doubles).
 void append_mot_lines(std::string& out, int track_id, const int* frames, const float* boxes, std::size_t n);
+void append_mot_lines(std::string& out, int track_id, const int* frames, const double* boxes, std::size_t n);
 
 }  // namespace cqc

@@ -251,7 +251,7 @@ class PatchBank:
     def compare(self, frame: ObjectFrame, leave_out: object = None) -> Comparison:
         """The frame against the bank; ``leave_out`` (a group) compares a training crop with the
         other training objects only."""
-        with _one_blas_thread():
+        with one_blas_thread():
             return self._compare(frame, leave_out)
 
     def _compare(self, frame: ObjectFrame, leave_out: object) -> Comparison:
@@ -316,10 +316,11 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()  # finds the loaded BLAS libraries once
 
 
-def _one_blas_thread() -> contextlib.AbstractContextManager:
-    """One BLAS thread for the bank's products: they are small (a crop's patches against the bank),
-    and the model judges on a thread of its own beside the pipeline, where OpenBLAS's threads
-    spin-waited for work: on the bench clip `run --model` took 5.4 s of CPU instead of 3.3."""
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """One BLAS thread until the limit's ``restore_original_limits()`` (or the end of its ``with``):
+    for the bank's products, which are small (a crop's patches against the bank), and for a whole
+    run (run/job.py). The model judges on a thread of its own beside the pipeline, where OpenBLAS's
+    threads spin-waited for work: on the bench clip `run --model` took 5.4 s of CPU instead of 3.3."""
     return _blas().limit(limits=1, user_api="blas")
 
 

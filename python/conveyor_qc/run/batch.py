@@ -33,7 +33,7 @@ from conveyor_qc.io.atomic import atomic_write_text
 from conveyor_qc.run.job import judged, run_video
 from conveyor_qc.run.outputs import REPORT_NAME, OutputError
 from conveyor_qc.run.provenance import model_identity, source_identity
-from conveyor_qc.run.video import quiet_decoder_logs
+from conveyor_qc.run.video import quiet_decoder_logs, usable_cores
 from conveyor_qc.version import __version__
 
 __all__ = [
@@ -329,10 +329,7 @@ def _check_address(address: str) -> None:
 
 
 def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return usable_cores()
 
 
 class _Cluster:

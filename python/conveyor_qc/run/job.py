@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from conveyor_qc.anomaly.model import load_model
+from conveyor_qc.anomaly.patches import one_blas_thread
 from conveyor_qc.config import Config, OutputParams
 from conveyor_qc.line.metrics import RunMetrics
 from conveyor_qc.line.reject import RejectLine
@@ -95,11 +96,9 @@ def libraries_single_threaded() -> Iterator[None]:
     global _libraries_runs, _opencv_threads, _blas_limit  # noqa: PLW0603  one count for the whole process
     with _libraries_lock:
         if _libraries_runs == 0:
-            from threadpoolctl import threadpool_limits
-
             _opencv_threads = cv2.getNumThreads()
             cv2.setNumThreads(1)
-            _blas_limit = threadpool_limits(limits=1, user_api="blas")
+            _blas_limit = one_blas_thread()
         _libraries_runs += 1
     try:
         yield

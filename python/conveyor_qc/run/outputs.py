@@ -157,8 +157,9 @@ def mot_block(track_id: int, frames: np.ndarray, boxes: np.ndarray) -> np.ndarra
 
 
 def mot_line(frame: int, track_id: int, x: float, y: float, w: float, h: float) -> str:
-    """One line of tracks.txt (MOTChallenge, conf 1), without its newline."""
-    return f"{frame},{track_id},{_fmt(x)},{_fmt(y)},{_fmt(w)},{_fmt(h)},1,-1,-1,-1"
+    """One line of tracks.txt (MOTChallenge, conf 1; ``frame`` 1-based), without its newline."""
+    box = np.array([[x, y, w, h]], np.float64)
+    return _core.mot_lines(int(track_id), np.array([frame - 1], np.int32), box).decode().rstrip("\n")
 
 
 def mot_text(obj: ObjectEvent) -> bytes:

@@ -50,6 +50,7 @@ __all__ = [
     "quiet_decoder_logs",
     "quiet_opencv_log",
     "to_bgr8",
+    "usable_cores",
 ]
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -373,6 +374,14 @@ def _sequence_files(pattern: str) -> dict[int, str]:
     return files
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; the machine's count elsewhere)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def decoder_threads() -> int:
     """FFmpeg's decoding threads for a file or a stream: the cores this process may use, less
     :data:`CORES_LEFT_TO_THE_RUN`, and at least one.
@@ -384,11 +393,7 @@ def decoder_threads() -> int:
     thread decodes it in 2.53-2.59 ms of CPU a frame, two in 2.70-2.91; the product (crops, video,
     model) went from 0.454-0.456 to 0.470-0.477 of decode-only (medians of 4 rounds, twice); runs
     without outputs and the 720p clip moved within the noise (0.64-0.69 either way)."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        usable = os.cpu_count() or 1
-    return max(1, usable - CORES_LEFT_TO_THE_RUN)
+    return max(1, usable_cores() - CORES_LEFT_TO_THE_RUN)
 
 
 def _open_capture(target: str | int, kind: str) -> cv2.VideoCapture:
