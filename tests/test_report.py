@@ -262,6 +262,66 @@ def test_model_folder_gone_or_named(runs, tmp_path):
     assert heat_maps(page) == 0 and "has changed since this run" in page.read_text()
 
 
+def heat_uris(page: Path) -> list[str]:
+    return re.findall(r'<img class="heat" src="(data:image/jpeg;base64,[^"]+)"', page.read_text())
+
+
+def test_heat_maps_drawn_on_threads_are_the_models_own(runs, tmp_path):
+    """The cards are drawn on a few threads: each heat map is the one the model draws for that
+    crop alone, in the order of the cards, and the process's BLAS threads are as they were."""
+
+    import cv2
+    from threadpoolctl import threadpool_info
+
+    from conveyor_qc.anomaly.heatmap import overlay
+    from conveyor_qc.anomaly.model import load_model
+    from conveyor_qc.report.page import jpeg_data_uri
+    from conveyor_qc.report.run_report import THUMB
+
+    blas_before = [(i["internal_api"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+    model = load_model(runs.model)
+    page = write_run_report(runs.judged, model, out=tmp_path / "r.html")
+    assert [(i["internal_api"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"] == blas_before
+    ids = card_ids(page)
+    assert len(ids) >= 3 and heat_maps(page) == len(ids)
+    want = []
+    for tid in ids:
+        files = sorted((runs.judged / "crops" / str(tid)).glob("*.jpg"))
+        image = cv2.imread(str(files[len(files) // 2]))
+        ((_, heat),) = model.explain([image])
+        want.append(jpeg_data_uri(overlay(image, heat), THUMB))
+    assert heat_uris(page) == want
+    # each over its crop, coloured where the model sees the anomaly: not the crop as it is
+    plain = [
+        jpeg_data_uri(cv2.imread(str(sorted((runs.judged / "crops" / str(t)).glob("*.jpg"))[0])), THUMB) for t in ids
+    ]
+    assert not set(want) & set(plain)
+
+
+def test_a_model_failing_on_one_crop_leaves_no_heat_maps_and_says_why(runs, tmp_path):
+    import cv2
+    import numpy as np
+
+    from conveyor_qc.anomaly.model import load_model
+
+    model = load_model(runs.model)
+    shown = card_ids(write_run_report(runs.judged, model, out=tmp_path / "first.html"))
+    files = sorted((runs.judged / "crops" / str(shown[1])).glob("*.jpg"))
+    bad = cv2.imread(str(files[len(files) // 2]))  # the second card's crop
+    explain = model.explain
+
+    def failing_on_that_crop(images):
+        if any(im.shape == bad.shape and np.array_equal(im, bad) for im in images):
+            raise RuntimeError("out of memory on the device")
+        return explain(images)
+
+    model.explain = failing_on_that_crop
+    page = write_run_report(runs.judged, model, out=tmp_path / "r.html")
+    text = page.read_text()
+    assert heat_maps(page) == 0 and card_ids(page) == shown
+    assert "No heat maps: the model failed to draw them (RuntimeError: out of memory on the device)" in text
+
+
 def test_run_without_crops(runs, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(runs.judged, run, ignore=shutil.ignore_patterns("crops", "report.html"))

@@ -22,11 +22,12 @@ def overlay(image: np.ndarray, heat: np.ndarray | None) -> np.ndarray:
         return image.copy()
     if heat.shape != image.shape[:2]:
         raise ValueError(f"heat map {heat.shape} does not match the image {image.shape[:2]}")
-    level = np.clip((heat - _FROM) / (TOP - _FROM), 0.0, 1.0).astype(np.float32)
-    colour = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_INFERNO).astype(np.float32)
-    alpha = np.sqrt(level)[..., None] * 0.75  # faint evidence shows, strong evidence dominates
-    out = image.astype(np.float32) * (1.0 - alpha) + colour * alpha
-    return np.clip(out, 0, 255).astype(np.uint8)
+    # OpenCV's whole-array operations: numpy's float passes over the crop took 3.7 ms a 384 px
+    # crop, a fifth of report.html's time at the end of a run (these take 1 ms)
+    level = cv2.min(cv2.max((np.asarray(heat, np.float32) - _FROM) * (1.0 / (TOP - _FROM)), 0.0), 1.0)
+    colour = cv2.applyColorMap(cv2.convertScaleAbs(level, alpha=255.0), cv2.COLORMAP_INFERNO)
+    alpha = cv2.sqrt(level) * 0.75  # faint evidence shows, strong evidence dominates
+    return cv2.blendLinear(image, colour, 1.0 - alpha, alpha)
 
 
 def overlay_png(image: np.ndarray, heat: np.ndarray | None) -> bytes:
