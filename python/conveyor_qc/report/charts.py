@@ -162,17 +162,22 @@ def counts_chart(bars: Sequence[Bin], judged: bool, name: str = "counts") -> str
     series.append(("unknown", "unknown (not judged)" if judged else "not judged (no model)"))
 
     def build():
+        from matplotlib.patches import Rectangle
+
         fig, ax = _figure()
         x = [b.start_s / unit for b in bars]
         width = [0.9 * b.seconds / unit for b in bars]
         bottom = [0.0] * len(bars)
         for key, legend in series:
             heights = [float(getattr(b, key)) for b in bars]
-            drawn = ax.bar(
-                x, heights, width=width, bottom=bottom, align="edge", color=colours[key], label=legend, linewidth=0
-            )
-            for i, patch in enumerate(drawn):
+            # Rectangles added as they are, not by ax.bar, whose data limits each new patch updated
+            # (a quarter of the chart's time, at the end of every run): both axes' limits are set
+            # below. The series' first bar carries its name for the legend.
+            for i, (left, w, low, h) in enumerate(zip(x, width, bottom, heights)):
+                patch = Rectangle((left, low), w, h, facecolor=colours[key], linewidth=0)
+                patch.set_label(legend if i == 0 else "_nolegend_")
                 patch.set_gid(f"bar-{key}-{i}")
+                ax.add_artist(patch)
             bottom = [a + h for a, h in zip(bottom, heights)]
         ax.set_xlabel(f"video time ({unit_name})")
         step = bars[0].seconds if bars else 1.0
