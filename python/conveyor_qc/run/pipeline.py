@@ -59,9 +59,10 @@ class Tracks:
         return int(self.ids.shape[0])
 
     def __iter__(self) -> Iterator[tuple[int, tuple[float, float, float, float]]]:
-        for i in range(len(self)):
-            x, y, w, h = (float(v) for v in self.boxes[i])
-            yield int(self.ids[i]), (x, y, w, h)
+        # Python values of every row at once (the video's drawing reads ~30 a frame at 1080p):
+        # the boxes' exact values as floats, as float() of each gave.
+        for tid, (x, y, w, h) in zip(self.ids.tolist(), np.asarray(self.boxes, np.float64).tolist()):
+            yield tid, (x, y, w, h)
 
 
 class Crop:
