@@ -61,8 +61,7 @@ class Tracks:
     def __iter__(self) -> Iterator[tuple[int, tuple[float, float, float, float]]]:
         # Python values of every row at once (the video's drawing reads ~30 a frame at 1080p):
         # the boxes' exact values as floats, as float() of each gave.
-        for tid, (x, y, w, h) in zip(self.ids.tolist(), np.asarray(self.boxes, np.float64).tolist()):
-            yield tid, (x, y, w, h)
+        yield from zip(self.ids.tolist(), map(tuple, np.asarray(self.boxes, np.float64).tolist()))
 
 
 class Crop:
