@@ -15,7 +15,6 @@ from conveyor_qc.run.outputs import (
     _sorted_track_lines,
     _sorted_track_lines_slowly,
     mot_line,
-    mot_rows,
     mot_text,
 )
 
@@ -71,11 +70,10 @@ def test_rows_of_an_object_are_the_lines_python_wrote():
         f"{int(f) + 1},41," + ",".join(_python_decimal2(float(v)) for v in b) + ",1,-1,-1,-1"
         for f, b in zip(frames, boxes)
     ]
-    assert mot_text(obj).decode().splitlines() == want
-    rows = mot_rows(obj)
-    assert [r[:2] for r in rows] == [(int(f) + 1, 41) for f in frames] and [r[2] for r in rows] == want
-    assert rows[2200][2] == "4401,41,0,5,6,7,1,-1,-1,-1" and rows[2201][2] == "4403,41,-0,5,6,7,1,-1,-1,-1"
-    assert rows[2205][2] == "4411,41,0.12,0.38,1.62,2.88,1,-1,-1,-1"  # half to even, as Python
+    lines = mot_text(obj).decode().splitlines()
+    assert lines == want
+    assert lines[2200] == "4401,41,0,5,6,7,1,-1,-1,-1" and lines[2201] == "4403,41,-0,5,6,7,1,-1,-1,-1"
+    assert lines[2205] == "4411,41,0.12,0.38,1.62,2.88,1,-1,-1,-1"  # half to even, as Python
     assert mot_line(4405, 41, *map(float, boxes[2202])) == want[2202]
     # An empty track writes nothing; boxes of another type are refused, not cast.
     assert mot_text(SimpleNamespace(track_id=1, frames=frames[:0], boxes=boxes[:0])) == b""

@@ -152,7 +152,7 @@ def test_reversed_belts(make_clip, preset, flip, direction):
     import cv2
 
     from conveyor_qc import Pipeline, VideoReader
-    from conveyor_qc.run.outputs import mot_rows
+    from conveyor_qc.run.outputs import mot_text
 
     clip = make_clip(preset, seed=1, seconds=8)
     expected = "right_to_left" if flip == "mirror" else "bottom_to_top"
@@ -178,7 +178,7 @@ def test_reversed_belts(make_clip, preset, flip, direction):
         gt[:, 2] = width - gt[:, 2] - gt[:, 4]
     else:
         gt[:, 3] = height - gt[:, 3] - gt[:, 5]
-    rows = [list(map(float, r[2].split(","))) for o in objects for r in mot_rows(o)]
+    rows = [list(map(float, line.split(","))) for o in objects for line in mot_text(o).decode().splitlines()]
     tracks = np.array(rows)
 
     class Flipped:

@@ -260,8 +260,8 @@ class _Gallery:
     def draw(self, model: AnomalyModel | None, model_note: str | None) -> None:
         if model_note:
             self.notes.append(model_note)
-        explain = model is not None and getattr(model, "has_heat_maps", False)  # any object with predict()
-        if model is not None and not explain:
+        explainer = model if getattr(model, "has_heat_maps", False) else None  # any object with predict()
+        if model is not None and explainer is None:
             self.notes.append(
                 "No heat maps: this model says only whether an object is an anomaly, not where "
                 "(a Lookout for Vision model, or a local model made before heat maps)."
@@ -276,7 +276,7 @@ class _Gallery:
 
         workers = max(1, min(usable_cores(), len(self.cards)))
         with one_blas_thread(), ThreadPoolExecutor(workers, thread_name_prefix="report") as pool:
-            drawn = list(pool.map(lambda card: self._draw_card(card, model if explain else None), self.cards))
+            drawn = list(pool.map(lambda card: self._draw_card(card, explainer), self.cards))
         failed = next((error for error in drawn if error is not None), None)
         if failed is not None:  # all or none: a page whose heat maps stop halfway would mislead
             self.notes.append(f"No heat maps: the model failed to draw them ({type(failed).__name__}: {failed}).")

@@ -328,10 +328,6 @@ def _check_address(address: str) -> None:
         raise BatchError(f"not a scheduler address: {address!r} ({exc}); e.g. tcp://HOST:8786") from None
 
 
-def default_workers() -> int:
-    return usable_cores()
-
-
 class _Cluster:
     """A client on a local cluster started here (closed with it) or on an existing scheduler."""
 
@@ -354,7 +350,7 @@ class _Cluster:
                 raise BatchError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
             self.description = {"scheduler": self.client.scheduler.address, "local": False}
             return
-        n = workers or default_workers()
+        n = workers or usable_cores()
         self.cluster = LocalCluster(
             n_workers=n,
             threads_per_worker=1,

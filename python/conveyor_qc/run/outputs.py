@@ -170,12 +170,6 @@ def mot_text(obj: ObjectEvent) -> bytes:
     return _core.mot_lines(int(obj.track_id), frames, np.ascontiguousarray(obj.boxes, np.float32).reshape(-1, 4))
 
 
-def mot_rows(obj: ObjectEvent) -> list[tuple[int, int, str]]:
-    """The lines of tracks.txt for one object (mot_text's), with their (frame, id) sort keys."""
-    lines = mot_text(obj).decode().splitlines()
-    return [(int(f) + 1, int(obj.track_id), line) for f, line in zip(np.asarray(obj.frames).tolist(), lines)]
-
-
 def object_row(obj: ObjectEvent) -> list[str]:
     x, y, w, h = obj.best_box
     score = "" if math.isnan(obj.score) else f"{obj.score:.4f}"
